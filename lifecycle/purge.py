@@ -1,0 +1,359 @@
+"""The retention purge: when an order's personal fields are due, and clearing them.
+
+The rule lives here once, as SQL fragments over the policy's tables:
+  - delivered orders are due `after_sales_window_days` after delivered_at,
+  - cancelled orders `cancelled_retention_days` after cancelled_at,
+  - unpaid `placed` orders `abandoned_after_days` after placed_at,
+  - an open after-sales case keeps the order; a closed one restarts the window from closed_at,
+  - paid and shipped orders are in service and never due (reported as stale past a policy age),
+  - rows whose timestamps cannot be trusted are anomalies and never due.
+The summary, the purge and the backlog check all use these fragments, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from lifecycle.db import describe_db_error
+from lifecycle.policy import Policy, quote_ident
+
+MAX_BIGINT = 9_223_372_036_854_775_807
+SAMPLE_IDS = 20
+STATUSES = ("placed", "paid", "shipped", "delivered", "cancelled")
+
+
+class PurgeError(RuntimeError):
+    """A purge batch failed; its transaction rolled back and nothing of it was kept."""
+
+
+@dataclass(frozen=True)
+class Cutoffs:
+    """The instants that decide dueness, all derived from one `as_of` so a run is consistent."""
+
+    as_of: datetime
+    delivered: datetime
+    cancelled: datetime
+    abandoned: datetime
+    stale: datetime
+
+    @classmethod
+    def at(cls, as_of: datetime, policy: Policy) -> "Cutoffs":
+        if as_of.tzinfo is None:
+            raise ValueError("as_of must be timezone-aware")
+        r = policy.retention
+        return cls(
+            as_of=as_of,
+            delivered=as_of - timedelta(days=r.after_sales_window_days),
+            cancelled=as_of - timedelta(days=r.cancelled_retention_days),
+            abandoned=as_of - timedelta(days=r.abandoned_after_days),
+            stale=as_of - timedelta(days=r.stale_in_service_days),
+        )
+
+    def params(self) -> dict[str, datetime]:
+        return {
+            "as_of": self.as_of,
+            "delivered_cutoff": self.delivered,
+            "cancelled_cutoff": self.cancelled,
+            "abandoned_cutoff": self.abandoned,
+            "stale_cutoff": self.stale,
+        }
+
+
+class _Sql:
+    """SQL fragments for one policy: quoted identifiers from the validated policy only."""
+
+    def __init__(self, policy: Policy):
+        o, c = policy.raw.orders, policy.raw.after_sales_cases
+        self.orders, self.cases = o.sql, c.sql
+        oc = {role: "o." + o.col(role) for role in o.columns}
+        cc = {role: "c." + c.col(role) for role in c.columns}
+        self.oc, self.cc = oc, cc
+        self.personal = [quote_ident(col) for col in o.personal_columns]
+        self.personal_names = [f"{o.table}.{col}" for col in o.personal_columns]
+        self.case_personal = [quote_ident(col) for col in c.personal_columns]
+        self.case_personal_names = [f"{c.table}.{col}" for col in c.personal_columns]
+        statuses = ", ".join(f"'{s}'" for s in STATUSES)
+        timestamps = ("placed_at", "paid_at", "shipped_at", "delivered_at", "cancelled_at")
+        future = " OR ".join(f"{oc[t]} > :as_of" for t in timestamps)
+
+        # Why an order cannot be judged; NULL when its timestamps are trustworthy.
+        self.anomaly = f"""CASE
+            WHEN {oc['status']} IS NULL OR {oc['status']} NOT IN ({statuses}) THEN 'unknown_status'
+            WHEN {oc['placed_at']} IS NULL THEN 'missing_placed_at'
+            WHEN {future} OR EXISTS (
+                SELECT 1 FROM {self.cases} c WHERE {cc['order_id']} = {oc['order_id']}
+                  AND ({cc['opened_at']} > :as_of OR {cc['closed_at']} > :as_of)) THEN 'future_timestamp'
+            WHEN {oc['status']} = 'delivered' AND {oc['delivered_at']} IS NULL THEN 'delivered_without_delivered_at'
+            WHEN {oc['delivered_at']} < {oc['placed_at']} THEN 'delivered_before_placed'
+            WHEN {oc['status']} = 'cancelled' AND {oc['cancelled_at']} IS NULL THEN 'cancelled_without_cancelled_at'
+        END"""
+        # The order's own window has closed, ignoring after-sales cases.
+        self.base_passed = f"""(
+               ({oc['status']} = 'delivered' AND {oc['delivered_at']} <= :delivered_cutoff)
+            OR ({oc['status']} = 'cancelled' AND {oc['cancelled_at']} <= :cancelled_cutoff)
+            OR ({oc['status']} = 'placed'    AND {oc['placed_at']}    <= :abandoned_cutoff))"""
+        self.status_cutoff = f"""CASE {oc['status']} WHEN 'delivered' THEN :delivered_cutoff
+            WHEN 'cancelled' THEN :cancelled_cutoff ELSE :abandoned_cutoff END"""
+        self.open_case = f"""EXISTS (SELECT 1 FROM {self.cases} c
+            WHERE {cc['order_id']} = {oc['order_id']} AND {cc['closed_at']} IS NULL)"""
+        # A case closed after the cutoff restarts the window from its closed_at.
+        self.recent_case = f"""EXISTS (SELECT 1 FROM {self.cases} c
+            WHERE {cc['order_id']} = {oc['order_id']} AND {cc['closed_at']} > {self.status_cutoff})"""
+        self.due = f"({self.base_passed} AND NOT {self.open_case} AND NOT {self.recent_case})"
+        self.not_purged = f"{oc['purged_at']} IS NULL"
+        self.purged_at_col = o.col("purged_at")
+
+
+# ---------------------------------------------------------------- what is due
+
+@dataclass
+class DueSummary:
+    """How the shop's orders stand against the policy at `as_of`: counts and order ids only."""
+
+    as_of: datetime
+    counts: dict[str, int]
+    anomalies: dict[str, int]
+    anomaly_sample_ids: dict[str, list[int]]
+    stale_sample_ids: list[int]
+    oldest_overdue: timedelta | None
+
+    @property
+    def eligible(self) -> int:
+        return self.counts.get("due", 0)
+
+    @property
+    def anomaly_total(self) -> int:
+        return sum(self.anomalies.values())
+
+
+def _summary_sql(q: _Sql) -> str:
+    oc, cc = q.oc, q.cc
+    return f"""
+    WITH classified AS (
+        SELECT {oc['order_id']} AS order_id, a.anomaly,
+               CASE
+                   WHEN NOT ({q.not_purged}) THEN 'purged'
+                   WHEN a.anomaly IS NOT NULL THEN 'anomaly'
+                   WHEN {oc['status']} IN ('paid', 'shipped') THEN
+                        CASE WHEN {oc['placed_at']} <= :stale_cutoff THEN 'stale' ELSE 'in_service' END
+                   WHEN NOT {q.base_passed} THEN 'waiting'
+                   WHEN {q.open_case} THEN 'kept_open_case'
+                   WHEN {q.recent_case} THEN 'kept_case_window'
+                   ELSE 'due'
+               END AS class,
+               CASE {oc['status']}
+                   WHEN 'delivered' THEN {oc['delivered_at']} + (:as_of - :delivered_cutoff)
+                   WHEN 'cancelled' THEN {oc['cancelled_at']} + (:as_of - :cancelled_cutoff)
+                   ELSE {oc['placed_at']} + (:as_of - :abandoned_cutoff)
+               END AS window_end,
+               :as_of - {q.status_cutoff} AS window_length
+        FROM {q.orders} o
+        CROSS JOIN LATERAL (SELECT {q.anomaly} AS anomaly) a
+    )
+    SELECT class, anomaly, count(*) AS n,
+           (array_agg(order_id ORDER BY order_id) FILTER (WHERE class IN ('anomaly', 'stale')))[1:{SAMPLE_IDS}],
+           min(CASE WHEN class = 'due' THEN greatest(window_end,
+                    (SELECT max({cc['closed_at']}) FROM {q.cases} c WHERE {cc['order_id']} = classified.order_id)
+                    + window_length) END)
+    FROM classified
+    GROUP BY class, anomaly
+    """
+
+
+def summarize(engine: Engine, policy: Policy, as_of: datetime) -> DueSummary:
+    """Classifies every order in one scan: due, kept and why, stale, anomalies."""
+    cutoffs = Cutoffs.at(as_of, policy)
+    counts: dict[str, int] = {}
+    anomalies: dict[str, int] = {}
+    samples: dict[str, list[int]] = {}
+    stale_ids: list[int] = []
+    oldest_end: datetime | None = None
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(_summary_sql(_Sql(policy))), cutoffs.params()).all()
+    for cls, anomaly, n, ids, earliest_end in rows:
+        counts[cls] = counts.get(cls, 0) + n
+        if cls == "anomaly":
+            anomalies[anomaly] = n
+            samples[anomaly] = list(ids or [])
+        if cls == "stale":
+            stale_ids = list(ids or [])
+        if earliest_end is not None:
+            oldest_end = earliest_end if oldest_end is None else min(oldest_end, earliest_end)
+    return DueSummary(
+        as_of=as_of,
+        counts=counts,
+        anomalies=anomalies,
+        anomaly_sample_ids=samples,
+        stale_sample_ids=stale_ids,
+        oldest_overdue=(as_of - oldest_end) if oldest_end is not None else None,
+    )
+
+
+def count_overdue(engine: Engine, policy: Policy, as_of: datetime) -> int:
+    """Orders past their window that still hold personal fields: zero after a good run."""
+    q = _Sql(policy)
+    sql = f"SELECT count(*) FROM {q.orders} o WHERE {q.not_purged} AND ({q.anomaly}) IS NULL AND {q.due}"
+    with engine.connect() as conn:
+        return conn.execute(sa.text(sql), Cutoffs.at(as_of, policy).params()).scalar_one()
+
+
+# ---------------------------------------------------------------- the purge
+
+@dataclass
+class PurgeReport:
+    """What one purge run did: counts, never values."""
+
+    run_id: str
+    as_of: datetime
+    policy_version: str
+    policy_hash: str
+    purged: int = 0
+    notes_cleared: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+    purged_ids_sample: list[int] = field(default_factory=list)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.purged / self.seconds if self.seconds else 0.0
+
+
+def _batch_bound_sql(q: _Sql) -> str:
+    # Keyset walk of the primary key: bounded batches without rescanning, robust to sparse ids.
+    oid = q.oc["order_id"]
+    return f"SELECT {oid} FROM {q.orders} o WHERE {oid} > :after ORDER BY {oid} OFFSET :skip LIMIT 1"
+
+
+def _purge_batch_sql(q: _Sql) -> str:
+    oc, cc = q.oc, q.cc
+    held = ", ".join(
+        f"CASE WHEN o.{col} IS NOT NULL THEN '{name}' END" for col, name in zip(q.personal, q.personal_names)
+    )
+    cleared_orders = f"array_remove(ARRAY[{held}]::text[], NULL)" if q.personal else "'{}'::text[]"
+    set_orders = ", ".join([f"{col} = NULL" for col in q.personal] + [f"{q.purged_at_col} = now()"])
+    notes_cte, notes_join, notes_cols = "", "", "'{}'::text[]"
+    if q.case_personal:
+        case_held = " OR ".join(f"c.{col} IS NOT NULL" for col in q.case_personal)
+        set_cases = ", ".join(f"{col} = NULL" for col in q.case_personal)
+        names = ", ".join(f"'{n}'" for n in q.case_personal_names)
+        notes_cte = f""", notes AS (
+            UPDATE {q.cases} c SET {set_cases}
+            FROM due WHERE {cc['order_id']} = due.order_id AND ({case_held})
+            RETURNING {cc['order_id']} AS order_id
+        )"""
+        notes_join = "LEFT JOIN (SELECT DISTINCT order_id FROM notes) n ON n.order_id = d.order_id"
+        notes_cols = f"CASE WHEN n.order_id IS NOT NULL THEN ARRAY[{names}]::text[] ELSE '{{}}'::text[] END"
+    return f"""
+    WITH due AS (
+        SELECT {oc['order_id']} AS order_id, {oc['status']} AS status, {cleared_orders} AS cleared
+        FROM {q.orders} o
+        WHERE {oc['order_id']} > :after AND {oc['order_id']} <= :upto
+          AND {q.not_purged} AND ({q.anomaly}) IS NULL AND {q.due}
+        FOR UPDATE OF o
+    ), purged AS (
+        UPDATE {q.orders} o SET {set_orders}
+        FROM due WHERE {oc['order_id']} = due.order_id
+        RETURNING {oc['order_id']} AS order_id
+    ){notes_cte}
+    INSERT INTO lifecycle.purge_ledger
+        (run_id, order_id, purged_at, action, reason, policy_version, policy_hash, cleared_columns)
+    SELECT :run_id, d.order_id, now(), 'retention_purge',
+           CASE d.status WHEN 'delivered' THEN 'after_sales_window_closed'
+                         WHEN 'cancelled' THEN 'cancelled_retention_elapsed'
+                         ELSE 'abandoned_unpaid' END,
+           :policy_version, :policy_hash, d.cleared || {notes_cols}
+    FROM due d JOIN purged p ON p.order_id = d.order_id {notes_join}
+    RETURNING order_id, cleared_columns
+    """
+
+
+_START_RUN = sa.text("""
+    INSERT INTO lifecycle.purge_runs (run_id, as_of, policy_version, policy_hash)
+    VALUES (:run_id, :as_of, :policy_version, :policy_hash)
+    ON CONFLICT (run_id) DO UPDATE SET status = 'running', as_of = EXCLUDED.as_of, started_at = now()
+""")
+_FINISH_RUN = sa.text("""
+    UPDATE lifecycle.purge_runs
+    SET finished_at = now(), status = :status, purged = :purged, summary = CAST(:summary AS jsonb)
+    WHERE run_id = :run_id
+""")
+
+
+def _record(engine: Engine, statement: sa.TextClause, **params) -> None:
+    with engine.begin() as conn:
+        conn.execute(statement, params)
+
+
+def run_purge(
+    engine: Engine,
+    policy: Policy,
+    run_id: str,
+    as_of: datetime | None = None,
+    on_batch: Callable[[PurgeReport], None] | None = None,
+) -> PurgeReport:
+    """Clears the personal fields of every due order, one committed batch of order ids at a time.
+
+    Each batch is one statement in one transaction (select due rows, clear them, clear their
+    case notes, write the ledger), so a run killed at any point keeps what it committed and the
+    next run picks up the rest; a repeated run finds nothing due and changes nothing.
+    """
+    import json
+
+    as_of = as_of or datetime.now(timezone.utc)
+    q = _Sql(policy)
+    params = {
+        **Cutoffs.at(as_of, policy).params(),
+        "run_id": run_id,
+        "policy_version": policy.version,
+        "policy_hash": policy.sha256,
+    }
+    report = PurgeReport(run_id=run_id, as_of=as_of, policy_version=policy.version, policy_hash=policy.sha256)
+    _record(engine, _START_RUN, run_id=run_id, as_of=as_of,
+            policy_version=policy.version, policy_hash=policy.sha256)
+    bound_sql, batch_sql = sa.text(_batch_bound_sql(q)), sa.text(_purge_batch_sql(q))
+    skip = policy.retention.batch_size - 1
+    case_columns = set(q.case_personal_names)
+    started = time.perf_counter()
+    after = -MAX_BIGINT - 1
+    status = "failed"
+    try:
+        while after < MAX_BIGINT:
+            with engine.begin() as conn:
+                upto = conn.execute(bound_sql, {"after": after, "skip": skip}).scalar()
+                upto = MAX_BIGINT if upto is None else upto
+                rows = _run_batch(conn, batch_sql, {**params, "after": after, "upto": upto})
+            report.batches += 1
+            report.purged += len(rows)
+            report.notes_cleared += sum(1 for _, cleared in rows if set(cleared) & case_columns)
+            room = SAMPLE_IDS - len(report.purged_ids_sample)
+            report.purged_ids_sample += sorted(order_id for order_id, _ in rows)[:max(room, 0)]
+            report.seconds = time.perf_counter() - started
+            after = upto
+            if on_batch:
+                on_batch(report)
+        status = "succeeded"
+    finally:
+        report.seconds = time.perf_counter() - started
+        summary = {"batches": report.batches, "notes_cleared": report.notes_cleared,
+                   "seconds": round(report.seconds, 3)}
+        _record(engine, _FINISH_RUN, run_id=run_id, status=status, purged=report.purged,
+                summary=json.dumps(summary))
+    return report
+
+
+def _run_batch(conn: Connection, statement: sa.TextClause, params: dict) -> list[tuple[int, list[str]]]:
+    try:
+        return [(order_id, cleared) for order_id, cleared in conn.execute(statement, params)]
+    except sa.exc.DBAPIError as exc:
+        # The driver's text can carry row contents (e.g. "Failing row contains ..."): keep only
+        # the error class and the batch's id range.
+        raise PurgeError(
+            f"purge batch for order_id in ({params['after']}, {params['upto']}] rolled back: "
+            f"{describe_db_error(exc)}"
+        ) from None

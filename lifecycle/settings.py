@@ -1,0 +1,44 @@
+"""Deployment settings: the one typed place that reads the environment.
+
+Business rules (windows, personal columns) live in the policy file; this module only says *where*
+things are (database, policy file, Dagster home) and *when* the nightly job runs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the project's parts live, read once from the environment."""
+
+    home: Path
+    database_url: str | None
+    policy_path: Path
+    dagster_home: Path
+    schedule_cron: str
+    schedule_timezone: str
+
+    @property
+    def embedded_data_dir(self) -> Path:
+        """Data folder of the embedded PostgreSQL used when no database URL is configured."""
+        return self.home / "pgdata"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+        """Reads LIFECYCLE_* variables, falling back to project-local defaults."""
+        env = dict(os.environ if env is None else env)
+        home = Path(env.get("LIFECYCLE_HOME") or PROJECT_DIR / ".lifecycle")
+        return cls(
+            home=home,
+            database_url=env.get("LIFECYCLE_DATABASE_URL") or None,
+            policy_path=Path(env.get("LIFECYCLE_POLICY") or PROJECT_DIR / "policy.yaml"),
+            dagster_home=Path(env.get("DAGSTER_HOME") or home / "dagster"),
+            schedule_cron=env.get("LIFECYCLE_SCHEDULE_CRON") or "0 2 * * *",
+            schedule_timezone=env.get("LIFECYCLE_SCHEDULE_TIMEZONE") or "UTC",
+        )

@@ -1,0 +1,91 @@
+"""Real PostgreSQL for every test that touches data: the embedded server and, when reachable,
+the machine's server (LIFECYCLE_TEST_DATABASE_URL, else 127.0.0.1:5432 as postgres).
+
+Each backend gets a throw-away database for the session, migrated once; each test starts from
+empty tables. With LIFECYCLE_REQUIRE_ALL_BACKENDS=1 (set by .ci/run) an unreachable server fails
+the suite instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from lifecycle import db, schema
+from lifecycle.policy import load_policy
+from lifecycle.settings import PROJECT_DIR, Settings
+
+SERVER_URL = os.environ.get("LIFECYCLE_TEST_DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
+AS_OF = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def _admin_url(backend: str) -> sa.URL:
+    if backend == "embedded":
+        return db.normalise_url(db.start_embedded_server(Settings.from_env().embedded_data_dir))
+    url = db.normalise_url(SERVER_URL)
+    try:
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": 3})
+        with engine.connect():
+            pass
+    except sa.exc.OperationalError as exc:
+        reason = f"PostgreSQL server at {db.safe_url(url)} not reachable ({db.describe_db_error(exc)})"
+        if os.environ.get("LIFECYCLE_REQUIRE_ALL_BACKENDS") == "1":
+            pytest.fail(reason + "; .ci/run requires both backends")
+        pytest.skip(reason)
+    return url
+
+
+@pytest.fixture(scope="session", params=["embedded", "server"])
+def database_url(request) -> sa.URL:
+    """A freshly migrated database on one backend, dropped after the session."""
+    admin = _admin_url(request.param)
+    name = f"lifecycle_test_{os.getpid()}"
+    db.drop_database(admin, name)
+    db.ensure_database(admin, name)
+    url = admin.set(database=name)
+    engine = db.create_engine(url)
+    schema.upgrade(engine)
+    engine.dispose()
+    yield url
+    db.drop_database(admin, name)
+
+
+def truncate_all(engine: sa.Engine) -> None:
+    """Empties every table the project owns, keeping the migration state."""
+    with engine.begin() as conn:
+        tables = conn.execute(sa.text("""
+            SELECT format('%I.%I', schemaname, tablename) FROM pg_tables
+            WHERE schemaname IN ('shop', 'lifecycle', 'analytics', 'logistics')
+              AND tablename <> 'alembic_version'
+        """)).scalars().all()
+        if tables:
+            conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def engine(database_url) -> sa.Engine:
+    """An engine on the session's database, every table empty."""
+    engine = db.create_engine(database_url)
+    truncate_all(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def policy():
+    """The project's own policy file."""
+    return load_policy(PROJECT_DIR / "policy.yaml")
+
+
+@pytest.fixture
+def policy_file(tmp_path):
+    """Writes a policy variant to a temp file: policy_file(text) -> Path."""
+    def write(text: str, name: str = "policy.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(text)
+        return path
+    return write
