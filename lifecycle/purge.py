@@ -131,6 +131,27 @@ class DueSummary:
     def anomaly_total(self) -> int:
         return sum(self.anomalies.values())
 
+    def metadata(self, policy: Policy) -> dict[str, object]:
+        """What a data engineer reads in the UI: counts, order ids, ages; never a value."""
+        days = self.oldest_overdue.total_seconds() / 86400 if self.oldest_overdue else 0.0
+        return {
+            "as_of": self.as_of.isoformat(),
+            "eligible": self.eligible,
+            "kept_by_open_case": self.counts.get("kept_open_case", 0),
+            "kept_by_recent_case": self.counts.get("kept_case_window", 0),
+            "waiting_for_window": self.counts.get("waiting", 0),
+            "in_service": self.counts.get("in_service", 0),
+            "stale": self.counts.get("stale", 0),
+            "stale_sample_order_ids": self.stale_sample_ids,
+            "anomalies": self.anomaly_total,
+            "anomalies_by_kind": self.anomalies,
+            "anomaly_sample_order_ids": self.anomaly_sample_ids,
+            "already_purged": self.counts.get("purged", 0),
+            "oldest_overdue_days": round(days, 2),
+            "policy_version": policy.version,
+            "policy_hash": policy.short_hash,
+        }
+
 
 def _summary_sql(q: _Sql) -> str:
     oc, cc = q.oc, q.cc
@@ -222,6 +243,20 @@ class PurgeReport:
     @property
     def rows_per_second(self) -> float:
         return self.purged / self.seconds if self.seconds else 0.0
+
+    def metadata(self) -> dict[str, object]:
+        """Counts and order ids for the run's materialization; never a value."""
+        return {
+            "purged": self.purged,
+            "case_notes_cleared": self.notes_cleared,
+            "batches": self.batches,
+            "seconds": round(self.seconds, 3),
+            "rows_per_second": round(self.rows_per_second),
+            "purged_sample_order_ids": self.purged_ids_sample,
+            "as_of": self.as_of.isoformat(),
+            "policy_version": self.policy_version,
+            "policy_hash": self.policy_hash[:12],
+        }
 
 
 def _batch_bound_sql(q: _Sql) -> str:

@@ -103,10 +103,19 @@ def upgrade() -> None:
         );
         COMMENT ON TABLE lifecycle.erasure_runs IS
             'Physical erasure: when purged row versions were rewritten out of the data files.';
+
+        CREATE TABLE lifecycle.demo_seeds (
+            seeded_at timestamptz NOT NULL DEFAULT now(),
+            seed      int NOT NULL,
+            orders    bigint NOT NULL,
+            as_of     timestamptz NOT NULL
+        );
+        COMMENT ON TABLE lifecycle.demo_seeds IS
+            'Marks a shop seeded by `lifecycle demo`, the only kind the demo will reseed.';
         """
     )
 
 
 def downgrade() -> None:
-    op.execute("DROP TABLE lifecycle.erasure_runs, lifecycle.purge_ledger, lifecycle.purge_runs")
+    op.execute("DROP TABLE lifecycle.demo_seeds, lifecycle.erasure_runs, lifecycle.purge_ledger, lifecycle.purge_runs")
     op.execute("DROP TABLE shop.after_sales_cases, shop.order_items, shop.orders")

@@ -1,0 +1,20 @@
+"""The one place that assembles lifecycle's Dagster definitions (workspace.yaml loads it)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.retention import retention_assets, retention_checks
+from lifecycle.resources import ShopDatabase
+from lifecycle.settings import Settings
+from sensors.schedules import nightly_lifecycle, nightly_lifecycle_schedule
+
+settings = Settings.from_env()
+
+defs = dg.Definitions(
+    assets=[*retention_assets],
+    asset_checks=[*retention_checks],
+    jobs=[nightly_lifecycle],
+    schedules=[nightly_lifecycle_schedule(settings)],
+    resources={"shop": ShopDatabase(url=settings.database_url, policy_path=str(settings.policy_path))},
+)

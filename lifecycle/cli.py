@@ -1,0 +1,157 @@
+"""The `lifecycle` command: set up the database, seed the demo shop, run the nightly job."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+
+from lifecycle import db, purge, schema
+from lifecycle.policy import PolicyError, check_policy_against_database, load_policy
+from lifecycle.settings import Settings
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def _engine(settings: Settings):
+    try:
+        url = db.resolve_url(settings)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    return db.engine_for(url.render_as_string(hide_password=False))
+
+
+def _fail_cleanly(func):
+    """Turns the domain's own errors into one clear line and exit status 1, not a stack trace."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except PolicyError as exc:
+            raise click.ClickException("policy is not usable:\n  " + "\n  ".join(exc.problems)) from None
+        except (purge.PurgeError, RuntimeError) as exc:
+            raise click.ClickException(str(exc)) from None
+    return wrapper
+
+
+@click.group()
+def main() -> None:
+    """Keeps the shop's privacy promises: retention purge, published figures, checks."""
+
+
+@main.group(name="db")
+def db_group() -> None:
+    """The shop database (embedded PostgreSQL unless LIFECYCLE_DATABASE_URL is set)."""
+
+
+@db_group.command()
+@_fail_cleanly
+def upgrade() -> None:
+    """Creates or migrates the schemas to the newest revision (safe to run again)."""
+    engine = _engine(_settings())
+    schema.upgrade(engine)
+    click.echo(f"database at revision {schema.current_revision(engine)} ({db.safe_url(engine.url)})")
+
+
+@db_group.command()
+def url() -> None:
+    """Prints the database URL in use (password hidden)."""
+    click.echo(db.safe_url(_engine(_settings()).url))
+
+
+@main.group(name="policy")
+def policy_group() -> None:
+    """The policy file."""
+
+
+@policy_group.command(name="check")
+@click.option("--file", "path", type=click.Path(path_type=Path), help="Policy file (default: LIFECYCLE_POLICY or policy.yaml).")
+@_fail_cleanly
+def policy_check(path: Path | None) -> None:
+    """Validates the policy file, and that every table and column it names exists."""
+    settings = _settings()
+    policy = load_policy(path or settings.policy_path)
+    with _engine(settings).connect() as conn:
+        check_policy_against_database(policy, conn)
+    click.echo(f"{policy.path.name}: version {policy.version}, sha256 {policy.short_hash}: valid")
+
+
+@main.command()
+@_fail_cleanly
+def due() -> None:
+    """Prints how the orders stand against the policy right now, without changing anything."""
+    settings = _settings()
+    engine = _engine(settings)
+    policy = load_policy(settings.policy_path)
+    with engine.connect() as conn:
+        check_policy_against_database(policy, conn)
+    summary = purge.summarize(engine, policy, datetime.now(timezone.utc))
+    for key, value in summary.metadata(policy).items():
+        click.echo(f"{key:>28}: {value}")
+
+
+@main.command()
+@click.option("--orders", default=50_000, show_default=True, help="How many orders to seed.")
+@click.option("--seed", default=7, show_default=True, help="Seed for Faker and the generator.")
+@_fail_cleanly
+def demo(orders: int, seed: int) -> None:
+    """Seeds a deterministic synthetic shop and runs the nightly job once."""
+    from lifecycle import synthetic
+
+    settings = _settings()
+    engine = _engine(settings)
+    schema.upgrade(engine)
+    click.echo(f"database: {db.safe_url(engine.url)}")
+    report = synthetic.seed_shop(engine, orders=orders, seed=seed, on_progress=lambda m: click.echo(f"  {m}"))
+    click.echo(f"seeded {report.orders:,} orders, {report.items:,} order lines, {report.cases:,} after-sales cases")
+    _run_nightly(settings, trigger="demo")
+
+
+@main.command()
+@_fail_cleanly
+def nightly() -> None:
+    """Runs the `nightly_lifecycle` job once through Dagster, recorded in its run history."""
+    settings = _settings()
+    schema.upgrade(_engine(settings))
+    _run_nightly(settings, trigger="cli")
+
+
+def _run_nightly(settings: Settings, trigger: str) -> None:
+    # The job is assembled in definitions.py, outside this package; import it only here so the
+    # domain core stays importable (and testable) without the Dagster layer.
+    os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home))
+    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    import dagster as dg
+
+    from definitions import defs
+
+    click.echo("running nightly_lifecycle …")
+    with dg.DagsterInstance.get() as instance:
+        result = defs.resolve_job_def("nightly_lifecycle").execute_in_process(
+            instance=instance, tags={"lifecycle/trigger": trigger}, raise_on_error=False,
+            # The run history keeps every event; the terminal shows the summary below instead.
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        )
+    for event in result.all_events:
+        if event.is_step_materialization:
+            mat = event.step_materialization_data.materialization
+            shown = {k: v.value for k, v in mat.metadata.items() if k in _SHOWN}
+            click.echo(f"  {mat.asset_key.to_user_string()}: {shown}")
+        elif event.event_type_value == "ASSET_CHECK_EVALUATION":
+            check = event.event_specific_data
+            click.echo(f"  check {check.check_name}: {'passed' if check.passed else 'FAILED'}")
+    click.echo(f"run {result.run_id}: {'succeeded' if result.success else 'FAILED'} "
+               f"(history in {os.environ['DAGSTER_HOME']})")
+    if not result.success:
+        sys.exit(1)
+
+
+_SHOWN = {"eligible", "purged", "kept_by_open_case", "stale", "anomalies", "oldest_overdue_days",
+          "ran", "seconds", "policy_version", "bytes_before", "bytes_after"}

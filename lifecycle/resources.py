@@ -1,0 +1,33 @@
+"""Dagster resources: one per external system the assets touch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+from sqlalchemy.engine import Engine
+
+from lifecycle import db
+from lifecycle.policy import Policy, check_policy_against_database, load_policy
+from lifecycle.settings import Settings
+
+
+class ShopDatabase(dg.ConfigurableResource):
+    """The shop's PostgreSQL and the policy file that governs it.
+
+    Left empty, `url` means the embedded server and `policy_path` the project's policy.yaml.
+    """
+
+    url: str | None = None
+    policy_path: str | None = None
+
+    def engine(self) -> Engine:
+        """A pooled engine, shared by every asset in the process."""
+        return db.engine_for(self.url)
+
+    def policy(self) -> Policy:
+        """The policy, validated against the live database so a typo fails the run, not the purge."""
+        policy = load_policy(Path(self.policy_path) if self.policy_path else Settings.from_env().policy_path)
+        with self.engine().connect() as conn:
+            check_policy_against_database(policy, conn)
+        return policy
