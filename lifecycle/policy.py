@@ -9,12 +9,11 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -148,25 +147,30 @@ class Retention(_Strict):
     erasure_lock_timeout_seconds: int = Field(30, ge=1, le=3600)
 
 
-class _PolicyModel(_Strict):
+class Policy(_Strict):
+    """A validated policy, with the file it came from and its content hash.
+
+    One section per concern; a new capability adds its section model above and one field here.
+    """
+
     version: str = Field(min_length=1)
     raw: RawZone = Field(default_factory=lambda: RawZone.model_validate({}))
     retention: Retention = Retention()
 
+    _path: Path = PrivateAttr(default=Path("policy.yaml"))
+    _sha256: str = PrivateAttr(default="")
 
-@dataclass(frozen=True)
-class Policy:
-    """A validated policy with the file it came from and its content hash."""
+    @property
+    def path(self) -> Path:
+        return self._path
 
-    path: Path
-    sha256: str
-    version: str
-    raw: RawZone
-    retention: Retention
+    @property
+    def sha256(self) -> str:
+        return self._sha256
 
     @property
     def short_hash(self) -> str:
-        return self.sha256[:12]
+        return self._sha256[:12]
 
 
 _FIXES = {
@@ -199,16 +203,12 @@ def parse_policy(text: str, path: Path) -> Policy:
     if not isinstance(data, dict):
         raise PolicyError([f"{path.name}: (top level): expected a mapping with version, raw and retention"])
     try:
-        model = _PolicyModel.model_validate(data)
+        policy = Policy.model_validate(data)
     except ValidationError as exc:
         raise PolicyError([_describe(path, e) for e in exc.errors()]) from None
-    return Policy(
-        path=path,
-        sha256=hashlib.sha256(text.encode()).hexdigest(),
-        version=model.version,
-        raw=model.raw,
-        retention=model.retention,
-    )
+    policy._path = path
+    policy._sha256 = hashlib.sha256(text.encode()).hexdigest()
+    return policy
 
 
 def load_policy(path: Path) -> Policy:

@@ -19,7 +19,7 @@ def _config() -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "heads") -> None:
     """Brings the database to `revision`; safe to run again."""
     config = _config()
     with engine.begin() as conn:
@@ -27,13 +27,13 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
 
-def current_revision(engine: Engine) -> str | None:
-    """The revision the database is at, or None before the first upgrade."""
+def current_revision(engine: Engine) -> str:
+    """The revision(s) the database is at, comma-separated; empty before the first upgrade."""
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"version_table_schema": "lifecycle"})
-        return context.get_current_revision()
+        return ",".join(sorted(context.get_current_heads()))
 
 
 def head_revision() -> str:
-    """The newest revision this code knows."""
-    return ScriptDirectory.from_config(_config()).get_current_head()
+    """The newest revision(s) this code knows, comma-separated."""
+    return ",".join(sorted(ScriptDirectory.from_config(_config()).get_heads()))

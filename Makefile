@@ -1,0 +1,37 @@
+# Two commands for a fresh machine: `make demo` and `make test`. Each does its own set-up.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install db demo test bench ui clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Starts the embedded PostgreSQL (or uses LIFECYCLE_DATABASE_URL) and migrates it.
+db: install
+	$(BIN)/lifecycle db upgrade
+
+demo: db
+	$(BIN)/lifecycle demo
+
+# The whole suite; pytest's "no tests collected" (exit 5) counts as a failure.
+test: db
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$status
+
+bench: db
+	$(BIN)/python bench/run_all.py
+
+# Dagster UI on the demo shop: http://127.0.0.1:3000
+ui: db
+	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/.lifecycle/dagster} $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+clean:
+	rm -rf $(VENV) .lifecycle
