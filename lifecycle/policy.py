@@ -221,7 +221,7 @@ def load_policy(path: Path) -> Policy:
 
 
 _CATALOG_SQL = """
-SELECT table_schema || '.' || table_name AS table, column_name
+SELECT table_schema || '.' || table_name AS table, column_name, is_nullable = 'YES' AS nullable
 FROM information_schema.columns
 WHERE table_schema NOT IN ('pg_catalog', 'information_schema')
 """
@@ -230,8 +230,11 @@ WHERE table_schema NOT IN ('pg_catalog', 'information_schema')
 def check_policy_against_database(policy: Policy, conn) -> None:
     """Fails unless every table and column the policy names exists in the connected database."""
     catalog: dict[str, set[str]] = {}
-    for table, column in conn.exec_driver_sql(_CATALOG_SQL):
+    not_null: set[tuple[str, str]] = set()
+    for table, column, nullable in conn.exec_driver_sql(_CATALOG_SQL):
         catalog.setdefault(table, set()).add(column)
+        if not nullable:
+            not_null.add((table, column))
     problems = []
     for name, spec in policy.raw.tables().items():
         if spec.table not in catalog:
@@ -252,6 +255,13 @@ def check_policy_against_database(policy: Policy, conn) -> None:
                 problems.append(
                     f"{policy.path.name}: raw.{name}.{field}: column '{column}' not in {spec.table}"
                     + (f" (did you mean '{hint[0]}'?)" if hint else "")
+                )
+        for column in spec.personal_columns:
+            if (spec.table, column) in not_null:
+                problems.append(
+                    f"{policy.path.name}: raw.{name}.personal_columns: column '{column}' of {spec.table} "
+                    "is NOT NULL, so the purge cannot clear it; make it nullable "
+                    f"(ALTER TABLE {spec.table} ALTER COLUMN {column} DROP NOT NULL)"
                 )
         overlap = set(spec.personal_columns) & set(spec.columns.values())
         if overlap:
