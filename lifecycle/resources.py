@@ -8,7 +8,7 @@ import dagster as dg
 from sqlalchemy.engine import Engine
 
 from lifecycle import db
-from lifecycle.policy import Policy, check_policy_against_database, load_policy
+from lifecycle.policy import Policy, PolicyError, check_policy_against_database, load_policy
 from lifecycle.settings import Settings
 
 
@@ -27,7 +27,12 @@ class ShopDatabase(dg.ConfigurableResource):
 
     def policy(self) -> Policy:
         """The policy, validated against the live database so a typo fails the run, not the purge."""
-        policy = load_policy(Path(self.policy_path) if self.policy_path else Settings.from_env().policy_path)
-        with self.engine().connect() as conn:
-            check_policy_against_database(policy, conn)
+        try:
+            policy = load_policy(Path(self.policy_path) if self.policy_path else Settings.from_env().policy_path)
+            with self.engine().connect() as conn:
+                check_policy_against_database(policy, conn)
+        except PolicyError as exc:
+            # dg.Failure puts the message first in the UI instead of under a stack trace.
+            raise dg.Failure(description="The policy file is not usable; nothing was changed.\n"
+                             + "\n".join(exc.problems), allow_retries=False) from None
         return policy
