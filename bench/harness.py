@@ -12,7 +12,6 @@ import re
 import resource
 import time
 import tracemalloc
-from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -128,4 +127,3 @@ def run_sql(engine: sa.Engine, sql: str, params: dict | None = None) -> int:
         return conn.execute(sa.text(sql), params or {}).rowcount
 
 
-Timer = Callable[[], None]

@@ -95,6 +95,7 @@ def test_closed_case_restarts_the_window_from_its_closing(engine, policy):
     ("delivered_without_delivered_at", dict(status="delivered", delivered_at=None)),
     ("future_timestamp", dict(status="delivered", delivered_at=AS_OF + MINUTE)),
     ("delivered_before_placed", dict(status="delivered", delivered_at=AS_OF - 400 * DAY)),
+    ("future_timestamp", dict(status="delivered", delivered_at=AS_OF - 100 * DAY, shipped_at=AS_OF + DAY)),
     ("cancelled_without_cancelled_at", dict(status="cancelled")),
     ("unknown_status", dict(status="lost_in_transit")),
 ])
@@ -209,3 +210,30 @@ def test_a_failing_batch_reports_ids_and_no_personal_value(engine, policy):
     finally:
         with engine.begin() as conn:
             conn.execute(sa.text("ALTER TABLE shop.orders ALTER COLUMN receiver_name DROP NOT NULL"))
+
+
+def test_purge_screen_and_summary_labels_agree_on_every_kind_of_row(engine, policy):
+    """`trusted` (the purge's estimable screen) must equal `anomaly IS NULL` (the summary's labels)."""
+    rows = [
+        dict(status="delivered", delivered_at=AS_OF - 100 * DAY),
+        dict(status="delivered", delivered_at=None),
+        dict(status="delivered", delivered_at=AS_OF - 400 * DAY),
+        dict(status="delivered", delivered_at=AS_OF - 100 * DAY, paid_at=AS_OF + DAY),
+        dict(status="cancelled", cancelled_at=None),
+        dict(status="cancelled", cancelled_at=AS_OF - DAY, delivered_at=AS_OF - 301 * DAY),
+        dict(status="paid", paid_at=AS_OF - DAY),
+        dict(status="placed"),
+        dict(status="refunded"),
+        dict(status="shipped", placed_at=AS_OF + MINUTE),
+    ]
+    with engine.begin() as conn:
+        for oid, fields in enumerate(rows, start=1):
+            fields = dict(fields)
+            add_order(conn, oid, fields.pop("status"), fields.pop("placed_at", AS_OF - 300 * DAY), **fields)
+    q = purge._Sql(policy)
+    with engine.connect() as conn:
+        pairs = conn.execute(sa.text(
+            f"SELECT ({q.anomaly}) IS NULL, {q.trusted} IS TRUE FROM {q.orders} o ORDER BY 1"),
+            purge.Cutoffs.at(AS_OF, policy).params()).all()
+    assert [a for a, _ in pairs] == [b for _, b in pairs]
+    assert sum(a for a, _ in pairs) == 3  # rows 1, 7 and 8
