@@ -280,45 +280,46 @@ def _batch_bound_sql(q: _Sql) -> str:
 
 
 def _purge_batch_sql(q: _Sql) -> str:
+    """One batch as one statement: clear due orders, their case notes, and write the ledger.
+
+    The UPDATE carries the whole due predicate, so a row changed by a concurrent transaction is
+    re-checked against it before being cleared. The ledger names the columns the purge set to
+    NULL (the policy's personal columns, plus the case columns where a case held a value).
+    """
     oc, cc = q.oc, q.cc
-    held = ", ".join(
-        f"CASE WHEN o.{col} IS NOT NULL THEN '{name}' END" for col, name in zip(q.personal, q.personal_names)
-    )
-    cleared_orders = f"array_remove(ARRAY[{held}]::text[], NULL)" if q.personal else "'{}'::text[]"
     set_orders = ", ".join([f"{col} = NULL" for col in q.personal] + [f"{q.purged_at_col} = now()"])
-    notes_cte, notes_join, notes_cols = "", "", "'{}'::text[]"
+    order_columns = "ARRAY[" + ", ".join(f"'{n}'" for n in q.personal_names) + "]::text[]"
+    notes_cte, notes_join, case_columns = "", "", "'{}'::text[]"
     if q.case_personal:
         case_held = " OR ".join(f"c.{col} IS NOT NULL" for col in q.case_personal)
         set_cases = ", ".join(f"{col} = NULL" for col in q.case_personal)
         names = ", ".join(f"'{n}'" for n in q.case_personal_names)
         notes_cte = f""", notes AS (
             UPDATE {q.cases} c SET {set_cases}
-            FROM due WHERE {cc['order_id']} = due.order_id AND ({case_held})
+            FROM purged p WHERE {cc['order_id']} = p.order_id AND ({case_held})
+              AND {cc['order_id']} > :after AND {cc['order_id']} <= :upto
             RETURNING {cc['order_id']} AS order_id
         )"""
-        notes_join = "LEFT JOIN (SELECT DISTINCT order_id FROM notes) n ON n.order_id = d.order_id"
-        notes_cols = f"CASE WHEN n.order_id IS NOT NULL THEN ARRAY[{names}]::text[] ELSE '{{}}'::text[] END"
+        notes_join = "LEFT JOIN (SELECT DISTINCT order_id FROM notes) n ON n.order_id = p.order_id"
+        case_columns = f"CASE WHEN n.order_id IS NOT NULL THEN ARRAY[{names}]::text[] ELSE '{{}}'::text[] END"
     return f"""
-    WITH due AS (
-        SELECT {oc['order_id']} AS order_id, {oc['status']} AS status, {cleared_orders} AS cleared
-        FROM {q.orders} o
-        WHERE {oc['order_id']} > :after AND {oc['order_id']} <= :upto
-          AND {q.not_purged} AND {q.due}
-        FOR UPDATE OF o
-    ), purged AS (
+    WITH purged AS (
         UPDATE {q.orders} o SET {set_orders}
-        FROM due WHERE {oc['order_id']} = due.order_id
-        RETURNING {oc['order_id']} AS order_id
-    ){notes_cte}
-    INSERT INTO lifecycle.purge_ledger
-        (run_id, order_id, purged_at, action, reason, policy_version, policy_hash, cleared_columns)
-    SELECT :run_id, d.order_id, now(), 'retention_purge',
-           CASE d.status WHEN 'delivered' THEN 'after_sales_window_closed'
-                         WHEN 'cancelled' THEN 'cancelled_retention_elapsed'
-                         ELSE 'abandoned_unpaid' END,
-           :policy_version, :policy_hash, d.cleared || {notes_cols}
-    FROM due d JOIN purged p ON p.order_id = d.order_id {notes_join}
-    RETURNING order_id, cleared_columns
+        WHERE {oc['order_id']} > :after AND {oc['order_id']} <= :upto AND {q.not_purged} AND {q.due}
+        RETURNING {oc['order_id']} AS order_id, {oc['status']} AS status
+    ){notes_cte}, ledger AS (
+        INSERT INTO lifecycle.purge_ledger
+            (run_id, order_id, purged_at, action, reason, policy_version, policy_hash, cleared_columns)
+        SELECT :run_id, p.order_id, now(), 'retention_purge',
+               CASE p.status WHEN 'delivered' THEN 'after_sales_window_closed'
+                             WHEN 'cancelled' THEN 'cancelled_retention_elapsed'
+                             ELSE 'abandoned_unpaid' END,
+               :policy_version, :policy_hash, {order_columns} || {case_columns}
+        FROM purged p {notes_join}
+        RETURNING order_id, cardinality(cleared_columns) > {len(q.personal)} AS with_case
+    )
+    SELECT count(*), count(*) FILTER (WHERE with_case), (array_agg(order_id ORDER BY order_id))[1:{SAMPLE_IDS}]
+    FROM ledger
     """
 
 
@@ -367,7 +368,6 @@ def run_purge(
             policy_version=policy.version, policy_hash=policy.sha256)
     bound_sql, batch_sql = sa.text(_batch_bound_sql(q)), sa.text(_purge_batch_sql(q))
     skip = policy.retention.batch_size - 1
-    case_columns = set(q.case_personal_names)
     started = time.perf_counter()
     after = -MAX_BIGINT - 1
     status = "failed"
@@ -377,11 +377,12 @@ def run_purge(
                 upto = conn.execute(bound_sql, {"after": after, "skip": skip}).scalar()
                 upto = MAX_BIGINT if upto is None else upto
                 rows = _run_batch(conn, batch_sql, {**params, "after": after, "upto": upto})
+            purged, with_notes, sample = rows
             report.batches += 1
-            report.purged += len(rows)
-            report.notes_cleared += sum(1 for _, cleared in rows if set(cleared) & case_columns)
+            report.purged += purged
+            report.notes_cleared += with_notes
             room = SAMPLE_IDS - len(report.purged_ids_sample)
-            report.purged_ids_sample += sorted(order_id for order_id, _ in rows)[:max(room, 0)]
+            report.purged_ids_sample += (sample or [])[:max(room, 0)]
             report.seconds = time.perf_counter() - started
             after = upto
             if on_batch:
@@ -396,9 +397,10 @@ def run_purge(
     return report
 
 
-def _run_batch(conn: Connection, statement: sa.TextClause, params: dict) -> list[tuple[int, list[str]]]:
+def _run_batch(conn: Connection, statement: sa.TextClause, params: dict) -> tuple[int, int, list[int] | None]:
+    """Runs one batch; returns (orders purged, of which with case notes cleared, sample ids)."""
     try:
-        return [(order_id, cleared) for order_id, cleared in conn.execute(statement, params)]
+        return tuple(conn.execute(statement, params).one())
     except sa.exc.DBAPIError as exc:
         # The driver's text can carry row contents (e.g. "Failing row contains ..."): keep only
         # the error class and the batch's id range.
