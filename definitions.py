@@ -5,8 +5,10 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.retention import retention_assets, retention_checks
+from lifecycle.alerts import AlertWebhook
 from lifecycle.resources import ShopDatabase
 from lifecycle.settings import Settings
+from sensors.alerts import alert_sensors
 from sensors.schedules import nightly_lifecycle, nightly_lifecycle_schedule
 
 settings = Settings.from_env()
@@ -16,5 +18,7 @@ defs = dg.Definitions(
     asset_checks=[*retention_checks],
     jobs=[nightly_lifecycle],
     schedules=[nightly_lifecycle_schedule(settings)],
-    resources={"shop": ShopDatabase(url=settings.database_url, policy_path=str(settings.policy_path))},
+    sensors=[*alert_sensors],
+    resources={"shop": ShopDatabase(url=settings.database_url, policy_path=str(settings.policy_path)),
+               "webhook": AlertWebhook(url=settings.webhook_url)},
 )

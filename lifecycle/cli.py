@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -126,16 +125,14 @@ def nightly() -> None:
 def _run_nightly(settings: Settings, trigger: str) -> None:
     # The job is assembled in definitions.py, outside this package; import it only here so the
     # domain core stays importable (and testable) without the Dagster layer.
-    os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home))
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
-    import dagster as dg
-
     from definitions import defs
+    from lifecycle import history
 
+    tags = history.run_tags(load_policy(settings.policy_path), trigger)
     click.echo("running nightly_lifecycle …")
-    with dg.DagsterInstance.get() as instance:
+    with history.open_instance(settings) as instance:
         result = defs.resolve_job_def("nightly_lifecycle").execute_in_process(
-            instance=instance, tags={"lifecycle/trigger": trigger}, raise_on_error=False,
+            instance=instance, tags=tags, raise_on_error=False,
             # The run history keeps every event; the terminal shows the summary below instead.
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         )
@@ -148,7 +145,7 @@ def _run_nightly(settings: Settings, trigger: str) -> None:
             check = event.event_specific_data
             click.echo(f"  check {check.check_name}: {'passed' if check.passed else 'FAILED'}")
     click.echo(f"run {result.run_id}: {'succeeded' if result.success else 'FAILED'} "
-               f"(history in {os.environ['DAGSTER_HOME']})")
+               f"(history in {db.safe_url(history.storage_url(settings))})")
     if not result.success:
         sys.exit(1)
 

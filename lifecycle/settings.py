@@ -23,6 +23,9 @@ class Settings:
     dagster_home: Path
     schedule_cron: str
     schedule_timezone: str
+    dagster_storage_url: str | None = None
+    webhook_url: str | None = None
+    export_dir: Path | None = None  # LIFECYCLE_EXPORT_DIR, else <home>/exports: access exports, carrier files
 
     @property
     def embedded_data_dir(self) -> Path:
@@ -41,4 +44,7 @@ class Settings:
             dagster_home=Path(env.get("DAGSTER_HOME") or home / "dagster"),
             schedule_cron=env.get("LIFECYCLE_SCHEDULE_CRON") or "0 2 * * *",
             schedule_timezone=env.get("LIFECYCLE_SCHEDULE_TIMEZONE") or "UTC",
+            dagster_storage_url=env.get("LIFECYCLE_DAGSTER_STORAGE_URL") or None,
+            webhook_url=env.get("LIFECYCLE_WEBHOOK_URL") or None,
+            export_dir=Path(env.get("LIFECYCLE_EXPORT_DIR") or home / "exports"),
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from lifecycle import history
 from lifecycle.settings import Settings
 
 # In-process: every step is one or a few SQL statements, so a process per step (the default
@@ -13,15 +14,24 @@ nightly_lifecycle = dg.define_asset_job(
     selection=dg.AssetSelection.all(),
     executor_def=dg.in_process_executor,
     description="Purge due orders, erase them from disk, and publish what depends on it.",
+    # A run launched from the UI carries the policy read when the code location loaded;
+    # the schedule and the CLI replace these tags with the policy read at launch.
+    tags=history.policy_tags(Settings.from_env().policy_path, "hand"),
 )
 
 
 def nightly_lifecycle_schedule(settings: Settings) -> dg.ScheduleDefinition:
     """Runs the nightly job at LIFECYCLE_SCHEDULE_CRON (02:00) in LIFECYCLE_SCHEDULE_TIMEZONE."""
-    return dg.ScheduleDefinition(
+
+    @dg.schedule(
         name="nightly_lifecycle_schedule",
         job=nightly_lifecycle,
         cron_schedule=settings.schedule_cron,
         execution_timezone=settings.schedule_timezone,
         default_status=dg.DefaultScheduleStatus.RUNNING,
     )
+    def schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        # Read at each tick, so the run's tags name the policy it is about to apply.
+        return dg.RunRequest(tags=history.policy_tags(settings.policy_path, "schedule"))
+
+    return schedule

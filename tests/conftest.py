@@ -8,6 +8,7 @@ the suite instead of skipping it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from datetime import datetime, timezone
 from pathlib import Path
@@ -89,3 +90,47 @@ def policy_file(tmp_path):
         path.write_text(text)
         return path
     return write
+
+
+@pytest.fixture(scope="session")
+def dagster_template(database_url, tmp_path_factory) -> str:
+    """A database holding Dagster's empty storage schema, copied for each test that needs a history."""
+    from lifecycle import history
+
+    name = f"{database_url.database}_dagster"
+    db.drop_database(database_url, name)
+    db.ensure_database(database_url, name)
+    with history.open_instance(dataclasses.replace(
+        Settings.from_env(), dagster_home=tmp_path_factory.mktemp("dagster_template"),
+        dagster_storage_url=database_url.set(database=name).render_as_string(hide_password=False),
+    )):
+        pass
+    yield name
+    db.drop_database(database_url, name)
+
+
+@pytest.fixture
+def dagster_settings(database_url, dagster_template, tmp_path) -> Settings:
+    """Settings on the test shop whose run history is a fresh PostgreSQL database and DAGSTER_HOME."""
+    name = f"{database_url.database}_history"
+    admin = db.create_engine(database_url).execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{dagster_template}"'))
+    admin.dispose()
+    yield dataclasses.replace(
+        Settings.from_env(),
+        database_url=database_url.render_as_string(hide_password=False),
+        dagster_home=tmp_path / "dagster_home",
+        dagster_storage_url=database_url.set(database=name).render_as_string(hide_password=False),
+    )
+    db.drop_database(database_url, name)
+
+
+@pytest.fixture
+def dagster_instance(dagster_settings):
+    """A Dagster instance whose run, event-log and schedule storage is that fresh database."""
+    from lifecycle import history
+
+    with history.open_instance(dagster_settings) as instance:
+        yield instance
