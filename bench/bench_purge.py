@@ -49,24 +49,29 @@ def seed(engine, size: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="250000,1000000")
+    parser.add_argument("--repeat", type=int, default=2, help="runs of each contender; the best counts")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     policy = load_policy(PROJECT_DIR / "policy.yaml")
     cut = purge.Cutoffs.at(AS_OF, policy)
-    bench = Bench("purge", f"python bench/bench_purge.py --sizes {args.sizes}")
+    bench = Bench("purge", f"python bench/bench_purge.py --sizes {args.sizes} --repeat {args.repeat}")
     engine = fresh_database("bench_purge")
     for size in sizes:
         print(f"{size:,} orders")
-        seed(engine, size)
-        with bench.measure(f"{size:,}: hand-written UPDATE … WHERE (reference)") as box:
-            box["rows"] = run_sql(engine, DBA_UPDATE, {"d": cut.delivered, "c": cut.cancelled, "a": cut.abandoned})
-        seed(engine, size)
-        with bench.measure(f"{size:,}: lifecycle purge, {policy.retention.batch_size:,}-row batches") as box:
-            box["rows"] = purge.run_purge(engine, policy, run_id=f"bench-{size}", as_of=AS_OF).purged
-        ratio = bench.ratio(f"{size:,}: lifecycle purge, {policy.retention.batch_size:,}-row batches",
-                            f"{size:,}: hand-written UPDATE … WHERE (reference)")
+        reference = f"{size:,}: hand-written UPDATE … WHERE (reference)"
+        ours = f"{size:,}: lifecycle purge, {policy.retention.batch_size:,}-row batches"
+        # Alternate the contenders and keep each one's best: the machine is shared, and a
+        # single pair is at the mercy of whatever else ran in that second.
+        for attempt in range(1, args.repeat + 1):
+            seed(engine, size)
+            with bench.measure(f"{reference} #{attempt}") as box:
+                box["rows"] = run_sql(engine, DBA_UPDATE, {"d": cut.delivered, "c": cut.cancelled, "a": cut.abandoned})
+            seed(engine, size)
+            with bench.measure(f"{ours} #{attempt}") as box:
+                box["rows"] = purge.run_purge(engine, policy, run_id=f"bench-{size}-{attempt}", as_of=AS_OF).purged
+        ratio = bench.best(ours) / bench.best(reference)
         bench.notes.append(f"{size:,} orders: lifecycle purge / hand-written UPDATE = **{ratio:.2f}×** "
-                           f"({box['rows']:,} orders purged, target ≤ 1.5×)")
+                           f"(best of {args.repeat} each; {box['rows']:,} orders purged; target ≤ 1.5×)")
         with bench.measure(f"{size:,}: physical erasure (VACUUM FULL orders + cases)"):
             report = erasure.erase_purged_storage(engine, policy, run_id=f"bench-{size}")
         bench.notes.append(f"{size:,} orders: erasure rewrote {report.bytes_before / 2**20:.0f} MB "

@@ -87,6 +87,10 @@ class Bench:
     def seconds(self, label: str) -> float:
         return next(m.seconds for m in self.measurements if m.label == label)
 
+    def best(self, prefix: str) -> float:
+        """The fastest of the measurements whose label starts with `prefix` (repeated runs)."""
+        return min(m.seconds for m in self.measurements if m.label.startswith(prefix))
+
     def ratio(self, ours: str, reference: str) -> float:
         """How many times the reference's time ours took (1.0 = as fast as the hand-written SQL)."""
         return self.seconds(ours) / self.seconds(reference)
