@@ -1,0 +1,52 @@
+"""The `lifecycle` command as a user runs it: a subprocess with the environment pointing at a test database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from tests.shop import PERSONAL, add_delivered, is_purged
+
+LIFECYCLE = str(Path(sys.executable).with_name("lifecycle"))
+
+
+def lifecycle(*args: str, url, tmp_path, **env) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "LIFECYCLE_DATABASE_URL": url.render_as_string(hide_password=False),
+                   "DAGSTER_HOME": str(tmp_path / "dagster"), **env}
+    return subprocess.run([LIFECYCLE, *args], env=environment, capture_output=True, text=True, timeout=300)
+
+
+def test_policy_check_reports_the_field_and_fix_without_a_traceback(database_url, tmp_path):
+    bad = tmp_path / "policy.yaml"
+    bad.write_text('version: "1"\nraw:\n  orders:\n    personal_columns: [reciever_name]\n')
+    result = lifecycle("policy", "check", "--file", str(bad), url=database_url, tmp_path=tmp_path)
+    assert result.returncode == 1
+    assert "column 'reciever_name' not in shop.orders (did you mean 'receiver_name'?)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_nightly_runs_the_job_through_dagster_and_records_it(engine, database_url, tmp_path):
+    with engine.begin() as conn:
+        add_delivered(conn, 1, datetime.now(timezone.utc) - timedelta(days=100))
+    result = lifecycle("nightly", url=database_url, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "purged_orders: {'purged': 1" in result.stdout and "succeeded" in result.stdout
+    with engine.connect() as conn:
+        assert is_purged(conn, 1)
+        run_id = conn.execute(sa.text("SELECT run_id FROM lifecycle.purge_runs")).scalar()
+    assert run_id in result.stdout
+    for value in PERSONAL.values():
+        assert value not in result.stdout + result.stderr
+
+
+def test_nightly_exits_non_zero_when_the_run_fails(engine, database_url, tmp_path):
+    bad = tmp_path / "policy.yaml"
+    bad.write_text('version: "1"\nraw:\n  orders:\n    personal_columns: [no_such_column]\n')
+    result = lifecycle("nightly", url=database_url, tmp_path=tmp_path, LIFECYCLE_POLICY=str(bad))
+    assert result.returncode == 1
+    assert "FAILED" in result.stdout
