@@ -147,6 +147,23 @@ class Retention(_Strict):
     erasure_lock_timeout_seconds: int = Field(30, ge=1, le=3600)
 
 
+class DataRequests(_Strict):
+    """How customers' access, correction and erasure requests are answered (docs/requests.md)."""
+
+    response_deadline_days: int = Field(15, gt=0, le=365)
+    correctable_columns: tuple[str, ...] = (
+        "receiver_name", "receiver_phone", "receiver_email", "receiver_address", "receiver_postcode")
+    export_retention_days: int = Field(30, gt=0, le=3650)
+
+    @field_validator("correctable_columns")
+    @classmethod
+    def _identifiers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [v for v in value if not IDENTIFIER.match(v)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not a lowercase SQL column name")
+        return value
+
+
 class Policy(_Strict):
     """A validated policy, with the file it came from and its content hash.
 
@@ -156,6 +173,7 @@ class Policy(_Strict):
     version: str = Field(min_length=1)
     raw: RawZone = Field(default_factory=lambda: RawZone.model_validate({}))
     retention: Retention = Retention()
+    requests: DataRequests = DataRequests()
 
     _path: Path = PrivateAttr(default=Path("policy.yaml"))
     _sha256: str = PrivateAttr(default="")
@@ -171,6 +189,19 @@ class Policy(_Strict):
     @property
     def short_hash(self) -> str:
         return self._sha256[:12]
+
+    @field_validator("requests")
+    @classmethod
+    def _correctable_are_personal(cls, value: DataRequests, info) -> DataRequests:
+        raw = info.data.get("raw")
+        personal = raw.orders.personal_columns if raw else value.correctable_columns
+        stray = [col for col in value.correctable_columns if col not in personal]
+        if stray:
+            raise ValueError(
+                f"correctable_columns: {stray[0]!r} is not one of raw.orders.personal_columns "
+                f"{list(personal)}; only the order's receiving contact and address can be corrected"
+            )
+        return value
 
 
 _FIXES = {

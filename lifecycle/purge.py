@@ -7,6 +7,9 @@ The rule lives here once, as SQL fragments over the policy's tables:
   - an open after-sales case keeps the order; a closed one restarts the window from closed_at,
   - paid and shipped orders are in service and never due (reported as stale past a policy age),
   - rows whose timestamps cannot be trusted are anomalies and never due.
+A customer's erasure request (lifecycle/requests.py) clears their orders through the same batch
+statement under one more rule: at once, unless the order is being delivered (paid, shipped) or
+has an open after-sales case; the windows above do not apply. Its ledger rows carry the request id.
 The summary, the purge and the backlog check all use these fragments, so they cannot disagree.
 """
 
@@ -120,6 +123,12 @@ class _Sql:
                OR {cc['closed_at']} > {self.status_cutoff} OR {cc['opened_at']} > :as_of))"""
         # Due: trustworthy, window closed, no case keeping it. One anti-join over the cases.
         self.due = f"({self.trusted} AND {self.base_passed} AND NOT {self.case_blocks})"
+        # Requested erasure: trustworthy, not being delivered, no open (or future-dated) case.
+        self.in_delivery = f"{oc['status']} IN ('paid', 'shipped')"
+        self.case_open_or_future = f"""EXISTS (SELECT 1 FROM {self.cases} c
+            WHERE {cc['order_id']} = {oc['order_id']} AND ({cc['closed_at']} IS NULL
+               OR {cc['opened_at']} > :as_of OR {cc['closed_at']} > :as_of))"""
+        self.erasable_on_request = f"({self.trusted} AND NOT {self.in_delivery} AND NOT {self.case_open_or_future})"
         self.not_purged = f"{oc['purged_at']} IS NULL"
         self.purged_at_col = o.col("purged_at")
 
@@ -279,7 +288,44 @@ def _batch_bound_sql(q: _Sql) -> str:
     return f"SELECT {oid} FROM {q.orders} o WHERE {oid} > :after ORDER BY {oid} OFFSET :skip LIMIT 1"
 
 
-def _purge_batch_sql(q: _Sql) -> str:
+@dataclass(frozen=True)
+class _Rule:
+    """Which orders one batch clears (scope and dueness) and how its ledger rows read."""
+
+    orders_scope: str
+    cases_scope: str
+    due: str
+    action: str
+    reason: str
+    request_id: str = "CAST(NULL AS bigint)"
+
+
+def _retention_rule(q: _Sql) -> _Rule:
+    oc, cc = q.oc, q.cc
+    return _Rule(
+        orders_scope=f"{oc['order_id']} > :after AND {oc['order_id']} <= :upto",
+        cases_scope=f"{cc['order_id']} > :after AND {cc['order_id']} <= :upto",
+        due=q.due,
+        action="retention_purge",
+        reason="""CASE p.status WHEN 'delivered' THEN 'after_sales_window_closed'
+                                WHEN 'cancelled' THEN 'cancelled_retention_elapsed'
+                                ELSE 'abandoned_unpaid' END""",
+    )
+
+
+def _request_rule(q: _Sql) -> _Rule:
+    oc, cc = q.oc, q.cc
+    return _Rule(
+        orders_scope=f"{oc['customer_id']} = :customer_id AND {oc['order_id']} = ANY(:order_ids)",
+        cases_scope=f"{cc['order_id']} = ANY(:order_ids)",
+        due=q.erasable_on_request,
+        action="erasure_request",
+        reason="'erasure_requested'",
+        request_id=":request_id",
+    )
+
+
+def _purge_batch_sql(q: _Sql, rule: _Rule | None = None) -> str:
     """One batch as one statement: clear due orders, their case notes, and write the ledger.
 
     The UPDATE carries the whole due predicate, so a row changed by a concurrent transaction is
@@ -287,6 +333,7 @@ def _purge_batch_sql(q: _Sql) -> str:
     NULL (the policy's personal columns, plus the case columns where a case held a value).
     """
     oc, cc = q.oc, q.cc
+    rule = rule or _retention_rule(q)
     set_orders = ", ".join([f"{col} = NULL" for col in q.personal] + [f"{q.purged_at_col} = now()"])
     order_columns = "ARRAY[" + ", ".join(f"'{n}'" for n in q.personal_names) + "]::text[]"
     notes_cte, notes_join, case_columns = "", "", "'{}'::text[]"
@@ -296,8 +343,7 @@ def _purge_batch_sql(q: _Sql) -> str:
         names = ", ".join(f"'{n}'" for n in q.case_personal_names)
         notes_cte = f""", notes AS (
             UPDATE {q.cases} c SET {set_cases}
-            FROM purged p WHERE {cc['order_id']} = p.order_id AND ({case_held})
-              AND {cc['order_id']} > :after AND {cc['order_id']} <= :upto
+            FROM purged p WHERE {cc['order_id']} = p.order_id AND ({case_held}) AND {rule.cases_scope}
             RETURNING {cc['order_id']} AS order_id
         )"""
         notes_join = "LEFT JOIN (SELECT DISTINCT order_id FROM notes) n ON n.order_id = p.order_id"
@@ -305,15 +351,13 @@ def _purge_batch_sql(q: _Sql) -> str:
     return f"""
     WITH purged AS (
         UPDATE {q.orders} o SET {set_orders}
-        WHERE {oc['order_id']} > :after AND {oc['order_id']} <= :upto AND {q.not_purged} AND {q.due}
+        WHERE {rule.orders_scope} AND {q.not_purged} AND {rule.due}
         RETURNING {oc['order_id']} AS order_id, {oc['status']} AS status
     ){notes_cte}, ledger AS (
         INSERT INTO lifecycle.purge_ledger
-            (run_id, order_id, purged_at, action, reason, policy_version, policy_hash, cleared_columns)
-        SELECT :run_id, p.order_id, now(), 'retention_purge',
-               CASE p.status WHEN 'delivered' THEN 'after_sales_window_closed'
-                             WHEN 'cancelled' THEN 'cancelled_retention_elapsed'
-                             ELSE 'abandoned_unpaid' END,
+            (run_id, order_id, purged_at, action, reason, request_id, policy_version, policy_hash,
+             cleared_columns)
+        SELECT :run_id, p.order_id, now(), '{rule.action}', {rule.reason}, {rule.request_id},
                :policy_version, :policy_hash, {order_columns} || {case_columns}
         FROM purged p {notes_join}
         RETURNING order_id, cardinality(cleared_columns) > {len(q.personal)} AS with_case
@@ -403,8 +447,56 @@ def _run_batch(conn: Connection, statement: sa.TextClause, params: dict) -> tupl
         return tuple(conn.execute(statement, params).one())
     except sa.exc.DBAPIError as exc:
         # The driver's text can carry row contents (e.g. "Failing row contains ..."): keep only
-        # the error class and the batch's id range.
-        raise PurgeError(
-            f"purge batch for order_id in ({params['after']}, {params['upto']}] rolled back: "
-            f"{describe_db_error(exc)}"
-        ) from None
+        # the error class and the batch's id range (or request id).
+        where = (f"order_id in ({params['after']}, {params['upto']}]" if "after" in params
+                 else f"erasure request {params['request_id']}")
+        raise PurgeError(f"purge batch for {where} rolled back: {describe_db_error(exc)}") from None
+
+
+# ---------------------------------------------------------------- requested erasure
+
+def _blockers_sql(q: _Sql) -> str:
+    # Same order as `erasable_on_request` reads, so an order with no blocker is exactly one it clears.
+    return f"""
+    SELECT {q.oc['order_id']},
+           CASE WHEN a.anomaly IS NOT NULL THEN 'anomaly:' || a.anomaly
+                WHEN {q.in_delivery} THEN 'in_delivery'
+                WHEN {q.open_case} THEN 'open_after_sales_case' END
+    FROM {q.orders} o CROSS JOIN LATERAL (SELECT {q.anomaly} AS anomaly) a
+    WHERE {_request_rule(q).orders_scope} AND {q.not_purged}
+    ORDER BY 1
+    """
+
+
+_REQUEST_CLEARED = sa.text("""
+    SELECT order_id FROM lifecycle.purge_ledger
+    WHERE request_id = :request_id AND run_id = :run_id AND action = 'erasure_request'
+    ORDER BY order_id
+""")
+
+
+@dataclass
+class RequestedErasure:
+    """What an erasure request's batch did: orders cleared now, and why the others still wait."""
+
+    cleared: list[int]
+    notes_cleared: int
+    waiting: dict[int, str]
+
+
+def erase_for_request(
+    conn: Connection, policy: Policy, *, run_id: str, request_id: int, customer_id: int,
+    order_ids: list[int], as_of: datetime,
+) -> RequestedErasure:
+    """Clears, in the caller's transaction, the request's orders that may be erased now.
+
+    The nightly's batch statement under the requested-erasure rule, ledgered with the request id,
+    so physical erasure (lifecycle/erasure.py) picks these rows up like any purge.
+    """
+    q = _Sql(policy)
+    params = {"as_of": as_of, "run_id": run_id, "request_id": request_id, "customer_id": customer_id,
+              "order_ids": list(order_ids), "policy_version": policy.version, "policy_hash": policy.sha256}
+    _, notes_cleared, _ = _run_batch(conn, sa.text(_purge_batch_sql(q, _request_rule(q))), params)
+    cleared = list(conn.execute(_REQUEST_CLEARED, params).scalars())
+    waiting = {order_id: why for order_id, why in conn.execute(sa.text(_blockers_sql(q)), params)}
+    return RequestedErasure(cleared=cleared, notes_cleared=notes_cleared, waiting=waiting)
