@@ -122,6 +122,49 @@ def nightly() -> None:
     _run_nightly(settings, trigger="cli")
 
 
+@main.command(name="instance")
+@_fail_cleanly
+def instance_command() -> None:
+    """Writes DAGSTER_HOME/dagster.yaml (run history in PostgreSQL) and prints DAGSTER_HOME."""
+    from lifecycle import history
+
+    settings = _settings()
+    home = history.write_instance_config(settings)
+    click.echo(f"run history in {db.safe_url(history.storage_url(settings))}", err=True)
+    click.echo(str(home))
+
+
+@main.command()
+@click.option("--since", default="30d", show_default=True, help="Period: 30d, 12h, 6w, or a date such as 2026-10-01.")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True, help="File to write.")
+@click.option("--format", "fmt", type=click.Choice(["html", "md", "json"]),
+              help="Default: from the --out suffix (.md, .json), else html.")
+@click.option("--ui-url", help="Dagster UI address for links to each run, e.g. http://127.0.0.1:3000.")
+@_fail_cleanly
+def report(since: str, out: Path, fmt: str | None, ui_url: str | None) -> None:
+    """Writes the compliance report: every night of the period, from the ledger and the run history."""
+    from lifecycle import history, report_format
+    from lifecycle import report as compliance
+
+    settings = _settings()
+    engine = _engine(settings)
+    policy = load_policy(settings.policy_path)
+    now = datetime.now(timezone.utc)
+    try:
+        start = compliance.parse_since(since, now)
+    except compliance.ReportError as exc:
+        raise click.BadParameter(str(exc).removeprefix("--since: "), param_hint="--since") from None
+    with history.open_instance(settings) as instance:
+        built = compliance.build_report(engine, policy, instance, start, now, ui_url)
+    fmt = fmt or {".md": "md", ".json": "json"}.get(out.suffix.lower(), "html")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report_format.render(built, fmt), encoding="utf-8")
+    runs = sum(1 for night in built.nights if night.run_id)
+    click.echo(f"wrote {out} ({fmt}): {runs} nightly runs over {len(built.days)} days")
+    for ok, text in built.verdict():
+        click.echo(f"  {'ok' if ok else '!!'}  {text}")
+
+
 def _run_nightly(settings: Settings, trigger: str) -> None:
     # The job is assembled in definitions.py, outside this package; import it only here so the
     # domain core stays importable (and testable) without the Dagster layer.

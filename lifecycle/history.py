@@ -220,6 +220,13 @@ def run_summary(instance: dg.DagsterInstance, run_id: str) -> RunSummary | None:
     return _summarize(instance, record) if record else None
 
 
+def first_run_at(instance: dg.DagsterInstance, job: str = NIGHTLY_JOB) -> datetime | None:
+    """When the history's first run of `job` was created: nothing before it was recorded."""
+    records = instance.get_run_records(filters=dg.RunsFilter(job_name=job), limit=1,
+                                       order_by="create_timestamp", ascending=True)
+    return _aware(records[0].create_timestamp) if records else None
+
+
 def last_success(instance: dg.DagsterInstance, job: str = NIGHTLY_JOB) -> RunSummary | None:
     """The newest successful run of `job`, or None when it never succeeded."""
     records = instance.get_run_records(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -245,6 +245,37 @@ def count_overdue(engine: Engine, policy: Policy, as_of: datetime) -> int:
     sql = f"SELECT count(*) FROM {q.orders} o WHERE {q.not_purged} AND {q.due}"
     with engine.connect() as conn:
         return conn.execute(sa.text(sql), Cutoffs.at(as_of, policy).params()).scalar_one()
+
+
+def _forecast_sql(q: _Sql) -> str:
+    oc, cc = q.oc, q.cc
+    # Not due yet, so the window (own timestamp, or a later closed case) ends after as_of;
+    # orders with an open case have no date until it closes and are left out.
+    return f"""
+    SELECT (due_at AT TIME ZONE 'UTC')::date AS day, count(*) FROM (
+        SELECT greatest(
+                   CASE {oc['status']} WHEN 'delivered' THEN {oc['delivered_at']}
+                        WHEN 'cancelled' THEN {oc['cancelled_at']} ELSE {oc['placed_at']} END,
+                   (SELECT max({cc['closed_at']}) FROM {q.cases} c WHERE {cc['order_id']} = {oc['order_id']})
+               ) + (:as_of - {q.status_cutoff}) AS due_at
+        FROM {q.orders} o
+        WHERE {q.not_purged} AND {q.trusted} AND {oc['status']} IN ('delivered', 'cancelled', 'placed')
+          AND NOT {q.case_open_or_future} AND NOT {q.due}
+    ) upcoming
+    WHERE due_at <= :horizon
+    GROUP BY 1
+    """
+
+
+def forecast_due(engine: Engine, policy: Policy, as_of: datetime, days: int = 30) -> dict[date, int]:
+    """How many orders become due on each UTC day of the next `days`, if nothing else changes."""
+    horizon = as_of + timedelta(days=days)
+    with engine.connect() as conn:
+        found = dict(conn.execute(sa.text(_forecast_sql(_Sql(policy))),
+                                  {**Cutoffs.at(as_of, policy).params(), "horizon": horizon}).all())
+    first = as_of.astimezone(timezone.utc).date()
+    return {first + timedelta(days=d): found.get(first + timedelta(days=d), 0)
+            for d in range((horizon.astimezone(timezone.utc).date() - first).days + 1)}
 
 
 # ---------------------------------------------------------------- the purge

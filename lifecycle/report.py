@@ -1,0 +1,364 @@
+"""The compliance report: every night of a period, as the ledger and Dagster's history recorded it.
+
+It answers a reviewer's question, "was every order past its window cleared, and did anything
+leak?", night by night: whether the nightly run happened and succeeded, how many orders it
+cleared and kept (and why), what was still overdue after it, whether the purged rows left the
+disk, and how every check in the run ended. Figures come from lifecycle.* (the ledger), the shop's
+own tables (backlog, forecast, requests) and Dagster's run storage through its Python API.
+Only counts, dates, run ids and check names appear: never a personal value.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+
+import dagster as dg
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from lifecycle import alerts, history, purge
+from lifecycle.policy import Policy
+
+OVERDUE_CHECK = "no_overdue_personal_data"
+FORECAST_DAYS = 30
+_STATUS_WORDS = {"SUCCESS": "succeeded", "FAILURE": "failed", "CANCELED": "canceled", "CANCELING": "canceling",
+                 "STARTED": "running", "STARTING": "starting", "QUEUED": "queued", "NOT_STARTED": "not started"}
+
+
+class ReportError(ValueError):
+    """A report option that cannot be used; the message names it and the fix."""
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """`30d`, `12h`, `6w` before `now`, or an ISO date such as 2026-10-01 (UTC midnight)."""
+    match = re.fullmatch(r"\s*(\d+)\s*([hdw])\s*", text)
+    if match:
+        amount, unit = int(match.group(1)), match.group(2)
+        return now - {"h": timedelta(hours=amount), "d": timedelta(days=amount), "w": timedelta(weeks=amount)}[unit]
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        raise ReportError(f"--since: {text!r} is neither a duration (30d, 12h, 6w) nor a date (2026-10-01)") from None
+    return datetime.combine(day, time(), timezone.utc)
+
+
+# ---------------------------------------------------------------- the figures
+
+@dataclass(frozen=True)
+class Night:
+    """One nightly run (or a day that had none) as a reviewer reads it."""
+
+    day: date
+    run_id: str | None
+    result: str
+    started_at: datetime | None = None
+    started_by: str | None = None
+    policy_version: str | None = None
+    policy_hash: str | None = None
+    purged: int = 0
+    kept_by_open_case: int | None = None
+    anomalies: int | None = None
+    overdue_after: int | None = None
+    erasure: str = ""
+    checks_passed: list[str] = field(default_factory=list)
+    checks_failed: list[str] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def succeeded(self) -> bool:
+        return self.result == "succeeded"
+
+
+@dataclass(frozen=True)
+class DayFigures:
+    """What the ledger and the runs of one UTC day add up to: the chart's data."""
+
+    day: date
+    purged: int
+    purged_on_request: int
+    overdue_after_last_run: int | None
+    successful_runs: int
+    requests_answered: int | None
+
+
+@dataclass(frozen=True)
+class RequestFigures:
+    """Customers' data requests over the period (shop.data_requests), ids only."""
+
+    received: int
+    answered: int
+    answered_late: int
+    open_now: int
+    overdue_now: int
+    overdue_request_ids: list[int]
+    deadline_days: int
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    alert_id: int
+    raised_at: datetime
+    kind: str
+    run_id: str | None
+    message: str
+    delivered: bool
+
+
+@dataclass
+class Report:
+    """The whole report; lifecycle/report_format.py renders it as HTML, Markdown or JSON."""
+
+    generated_at: datetime
+    since: datetime
+    policy_version: str
+    policy_hash: str
+    nights: list[Night]
+    days: list[DayFigures]
+    overdue_now: int
+    overdue_past_grace: int
+    forecast: dict[date, int]
+    requests: RequestFigures | None
+    alerts: list[AlertRow] | None
+    checks: dict[str, dict[str, int]]
+    history_begins: datetime | None = None
+    ui_url: str | None = None
+
+    @property
+    def days_without_success(self) -> list[date]:
+        """Days before today with no successful nightly run (today may simply not have come yet)."""
+        today = self.generated_at.date()
+        return [d.day for d in self.days if d.successful_runs == 0 and d.day < today]
+
+    @property
+    def nights_left_overdue(self) -> list[Night]:
+        return [n for n in self.nights if n.overdue_after]
+
+    @property
+    def failed_check_nights(self) -> list[Night]:
+        return [n for n in self.nights if n.checks_failed]
+
+    def verdict(self) -> list[tuple[bool, str]]:
+        """The answers at a glance: (all well?, one plain sentence) per question."""
+        lines = []
+        missed = self.days_without_success
+        days = len([d for d in self.days if d.day < self.generated_at.date()])
+        begins = (f" (the run history begins on {self.history_begins.date()})"
+                  if self.history_begins and missed and self.history_begins.date() > missed[0] else "")
+        lines.append((not missed, f"A nightly run succeeded on every day of the period ({days} days)." if not missed else
+                      f"No successful nightly run on {len(missed)} of {days} days: {day_ranges(missed)}{begins}."))
+        left = self.nights_left_overdue
+        measured = [n for n in self.nights if n.overdue_after is not None]
+        lines.append((not left, f"After each of the {len(measured)} measured runs, no order past its window "
+                      "still held personal data." if not left else
+                      f"On {len(left)} runs, orders past their window still held personal data afterwards: "
+                      + ", ".join(f"{n.day} ({n.overdue_after})" for n in left) + "."))
+        hours = alerts.FRESHNESS.total_seconds() / 3600
+        lines.append((self.overdue_past_grace == 0,
+                      f"Now: {self.overdue_past_grace} orders have been past their window for more than {hours:.0f} "
+                      f"hours; {self.overdue_now} are past it in all (those that became due since the last run are "
+                      "cleared by the next)."))
+        failed = self.failed_check_nights
+        evaluations = sum(c["passed"] + c["failed"] for c in self.checks.values())
+        lines.append((not failed and evaluations > 0,
+                      f"All {evaluations} check evaluations passed ({len(self.checks)} checks: "
+                      + ", ".join(sorted(self.checks)) + ")." if not failed and evaluations else
+                      "No check was evaluated in the period." if not evaluations else
+                      "Checks failed: " + "; ".join(f"{n.day} {', '.join(n.checks_failed)}" for n in failed) + "."))
+        if self.requests is None:
+            lines.append((True, "This shop has no data-request table (shop.data_requests), so no request figures."))
+        else:
+            r = self.requests
+            lines.append((r.overdue_now == 0 and r.answered_late == 0,
+                          f"Data requests: {r.received} received, {r.answered} answered ({r.answered_late} after the "
+                          f"{r.deadline_days}-day deadline); {r.open_now} open, {r.overdue_now} overdue now."))
+        if self.alerts is not None:
+            lines.append((not self.alerts, "No alert was raised." if not self.alerts else
+                          f"{len(self.alerts)} alerts were raised (listed below)."))
+        return lines
+
+    def as_dict(self) -> dict:
+        """Plain JSON-able data (dates as ISO strings)."""
+        data = asdict(self)
+        data["forecast"] = {d.isoformat(): n for d, n in self.forecast.items()}
+        data["verdict"] = [{"ok": ok, "text": text} for ok, text in self.verdict()]
+        return json.loads(json.dumps(data, default=_iso))
+
+
+def day_ranges(days: list[date]) -> str:
+    """2026-10-01 to 2026-10-05, 2026-10-09: consecutive days joined into ranges."""
+    spans: list[list[date]] = []
+    for day in sorted(days):
+        if spans and day - spans[-1][1] == timedelta(days=1):
+            spans[-1][1] = day
+        else:
+            spans.append([day, day])
+    return ", ".join(str(a) if a == b else f"{a} to {b}" for a, b in spans)
+
+
+def _iso(value):
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+# ---------------------------------------------------------------- reading the sources
+
+_PER_RUN = sa.text("""
+    SELECT r.run_id, r.policy_version, r.policy_hash,
+           (SELECT count(*) FROM lifecycle.purge_ledger l WHERE l.run_id = r.run_id) AS purged
+    FROM lifecycle.purge_runs r WHERE r.run_id = ANY(:run_ids)
+""")
+_ERASURES = sa.text("""
+    SELECT run_id, count(*) AS rewrites, sum(bytes_before) AS before, sum(bytes_after) AS after
+    FROM lifecycle.erasure_runs WHERE run_id = ANY(:run_ids) GROUP BY run_id
+""")
+_PER_DAY = sa.text("""
+    SELECT (purged_at AT TIME ZONE 'UTC')::date AS day, count(*) AS purged,
+           count(*) FILTER (WHERE request_id IS NOT NULL) AS on_request
+    FROM lifecycle.purge_ledger WHERE purged_at >= :since GROUP BY 1
+""")
+_EXISTS = sa.text("SELECT to_regclass(:name) IS NOT NULL")
+_REQUESTS = sa.text("""
+    SELECT count(*) FILTER (WHERE received_at >= :since) AS received,
+           count(*) FILTER (WHERE completed_at >= :since) AS answered,
+           count(*) FILTER (WHERE completed_at >= :since AND completed_at > received_at + :deadline) AS late
+    FROM shop.data_requests
+""")
+_REQUESTS_PER_DAY = sa.text("""
+    SELECT (completed_at AT TIME ZONE 'UTC')::date, count(*) FROM shop.data_requests
+    WHERE completed_at >= :since GROUP BY 1
+""")
+_ALERTS = sa.text("""
+    SELECT alert_id, raised_at, kind, run_id, message, delivered_at IS NOT NULL AS delivered
+    FROM lifecycle.alerts WHERE raised_at >= :since ORDER BY alert_id
+""")
+
+
+def _exists(conn, name: str) -> bool:
+    return bool(conn.execute(_EXISTS, {"name": name}).scalar())
+
+
+def build_report(engine: Engine, policy: Policy, instance: dg.DagsterInstance, since: datetime,
+                 now: datetime | None = None, ui_url: str | None = None) -> Report:
+    """Gathers the report for the UTC days from `since` to `now` (whole days)."""
+    now = now or datetime.now(timezone.utc)
+    since = datetime.combine(since.astimezone(timezone.utc).date(), time(), timezone.utc)
+    runs = history.job_runs(instance, since)
+    run_ids = [run.run_id for run in runs]
+    with engine.connect() as conn:
+        ledger = {row.run_id: row for row in conn.execute(_PER_RUN, {"run_ids": run_ids})}
+        erasures = {row.run_id: row for row in conn.execute(_ERASURES, {"run_ids": run_ids})}
+        per_day = {row.day: row for row in conn.execute(_PER_DAY, {"since": since})}
+        requests, answered_per_day = _requests(conn, engine, policy, since, now)
+        raised = ([AlertRow(**row) for row in conn.execute(_ALERTS, {"since": since}).mappings()]
+                  if _exists(conn, "lifecycle.alerts") else None)
+    nights = [_night(run, ledger.get(run.run_id), erasures.get(run.run_id)) for run in runs]
+    days = _days(since.date(), now.date(), nights, per_day, answered_per_day)
+    checks: dict[str, dict[str, int]] = {}
+    for run in runs:
+        for check in run.checks:
+            tally = checks.setdefault(check.name, {"passed": 0, "failed": 0})
+            tally["passed" if check.passed else "failed"] += 1
+    return Report(
+        generated_at=now,
+        since=since,
+        policy_version=policy.version,
+        policy_hash=policy.short_hash,
+        nights=_with_missing_days(nights, days),
+        days=days,
+        overdue_now=purge.count_overdue(engine, policy, now),
+        overdue_past_grace=purge.count_overdue(engine, policy, now - alerts.FRESHNESS),
+        forecast=purge.forecast_due(engine, policy, now, FORECAST_DAYS),
+        requests=requests,
+        alerts=raised,
+        checks=checks,
+        history_begins=history.first_run_at(instance),
+        ui_url=ui_url.rstrip("/") if ui_url else None,
+    )
+
+
+def _night(run: history.RunSummary, ledger, erasure) -> Night:
+    due = run.materializations.get("due_orders", {})
+    erased = run.materializations.get("erased_purged_storage")
+    overdue = [c.metadata.get("overdue_orders") for c in run.checks if c.name == OVERDUE_CHECK]
+    tag_hash = run.tags.get(history.TAG_POLICY_HASH)
+    note = ""
+    if ledger is not None and tag_hash and tag_hash != ledger.policy_hash:
+        note = (f"the run was tagged with policy {tag_hash[:12]} but the purge applied {ledger.policy_hash[:12]} "
+                "(policy.yaml changed after the UI loaded it)")
+    elif history.TAG_POLICY_PROBLEM in run.tags:
+        note = "the policy file was not usable when the run was launched"
+    if erasure is not None:
+        erasure_text = f"done ({_size(erasure.before)} → {_size(erasure.after)})"
+    elif erased is not None:
+        erasure_text = "not needed" if not erased.get("ran") else "done"
+    else:
+        erasure_text = "not run"
+    return Night(
+        day=run.created_at.date(),
+        run_id=run.run_id,
+        result=_STATUS_WORDS.get(run.status, run.status.lower()),
+        started_at=run.created_at,
+        started_by=run.trigger,
+        policy_version=ledger.policy_version if ledger else run.tags.get(history.TAG_POLICY_VERSION),
+        policy_hash=(ledger.policy_hash if ledger else tag_hash or "")[:12] or None,
+        purged=ledger.purged if ledger else 0,
+        kept_by_open_case=due.get("kept_by_open_case"),
+        anomalies=due.get("anomalies"),
+        overdue_after=overdue[-1] if overdue else None,
+        erasure=erasure_text,
+        checks_passed=sorted(c.name for c in run.checks if c.passed),
+        checks_failed=sorted(c.name for c in run.checks if not c.passed),
+        note=note,
+    )
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"
+
+
+def _days(first: date, last: date, nights: list[Night], per_day, answered_per_day) -> list[DayFigures]:
+    days = []
+    for offset in range((last - first).days + 1):
+        day = first + timedelta(days=offset)
+        todays = [n for n in nights if n.day == day]
+        measured = [n.overdue_after for n in todays if n.overdue_after is not None]
+        row = per_day.get(day)
+        days.append(DayFigures(
+            day=day,
+            purged=row.purged if row else 0,
+            purged_on_request=row.on_request if row else 0,
+            overdue_after_last_run=measured[-1] if measured else None,
+            successful_runs=sum(n.succeeded for n in todays),
+            requests_answered=answered_per_day.get(day, 0) if answered_per_day is not None else None,
+        ))
+    return days
+
+
+def _with_missing_days(nights: list[Night], days: list[DayFigures]) -> list[Night]:
+    ran = {n.day for n in nights}
+    missing = [Night(day=d.day, run_id=None, result="no run") for d in days if d.day not in ran]
+    return sorted(nights + missing, key=lambda n: (n.day, n.started_at or datetime.min.replace(tzinfo=timezone.utc)))
+
+
+def _requests(conn, engine: Engine, policy: Policy, since: datetime, now: datetime):
+    """Request figures when the shop has shop.data_requests (customers' rights), else (None, None)."""
+    if not _exists(conn, "shop.data_requests"):
+        return None, None
+    from lifecycle import requests  # only shops with the requests table have the module's schema
+
+    deadline_days = policy.requests.response_deadline_days
+    received, answered, late = conn.execute(_REQUESTS, {"since": since, "deadline": timedelta(days=deadline_days)}).one()
+    per_day = dict(conn.execute(_REQUESTS_PER_DAY, {"since": since}).all())
+    open_now = requests.open_requests(engine, policy, now)
+    figures = RequestFigures(received=received, answered=answered, answered_late=late, open_now=open_now.total,
+                             overdue_now=open_now.overdue, overdue_request_ids=open_now.overdue_ids[:50],
+                             deadline_days=deadline_days)
+    return figures, per_day

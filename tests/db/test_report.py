@@ -1,0 +1,222 @@
+"""The compliance report's figures are the ledger's, the raw tables' and Dagster's own, and hold no personal value."""
+
+import re
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from lifecycle import report as compliance
+from lifecycle.report_format import render
+from tests.nightly import run_nightly
+from tests.shop import PERSONAL, add_case, add_delivered, add_order
+
+DAY, HOUR = timedelta(days=1), timedelta(hours=1)
+CASE_NOTE = "Customer Li Lei called from 139 1234 5678 about the refund"
+
+
+def now():
+    return datetime.now(timezone.utc)
+
+
+def seed(engine, start=1):
+    """Two due orders, one kept by an open case, one waiting, one that cannot be judged."""
+    t = now()
+    with engine.begin() as conn:
+        add_delivered(conn, start, t - 100 * DAY)
+        add_delivered(conn, start + 1, t - 45 * DAY)
+        add_delivered(conn, start + 2, t - 80 * DAY)
+        add_case(conn, start + 2, start + 2, t - 75 * DAY, closed_at=None, note=CASE_NOTE)
+        add_delivered(conn, start + 3, t - 3 * DAY)
+        add_order(conn, start + 4, "delivered", t - 50 * DAY)  # delivered without delivered_at
+
+
+def build(engine, policy, instance, since=None, ui_url=None):
+    t = now()
+    return compliance.build_report(engine, policy, instance, since or t - 30 * DAY, t, ui_url)
+
+
+def test_orders_cleared_per_night_equal_the_ledger(engine, policy, dagster_settings, dagster_instance):
+    seed(engine)
+    first = run_nightly(dagster_settings, dagster_instance)
+    with engine.begin() as conn:
+        add_delivered(conn, 10, now() - 31 * DAY)
+    second = run_nightly(dagster_settings, dagster_instance, trigger="cli")
+    report = build(engine, policy, dagster_instance)
+    with engine.connect() as conn:
+        ledger = dict(conn.execute(sa.text("SELECT run_id, count(*) FROM lifecycle.purge_ledger GROUP BY 1")).all())
+    nights = {n.run_id: n for n in report.nights if n.run_id}
+    assert {run_id: n.purged for run_id, n in nights.items()} == ledger == {first.run_id: 2, second.run_id: 1}
+    night = nights[second.run_id]
+    assert (night.result, night.started_by, night.policy_version, night.policy_hash) == (
+        "succeeded", "cli", policy.version, policy.short_hash)
+    assert night.checks_passed == ["no_overdue_personal_data"] and night.checks_failed == []
+
+
+def test_kept_by_open_case_and_not_judged_match_the_raw_tables(engine, policy, dagster_settings, dagster_instance):
+    seed(engine)
+    run_nightly(dagster_settings, dagster_instance)
+    [night] = [n for n in build(engine, policy, dagster_instance).nights if n.run_id]
+    with engine.connect() as conn:
+        open_case = conn.execute(sa.text("""
+            SELECT count(DISTINCT o.order_id) FROM shop.orders o JOIN shop.after_sales_cases c USING (order_id)
+            WHERE c.closed_at IS NULL AND o.delivered_at <= now() - interval '30 days'""")).scalar()
+        not_judged = conn.execute(sa.text(
+            "SELECT count(*) FROM shop.orders WHERE status = 'delivered' AND delivered_at IS NULL")).scalar()
+    assert (night.kept_by_open_case, night.anomalies) == (open_case, not_judged) == (1, 1)
+
+
+def test_overdue_backlog_is_the_orders_past_their_window_still_holding_data(
+        engine, policy, dagster_settings, dagster_instance):
+    seed(engine)
+    run_nightly(dagster_settings, dagster_instance)
+    with engine.begin() as conn:  # arrive after the run: one long overdue, one due only an hour ago
+        add_delivered(conn, 20, now() - 30 * DAY - 27 * HOUR)
+        add_delivered(conn, 21, now() - 30 * DAY - HOUR)
+    report = build(engine, policy, dagster_instance)
+    with engine.connect() as conn:
+        raw = conn.execute(sa.text("""
+            SELECT count(*) FROM shop.orders o WHERE purged_at IS NULL AND receiver_name IS NOT NULL
+              AND status = 'delivered' AND delivered_at <= now() - interval '30 days'
+              AND NOT EXISTS (SELECT 1 FROM shop.after_sales_cases c WHERE c.order_id = o.order_id)""")).scalar()
+    [night] = [n for n in report.nights if n.run_id]
+    assert night.overdue_after == 0
+    assert report.overdue_now == raw == 2
+    assert report.overdue_past_grace == 1
+    assert [ok for ok, text in report.verdict() if text.startswith("Now:")] == [False]
+
+
+def test_a_failed_check_leaves_its_night_marked_with_what_stayed_overdue(
+        engine, policy, dagster_settings, dagster_instance):
+    seed(engine)
+    with engine.begin() as conn:  # something silently swallows the purge of order 1
+        conn.execute(sa.text("""
+            CREATE FUNCTION shop.swallow() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN IF NEW.order_id = 1 THEN RETURN NULL; END IF; RETURN NEW; END $$;
+            CREATE TRIGGER swallow BEFORE UPDATE ON shop.orders FOR EACH ROW EXECUTE FUNCTION shop.swallow();
+        """))
+    try:
+        result = run_nightly(dagster_settings, dagster_instance)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP TRIGGER swallow ON shop.orders; DROP FUNCTION shop.swallow()"))
+    report = build(engine, policy, dagster_instance)
+    [night] = [n for n in report.nights if n.run_id]
+    assert night.run_id == result.run_id and night.result == "failed"
+    assert (night.checks_failed, night.overdue_after, night.erasure) == (["no_overdue_personal_data"], 1, "not run")
+    assert report.checks == {"no_overdue_personal_data": {"passed": 0, "failed": 1}}
+    problems = [text for ok, text in report.verdict() if not ok]
+    assert any("Checks failed" in text for text in problems)
+    assert any("still held personal data afterwards" in text for text in problems)
+
+
+def test_days_without_a_successful_run_are_named(engine, policy, dagster_settings, dagster_instance, policy_file):
+    seed(engine)
+    bad = policy_file('version: "1"\nraw:\n  orders:\n    personal_columns: [receiver_nam]\n')
+    assert not run_nightly(dagster_settings, dagster_instance, policy_path=bad).success
+    assert run_nightly(dagster_settings, dagster_instance).success
+    today = now().date()
+    report = build(engine, policy, dagster_instance, since=now() - 3 * DAY)
+    assert [d.day for d in report.days] == [today - timedelta(days=k) for k in (3, 2, 1, 0)]
+    assert report.days_without_success == [today - timedelta(days=k) for k in (3, 2, 1)]
+    assert [(n.day, n.result) for n in report.nights] == [
+        (today - timedelta(days=3), "no run"), (today - timedelta(days=2), "no run"),
+        (today - timedelta(days=1), "no run"), (today, "failed"), (today, "succeeded")]
+    assert not report.verdict()[0][0] and "3 of 3 days" in report.verdict()[0][1]
+
+
+def test_physical_erasure_comes_from_the_erasure_log(engine, policy, dagster_settings, dagster_instance):
+    seed(engine)
+    first = run_nightly(dagster_settings, dagster_instance)
+    second = run_nightly(dagster_settings, dagster_instance)  # nothing new purged: no rewrite
+    nights = {n.run_id: n for n in build(engine, policy, dagster_instance).nights if n.run_id}
+    with engine.connect() as conn:
+        erased = conn.execute(sa.text("SELECT run_id FROM lifecycle.erasure_runs")).scalars().all()
+    assert erased == [first.run_id]
+    assert re.fullmatch(r"done \(.+ → .+\)", nights[first.run_id].erasure)
+    assert nights[second.run_id].erasure == "not needed"
+
+
+def test_chart_days_add_up_to_the_ledger(engine, policy, dagster_settings, dagster_instance):
+    seed(engine)
+    run_nightly(dagster_settings, dagster_instance)
+    report = build(engine, policy, dagster_instance)
+    with engine.connect() as conn:
+        per_day = dict(conn.execute(sa.text(
+            "SELECT (purged_at AT TIME ZONE 'UTC')::date, count(*) FROM lifecycle.purge_ledger GROUP BY 1")).all())
+    assert {d.day: d.purged for d in report.days if d.purged} == per_day == {now().date(): 2}
+    assert report.days[-1].overdue_after_last_run == 0 and report.days[-1].successful_runs == 1
+    assert len(report.days) == 31
+
+
+@pytest.mark.parametrize("fmt", ["html", "md", "json"])
+def test_the_report_holds_no_personal_value(engine, policy, dagster_settings, dagster_instance, fmt):
+    seed(engine)  # every order carries tests.shop.PERSONAL; the open case carries CASE_NOTE
+    run_nightly(dagster_settings, dagster_instance)
+    with engine.begin() as conn:
+        add_delivered(conn, 30, now() - 40 * DAY)  # overdue, still holding its data at report time
+    text = render(build(engine, policy, dagster_instance, ui_url="http://127.0.0.1:3000"), fmt)
+    with engine.connect() as conn:
+        held = conn.execute(sa.text("SELECT count(*) FROM shop.orders WHERE receiver_name = :n"),
+                            {"n": PERSONAL["receiver_name"]}).scalar()
+    assert held >= 3  # the values are really there to leak
+    for value in [*PERSONAL.values(), CASE_NOTE, "139 1234 5678"]:
+        assert value.lower() not in text.lower()
+
+
+def test_the_html_page_is_self_contained_and_links_runs_to_the_ui(engine, policy, dagster_settings, dagster_instance):
+    seed(engine)
+    result = run_nightly(dagster_settings, dagster_instance)
+    page = render(build(engine, policy, dagster_instance, ui_url="http://127.0.0.1:3000/"), "html")
+    assert page.count("<svg") == 2 and "<script" not in page
+    assert not re.search(r'(src|href)="(?!http://127\.0\.0\.1:3000/runs/)', page)
+    assert f'href="http://127.0.0.1:3000/runs/{result.run_id}"' in page
+
+
+def test_requests_answered_and_overdue_come_from_shop_data_requests(engine, policy, dagster_instance):
+    t = now()
+    with engine.begin() as conn:
+        for request_id, received, completed, status in (
+            (1, t - 20 * DAY, t - 18 * DAY, "done"),       # answered in time
+            (2, t - 25 * DAY, t - 2 * DAY, "done"),        # answered after the 15-day deadline
+            (3, t - 16 * DAY, None, "received"),           # open and overdue
+            (4, t - 2 * DAY, None, "in_progress"),         # open, not yet due
+        ):
+            conn.execute(sa.text("""
+                INSERT INTO shop.data_requests (request_id, customer_id, kind, received_at, status, completed_at)
+                VALUES (:r, 1, 'access', :received, :status, :completed)"""),
+                dict(r=request_id, received=received, status=status, completed=completed))
+    report = build(engine, policy, dagster_instance)
+    r = report.requests
+    assert (r.received, r.answered, r.answered_late, r.open_now, r.overdue_now) == (4, 2, 1, 2, 1)
+    assert r.overdue_request_ids == [3]
+    assert {d.day: d.requests_answered for d in report.days if d.requests_answered} == {
+        (t - 18 * DAY).date(): 1, (t - 2 * DAY).date(): 1}
+
+
+def test_a_shop_without_a_requests_table_says_so(engine, policy, dagster_instance):
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE shop.data_requests RENAME TO data_requests_elsewhere"))
+    try:
+        report = build(engine, policy, dagster_instance)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE shop.data_requests_elsewhere RENAME TO data_requests"))
+    assert report.requests is None
+    assert "no `shop.data_requests` table" in render(report, "md")
+
+
+def test_alerts_raised_in_the_period_are_listed(engine, policy, dagster_instance):
+    with engine.begin() as conn:
+        conn.execute(sa.text("""INSERT INTO lifecycle.alerts (kind, dedupe_key, run_id, message, delivered_at)
+                                VALUES ('run_failed', 'r1', 'r1', 'nightly run r1 failed', now())"""))
+    report = build(engine, policy, dagster_instance)
+    assert [(a.kind, a.run_id, a.delivered) for a in report.alerts] == [("run_failed", "r1", True)]
+    assert "1 alerts were raised" in " ".join(text for _, text in report.verdict())
+
+
+def test_forecast_days_are_listed_even_when_nothing_becomes_due(engine, policy, dagster_instance):
+    report = build(engine, policy, dagster_instance)
+    assert list(report.forecast)[0] == now().date() and len(report.forecast) == 31
+    assert set(report.forecast.values()) == {0}
+    assert isinstance(list(report.forecast)[0], date)
