@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets.logistics import logistics_assets, logistics_checks
 from assets.retention import retention_assets, retention_checks
 from lifecycle.alerts import AlertWebhook
-from lifecycle.resources import ShopDatabase
+from lifecycle.resources import ExportFolder, ShopDatabase
 from lifecycle.settings import Settings
 from sensors.alerts import alert_sensors
 from sensors.schedules import nightly_lifecycle, nightly_lifecycle_schedule
@@ -14,11 +15,12 @@ from sensors.schedules import nightly_lifecycle, nightly_lifecycle_schedule
 settings = Settings.from_env()
 
 defs = dg.Definitions(
-    assets=[*retention_assets],
-    asset_checks=[*retention_checks],
+    assets=[*retention_assets, *logistics_assets],
+    asset_checks=[*retention_checks, *logistics_checks],
     jobs=[nightly_lifecycle],
     schedules=[nightly_lifecycle_schedule(settings)],
     sensors=[*alert_sensors],
     resources={"shop": ShopDatabase(url=settings.database_url, policy_path=str(settings.policy_path)),
-               "webhook": AlertWebhook(url=settings.webhook_url)},
+               "webhook": AlertWebhook(url=settings.webhook_url),
+               "exports": ExportFolder(path=str(settings.export_dir))},
 )

@@ -108,7 +108,9 @@ def demo(orders: int, seed: int) -> None:
     engine = _engine(settings)
     schema.upgrade(engine)
     click.echo(f"database: {db.safe_url(engine.url)}")
-    report = synthetic.seed_shop(engine, orders=orders, seed=seed, on_progress=lambda m: click.echo(f"  {m}"))
+    carriers = list(load_policy(settings.policy_path).logistics.carriers)  # paid/shipped orders get one
+    report = synthetic.seed_shop(engine, orders=orders, seed=seed, carriers=carriers,
+                                 on_progress=lambda m: click.echo(f"  {m}"))
     click.echo(f"seeded {report.orders:,} orders, {report.items:,} order lines, {report.cases:,} after-sales cases")
     _run_nightly(settings, trigger="demo")
 
@@ -165,6 +167,48 @@ def report(since: str, out: Path, fmt: str | None, ui_url: str | None) -> None:
         click.echo(f"  {'ok' if ok else '!!'}  {text}")
 
 
+@main.group(name="logistics")
+def logistics_group() -> None:
+    """The carrier hand-off (docs/logistics.md)."""
+
+
+@logistics_group.command(name="refresh")
+@_fail_cleanly
+def logistics_refresh() -> None:
+    """Refreshes the hand-off and carrier roles now, proves them, then writes the carrier files.
+
+    The same steps and checks as the nightly job; files are written only if every check passes.
+    """
+    import uuid
+
+    from lifecycle import logistics
+
+    settings = _settings()
+    engine = _engine(settings)
+    policy = load_policy(settings.policy_path)
+    with engine.connect() as conn:
+        check_policy_against_database(policy, conn)
+    run_id = f"cli-{uuid.uuid4().hex[:12]}"
+    access = logistics.ensure_carrier_access(engine, policy)
+    report = logistics.refresh_handoff(engine, policy, run_id=run_id)
+    click.echo(f"hand-off refreshed: {report.inserted} new, {report.updated} changed, "
+               f"{report.removed_total} removed {report.removed or ''}")
+    for carrier, rows in report.rows_by_carrier.items():
+        click.echo(f"  {carrier:>24}: {rows} pending deliveries")
+    if report.unmatched_carrier:
+        click.echo(f"  {report.unmatched_carrier} pending orders name a carrier the policy does not list "
+                   f"(order ids {report.unmatched_sample_ids})")
+    click.echo(f"carrier roles: {', '.join(access.roles) or 'none'}")
+    failed = [problem for check in (logistics.check_columns, logistics.check_finished_orders_gone,
+                                    logistics.check_carrier_isolation)
+              for problem in check(engine, policy).problems]
+    if failed:
+        raise click.ClickException("checks failed, no carrier file was written:\n  " + "\n  ".join(failed))
+    folder = Path(settings.export_dir) / logistics.EXPORT_PURPOSE
+    files = logistics.export_carrier_files(engine, policy, folder, run_id=run_id)
+    click.echo(f"checks passed; carrier files in {folder}: {files.metadata()['rows_by_carrier']}")
+
+
 def _run_nightly(settings: Settings, trigger: str) -> None:
     # The job is assembled in definitions.py, outside this package; import it only here so the
     # domain core stays importable (and testable) without the Dagster layer.
@@ -194,4 +238,5 @@ def _run_nightly(settings: Settings, trigger: str) -> None:
 
 
 _SHOWN = {"eligible", "purged", "kept_by_open_case", "stale", "anomalies", "oldest_overdue_days",
-          "ran", "seconds", "policy_version", "bytes_before", "bytes_after"}
+          "ran", "seconds", "policy_version", "bytes_before", "bytes_after", "rows_by_carrier",
+          "removed_by_reason"}

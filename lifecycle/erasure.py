@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from lifecycle.db import describe_db_error
+from lifecycle.logistics import HANDOFF_TABLE
 from lifecycle.policy import Policy
 
 
@@ -49,8 +50,8 @@ class ErasureReport:
 
 
 def erasure_tables(policy: Policy) -> list[str]:
-    """Every table whose purged values must leave the disk."""
-    return [policy.raw.orders.table, policy.raw.after_sales_cases.table]
+    """Every table whose purged values must leave the disk (the carrier hand-off keeps copies)."""
+    return [policy.raw.orders.table, policy.raw.after_sales_cases.table, HANDOFF_TABLE]
 
 
 _PENDING = sa.text("""

@@ -11,6 +11,7 @@ import hashlib
 import re
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
@@ -22,7 +23,7 @@ IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 ROLES: dict[str, tuple[str, ...]] = {
     "orders": (
         "order_id", "customer_id", "status", "placed_at", "paid_at", "shipped_at",
-        "delivered_at", "cancelled_at", "ship_region", "purged_at",
+        "delivered_at", "cancelled_at", "ship_region", "purged_at", "carrier",
     ),
     "order_items": ("order_id", "line_no", "sku", "quantity", "unit_price"),
     "after_sales_cases": ("case_id", "order_id", "kind", "opened_at", "closed_at"),
@@ -147,6 +148,31 @@ class Retention(_Strict):
     erasure_lock_timeout_seconds: int = Field(30, ge=1, le=3600)
 
 
+class Analytics(_Strict):
+    """How sales are dated and how small cells are protected in the published sales volume."""
+
+    timezone: str = "UTC"
+    min_customers_per_cell: int = 5
+
+    @field_validator("timezone")
+    @classmethod
+    def _iana_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                "not an IANA time zone; write one such as 'Asia/Shanghai', 'Europe/Berlin' or 'UTC'"
+            ) from None
+        return value
+
+    @field_validator("min_customers_per_cell")
+    @classmethod
+    def _at_least_one(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be a whole number of customers, 1 or more")
+        return value
+
+
 class DataRequests(_Strict):
     """How customers' access, correction and erasure requests are answered (docs/requests.md)."""
 
@@ -164,6 +190,68 @@ class DataRequests(_Strict):
         return value
 
 
+# All a carrier may ever receive (privacy statement: "only ... necessary receiving address and
+# logistics contact information"); order_id and carrier always go with it. docs/logistics.md.
+LOGISTICS_FIELDS = ("receiver_name", "receiver_address", "receiver_postcode", "receiver_phone", "ship_region")
+LOGISTICS_KEYS = ("order_id", "carrier")
+CARRIER_ROLE_PREFIX = "lifecycle_carrier_"
+
+
+class Carrier(_Strict):
+    """How one matched carrier receives its deliveries: a database role and/or a CSV file."""
+
+    role: bool = False
+    csv: bool = False
+
+    @model_validator(mode="after")
+    def _receives_something(self) -> "Carrier":
+        if not (self.role or self.csv):
+            raise ValueError("receives nothing; set role: true and/or csv: true, or remove the carrier")
+        return self
+
+
+class Logistics(_Strict):
+    """What goes to the carriers that deliver the parcels, and how each carrier receives it."""
+
+    fields: tuple[str, ...] = LOGISTICS_FIELDS
+    carriers: dict[str, Carrier] = {}
+    batch_size: int = Field(50_000, ge=1, le=1_000_000)
+
+    @field_validator("fields")
+    @classmethod
+    def _only_delivery_fields(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        refused = [f for f in value if f not in LOGISTICS_FIELDS + LOGISTICS_KEYS]
+        if refused:
+            known = set(ROLES["orders"]) | set(DEFAULT_PERSONAL["orders"])  # refused on purpose, not typos
+            hints = [[] if f in known else difflib.get_close_matches(f, LOGISTICS_FIELDS, n=1) for f in refused]
+            named = ", ".join(repr(f) + (f" (did you mean '{h[0]}'?)" if h else "") for f, h in zip(refused, hints))
+            raise ValueError(
+                f"{named} may not go to carriers: only the receiving address and logistics contact may "
+                f"({', '.join(LOGISTICS_FIELDS)}), always with order_id and carrier; remove {'them' if len(refused) > 1 else 'it'} from logistics.fields"
+            )
+        return tuple(dict.fromkeys(f for f in value if f in LOGISTICS_FIELDS))
+
+    @field_validator("carriers")
+    @classmethod
+    def _carrier_names(cls, value: dict[str, Carrier]) -> dict[str, Carrier]:
+        longest = 63 - len(CARRIER_ROLE_PREFIX)
+        bad = [name for name in value if not IDENTIFIER.match(name) or len(name) > longest]
+        if bad:
+            raise ValueError(
+                f"{bad[0]!r} is not a usable carrier name; write it as shop.orders.carrier holds it, in "
+                f"lowercase letters, digits and _ (at most {longest} characters), e.g. sf_express"
+            )
+        return value
+
+    @property
+    def role_carriers(self) -> list[str]:
+        return [name for name, how in self.carriers.items() if how.role]
+
+    @property
+    def csv_carriers(self) -> list[str]:
+        return [name for name, how in self.carriers.items() if how.csv]
+
+
 class Policy(_Strict):
     """A validated policy, with the file it came from and its content hash.
 
@@ -173,7 +261,9 @@ class Policy(_Strict):
     version: str = Field(min_length=1)
     raw: RawZone = Field(default_factory=lambda: RawZone.model_validate({}))
     retention: Retention = Retention()
+    analytics: Analytics = Analytics()
     requests: DataRequests = DataRequests()
+    logistics: Logistics = Logistics()
 
     _path: Path = PrivateAttr(default=Path("policy.yaml"))
     _sha256: str = PrivateAttr(default="")
@@ -277,7 +367,8 @@ def check_policy_against_database(policy: Policy, conn) -> None:
             )
             continue
         present = catalog[spec.table]
-        named = [("columns", c) for c in spec.columns.values()]
+        unused = set() if policy.logistics.carriers else {"carrier"}  # only the carrier hand-off reads it
+        named = [("columns", c) for role, c in spec.columns.items() if role not in unused]
         named += [("personal_columns", c) for c in spec.personal_columns]
         named += [("kept_columns", c) for c in spec.kept_columns]
         for field, column in named:

@@ -36,3 +36,15 @@ class ShopDatabase(dg.ConfigurableResource):
             raise dg.Failure(description="The policy file is not usable; nothing was changed.\n"
                              + "\n".join(exc.problems), allow_retries=False) from None
         return policy
+
+
+class ExportFolder(dg.ConfigurableResource):
+    """Where files leave the system for someone else (carrier files, access exports), one
+    subfolder per purpose. Left empty, `path` means LIFECYCLE_EXPORT_DIR, else .lifecycle/exports.
+    """
+
+    path: str | None = None
+
+    def folder(self, purpose: str) -> Path:
+        """The subfolder for `purpose` (e.g. "logistics"), not created until something is written."""
+        return Path(self.path or Settings.from_env().export_dir) / purpose

@@ -11,7 +11,7 @@ recently closed after-sales cases, and a few rows that cannot be judged (anomali
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -110,6 +110,16 @@ WHERE o.status = 'delivered' AND o.delivered_at < :as_of - interval '40 days'
 """
 
 
+# Paid and shipped orders are matched with one of the policy's carriers (docs/logistics.md).
+_HAS_CARRIER = sa.text("""SELECT EXISTS (SELECT 1 FROM information_schema.columns
+    WHERE table_schema = 'shop' AND table_name = 'orders' AND column_name = 'carrier')""")
+_CARRIERS_SQL = f"""
+UPDATE shop.orders
+SET carrier = (CAST(:carriers AS text[]))[1 + {_h("md5(:seed || ':k:' || order_id)", 0)} % cardinality(CAST(:carriers AS text[]))]
+WHERE status IN ('paid', 'shipped')
+"""
+
+
 class ShopNotEmpty(RuntimeError):
     """Refused to reseed a database that holds orders the demo did not put there."""
 
@@ -141,6 +151,7 @@ def seed_shop(
     as_of: datetime | None = None,
     on_progress: Callable[[str], None] = lambda _: None,
     replace: bool = True,
+    carriers: Sequence[str] = (),
 ) -> SeedReport:
     """Fills shop.* with `orders` deterministic orders, replacing an earlier demo shop.
 
@@ -171,6 +182,9 @@ def seed_shop(
         items = conn.execute(sa.text(_ITEMS_SQL), {"seed": str(seed)}).rowcount
         on_progress("inserting after-sales cases")
         cases = conn.execute(sa.text(_CASES_SQL), {"seed": str(seed), "as_of": as_of}).rowcount
+        if carriers and conn.execute(_HAS_CARRIER).scalar():
+            on_progress(f"matching paid and shipped orders with carriers {', '.join(carriers)}")
+            conn.execute(sa.text(_CARRIERS_SQL), {"seed": str(seed), "carriers": list(carriers)})
         conn.execute(sa.text("INSERT INTO lifecycle.demo_seeds (seed, orders, as_of) VALUES (:s, :n, :a)"),
                      {"s": seed, "n": orders, "a": as_of})
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
