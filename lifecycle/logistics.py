@@ -63,33 +63,39 @@ class _Sql:
         self.orders = o.sql
         self.oid, self.carrier = "o." + o.col("order_id"), "o." + o.col("carrier")
         self.status, self.purged_at = "o." + o.col("status"), "o." + o.col("purged_at")
-        chosen = policy.logistics.fields
-        source = {f: o.col("ship_region") if f == "ship_region" else quote_ident(f) for f in LOGISTICS_FIELDS}
+        chosen, source = policy.logistics.fields, source_columns(policy)
         # Fields the policy leaves out stay NULL, so the table keeps its allow-listed shape.
         self.values = ", ".join(
-            (f"CAST(o.{source[f]} AS text)" if f in chosen else "CAST(NULL AS text)") + f" AS {f}"
+            (f"CAST(o.{quote_ident(source[f])} AS text)" if f in chosen else "CAST(NULL AS text)") + f" AS {f}"
             for f in LOGISTICS_FIELDS
         )
         self.columns = ", ".join(HANDOFF_COLUMNS)
         self.pending = f"{self.status} IN ('paid', 'shipped') AND {self.purged_at} IS NULL"
 
 
+def source_columns(policy: Policy) -> dict[str, str]:
+    """The shop's column behind each hand-off column: the raw mapping for order_id, carrier and
+    ship_region; the receiver fields by their own names, as in raw.orders.personal_columns."""
+    mapped = policy.raw.orders.columns
+    return {"order_id": mapped["order_id"], "carrier": mapped["carrier"],
+            **{f: mapped["ship_region"] if f == "ship_region" else f for f in LOGISTICS_FIELDS}}
+
+
 def check_sources(policy: Policy, conn: Connection) -> None:
-    """Fails unless every field the policy hands off exists in the shop's orders table."""
-    table = policy.raw.orders
+    """Fails unless every column the hand-off reads exists in the shop's orders table."""
+    table, source = policy.raw.orders, source_columns(policy)
     present = set(conn.execute(sa.text(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = :s AND table_name = :t"),
         {"s": table.schema, "t": table.name}).scalars())
-    sources = {f: table.columns["ship_region"] if f == "ship_region" else f for f in policy.logistics.fields}
-    sources["carrier"] = table.columns["carrier"]
-    missing = [(f, col) for f, col in sources.items() if col not in present]
-    if missing:
-        raise PolicyError([
-            f"{policy.path.name}: logistics.fields: column '{col}' not in {table.table}; "
-            + ("run `lifecycle db upgrade` or map raw.orders.columns.carrier" if f == "carrier"
-               else f"remove '{f}' from logistics.fields or add the column")
-            for f, col in missing
-        ])
+    problems = []
+    if source["carrier"] not in present:
+        problems.append(f"{policy.path.name}: raw.orders.columns.carrier: column '{source['carrier']}' not in "
+                        f"{table.table}; run `lifecycle db upgrade` or map the shop's carrier column")
+    problems += [f"{policy.path.name}: logistics.fields: column '{source[f]}' not in {table.table}; "
+                 f"remove '{f}' from logistics.fields or add the column"
+                 for f in policy.logistics.fields if source[f] not in present]
+    if problems:
+        raise PolicyError(problems)
 
 
 # ---------------------------------------------------------------- refresh
@@ -281,15 +287,16 @@ def _tally(report: HandoffReport, outcome: list[tuple[str, int, list[int]]]) -> 
 
 @dataclass
 class AccessReport:
-    """Which carrier roles exist and hold access after the run, and which lost it."""
+    """Which carrier roles hold access after the run, and what this run had to change."""
 
     roles: list[str] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
+    regranted: list[str] = field(default_factory=list)
     revoked: list[str] = field(default_factory=list)
     columns: list[str] = field(default_factory=list)
 
     def metadata(self) -> dict[str, object]:
-        return {"carrier_roles": self.roles, "roles_created": self.created,
+        return {"carrier_roles": self.roles, "roles_created": self.created, "roles_regranted": self.regranted,
                 "roles_revoked": self.revoked, "granted_columns": self.columns}
 
 
@@ -314,9 +321,25 @@ _HOLDERS = sa.text("""
            OR has_table_privilege(oid, 'logistics.handoff', 'DELETE, TRUNCATE, TRIGGER'))
     ORDER BY rolname
 """)
+# A role holds exactly what it should: schema usage, SELECT on the wanted columns (not the whole
+# table, which would also open any column added later), and nothing else.
+_GRANTS_OF = sa.text("""
+    SELECT has_schema_privilege(:role, 'logistics', 'USAGE')
+       AND NOT has_table_privilege(:role, 'logistics.handoff', 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
+       AND NOT has_any_column_privilege(:role, 'logistics.handoff', 'INSERT, UPDATE, REFERENCES')
+       AND ARRAY(SELECT CAST(attname AS text) FROM pg_attribute
+                 WHERE attrelid = CAST('logistics.handoff' AS regclass) AND attnum > 0 AND NOT attisdropped
+                   AND has_column_privilege(:role, attrelid, attnum, 'SELECT') ORDER BY attname)
+           = CAST(:columns AS text[])
+""")
 _OUR_POLICIES = sa.text("""
     SELECT policyname FROM pg_policies
     WHERE schemaname = 'logistics' AND tablename = 'handoff' AND starts_with(policyname, 'carrier_')
+""")
+_POLICIES = sa.text("""
+    SELECT policyname, cmd = 'SELECT' AND permissive = 'PERMISSIVE' AND CAST(roles AS text[]) = ARRAY[:role]
+                       AND qual = :qual
+    FROM pg_policies WHERE schemaname = 'logistics' AND tablename = 'handoff'
 """)
 
 
@@ -338,8 +361,8 @@ def create_role(engine: Engine, name: str) -> bool:
 def ensure_carrier_access(engine: Engine, policy: Policy) -> AccessReport:
     """Gives each role carrier of the policy its role, its row policy and its columns; no one else.
 
-    Safe to run again and concurrently: roles are created idempotently, and the grants and row
-    policies of this database are rebuilt under one advisory lock in one transaction.
+    Changes only what differs, under one advisory lock in one transaction, so a repeated run
+    changes nothing and takes no lock on the hand-off (a new row policy needs an exclusive one).
     """
     carriers = policy.logistics.role_carriers
     columns = list(LOGISTICS_KEYS + policy.logistics.fields)
@@ -351,21 +374,25 @@ def ensure_carrier_access(engine: Engine, policy: Policy) -> AccessReport:
         holders = conn.execute(_HOLDERS, {"prefix": CARRIER_ROLE_PREFIX}).scalars().all()
         report.revoked = [r for r in holders if r not in report.roles]
         for role in report.revoked:
-            ident = quote_ident(role)
-            conn.execute(sa.text(f"REVOKE ALL ON {HANDOFF} FROM {ident}"))
-            conn.execute(sa.text(f"REVOKE ALL ON SCHEMA logistics FROM {ident}"))
+            conn.execute(sa.text(f"REVOKE ALL ON {HANDOFF} FROM {quote_ident(role)}"))
+            conn.execute(sa.text(f"REVOKE ALL ON SCHEMA logistics FROM {quote_ident(role)}"))
+        for carrier in carriers:
+            role, rule = role_name(carrier), policy_name(carrier)
+            if not conn.execute(_GRANTS_OF, {"role": role, "columns": sorted(columns)}).scalar():
+                report.regranted.append(role)
+                conn.execute(sa.text(f"GRANT USAGE ON SCHEMA logistics TO {quote_ident(role)}"))
+                conn.execute(sa.text(f"REVOKE ALL ON {HANDOFF} FROM {quote_ident(role)}"))
+                conn.execute(sa.text(f"GRANT SELECT ({granted}) ON {HANDOFF} TO {quote_ident(role)}"))
+            qual = f"(carrier = {_literal(carrier)}::text)"  # as pg_policies shows it
+            rules = dict(conn.execute(_POLICIES, {"role": role, "qual": qual}).all())
+            if not rules.get(rule):
+                conn.execute(sa.text(f"DROP POLICY IF EXISTS {quote_ident(rule)} ON {HANDOFF}"))
+                conn.execute(sa.text(
+                    f"CREATE POLICY {quote_ident(rule)} ON {HANDOFF} AS PERMISSIVE FOR SELECT "
+                    f"TO {quote_ident(role)} USING (carrier = {_literal(carrier)})"))
         wanted = {policy_name(c) for c in carriers}
         for stale in set(conn.execute(_OUR_POLICIES).scalars()) - wanted:
             conn.execute(sa.text(f"DROP POLICY {quote_ident(stale)} ON {HANDOFF}"))
-        for carrier in carriers:
-            role, rule = quote_ident(role_name(carrier)), quote_ident(policy_name(carrier))
-            conn.execute(sa.text(f"GRANT USAGE ON SCHEMA logistics TO {role}"))
-            conn.execute(sa.text(f"REVOKE ALL ON {HANDOFF} FROM {role}"))
-            conn.execute(sa.text(f"GRANT SELECT ({granted}) ON {HANDOFF} TO {role}"))
-            conn.execute(sa.text(f"DROP POLICY IF EXISTS {rule} ON {HANDOFF}"))
-            conn.execute(sa.text(
-                f"CREATE POLICY {rule} ON {HANDOFF} AS PERMISSIVE FOR SELECT TO {role} "
-                f"USING (carrier = {_literal(carrier)})"))
     return report
 
 

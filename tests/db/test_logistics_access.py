@@ -62,6 +62,17 @@ def test_each_carrier_role_sees_only_its_own_deliveries(engine, shop):
     assert zto == [(3, "zto_express")]
 
 
+def test_a_carriers_own_login_made_a_member_of_its_role_sees_its_rows(engine, shop):
+    login = f"sf_reader_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE ROLE "{login}" LOGIN IN ROLE lifecycle_carrier_sf_express'))
+    try:
+        assert as_role(engine, login, "SELECT order_id FROM logistics.handoff ORDER BY 1") == [(1,), (2,)]
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP ROLE "{login}"'))
+
+
 def test_a_carrier_role_reads_the_delivery_fields_and_cannot_read_the_shop(engine, shop):
     [row] = as_role(engine, "lifecycle_carrier_zto_express",
                     "SELECT order_id, carrier, receiver_name, receiver_address, receiver_postcode, receiver_phone, "
@@ -160,10 +171,25 @@ def test_a_carrier_dropped_from_the_policy_loses_its_access(engine, shop, policy
     assert policies == ["carrier_sf_express"]
 
 
-def test_giving_access_twice_is_harmless(engine, shop):
+def test_giving_access_again_changes_nothing(engine, shop):
+    policies = "SELECT polname, oid FROM pg_policy ORDER BY 1"
+    with engine.connect() as conn:
+        before = conn.execute(sa.text(policies)).all()
     again = logistics.ensure_carrier_access(engine, shop)
-    assert again.created == [] and again.revoked == []
+    with engine.connect() as conn:
+        after = conn.execute(sa.text(policies)).all()
+    assert (again.created, again.regranted, again.revoked) == ([], [], [])
+    assert after == before  # no row policy was dropped and made again
     assert logistics.check_carrier_isolation(engine, shop).passed
+
+
+def test_the_next_run_takes_back_a_grant_wider_than_the_policy(engine, shop):
+    with engine.begin() as conn:
+        conn.execute(sa.text("GRANT SELECT, UPDATE ON logistics.handoff TO lifecycle_carrier_zto_express"))
+    report = logistics.ensure_carrier_access(engine, shop)
+    assert report.regranted == ["lifecycle_carrier_zto_express"]
+    with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
+        as_role(engine, "lifecycle_carrier_zto_express", "UPDATE logistics.handoff SET carrier = carrier")
 
 
 def test_carrier_roles_can_be_created_by_many_sessions_at_once(engine):
