@@ -6,6 +6,7 @@ import dagster as dg
 
 from assets.logistics import logistics_assets, logistics_checks
 from assets.retention import retention_assets, retention_checks
+from assets.sales import sales_assets
 from lifecycle.alerts import AlertWebhook
 from lifecycle.resources import ExportFolder, ShopDatabase
 from lifecycle.settings import Settings
@@ -15,7 +16,7 @@ from sensors.schedules import nightly_lifecycle, nightly_lifecycle_schedule
 settings = Settings.from_env()
 
 defs = dg.Definitions(
-    assets=[*retention_assets, *logistics_assets],
+    assets=[*retention_assets, *logistics_assets, *sales_assets],
     asset_checks=[*retention_checks, *logistics_checks],
     jobs=[nightly_lifecycle],
     schedules=[nightly_lifecycle_schedule(settings)],

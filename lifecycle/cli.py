@@ -226,6 +226,8 @@ def _run_nightly(settings: Settings, trigger: str) -> None:
     for event in result.all_events:
         if event.is_step_materialization:
             mat = event.step_materialization_data.materialization
+            if mat.partition:  # one per rebuilt sales day; the step's own summary follows
+                continue
             shown = {k: v.value for k, v in mat.metadata.items() if k in _SHOWN}
             click.echo(f"  {mat.asset_key.to_user_string()}: {shown}")
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
@@ -239,4 +241,5 @@ def _run_nightly(settings: Settings, trigger: str) -> None:
 
 _SHOWN = {"eligible", "purged", "kept_by_open_case", "stale", "anomalies", "oldest_overdue_days",
           "ran", "seconds", "policy_version", "bytes_before", "bytes_after", "rows_by_carrier",
-          "removed_by_reason"}
+          "removed_by_reason", "mode", "days_rebuilt", "rows_written", "units_folded", "units_withheld",
+          "table_rows", "rows"}

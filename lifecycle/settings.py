@@ -26,6 +26,7 @@ class Settings:
     dagster_storage_url: str | None = None
     webhook_url: str | None = None
     export_dir: Path | None = None  # LIFECYCLE_EXPORT_DIR, else <home>/exports: access exports, carrier files
+    sales_start_date: str = "2024-01-01"  # LIFECYCLE_SALES_START: first day the sales partitions offer
 
     @property
     def embedded_data_dir(self) -> Path:
@@ -47,4 +48,5 @@ class Settings:
             dagster_storage_url=env.get("LIFECYCLE_DAGSTER_STORAGE_URL") or None,
             webhook_url=env.get("LIFECYCLE_WEBHOOK_URL") or None,
             export_dir=Path(env.get("LIFECYCLE_EXPORT_DIR") or home / "exports"),
+            sales_start_date=env.get("LIFECYCLE_SALES_START") or "2024-01-01",
         )

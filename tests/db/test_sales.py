@@ -1,0 +1,295 @@
+"""The published sales volume on real PostgreSQL: the k rule, dating, change capture, backfills."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+import sqlalchemy as sa
+
+from lifecycle import sales
+from lifecycle.policy import load_policy
+from tests.conftest import AS_OF
+from tests.shop import PERSONAL, add_order
+
+DAY = timedelta(days=1)
+YESTERDAY = date(2026, 5, 31)  # the last complete day at AS_OF (2026-06-01 12:00 UTC)
+
+
+def noon(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, 12, tzinfo=timezone.utc)
+
+
+def add_sale(conn, order_id: int, customer: int, placed_at: datetime, region: str | None = "SH",
+             sku: str = "SKU-1", quantity: int = 1, price: str = "10.00", status: str = "delivered") -> None:
+    """One order of one line: who bought how much of what, where it shipped, when it was placed."""
+    add_order(conn, order_id, status, placed_at, customer_id=customer, ship_region=region)
+    conn.execute(sa.text("UPDATE shop.order_items SET sku = :sku, quantity = :q, unit_price = :p WHERE order_id = :o"),
+                 {"sku": sku, "q": quantity, "p": price, "o": order_id})
+
+
+def customers_buy(conn, first_order: int, customers: list[int], day: date = YESTERDAY, **line) -> int:
+    """Each customer places one order on `day`; returns the next free order id."""
+    for n, customer in enumerate(customers):
+        add_sale(conn, first_order + n, customer, noon(day), **line)
+    return first_order + len(customers)
+
+
+def published(engine, day: date | None = None) -> dict[tuple, tuple]:
+    """(date, sku, region) -> (orders, units, revenue, customers) as published."""
+    where = "WHERE sales_date = :day" if day else ""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            f"SELECT sales_date, sku, region, orders, units, revenue, customers FROM analytics.sales_volume_daily {where}"
+        ), {"day": day}).all()
+    return {(d, s, r): (o, u, float(rev), c) for d, s, r, o, u, rev, c in rows}
+
+
+def built_by(engine) -> dict[date, str]:
+    with engine.connect() as conn:
+        return dict(conn.execute(sa.text("SELECT sales_date, run_id FROM lifecycle.sales_days")).all())
+
+
+def policy_with(policy_file, **analytics) -> object:
+    body = ", ".join(f"{k}: {v}" for k, v in analytics.items())
+    return load_policy(policy_file(f'version: "test"\nanalytics: {{{body}}}\n'))
+
+
+def refresh(engine, policy, run_id="night-1", as_of=AS_OF) -> sales.SalesBuild:
+    return sales.refresh(engine, policy, run_id=run_id, as_of=as_of)
+
+
+# ---------------------------------------------------------------- the k rule
+
+def test_cell_of_exactly_k_customers_is_published_in_its_region(engine, policy):
+    with engine.begin() as conn:
+        customers_buy(conn, 1, [1, 2, 3, 4, 5], region="SH", quantity=2)
+    build = refresh(engine, policy)
+    assert published(engine) == {(YESTERDAY, "SKU-1", "SH"): (5, 10, 100.0, 5)}
+    assert (build.total("units_published"), build.total("units_folded"), build.total("units_withheld")) == (10, 0, 0)
+
+
+def test_cell_of_k_minus_1_customers_folds_and_alone_is_withheld_even_with_k_orders(engine, policy):
+    with engine.begin() as conn:
+        following = customers_buy(conn, 1, [1, 2, 3, 4], region="SH")
+        add_sale(conn, following, 4, noon(YESTERDAY), region="SH")  # a 5th order, still 4 customers
+    build = refresh(engine, policy)
+    assert published(engine) == {}
+    [day] = build.stats
+    assert (day.units_total, day.units_published, day.units_withheld, day.rows_withheld) == (5, 0, 5, 1)
+
+
+def test_small_cells_fold_into_other_and_publish_once_together_they_reach_k(engine, policy):
+    with engine.begin() as conn:
+        n = customers_buy(conn, 1, [1, 2], region="SH")
+        n = customers_buy(conn, n, [3, 4, 5], region="BJ")
+        customers_buy(conn, n, [6, 7, 8, 9, 10], region="GD")
+    build = refresh(engine, policy)
+    assert published(engine) == {
+        (YESTERDAY, "SKU-1", "GD"): (5, 5, 50.0, 5),
+        (YESTERDAY, "SKU-1", "OTHER"): (5, 5, 50.0, 5),
+    }
+    [day] = build.stats
+    assert (day.units_folded, day.units_withheld, day.cells_folded) == (5, 0, 2)
+
+
+def test_a_customer_in_two_folded_cells_is_counted_once(engine, policy):
+    with engine.begin() as conn:
+        # SKU-1: SH {1,2,3} + BJ {3,4}: five cell memberships but four people -> withheld.
+        n = customers_buy(conn, 1, [1, 2, 3], region="SH", sku="SKU-1")
+        n = customers_buy(conn, n, [3, 4], region="BJ", sku="SKU-1")
+        # SKU-2: SH {1,2,3} + BJ {3,4,5}: five people -> OTHER published with 6 orders.
+        n = customers_buy(conn, n, [1, 2, 3], region="SH", sku="SKU-2")
+        customers_buy(conn, n, [3, 4, 5], region="BJ", sku="SKU-2")
+    build = refresh(engine, policy)
+    assert published(engine) == {(YESTERDAY, "SKU-2", "OTHER"): (6, 6, 60.0, 5)}
+    assert build.total("units_withheld") == 5
+
+
+def test_orders_without_a_region_are_never_published_under_a_region(engine, policy):
+    with engine.begin() as conn:
+        n = customers_buy(conn, 1, [1, 2, 3, 4, 5], region=None)
+        customers_buy(conn, n, [6, 7, 8, 9, 10], region="")
+    refresh(engine, policy)
+    assert published(engine) == {(YESTERDAY, "SKU-1", "OTHER"): (10, 10, 100.0, 10)}
+
+
+def test_a_smaller_k_from_the_policy_publishes_smaller_cells(engine, policy_file):
+    with engine.begin() as conn:
+        customers_buy(conn, 1, [1, 2], region="SH")
+    refresh(engine, policy_with(policy_file, min_customers_per_cell=2))
+    assert published(engine) == {(YESTERDAY, "SKU-1", "SH"): (2, 2, 20.0, 2)}
+
+
+# ---------------------------------------------------------------- what counts as a sale, and when
+
+def test_only_paid_shipped_and_delivered_orders_are_sales(engine, policy):
+    with engine.begin() as conn:
+        for n, status in enumerate(["paid", "shipped", "delivered", "delivered", "paid"], start=1):
+            add_sale(conn, n, n, noon(YESTERDAY), status=status)
+        add_sale(conn, 6, 6, noon(YESTERDAY), status="placed", quantity=7)
+        add_sale(conn, 7, 7, noon(YESTERDAY), status="cancelled", quantity=7)
+    refresh(engine, policy)
+    assert published(engine) == {(YESTERDAY, "SKU-1", "SH"): (5, 5, 50.0, 5)}
+
+
+def test_sales_date_is_placed_at_in_the_shop_time_zone_either_side_of_midnight(engine, policy_file):
+    with engine.begin() as conn:
+        add_sale(conn, 1, 1, datetime(2026, 5, 30, 15, 59, 59, tzinfo=timezone.utc))  # 23:59:59 in Shanghai
+        add_sale(conn, 2, 2, datetime(2026, 5, 30, 16, 0, 0, tzinfo=timezone.utc))    # 00:00:00 in Shanghai
+    refresh(engine, policy_with(policy_file, timezone="Asia/Shanghai", min_customers_per_cell=1))
+    assert set(published(engine)) == {(date(2026, 5, 30), "SKU-1", "SH"), (date(2026, 5, 31), "SKU-1", "SH")}
+    refresh(engine, policy_with(policy_file, timezone="UTC", min_customers_per_cell=1), run_id="night-2")
+    assert published(engine) == {(date(2026, 5, 30), "SKU-1", "SH"): (2, 2, 20.0, 2)}
+
+
+def test_a_daylight_saving_day_has_23_hours_and_keeps_its_midnights(engine, policy_file):
+    with engine.begin() as conn:
+        # New York springs forward on 2026-03-08: that day runs 05:00 UTC to 04:00 UTC next day.
+        for n, instant in enumerate([datetime(2026, 3, 8, 4, 59, 59), datetime(2026, 3, 8, 5, 0),
+                                     datetime(2026, 3, 9, 3, 59, 59), datetime(2026, 3, 9, 4, 0)], start=1):
+            add_sale(conn, n, n, instant.replace(tzinfo=timezone.utc))
+    refresh(engine, policy_with(policy_file, timezone="America/New_York", min_customers_per_cell=1))
+    units = {day: u for (day, _, _), (_, u, _, _) in published(engine).items()}
+    assert units == {date(2026, 3, 7): 1, date(2026, 3, 8): 2, date(2026, 3, 9): 1}
+
+
+# ---------------------------------------------------------------- the nightly refresh
+
+def test_next_nightly_picks_up_late_order_and_cancellation_and_leaves_other_days(engine, policy_file):
+    policy = policy_with(policy_file, min_customers_per_cell=1)
+    first_night = AS_OF - DAY  # builds up to 2026-05-30
+    with engine.begin() as conn:
+        for n, day in enumerate([date(2026, 5, 10), date(2026, 5, 20), date(2026, 5, 25), date(2026, 5, 30)], start=1):
+            add_sale(conn, n, n, noon(day), quantity=n)
+    refresh(engine, policy, run_id="night-1", as_of=first_night)
+    with engine.begin() as conn:
+        add_sale(conn, 10, 10, noon(date(2026, 5, 20)), quantity=5)                        # arrives late
+        conn.execute(sa.text("UPDATE shop.orders SET status = 'cancelled', cancelled_at = now() WHERE order_id = 1"))
+        add_sale(conn, 11, 11, noon(YESTERDAY))
+    build = refresh(engine, policy, run_id="night-2")
+    assert build.mode == "incremental"
+    assert build.days == [date(2026, 5, 10), date(2026, 5, 20), YESTERDAY] and build.changed_days == 2
+    rebuilt = {day for day, run in built_by(engine).items() if run == "night-2"}
+    assert rebuilt == {date(2026, 5, 10), date(2026, 5, 20), YESTERDAY} and len(built_by(engine)) == 22
+    units = {day: u for (day, _, _), (_, u, _, _) in published(engine).items()}
+    assert units == {date(2026, 5, 20): 2 + 5, date(2026, 5, 25): 3, date(2026, 5, 30): 4, YESTERDAY: 1}
+    assert sales.pending_days(engine, policy) == []
+
+
+def test_only_changes_that_move_a_figure_mark_a_day(engine, policy):
+    with engine.begin() as conn:
+        add_sale(conn, 1, 1, noon(date(2026, 5, 1)), status="paid")
+        add_sale(conn, 2, 2, noon(date(2026, 5, 2)), status="placed")
+    refresh(engine, policy)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE shop.orders SET receiver_name = 'Li Lei', purged_at = now() WHERE order_id = 1"))
+        conn.execute(sa.text("UPDATE shop.orders SET status = 'shipped' WHERE order_id = 1"))  # still a sale
+        conn.execute(sa.text("UPDATE shop.orders SET status = 'cancelled' WHERE order_id = 2"))  # never a sale
+    assert sales.pending_days(engine, policy) == []
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE shop.order_items SET quantity = 3 WHERE order_id = 1"))
+    assert sales.pending_days(engine, policy) == [date(2026, 5, 1)]
+    assert refresh(engine, policy, run_id="night-2").days == [date(2026, 5, 1), YESTERDAY]
+
+
+def test_missed_nights_are_caught_up(engine, policy):
+    with engine.begin() as conn:
+        add_sale(conn, 1, 1, noon(date(2026, 5, 1)))
+    refresh(engine, policy, run_id="night-1", as_of=AS_OF - 4 * DAY)
+    build = refresh(engine, policy, run_id="night-2")
+    assert build.days == [YESTERDAY - 3 * DAY, YESTERDAY - 2 * DAY, YESTERDAY - DAY, YESTERDAY]
+    assert build.catch_up_days == 3
+
+
+def test_a_repeated_refresh_changes_no_figure(engine, policy):
+    with engine.begin() as conn:
+        customers_buy(conn, 1, [1, 2, 3, 4, 5, 6], day=YESTERDAY - 3 * DAY)
+    refresh(engine, policy)
+    before = published(engine)
+    again = refresh(engine, policy, run_id="night-2")
+    assert published(engine) == before and before
+    assert again.days == [YESTERDAY]
+
+
+def test_changed_rules_or_a_truncated_shop_rebuild_every_day(engine, policy, policy_file):
+    with engine.begin() as conn:
+        customers_buy(conn, 1, [1, 2], day=YESTERDAY - 5 * DAY)
+    assert refresh(engine, policy).mode == "full"
+    assert refresh(engine, policy, run_id="night-2").mode == "incremental"
+    build = refresh(engine, policy_with(policy_file, min_customers_per_cell=2), run_id="night-3")
+    assert build.mode == "full" and "k=2" in build.reason and len(published(engine)) == 1
+    with engine.begin() as conn:
+        conn.execute(sa.text("TRUNCATE shop.order_items, shop.orders CASCADE"))
+    build = refresh(engine, policy_with(policy_file, min_customers_per_cell=2), run_id="night-4")
+    assert build.mode == "full" and build.reason == "a raw table was truncated"
+    assert published(engine) == {} and build.days == []
+
+
+def test_dropped_change_capture_is_reinstalled_and_everything_rebuilt(engine, policy):
+    refresh(engine, policy)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TRIGGER lifecycle_sales_orders_update ON shop.orders"))
+    build = refresh(engine, policy, run_id="night-2")
+    assert build.mode == "full" and "capture" in build.reason
+    with engine.begin() as conn:
+        add_sale(conn, 1, 1, noon(YESTERDAY - 9 * DAY), status="placed")
+        conn.execute(sa.text("UPDATE shop.orders SET status = 'paid' WHERE order_id = 1"))
+    assert sales.pending_days(engine, policy) == [YESTERDAY - 9 * DAY]
+
+
+# ---------------------------------------------------------------- backfills and empty days
+
+def test_backfill_rebuilds_exactly_its_range_and_leaves_later_changes_for_the_night(engine, policy_file):
+    policy = policy_with(policy_file, min_customers_per_cell=1)
+    with engine.begin() as conn:
+        add_sale(conn, 1, 1, noon(date(2026, 5, 1)))
+    refresh(engine, policy, run_id="night-1")
+    with engine.begin() as conn:
+        add_sale(conn, 2, 2, noon(date(2026, 5, 20)))
+        add_sale(conn, 3, 3, noon(date(2026, 5, 28)))
+    build = sales.build_range(engine, policy, date(2026, 5, 18), date(2026, 5, 22), run_id="backfill", as_of=AS_OF)
+    assert build.mode == "range" and build.days == [date(2026, 5, 18) + n * DAY for n in range(5)]
+    assert {d for d, run in built_by(engine).items() if run == "backfill"} == set(build.days)
+    assert set(published(engine)) == {(date(2026, 5, 1), "SKU-1", "SH"), (date(2026, 5, 20), "SKU-1", "SH")}
+    assert sales.pending_days(engine, policy) == [date(2026, 5, 28)]  # waits for the nightly refresh
+    assert refresh(engine, policy, run_id="night-2").days == [date(2026, 5, 28), YESTERDAY]
+
+
+def test_a_first_backfill_builds_every_day_once_under_the_current_rules(engine, policy):
+    with engine.begin() as conn:
+        customers_buy(conn, 1, [1, 2, 3, 4, 5], day=date(2026, 5, 25))
+    build = sales.build_range(engine, policy, date(2026, 5, 27), date(2026, 5, 28), run_id="backfill", as_of=AS_OF)
+    assert build.mode == "full" and build.days[0] == date(2026, 5, 25) and build.days[-1] == YESTERDAY
+    assert list(published(engine)) == [(date(2026, 5, 25), "SKU-1", "SH")]
+
+
+def test_empty_days_are_built_with_zero_counts_and_no_rows(engine, policy):
+    build = sales.build_range(engine, policy, date(2026, 4, 1), date(2026, 4, 3), run_id="backfill", as_of=AS_OF)
+    assert [s.sales_date for s in build.stats] == [date(2026, 4, 1), date(2026, 4, 2), date(2026, 4, 3)]
+    assert all((s.source_lines, s.units_total, s.rows_published) == (0, 0, 0) for s in build.stats)
+    assert published(engine) == {}
+    night = refresh(engine, policy)  # catches up from 2026-04-04: all empty days too
+    assert night.days[0] == date(2026, 4, 4) and night.days[-1] == YESTERDAY
+    assert all(s.units_total == 0 for s in night.stats)
+
+
+def test_days_that_have_not_ended_are_not_built(engine, policy):
+    build = sales.build_range(engine, policy, YESTERDAY, YESTERDAY + 2 * DAY, run_id="backfill", as_of=AS_OF)
+    assert build.days == [YESTERDAY]
+    assert build.skipped_incomplete == [YESTERDAY + DAY, YESTERDAY + 2 * DAY]
+
+
+# ---------------------------------------------------------------- nothing personal
+
+def test_analytics_holds_no_identifier_or_personal_column(engine, policy):
+    with engine.begin() as conn:
+        customers_buy(conn, 1, [1, 2, 3, 4, 5, 6])
+    build = refresh(engine, policy)
+    with engine.connect() as conn:
+        columns = set(conn.execute(sa.text(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'analytics'")).scalars())
+        texts = conn.execute(sa.text("SELECT DISTINCT sku || ' ' || region FROM analytics.sales_volume_daily")).scalars().all()
+    assert columns and not columns & {"customer_id", "order_id", *policy.raw.orders.personal_columns}
+    shown = " ".join([str(build.metadata()), *texts, sales.preview_markdown(engine, YESTERDAY),
+                      sales.units_per_region_markdown(engine, YESTERDAY)])
+    assert not [value for value in PERSONAL.values() if value in shown]
