@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install db demo test bench ui clean
+.PHONY: install db demo test bench ui report clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,9 +29,14 @@ test: db
 bench: db
 	$(BIN)/python bench/run_all.py
 
-# Dagster UI on the demo shop: http://127.0.0.1:3000
+# Dagster UI on the demo shop: http://127.0.0.1:3000. `lifecycle instance` writes DAGSTER_HOME/dagster.yaml
+# (run history in PostgreSQL, the same one the CLI writes to) and prints DAGSTER_HOME.
 ui: db
-	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/.lifecycle/dagster} $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	home=$$($(BIN)/lifecycle instance) && DAGSTER_HOME=$$home $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+# The compliance report of the last 30 nights, linked to the UI above.
+report: db
+	$(BIN)/lifecycle report --since 30d --out .lifecycle/report.html --ui-url http://127.0.0.1:3000
 
 clean:
 	rm -rf $(VENV) .lifecycle

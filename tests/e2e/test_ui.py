@@ -1,0 +1,156 @@
+"""The Dagster UI in a real browser: what a reviewer must see after a night of the demo shop.
+
+`lifecycle demo` seeds a small shop in databases of its own and runs nightly_lifecycle once;
+dagster-webserver then serves that history on a free loopback port, and headless Chromium
+(Debian's package, driven by Playwright) opens the asset graph, the run and its checks.
+Screenshots go to the test's temporary folder, and to docs/img with LIFECYCLE_UPDATE_SCREENSHOTS=1.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from lifecycle import db, history
+from lifecycle.settings import PROJECT_DIR, Settings
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+BIN = Path(sys.executable).parent
+ORDERS = 300
+TIMEOUT_MS = 60_000
+RETENTION_ASSETS = ("due_orders", "purged_orders", "erased_purged_storage")
+
+
+def _browser_or_skip():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("Playwright for Python is not installed (pip install -c constraints.txt -e '.[test]')")
+    if not CHROMIUM.exists():
+        pytest.skip(f"no browser: Debian's chromium is not at {CHROMIUM} (apt-get install chromium; .ci/run does this)")
+    return sync_playwright
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for(url: str, server: subprocess.Popen, log: Path, seconds: float = 180) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"dagster-webserver exited with {server.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"dagster-webserver did not answer {url} within {seconds:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """A small demo shop after one nightly run, and dagster-webserver serving its history."""
+    sync_playwright = _browser_or_skip()
+    tmp = tmp_path_factory.mktemp("ui")
+    admin = db.normalise_url(db.start_embedded_server(Settings.from_env().embedded_data_dir))
+    shop_db, history_db = f"lifecycle_e2e_{os.getpid()}", f"lifecycle_e2e_{os.getpid()}_dagster"
+    for name in (shop_db, history_db):
+        db.drop_database(admin, name)
+        db.ensure_database(admin, name)
+    env = {**os.environ,
+           "LIFECYCLE_DATABASE_URL": admin.set(database=shop_db).render_as_string(hide_password=False),
+           "LIFECYCLE_DAGSTER_STORAGE_URL": admin.set(database=history_db).render_as_string(hide_password=False),
+           "DAGSTER_HOME": str(tmp / "dagster_home"),
+           "LIFECYCLE_EXPORT_DIR": str(tmp / "exports")}
+    env.pop("LIFECYCLE_WEBHOOK_URL", None)
+    seeded = subprocess.run([BIN / "lifecycle", "demo", "--orders", str(ORDERS)], env=env, cwd=PROJECT_DIR,
+                            capture_output=True, text=True, timeout=600)
+    assert seeded.returncode == 0, seeded.stdout + seeded.stderr
+
+    settings = Settings.from_env(env)
+    with history.open_instance(settings) as instance:
+        run = history.last_success(instance)
+    assert run is not None, seeded.stdout
+    port, log = _free_port(), tmp / "webserver.log"
+    with open(log, "w") as out:
+        server = subprocess.Popen(
+            [BIN / "dagster-webserver", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+            env=env, cwd=PROJECT_DIR, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/server_info", server, log)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            context = browser.new_context(viewport={"width": 1440, "height": 900})
+            context.set_default_timeout(TIMEOUT_MS)
+            # Dagster's "join the community" dialog would cover the pages on a first visit.
+            context.add_init_script("window.localStorage.setItem('communityNux', '1')")
+            yield {"base": f"http://127.0.0.1:{port}", "run": run, "page": context.new_page(), "tmp": tmp}
+            browser.close()
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
+        for name in (shop_db, history_db):
+            db.drop_database(admin, name)
+
+
+def screenshot(demo, page, name: str) -> None:
+    path = demo["tmp"] / name
+    page.screenshot(path=str(path))
+    if os.environ.get("LIFECYCLE_UPDATE_SCREENSHOTS") == "1":
+        shutil.copy(path, PROJECT_DIR / "docs" / "img" / name)
+
+
+def test_the_asset_graph_shows_the_retention_assets_and_their_passed_check(demo):
+    page = demo["page"]
+    page.goto(f"{demo['base']}/locations/definitions/asset-groups/retention")
+    for asset in RETENTION_ASSETS:
+        page.get_by_text(asset, exact=True).first.wait_for()
+    page.get_by_text("1 / 1 Passed").first.wait_for()
+    screenshot(demo, page, "asset-graph.png")
+
+
+def test_the_runs_list_shows_the_nightly_run_succeeded_with_its_policy_tags(demo):
+    page, run = demo["page"], demo["run"]
+    page.goto(f"{demo['base']}/runs")
+    page.get_by_text(run.run_id[:8]).first.wait_for()  # the demo's one run is the only row
+    for text in ("nightly_lifecycle", "Success", "lifecycle/trigger: demo",
+                 f"lifecycle/policy_version: {run.tags[history.TAG_POLICY_VERSION]}",
+                 f"lifecycle/policy_hash: {run.tags[history.TAG_POLICY_HASH]}"):
+        page.get_by_text(text, exact=True).first.wait_for()
+
+
+def test_the_latest_nightly_run_shows_every_check_passed(demo):
+    page, run = demo["page"], demo["run"]
+    assert run.succeeded and "no_overdue_personal_data" in {check.name for check in run.checks}
+    page.goto(f"{demo['base']}/runs/{run.run_id}")
+    page.get_by_text("Run of", exact=False).first.wait_for()
+    page.get_by_text("Success", exact=True).first.wait_for()
+    page.get_by_placeholder("Filter…").fill("type:ASSET_CHECK_EVALUATION")
+    for check in run.checks:
+        page.get_by_text(f"Check {check.name} succeeded for materialization of {check.asset}").wait_for()
+    assert page.get_by_text("failed for materialization").count() == 0
+    page.get_by_text(f"Check {run.checks[0].name} succeeded").scroll_into_view_if_needed()
+    screenshot(demo, page, "nightly-run.png")
+
+
+def test_the_asset_checks_tab_shows_the_backlog_check_passed_with_zero_overdue(demo):
+    page = demo["page"]
+    page.goto(f"{demo['base']}/assets/purged_orders?view=checks")
+    page.get_by_text("no_overdue_personal_data").first.wait_for()
+    page.get_by_text("Passed", exact=True).first.wait_for()
+    page.get_by_text("overdue_orders").first.wait_for()
