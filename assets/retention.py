@@ -44,9 +44,11 @@ def no_overdue_personal_data(context: dg.AssetCheckExecutionContext, shop: ShopD
 
 
 # After the carrier hand-off refresh too (assets/logistics.py), so rows it removed tonight are
-# rewritten out of its data files tonight; named by key because that module imports this one.
+# rewritten out of its data files tonight; after the data requests' erasures too (assets/requests.py:
+# the nightly finishing pass, and the requests job's answers). Named by key: those modules import this one.
 @dg.asset(group_name="retention", kinds={"postgres"}, owners=["team:data"],
-          deps=[purged_orders, dg.AssetKey("carrier_handoff")])
+          deps=[purged_orders, dg.AssetKey("carrier_handoff"), dg.AssetKey("finished_erasure_requests"),
+                dg.AssetKey("handled_data_requests")])
 def erased_purged_storage(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.MaterializeResult:
     """Rewrites purged tables so cleared values leave the data files, not just the visible rows."""
     report = erasure.erase_purged_storage(shop.engine(), shop.policy(), run_id=context.run.run_id)

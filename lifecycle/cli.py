@@ -209,16 +209,50 @@ def logistics_refresh() -> None:
     click.echo(f"checks passed; carrier files in {folder}: {files.metadata()['rows_by_carrier']}")
 
 
-def _run_nightly(settings: Settings, trigger: str) -> None:
+@main.group(name="requests")
+def requests_group() -> None:
+    """Customers' access, correction and erasure requests in shop.data_requests (docs/requests.md)."""
+
+
+@requests_group.command(name="run")
+@_fail_cleanly
+def requests_run() -> None:
+    """Answers every open request now through the `data_requests` job, as the sensor would."""
+    settings = _settings()
+    schema.upgrade(_engine(settings))
+    _run_nightly(settings, trigger="cli", job="data_requests")
+
+
+@requests_group.command(name="export-dir")
+def requests_export_dir() -> None:
+    """Prints the folder access exports are written to (LIFECYCLE_EXPORT_DIR, subfolder requests/)."""
+    from lifecycle import requests
+
+    click.echo(str(Path(_settings().export_dir) / requests.EXPORTS_SUBDIR))
+
+
+@requests_group.command(name="open")
+@_fail_cleanly
+def requests_open() -> None:
+    """Prints the requests not yet completed, oldest first, against the response deadline."""
+    from lifecycle import requests
+
+    settings = _settings()
+    report = requests.open_requests(_engine(settings), load_policy(settings.policy_path))
+    click.echo(f"{report.total} open, {report.overdue} overdue (deadline {report.deadline_days} days)")
+    click.echo(report.markdown())
+
+
+def _run_nightly(settings: Settings, trigger: str, job: str = "nightly_lifecycle") -> None:
     # The job is assembled in definitions.py, outside this package; import it only here so the
     # domain core stays importable (and testable) without the Dagster layer.
     from definitions import defs
     from lifecycle import history
 
     tags = history.run_tags(load_policy(settings.policy_path), trigger)
-    click.echo("running nightly_lifecycle …")
+    click.echo(f"running {job} …")
     with history.open_instance(settings) as instance:
-        result = defs.resolve_job_def("nightly_lifecycle").execute_in_process(
+        result = defs.resolve_job_def(job).execute_in_process(
             instance=instance, tags=tags, raise_on_error=False,
             # The run history keeps every event; the terminal shows the summary below instead.
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
@@ -242,4 +276,6 @@ def _run_nightly(settings: Settings, trigger: str) -> None:
 _SHOWN = {"eligible", "purged", "kept_by_open_case", "stale", "anomalies", "oldest_overdue_days",
           "ran", "seconds", "policy_version", "bytes_before", "bytes_after", "rows_by_carrier",
           "removed_by_reason", "mode", "days_rebuilt", "rows_written", "units_folded", "units_withheld",
-          "table_rows", "rows"}
+          "table_rows", "rows", "handled", "by_status", "rejected_by_reason", "failed_request_ids",
+          "orders_cleared", "orders_pending", "exports_written", "open", "overdue", "overdue_request_ids",
+          "requests_done"}

@@ -5,7 +5,7 @@ in its own transaction with its row locked (FOR UPDATE SKIP LOCKED), so two over
 answer the same request and a request whose handling fails stays open for the next run.
 
 - access: everything held about the customer as one JSON document plus a manifest, written to
-  <export folder>/requests/request-<id>/ (files 0600); the content reaches no log or metadata.
+  <export folder>/requests/request-<id>/ (folder 0700, files 0600); the content reaches no log or metadata.
 - correct: receiving contact and address fields (policy `requests.correctable_columns`) of orders
   still in service (placed, paid); other fields and orders are refused with a reason.
 - erase: the purge's own batch statement under the requested-erasure rule (lifecycle/purge.py);
@@ -278,7 +278,7 @@ def open_request_ids(engine: Engine, limit: int = 10_000) -> list[int]:
 def handle_requests(
     engine: Engine,
     policy: Policy,
-    export_root: Path,
+    exports: Path,
     run_id: str,
     request_ids: list[int] | None = None,
     as_of: datetime | None = None,
@@ -304,7 +304,7 @@ def handle_requests(
                 if row is None:  # answered or being answered by another run meanwhile
                     report.skipped_ids.append(request_id)
                     continue
-                outcome = _answer(conn, policy, export_root, run_id, dict(row),
+                outcome = _answer(conn, policy, exports, run_id, dict(row),
                                   duplicates.get(request_id, []), as_of)
                 conn.execute(_ANSWER, {
                     "request_id": request_id, "status": outcome.status,
@@ -335,7 +335,7 @@ def _describe_failure(exc: Exception) -> str:
     return str(exc)
 
 
-def _answer(conn: Connection, policy: Policy, export_root: Path, run_id: str, row: dict,
+def _answer(conn: Connection, policy: Policy, exports: Path, run_id: str, row: dict,
             duplicate_candidates: list[int], as_of: datetime) -> Outcome:
     request_id, customer_id, kind = row["request_id"], row["customer_id"], row["kind"]
     audit = _Audit(conn, request_id, run_id)
@@ -348,10 +348,10 @@ def _answer(conn: Connection, policy: Policy, export_root: Path, run_id: str, ro
         return Outcome("rejected", {"kind": kind if kind in KINDS else "unknown", "run_id": run_id,
                                     "reason_code": exc.code, "reason": str(exc)})
     if kind == "access":
-        return _access(conn, policy, export_root, row, audit, run_id)
+        return _access(conn, policy, exports, row, audit, run_id)
     if kind == "correct":
         return _correct(conn, policy, row, correction, audit, run_id)
-    return _erase(conn, policy, export_root, row, audit, run_id, as_of)
+    return _erase(conn, policy, exports, row, audit, run_id, as_of)
 
 
 class _Audit:
@@ -438,9 +438,9 @@ def _export_sql(policy: Policy) -> str:
     """
 
 
-def export_folder(export_root: Path, request_id: int) -> Path:
-    """Where the access export of `request_id` is written."""
-    return export_root / EXPORTS_SUBDIR / f"request-{int(request_id)}"
+def export_folder(exports: Path, request_id: int) -> Path:
+    """Where the access export of `request_id` is written, inside the requests' export folder."""
+    return exports / f"request-{int(request_id)}"
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -462,7 +462,7 @@ def _private_dir(path: Path) -> None:
     path.chmod(0o700)
 
 
-def _access(conn: Connection, policy: Policy, export_root: Path, row: dict, audit: _Audit,
+def _access(conn: Connection, policy: Policy, exports: Path, row: dict, audit: _Audit,
             run_id: str) -> Outcome:
     request_id = row["request_id"]
     generated_at = datetime.now(timezone.utc).isoformat()
@@ -475,8 +475,8 @@ def _access(conn: Connection, policy: Policy, export_root: Path, row: dict, audi
     counts = {"orders": orders, "order_items": items, "after_sales_cases": cases,
               "data_requests": requests_, "clearing_history": cleared}
     digest = hashlib.sha256(data).hexdigest()
-    folder = export_folder(export_root, request_id)
-    _private_dir(export_root / EXPORTS_SUBDIR)
+    folder = export_folder(exports, request_id)
+    _private_dir(exports)
     _private_dir(folder)
     _write_private(folder / "export.json", data)
     manifest = {"request_id": request_id, "generated_at": generated_at, "file": "export.json",
@@ -566,7 +566,7 @@ def _correct(conn: Connection, policy: Policy, row: dict, correction: Correction
 
 # ---------------------------------------------------------------- erasure
 
-def _erase(conn: Connection, policy: Policy, export_root: Path, row: dict, audit: _Audit,
+def _erase(conn: Connection, policy: Policy, exports: Path, row: dict, audit: _Audit,
            run_id: str, as_of: datetime) -> Outcome:
     o = policy.raw.orders
     request_id, customer_id = row["request_id"], row["customer_id"]
@@ -581,10 +581,10 @@ def _erase(conn: Connection, policy: Policy, export_root: Path, row: dict, audit
     waiting = {order_id: why or "changed_during_request" for order_id, why in erased.waiting.items()}
     _record_pending(conn, request_id, waiting)
     audit.many("erase", "pending", [dict(order_id=i, reason=why) for i, why in waiting.items()])
-    exports = _delete_exports(conn, export_root, customer_id, audit)
+    deleted = _delete_exports(conn, exports, customer_id, audit)
     result = {"kind": "erase", "run_id": run_id, "cleared_order_ids": erased.cleared[:LISTED_IDS],
               "cleared_orders": len(erased.cleared), "case_notes_cleared": erased.notes_cleared,
-              "already_cleared_orders": already, "exports_deleted": exports, **_pending_result(waiting)}
+              "already_cleared_orders": already, "exports_deleted": deleted, **_pending_result(waiting)}
     outcome = Outcome("partly_done" if waiting else "done", result, cleared=len(erased.cleared),
                       pending=len(waiting))
     return outcome
@@ -618,14 +618,14 @@ def _record_pending(conn: Connection, request_id: int, waiting: dict[int, str]) 
                                        "whys": [waiting[i] for i in ids]})
 
 
-def _delete_exports(conn: Connection, export_root: Path, customer_id: int, audit: _Audit) -> list[int]:
+def _delete_exports(conn: Connection, exports: Path, customer_id: int, audit: _Audit) -> list[int]:
     """Deletes the customer's earlier access exports: an erasure leaves no copy in the export folder."""
     access_ids = conn.execute(sa.text(
         "SELECT request_id FROM shop.data_requests WHERE customer_id = :c AND kind = 'access' ORDER BY 1"),
         {"c": customer_id}).scalars().all()
     deleted = []
     for access_id in access_ids:
-        folder = export_folder(export_root, access_id)
+        folder = export_folder(exports, access_id)
         if folder.exists():
             shutil.rmtree(folder)
             deleted.append(access_id)
@@ -753,14 +753,13 @@ class ExpiredExports:
 _EXPORT_FOLDER = re.compile(r"^request-(\d{1,19})$")
 
 
-def delete_expired_exports(engine: Engine, policy: Policy, export_root: Path, run_id: str,
+def delete_expired_exports(engine: Engine, policy: Policy, exports: Path, run_id: str,
                            as_of: datetime | None = None) -> ExpiredExports:
     """Deletes access exports older than the policy allows, so no copy outlives its purpose."""
     as_of = as_of or datetime.now(timezone.utc)
     cutoff = as_of - timedelta(days=policy.requests.export_retention_days)
-    root = export_root / EXPORTS_SUBDIR
     deleted, kept = [], 0
-    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+    for folder in sorted(exports.iterdir()) if exports.is_dir() else []:
         match = _EXPORT_FOLDER.match(folder.name)
         if not match or not folder.is_dir():
             continue

@@ -13,7 +13,9 @@ from lifecycle.settings import Settings
 # `refreshed_sales_volume` (yesterday and the changed days) and backfills run the partitions.
 nightly_lifecycle = dg.define_asset_job(
     name="nightly_lifecycle",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.tag("lifecycle/partitions", "sales_days"),
+    # Data requests are answered on demand (sensors/requests.py), not by the nightly job.
+    selection=(dg.AssetSelection.all() - dg.AssetSelection.tag("lifecycle/partitions", "sales_days")
+               - dg.AssetSelection.tag("lifecycle/on_demand", "true")),
     executor_def=dg.in_process_executor,
     description="Purge due orders, erase them from disk, and publish what depends on it.",
     # A run launched from the UI carries the policy read when the code location loaded;
