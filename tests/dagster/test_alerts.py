@@ -190,3 +190,13 @@ def test_freshness_sensor_is_quiet_after_a_good_night(engine, dagster_settings, 
     outcome = nightly_lifecycle_freshness_alert(context)
     assert outcome.skip_message.startswith("fresh:")
     assert alert_rows(engine) == [] and receiver.bodies == []
+
+
+def test_both_alert_sensors_are_defined_running_with_the_webhook_from_settings():
+    from definitions import defs, settings
+
+    for name in ("nightly_lifecycle_failure_alert", "nightly_lifecycle_freshness_alert"):
+        sensor = defs.resolve_sensor_def(name)
+        assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+        assert {"shop", "webhook"} <= sensor.required_resource_keys
+    assert defs.resources["webhook"].url == settings.webhook_url
