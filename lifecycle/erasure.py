@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from lifecycle.db import describe_db_error
 from lifecycle.logistics import HANDOFF_TABLE
 from lifecycle.policy import Policy
+from lifecycle.requests import REQUESTS_TABLE
 
 
 class ErasureError(RuntimeError):
@@ -50,8 +51,9 @@ class ErasureReport:
 
 
 def erasure_tables(policy: Policy) -> list[str]:
-    """Every table whose purged values must leave the disk (the carrier hand-off keeps copies)."""
-    return [policy.raw.orders.table, policy.raw.after_sales_cases.table, HANDOFF_TABLE]
+    """Every table whose purged values must leave the disk (the carrier hand-off keeps copies; a
+    correction's payload is redacted once answered, and its old row version must go too)."""
+    return [policy.raw.orders.table, policy.raw.after_sales_cases.table, HANDOFF_TABLE, REQUESTS_TABLE]
 
 
 _PENDING = sa.text("""

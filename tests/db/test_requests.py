@@ -199,8 +199,8 @@ def test_erasure_of_a_customer_whose_orders_are_all_cleared_is_done_at_once(engi
     assert row["result"]["cleared_orders"] == 0 and row["result"]["already_cleared_orders"] == 1
 
 
-def wait_for_older_transactions(engine, request_id: int, seconds: float = 60.0) -> None:
-    """Waits until no session on the cluster holds a transaction older than the erasure's own.
+def wait_for_older_transactions(engine, xid_sql: str, seconds: float = 60.0) -> None:
+    """Waits until no session on the cluster holds a transaction older than the one `xid_sql` names.
 
     Measured here: while any session, in any database of the server, holds a transaction id
     older than the UPDATE's, VACUUM FULL copies the cleared row versions into the new file.
@@ -213,11 +213,10 @@ def wait_for_older_transactions(engine, request_id: int, seconds: float = 60.0) 
         with engine.connect() as conn:
             if not conn.execute(sa.text("""
                 SELECT EXISTS (
-                    SELECT 1 FROM pg_stat_activity a,
-                         (SELECT xmin AS x FROM lifecycle.purge_ledger WHERE request_id = :r LIMIT 1) e
+                    SELECT 1 FROM pg_stat_activity a, ({xid_sql} LIMIT 1) e(x)
                     WHERE a.pid <> pg_backend_pid()
                       AND (age(a.backend_xid) >= age(e.x) OR age(a.backend_xmin) >= age(e.x)))
-            """), {"r": request_id}).scalar():
+            """.format(xid_sql=xid_sql))).scalar():
                 return
         time.sleep(0.2)
     pytest.skip("another session on this server kept an older transaction open for a minute")
@@ -231,10 +230,26 @@ def test_requested_erasure_leaves_the_data_files_after_the_rewrite(engine, polic
     assert marker.encode() in relation_bytes(engine, "shop.orders")
     handle(engine, policy, tmp_path)
     assert erasure.erasure_pending(engine)   # the request's ledger rows trigger the rewrite
-    wait_for_older_transactions(engine, 100)
+    wait_for_older_transactions(engine, "SELECT xmin FROM lifecycle.purge_ledger WHERE request_id = 100")
     report = erasure.erase_purged_storage(engine, policy, run_id="run-req")
     assert report.ran
     assert marker.encode() not in relation_bytes(engine, "shop.orders")
+
+
+def test_a_corrections_values_leave_the_requests_table_files_once_answered(engine, policy, tmp_path):
+    marker = "ZQPHONEMARKER5521XJ"
+    with engine.begin() as conn:
+        add_order(conn, 1, "placed", AS_OF - DAY, customer_id=CUSTOMER)
+        add_delivered(conn, 2, AS_OF - 100 * DAY, customer_id=OTHER)
+        add_request(conn, 100, "correct", {"fields": {"receiver_phone": marker}, "order_ids": [1]})
+    assert marker.encode() in relation_bytes(engine, "shop.data_requests")
+    handle(engine, policy, tmp_path)
+    purge.run_purge(engine, policy, run_id="night", as_of=AS_OF)     # something to rewrite tonight
+    with engine.connect() as conn:
+        assert marker not in json.dumps(request_row(conn, 100)["payload"])
+    wait_for_older_transactions(engine, "SELECT xmin FROM shop.data_requests WHERE request_id = 100")
+    erasure.erase_purged_storage(engine, policy, run_id="night")
+    assert marker.encode() not in relation_bytes(engine, "shop.data_requests")
 
 
 def test_erasure_deletes_the_customers_earlier_access_exports(engine, policy, tmp_path):
