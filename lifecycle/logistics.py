@@ -148,34 +148,44 @@ def _batch_bound_sql(q: _Sql) -> str:
 
 
 def _refresh_batch_sql(q: _Sql) -> str:
-    changed = ", ".join(f"h.{c}" for c in HANDOFF_COLUMNS[1:])
-    incoming = ", ".join(f"EXCLUDED.{c}" for c in HANDOFF_COLUMNS[1:])
-    assign = ", ".join(f"{c} = EXCLUDED.{c}" for c in HANDOFF_COLUMNS[1:])
+    # Changed rows are found by comparing, not by ON CONFLICT DO UPDATE, which would lock (and so
+    # write to) every unchanged row; a repeated refresh therefore only reads.
+    held = ", ".join(f"h.{c}" for c in HANDOFF_COLUMNS[1:])
+    wanted = ", ".join(f"p.{c}" for c in HANDOFF_COLUMNS[1:])
+    assign = ", ".join(f"{c} = s.{c}" for c in HANDOFF_COLUMNS[1:])
     return f"""
     WITH pending AS (
         SELECT {q.oid} AS order_id, CAST({q.carrier} AS text) AS carrier, {q.values}
         FROM {q.orders} o
         WHERE {q.oid} > :after AND {q.oid} <= :upto AND {q.pending}
     ), selection AS (
-        SELECT p.*, h.order_id IS NULL AS is_new
-        FROM pending p LEFT JOIN {HANDOFF} h ON h.order_id = p.order_id
+        SELECT p.*, h.order_id IS NULL AS is_new,
+               h.order_id IS NOT NULL AND ({held}) IS DISTINCT FROM ({wanted}) AS changed
+        FROM pending p
+        LEFT JOIN {HANDOFF} h ON h.order_id = p.order_id AND h.order_id > :after AND h.order_id <= :upto
         WHERE p.carrier = ANY(CAST(:carriers AS text[]))
     ), removed AS (
         DELETE FROM {HANDOFF} h
         WHERE h.order_id > :after AND h.order_id <= :upto
           AND NOT EXISTS (SELECT 1 FROM selection s WHERE s.order_id = h.order_id)
         RETURNING h.order_id
-    ), written AS (
-        INSERT INTO {HANDOFF} AS h ({q.columns})
-        SELECT {q.columns} FROM selection
-        ON CONFLICT (order_id) DO UPDATE SET {assign}
-        WHERE ({changed}) IS DISTINCT FROM ({incoming})
+    ), inserted AS (
+        INSERT INTO {HANDOFF} ({q.columns})
+        SELECT {q.columns} FROM selection WHERE is_new
+        ON CONFLICT (order_id) DO NOTHING  -- a row written meanwhile by anyone else never fails the batch
+        RETURNING order_id
+    ), updated AS (
+        UPDATE {HANDOFF} h SET {assign}
+        FROM selection s
+        WHERE h.order_id = s.order_id AND s.changed AND h.order_id > :after AND h.order_id <= :upto
         RETURNING h.order_id
     )
-    SELECT kind, count(*), (array_agg(order_id ORDER BY order_id))[1:{SAMPLE_IDS}]
+    SELECT kind, count(*),
+           (array_agg(order_id ORDER BY order_id) FILTER (WHERE kind NOT IN ('inserted', 'updated')))[1:{SAMPLE_IDS}]
     FROM (
-        SELECT CASE WHEN s.is_new THEN 'inserted' ELSE 'updated' END AS kind, w.order_id
-        FROM written w JOIN selection s ON s.order_id = w.order_id
+        SELECT 'inserted' AS kind, order_id FROM inserted
+        UNION ALL
+        SELECT 'updated', order_id FROM updated
         UNION ALL
         SELECT 'removed:' || CASE WHEN {q.oid} IS NULL THEN 'order_gone'
                                   WHEN {q.purged_at} IS NOT NULL THEN 'purged'
@@ -206,6 +216,9 @@ _FINISH = sa.text("""
         removed = :removed, handoff_rows = :rows
     WHERE run_id = :run_id
 """)
+# Concurrent refreshes (the nightly job and an on-demand run) take turns batch by batch, so their
+# deletes and updates of the same rows can never wait on each other in a cycle.
+_ONE_BATCH_AT_A_TIME = sa.text("SELECT pg_advisory_xact_lock(hashtext('lifecycle.logistics.refresh'))")
 _ROWS_BY_CARRIER = sa.text(f"SELECT carrier, count(*) FROM {HANDOFF} GROUP BY carrier ORDER BY carrier")
 
 
@@ -234,6 +247,7 @@ def refresh_handoff(
     try:
         while after < MAX_BIGINT:
             with engine.begin() as conn:
+                conn.execute(_ONE_BATCH_AT_A_TIME)
                 upto = conn.execute(bound_sql, {"after": after, "skip": skip}).scalar()
                 upto = MAX_BIGINT if upto is None else upto
                 outcome = _run_batch(conn, batch_sql, {"after": after, "upto": upto, "carriers": carriers})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timezone
 
 import pytest
@@ -219,3 +220,26 @@ def test_the_carrier_column_is_required_only_once_the_policy_names_carriers(engi
     finally:
         with engine.begin() as conn:
             conn.execute(sa.text("ALTER TABLE shop.orders RENAME COLUMN courier TO carrier"))
+
+
+def test_concurrent_refreshes_end_with_the_same_hand_off(engine, policy_file):
+    policy = carriers_policy(policy_file, batch_size=3)
+    with engine.begin() as conn:
+        for oid in range(1, 31):
+            add_pending(conn, oid, "sf_express" if oid % 3 else None)
+    errors = []
+
+    def run(run_id):
+        try:
+            refresh(engine, policy, run_id)
+        except Exception as exc:  # collected: a thread's exception would otherwise vanish
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(f"night-{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with engine.connect() as conn:
+        assert sorted(handoff(conn)) == [oid for oid in range(1, 31) if oid % 3]
