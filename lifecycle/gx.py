@@ -1,0 +1,133 @@
+"""Great Expectations 1.x over the shop's PostgreSQL, its results reduced to counts.
+
+dagster-ge pins great-expectations below 1.0, so this small wrapper does what the guard needs:
+GX's SQL data source on the same database, one suite per relation, and each validation result
+turned into (relation, column, kind, count). GX's default result format lists unexpected values;
+RESULT_FORMAT asks for counts only (its values query then runs with LIMIT 0), unexpected-row
+queries select a constant, and the data context is ephemeral and in memory: nothing GX sees is
+kept, sent (analytics off) or written to disk.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+RESULT_FORMAT = {
+    "result_format": "BASIC",
+    "partial_unexpected_count": 0,
+    "include_unexpected_rows": False,
+    "return_unexpected_index_query": False,
+}
+# Result keys that would carry values; the wrapper refuses a result holding any of them.
+_VALUE_KEYS = ("partial_unexpected_list", "partial_unexpected_counts", "partial_unexpected_index_list",
+               "unexpected_list", "unexpected_index_list", "unexpected_rows", "details")
+
+
+class GxValueLeak(RuntimeError):
+    """Great Expectations returned values despite RESULT_FORMAT; the guard stops rather than pass them on."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One expectation on one relation: which column and kind of leak it looks for."""
+
+    column: str
+    kind: str
+    regex: str | None = None          # values of `column` must not match it (a text column)
+    unexpected_rows: str | None = None  # or: a query over {batch} selecting one row per offending row
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How many rows of a relation broke one rule, or why GX could not tell (`error`)."""
+
+    relation: str
+    column: str
+    kind: str
+    count: int
+    error: str | None = None
+
+
+def sql_literal(text: str) -> str:
+    """A single-quoted SQL string literal (standard_conforming_strings), braces escaped for GX's format."""
+    return "'" + text.replace("'", "''").replace("{", "{{").replace("}", "}}") + "'"
+
+
+@lru_cache(maxsize=1)
+def _gx():
+    import great_expectations as gx
+
+    return gx
+
+
+def _context():
+    gx = _gx()
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    config = DataContextConfig(
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False),
+        store_backend_defaults=InMemoryStoreBackendDefaults(),
+    )
+    return gx.get_context(mode="ephemeral", project_config=config)
+
+
+def _expectation(rule: Rule):
+    gx = _gx()
+    meta = {"column": rule.column, "kind": rule.kind}
+    if rule.regex is not None:
+        return gx.expectations.ExpectColumnValuesToNotMatchRegex(column=rule.column, regex=rule.regex, meta=meta)
+    return gx.expectations.UnexpectedRowsExpectation(unexpected_rows_query=rule.unexpected_rows, meta=meta)
+
+
+def _count(result) -> int:
+    found = result.result or {}
+    if any(found.get(key) for key in _VALUE_KEYS):
+        raise GxValueLeak(
+            f"Great Expectations returned unexpected values for {result.expectation_config.type}; "
+            "refusing to use the result (check RESULT_FORMAT in lifecycle/gx.py)")
+    if "unexpected_count" in found:
+        return int(found["unexpected_count"] or 0)
+    return int(found.get("observed_value") or 0)
+
+
+def validate(engine: Engine, schema: str, suites: dict[str, Iterable[Rule]]) -> list[Outcome]:
+    """Runs each relation's rules as one GX suite inside the database; returns rule breaks only."""
+    gx = _gx()
+    context = _context()
+    url = engine.url.render_as_string(hide_password=False).replace("$", r"\$")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # GX suggests its postgres source, which rejects socket URLs
+        # The schema goes on the connection (search_path), as GX 1.x wants it rather than per asset.
+        source = context.data_sources.add_sql(name="shop", connection_string=url, kwargs={
+            "poolclass": sa.pool.NullPool, "connect_args": {"options": f"-c search_path={schema}"}})
+    outcomes = []
+    for relation, rules in suites.items():
+        rules = list(rules)
+        if not rules:
+            continue
+        asset = source.add_table_asset(name=relation, table_name=relation)
+        batch = asset.add_batch_definition_whole_table("whole").get_batch()
+        suite = gx.ExpectationSuite(name=f"guard_{relation}", expectations=[_expectation(r) for r in rules])
+        result = batch.validate(suite, result_format=RESULT_FORMAT)
+        for item in result.results:
+            meta = item.expectation_config.meta
+            if (item.exception_info or {}).get("raised_exception"):
+                # The message may quote a value (an SQL cast error does); only its class is kept.
+                error = str(item.exception_info.get("exception_message", "")).split(":", 1)[0][:80]
+                outcomes.append(Outcome(relation, meta["column"], meta["kind"], 0, error=error or "error"))
+                continue
+            count = _count(item)
+            if count or not item.success:
+                outcomes.append(Outcome(relation, meta["column"], meta["kind"], count))
+    return outcomes

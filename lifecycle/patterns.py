@@ -1,0 +1,92 @@
+"""What personal data looks like: column-name families and value patterns for the leak guard.
+
+Each value pattern is written once and read by PostgreSQL (through Great Expectations and the
+guard's own SQL) and, for fingerprints, by Python's `re` as well. So they use only syntax both
+engines read alike: explicit classes ([0-9], never \\d), non-capturing groups, no \\b, and a
+case-insensitive flag only as the pattern's first token.
+"""
+
+from __future__ import annotations
+
+import re
+
+# ---------------------------------------------------------------- column names
+
+# A column whose name falls in one of these families is personal wherever it appears in analytics.
+COLUMN_FAMILIES: dict[str, str] = {
+    "name": r"^(?:name|surname|fullname|firstname|lastname|forename)$"
+            r"|(?:^|_)(?:first|last|full|given|family|middle|maiden|nick|user|customer|receiver|recipient"
+            r"|sender|buyer|contact|person|holder|cardholder|card_holder)_?name(?:$|_)"
+            r"|(?:^|_)(?:surname|fullname|firstname|lastname|forename)(?:$|_)",
+    "phone": r"phone|mobile|(?:^|_)(?:tel|telephone|cell|fax|msisdn)(?:$|_)",
+    "email": r"e_?mail",
+    "address": r"address|(?:^|_)(?:addr|street|house_number|house_no)(?:$|_)",
+    "postcode": r"post_?code|postal|(?:^|_)zip(?:_?code)?(?:$|_)",
+    "payment": r"payment_?(?:ref|reference|id|token|card|account|details?)(?:$|_)"
+               r"|(?:^|_)(?:card_?(?:no|num|number)|credit_?card|iban|bic|swift|bank_?account"
+               r"|account_?(?:no|number)|pan|cvv|cvc)(?:$|_)",
+    "customer_id": r"(?:^|_)(?:customer|cust|client|buyer|user|member|shopper|account|person|receiver)"
+                   r"_?(?:id|uuid|key|no|number|ref)s?(?:$|_)",
+    "identity": r"(?:^|_)(?:ssn|passport|national_id|id_card|id_number|birth_?date|date_of_birth|dob)(?:$|_)",
+}
+_FAMILIES = {family: re.compile(pattern) for family, pattern in COLUMN_FAMILIES.items()}
+
+
+def column_family(name: str) -> str | None:
+    """The personal family a column name belongs to, or None."""
+    lowered = name.lower()
+    return next((family for family, pattern in _FAMILIES.items() if pattern.search(lowered)), None)
+
+
+# ---------------------------------------------------------------- values
+
+EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
+
+# Phone numbers as people write them. Bare digit runs are not phones (quantities, ids, dates),
+# except an 11-digit mainland-China mobile, which is written bare as often as grouped.
+PHONE_SHAPES = {
+    "international": r"\+[1-9][0-9]{0,2}[ .-]?\(?[0-9]{1,4}\)?(?:[ .-]?[0-9]{2,4}){2,5}",
+    "china_mobile": r"1[3-9][0-9](?:[ .-]?[0-9]{4}){2}",
+    "north_american": r"(?:\([2-9][0-9]{2}\)|[2-9][0-9]{2})[ .-]?[0-9]{3}[ .-][0-9]{4}",
+    "european": r"0[1-9][0-9]{0,4}[ .-]?[0-9]{3,4}[ .-]?[0-9]{3,4}(?:[ .-]?[0-9]{2,4})?",
+    "french": r"0[1-9](?:[ .][0-9]{2}){4}",
+}
+_ANY_PHONE = "(?:" + "|".join(PHONE_SHAPES.values()) + ")"
+PHONE = r"(?:^|[^0-9A-Za-z+])" + _ANY_PHONE + r"(?:$|[^0-9A-Za-z])"
+
+# Card numbers: 13-19 digits, bare or in groups of four (Amex 4-6-5), issuer digit 2-6; the Luhn
+# check (LUHN_SQL) then keeps the ones that could be real.
+CARD = (r"(?:^|[^0-9])((?:[2-6][0-9]{12,18}|[2-6][0-9]{3}(?:[ -][0-9]{4}){2}[ -][0-9]{1,7}"
+        r"|3[0-9]{3}[ -][0-9]{6}[ -][0-9]{5}))(?:$|[^0-9])")
+CARD_PREFILTER = r"[2-6][0-9]{3}[ -]?[0-9]{4}[ -]?[0-9]{4}"
+
+STREET_SUFFIXES = (
+    "alley|aly|avenue|ave|boulevard|blvd|branch|bridge|brook|burg|bypass|camp|canyon|cape|causeway"
+    "|center|circle|cir|cliff|club|common|corner|course|court|ct|cove|creek|crescent|cres|crest"
+    "|crossing|crossroad|curve|dale|dam|divide|drive|dr|estate|expressway|extension|fall|ferry|field"
+    "|flat|ford|forest|forge|fork|fort|freeway|garden|gateway|glen|green|grove|harbor|haven|heights"
+    "|highway|hwy|hill|hollow|inlet|island|isle|junction|key|knoll|lake|land|landing|lane|ln|light"
+    "|loaf|lock|lodge|loop|mall|manor|meadow|mews|mill|mission|motorway|mount|mountain|neck|orchard"
+    "|oval|overpass|park|parkway|pkwy|pass|passage|path|pike|pine|place|pl|plain|plaza|point|port"
+    "|prairie|radial|ramp|ranch|rapid|rest|ridge|river|road|rd|route|row|rue|run|shoal|shore|skyway"
+    "|spring|spur|square|sq|station|stravenue|stream|street|st|summit|terrace|throughway|trace|track"
+    "|trafficway|trail|trl|tunnel|turnpike|underpass|union|valley|via|viaduct|view|village|ville"
+    "|vista|walk|wall|way|well"
+)
+# "12751 Anna Viaduct", "17 Garden Road, Apt 3", "南京东路123号", "北京街d座".
+STREET_ADDRESS = (
+    r"(?i)(?:^|[^0-9A-Za-z])[0-9]{1,6}[A-Za-z]?(?: [A-Za-z][A-Za-z.-]*){1,4} (?:" + STREET_SUFFIXES
+    + r")s?\.?(?:$|[^A-Za-z])"
+    r"|[\u4E00-\u9FFF]{1,12}(?:路|街|大道|大街|巷|弄|胡同)[0-9A-Za-z]{0,6}(?:号|座|栋|幢|室|单元|楼)"
+)
+
+VALUE_PATTERNS: dict[str, str] = {"email": EMAIL, "phone": PHONE, "street_address": STREET_ADDRESS}
+
+
+def luhn_sql(digits: str) -> str:
+    """A boolean SQL expression: the digit string `digits` passes the Luhn check."""
+    return f"""(SELECT sum(CASE WHEN (length({digits}) - p) % 2 = 1
+                               THEN (substr({digits}, p, 1)::int * 2) % 10 + (substr({digits}, p, 1)::int * 2) / 10
+                               ELSE substr({digits}, p, 1)::int END) % 10 = 0
+                 FROM generate_series(1, length({digits})) AS p)"""
+

@@ -1,0 +1,111 @@
+"""Keyed fingerprints on real PostgreSQL: the SQL HMAC is HMAC-SHA256, the SQL and Python
+tokenizers agree, phones match across formats, and the key stays outside the database."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import stat
+
+import pytest
+import sqlalchemy as sa
+
+from lifecycle import fingerprint
+from lifecycle.fingerprint import GuardKey, GuardKeyError, load_key
+from lifecycle.settings import Settings
+
+KEY = GuardKey(b"test-guard-key-not-for-production")
+
+TEXTS = [
+    "Wang Fang",
+    "Please call Wang Fang on +86-138-0013-8000 before noon.",
+    "客户王芳来电，要求退货 (138 0013 8000)",
+    "mail: Li.Na@Example.org; cc jj@example.net",
+    "12751 Anna Viaduct Suite 434, ÉMILE Zoë",
+    "order 100042 shipped 12.50 EUR on 2026-06-01T12:00:00+00:00",
+    "(212) 555-0123 or 0049 30 1234567 or 06 12 34 56 78",
+    "SKU-0042 x 3",
+    "",
+    "   ",
+]
+
+
+def sql_tokens(engine, text: str) -> set[tuple[str, str]]:
+    sql = f"""SELECT t.kind, t.token FROM (SELECT CAST(:text AS text) AS v) d
+              CROSS JOIN LATERAL (SELECT {fingerprint.norm_sql('d.v')} AS norm) n
+              CROSS JOIN LATERAL ({fingerprint.tokens_sql('d.v', 'n.norm')}) t"""
+    with engine.connect() as conn:
+        return set(conn.execute(sa.text(sql), {"text": text, **fingerprint.SQL_PARAMS}).all())
+
+
+def test_sql_hmac_equals_pythons_hmac_sha256(engine):
+    tokens = ["v:wang fang", "p:13800138000", "v:王芳", ""]
+    with engine.connect() as conn:
+        got = [conn.execute(sa.text(f"SELECT {fingerprint.hmac_sql(':t')}"), {"t": t, **KEY.params()}).scalar()
+               for t in tokens]
+    assert got == [hmac.new(KEY.key, t.encode(), hashlib.sha256).digest() for t in tokens]
+    long_key = GuardKey(b"k" * 100)  # longer than a block: hashed first, as RFC 2104 says
+    with engine.connect() as conn:
+        digest = conn.execute(sa.text(f"SELECT {fingerprint.hmac_sql(':t')}"), {"t": "x", **long_key.params()}).scalar()
+    assert digest == hmac.new(long_key.key, b"x", hashlib.sha256).digest()
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_sql_and_python_tokenizers_agree(engine, text):
+    assert sql_tokens(engine, text) == fingerprint.tokens(text)
+
+
+def test_tokens_hold_the_name_the_phone_and_the_email_inside_a_sentence():
+    tokens = fingerprint.tokens("Please call Wang Fang on +86-138-0013-8000, or mail Li.Na@Example.org")
+    assert ("in_text", "v:wang fang") in tokens
+    assert ("phone", "p:13800138000") in tokens and ("phone", "p:8613800138000") in tokens
+    assert ("email", "v:li na example org") in tokens
+    assert ("in_text", "v:王芳") in fingerprint.tokens("客户王芳来电")
+
+
+@pytest.mark.parametrize("a, b", [
+    ("+86 138 0013 8000", "138-0013-8000"), ("+86 138 0013 8000", "13800138000"),
+    ("(212) 555-0123", "+1 212 555 0123"), ("030 1234567", "+49 30 1234567"),
+    ("06 12 34 56 78", "+33 6 12 34 56 78"), ("020 7946 0958", "0044 20 7946 0958"),
+])
+def test_one_phone_in_two_formats_shares_a_digit_form(a, b):
+    assert fingerprint.phone_variants(a) & fingerprint.phone_variants(b)
+
+
+@pytest.mark.parametrize("a, b", [("(212) 555-0123", "(212) 555-0124"), ("+86 138 0013 8000", "+86 139 0013 8000")])
+def test_different_phones_share_no_digit_form(a, b):
+    assert not fingerprint.phone_variants(a) & fingerprint.phone_variants(b)
+
+
+# ---------------------------------------------------------------- the key
+
+def settings_at(tmp_path, secret: str | None = None) -> Settings:
+    env = {"LIFECYCLE_HOME": str(tmp_path / "home")}
+    if secret is not None:
+        env["LIFECYCLE_GUARD_SECRET"] = secret
+    return Settings.from_env(env)
+
+
+def test_key_file_is_created_owner_only_and_reused(tmp_path):
+    settings = settings_at(tmp_path)
+    first = load_key(settings)
+    assert stat.S_IMODE(os.stat(settings.guard_key_file).st_mode) == 0o600
+    assert load_key(settings) == first and len(first.key) == 32
+    assert "key=" not in repr(first) and repr(settings).count("guard_secret") == 0
+
+
+def test_a_key_file_others_can_read_is_refused(tmp_path):
+    settings = settings_at(tmp_path)
+    load_key(settings)
+    os.chmod(settings.guard_key_file, 0o644)
+    with pytest.raises(GuardKeyError, match=r"readable by others \(mode 644\); run `chmod 600"):
+        load_key(settings)
+
+
+def test_the_secret_from_the_environment_wins_and_must_be_long(tmp_path):
+    assert load_key(settings_at(tmp_path, "s" * 40)).key == b"s" * 40
+    assert not (tmp_path / "home" / "guard.key").exists()
+    with pytest.raises(GuardKeyError, match="shorter than 16"):
+        load_key(settings_at(tmp_path, "short"))
+
