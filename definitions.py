@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets.guard import guard_assets, guard_checks
 from assets.logistics import logistics_assets, logistics_checks
 from assets.requests import requests_assets, requests_checks
 from assets.retention import retention_assets, retention_checks
@@ -18,8 +19,8 @@ from sensors.schedules import nightly_lifecycle, nightly_lifecycle_schedule
 settings = Settings.from_env()
 
 defs = dg.Definitions(
-    assets=[*retention_assets, *logistics_assets, *sales_assets, *requests_assets],
-    asset_checks=[*retention_checks, *logistics_checks, *requests_checks],
+    assets=[*retention_assets, *logistics_assets, *sales_assets, *requests_assets, *guard_assets],
+    asset_checks=[*retention_checks, *logistics_checks, *requests_checks, *guard_checks],
     jobs=[nightly_lifecycle, data_requests_job],
     schedules=[nightly_lifecycle_schedule(settings)],
     sensors=[*alert_sensors, data_requests_sensor],

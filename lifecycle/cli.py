@@ -167,6 +167,44 @@ def report(since: str, out: Path, fmt: str | None, ui_url: str | None) -> None:
         click.echo(f"  {'ok' if ok else '!!'}  {text}")
 
 
+@main.command(name="guard")
+@click.option("--run-history/--no-run-history", default=True, show_default=True,
+              help="Also scan Dagster's stored events of the last nightly run.")
+@click.option("--run-id", help="Scan this run's stored events instead of the last nightly run's.")
+@_fail_cleanly
+def guard_command(run_history: bool, run_id: str | None) -> None:
+    """Runs the leak guard's checks now; prints a table of findings and exits 1 on any (docs/guard.md)."""
+    from lifecycle import guard
+    from lifecycle.fingerprint import load_key
+
+    settings = _settings()
+    engine = _engine(settings)
+    policy = load_policy(settings.policy_path)
+    with engine.connect() as conn:
+        check_policy_against_database(policy, conn)
+    key = load_key(settings)
+
+    def show(report: guard.CheckReport) -> None:
+        click.echo(guard.status_line(report))
+
+    if run_history:
+        from lifecycle import history
+
+        with history.open_instance(settings) as instance:
+            runs = [run_id] if run_id else guard.nightly_runs_to_scan(instance)
+            reports = guard.run_all(engine, policy, key, instance, runs, on_check=show)
+    else:
+        reports = guard.run_all(engine, policy, key, on_check=show)
+    findings = [f for r in reports for f in r.findings]
+    if not findings:
+        click.echo(f"no leaks: {len(reports)} checks passed")
+        return
+    click.echo("")
+    click.echo(guard.findings_table(findings))
+    click.echo(f"\n{len(findings)} finding(s) in {sum(not r.passed for r in reports)} check(s)")
+    sys.exit(1)
+
+
 @main.group(name="logistics")
 def logistics_group() -> None:
     """The carrier hand-off (docs/logistics.md)."""

@@ -7,7 +7,7 @@ things are (database, policy file, Dagster home) and *when* the nightly job runs
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -27,11 +27,18 @@ class Settings:
     webhook_url: str | None = None
     export_dir: Path | None = None  # LIFECYCLE_EXPORT_DIR, else <home>/exports: access exports, carrier files
     sales_start_date: str = "2024-01-01"  # LIFECYCLE_SALES_START: first day the sales partitions offer
+    # LIFECYCLE_GUARD_SECRET: the leak guard's HMAC key (else <home>/guard.key); never printed.
+    guard_secret: str | None = field(default=None, repr=False)
 
     @property
     def embedded_data_dir(self) -> Path:
         """Data folder of the embedded PostgreSQL used when no database URL is configured."""
         return self.home / "pgdata"
+
+    @property
+    def guard_key_file(self) -> Path:
+        """Where the leak guard keeps its HMAC key when LIFECYCLE_GUARD_SECRET is not set."""
+        return self.home / "guard.key"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -49,4 +56,5 @@ class Settings:
             webhook_url=env.get("LIFECYCLE_WEBHOOK_URL") or None,
             export_dir=Path(env.get("LIFECYCLE_EXPORT_DIR") or home / "exports"),
             sales_start_date=env.get("LIFECYCLE_SALES_START") or "2024-01-01",
+            guard_secret=env.get("LIFECYCLE_GUARD_SECRET") or None,
         )
