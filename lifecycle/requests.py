@@ -293,33 +293,34 @@ def handle_requests(
     as_of = as_of or datetime.now(timezone.utc)
     report = RequestsReport(run_id=run_id, as_of=as_of)
     with engine.begin() as conn:
-        ids = list(conn.execute(_OPEN_IDS, {"ids": request_ids, "limit": purge.MAX_BIGINT}).scalars())
+        ids = list(conn.execute(_OPEN_IDS, {"ids": request_ids, "limit": None}).scalars())
         conn.execute(_CLAIM, {"ids": ids})
         duplicates = dict(conn.execute(_DUPLICATE_CANDIDATES, {"ids": ids}).all())
     if request_ids is not None:
         report.skipped_ids = sorted(set(request_ids) - set(ids))
-    for request_id in ids:
-        try:
-            with engine.begin() as conn:
-                row = conn.execute(_LOCK, {"request_id": request_id}).mappings().one_or_none()
-                if row is None:  # answered or being answered by another run meanwhile
-                    report.skipped_ids.append(request_id)
-                    continue
-                outcome = _answer(conn, policy, exports, run_id, dict(row),
-                                  duplicates.get(request_id, []), as_of)
-                conn.execute(_ANSWER, {
-                    "request_id": request_id, "status": outcome.status,
-                    "result": json.dumps(outcome.result), "payload": _json_or_null(redacted(row["payload"])),
-                    "complete": not (outcome.status == "partly_done" and row["kind"] == "erase"),
-                })
-        except (sa.exc.SQLAlchemyError, OSError, purge.PurgeError) as exc:
-            report.failed[request_id] = _describe_failure(exc)
+    with engine.connect() as conn:  # one connection, one transaction per request
+        for request_id in ids:
+            try:
+                with conn.begin():
+                    row = conn.execute(_LOCK, {"request_id": request_id}).mappings().one_or_none()
+                    if row is None:  # answered or being answered by another run meanwhile
+                        report.skipped_ids.append(request_id)
+                        continue
+                    outcome = _answer(conn, policy, exports, run_id, dict(row),
+                                      duplicates.get(request_id, []), as_of)
+                    conn.execute(_ANSWER, {
+                        "request_id": request_id, "status": outcome.status,
+                        "result": json.dumps(outcome.result), "payload": _json_or_null(redacted(row["payload"])),
+                        "complete": not (outcome.status == "partly_done" and row["kind"] == "erase"),
+                    })
+            except (sa.exc.SQLAlchemyError, OSError, purge.PurgeError) as exc:
+                report.failed[request_id] = _describe_failure(exc)
+                if on_request:
+                    on_request(request_id, "?", "failed: " + report.failed[request_id])
+                continue
+            report.add(request_id, row["kind"], outcome)
             if on_request:
-                on_request(request_id, "?", "failed: " + report.failed[request_id])
-            continue
-        report.add(request_id, row["kind"], outcome)
-        if on_request:
-            on_request(request_id, row["kind"] if row["kind"] in KINDS else "unknown", outcome.status)
+                on_request(request_id, row["kind"] if row["kind"] in KINDS else "unknown", outcome.status)
     return report
 
 
@@ -702,39 +703,48 @@ def finish_pending_erasures(engine: Engine, policy: Policy, run_id: str, as_of: 
     """Clears what erasure requests were waiting for, once erasable; a request with nothing left is done."""
     as_of = as_of or datetime.now(timezone.utc)
     report = FinishReport(run_id=run_id)
-    with engine.connect() as conn:
-        request_ids = list(conn.execute(_WAITING_REQUESTS).scalars())
-    for request_id in request_ids:
-        try:
-            with engine.begin() as conn:
-                row = conn.execute(_LOCK_WAITING, {"request_id": request_id}).mappings().one_or_none()
-                if row is None:
-                    continue
-                report.requests_checked += 1
-                pending = list(conn.execute(_STILL_PENDING, {"request_id": request_id}).scalars())
-                erased = purge.erase_for_request(conn, policy, run_id=run_id, request_id=request_id,
-                                                 customer_id=row["customer_id"], order_ids=pending, as_of=as_of)
-                conn.execute(sa.text(_mark_erased_sql(policy)), {"request_id": request_id})
-                still = set(conn.execute(_STILL_PENDING, {"request_id": request_id}).scalars())
-                waiting = {i: erased.waiting.get(i) or "changed_during_request" for i in sorted(still)}
-                _record_pending(conn, request_id, waiting)
-                audit = _Audit(conn, request_id, run_id)
-                audit.many("erase", "erased_later", [dict(order_id=i) for i in erased.cleared])
-                result = dict(row["result"] or {})
-                result["cleared_later_order_ids"] = (result.get("cleared_later_order_ids", []) + erased.cleared)[:LISTED_IDS]
-                result["finished_by_run"] = run_id if not waiting else None
-                result.pop("reason", None)
-                result.update(_pending_result(waiting))
-                status = "partly_done" if waiting else "done"
-                conn.execute(_FINISH, {"request_id": request_id, "status": status, "result": json.dumps(result)})
-        except (sa.exc.SQLAlchemyError, purge.PurgeError) as exc:
-            report.failed[request_id] = _describe_failure(exc)
-            continue
-        report.orders_cleared += len(erased.cleared)
-        report.orders_still_pending += len(waiting)
-        if not waiting:
-            report.requests_done.append(request_id)
+    with engine.connect() as conn:  # one connection, one transaction per request
+        with conn.begin():
+            request_ids = list(conn.execute(_WAITING_REQUESTS).scalars())
+        for request_id in request_ids:
+            try:
+                with conn.begin():
+                    done = _finish_one(conn, policy, request_id, run_id, as_of)
+            except (sa.exc.SQLAlchemyError, purge.PurgeError) as exc:
+                report.failed[request_id] = _describe_failure(exc)
+                continue
+            if done is None:  # answered by another run meanwhile
+                continue
+            cleared, waiting = done
+            report.requests_checked += 1
+            report.orders_cleared += len(cleared)
+            report.orders_still_pending += len(waiting)
+            if not waiting:
+                report.requests_done.append(request_id)
     return report
+
+
+def _finish_one(conn: Connection, policy: Policy, request_id: int, run_id: str,
+                as_of: datetime) -> tuple[list[int], dict[int, str]] | None:
+    row = conn.execute(_LOCK_WAITING, {"request_id": request_id}).mappings().one_or_none()
+    if row is None:
+        return None
+    pending = list(conn.execute(_STILL_PENDING, {"request_id": request_id}).scalars())
+    erased = purge.erase_for_request(conn, policy, run_id=run_id, request_id=request_id,
+                                     customer_id=row["customer_id"], order_ids=pending, as_of=as_of)
+    conn.execute(sa.text(_mark_erased_sql(policy)), {"request_id": request_id})
+    still = conn.execute(_STILL_PENDING, {"request_id": request_id}).scalars().all()
+    waiting = {i: erased.waiting.get(i) or "changed_during_request" for i in still}
+    _record_pending(conn, request_id, waiting)
+    _Audit(conn, request_id, run_id).many("erase", "erased_later", [dict(order_id=i) for i in erased.cleared])
+    result = dict(row["result"] or {})
+    result["cleared_later_order_ids"] = (result.get("cleared_later_order_ids", []) + erased.cleared)[:LISTED_IDS]
+    result["finished_by_run"] = None if waiting else run_id
+    result.pop("reason", None)
+    result.update(_pending_result(waiting))
+    conn.execute(_FINISH, {"request_id": request_id, "status": "partly_done" if waiting else "done",
+                           "result": json.dumps(result)})
+    return erased.cleared, waiting
 
 
 # ---------------------------------------------------------------- exports that expired
