@@ -164,6 +164,14 @@ def capture_signature(policy: Policy) -> str:
     return hashlib.sha256("\n".join(_capture_ddl(_Source(policy))).encode()).hexdigest()[:16]
 
 
+# Concatenates the customer ids of the cells that fold into one OTHER row, so each OTHER row counts
+# its distinct customers over its own few ids instead of one sort of every folded id.
+_ARRAY_CONCAT = sa.text("""
+    CREATE AGGREGATE lifecycle.array_concat(anycompatiblearray) (SFUNC = array_cat, STYPE = anycompatiblearray)
+""")
+_HAS_ARRAY_CONCAT = sa.text("SELECT to_regprocedure('lifecycle.array_concat(anycompatiblearray)') IS NOT NULL")
+
+
 def _ensure_capture(conn: Connection, src: _Source, signature: str) -> bool:
     """Installs the change-capture triggers unless exactly these are in place; True if it had to."""
     rows = conn.execute(_INSTALLED_TRIGGERS, {"orders": src.orders_table, "items": src.items_table}).all()
@@ -300,14 +308,12 @@ def _cells_sql(src: _Source, ranges: int) -> str:
 # k customers, and records per day what the protection cost, in one statement.
 _PUBLISH_SQL = sa.text(f"""
 WITH folded AS (
-    -- One pass over the folding cells' customer ids; a cell's own figures count on its first id only.
-    SELECT c.sales_date, c.sku,
-           sum(c.lines) FILTER (WHERE f.n = 1) AS lines, sum(c.orders) FILTER (WHERE f.n = 1) AS orders,
-           sum(c.units) FILTER (WHERE f.n = 1) AS units, sum(c.revenue) FILTER (WHERE f.n = 1) AS revenue,
-           count(*) FILTER (WHERE f.n = 1) AS cells, count(DISTINCT f.customer_id) AS customers
-    FROM pg_temp.sales_cells c CROSS JOIN LATERAL unnest(c.fold_ids) WITH ORDINALITY AS f(customer_id, n)
-    WHERE c.fold_ids IS NOT NULL
-    GROUP BY c.sales_date, c.sku
+    -- A customer in two folded cells is one customer: distinct over the cells' ids, per OTHER row.
+    SELECT sales_date, sku, sum(lines) AS lines, sum(orders) AS orders, sum(units) AS units,
+           sum(revenue) AS revenue, count(*) AS cells,
+           (SELECT count(DISTINCT id) FROM unnest(lifecycle.array_concat(fold_ids)) AS id) AS customers
+    FROM pg_temp.sales_cells WHERE fold_ids IS NOT NULL
+    GROUP BY sales_date, sku
 ), result AS (
     SELECT sales_date, sku, region, lines, orders, units, revenue, customers, 0 AS cells_folded
     FROM pg_temp.sales_cells WHERE fold_ids IS NULL
@@ -423,7 +429,7 @@ def _check_timezone(conn: Connection, policy: Policy) -> None:
 
 
 def _prepare(engine: Engine, policy: Policy) -> tuple[_Source, str, bool]:
-    """Checks the time zone and installs change capture in a short transaction of its own.
+    """Checks the time zone, installs change capture (and the fold's aggregate) in a short transaction.
 
     Kept apart from the build so the trigger DDL's lock on the raw tables lasts milliseconds,
     not the length of a full rebuild.
@@ -434,6 +440,8 @@ def _prepare(engine: Engine, policy: Policy) -> tuple[_Source, str, bool]:
         _check_timezone(conn, policy)
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
         installed = _ensure_capture(conn, src, signature)
+        if not conn.execute(_HAS_ARRAY_CONCAT).scalar():
+            conn.execute(_ARRAY_CONCAT)
     return src, signature, installed
 
 
@@ -692,6 +700,7 @@ def _markdown_table(header: list[str], rows: list[list[object]], right: set[int]
     return "\n".join(lines)
 
 
+_PREVIEW_DAY = sa.text("SELECT max(sales_date) FROM analytics.sales_volume_daily WHERE sales_date <= :day")
 _PREVIEW = sa.text("""
     SELECT sku, region, orders, units, revenue, customers FROM analytics.sales_volume_daily
     WHERE sales_date = :day ORDER BY units DESC, sku, region LIMIT :n
@@ -699,12 +708,14 @@ _PREVIEW = sa.text("""
 
 
 def preview_markdown(engine: Engine, day: date, limit: int = PREVIEW_ROWS) -> str:
-    """The day's largest published rows as a markdown table (published figures only)."""
+    """The largest published rows of `day`, or of the latest day before it that has any, as markdown."""
     with engine.connect() as conn:
-        rows = [list(r) for r in conn.execute(_PREVIEW, {"day": day, "n": limit})]
+        shown = conn.execute(_PREVIEW_DAY, {"day": day}).scalar()
+        rows = [list(r) for r in conn.execute(_PREVIEW, {"day": shown, "n": limit})] if shown else []
     if not rows:
-        return f"No published rows for {day.isoformat()}."
-    return f"**{day.isoformat()}**, top {len(rows)} rows by units\n\n" + _markdown_table(
+        return f"No published rows up to {day.isoformat()}."
+    note = "" if shown == day else f" (nothing published on {day.isoformat()})"
+    return f"**{shown.isoformat()}**{note}, top {len(rows)} rows by units\n\n" + _markdown_table(
         ["sku", "region", "orders", "units", "revenue", "customers"], rows, right={2, 3, 4, 5})
 
 

@@ -293,3 +293,43 @@ def test_analytics_holds_no_identifier_or_personal_column(engine, policy):
     shown = " ".join([str(build.metadata()), *texts, sales.preview_markdown(engine, YESTERDAY),
                       sales.units_per_region_markdown(engine, YESTERDAY)])
     assert not [value for value in PERSONAL.values() if value in shown]
+
+
+NAIVE_READING = """
+WITH line AS (
+    SELECT (o.placed_at AT TIME ZONE 'UTC')::date AS day, i.sku, coalesce(nullif(o.ship_region, ''), 'OTHER') AS region,
+           o.customer_id, o.order_id, i.quantity, i.quantity * i.unit_price AS amount
+    FROM shop.orders o JOIN shop.order_items i ON i.order_id = o.order_id
+    WHERE o.status IN ('paid', 'shipped', 'delivered') AND o.placed_at < :before
+), cell AS (
+    SELECT day, sku, region, count(DISTINCT customer_id) AS people FROM line GROUP BY day, sku, region
+), placed AS (
+    SELECT line.*, CASE WHEN cell.people >= :k AND line.region <> 'OTHER' THEN line.region ELSE 'OTHER' END AS shown
+    FROM line JOIN cell USING (day, sku, region)
+)
+SELECT day, sku, shown, count(DISTINCT order_id), sum(quantity), sum(amount), count(DISTINCT customer_id)
+FROM placed GROUP BY day, sku, shown HAVING count(DISTINCT customer_id) >= :k
+"""
+
+
+def test_published_table_equals_a_naive_reading_of_the_rule_on_a_synthetic_shop(engine, policy_file):
+    from lifecycle import synthetic
+
+    synthetic.seed_shop(engine, orders=6000, seed=3, as_of=AS_OF)
+    build = refresh(engine, policy_with(policy_file, min_customers_per_cell=2))
+    with engine.connect() as conn:
+        expected = {(d, s, r): (o, u, float(rev), c) for d, s, r, o, u, rev, c in conn.execute(
+            sa.text(NAIVE_READING), {"k": 2, "before": datetime(2026, 6, 1, tzinfo=timezone.utc)})}
+    regions = {region for _, _, region in expected}
+    assert published(engine) == expected
+    assert "OTHER" in regions and len(regions) > 5
+    assert build.total("units_withheld") > 0 and build.total("units_folded") > 0
+
+
+def test_the_preview_shows_the_latest_day_that_has_published_rows(engine, policy):
+    with engine.begin() as conn:
+        customers_buy(conn, 1, [1, 2, 3, 4, 5], day=YESTERDAY - 2 * DAY, sku="SKU-7", quantity=3)
+    refresh(engine, policy)
+    preview = sales.preview_markdown(engine, YESTERDAY)
+    assert preview.startswith(f"**{YESTERDAY - 2 * DAY}** (nothing published on {YESTERDAY})")
+    assert "| SKU-7 | SH | 5 | 15 | 150.00 | 5 |" in preview

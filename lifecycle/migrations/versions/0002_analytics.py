@@ -126,6 +126,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("""DROP FUNCTION IF EXISTS lifecycle.sales_capture_orders_rows(), lifecycle.sales_capture_orders_update(),
+        lifecycle.sales_capture_items_rows(), lifecycle.sales_capture_items_update(), lifecycle.sales_capture_truncate()
+        CASCADE""")  # installed by lifecycle/sales.py, as is the aggregate below
+    op.execute("DROP AGGREGATE IF EXISTS lifecycle.array_concat(anycompatiblearray)")
     op.execute("DROP INDEX IF EXISTS shop.orders_placed_at_idx")
     op.execute("DROP TABLE lifecycle.sales_state, lifecycle.sales_days, lifecycle.sales_changes")
     op.execute("DROP TABLE analytics.product_line_summary, analytics.weekly_demand, analytics.sales_volume_daily")
