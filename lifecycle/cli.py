@@ -287,7 +287,11 @@ def _run_nightly(settings: Settings, trigger: str, job: str = "nightly_lifecycle
     from definitions import defs
     from lifecycle import history
 
-    tags = history.run_tags(load_policy(settings.policy_path), trigger)
+    # An unusable policy still launches the run: it fails on its first step and stays in the
+    # history (and raises the run-failure alert) as the night that did not happen.
+    tags = history.policy_tags(settings.policy_path, trigger)
+    if history.TAG_POLICY_PROBLEM in tags:
+        click.echo(f"policy is not usable: {tags[history.TAG_POLICY_PROBLEM]}", err=True)
     click.echo(f"running {job} …")
     with history.open_instance(settings) as instance:
         result = defs.resolve_job_def(job).execute_in_process(

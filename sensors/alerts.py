@@ -12,13 +12,17 @@ from sensors.schedules import nightly_lifecycle
 
 @dg.run_failure_sensor(
     name="nightly_lifecycle_failure_alert",
-    monitored_jobs=[nightly_lifecycle],
+    # Runs started by the CLI (`lifecycle nightly`, a cron job) execute in process and carry no
+    # code-location origin, which `monitored_jobs` matches on; so watch every run, keep the nightly.
+    monitor_all_code_locations=True,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def nightly_lifecycle_failure_alert(
     context: dg.RunFailureSensorContext, shop: ShopDatabase, webhook: AlertWebhook
 ) -> None:
     """Records a failed nightly run in lifecycle.alerts and posts it to the webhook."""
+    if context.dagster_run.job_name != nightly_lifecycle.name:
+        return
     run_id = context.dagster_run.run_id
     run = history.run_summary(context.instance, run_id)
     alert = alerts.failed_run_alert(run, history.failed_steps(context.instance, run_id))

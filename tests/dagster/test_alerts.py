@@ -105,6 +105,37 @@ def test_a_failed_nightly_run_is_recorded_and_posted_once(engine, dagster_settin
     assert body["text"].startswith("[lifecycle] run_failed: nightly run ")
 
 
+def test_a_sensor_tick_catches_a_failed_run_started_by_the_cli(engine, dagster_settings, dagster_instance,
+                                                               policy_file, shop, receiver):
+    webhook = AlertWebhook(url=receiver.url)
+    # As the daemon evaluates it: inside a repository, which the in-process run does not name.
+    repository = dg.Definitions(sensors=[nightly_lifecycle_failure_alert],
+                                resources={"shop": shop, "webhook": webhook}).get_repository_def()
+
+    def tick(cursor):
+        context = dg.build_sensor_context(instance=dagster_instance, cursor=cursor, repository_def=repository,
+                                          repository_name=repository.name, resources={"shop": shop, "webhook": webhook})
+        return nightly_lifecycle_failure_alert.evaluate_tick(context)
+
+    started = tick(None)  # the first tick only marks where the history ends
+    result = failed_run(engine, dagster_settings, dagster_instance, policy_file)  # in process, as the CLI runs it
+    tick(started.cursor)
+    [row] = alert_rows(engine)
+    assert (row["kind"], row["run_id"]) == ("run_failed", result.run_id)
+    assert [body["run_id"] for body in receiver.bodies] == [result.run_id]
+
+
+def test_a_failed_run_of_another_job_is_not_a_nightly_alert(engine, dagster_instance, shop, receiver):
+    @dg.asset
+    def broken():
+        raise RuntimeError("boom")
+
+    result = dg.materialize([broken], instance=dagster_instance, raise_on_error=False)
+    assert not result.success
+    nightly_lifecycle_failure_alert(failure_sensor_context(dagster_instance, result, shop, AlertWebhook(url=receiver.url)))
+    assert alert_rows(engine) == [] and receiver.bodies == []
+
+
 def test_an_alert_carries_no_personal_value(engine, dagster_settings, dagster_instance, policy_file,
                                            shop, receiver):
     result = failed_run(engine, dagster_settings, dagster_instance, policy_file)
