@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -51,3 +52,19 @@ def personal_of(conn, order_id: int) -> dict:
 def is_purged(conn, order_id: int) -> bool:
     row = personal_of(conn, order_id)
     return row["purged_at"] is not None and all(v is None for k, v in row.items() if k != "purged_at")
+
+
+@contextmanager
+def purge_swallowed(engine, order_id: int):
+    """While inside, every update of `order_id` is silently dropped: the purge misses it unawares."""
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"""
+            CREATE FUNCTION shop.swallow() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN IF NEW.order_id = {int(order_id)} THEN RETURN NULL; END IF; RETURN NEW; END $$;
+            CREATE TRIGGER swallow BEFORE UPDATE ON shop.orders FOR EACH ROW EXECUTE FUNCTION shop.swallow();
+        """))
+    try:
+        yield
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP TRIGGER swallow ON shop.orders; DROP FUNCTION shop.swallow()"))

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from lifecycle import report as compliance
 from lifecycle.report_format import render
 from tests.nightly import run_nightly
-from tests.shop import PERSONAL, add_case, add_delivered, add_order
+from tests.shop import PERSONAL, add_case, add_delivered, add_order, purge_swallowed
 
 DAY, HOUR = timedelta(days=1), timedelta(hours=1)
 CASE_NOTE = "Customer Li Lei called from 139 1234 5678 about the refund"
@@ -89,17 +89,8 @@ def test_overdue_backlog_is_the_orders_past_their_window_still_holding_data(
 def test_a_failed_check_leaves_its_night_marked_with_what_stayed_overdue(
         engine, policy, dagster_settings, dagster_instance):
     seed(engine)
-    with engine.begin() as conn:  # something silently swallows the purge of order 1
-        conn.execute(sa.text("""
-            CREATE FUNCTION shop.swallow() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN IF NEW.order_id = 1 THEN RETURN NULL; END IF; RETURN NEW; END $$;
-            CREATE TRIGGER swallow BEFORE UPDATE ON shop.orders FOR EACH ROW EXECUTE FUNCTION shop.swallow();
-        """))
-    try:
+    with purge_swallowed(engine, 1):
         result = run_nightly(dagster_settings, dagster_instance)
-    finally:
-        with engine.begin() as conn:
-            conn.execute(sa.text("DROP TRIGGER swallow ON shop.orders; DROP FUNCTION shop.swallow()"))
     report = build(engine, policy, dagster_instance)
     [night] = [n for n in report.nights if n.run_id]
     assert night.run_id == result.run_id and night.result == "failed"
