@@ -320,4 +320,4 @@ _SHOWN = {"eligible", "purged", "kept_by_open_case", "stale", "anomalies", "olde
           "removed_by_reason", "mode", "days_rebuilt", "rows_written", "units_folded", "units_withheld",
           "table_rows", "rows", "handled", "by_status", "rejected_by_reason", "failed_request_ids",
           "orders_cleared", "orders_pending", "exports_written", "open", "overdue", "overdue_request_ids",
-          "requests_done"}
+          "requests_done", "deleted"}
