@@ -75,7 +75,7 @@ def shown(value: Any) -> str:
     if isinstance(value, str) and IDENTIFIER.match(value) and len(value) <= 40:
         return repr(value)
     length = len(value) if isinstance(value, str) else len(json.dumps(value, default=str))
-    return f"(a {type(value).__name__} of {length} characters, not shown)"
+    return f"({length} characters, not shown)"
 
 
 # ---------------------------------------------------------------- payloads
