@@ -84,7 +84,7 @@ def main() -> None:
     policy = load_policy(PROJECT_DIR / "policy.yaml")
     size = f"{args.orders:,}"
     bench = Bench("sales", f"python bench/bench_sales.py --orders {args.orders} --repeat {args.repeat}")
-    load = os.getloadavg()
+    load_at_start = os.getloadavg()[0]
     engine = fresh_database("bench_sales")
     print(f"seeding {size} orders")
     synthetic.seed_shop(engine, orders=args.orders, seed=7, as_of=AS_OF)
@@ -146,7 +146,7 @@ def main() -> None:
         "statement). The purge's UPDATE touches none of the captured columns and fires nothing.")
     bench.notes.append("Python peak MB is tracemalloc's peak during the step: it stays flat because no row "
                        "leaves the database except the per-day counts.")
-    bench.notes.append(f"Load average {load[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, on "
+    bench.notes.append(f"Load average {load_at_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, on "
                        f"{os.cpu_count()} cores shared with other work: single timings move by tens of percent, "
                        "so the contenders alternate and each one's best counts.")
     bench.write(engine)
