@@ -204,6 +204,7 @@ class DayStats:
     rows_withheld: int
 
     def metadata(self) -> dict[str, object]:
+        """The day's figures for its partition's materialization in the UI."""
         return {
             "sales_date": self.sales_date.isoformat(),
             "rows": self.rows_published,
@@ -236,6 +237,7 @@ class SalesBuild:
     seconds: float = 0.0
 
     def total(self, name: str) -> int:
+        """One DayStats figure summed over the rebuilt days."""
         return sum(getattr(s, name) for s in self.stats)
 
     def metadata(self) -> dict[str, object]:
@@ -582,6 +584,7 @@ class PlanningBuild:
     seconds: float
 
     def metadata(self) -> dict[str, object]:
+        """Table, size and currency for the planning asset's materialization."""
         return {"table": self.table, "as_of_date": self.as_of_date.isoformat(), "rows": self.rows,
                 "seconds": round(self.seconds, 3)}
 
