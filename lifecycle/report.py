@@ -99,6 +99,8 @@ class RequestFigures:
 
 @dataclass(frozen=True)
 class AlertRow:
+    """An alert raised in the period, as lifecycle.alerts holds it."""
+
     alert_id: int
     raised_at: datetime
     kind: str

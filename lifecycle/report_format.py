@@ -86,6 +86,15 @@ def _row(night: Night, last: date | None = None) -> list[str]:
     ]
 
 
+_DAY_HEAD = ["Date", "Cleared (all)", "of which on request", "Overdue after last run", "Successful runs",
+             "Requests answered"]
+
+
+def _day_row(day: DayFigures) -> list[str]:
+    return [day.day.isoformat(), _count(day.purged), _count(day.purged_on_request),
+            _count(day.overdue_after_last_run), str(day.successful_runs), _count(day.requests_answered)]
+
+
 _HEAD = ["Date", "Result", "Run", "Started by", "Policy", "Cleared", "Kept: open case", "Not judged",
          "Overdue after", "Removed from disk", "Checks"]
 
@@ -102,10 +111,7 @@ def to_markdown(report: Report) -> str:
     notes = [n for n in report.nights if n.note]
     if notes:
         out += [""] + [f"- {n.day} run {n.run_id[:8]}: {n.note}" for n in notes]
-    out += ["", "## Per day", "", _md_table(
-        ["Date", "Cleared (all)", "of which on request", "Overdue after last run", "Successful runs", "Requests answered"],
-        [[d.day.isoformat(), _count(d.purged), _count(d.purged_on_request), _count(d.overdue_after_last_run),
-          str(d.successful_runs), _count(d.requests_answered)] for d in report.days])]
+    out += ["", "## Per day", "", _md_table(_DAY_HEAD, [_day_row(d) for d in report.days])]
     out += ["", "## Checks", "", _md_table(["Check", "Passed", "Failed"],
                                           [[name, str(t["passed"]), str(t["failed"])] for name, t in sorted(report.checks.items())])]
     out += ["", "## Data requests", "", _requests_text(report)]
@@ -151,7 +157,7 @@ table{border-collapse:collapse;width:100%;font-size:13px} th,td{padding:.3rem .4
 th{background:#f5f7fa;position:sticky;top:0} td.n{text-align:right;font-variant-numeric:tabular-nums}
 tr.none td{color:#9aa5b1;background:#fffbea} tr.failed td{background:#ffe3e3} td.bad{color:#c81d25;font-weight:600}
 dl{display:grid;grid-template-columns:12rem 1fr;gap:.3rem 1rem} dt{font-weight:600} .chart{max-width:100%;height:auto}
-.note{color:#52606d;font-size:13px} td:first-child{white-space:nowrap}
+summary{cursor:pointer;margin-top:1rem;color:#334e68} .note{color:#52606d;font-size:13px} td:first-child{white-space:nowrap}
 """
 
 
@@ -172,7 +178,10 @@ def to_html(report: Report) -> str:
     ]
     parts += [f'<li class="{"ok" if ok else "bad"}">{"✔" if ok else "✘"} {_e(text)}</li>' for ok, text in report.verdict()]
     parts += ["</ul>", "<h2>Orders cleared and left overdue, day by day</h2>", day_chart(report.days),
-              "<h2>Every night</h2>", _html_nights(report)]
+              "<h2>Every night</h2>", _html_nights(report),
+              "<details><summary>Per day: cleared, overdue after the last run, requests answered</summary>",
+              _html_table(_DAY_HEAD, [([_e(c) for c in _day_row(d)], "") for d in report.days],
+                          numeric={1, 2, 3, 4, 5}), "</details>"]
     parts += ["<h2>Checks in the runs</h2>", _html_table(
         ["Check", "Passed", "Failed"],
         [([_e(name), str(t["passed"]), str(t["failed"])], "failed" if t["failed"] else "")
