@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-import sqlalchemy as sa
 import psycopg
+import sqlalchemy as sa
 from psycopg import sql as pgsql
 from sqlalchemy.engine import Connection, Engine
 

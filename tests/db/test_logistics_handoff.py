@@ -269,3 +269,27 @@ def test_a_removed_row_leaves_the_hand_off_files_with_the_nights_erasure(engine,
         time.sleep(0.5)
         erasure.erase_purged_storage(engine, policy, run_id="night-2-again", force=True)
     assert marker.encode() not in relation_bytes(engine, "logistics.handoff")
+
+
+def test_a_failed_batch_rolls_back_alone_names_ids_only_and_the_next_refresh_finishes(engine, policy_file):
+    policy = carriers_policy(policy_file, batch_size=2)
+    with engine.begin() as conn:
+        for oid in range(1, 7):
+            add_pending(conn, oid, "sf_express")
+        conn.execute(sa.text("ALTER TABLE logistics.handoff ADD CONSTRAINT refuse_five CHECK (order_id <> 5)"))
+    try:
+        with pytest.raises(logistics.LogisticsError) as failure:
+            refresh(engine, policy, "night-1")
+        message = str(failure.value)
+        assert "order_id in (4, 6] rolled back" in message
+        assert not any(value in message for value in PERSONAL.values())  # the row's DETAIL is not kept
+        with engine.connect() as conn:
+            assert sorted(handoff(conn)) == [1, 2, 3, 4]  # earlier batches kept, the failed one whole
+            assert conn.execute(sa.text("SELECT status FROM lifecycle.handoff_refreshes")).scalar() == "failed"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE logistics.handoff DROP CONSTRAINT refuse_five"))
+    report = refresh(engine, policy, "night-2")
+    with engine.connect() as conn:
+        assert sorted(handoff(conn)) == [1, 2, 3, 4, 5, 6]
+    assert report.inserted == 2
