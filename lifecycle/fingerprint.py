@@ -41,6 +41,7 @@ WORD_CHARS = ("0-9a-z\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u024F\u0370-\u03FF\u0400-
               "\u3040-\u30FF\u3400-\u4DBF\u4E00-\u9FFF\uAC00-\uD7AF")
 NON_WORD = f"[^{WORD_CHARS}]+"
 CJK_RUN = "[\u3400-\u4DBF\u4E00-\u9FFF]{2,}"
+CJK_ANY = "[\u3400-\u4DBF\u4E00-\u9FFF]"
 PHONE_CANDIDATE = r"(?<![0-9A-Za-z])[+(]?[0-9][0-9 ().-]{5,24}[0-9](?![0-9A-Za-z])"
 PHONE_AT_END = "(?:" + "|".join(PHONE_SHAPES.values()) + ")$"
 RAW_PHONE = r"^[+(]?[0-9][0-9 ().-]*[0-9]$"
@@ -48,7 +49,7 @@ UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 SQL_PARAMS = {
     "fp_non_word": NON_WORD, "fp_email": EMAIL,
-    "fp_phone_candidate": PHONE_CANDIDATE, "fp_phone_at_end": PHONE_AT_END, "fp_cjk_run": CJK_RUN,
+    "fp_phone_candidate": PHONE_CANDIDATE, "fp_phone_at_end": PHONE_AT_END, "fp_cjk_run": CJK_RUN, "fp_cjk_any": CJK_ANY,
     "fp_raw_phone": RAW_PHONE, "fp_min_phone": MIN_PHONE_DIGITS,
 }
 
@@ -128,31 +129,50 @@ def phone_variants_sql(expr: str) -> str:
             f"ELSE ARRAY[{core}] END")
 
 
-def tokens_sql(value: str, norm: str) -> str:
-    """Rows (kind, token) of the text `value` whose normal form is `norm` (see `tokens`)."""
+def tokens_sql(source: str) -> str:
+    """CTEs over `source`, a query of distinct text values `v` with their row counts `n`:
+    `d` (vid, n, v, norm) and `tokens` (vid, kind, token), exactly what `tokens` makes in Python.
+
+    Set-based: words are unnested once and their 2-4-grams read with lead(), so a table of free
+    text costs a sort and a scan, not a subquery per row.
+    """
+    grams = ", ".join(
+        " || ' ' || ".join(["word"] + [f"lead(word, {j}) OVER win" for j in range(1, k)]) + f" AS g{k}"
+        for k in range(1, MAX_GRAM_WORDS + 1))
+    unpivot = ", ".join(f"({k}, g.g{k})" for k in range(1, MAX_GRAM_WORDS + 1))
     return f"""
-        SELECT 'value' AS kind, 'v:' || {norm} AS token WHERE {norm} <> ''
-        UNION
-        SELECT 'email', 'v:' || {norm_sql('m[1]')} FROM regexp_matches({value}, :fp_email, 'g') AS m
-        UNION
-        SELECT 'phone', 'p:' || pv.v
-        FROM regexp_matches({value}, :fp_phone_candidate, 'g') AS m
-        CROSS JOIN LATERAL (SELECT substring(m[1] FROM :fp_phone_at_end) AS phone) ph
-        CROSS JOIN LATERAL unnest({phone_variants_sql('ph.phone')}) AS pv(v)
-        WHERE ph.phone IS NOT NULL AND length(pv.v) >= :fp_min_phone
-        UNION
-        SELECT 'in_text', 'v:' || g.gram
-        FROM (SELECT string_to_array({norm}, ' ') AS w WHERE {norm} <> '') s
-        CROSS JOIN generate_series(1, cardinality(s.w)) AS i
-        CROSS JOIN generate_series(1, {MAX_GRAM_WORDS}) AS k
-        CROSS JOIN LATERAL (SELECT array_to_string(s.w[i:i + k - 1], ' ') AS gram) g
-        WHERE i + k - 1 <= cardinality(s.w) AND g.gram <> {norm} AND g.gram ~ '[^0-9 ]'
-        UNION
-        SELECT 'in_text', 'v:' || substr(r.run, i, k)
-        FROM (SELECT m[1] AS run FROM regexp_matches({norm}, :fp_cjk_run, 'g') AS m) r
-        CROSS JOIN generate_series(1, length(r.run)) AS i
-        CROSS JOIN unnest(ARRAY{list(CJK_GRAMS)}) AS k
-        WHERE i + k - 1 <= length(r.run) AND substr(r.run, i, k) <> {norm}"""
+        d AS MATERIALIZED (
+            SELECT row_number() OVER () AS vid, s.n, s.v, {norm_sql('s.v')} AS norm FROM ({source}) s
+        ), w AS (
+            SELECT d.vid, x.word, x.ord, cardinality(a.words) AS words
+            FROM d CROSS JOIN LATERAL (SELECT string_to_array(d.norm, ' ') AS words) a
+            CROSS JOIN LATERAL unnest(a.words) WITH ORDINALITY AS x(word, ord)
+            WHERE d.norm <> ''
+        ), grams AS (
+            SELECT vid, ord, words, {grams} FROM w WINDOW win AS (PARTITION BY vid ORDER BY ord)
+        ), tokens AS (
+            SELECT vid, 'value' AS kind, 'v:' || norm AS token FROM d WHERE norm <> ''
+            UNION ALL
+            SELECT g.vid, 'in_text', 'v:' || t.gram
+            FROM grams g CROSS JOIN LATERAL (VALUES {unpivot}) AS t(k, gram)
+            WHERE t.gram IS NOT NULL AND NOT (g.ord = 1 AND t.k = g.words) AND t.gram ~ '[^0-9 ]'
+            UNION ALL
+            SELECT d.vid, 'email', 'v:' || {norm_sql('m[1]')}
+            FROM d CROSS JOIN LATERAL regexp_matches(d.v, :fp_email, 'g') AS m
+            WHERE d.v LIKE '%@%'
+            UNION ALL
+            SELECT d.vid, 'phone', 'p:' || pv.v
+            FROM d CROSS JOIN LATERAL regexp_matches(d.v, :fp_phone_candidate, 'g') AS m
+            CROSS JOIN LATERAL (SELECT substring(m[1] FROM :fp_phone_at_end) AS phone) ph
+            CROSS JOIN LATERAL unnest({phone_variants_sql('ph.phone')}) AS pv(v)
+            WHERE d.v ~ '[0-9]' AND ph.phone IS NOT NULL AND length(pv.v) >= :fp_min_phone
+            UNION ALL
+            SELECT d.vid, 'in_text', 'v:' || substr(r.run, i, k)
+            FROM d CROSS JOIN LATERAL (SELECT m[1] AS run FROM regexp_matches(d.norm, :fp_cjk_run, 'g') AS m) r
+            CROSS JOIN generate_series(1, length(r.run)) AS i
+            CROSS JOIN unnest(ARRAY{list(CJK_GRAMS)}) AS k
+            WHERE d.norm ~ :fp_cjk_any AND i + k - 1 <= length(r.run) AND substr(r.run, i, k) <> d.norm
+        )"""
 
 
 # ---------------------------------------------------------------- tokens, in Python
@@ -216,15 +236,13 @@ def mask_sql(token: str, digest: str) -> str:
     return f"(length({token}) - 2) || ' chars #' || left(encode({digest}, 'hex'), 6)"
 
 
-# ---------------------------------------------------------------- candidates and matches
+# ---------------------------------------------------------------- candidates, hits, counts
 
 _CANDIDATES = sa.text("""
     CREATE TEMP TABLE guard_candidates (
         relation    text NOT NULL,
         column_name text NOT NULL,
         kind        text NOT NULL,
-        vid         bigint NOT NULL,
-        n_rows      bigint NOT NULL,
         h           bytea NOT NULL,
         mask        text NOT NULL
     ) ON COMMIT DROP
@@ -232,47 +250,86 @@ _CANDIDATES = sa.text("""
 
 
 def create_candidates(conn: Connection) -> None:
-    """The session's table of hashed analytics tokens; dropped when the transaction ends."""
+    """The session's table of hashed tokens, one row per distinct token of a column; dropped at commit."""
     conn.execute(_CANDIDATES)
+
+
+def _distinct_values(relation_sql: str, column_sql: str) -> str:
+    return (f"SELECT {column_sql}::text AS v, count(*) AS n FROM {relation_sql} "
+            f"WHERE {column_sql} IS NOT NULL GROUP BY 1")
 
 
 def add_column_candidates(conn: Connection, key: GuardKey, relation_sql: str, column_sql: str,
                           relation: str, column: str) -> int:
-    """Hashes the tokens of every distinct value of one text-like column; returns rows added."""
-    value = "d.v"
+    """Hashes every distinct token of one text-like column; returns how many."""
     sql = f"""
+        WITH {tokens_sql(_distinct_values(relation_sql, column_sql))}
         INSERT INTO guard_candidates
-        SELECT :relation, :column, t.kind, d.vid, d.n, x.h, {mask_sql('t.token', 'x.h')}
-        FROM (SELECT v, n, row_number() OVER () AS vid
-              FROM (SELECT {column_sql}::text AS v, count(*) AS n FROM {relation_sql}
-                    WHERE {column_sql} IS NOT NULL GROUP BY 1) g) d
-        CROSS JOIN LATERAL (SELECT {norm_sql(value)} AS norm) n
-        CROSS JOIN LATERAL ({tokens_sql(value, 'n.norm')}) t
+        SELECT :relation, :column, t.kind, x.h, {mask_sql('t.token', 'x.h')}
+        FROM (SELECT DISTINCT kind, token FROM tokens) t
         CROSS JOIN LATERAL (SELECT {hmac_sql('t.token')} AS h) x
     """
     params = {"relation": relation, "column": column, **SQL_PARAMS, **key.params()}
     return conn.execute(sa.text(sql), params).rowcount
 
 
+def column_hit_rows(conn: Connection, key: GuardKey, relation_sql: str, column_sql: str,
+                    relation: str, column: str) -> dict[str, int]:
+    """Rows of one column holding a hit, per kind; a value that equals a raw value whole is counted
+    as that alone, not again for the names or phones inside it."""
+    sql = f"""
+        WITH {tokens_sql(_distinct_values(relation_sql, column_sql))},
+        hit AS (
+            SELECT DISTINCT t.vid, t.kind FROM tokens t
+            WHERE {hmac_sql('t.token')} IN (SELECT h FROM guard_hits WHERE relation = :relation AND column_name = :column)
+        )
+        SELECT kind, sum(n)::bigint FROM (
+            SELECT hit.kind, d.n, bool_or(hit.kind = 'value') OVER (PARTITION BY hit.vid) AS whole
+            FROM hit JOIN d USING (vid)
+        ) x
+        WHERE kind = 'value' OR NOT whole
+        GROUP BY kind
+    """
+    params = {"relation": relation, "column": column, **SQL_PARAMS, **key.params()}
+    return dict(conn.execute(sa.text(sql), params).all())
+
+
+@dataclass
+class TextTokens:
+    """Digests of texts hashed in Python, kept by (location, item) so hits can be counted exactly."""
+
+    by_item: dict[tuple[str, int], set[tuple[str, bytes]]] = field(default_factory=dict)
+
+    def hit_rows(self, hits: set[bytes]) -> dict[tuple[str, str], int]:
+        """Items per (location, kind) holding a hit; a whole-text hit is counted as that alone."""
+        counts: dict[tuple[str, str], int] = {}
+        for (location, _), digests in self.by_item.items():
+            kinds = {kind for kind, digest in digests if digest in hits}
+            for kind in ({"value"} if "value" in kinds else kinds):
+                counts[(location, kind)] = counts.get((location, kind), 0) + 1
+        return counts
+
+
 def add_text_candidates(conn: Connection, key: GuardKey, relation: str,
-                        texts: Iterable[tuple[str, int, str]], drop_numbers: bool = True) -> int:
+                        texts: Iterable[tuple[str, int, str]], drop_numbers: bool = True) -> TextTokens:
     """Hashes, in Python, the tokens of texts that never enter the database (location, item id, text).
 
     Bare numbers are dropped by default: run logs are full of counts, which are not personal.
     """
-    rows = {}
+    kept = TextTokens()
+    rows: dict[tuple[str, str, bytes], str] = {}
     for location, item, text in texts:
         for kind, token in tokens(text):
             if drop_numbers and token.startswith("v:") and not _NOT_ONLY_DIGITS.search(token[2:]):
                 continue
             digest = key.digest(token)
-            rows[(location, kind, item, digest)] = mask(token, digest)
+            kept.by_item.setdefault((location, item), set()).add((kind, digest))
+            rows[(location, kind, digest)] = mask(token, digest)
     if rows:
-        conn.execute(sa.text(
-            "INSERT INTO guard_candidates VALUES (:relation, :column, :kind, :vid, 1, :h, :mask)"),
-            [{"relation": relation, "column": location, "kind": kind, "vid": item, "h": digest, "mask": m}
-             for (location, kind, item, digest), m in rows.items()])
-    return len(rows)
+        conn.execute(sa.text("INSERT INTO guard_candidates VALUES (:relation, :column, :kind, :h, :mask)"),
+                     [{"relation": relation, "column": location, "kind": kind, "h": digest, "mask": m}
+                      for (location, kind, digest), m in rows.items()])
+    return kept
 
 
 def raw_sources(policy: Policy) -> dict[str, str]:
@@ -293,8 +350,8 @@ def raw_fingerprints_sql(policy: Policy) -> str | None:
         for column in spec.personal_columns:
             col, src = quote_ident(column), f":src_{len(branches) // 2}"
             distinct = f"SELECT DISTINCT {col}::text AS v FROM {spec.sql} WHERE {col} IS NOT NULL"
-            branches.append(f"SELECT {src} AS source, {hmac_sql(chr(39) + 'v:' + chr(39) + ' || ' + norm_sql('s.v'))} AS h "
-                            f"FROM ({distinct}) s")
+            whole = hmac_sql("'v:' || " + norm_sql("s.v"))
+            branches.append(f"SELECT {src} AS source, {whole} AS h FROM ({distinct}) s")
             branches.append(f"""
                 SELECT {src}, {hmac_sql("'p:' || p.v")} FROM (
                     SELECT unnest({phone_variants_sql('s.v')}) AS v
@@ -304,8 +361,36 @@ def raw_fingerprints_sql(policy: Policy) -> str | None:
 
 
 @dataclass(frozen=True)
+class Hit:
+    """A distinct token of an analytics column (or log location) whose digest a raw value shares."""
+
+    relation: str
+    column: str
+    kind: str
+    h: bytes
+    mask: str
+    source: str
+
+
+def find_hits(conn: Connection, key: GuardKey, policy: Policy) -> list[Hit]:
+    """Joins the session's candidates against the raw zone's digests in one pass over the raw tables,
+    keeping the hits in guard_hits for the exact counts that follow."""
+    raw = raw_fingerprints_sql(policy)
+    if raw is None or not conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM guard_candidates)")).scalar():
+        return []
+    conn.execute(sa.text("ANALYZE guard_candidates"))
+    conn.execute(sa.text(f"""
+        CREATE TEMP TABLE guard_hits ON COMMIT DROP AS
+        SELECT DISTINCT c.relation, c.column_name, c.kind, c.h, c.mask, r.source
+        FROM guard_candidates c JOIN ({raw}) r ON r.h = c.h
+    """), {**SQL_PARAMS, **key.params(), **raw_sources(policy)})
+    rows = conn.execute(sa.text("SELECT relation, column_name, kind, h, mask, source FROM guard_hits ORDER BY 1, 2, 3, 5"))
+    return [Hit(*row) for row in rows]
+
+
+@dataclass(frozen=True)
 class Match:
-    """Values of one analytics column (or log location) that equal personal raw values."""
+    """Rows of one analytics column (or log location) holding personal raw values, by kind."""
 
     relation: str
     column: str
@@ -315,36 +400,11 @@ class Match:
     samples: tuple[str, ...]
 
 
-_SUMMARY = sa.text("""
-    WITH m AS (
-        SELECT * FROM guard_matches g
-        WHERE g.kind = 'value' OR NOT EXISTS (
-            SELECT 1 FROM guard_matches w WHERE w.kind = 'value' AND w.relation = g.relation
-              AND w.column_name = g.column_name AND w.vid = g.vid)
-    )
-    SELECT c.relation, c.column_name, c.kind, c.rows, s.sources, s.samples
-    FROM (SELECT relation, column_name, kind, sum(n_rows)::bigint AS rows
-          FROM (SELECT DISTINCT relation, column_name, kind, vid, n_rows FROM m) v
-          GROUP BY 1, 2, 3) c
-    JOIN (SELECT relation, column_name, kind, array_agg(DISTINCT source) AS sources,
-                 (array_agg(DISTINCT mask))[1:3] AS samples
-          FROM m GROUP BY 1, 2, 3) s USING (relation, column_name, kind)
-    ORDER BY 1, 2, 3
-""")
-
-
-def match_raw(conn: Connection, key: GuardKey, policy: Policy) -> list[Match]:
-    """Joins the session's candidates against the raw zone's digests in one pass over the raw tables."""
-    if not conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM guard_candidates)")).scalar():
-        return []
-    raw = raw_fingerprints_sql(policy)
-    if raw is None:
-        return []
-    conn.execute(sa.text("ANALYZE guard_candidates"))
-    conn.execute(sa.text(f"""
-        CREATE TEMP TABLE guard_matches ON COMMIT DROP AS
-        SELECT DISTINCT c.relation, c.column_name, c.kind, c.vid, c.n_rows, c.mask, r.source
-        FROM guard_candidates c JOIN ({raw}) r ON r.h = c.h
-    """), {**SQL_PARAMS, **key.params(), **raw_sources(policy)})
-    return [Match(r.relation, r.column_name, r.kind, r.rows, tuple(r.sources), tuple(r.samples))
-            for r in conn.execute(_SUMMARY)]
+def matches(hits: list[Hit], rows: dict[tuple[str, str, str], int], samples: int = 3) -> list[Match]:
+    """Hits grouped by (relation, column, kind) with their exact row counts; kinds counted 0 are dropped."""
+    grouped: dict[tuple[str, str, str], list[Hit]] = {}
+    for hit in hits:
+        grouped.setdefault((hit.relation, hit.column, hit.kind), []).append(hit)
+    return [Match(*where, rows[where], tuple(sorted({h.source for h in group})),
+                  tuple(sorted({h.mask for h in group}))[:samples])
+            for where, group in sorted(grouped.items()) if rows.get(where)]

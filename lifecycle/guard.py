@@ -28,6 +28,8 @@ ANALYST_ROLE = "lifecycle_analyst"
 CLOSED_SCHEMAS = ("shop", "lifecycle", "logistics")  # the analyst may not even look inside
 CUSTOMERS_COLUMN = "customers"                       # a published row's count of distinct customers
 SAMPLES = 3
+# Distinct raw values and the zone's word n-grams are hashed in memory instead of spilling (as lifecycle.sales).
+WORK_MEM = "64MB"
 RUN_LOG = "dagster event log"
 
 PATTERN_PHRASES = {"email": "email addresses", "phone": "phone numbers", "street_address": "street addresses",
@@ -234,43 +236,30 @@ def personal_columns(engine: Engine, policy: Policy) -> CheckReport:
 
 # ---------------------------------------------------------------- value patterns (Great Expectations)
 
-def _card_query(engine, column: Column) -> str:
-    col = _q(engine, column.name).replace("{", "{{").replace("}", "}}")
-    digits = "regexp_replace(m[1], '[^0-9]', '', 'g')"
-    return (f"SELECT 1 AS hit FROM {{batch}} WHERE {col}::text ~ {gx.sql_literal(patterns.CARD_PREFILTER)} "
-            f"AND EXISTS (SELECT 1 FROM regexp_matches({col}::text, {gx.sql_literal(patterns.CARD)}, 'g') AS m "
-            f"WHERE {patterns.luhn_sql(digits)})")
-
-
 def pattern_rules(engine, relation: Relation) -> list[gx.Rule]:
-    """What GX checks in one relation: each text column against every personal value pattern."""
+    """What GX checks in one relation: each text column against every kind of personal value.
+
+    Email and phone are GX regex expectations (one scan of the relation for all of them); card
+    numbers, addresses and json/array columns are GX unexpected-row queries around the same SQL.
+    """
     rules = []
     for column in relation.text_columns:
-        for kind, regex in patterns.VALUE_PATTERNS.items():
-            if column.text:
-                rules.append(gx.Rule(column.name, kind, regex=regex))
+        text = f"{_q(engine, column.name)}::text"
+        for kind in patterns.KINDS:
+            if column.text and kind in patterns.VALUE_PATTERNS:
+                rules.append(gx.Rule(column.name, kind, regex=patterns.VALUE_PATTERNS[kind]))
             else:
-                col = _q(engine, column.name).replace("{", "{{").replace("}", "}}")
-                rules.append(gx.Rule(column.name, kind, unexpected_rows=(
-                    f"SELECT 1 AS hit FROM {{batch}} WHERE {col}::text ~ {gx.sql_literal(regex)}")))
-        rules.append(gx.Rule(column.name, "card_number", unexpected_rows=_card_query(engine, column)))
+                rules.append(gx.Rule(column.name, kind, condition=patterns.matches_sql(kind, text)))
     return rules
 
 
 def _pattern_samples(conn: Connection, key: GuardKey, relation: str, column: str, kind: str) -> tuple[str, ...]:
-    """Masked forms of the first matches, computed in SQL so no value reaches Python."""
-    col = f"{_q(conn, column)}::text"
-    if kind == "card_number":
-        digits = "regexp_replace(m[1], '[^0-9]', '', 'g')"
-        match = (f"SELECT m[1] AS v FROM {_rel_sql(conn, relation)}, regexp_matches({col}, :re, 'g') AS m "
-                 f"WHERE {patterns.luhn_sql(digits)}")
-        regex = patterns.CARD
-    else:
-        match = f"SELECT substring({col} FROM :re) AS v FROM {_rel_sql(conn, relation)} WHERE {col} ~ :re"
-        regex = patterns.VALUE_PATTERNS[kind]
+    """Masked forms of the first matching values, computed in SQL so no value reaches Python."""
+    text = f"{_q(conn, column)}::text"
     sql = (f"SELECT length(s.v) || ' chars #' || left(encode({fingerprint.hmac_sql('s.v')}, 'hex'), 6) "
-           f"FROM ({match} LIMIT {SAMPLES}) s")
-    return tuple(conn.execute(sa.text(sql), {"re": regex, **key.params()}).scalars())
+           f"FROM (SELECT {text} AS v FROM {_rel_sql(conn, relation)} "
+           f"WHERE {patterns.matches_sql(kind, text)} LIMIT {SAMPLES}) s")
+    return tuple(conn.execute(sa.text(sql), key.params()).scalars())
 
 
 def personal_patterns(engine: Engine, key: GuardKey) -> CheckReport:
@@ -305,18 +294,26 @@ def _match_findings(check: str, matches: list[fingerprint.Match], table: str | N
 
 
 def raw_fingerprints(engine: Engine, policy: Policy, key: GuardKey) -> CheckReport:
-    """No analytics value, nor a name, phone or email inside one, equals a personal raw value."""
+    """No analytics value, nor a name, phone or email inside one, equals a personal raw value.
+
+    Two phases in one transaction: every distinct token of the zone is hashed and joined against
+    the raw zone's digests in one pass; only the columns that hit are read again to count rows.
+    """
     with _reporting("no_raw_values_in_analytics") as report, engine.begin() as conn:
+        conn.execute(sa.text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
         relations = discover(conn)
         fingerprint.create_candidates(conn)
-        tokens = 0
-        for relation in relations:
-            for column in relation.text_columns:
-                tokens += fingerprint.add_column_candidates(
-                    conn, key, _rel_sql(conn, relation.name), _q(conn, column.name), relation.name, column.name)
-        report.scanned = {"relations": len(relations), "text_columns": sum(len(r.text_columns) for r in relations),
-                          "tokens": tokens, "raw_columns": len(fingerprint.raw_sources(policy))}
-        report.findings = _match_findings(report.check, fingerprint.match_raw(conn, key, policy))
+        columns = {(r.name, c.name): (_rel_sql(conn, r.name), _q(conn, c.name))
+                   for r in relations for c in r.text_columns}
+        tokens = sum(fingerprint.add_column_candidates(conn, key, *sql, *where) for where, sql in columns.items())
+        hits = fingerprint.find_hits(conn, key, policy)
+        rows = {}
+        for where in sorted({(h.relation, h.column) for h in hits}):
+            for kind, count in fingerprint.column_hit_rows(conn, key, *columns[where], *where).items():
+                rows[(*where, kind)] = count
+        report.scanned = {"relations": len(relations), "text_columns": len(columns), "distinct_tokens": tokens,
+                          "raw_columns": len(fingerprint.raw_sources(policy))}
+        report.findings = _match_findings(report.check, fingerprint.matches(hits, rows))
     return report
 
 
@@ -334,9 +331,8 @@ def small_cells(engine: Engine, policy: Policy) -> CheckReport:
                          if any(c.name == CUSTOMERS_COLUMN and c.type in ("bigint", "integer", "smallint", "numeric")
                                 for c in r.columns)]
         report.scanned = {"relations": len(published), "k": k}
-        query = (f"SELECT 1 AS hit FROM {{batch}} WHERE {CUSTOMERS_COLUMN} IS NULL "
-                 f"OR ({CUSTOMERS_COLUMN} > 0 AND {CUSTOMERS_COLUMN} < {int(k)})")
-        suites = {r.name: [gx.Rule(CUSTOMERS_COLUMN, "small_cell", unexpected_rows=query)] for r in published}
+        small = f"{CUSTOMERS_COLUMN} IS NULL OR ({CUSTOMERS_COLUMN} > 0 AND {CUSTOMERS_COLUMN} < {int(k)})"
+        suites = {r.name: [gx.Rule(CUSTOMERS_COLUMN, "small_cell", condition=small)] for r in published}
         for o in gx.validate(engine, ANALYTICS, suites):
             detail = (f"rows cover fewer than k={k} customers (analytics.min_customers_per_cell); "
                       "fold or withhold them before publishing")
@@ -476,18 +472,15 @@ def run_history(engine: Engine, policy: Policy, key: GuardKey, instance, run_ids
     a temp table, so the log's text never enters the database.
     """
     with _reporting("no_raw_values_in_run_history") as report, engine.begin() as conn:
+        conn.execute(sa.text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
         fingerprint.create_candidates(conn)
-        texts = 0
-
-        def counted(run_id: str):
-            nonlocal texts
-            for item in run_log_texts(instance, run_id):
-                texts += 1
-                yield item
-
-        tokens = sum(fingerprint.add_text_candidates(conn, key, RUN_LOG, counted(r)) for r in run_ids)
-        report.scanned = {"runs": len(run_ids), "texts": texts, "tokens": tokens}
-        report.findings = _match_findings(report.check, fingerprint.match_raw(conn, key, policy), table=RUN_LOG)
+        texts = [item for run_id in run_ids for item in run_log_texts(instance, run_id)]
+        kept = fingerprint.add_text_candidates(conn, key, RUN_LOG, texts)
+        hits = fingerprint.find_hits(conn, key, policy)
+        rows = {(RUN_LOG, *where): n for where, n in kept.hit_rows({h.h for h in hits}).items()}
+        report.scanned = {"runs": len(run_ids), "texts": len(texts),
+                          "distinct_tokens": len({d for digests in kept.by_item.values() for d in digests})}
+        report.findings = _match_findings(report.check, fingerprint.matches(hits, rows), table=RUN_LOG)
     return report
 
 

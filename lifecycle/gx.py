@@ -35,12 +35,18 @@ class GxValueLeak(RuntimeError):
 
 @dataclass(frozen=True)
 class Rule:
-    """One expectation on one relation: which column and kind of leak it looks for."""
+    """One expectation on one relation: which column and kind of leak it looks for, as a regex the
+    column's values must not match, or an SQL condition no row may meet."""
 
     column: str
     kind: str
-    regex: str | None = None          # values of `column` must not match it (a text column)
-    unexpected_rows: str | None = None  # or: a query over {batch} selecting one row per offending row
+    regex: str | None = None
+    condition: str | None = None
+
+    def unexpected_rows_query(self) -> str:
+        """GX's query template: one constant per offending row, never a value; braces escaped."""
+        condition = self.condition.replace("{", "{{").replace("}", "}}")
+        return f"SELECT 1 AS hit FROM {{batch}} WHERE {condition}"
 
 
 @dataclass(frozen=True)
@@ -52,11 +58,6 @@ class Outcome:
     kind: str
     count: int
     error: str | None = None
-
-
-def sql_literal(text: str) -> str:
-    """A single-quoted SQL string literal (standard_conforming_strings), braces escaped for GX's format."""
-    return "'" + text.replace("'", "''").replace("{", "{{").replace("}", "}}") + "'"
 
 
 @lru_cache(maxsize=1)
@@ -87,7 +88,7 @@ def _expectation(rule: Rule):
     meta = {"column": rule.column, "kind": rule.kind}
     if rule.regex is not None:
         return gx.expectations.ExpectColumnValuesToNotMatchRegex(column=rule.column, regex=rule.regex, meta=meta)
-    return gx.expectations.UnexpectedRowsExpectation(unexpected_rows_query=rule.unexpected_rows, meta=meta)
+    return gx.expectations.UnexpectedRowsExpectation(unexpected_rows_query=rule.unexpected_rows_query(), meta=meta)
 
 
 def _count(result) -> int:

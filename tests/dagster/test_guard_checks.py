@@ -104,3 +104,15 @@ def test_a_value_logged_by_an_earlier_night_is_found_in_its_stored_events(shop):
     assert any(where.startswith("dagster event log.run ") and where.endswith("/ chatty_step")
                for where in check.metadata["failed_on"].value)
     assert PERSONAL["receiver_email"] not in check.description
+
+
+def test_the_nightly_job_runs_the_guard_after_the_published_tables_and_every_check_blocks():
+    from definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    job = defs.resolve_job_def("nightly_lifecycle")
+    assert analytics_zone.key in job.asset_layer.selected_asset_keys
+    assert {dep.to_user_string() for dep in graph.get(analytics_zone.key).parent_keys} == {
+        "refreshed_sales_volume", "weekly_demand", "product_line_summary"}
+    specs = [spec for checks in guard_checks for spec in checks.check_specs]
+    assert len(specs) == 7 and all(spec.blocking and spec.asset_key == analytics_zone.key for spec in specs)

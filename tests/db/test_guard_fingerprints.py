@@ -32,9 +32,7 @@ TEXTS = [
 
 
 def sql_tokens(engine, text: str) -> set[tuple[str, str]]:
-    sql = f"""SELECT t.kind, t.token FROM (SELECT CAST(:text AS text) AS v) d
-              CROSS JOIN LATERAL (SELECT {fingerprint.norm_sql('d.v')} AS norm) n
-              CROSS JOIN LATERAL ({fingerprint.tokens_sql('d.v', 'n.norm')}) t"""
+    sql = f"WITH {fingerprint.tokens_sql('SELECT CAST(:text AS text) AS v, 1 AS n')} SELECT kind, token FROM tokens"
     with engine.connect() as conn:
         return set(conn.execute(sa.text(sql), {"text": text, **fingerprint.SQL_PARAMS}).all())
 

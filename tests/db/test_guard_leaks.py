@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from lifecycle import guard, sales, synthetic
+from lifecycle import guard, patterns, sales, synthetic
 from lifecycle.fingerprint import GuardKey, normalise
 from tests.conftest import AS_OF
 from tests.shop import PERSONAL, add_case, add_delivered
@@ -184,7 +184,7 @@ def test_the_projects_own_published_tables_and_harmless_numbers_pass_every_check
     assert published > 0
     assert {r.check: r.findings for r in reports} == {r.check: [] for r in reports}
     [prints] = [r for r in reports if r.check == "no_raw_values_in_analytics"]
-    assert prints.scanned["relations"] == 4 and prints.scanned["tokens"] > 0
+    assert prints.scanned["relations"] == 4 and prints.scanned["distinct_tokens"] > 0
 
 
 # ---------------------------------------------------------------- small cells
@@ -200,3 +200,40 @@ def test_a_published_row_under_k_customers_fails_and_an_empty_week_does_not(shop
     report = guard.small_cells(shop, policy)
     assert found(report) == {("analytics.sales_volume_daily", "customers", "small_cell", 1)}
     assert "k=5" in report.findings[0].detail
+
+
+def test_pattern_sql_has_no_colon_a_driver_could_take_for_a_parameter():
+    for kind in patterns.KINDS:
+        assert re.search(r"(?<!:):(?!:)\w", patterns.matches_sql(kind, "x")) is None, kind
+
+
+def looks_like(engine, kind: str, value: str) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(sa.text(f"SELECT {patterns.matches_sql(kind, 'CAST(:v AS text)')}"), {"v": value}).scalar()
+
+
+@pytest.mark.parametrize("value", [
+    "+86-138-0013-8000", "138 0013 8000", "13800138000", "+1 (212) 555-0123", "212.555.0123", "(212)555-0123",
+    "0044 20 7946 0958", "+44 20 7946 0958", "030 1234567", "06 12 34 56 78", "call me: 020 7946 0958 today",
+])
+def test_phones_in_international_and_local_formats_look_like_phones(engine, value):
+    assert looks_like(engine, "phone", value)
+
+
+@pytest.mark.parametrize("value", [
+    "SKU-0042", "1234567", "100042", "20260601120000", "2026-06-01", "01.02.2026", "01-02-2026",
+    "2026-06-01 12:00:00+00", "12.50", "1,234,567.00", "192.168.100.200", "550e8400-e29b-41d4-a716-446655440000",
+])
+def test_codes_numbers_and_dates_are_not_phones(engine, value):
+    assert not looks_like(engine, "phone", value)
+
+
+def test_the_sql_luhn_check_agrees_with_the_reference(engine):
+    def luhn(digits: str) -> bool:
+        total = sum(d // 10 + d % 10 for d in (int(c) * (1 + i % 2) for i, c in enumerate(reversed(digits))))
+        return total % 10 == 0
+
+    numbers = [str(n) for n in range(4111111111111100, 4111111111111120)] + ["378282246310005", "6011111111111117"]
+    with engine.connect() as conn:
+        got = [conn.execute(sa.text(f"SELECT {patterns.luhn_sql(':d')}"), {"d": n}).scalar() for n in numbers]
+    assert got == [luhn(n) for n in numbers] and sum(got) >= 3

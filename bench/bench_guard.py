@@ -1,0 +1,160 @@
+"""Leak guard at scale: every check over the analytics zone of the synthetic shop, against one SQL
+scan of the same tables, and the fingerprint check at two raw-zone sizes to show it grows linearly.
+
+The zone is what the nightly publishes (sales volume, weekly demand, product lines, built by
+lifecycle.sales) plus a representative ad-hoc table of 100,000 free-text notes, none personal.
+The fingerprint check is also priced against what a DBA would write without keyed hashes: the
+same normalised values joined in plain text.
+
+    .venv/bin/python bench/bench_guard.py [--orders 1000000] [--small 250000] [--repeat 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import sqlalchemy as sa  # noqa: E402
+
+from bench.harness import Bench, fresh_database, run_sql, vacuum_analyze  # noqa: E402
+from lifecycle import fingerprint, guard, gx, sales, synthetic  # noqa: E402
+from lifecycle.fingerprint import GuardKey  # noqa: E402
+from lifecycle.policy import load_policy  # noqa: E402
+from lifecycle.settings import PROJECT_DIR  # noqa: E402
+
+AS_OF = datetime(2026, 11, 1, 2, 0, tzinfo=timezone.utc)
+NOTES = 100_000
+ADHOC_NOTES = f"""
+CREATE TABLE analytics.bench_notes AS
+SELECT g AS note_id,
+       'restock ' || (ARRAY['SKU-0042', 'SKU-0117', 'SKU-0199'])[1 + g % 3] || ' in '
+           || (ARRAY['SH', 'BJ', 'GD', 'OTHER'])[1 + g % 4] || ': ' || (g % 97) || ' units by week '
+           || (1 + g % 52) || ', forecast ' || round((g % 1000) / 10.0, 1) AS remark
+FROM generate_series(1, {NOTES}) g
+"""
+FINGERPRINTS = "no_raw_values_in_analytics"
+
+
+def build_zone(engine, policy, orders: int) -> None:
+    """The shop and what the nightly publishes from it, settled before anything is timed."""
+    print(f"seeding {orders:,} orders and building the analytics zone")
+    synthetic.seed_shop(engine, orders=orders, seed=7, as_of=AS_OF)
+    sales.refresh(engine, policy, run_id=f"bench-{orders}", as_of=AS_OF)
+    sales.build_weekly_demand(engine, policy, AS_OF)
+    sales.build_product_line_summary(engine, policy, AS_OF)
+    run_sql(engine, "DROP TABLE IF EXISTS analytics.bench_notes")
+    run_sql(engine, ADHOC_NOTES)
+    vacuum_analyze(engine, "shop.orders", "shop.order_items", "shop.after_sales_cases",
+                   *(f"analytics.{r.name}" for r in zone(engine)))
+
+
+def zone(engine) -> list[guard.Relation]:
+    with engine.connect() as conn:
+        return guard.discover(conn)
+
+
+def one_scan_sql(engine) -> str:
+    """The reference: one statement reading every text column of every relation in the zone once."""
+    parts = []
+    for relation in zone(engine):
+        columns = [f'coalesce(length("{c.name}"::text), 0)' for c in relation.text_columns] or ["0"]
+        parts.append(f'(SELECT count(*) + sum({" + ".join(columns)}) FROM analytics."{relation.name}")')
+    return "SELECT " + " + ".join(parts)
+
+
+def plaintext_match_sql(engine, policy) -> str:
+    """What a DBA would write without keyed hashes: normalised analytics values and words joined in
+    plain text against the normalised raw values (no phone forms, no emails inside text)."""
+    words = " UNION ".join(
+        f"""SELECT DISTINCT w FROM analytics."{r.name}",
+                   regexp_split_to_table({fingerprint.norm_sql(f'"{c.name}"::text')}, ' ') AS w"""
+        for r in zone(engine) for c in r.text_columns)
+    raw = " UNION ".join(f"SELECT DISTINCT {fingerprint.norm_sql(f'{col}::text')} AS w FROM {spec.sql}"
+                         for spec in policy.raw.tables().values() for col in spec.personal_columns)
+    return f"SELECT count(*) FROM ({words}) a JOIN ({raw}) r USING (w)"
+
+
+def fingerprints(bench: Bench, engine, policy, key, label: str, rows: int) -> guard.CheckReport:
+    with bench.measure(label, rows=rows):
+        report = guard.raw_fingerprints(engine, policy, key)
+    assert report.passed, report.description()
+    return report
+
+
+def count(engine, sql: str, params: dict | None = None) -> int:
+    with engine.connect() as conn:
+        return conn.execute(sa.text(sql), params or {}).scalar_one()
+
+
+def raw_values(engine, policy) -> int:
+    sql = " + ".join(f"(SELECT count({col}) FROM {spec.sql})" for spec in policy.raw.tables().values()
+                     for col in spec.personal_columns)
+    return count(engine, f"SELECT {sql}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--orders", type=int, default=1_000_000)
+    parser.add_argument("--small", type=int, default=250_000)
+    parser.add_argument("--repeat", type=int, default=2, help="runs of the fingerprint check at each size")
+    args = parser.parse_args()
+    policy = load_policy(PROJECT_DIR / "policy.yaml")
+    key = GuardKey(secrets.token_bytes(32))
+    gx._gx()  # imported before anything is timed: an import is not the guard's memory
+    bench = Bench("guard", f"python bench/bench_guard.py --orders {args.orders} --small {args.small} "
+                           f"--repeat {args.repeat}")
+    engine = fresh_database("bench_guard")
+    small, large = f"{args.small:,}", f"{args.orders:,}"
+
+    build_zone(engine, policy, args.small)
+    small_values = raw_values(engine, policy)
+    for attempt in range(1, args.repeat + 1):
+        fingerprints(bench, engine, policy, key, f"{small}: fingerprint check #{attempt}", small_values)
+
+    build_zone(engine, policy, args.orders)
+    large_values = raw_values(engine, policy)
+    relations = zone(engine)
+    zone_rows = count(engine, "SELECT " + " + ".join(f'(SELECT count(*) FROM analytics."{r.name}")' for r in relations))
+    with bench.measure(f"{large}: one SQL scan of the analytics zone (reference)", rows=zone_rows):
+        count(engine, one_scan_sql(engine))
+    reports = []
+    with bench.measure(f"{large}: lifecycle guard, all checks", rows=zone_rows):
+        reports = guard.run_all(engine, policy, key, on_check=lambda r: print(f"    {guard.status_line(r)}"))
+    assert all(r.passed for r in reports), [r.description() for r in reports if not r.passed]
+    for attempt in range(1, args.repeat + 1):
+        fingerprints(bench, engine, policy, key, f"{large}: fingerprint check #{attempt}", large_values)
+        with bench.measure(f"{large}: plain-text join of normalised values (DBA, no key) #{attempt}",
+                           rows=large_values):
+            count(engine, plaintext_match_sql(engine, policy), fingerprint.SQL_PARAMS)
+
+    total = bench.seconds(f"{large}: lifecycle guard, all checks")
+    scan = bench.seconds(f"{large}: one SQL scan of the analytics zone (reference)")
+    per_check = ", ".join(f"{r.check} {r.seconds:.2f} s" for r in reports)
+    bench.notes.append(
+        f"{large} orders, analytics zone of {len(relations)} relations ({zone_rows:,} rows, "
+        f"{sum(len(r.text_columns) for r in relations)} text columns): all guard checks / one SQL scan of the zone = "
+        f"**{total / scan:.0f}×** ({total:.2f} s vs {scan:.3f} s). The scan reads the zone only; the guard also "
+        f"hashes every personal value held in the raw zone ({large_values:,}) and runs GX's queries. "
+        f"Per check: {per_check}.")
+    grow = bench.best(f"{large}: fingerprint check") / bench.best(f"{small}: fingerprint check")
+    bench.notes.append(
+        f"Fingerprint check {large} / {small} orders: **{grow:.2f}×** the time for "
+        f"{large_values / small_values:.2f}× the personal raw values (best of {args.repeat} each): linear, "
+        "one pass over DISTINCT raw values and a hash join against the zone's tokens.")
+    bench.notes.append(
+        f"Fingerprint check / plain-text join of the same normalised values = "
+        f"**{bench.best(f'{large}: fingerprint check') / bench.best(f'{large}: plain-text join'):.2f}×**: "
+        "the price of comparing keyed HMAC-SHA256 digests (two SHA-256 per value) instead of copies, plus phone "
+        "forms and emails/names inside text, which the plain join does not find.")
+    bench.notes.append("Python peak MB is tracemalloc's peak during the step: flat, since no value leaves "
+                       "the database; only counts and masked samples do.")
+    bench.write(engine)
+
+
+if __name__ == "__main__":
+    main()
