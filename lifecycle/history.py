@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -103,6 +102,22 @@ def write_instance_config(settings: Settings) -> Path:
 def open_instance(settings: Settings) -> dg.DagsterInstance:
     """The Dagster instance the settings describe, its dagster.yaml written first."""
     home = write_instance_config(settings)
+    # dagster-postgres retries a failed connection for a quarter of a minute and then reports
+    # only "too many retries"; one probe first says at once what is wrong.
+    url = storage_url(settings)
+    probe = sa.create_engine(db.normalise_url(url), poolclass=sa.pool.NullPool, connect_args={"connect_timeout": 5})
+    try:
+        with probe.connect():
+            pass
+    except sa.exc.OperationalError as exc:
+        # A connection error has no SQLSTATE detail; libpq's own line (server, database, role) does.
+        reason = str(exc.orig).strip().splitlines()[0].rsplit("FATAL:", 1)[-1].strip()
+        raise HistoryError(
+            f"could not open the run history at {db.safe_url(url)}: {reason}; "
+            "check LIFECYCLE_DAGSTER_STORAGE_URL (the database must exist)"
+        ) from None
+    finally:
+        probe.dispose()
     return dg.DagsterInstance.from_config(str(home))
 
 
@@ -252,8 +267,3 @@ def _error_class(error) -> str:
     while error is not None and error.cause is not None and error.cls_name == "DagsterExecutionStepExecutionError":
         error = error.cause
     return error.cls_name if error is not None and error.cls_name else "error"
-
-
-def tag_values(runs: Iterable[RunSummary], tag: str) -> set[str]:
-    """The distinct values of `tag` over `runs` (e.g. every policy hash applied in a period)."""
-    return {run.tags[tag] for run in runs if tag in run.tags}

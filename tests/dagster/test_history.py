@@ -4,6 +4,7 @@ import dataclasses
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
+import pytest
 import sqlalchemy as sa
 import yaml
 
@@ -110,3 +111,10 @@ def test_a_hand_written_dagster_yaml_is_left_alone(dagster_settings):
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     history.write_instance_config(dagster_settings)
     assert (home / "dagster.yaml").read_text() == "telemetry:\n  enabled: false\n"
+
+
+def test_a_history_database_that_does_not_exist_is_named_with_the_fix(database_url, tmp_path):
+    missing = database_url.set(database="no_such_history").render_as_string(hide_password=False)
+    settings = dataclasses.replace(Settings.from_env(), dagster_home=tmp_path, dagster_storage_url=missing)
+    with pytest.raises(history.HistoryError, match=r'database "no_such_history" does not exist; check LIFECYCLE_DAGSTER_STORAGE_URL'):
+        history.open_instance(settings)
