@@ -528,7 +528,8 @@ def _correct(conn: Connection, policy: Policy, row: dict, correction: Correction
     refused_orders = {order_id: why for order_id, status, purged in states
                       if (why := _refusal(status, purged))}
     held = {order_id for order_id, _, _ in states}
-    refused_orders.update({order_id: "unknown_order" for order_id in correction.order_ids or () if order_id not in held})
+    refused_orders.update({order_id: "unknown_order" for order_id in correction.order_ids or ()
+                           if order_id not in held})
     in_service = sorted(held - set(refused_orders))
     corrected: list[int] = []
     if apply and in_service:
@@ -813,9 +814,11 @@ class OpenRequests:
         for request_id, kind, status, received_at in self.rows[:limit]:
             age = (self.as_of - received_at).total_seconds() / 86400
             late = status != "partly_done" and received_at + deadline <= self.as_of
-            due = "answered, waiting" if status == "partly_done" else (received_at + deadline).strftime("%Y-%m-%d %H:%M")
+            due = ("answered, waiting" if status == "partly_done"
+                   else (received_at + deadline).strftime("%Y-%m-%d %H:%M"))
             lines.append(f"| {request_id} | {kind if kind in KINDS else 'unknown'} | {status} | "
-                         f"{received_at.strftime('%Y-%m-%d %H:%M')} | {age:.1f} | {due} | {'**yes**' if late else 'no'} |")
+                         f"{received_at.strftime('%Y-%m-%d %H:%M')} | {age:.1f} | {due} | "
+                         f"{'**yes**' if late else 'no'} |")
         if self.total > limit:
             lines.append(f"| … | | | | | | {self.total - limit} more |")
         if not self.rows:

@@ -227,7 +227,8 @@ def test_overdue_request_fails_the_check_and_the_ui_lists_open_requests_by_age(e
         add_delivered(conn, 1, NOW - 5 * DAY, customer_id=42)
         add_request(conn, 200, "access", received_at=NOW - 20 * DAY)
         add_request(conn, 201, "access", received_at=NOW - DAY)
-    result = dg.materialize([*requests_assets, *requests_checks], selection=dg.AssetSelection.assets("open_data_requests"),
+    result = dg.materialize([*requests_assets, *requests_checks],
+                            selection=dg.AssetSelection.assets("open_data_requests"),
                             resources=resources(database_url, tmp_path), instance=dagster_instance,
                             raise_on_error=False)
     [check] = result.get_asset_check_evaluations()

@@ -376,7 +376,8 @@ def test_correction_of_all_fields_on_orders_in_service_is_done(engine, policy, t
 
 
 @pytest.mark.parametrize("order_id, code", [(3, "already_shipped"), (5, "purged")])
-def test_correction_of_a_shipped_or_purged_order_is_rejected_and_changes_nothing(engine, policy, tmp_path, order_id, code):
+def test_correction_of_a_shipped_or_purged_order_is_rejected_and_changes_nothing(engine, policy, tmp_path,
+                                                                                  order_id, code):
     with engine.begin() as conn:
         seed_customer_in_every_state(conn)
     purge.run_purge(engine, policy, run_id="night", as_of=AS_OF)
