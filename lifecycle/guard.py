@@ -101,8 +101,9 @@ def _reporting(check: str) -> Iterator[CheckReport]:
     started = time.perf_counter()
     try:
         yield report
-    except sa.exc.DBAPIError as exc:
-        raise GuardError(f"{check}: could not run ({describe_db_error(exc)})") from None
+    except sa.exc.StatementError as exc:  # its text would carry the statement and its parameters
+        reason = describe_db_error(exc) if exc.orig is not None else type(exc).__name__
+        raise GuardError(f"{check}: could not run ({reason})") from None
     report.seconds = time.perf_counter() - started
 
 
