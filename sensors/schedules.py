@@ -1,7 +1,5 @@
 """The nightly job and its schedule."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from lifecycle import history

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from assets.retention import retention_assets, retention_checks
 from lifecycle.resources import ShopDatabase
 from lifecycle.settings import PROJECT_DIR
-from tests.shop import PERSONAL, add_case, add_delivered, is_purged
+from tests.shop import PERSONAL, add_case, add_delivered, is_purged, purge_swallowed
 
 NOW = datetime.now(timezone.utc)
 DAY = timedelta(days=1)
@@ -56,22 +56,12 @@ def test_nightly_assets_purge_due_orders_and_report_counts(engine, database_url)
 
 def test_overdue_order_left_behind_fails_the_check_and_blocks_erasure(engine, database_url):
     seed_small_shop(engine)
-    with engine.begin() as conn:  # something silently swallows the purge of order 1
-        conn.execute(sa.text("""
-            CREATE FUNCTION shop.swallow() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN IF NEW.order_id = 1 THEN RETURN NULL; END IF; RETURN NEW; END $$;
-            CREATE TRIGGER swallow BEFORE UPDATE ON shop.orders FOR EACH ROW EXECUTE FUNCTION shop.swallow();
-        """))
-    try:
-        with dg.DagsterInstance.ephemeral() as instance:
-            result = materialize(database_url, instance)
-        [check] = result.get_asset_check_evaluations()
-        assert not check.passed and check.metadata["overdue_orders"].value == 1
-        assert not result.success
-        assert result.asset_materializations_for_node("erased_purged_storage") == []
-    finally:
-        with engine.begin() as conn:
-            conn.execute(sa.text("DROP TRIGGER swallow ON shop.orders; DROP FUNCTION shop.swallow()"))
+    with purge_swallowed(engine, order_id=1), dg.DagsterInstance.ephemeral() as instance:
+        result = materialize(database_url, instance)
+    [check] = result.get_asset_check_evaluations()
+    assert not check.passed and check.metadata["overdue_orders"].value == 1
+    assert not result.success
+    assert result.asset_materializations_for_node("erased_purged_storage") == []
 
 
 def test_a_policy_naming_a_missing_column_fails_the_run_before_any_purge(engine, database_url, policy_file):

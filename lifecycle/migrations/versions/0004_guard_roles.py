@@ -7,13 +7,13 @@ groups: people and the job log in as their own users and are granted membership
 (`GRANT lifecycle_analyst TO alice`), so no shared password exists. See docs/guard.md.
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0003
 """
 
 from alembic import op
 
 revision = "0004"
-down_revision = "0001"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
