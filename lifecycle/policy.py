@@ -52,6 +52,14 @@ def quote_ident(name: str) -> str:
     return '"' + name + '"'
 
 
+def column_names(value: tuple[str, ...]) -> tuple[str, ...]:
+    """Validates a list of column names against the identifier allow-list."""
+    bad = [v for v in value if not IDENTIFIER.match(v)]
+    if bad:
+        raise ValueError(f"{bad[0]!r} is not a lowercase SQL column name")
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -77,10 +85,7 @@ class RawTable(_Strict):
     @field_validator("personal_columns", "kept_columns")
     @classmethod
     def _identifiers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        bad = [v for v in value if not IDENTIFIER.match(v)]
-        if bad:
-            raise ValueError(f"{bad[0]!r} is not a lowercase SQL column name")
-        return value
+        return column_names(value)
 
     @property
     def schema(self) -> str:
@@ -184,10 +189,7 @@ class DataRequests(_Strict):
     @field_validator("correctable_columns")
     @classmethod
     def _identifiers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        bad = [v for v in value if not IDENTIFIER.match(v)]
-        if bad:
-            raise ValueError(f"{bad[0]!r} is not a lowercase SQL column name")
-        return value
+        return column_names(value)
 
 
 # All a carrier may ever receive (privacy statement: "only ... necessary receiving address and
