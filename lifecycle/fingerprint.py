@@ -120,13 +120,17 @@ def norm_sql(expr: str) -> str:
     return f"btrim(regexp_replace(lower({expr} COLLATE \"C\"), :fp_non_word, ' ', 'g'), ' ')"
 
 
-def phone_variants_sql(expr: str) -> str:
-    """An array: the phone's digits without trunk/international prefix, and without a country code."""
-    digits = f"regexp_replace({expr}, '[^0-9]', '', 'g')"
-    core = f"regexp_replace({digits}, '^00?', '')"
-    intl = f"({expr} LIKE '+%' OR {digits} LIKE '00%')"
+def phone_forms_sql(core: str, intl: str) -> str:
+    """An array: `core` (digits without a leading 00 or trunk 0) and, for a number written
+    internationally (`intl`), `core` without a 1-3 digit country code."""
     return (f"CASE WHEN {intl} THEN ARRAY[{core}, substr({core}, 2), substr({core}, 3), substr({core}, 4)] "
             f"ELSE ARRAY[{core}] END")
+
+
+def phone_variants_sql(expr: str) -> str:
+    """`phone_forms_sql` of the phone text `expr`, computed inline (for a few values at a time)."""
+    digits = f"regexp_replace({expr}, '[^0-9]', '', 'g')"
+    return phone_forms_sql(f"regexp_replace({digits}, '^00?', '')", f"({expr} LIKE '+%' OR {digits} LIKE '00%')")
 
 
 def tokens_sql(source: str) -> str:
@@ -243,6 +247,7 @@ _CANDIDATES = sa.text("""
         relation    text NOT NULL,
         column_name text NOT NULL,
         kind        text NOT NULL,
+        len         int NOT NULL,
         h           bytea NOT NULL,
         mask        text NOT NULL
     ) ON COMMIT DROP
@@ -265,7 +270,7 @@ def add_column_candidates(conn: Connection, key: GuardKey, relation_sql: str, co
     sql = f"""
         WITH {tokens_sql(_distinct_values(relation_sql, column_sql))}
         INSERT INTO guard_candidates
-        SELECT :relation, :column, t.kind, x.h, {mask_sql('t.token', 'x.h')}
+        SELECT :relation, :column, t.kind, length(t.token), x.h, {mask_sql('t.token', 'x.h')}
         FROM (SELECT DISTINCT kind, token FROM tokens) t
         CROSS JOIN LATERAL (SELECT {hmac_sql('t.token')} AS h) x
     """
@@ -317,18 +322,18 @@ def add_text_candidates(conn: Connection, key: GuardKey, relation: str,
     Bare numbers are dropped by default: run logs are full of counts, which are not personal.
     """
     kept = TextTokens()
-    rows: dict[tuple[str, str, bytes], str] = {}
+    rows: dict[tuple[str, str, bytes], tuple[int, str]] = {}
     for location, item, text in texts:
         for kind, token in tokens(text):
             if drop_numbers and token.startswith("v:") and not _NOT_ONLY_DIGITS.search(token[2:]):
                 continue
             digest = key.digest(token)
             kept.by_item.setdefault((location, item), set()).add((kind, digest))
-            rows[(location, kind, digest)] = mask(token, digest)
+            rows[(location, kind, digest)] = (len(token), mask(token, digest))
     if rows:
-        conn.execute(sa.text("INSERT INTO guard_candidates VALUES (:relation, :column, :kind, :h, :mask)"),
-                     [{"relation": relation, "column": location, "kind": kind, "h": digest, "mask": m}
-                      for (location, kind, digest), m in rows.items()])
+        conn.execute(sa.text("INSERT INTO guard_candidates VALUES (:relation, :column, :kind, :len, :h, :mask)"),
+                     [{"relation": relation, "column": location, "kind": kind, "len": n, "h": digest, "mask": m}
+                      for (location, kind, digest), (n, m) in rows.items()])
     return kept
 
 
@@ -341,22 +346,29 @@ def raw_sources(policy: Policy) -> dict[str, str]:
 def raw_fingerprints_sql(policy: Policy) -> str | None:
     """Rows (source, h): the digest of every distinct personal value in the raw zone, read once.
 
-    Flat expressions over DISTINCT values, no per-row subquery: the cost is a hash per value.
-    Phone-like values get a second branch with their digit forms; OFFSET 0 keeps PostgreSQL from
-    inlining (and so recomputing) the digits in every array element.
+    Flat expressions over DISTINCT values, no per-row subquery. A value is hashed only when its
+    token is as long as some candidate token (guard_lengths): no digest can match otherwise, and
+    a zone of short codes then costs a normalisation per raw value, not two SHA-256. OFFSET 0 keeps
+    PostgreSQL from inlining (and so recomputing) the normal form and the phone digits.
     """
     branches = []
+    lengths = "IN (SELECT len FROM guard_lengths)"
     for spec in policy.raw.tables().values():
         for column in spec.personal_columns:
             col, src = quote_ident(column), f":src_{len(branches) // 2}"
             distinct = f"SELECT DISTINCT {col}::text AS v FROM {spec.sql} WHERE {col} IS NOT NULL"
-            whole = hmac_sql("'v:' || " + norm_sql("s.v"))
-            branches.append(f"SELECT {src} AS source, {whole} AS h FROM ({distinct}) s")
+            branches.append(f"""
+                SELECT {src} AS source, {hmac_sql("'v:' || n.norm")} AS h
+                FROM (SELECT {norm_sql('s.v')} AS norm FROM ({distinct}) s OFFSET 0) n
+                WHERE length(n.norm) + 2 {lengths}""")
             branches.append(f"""
                 SELECT {src}, {hmac_sql("'p:' || p.v")} FROM (
-                    SELECT unnest({phone_variants_sql('s.v')}) AS v
-                    FROM ({distinct} AND {col}::text ~ :fp_raw_phone) s OFFSET 0) p
-                WHERE length(p.v) >= :fp_min_phone""")
+                    SELECT unnest({phone_forms_sql('c.core', 'c.intl')}) AS v FROM (
+                        SELECT regexp_replace(d.digits, '^00?', '') AS core,
+                               d.v LIKE '+%' OR d.digits LIKE '00%' AS intl
+                        FROM (SELECT s.v, regexp_replace(s.v, '[^0-9]', '', 'g') AS digits
+                              FROM ({distinct} AND {col}::text ~ :fp_raw_phone) s OFFSET 0) d OFFSET 0) c) p
+                WHERE length(p.v) >= :fp_min_phone AND length(p.v) + 2 {lengths}""")
     return " UNION ALL ".join(branches) if branches else None
 
 
@@ -379,6 +391,7 @@ def find_hits(conn: Connection, key: GuardKey, policy: Policy) -> list[Hit]:
     if raw is None or not conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM guard_candidates)")).scalar():
         return []
     conn.execute(sa.text("ANALYZE guard_candidates"))
+    conn.execute(sa.text("CREATE TEMP TABLE guard_lengths ON COMMIT DROP AS SELECT DISTINCT len FROM guard_candidates"))
     conn.execute(sa.text(f"""
         CREATE TEMP TABLE guard_hits ON COMMIT DROP AS
         SELECT DISTINCT c.relation, c.column_name, c.kind, c.h, c.mask, r.source
