@@ -17,7 +17,7 @@ def upgrade() -> None:
     op.execute("CREATE SCHEMA IF NOT EXISTS lifecycle")
     op.execute(
         """
-        CREATE TABLE shop.orders (
+        CREATE TABLE IF NOT EXISTS shop.orders (
             order_id          bigint PRIMARY KEY,
             customer_id       bigint NOT NULL,
             status            text NOT NULL,
@@ -35,9 +35,9 @@ def upgrade() -> None:
             payment_ref       text,
             purged_at         timestamptz
         );
-        CREATE INDEX orders_customer_id_idx ON shop.orders (customer_id);
+        CREATE INDEX IF NOT EXISTS orders_customer_id_idx ON shop.orders (customer_id);
 
-        CREATE TABLE shop.order_items (
+        CREATE TABLE IF NOT EXISTS shop.order_items (
             order_id   bigint REFERENCES shop.orders,
             line_no    int,
             sku        text NOT NULL,
@@ -46,7 +46,7 @@ def upgrade() -> None:
             PRIMARY KEY (order_id, line_no)
         );
 
-        CREATE TABLE shop.after_sales_cases (
+        CREATE TABLE IF NOT EXISTS shop.after_sales_cases (
             case_id   bigint PRIMARY KEY,
             order_id  bigint REFERENCES shop.orders,
             kind      text NOT NULL,
@@ -54,7 +54,7 @@ def upgrade() -> None:
             closed_at timestamptz,
             note      text
         );
-        CREATE INDEX after_sales_cases_order_id_idx ON shop.after_sales_cases (order_id);
+        CREATE INDEX IF NOT EXISTS after_sales_cases_order_id_idx ON shop.after_sales_cases (order_id);
         """
     )
     op.execute(
