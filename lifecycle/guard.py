@@ -275,9 +275,10 @@ def personal_patterns(engine: Engine, key: GuardKey) -> CheckReport:
         with engine.connect() as conn:
             for o in outcomes:
                 if o.error:
+                    what = f"{o.kind} in this column" if o.column else "the relation"
                     report.findings.append(Finding(
                         report.check, f"{ANALYTICS}.{o.relation}", o.column, "check_error", 0,
-                        detail=f"Great Expectations could not evaluate {o.kind} ({o.error}); the column is unchecked"))
+                        detail=f"Great Expectations could not check {what} ({o.error}); it stays unchecked until fixed"))
                     continue
                 report.findings.append(Finding(
                     report.check, f"{ANALYTICS}.{o.relation}", o.column, o.kind, o.count,

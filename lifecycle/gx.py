@@ -10,6 +10,7 @@ kept, sent (analytics off) or written to disk.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from functools import lru_cache
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+_PLAIN = re.compile(r"[a-z_][a-z0-9_]*")
 RESULT_FORMAT = {
     "result_format": "BASIC",
     "partial_unexpected_count": 0,
@@ -117,10 +119,16 @@ def validate(engine: Engine, schema: str, suites: dict[str, Iterable[Rule]]) -> 
         rules = list(rules)
         if not rules:
             continue
-        asset = source.add_table_asset(name=relation, table_name=relation)
-        batch = asset.add_batch_definition_whole_table("whole").get_batch()
-        suite = gx.ExpectationSuite(name=f"guard_{relation}", expectations=[_expectation(r) for r in rules])
-        result = batch.validate(suite, result_format=RESULT_FORMAT)
+        # GX quotes nothing itself: a name such as "Q3 Export" is passed quoted, as GX documents.
+        table = relation if _PLAIN.fullmatch(relation) else '"' + relation.replace('"', '""') + '"'
+        try:
+            asset = source.add_table_asset(name=relation, table_name=table)
+            batch = asset.add_batch_definition_whole_table("whole").get_batch()
+            suite = gx.ExpectationSuite(name=f"guard_{relation}", expectations=[_expectation(r) for r in rules])
+            result = batch.validate(suite, result_format=RESULT_FORMAT)
+        except Exception as exc:  # noqa: BLE001 - one unreadable relation must not hide the others
+            outcomes.append(Outcome(relation, "", "relation", 0, error=type(exc).__name__))
+            continue
         for item in result.results:
             meta = item.expectation_config.meta
             if (item.exception_info or {}).get("raised_exception"):

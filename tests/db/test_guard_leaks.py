@@ -156,6 +156,20 @@ def test_a_view_and_a_json_column_are_inspected_too(shop, plant, policy):
     assert ("analytics.adhoc_view", "payload", "email", 1) in found(patterns)
 
 
+def test_a_table_named_with_spaces_and_capitals_is_checked_like_any_other(shop, policy):
+    with shop.begin() as conn:
+        conn.execute(sa.text('CREATE TABLE analytics."Q3 Export" ("Note {x}" text)'))
+        conn.execute(sa.text('INSERT INTO analytics."Q3 Export" VALUES (:v)'), {"v": f"mail {PERSONAL['receiver_email']}"})
+    try:
+        patterns_found = found(guard.personal_patterns(shop, KEY))
+        prints_found = found(guard.raw_fingerprints(shop, policy, KEY))
+    finally:
+        with shop.begin() as conn:
+            conn.execute(sa.text('DROP TABLE analytics."Q3 Export"'))
+    assert ("analytics.Q3 Export", "Note {x}", "email", 1) in patterns_found
+    assert ("analytics.Q3 Export", "Note {x}", "raw_email", 1) in prints_found
+
+
 def test_personal_column_names_are_caught_whatever_they_hold(shop, plant, policy):
     plant("adhoc_people", receiver_phone=[None], customer_id=["7"], contact_email=["x"], sku=["SKU-1"],
           customers=["12"], zip_code=["0"])
