@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -104,8 +104,8 @@ def _count(result) -> int:
     return int(found.get("observed_value") or 0)
 
 
-def validate(engine: Engine, schema: str, suites: dict[str, Iterable[Rule]]) -> list[Outcome]:
-    """Runs each relation's rules as one GX suite inside the database; returns rule breaks only."""
+def results(engine: Engine, schema: str, suites: dict[str, Iterable[Rule]]) -> Iterator[tuple[str, object]]:
+    """(relation, GX suite validation result, or the exception that stopped it), relation by relation."""
     gx = _gx()
     context = _context()
     url = engine.url.render_as_string(hide_password=False).replace("$", r"\$")
@@ -114,7 +114,6 @@ def validate(engine: Engine, schema: str, suites: dict[str, Iterable[Rule]]) -> 
         # The schema goes on the connection (search_path), as GX 1.x wants it rather than per asset.
         source = context.data_sources.add_sql(name="shop", connection_string=url, kwargs={
             "poolclass": sa.pool.NullPool, "connect_args": {"options": f"-c search_path={schema}"}})
-    outcomes = []
     for relation, rules in suites.items():
         rules = list(rules)
         if not rules:
@@ -125,9 +124,17 @@ def validate(engine: Engine, schema: str, suites: dict[str, Iterable[Rule]]) -> 
             asset = source.add_table_asset(name=relation, table_name=table)
             batch = asset.add_batch_definition_whole_table("whole").get_batch()
             suite = gx.ExpectationSuite(name=f"guard_{relation}", expectations=[_expectation(r) for r in rules])
-            result = batch.validate(suite, result_format=RESULT_FORMAT)
+            yield relation, batch.validate(suite, result_format=RESULT_FORMAT)
         except Exception as exc:  # noqa: BLE001 - one unreadable relation must not hide the others
-            outcomes.append(Outcome(relation, "", "relation", 0, error=type(exc).__name__))
+            yield relation, exc
+
+
+def validate(engine: Engine, schema: str, suites: dict[str, Iterable[Rule]]) -> list[Outcome]:
+    """Runs each relation's rules as one GX suite inside the database; returns rule breaks only."""
+    outcomes = []
+    for relation, result in results(engine, schema, suites):
+        if isinstance(result, Exception):
+            outcomes.append(Outcome(relation, "", "relation", 0, error=type(result).__name__))
             continue
         for item in result.results:
             meta = item.expectation_config.meta

@@ -3,13 +3,14 @@ and column, and never printed; the project's own tables pass."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 
-from lifecycle import guard, patterns, sales, synthetic
+from lifecycle import guard, gx, patterns, sales, synthetic
 from lifecycle.fingerprint import GuardKey, normalise
 from tests.conftest import AS_OF
 from tests.shop import PERSONAL, add_case, add_delivered
@@ -168,6 +169,18 @@ def test_a_table_named_with_spaces_and_capitals_is_checked_like_any_other(shop, 
             conn.execute(sa.text('DROP TABLE analytics."Q3 Export"'))
     assert ("analytics.Q3 Export", "Note {x}", "email", 1) in patterns_found
     assert ("analytics.Q3 Export", "Note {x}", "raw_email", 1) in prints_found
+
+
+def test_great_expectations_results_hold_counts_and_never_the_values(shop, plant):
+    plant("adhoc_gx", contact=[PERSONAL["receiver_email"], PERSONAL["receiver_phone"], "nothing"])
+    with shop.connect() as conn:
+        relation = next(r for r in guard.discover(conn) if r.name == "adhoc_gx")
+    [(name, result)] = list(gx.results(shop, "analytics", {"adhoc_gx": guard.pattern_rules(shop, relation)}))
+    text = json.dumps(result.to_json_dict(), ensure_ascii=False)
+    counts = {r.expectation_config.meta["kind"]: r.result.get("unexpected_count", r.result.get("observed_value"))
+              for r in result.results}
+    assert counts == {"email": 1, "phone": 1, "street_address": 0, "card_number": 0}
+    assert_no_value_shown(text, PERSONAL["receiver_email"], PERSONAL["receiver_phone"])
 
 
 def test_personal_column_names_are_caught_whatever_they_hold(shop, plant, policy):
