@@ -135,7 +135,7 @@ def main() -> None:
     args = parser.parse_args()
     policy = load_policy(PROJECT_DIR / "policy.yaml")
     key = GuardKey(secrets.token_bytes(32))
-    gx._gx()  # imported before anything is timed: an import is not the guard's memory
+    gx.great_expectations()  # imported before anything is timed: an import is not the guard's memory
     bench = Bench("guard", f"python bench/bench_guard.py --orders {args.orders} --small {args.small} "
                            f"--repeat {args.repeat}")
     engine = fresh_database("bench_guard")

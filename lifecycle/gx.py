@@ -63,14 +63,15 @@ class Outcome:
 
 
 @lru_cache(maxsize=1)
-def _gx():
+def great_expectations():
+    """The GX package, imported on first use: it takes about two seconds the CLI need not always pay."""
     import great_expectations as gx
 
     return gx
 
 
 def _context():
-    gx = _gx()
+    gx = great_expectations()
     from great_expectations.data_context.types.base import (
         DataContextConfig,
         InMemoryStoreBackendDefaults,
@@ -86,7 +87,7 @@ def _context():
 
 
 def _expectation(rule: Rule):
-    gx = _gx()
+    gx = great_expectations()
     meta = {"column": rule.column, "kind": rule.kind}
     if rule.regex is not None:
         return gx.expectations.ExpectColumnValuesToNotMatchRegex(column=rule.column, regex=rule.regex, meta=meta)
@@ -106,7 +107,7 @@ def _count(result) -> int:
 
 def results(engine: Engine, schema: str, suites: dict[str, Iterable[Rule]]) -> Iterator[tuple[str, object]]:
     """(relation, GX suite validation result, or the exception that stopped it), relation by relation."""
-    gx = _gx()
+    gx = great_expectations()
     context = _context()
     url = engine.url.render_as_string(hide_password=False).replace("$", r"\$")
     with warnings.catch_warnings():
