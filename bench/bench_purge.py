@@ -72,7 +72,7 @@ def main() -> None:
         ratio = bench.best(ours) / bench.best(reference)
         bench.notes.append(f"{size:,} orders: lifecycle purge / hand-written UPDATE = **{ratio:.2f}×** "
                            f"(best of {args.repeat} each; {box['rows']:,} orders purged; target ≤ 1.5×)")
-        with bench.measure(f"{size:,}: physical erasure (VACUUM FULL orders + cases)"):
+        with bench.measure(f"{size:,}: physical erasure (VACUUM FULL of every purged table)"):
             report = erasure.erase_purged_storage(engine, policy, run_id=f"bench-{size}")
         bench.notes.append(f"{size:,} orders: erasure rewrote {report.bytes_before / 2**20:.0f} MB "
                            f"into {report.bytes_after / 2**20:.0f} MB")
