@@ -1,24 +1,51 @@
-"""The Definitions load, and every job, schedule, sensor and check the project promises is there."""
+"""The Definitions load, and every job, schedule, sensor and check the project promises is there.
+
+A snapshot of names: adding or renaming a definition is a deliberate change to this list.
+"""
 
 import dagster as dg
 
 from definitions import defs
+
+ASSETS = {
+    "due_orders", "purged_orders", "erased_purged_storage",                      # retention
+    "carrier_handoff", "carrier_files",                                          # logistics
+    "refreshed_sales_volume", "sales_volume_daily", "weekly_demand", "product_line_summary",
+    "handled_data_requests", "finished_erasure_requests", "open_data_requests",  # requests
+    "expired_request_exports",
+    "analytics_zone",                                                            # guard
+}
+BLOCKING_CHECKS = {
+    "no_overdue_personal_data",
+    "handoff_has_only_allowed_columns", "no_handoff_row_for_finished_orders",
+    "carrier_roles_see_only_their_own_rows",
+    "raw_columns_all_classified", "analyst_cannot_read_personal_columns",
+    "no_personal_columns_in_analytics", "no_personal_patterns_in_analytics",
+    "no_raw_values_in_analytics", "published_cells_cover_k_customers", "no_raw_values_in_run_history",
+}
+# Overdue requests are flagged, not blocking: a late answer must not stop the night's purge.
+NON_BLOCKING_CHECKS = {"no_overdue_data_requests"}
 
 
 def test_definitions_load():
     dg.Definitions.validate_loadable(defs)
 
 
-def test_nightly_job_and_its_schedule_exist():
-    job = defs.resolve_job_def("nightly_lifecycle")
+def test_every_asset_is_defined():
+    keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert keys == ASSETS
+
+
+def test_leak_and_retention_checks_block_what_follows():
+    blocking = {spec.name: spec.blocking for checks in defs.asset_checks for spec in checks.check_specs}
+    assert {name for name, b in blocking.items() if b} == BLOCKING_CHECKS
+    assert {name for name, b in blocking.items() if not b} == NON_BLOCKING_CHECKS
+
+
+def test_jobs_schedule_and_sensors_exist():
+    assert {"nightly_lifecycle", "data_requests"} <= {job.name for job in defs.resolve_all_job_defs()}
     schedule = defs.resolve_schedule_def("nightly_lifecycle_schedule")
-    assert schedule.job_name == job.name
+    assert schedule.job_name == "nightly_lifecycle"
     assert schedule.cron_schedule == "0 2 * * *" and schedule.execution_timezone == "UTC"
-
-
-def test_retention_assets_and_blocking_check_are_defined():
-    graph = defs.resolve_asset_graph()
-    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert {"due_orders", "purged_orders", "erased_purged_storage"} <= keys
-    checks = {key.name: key for key in graph.asset_check_keys}
-    assert "no_overdue_personal_data" in checks
+    assert {s.name for s in defs.sensors} == {
+        "data_requests_sensor", "nightly_lifecycle_failure_alert", "nightly_lifecycle_freshness_alert"}
