@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
@@ -15,6 +16,16 @@ PERSONAL = dict(
     receiver_postcode="200031",
     payment_ref="PAY-7781-2231",
 )
+
+
+def leaked(text: str, values=None) -> list[str]:
+    """The planted values that occur in `text` as whole tokens.
+
+    Event logs and ledgers are full of floats, UUIDs and microsecond timestamps, in which a
+    six-digit postcode turns up by chance; a leak is the value standing on its own.
+    """
+    values = PERSONAL.values() if values is None else values
+    return [v for v in values if re.search(rf"(?<![0-9A-Za-z]){re.escape(v)}(?![0-9A-Za-z])", text)]
 
 
 def add_order(conn, order_id: int, status: str, placed_at: datetime, customer_id: int = 1, **fields) -> None:

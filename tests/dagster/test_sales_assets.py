@@ -11,7 +11,7 @@ from lifecycle.resources import ShopDatabase
 from lifecycle.settings import PROJECT_DIR
 from sensors.schedules import nightly_lifecycle
 from tests.db.test_sales import add_sale, customers_buy, noon
-from tests.shop import PERSONAL, add_delivered
+from tests.shop import add_delivered, leaked
 
 DAY = timedelta(days=1)
 YESTERDAY = datetime.now(timezone.utc).date() - DAY  # the runs judge "yesterday" at their creation
@@ -54,7 +54,7 @@ def test_nightly_refresh_shows_rows_protection_cost_preview_and_chart(engine, da
     assert {YESTERDAY.isoformat(), (YESTERDAY - 10 * DAY).isoformat()} <= partitions
     assert metadata(result, "weekly_demand")["rows"] >= 2
     assert metadata(result, "product_line_summary")["rows"] == 1
-    assert not [value for value in PERSONAL.values() if value in logs]
+    assert not leaked(logs)
 
 
 def test_backfill_of_a_range_builds_those_days_in_one_run(engine, database_url):
