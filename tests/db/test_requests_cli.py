@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from tests.db.test_requests import NEW_PHONE, add_request, request_row
-from tests.shop import PERSONAL, add_delivered, add_order
+from tests.shop import PERSONAL, add_delivered, add_order, leaked
 from tests.test_cli import lifecycle
 
 NOW = datetime.now(timezone.utc)
@@ -33,8 +33,7 @@ def test_requests_run_answers_every_open_request_through_dagster(engine, databas
         assert {r: request_row(conn, r)["status"] for r in range(100, 104)} == {
             100: "done", 101: "done", 102: "partly_done", 103: "rejected"}
     assert (exports / "requests" / "request-100" / "manifest.json").exists()
-    for value in [*PERSONAL.values(), NEW_PHONE]:
-        assert value not in result.stdout + result.stderr
+    assert not leaked(result.stdout + result.stderr, [*PERSONAL.values(), NEW_PHONE])
 
 
 def test_export_dir_names_the_requests_subfolder_of_the_configured_export_folder(database_url, tmp_path):
