@@ -151,24 +151,26 @@ def erase_purged_storage(engine: Engine, policy: Policy, run_id: str, force: boo
         before = conn.execute(_SIZE, {"tables": tables}).scalar_one()
         _wait_for_older_snapshots(conn, started_at, policy.retention.erasure_lock_timeout_seconds)
         conn.execute(sa.text(f"SET lock_timeout = '{int(policy.retention.erasure_lock_timeout_seconds)}s'"))
-        for table in tables:
-            schema, name = table.split(".")
-            try:
-                with _KeptVersions(conn) as kept:
-                    conn.execute(sa.text(f'VACUUM (FULL, ANALYZE, VERBOSE) "{schema}"."{name}"'))
-            except sa.exc.DBAPIError as exc:
-                raise ErasureError(
-                    f"could not rewrite {table}: {describe_db_error(exc)}. Purged fields are cleared but "
-                    "their old row versions remain on disk; the next run retries. If a long transaction "
-                    "holds the table, end it or raise retention.erasure_lock_timeout_seconds."
-                ) from None
-            if kept.count:
-                raise ErasureError(
-                    f"the rewrite of {table} kept {kept.count} old row version(s) that a concurrent "
-                    "snapshot could still see, so purged values may remain on disk. Physical erasure "
-                    "stays pending and the next run retries; look for long transactions on the server."
-                )
-        conn.execute(sa.text("RESET lock_timeout"))
+        try:  # the timeout is a session setting: never hand it back to the pool
+            for table in tables:
+                schema, name = table.split(".")
+                try:
+                    with _KeptVersions(conn) as kept:
+                        conn.execute(sa.text(f'VACUUM (FULL, ANALYZE, VERBOSE) "{schema}"."{name}"'))
+                except sa.exc.DBAPIError as exc:
+                    raise ErasureError(
+                        f"could not rewrite {table}: {describe_db_error(exc)}. Purged fields are cleared but "
+                        "their old row versions remain on disk; the next run retries. If a long transaction "
+                        "holds the table, end it or raise retention.erasure_lock_timeout_seconds."
+                    ) from None
+                if kept.count:
+                    raise ErasureError(
+                        f"the rewrite of {table} kept {kept.count} old row version(s) that a concurrent "
+                        "snapshot could still see, so purged values may remain on disk. Physical erasure "
+                        "stays pending and the next run retries; look for long transactions on the server."
+                    )
+        finally:
+            conn.execute(sa.text("RESET lock_timeout"))
         after = conn.execute(_SIZE, {"tables": tables}).scalar_one()
         conn.execute(_RECORD, {"run_id": run_id, "started_at": started_at, "tables": tables,
                                "before": before, "after": after})

@@ -82,6 +82,13 @@ def test_erasure_gives_up_on_a_locked_table_and_stays_pending(engine, policy):
         holder.rollback()
         holder.close()
     assert erasure.erasure_pending(engine)
+    # Every connection the pool holds (the erasure's among them) is back at the server's default.
+    pooled = [engine.connect() for _ in range(3)]
+    try:
+        assert {c.execute(sa.text("SHOW lock_timeout")).scalar() for c in pooled} == {"0"}
+    finally:
+        for c in pooled:
+            c.close()
 
 
 def test_erasure_refuses_while_an_older_snapshot_can_still_see_the_purged_rows(engine, policy):
