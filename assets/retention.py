@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
-from lifecycle import erasure, purge
+from lifecycle.retention import erasure, purge, standing
 from lifecycle.resources import ShopDatabase
 
 
@@ -20,7 +20,7 @@ def run_as_of(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext)
 def due_orders(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.MaterializeResult:
     """Every order classified against the policy: due, kept by a case, in service, stale, anomalous."""
     policy = shop.policy()
-    summary = purge.summarize(shop.engine(), policy, run_as_of(context))
+    summary = standing.summarize(shop.engine(), policy, run_as_of(context))
     if summary.anomaly_total:
         context.log.warning(f"{summary.anomaly_total} orders cannot be judged and are kept: {summary.anomalies}")
     return dg.MaterializeResult(metadata=summary.metadata(policy))
@@ -39,7 +39,7 @@ def purged_orders(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.M
 @dg.asset_check(asset=purged_orders, blocking=True)
 def no_overdue_personal_data(context: dg.AssetCheckExecutionContext, shop: ShopDatabase) -> dg.AssetCheckResult:
     """No order past its window still holds personal fields once the purge has run."""
-    overdue = purge.count_overdue(shop.engine(), shop.policy(), run_as_of(context))
+    overdue = standing.count_overdue(shop.engine(), shop.policy(), run_as_of(context))
     return dg.AssetCheckResult(passed=overdue == 0, metadata={"overdue_orders": overdue})
 
 

@@ -19,7 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import Bench, fresh_database, run_sql, vacuum_analyze  # noqa: E402
-from lifecycle import erasure, purge, synthetic  # noqa: E402
+from lifecycle import synthetic
+from lifecycle.retention import erasure, purge, rules  # noqa: E402
 from lifecycle.policy import load_policy  # noqa: E402
 from lifecycle.settings import PROJECT_DIR  # noqa: E402
 
@@ -53,7 +54,7 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     policy = load_policy(PROJECT_DIR / "policy.yaml")
-    cut = purge.Cutoffs.at(AS_OF, policy)
+    cut = rules.Cutoffs.at(AS_OF, policy)
     bench = Bench("purge", f"python bench/bench_purge.py --sizes {args.sizes} --repeat {args.repeat}")
     engine = fresh_database("bench_purge")
     for size in sizes:

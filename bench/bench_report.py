@@ -1,7 +1,7 @@
 """Compliance report at scale: the purge forecast and the whole report vs the SQL a DBA would write.
 
 The synthetic shop is seeded and purged once (so the ledger holds a night), then the 30-day
-forecast (`purge.forecast_due`, the purge's own rule fragments) is timed against one hand-written
+forecast (`standing.forecast_due`, the purge's own rule fragments) is timed against one hand-written
 query for the same figures, and the whole report (`report.build_report`: ledger per run and per
 day, overdue now and past the grace, forecast, requests, alerts) against the hand-written
 queries for those figures. Dagster's storage is an ephemeral instance here: its reads are per
@@ -23,7 +23,8 @@ import dagster as dg  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
 from bench.harness import Bench, fresh_database, vacuum_analyze  # noqa: E402
-from lifecycle import alerts, purge, report, synthetic  # noqa: E402
+from lifecycle import alerts, report, synthetic
+from lifecycle.retention import purge, standing  # noqa: E402
 from lifecycle.policy import load_policy  # noqa: E402
 from lifecycle.settings import PROJECT_DIR  # noqa: E402
 
@@ -103,7 +104,7 @@ def main() -> None:
                     with engine.connect() as conn:
                         reference = forecast_by_hand(conn)
                 with bench.measure(f"{ours_f} #{attempt}"):
-                    forecast = purge.forecast_due(engine, policy, NOW, days=30)
+                    forecast = standing.forecast_due(engine, policy, NOW, days=30)
                 with bench.measure(f"{ref_r} #{attempt}"):
                     dba_report(engine)
                 with bench.measure(f"{ours_r} #{attempt}"):

@@ -18,7 +18,8 @@ import dagster as dg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from lifecycle import history, purge
+from lifecycle import history
+from lifecycle.retention import standing
 from lifecycle.policy import Policy
 
 KINDS = ("run_failed", "nightly_stale", "overdue_backlog")
@@ -213,5 +214,5 @@ def assess_freshness(engine: Engine, policy: Policy, instance: dg.DagsterInstanc
     return Freshness(
         checked_at=now,
         last_success=history.last_success(instance),
-        overdue=purge.count_overdue(engine, policy, now - FRESHNESS),
+        overdue=standing.count_overdue(engine, policy, now - FRESHNESS),
     )

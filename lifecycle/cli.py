@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from lifecycle import db, purge, schema
+from lifecycle import db, schema
+from lifecycle.retention import purge, standing
 from lifecycle.policy import PolicyError, check_policy_against_database, load_policy
 from lifecycle.settings import Settings
 
@@ -91,7 +92,7 @@ def due() -> None:
     policy = load_policy(settings.policy_path)
     with engine.connect() as conn:
         check_policy_against_database(policy, conn)
-    summary = purge.summarize(engine, policy, datetime.now(timezone.utc))
+    summary = standing.summarize(engine, policy, datetime.now(timezone.utc))
     for key, value in summary.metadata(policy).items():
         click.echo(f"{key:>28}: {value}")
 

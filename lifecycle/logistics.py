@@ -29,7 +29,7 @@ from lifecycle.db import describe_db_error
 from lifecycle.policy import (
     CARRIER_ROLE_PREFIX, LOGISTICS_FIELDS, LOGISTICS_KEYS, Policy, PolicyError, quote_ident,
 )
-from lifecycle.purge import MAX_BIGINT, SAMPLE_IDS
+from lifecycle.orders import MAX_BIGINT, SAMPLE_IDS
 
 HANDOFF_TABLE = "logistics.handoff"
 HANDOFF = '"logistics"."handoff"'

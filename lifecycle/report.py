@@ -19,7 +19,8 @@ import dagster as dg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from lifecycle import alerts, history, purge
+from lifecycle import alerts, history
+from lifecycle.retention import standing
 from lifecycle.policy import Policy
 
 OVERDUE_CHECK = "no_overdue_personal_data"
@@ -271,9 +272,9 @@ def build_report(engine: Engine, policy: Policy, instance: dg.DagsterInstance, s
         policy_hash=policy.short_hash,
         nights=_with_missing_days(nights, days),
         days=days,
-        overdue_now=purge.count_overdue(engine, policy, now),
-        overdue_past_grace=purge.count_overdue(engine, policy, now - alerts.FRESHNESS),
-        forecast=purge.forecast_due(engine, policy, now, FORECAST_DAYS),
+        overdue_now=standing.count_overdue(engine, policy, now),
+        overdue_past_grace=standing.count_overdue(engine, policy, now - alerts.FRESHNESS),
+        forecast=standing.forecast_due(engine, policy, now, FORECAST_DAYS),
         requests=requests,
         alerts=raised,
         checks=checks,

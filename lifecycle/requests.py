@@ -33,7 +33,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from lifecycle import purge
+from lifecycle.orders import MAX_BIGINT
+from lifecycle.retention import purge
 from lifecycle.db import describe_db_error
 from lifecycle.policy import IDENTIFIER, Policy, quote_ident
 
@@ -136,7 +137,7 @@ def parse_payload(kind: str, payload: Any, policy: Policy) -> Correction | None:
     order_ids = payload.get("order_ids")
     if order_ids is not None:
         if (not isinstance(order_ids, list) or not order_ids or len(order_ids) > MAX_ORDER_IDS
-                or not all(type(i) is int and 0 < i <= purge.MAX_BIGINT for i in order_ids)):
+                or not all(type(i) is int and 0 < i <= MAX_BIGINT for i in order_ids)):
             raise RequestInputError(
                 "malformed_payload",
                 f"payload.order_ids must be a list of 1 to {MAX_ORDER_IDS} positive order ids; {example}")

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from lifecycle import erasure, purge
+from lifecycle.retention import erasure, purge
 from tests.conftest import AS_OF
 from tests.shop import add_case, add_delivered
 

@@ -9,7 +9,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from lifecycle import erasure, logistics, purge
+from lifecycle import logistics
+from lifecycle.retention import erasure, purge
 from lifecycle.policy import PolicyError, check_policy_against_database, load_policy
 from tests.carriers import NEVER_SHARED, add_pending, carriers_policy, handoff, set_order
 from tests.conftest import AS_OF

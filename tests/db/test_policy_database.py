@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from lifecycle import purge
+from lifecycle.retention import purge
 from lifecycle.policy import PolicyError, check_policy_against_database, load_policy
 from tests.conftest import AS_OF
 

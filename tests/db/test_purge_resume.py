@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from lifecycle import purge
+from lifecycle.retention import purge
 from tests.conftest import AS_OF
 from tests.shop import add_delivered
 
@@ -66,7 +66,8 @@ def test_failed_batch_rolls_back_alone_and_the_next_run_resumes(engine, policy):
 _WORKER = """
 import sys
 from datetime import datetime
-from lifecycle import db, purge
+from lifecycle import db
+from lifecycle.retention import purge
 from lifecycle.policy import load_policy
 from lifecycle.settings import PROJECT_DIR
 policy = load_policy(PROJECT_DIR / "policy.yaml")

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from lifecycle import purge
+from lifecycle.retention import purge, rules, standing
 from tests.conftest import AS_OF
 from tests.shop import PERSONAL, add_case, add_delivered, add_order, is_purged, personal_of, leaked
 
@@ -55,7 +55,7 @@ def test_paid_and_shipped_orders_are_never_purged_and_old_ones_are_stale(engine,
         add_order(conn, 1, "paid", AS_OF - 400 * DAY, paid_at=AS_OF - 399 * DAY)
         add_order(conn, 2, "shipped", AS_OF - 60 * DAY - MINUTE, shipped_at=AS_OF - 59 * DAY)
         add_order(conn, 3, "shipped", AS_OF - 60 * DAY + MINUTE, shipped_at=AS_OF - 59 * DAY)
-    summary = purge.summarize(engine, policy, AS_OF)
+    summary = standing.summarize(engine, policy, AS_OF)
     report = run(engine, policy)
     assert report.purged == 0
     assert summary.counts["stale"] == 2 and summary.stale_sample_ids == [1, 2]
@@ -67,7 +67,7 @@ def test_open_case_blocks_purge(engine, policy):
         add_delivered(conn, 1, AS_OF - 200 * DAY)
         add_case(conn, 10, 1, opened_at=AS_OF - 190 * DAY, closed_at=None)
         add_case(conn, 11, 1, opened_at=AS_OF - 195 * DAY, closed_at=AS_OF - 180 * DAY)
-    summary = purge.summarize(engine, policy, AS_OF)
+    summary = standing.summarize(engine, policy, AS_OF)
     run(engine, policy)
     with engine.connect() as conn:
         assert not is_purged(conn, 1)
@@ -80,7 +80,7 @@ def test_closed_case_restarts_the_window_from_its_closing(engine, policy):
         add_case(conn, 10, 1, AS_OF - 90 * DAY, closed_at=AS_OF - 30 * DAY + MINUTE)
         add_delivered(conn, 2, AS_OF - 100 * DAY)
         add_case(conn, 20, 2, AS_OF - 90 * DAY, closed_at=AS_OF - 30 * DAY - MINUTE)
-    summary = purge.summarize(engine, policy, AS_OF)
+    summary = standing.summarize(engine, policy, AS_OF)
     run(engine, policy)
     with engine.connect() as conn:
         assert not is_purged(conn, 1)
@@ -105,7 +105,7 @@ def test_bad_rows_are_never_purged_and_are_reported_by_id(engine, policy, kind, 
         status = fields.pop("status")
         add_order(conn, 7, status, AS_OF - 300 * DAY, **fields)
         add_delivered(conn, 8, AS_OF - 100 * DAY)
-    summary = purge.summarize(engine, policy, AS_OF)
+    summary = standing.summarize(engine, policy, AS_OF)
     report = run(engine, policy)
     with engine.connect() as conn:
         assert personal_of(conn, 7)["receiver_name"] == PERSONAL["receiver_name"]
@@ -118,7 +118,7 @@ def test_case_opened_in_the_future_is_an_anomaly(engine, policy):
     with engine.begin() as conn:
         add_delivered(conn, 1, AS_OF - 100 * DAY)
         add_case(conn, 10, 1, AS_OF + DAY, closed_at=None)
-    assert purge.summarize(engine, policy, AS_OF).anomalies == {"future_timestamp": 1}
+    assert standing.summarize(engine, policy, AS_OF).anomalies == {"future_timestamp": 1}
 
 
 def test_second_run_purges_nothing_and_keeps_purged_at(engine, policy):
@@ -229,10 +229,10 @@ def test_purge_screen_and_summary_labels_agree_on_every_kind_of_row(engine, poli
         for oid, fields in enumerate(rows, start=1):
             fields = dict(fields)
             add_order(conn, oid, fields.pop("status"), fields.pop("placed_at", AS_OF - 300 * DAY), **fields)
-    q = purge._Sql(policy)
+    q = rules.RetentionSql(policy)
     with engine.connect() as conn:
         pairs = conn.execute(sa.text(
             f"SELECT ({q.anomaly}) IS NULL, {q.trusted} IS TRUE FROM {q.orders} o ORDER BY 1"),
-            purge.Cutoffs.at(AS_OF, policy).params()).all()
+            rules.Cutoffs.at(AS_OF, policy).params()).all()
     assert [a for a, _ in pairs] == [b for _, b in pairs]
     assert sum(a for a, _ in pairs) == 3  # rows 1, 7 and 8

@@ -2,7 +2,7 @@
 
 from datetime import datetime, timedelta, timezone
 
-from lifecycle import purge
+from lifecycle.retention import purge, standing
 from tests.shop import add_case, add_delivered, add_order
 
 MIDNIGHT = datetime(2026, 6, 1, tzinfo=timezone.utc)
@@ -28,7 +28,7 @@ def seed(engine):
 def test_forecast_places_each_order_on_the_day_its_window_closes(engine, policy):
     seed(engine)
     as_of = MIDNIGHT - 2 * MINUTE
-    forecast = purge.forecast_due(engine, policy, as_of, days=30)
+    forecast = standing.forecast_due(engine, policy, as_of, days=30)
     due = {day.isoformat(): n for day, n in forecast.items() if n}
     assert due == {"2026-06-01": 1, "2026-06-02": 1, "2026-06-06": 1, "2026-06-11": 2, "2026-06-22": 1}
     assert len(forecast) == 31
@@ -36,17 +36,17 @@ def test_forecast_places_each_order_on_the_day_its_window_closes(engine, policy)
 
 def test_forecast_agrees_with_the_backlog_rule_at_every_midnight(engine, policy):
     seed(engine)
-    forecast = purge.forecast_due(engine, policy, MIDNIGHT, days=30)
-    base = purge.count_overdue(engine, policy, MIDNIGHT)
+    forecast = standing.forecast_due(engine, policy, MIDNIGHT, days=30)
+    base = standing.count_overdue(engine, policy, MIDNIGHT)
     running = 0
     for day, n in forecast.items():
         running += n
         end_of_day = datetime.combine(day + DAY, datetime.min.time(), timezone.utc)
-        assert purge.count_overdue(engine, policy, end_of_day - MINUTE) - base == running, day
+        assert standing.count_overdue(engine, policy, end_of_day - MINUTE) - base == running, day
 
 
 def test_forecast_leaves_out_purged_orders(engine, policy):
     seed(engine)
     purge.run_purge(engine, policy, run_id="r1", as_of=MIDNIGHT + 12 * DAY)
-    forecast = purge.forecast_due(engine, policy, MIDNIGHT + 12 * DAY, days=30)
+    forecast = standing.forecast_due(engine, policy, MIDNIGHT + 12 * DAY, days=30)
     assert {day.isoformat(): n for day, n in forecast.items() if n} == {"2026-06-22": 1}

@@ -10,7 +10,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from lifecycle import erasure, purge, requests
+from lifecycle import requests
+from lifecycle.retention import erasure, purge
 from tests.conftest import AS_OF
 from tests.db.test_erasure import relation_bytes
 from tests.shop import PERSONAL, add_case, add_delivered, add_order, is_purged, personal_of, leaked

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from lifecycle import erasure, purge, sales, synthetic
+from lifecycle import sales, synthetic
+from lifecycle.retention import erasure, purge
 from lifecycle.policy import load_policy
 from tests.conftest import AS_OF
 

@@ -1,0 +1,61 @@
+"""The policy held against the live database: every table and column it names must exist and fit."""
+
+from __future__ import annotations
+
+import difflib
+
+from lifecycle.policy.errors import PolicyError
+from lifecycle.policy.model import Policy
+
+_CATALOG_SQL = """
+SELECT table_schema || '.' || table_name AS table, column_name, is_nullable = 'YES' AS nullable
+FROM information_schema.columns
+WHERE table_schema NOT IN ('pg_catalog', 'information_schema')
+"""
+
+
+def check_policy_against_database(policy: Policy, conn) -> None:
+    """Fails unless every table and column the policy names exists in the connected database."""
+    catalog: dict[str, set[str]] = {}
+    not_null: set[tuple[str, str]] = set()
+    for table, column, nullable in conn.exec_driver_sql(_CATALOG_SQL):
+        catalog.setdefault(table, set()).add(column)
+        if not nullable:
+            not_null.add((table, column))
+    problems = []
+    for name, spec in policy.raw.tables().items():
+        if spec.table not in catalog:
+            hint = difflib.get_close_matches(spec.table, list(catalog), n=1)
+            problems.append(
+                f"{policy.path.name}: raw.{name}.table: table '{spec.table}' not found in the database"
+                + (f" (did you mean '{hint[0]}'?)" if hint else "")
+                + "; run `lifecycle db upgrade` or map the shop's table name"
+            )
+            continue
+        present = catalog[spec.table]
+        unused = set() if policy.logistics.carriers else {"carrier"}  # only the carrier hand-off reads it
+        named = [("columns", c) for role, c in spec.columns.items() if role not in unused]
+        named += [("personal_columns", c) for c in spec.personal_columns]
+        named += [("kept_columns", c) for c in spec.kept_columns]
+        for field, column in named:
+            if column not in present:
+                hint = difflib.get_close_matches(column, sorted(present), n=1)
+                problems.append(
+                    f"{policy.path.name}: raw.{name}.{field}: column '{column}' not in {spec.table}"
+                    + (f" (did you mean '{hint[0]}'?)" if hint else "")
+                )
+        for column in spec.personal_columns:
+            if (spec.table, column) in not_null:
+                problems.append(
+                    f"{policy.path.name}: raw.{name}.personal_columns: column '{column}' of {spec.table} "
+                    "is NOT NULL, so the purge cannot clear it; make it nullable "
+                    f"(ALTER TABLE {spec.table} ALTER COLUMN {column} DROP NOT NULL)"
+                )
+        overlap = set(spec.personal_columns) & set(spec.columns.values())
+        if overlap:
+            problems.append(
+                f"{policy.path.name}: raw.{name}.personal_columns: {sorted(overlap)} also play a role "
+                "the purge needs (an id, status or timestamp); they cannot be cleared"
+            )
+    if problems:
+        raise PolicyError(problems)

@@ -1,0 +1,57 @@
+"""The whole policy: one section per concern, with the file it came from and its content hash."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, PrivateAttr, field_validator
+
+from lifecycle.policy.analytics import Analytics
+from lifecycle.policy.base import Strict
+from lifecycle.policy.logistics import Logistics
+from lifecycle.policy.raw import RawZone
+from lifecycle.policy.requests import DataRequests
+from lifecycle.policy.retention import Retention
+
+
+class Policy(Strict):
+    """A validated policy, with the file it came from and its content hash.
+
+    One section per concern; a new capability adds its section model above and one field here.
+    """
+
+    version: str = Field(min_length=1)
+    raw: RawZone = Field(default_factory=lambda: RawZone.model_validate({}))
+    retention: Retention = Retention()
+    analytics: Analytics = Analytics()
+    requests: DataRequests = DataRequests()
+    logistics: Logistics = Logistics()
+
+    _path: Path = PrivateAttr(default=Path("policy.yaml"))
+    _sha256: str = PrivateAttr(default="")
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def sha256(self) -> str:
+        return self._sha256
+
+    @property
+    def short_hash(self) -> str:
+        return self._sha256[:12]
+
+    @field_validator("requests")
+    @classmethod
+    def _correctable_are_personal(cls, value: DataRequests, info) -> DataRequests:
+        raw = info.data.get("raw")
+        personal = raw.orders.personal_columns if raw else value.correctable_columns
+        stray = [col for col in value.correctable_columns if col not in personal]
+        if stray:
+            raise ValueError(
+                f"correctable_columns: {stray[0]!r} is not one of raw.orders.personal_columns "
+                f"{list(personal)}; only the order's receiving contact and address can be corrected"
+            )
+        return value
+

@@ -1,0 +1,271 @@
+"""Clearing due orders: one committed batch of order ids at a time, each with its ledger rows.
+
+The batch statement is shared by the nightly purge (the retention rule) and customers' erasure
+requests (the requested-erasure rule): the same UPDATE, case-note clearing and ledger insert, so
+physical erasure and the report treat both alike. The rules themselves are in
+lifecycle/retention/rules.py.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from lifecycle.batches import keyset_bound_sql, run_in_batches
+from lifecycle.db import describe_db_error
+from lifecycle.orders import SAMPLE_IDS
+from lifecycle.policy import Policy
+from lifecycle.retention.rules import Cutoffs, RetentionSql
+
+
+class PurgeError(RuntimeError):
+    """A purge batch failed; its transaction rolled back and nothing of it was kept."""
+
+
+# ---------------------------------------------------------------- the purge
+
+@dataclass
+class PurgeReport:
+    """What one purge run did: counts, never values."""
+
+    run_id: str
+    as_of: datetime
+    policy_version: str
+    policy_hash: str
+    purged: int = 0
+    notes_cleared: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+    purged_ids_sample: list[int] = field(default_factory=list)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.purged / self.seconds if self.seconds else 0.0
+
+    def metadata(self) -> dict[str, object]:
+        """Counts and order ids for the run's materialization; never a value."""
+        return {
+            "purged": self.purged,
+            "case_notes_cleared": self.notes_cleared,
+            "batches": self.batches,
+            "seconds": round(self.seconds, 3),
+            "rows_per_second": round(self.rows_per_second),
+            "purged_sample_order_ids": self.purged_ids_sample,
+            "as_of": self.as_of.isoformat(),
+            "policy_version": self.policy_version,
+            "policy_hash": self.policy_hash[:12],
+        }
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """Which orders one batch clears (scope and dueness) and how its ledger rows read."""
+
+    orders_scope: str
+    cases_scope: str
+    due: str
+    action: str
+    reason: str
+    request_id: str = "CAST(NULL AS bigint)"
+
+
+def _retention_rule(q: RetentionSql) -> _Rule:
+    oc, cc = q.oc, q.cc
+    return _Rule(
+        orders_scope=f"{oc['order_id']} > :after AND {oc['order_id']} <= :upto",
+        cases_scope=f"{cc['order_id']} > :after AND {cc['order_id']} <= :upto",
+        due=q.due,
+        action="retention_purge",
+        reason="""CASE p.status WHEN 'delivered' THEN 'after_sales_window_closed'
+                                WHEN 'cancelled' THEN 'cancelled_retention_elapsed'
+                                ELSE 'abandoned_unpaid' END""",
+    )
+
+
+def _request_rule(q: RetentionSql) -> _Rule:
+    oc, cc = q.oc, q.cc
+    return _Rule(
+        orders_scope=f"{oc['customer_id']} = :customer_id AND {oc['order_id']} = ANY(:order_ids)",
+        cases_scope=f"{cc['order_id']} = ANY(:order_ids)",
+        due=q.erasable_on_request,
+        action="erasure_request",
+        reason="'erasure_requested'",
+        request_id=":request_id",
+    )
+
+
+def _purge_batch_sql(q: RetentionSql, rule: _Rule | None = None) -> str:
+    """One batch as one statement: clear due orders, their case notes, and write the ledger.
+
+    The UPDATE carries the whole due predicate, so a row changed by a concurrent transaction is
+    re-checked against it before being cleared. The ledger names the columns the purge set to
+    NULL (the policy's personal columns, plus the case columns where a case held a value).
+    """
+    oc, cc = q.oc, q.cc
+    rule = rule or _retention_rule(q)
+    set_orders = ", ".join([f"{col} = NULL" for col in q.personal] + [f"{q.purged_at_col} = now()"])
+    order_columns = "ARRAY[" + ", ".join(f"'{n}'" for n in q.personal_names) + "]::text[]"
+    notes_cte, notes_join, case_columns = "", "", "'{}'::text[]"
+    if q.case_personal:
+        case_held = " OR ".join(f"c.{col} IS NOT NULL" for col in q.case_personal)
+        set_cases = ", ".join(f"{col} = NULL" for col in q.case_personal)
+        names = ", ".join(f"'{n}'" for n in q.case_personal_names)
+        notes_cte = f""", notes AS (
+            UPDATE {q.cases} c SET {set_cases}
+            FROM purged p WHERE {cc['order_id']} = p.order_id AND ({case_held}) AND {rule.cases_scope}
+            RETURNING {cc['order_id']} AS order_id
+        )"""
+        notes_join = "LEFT JOIN (SELECT DISTINCT order_id FROM notes) n ON n.order_id = p.order_id"
+        case_columns = f"CASE WHEN n.order_id IS NOT NULL THEN ARRAY[{names}]::text[] ELSE '{{}}'::text[] END"
+    return f"""
+    WITH purged AS (
+        UPDATE {q.orders} o SET {set_orders}
+        WHERE {rule.orders_scope} AND {q.not_purged} AND {rule.due}
+        RETURNING {oc['order_id']} AS order_id, {oc['status']} AS status
+    ){notes_cte}, ledger AS (
+        INSERT INTO lifecycle.purge_ledger
+            (run_id, order_id, purged_at, action, reason, request_id, policy_version, policy_hash,
+             cleared_columns)
+        SELECT :run_id, p.order_id, now(), '{rule.action}', {rule.reason}, {rule.request_id},
+               :policy_version, :policy_hash, {order_columns} || {case_columns}
+        FROM purged p {notes_join}
+        RETURNING order_id, cardinality(cleared_columns) > {len(q.personal)} AS with_case
+    )
+    SELECT count(*), count(*) FILTER (WHERE with_case), (array_agg(order_id ORDER BY order_id))[1:{SAMPLE_IDS}]
+    FROM ledger
+    """
+
+
+_START_RUN = sa.text("""
+    INSERT INTO lifecycle.purge_runs (run_id, as_of, policy_version, policy_hash)
+    VALUES (:run_id, :as_of, :policy_version, :policy_hash)
+    ON CONFLICT (run_id) DO UPDATE SET status = 'running', as_of = EXCLUDED.as_of, started_at = now()
+""")
+_FINISH_RUN = sa.text("""
+    UPDATE lifecycle.purge_runs
+    SET finished_at = now(), status = :status, purged = :purged, summary = CAST(:summary AS jsonb)
+    WHERE run_id = :run_id
+""")
+
+
+def _record(engine: Engine, statement: sa.TextClause, **params) -> None:
+    with engine.begin() as conn:
+        conn.execute(statement, params)
+
+
+def run_purge(
+    engine: Engine,
+    policy: Policy,
+    run_id: str,
+    as_of: datetime | None = None,
+    on_batch: Callable[[PurgeReport], None] | None = None,
+) -> PurgeReport:
+    """Clears the personal fields of every due order, one committed batch of order ids at a time.
+
+    Each batch is one statement in one transaction (select due rows, clear them, clear their
+    case notes, write the ledger), so a run killed at any point keeps what it committed and the
+    next run picks up the rest; a repeated run finds nothing due and changes nothing.
+    """
+    as_of = as_of or datetime.now(timezone.utc)
+    q = RetentionSql(policy)
+    params = {
+        **Cutoffs.at(as_of, policy).params(),
+        "run_id": run_id,
+        "policy_version": policy.version,
+        "policy_hash": policy.sha256,
+    }
+    report = PurgeReport(run_id=run_id, as_of=as_of, policy_version=policy.version, policy_hash=policy.sha256)
+    _record(engine, _START_RUN, run_id=run_id, as_of=as_of,
+            policy_version=policy.version, policy_hash=policy.sha256)
+    batch_sql = sa.text(_purge_batch_sql(q))
+    bound_sql = keyset_bound_sql(q.orders, q.oc["order_id"])
+    started = time.perf_counter()
+    status = "failed"
+    try:
+        for purged, with_notes, sample in run_in_batches(
+            engine, bound_sql, policy.retention.batch_size,
+            lambda conn, after, upto: _run_batch(conn, batch_sql, {**params, "after": after, "upto": upto}),
+        ):
+            report.batches += 1
+            report.purged += purged
+            report.notes_cleared += with_notes
+            room = SAMPLE_IDS - len(report.purged_ids_sample)
+            report.purged_ids_sample += (sample or [])[:max(room, 0)]
+            report.seconds = time.perf_counter() - started
+            if on_batch:
+                on_batch(report)
+        status = "succeeded"
+    finally:
+        report.seconds = time.perf_counter() - started
+        summary = {"batches": report.batches, "notes_cleared": report.notes_cleared,
+                   "seconds": round(report.seconds, 3)}
+        _record(engine, _FINISH_RUN, run_id=run_id, status=status, purged=report.purged,
+                summary=json.dumps(summary))
+    return report
+
+
+def _run_batch(conn: Connection, statement: sa.TextClause, params: dict) -> tuple[int, int, list[int] | None]:
+    """Runs one batch; returns (orders purged, of which with case notes cleared, sample ids)."""
+    try:
+        return tuple(conn.execute(statement, params).one())
+    except sa.exc.DBAPIError as exc:
+        # The driver's text can carry row contents (e.g. "Failing row contains ..."): keep only
+        # the error class and the batch's id range (or request id).
+        where = (f"order_id in ({params['after']}, {params['upto']}]" if "after" in params
+                 else f"erasure request {params['request_id']}")
+        raise PurgeError(f"purge batch for {where} rolled back: {describe_db_error(exc)}") from None
+
+
+# ---------------------------------------------------------------- requested erasure
+
+def _blockers_sql(q: RetentionSql) -> str:
+    # Same order as `erasable_on_request` reads, so an order with no blocker is exactly one it clears.
+    return f"""
+    SELECT {q.oc['order_id']},
+           CASE WHEN a.anomaly IS NOT NULL THEN 'anomaly:' || a.anomaly
+                WHEN {q.in_delivery} THEN 'in_delivery'
+                WHEN {q.open_case} THEN 'open_after_sales_case' END
+    FROM {q.orders} o CROSS JOIN LATERAL (SELECT {q.anomaly} AS anomaly) a
+    WHERE {_request_rule(q).orders_scope} AND {q.not_purged}
+    ORDER BY 1
+    """
+
+
+_REQUEST_CLEARED = sa.text("""
+    SELECT order_id FROM lifecycle.purge_ledger
+    WHERE request_id = :request_id AND run_id = :run_id AND action = 'erasure_request'
+    ORDER BY order_id
+""")
+
+
+@dataclass
+class RequestedErasure:
+    """What an erasure request's batch did: orders cleared now, and why the others still wait."""
+
+    cleared: list[int]
+    notes_cleared: int
+    waiting: dict[int, str]
+
+
+def erase_for_request(
+    conn: Connection, policy: Policy, *, run_id: str, request_id: int, customer_id: int,
+    order_ids: list[int], as_of: datetime,
+) -> RequestedErasure:
+    """Clears, in the caller's transaction, the request's orders that may be erased now.
+
+    The nightly's batch statement under the requested-erasure rule, ledgered with the request id,
+    so physical erasure (lifecycle/erasure.py) picks these rows up like any purge.
+    """
+    q = RetentionSql(policy)
+    params = {"as_of": as_of, "run_id": run_id, "request_id": request_id, "customer_id": customer_id,
+              "order_ids": list(order_ids), "policy_version": policy.version, "policy_hash": policy.sha256}
+    _, notes_cleared, _ = _run_batch(conn, sa.text(_purge_batch_sql(q, _request_rule(q))), params)
+    cleared = list(conn.execute(_REQUEST_CLEARED, params).scalars())
+    waiting = {order_id: why for order_id, why in conn.execute(sa.text(_blockers_sql(q)), params)}
+    return RequestedErasure(cleared=cleared, notes_cleared=notes_cleared, waiting=waiting)

@@ -1,0 +1,170 @@
+"""How the orders stand against the policy: what is due, kept and why, overdue, and due soon.
+
+Read-only questions over the retention rule (lifecycle/retention/rules.py): the nightly summary
+(`due_orders`), the backlog check after the purge, the alerts' grace test and the report's
+forecast all read the same fragments as the purge, so they cannot disagree with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from lifecycle.orders import IN_DELIVERY, SAMPLE_IDS, sql_list
+from lifecycle.policy import Policy
+from lifecycle.retention.rules import Cutoffs, RetentionSql
+
+# ---------------------------------------------------------------- what is due
+
+@dataclass
+class DueSummary:
+    """How the shop's orders stand against the policy at `as_of`: counts and order ids only."""
+
+    as_of: datetime
+    counts: dict[str, int]
+    anomalies: dict[str, int]
+    anomaly_sample_ids: dict[str, list[int]]
+    stale_sample_ids: list[int]
+    oldest_overdue: timedelta | None
+
+    @property
+    def eligible(self) -> int:
+        return self.counts.get("due", 0)
+
+    @property
+    def anomaly_total(self) -> int:
+        return sum(self.anomalies.values())
+
+    def metadata(self, policy: Policy) -> dict[str, object]:
+        """What a data engineer reads in the UI: counts, order ids, ages; never a value."""
+        days = self.oldest_overdue.total_seconds() / 86400 if self.oldest_overdue else 0.0
+        return {
+            "as_of": self.as_of.isoformat(),
+            "eligible": self.eligible,
+            "kept_by_open_case": self.counts.get("kept_open_case", 0),
+            "kept_by_recent_case": self.counts.get("kept_case_window", 0),
+            "waiting_for_window": self.counts.get("waiting", 0),
+            "in_service": self.counts.get("in_service", 0),
+            "stale": self.counts.get("stale", 0),
+            "stale_sample_order_ids": self.stale_sample_ids,
+            "anomalies": self.anomaly_total,
+            "anomalies_by_kind": self.anomalies,
+            "anomaly_sample_order_ids": self.anomaly_sample_ids,
+            "already_purged": self.counts.get("purged", 0),
+            "oldest_overdue_days": round(days, 2),
+            "policy_version": policy.version,
+            "policy_hash": policy.short_hash,
+        }
+
+
+def _summary_sql(q: RetentionSql) -> str:
+    oc, cc = q.oc, q.cc
+    return f"""
+    WITH classified AS (
+        SELECT {oc['order_id']} AS order_id, a.anomaly,
+               CASE
+                   WHEN NOT ({q.not_purged}) THEN 'purged'
+                   WHEN a.anomaly IS NOT NULL THEN 'anomaly'
+                   WHEN {oc['status']} IN ({sql_list(IN_DELIVERY)}) THEN
+                        CASE WHEN {oc['placed_at']} <= :stale_cutoff THEN 'stale' ELSE 'in_service' END
+                   WHEN NOT {q.base_passed} THEN 'waiting'
+                   WHEN {q.open_case} THEN 'kept_open_case'
+                   WHEN {q.recent_case} THEN 'kept_case_window'
+                   ELSE 'due'
+               END AS class,
+               CASE {oc['status']}
+                   WHEN 'delivered' THEN {oc['delivered_at']} + (:as_of - :delivered_cutoff)
+                   WHEN 'cancelled' THEN {oc['cancelled_at']} + (:as_of - :cancelled_cutoff)
+                   ELSE {oc['placed_at']} + (:as_of - :abandoned_cutoff)
+               END AS window_end,
+               :as_of - {q.status_cutoff} AS window_length
+        FROM {q.orders} o
+        CROSS JOIN LATERAL (SELECT {q.anomaly} AS anomaly) a
+    )
+    SELECT class, anomaly, count(*) AS n,
+           (array_agg(order_id ORDER BY order_id) FILTER (WHERE class IN ('anomaly', 'stale')))[1:{SAMPLE_IDS}],
+           min(CASE WHEN class = 'due' THEN greatest(window_end,
+                    (SELECT max({cc['closed_at']}) FROM {q.cases} c WHERE {cc['order_id']} = classified.order_id)
+                    + window_length) END)
+    FROM classified
+    GROUP BY class, anomaly
+    """
+
+
+def summarize(engine: Engine, policy: Policy, as_of: datetime) -> DueSummary:
+    """Classifies every order in one scan: due, kept and why, stale, anomalies."""
+    cutoffs = Cutoffs.at(as_of, policy)
+    counts: dict[str, int] = {}
+    anomalies: dict[str, int] = {}
+    samples: dict[str, list[int]] = {}
+    stale_ids: list[int] = []
+    oldest_end: datetime | None = None
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(_summary_sql(RetentionSql(policy))), cutoffs.params()).all()
+    for cls, anomaly, n, ids, earliest_end in rows:
+        counts[cls] = counts.get(cls, 0) + n
+        if cls == "anomaly":
+            anomalies[anomaly] = n
+            samples[anomaly] = list(ids or [])
+        if cls == "stale":
+            stale_ids = list(ids or [])
+        if earliest_end is not None:
+            oldest_end = earliest_end if oldest_end is None else min(oldest_end, earliest_end)
+    return DueSummary(
+        as_of=as_of,
+        counts=counts,
+        anomalies=anomalies,
+        anomaly_sample_ids=samples,
+        stale_sample_ids=stale_ids,
+        oldest_overdue=(as_of - oldest_end) if oldest_end is not None else None,
+    )
+
+
+def count_overdue(engine: Engine, policy: Policy, as_of: datetime) -> int:
+    """Orders past their window that still hold personal fields: zero after a good run."""
+    q = RetentionSql(policy)
+    sql = f"SELECT count(*) FROM {q.orders} o WHERE {q.not_purged} AND {q.due}"
+    with engine.connect() as conn:
+        return conn.execute(sa.text(sql), Cutoffs.at(as_of, policy).params()).scalar_one()
+
+
+def _forecast_sql(q: RetentionSql) -> str:
+    oc, cc = q.oc, q.cc
+    # When each trustworthy, unpurged order's window ends: its own timestamp or its latest closed
+    # case, plus the status's window; later than as_of means not due yet. A case that is open
+    # (or dated in the future) holds the order with no date. The cases are aggregated once and
+    # hash-joined: per-order lookups misestimate here and turn into a nested loop over all cases.
+    # tests/db/test_report_forecast.py proves it agrees with `due` (count_overdue) day by day.
+    return f"""
+    SELECT (due_at AT TIME ZONE 'UTC')::date AS day, count(*) FROM (
+        SELECT greatest(CASE {oc['status']} WHEN 'delivered' THEN {oc['delivered_at']}
+                             WHEN 'cancelled' THEN {oc['cancelled_at']} ELSE {oc['placed_at']} END,
+                        k.last_closed) + (:as_of - {q.status_cutoff}) AS due_at
+        FROM {q.orders} o
+        LEFT JOIN (
+            SELECT {cc['order_id']} AS order_id, max({cc['closed_at']}) AS last_closed,
+                   bool_or({cc['closed_at']} IS NULL OR {cc['opened_at']} > :as_of
+                           OR {cc['closed_at']} > :as_of) AS held
+            FROM {q.cases} c GROUP BY 1
+        ) k ON k.order_id = {oc['order_id']}
+        WHERE {q.not_purged} AND {q.trusted} AND {oc['status']} IN ('delivered', 'cancelled', 'placed')
+          AND k.held IS NOT TRUE
+    ) upcoming
+    WHERE due_at > :as_of AND due_at <= :horizon
+    GROUP BY 1
+    """
+
+
+def forecast_due(engine: Engine, policy: Policy, as_of: datetime, days: int = 30) -> dict[date, int]:
+    """How many orders become due on each UTC day of the next `days`, if nothing else changes."""
+    horizon = as_of + timedelta(days=days)
+    with engine.connect() as conn:
+        found = dict(conn.execute(sa.text(_forecast_sql(RetentionSql(policy))),
+                                  {**Cutoffs.at(as_of, policy).params(), "horizon": horizon}).all())
+    first = as_of.astimezone(timezone.utc).date()
+    return {first + timedelta(days=d): found.get(first + timedelta(days=d), 0)
+            for d in range((horizon.astimezone(timezone.utc).date() - first).days + 1)}
+
