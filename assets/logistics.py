@@ -2,61 +2,83 @@
 
 import dagster as dg
 
+from assets.check_results import as_asset_check_result
 from assets.retention import purged_orders
-from lifecycle import logistics
-from lifecycle.resources import ExportFolder, ShopDatabase
+from lifecycle.logistics.access import ensure_carrier_access
+from lifecycle.logistics.checks import (
+    check_carrier_isolation,
+    check_columns,
+    check_finished_orders_gone,
+)
+from lifecycle.logistics.files import EXPORT_PURPOSE, export_carrier_files
+from lifecycle.logistics.handoff import refresh_handoff
+from orchestration.resources import ExportFolder, ShopDatabase
 
 
 @dg.asset(group_name="logistics", kinds={"postgres"}, owners=["team:data"], deps=[purged_orders])
 def carrier_handoff(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.MaterializeResult:
-    """Orders awaiting delivery with only what their carrier needs, each carrier behind its own role.
+    """Orders awaiting delivery with only what their carrier needs, each carrier behind its role.
 
     Runs after the purge, so an order purged tonight leaves the hand-off tonight.
     """
     engine, policy = shop.engine(), shop.policy()
-    access = logistics.ensure_carrier_access(engine, policy)
-    report = logistics.refresh_handoff(
-        engine, policy, run_id=context.run.run_id,
-        on_batch=lambda r: context.log.info(f"batch {r.batches}: {r.inserted} new, {r.removed_total} removed so far"),
+    access = ensure_carrier_access(engine, policy)
+    report = refresh_handoff(
+        engine,
+        policy,
+        run_id=context.run.run_id,
+        on_batch=lambda r: context.log.info(
+            f"batch {r.batches}: {r.inserted} new, {r.removed_total} removed so far"
+        ),
     )
     if report.unmatched_carrier:
-        context.log.warning(f"{report.unmatched_carrier} orders awaiting delivery name a carrier the policy does "
-                            f"not list and are not handed off (order ids {report.unmatched_sample_ids})")
-    return dg.MaterializeResult(metadata={**report.metadata(), **access.metadata(),
-                                          "policy_version": policy.version, "policy_hash": policy.short_hash})
-
-
-def _verdict(outcome: logistics.CheckOutcome) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(passed=outcome.passed, metadata={**outcome.metadata, "problems": outcome.problems},
-                               description="; ".join(outcome.problems) or None)
+        context.log.warning(
+            f"{report.unmatched_carrier} orders awaiting delivery name a carrier "
+            "the policy does not list and are not handed off "
+            f"(order ids {report.unmatched_sample_ids})"
+        )
+    return dg.MaterializeResult(
+        metadata={
+            **report.metadata(),
+            **access.metadata(),
+            "policy_version": policy.version,
+            "policy_hash": policy.short_hash,
+        }
+    )
 
 
 @dg.asset_check(asset=carrier_handoff, blocking=True)
 def handoff_has_only_allowed_columns(shop: ShopDatabase) -> dg.AssetCheckResult:
-    """The hand-off table has exactly the allow-listed columns; fields the policy leaves out are empty."""
-    return _verdict(logistics.check_columns(shop.engine(), shop.policy()))
+    """The hand-off has exactly the allow-listed columns; fields the policy leaves out are empty."""
+    return as_asset_check_result(check_columns(shop.engine(), shop.policy()))
 
 
 @dg.asset_check(asset=carrier_handoff, blocking=True)
 def no_handoff_row_for_finished_orders(shop: ShopDatabase) -> dg.AssetCheckResult:
     """No row for an order delivered, cancelled or purged before the refresh began."""
-    return _verdict(logistics.check_finished_orders_gone(shop.engine(), shop.policy()))
+    return as_asset_check_result(check_finished_orders_gone(shop.engine(), shop.policy()))
 
 
 @dg.asset_check(asset=carrier_handoff, blocking=True)
 def carrier_roles_see_only_their_own_rows(shop: ShopDatabase) -> dg.AssetCheckResult:
-    """Connected as each carrier role: its own rows and granted columns only, no other table, no writes."""
-    return _verdict(logistics.check_carrier_isolation(shop.engine(), shop.policy()))
+    """As each carrier role: its own rows and granted columns only, no other table, no writes."""
+    return as_asset_check_result(check_carrier_isolation(shop.engine(), shop.policy()))
 
 
 @dg.asset(group_name="logistics", kinds={"csv"}, owners=["team:data"], deps=[carrier_handoff])
-def carrier_files(context: dg.AssetExecutionContext, shop: ShopDatabase, exports: ExportFolder) -> dg.MaterializeResult:
+def carrier_files(
+    context: dg.AssetExecutionContext, shop: ShopDatabase, exports: ExportFolder
+) -> dg.MaterializeResult:
     """Each file-taking carrier's pending deliveries as CSV with a manifest, replaced every run."""
-    report = logistics.export_carrier_files(
-        shop.engine(), shop.policy(), exports.folder(logistics.EXPORT_PURPOSE), run_id=context.run.run_id)
+    report = export_carrier_files(
+        shop.engine(), shop.policy(), exports.folder(EXPORT_PURPOSE), run_id=context.run.run_id
+    )
     return dg.MaterializeResult(metadata=report.metadata())
 
 
 logistics_assets = [carrier_handoff, carrier_files]
-logistics_checks = [handoff_has_only_allowed_columns, no_handoff_row_for_finished_orders,
-                    carrier_roles_see_only_their_own_rows]
+logistics_checks = [
+    handoff_has_only_allowed_columns,
+    no_handoff_row_for_finished_orders,
+    carrier_roles_see_only_their_own_rows,
+]

@@ -3,78 +3,129 @@
 `sales_volume_daily` is partitioned by sales date so any range can be backfilled from the UI in
 one set-based run. The nightly job cannot hold it beside unpartitioned assets, so the job runs
 `refreshed_sales_volume` instead, which rebuilds yesterday and the changed days and records each
-of them as a materialization of its `sales_volume_daily` partition.
+of them as a materialization of its `sales_volume_daily` partition. The partitions are the days
+the shop has sold on: from its first sale to the last day that has ended, registered by the
+refresh as they are built (a day still in progress is never offered).
 """
 
 from datetime import date
 
 import dagster as dg
 
-from assets.retention import run_as_of
-from lifecycle import sales
-from lifecycle.resources import ShopDatabase
-from lifecycle.settings import Settings
+from lifecycle.sales import daily
+from lifecycle.sales.charts import units_per_region_markdown
+from lifecycle.sales.planning import build_product_line_summary, build_weekly_demand
+from lifecycle.sales.previews import preview_markdown, product_line_preview, weekly_demand_preview
+from orchestration.resources import ShopDatabase
 
-SALES_DAYS = dg.DailyPartitionsDefinition(start_date=Settings.from_env().sales_start_date, end_offset=1)
+SALES_DAYS = dg.DynamicPartitionsDefinition(name="sales_days")
 
 
-def _published_metadata(shop: ShopDatabase, build: sales.SalesBuild) -> dict[str, object]:
+def _published_metadata(shop: ShopDatabase, build: daily.SalesBuild) -> dict[str, object]:
     engine = shop.engine()
     shown_day = build.days[-1] if build.days else build.last_complete_day
     return {
         **build.metadata(),
         "dagster/row_count": build.table_rows,
-        "preview": dg.MetadataValue.md(sales.preview_markdown(engine, shown_day)),
-        "units_per_region_28d": dg.MetadataValue.md(sales.units_per_region_markdown(engine, build.last_complete_day)),
+        "preview": dg.MetadataValue.md(preview_markdown(engine, shown_day)),
+        "units_per_region_28d": dg.MetadataValue.md(
+            units_per_region_markdown(engine, build.last_complete_day)
+        ),
     }
 
 
-@dg.asset(group_name="analytics", kinds={"postgres"}, owners=["team:data"], partitions_def=SALES_DAYS,
-          backfill_policy=dg.BackfillPolicy.single_run(), tags={"lifecycle/partitions": "sales_days"})
-def sales_volume_daily(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.MaterializeResult:
+@dg.asset(
+    group_name="analytics",
+    kinds={"postgres"},
+    owners=["team:data"],
+    partitions_def=SALES_DAYS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    tags={"lifecycle/partitions": "sales_days"},
+)
+def sales_volume_daily(
+    context: dg.AssetExecutionContext, shop: ShopDatabase
+) -> dg.MaterializeResult:
     """Units sold per sales date, sku and region, small cells folded into OTHER (docs/sales.md).
 
     A partition is a sales date in the shop's time zone; a range is rebuilt in one transaction.
     """
     keys = context.partition_key_range
-    build = sales.build_range(shop.engine(), shop.policy(), date.fromisoformat(keys.start),
-                              date.fromisoformat(keys.end), run_id=context.run.run_id, as_of=run_as_of(context))
+    build = daily.build_range(
+        shop.engine(),
+        shop.policy(),
+        date.fromisoformat(keys.start),
+        date.fromisoformat(keys.end),
+        run_id=context.run.run_id,
+        as_of=shop.as_of(),
+    )
     if build.skipped_incomplete:
-        context.log.warning(f"not built, the day has not ended yet: {[d.isoformat() for d in build.skipped_incomplete]}")
+        skipped = [d.isoformat() for d in build.skipped_incomplete]
+        context.log.warning(f"not built, the day has not ended yet: {skipped}")
     return dg.MaterializeResult(metadata=_published_metadata(shop, build))
 
 
 @dg.asset(group_name="analytics", kinds={"postgres"}, owners=["team:data"])
-def refreshed_sales_volume(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.MaterializeResult:
-    """Nightly: yesterday and every earlier day whose orders changed since it was built, rebuilt at once."""
-    build = sales.refresh(shop.engine(), shop.policy(), run_id=context.run.run_id, as_of=run_as_of(context))
+def refreshed_sales_volume(
+    context: dg.AssetExecutionContext, shop: ShopDatabase
+) -> dg.MaterializeResult:
+    """Nightly: rebuilds yesterday and every earlier day whose orders changed since it was built."""
+    build = daily.refresh(
+        shop.engine(), shop.policy(), run_id=context.run.run_id, as_of=shop.as_of()
+    )
     context.log.info(f"{build.mode} build of {len(build.days)} day(s): {build.reason}")
-    first_partition = SALES_DAYS.start.date()
+    known = set(context.instance.get_dynamic_partitions(SALES_DAYS.name))
+    new = [
+        day.isoformat() for day in daily.built_days(shop.engine()) if day.isoformat() not in known
+    ]
+    if new:
+        context.instance.add_dynamic_partitions(SALES_DAYS.name, new)
     for day in build.stats:
-        if day.sales_date >= first_partition:
-            context.log_event(dg.AssetMaterialization(
-                asset_key=sales_volume_daily.key, partition=day.sales_date.isoformat(), metadata=day.metadata()))
+        context.log_event(
+            dg.AssetMaterialization(
+                asset_key=sales_volume_daily.key,
+                partition=day.sales_date.isoformat(),
+                metadata=day.metadata(),
+            )
+        )
     return dg.MaterializeResult(metadata=_published_metadata(shop, build))
 
 
-@dg.asset(group_name="analytics", kinds={"postgres"}, owners=["team:data"],
-          deps=[refreshed_sales_volume, sales_volume_daily])
+@dg.asset(
+    group_name="analytics",
+    kinds={"postgres"},
+    owners=["team:data"],
+    deps=[refreshed_sales_volume, sales_volume_daily],
+)
 def weekly_demand(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.MaterializeResult:
     """Weekly units per sku and region with a trailing 4-week average and week-over-week change."""
-    report = sales.build_weekly_demand(shop.engine(), shop.policy(), run_as_of(context))
-    return dg.MaterializeResult(metadata={
-        **report.metadata(), "dagster/row_count": report.rows,
-        "preview": dg.MetadataValue.md(sales.weekly_demand_preview(shop.engine()))})
+    report = build_weekly_demand(shop.engine(), shop.policy(), shop.as_of())
+    return dg.MaterializeResult(
+        metadata={
+            **report.metadata(),
+            "dagster/row_count": report.rows,
+            "preview": dg.MetadataValue.md(weekly_demand_preview(shop.engine())),
+        }
+    )
 
 
-@dg.asset(group_name="analytics", kinds={"postgres"}, owners=["team:data"],
-          deps=[refreshed_sales_volume, sales_volume_daily])
-def product_line_summary(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.MaterializeResult:
+@dg.asset(
+    group_name="analytics",
+    kinds={"postgres"},
+    owners=["team:data"],
+    deps=[refreshed_sales_volume, sales_volume_daily],
+)
+def product_line_summary(
+    context: dg.AssetExecutionContext, shop: ShopDatabase
+) -> dg.MaterializeResult:
     """Units and revenue share per sku over 7, 28 and 91 days, with its ABC class by revenue."""
-    report = sales.build_product_line_summary(shop.engine(), shop.policy(), run_as_of(context))
-    return dg.MaterializeResult(metadata={
-        **report.metadata(), "dagster/row_count": report.rows,
-        "preview": dg.MetadataValue.md(sales.product_line_preview(shop.engine()))})
+    report = build_product_line_summary(shop.engine(), shop.policy(), shop.as_of())
+    return dg.MaterializeResult(
+        metadata={
+            **report.metadata(),
+            "dagster/row_count": report.rows,
+            "preview": dg.MetadataValue.md(product_line_preview(shop.engine())),
+        }
+    )
 
 
 sales_assets = [sales_volume_daily, refreshed_sales_volume, weekly_demand, product_line_summary]

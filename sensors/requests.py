@@ -10,15 +10,14 @@ the run answers each request under a row lock and only while it is still open.
 import json
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import dagster as dg
 
 from assets.requests import RequestBatch, handled_data_requests, open_data_requests
 from assets.retention import erased_purged_storage
-from lifecycle import history, requests
-from lifecycle.resources import ShopDatabase
-from lifecycle.settings import Settings
+from lifecycle.requests.handling import open_request_ids
+from orchestration import names, tags
+from orchestration.resources import ShopDatabase
 
 BATCH_TAG = "lifecycle/request_batch"
 IDS_TAG = "lifecycle/request_ids"
@@ -30,8 +29,10 @@ TICK_SECONDS = 60
 # (erased_purged_storage) runs after the answers, so an erasure leaves the data files in the
 # same run; it waits at most retention.erasure_lock_timeout_seconds for its lock.
 data_requests_job = dg.define_asset_job(
-    name="data_requests",
-    selection=dg.AssetSelection.assets(handled_data_requests, erased_purged_storage, open_data_requests),
+    name=names.DATA_REQUESTS_JOB,
+    selection=dg.AssetSelection.assets(
+        handled_data_requests, erased_purged_storage, open_data_requests
+    ),
     executor_def=dg.in_process_executor,
     description="Answer customers' access, correction and erasure requests; erase cleared values from disk.",
 )
@@ -50,12 +51,20 @@ class RequestCursor:
         if not text:
             return cls()
         data = json.loads(text)
-        return cls(sequence=data["sequence"], in_flight=data["in_flight"],
-                   attempts={int(k): v for k, v in data["attempts"].items()})
+        return cls(
+            sequence=data["sequence"],
+            in_flight=data["in_flight"],
+            attempts={int(k): v for k, v in data["attempts"].items()},
+        )
 
     def dumps(self) -> str:
-        return json.dumps({"sequence": self.sequence, "in_flight": self.in_flight,
-                           "attempts": {str(k): v for k, v in sorted(self.attempts.items())}})
+        return json.dumps(
+            {
+                "sequence": self.sequence,
+                "in_flight": self.in_flight,
+                "attempts": {str(k): v for k, v in sorted(self.attempts.items())},
+            }
+        )
 
 
 def _batch_finished(instance: dg.DagsterInstance, batch: str) -> bool:
@@ -64,7 +73,9 @@ def _batch_finished(instance: dg.DagsterInstance, batch: str) -> bool:
     return not runs or runs[0].is_finished
 
 
-def plan_tick(cursor: RequestCursor, open_ids: list[int], finished: set[str]) -> tuple[list[int], list[int]]:
+def plan_tick(
+    cursor: RequestCursor, open_ids: list[int], finished: set[str]
+) -> tuple[list[int], list[int]]:
     """Updates `cursor` for one tick; returns (ids to launch now, ids given up after MAX_ATTEMPTS)."""
     still_open = set(open_ids)
     for batch in sorted(finished & set(cursor.in_flight)):
@@ -74,32 +85,51 @@ def plan_tick(cursor: RequestCursor, open_ids: list[int], finished: set[str]) ->
     cursor.attempts = {rid: n for rid, n in cursor.attempts.items() if rid in still_open}
     busy = {rid for ids in cursor.in_flight.values() for rid in ids}
     given_up = [rid for rid in open_ids if cursor.attempts.get(rid, 0) >= MAX_ATTEMPTS]
-    launch = [rid for rid in open_ids if rid not in busy and rid not in given_up][:MAX_REQUESTS_PER_RUN]
+    launch = [rid for rid in open_ids if rid not in busy and rid not in given_up][
+        :MAX_REQUESTS_PER_RUN
+    ]
     return launch, given_up
 
 
-@dg.sensor(job=data_requests_job, minimum_interval_seconds=TICK_SECONDS,
-           default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Launches one run for the open requests in shop.data_requests; retries failed ones.")
-def data_requests_sensor(context: dg.SensorEvaluationContext, shop: ShopDatabase) -> dg.SensorResult:
+@dg.sensor(
+    job=data_requests_job,
+    minimum_interval_seconds=TICK_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Launches one run for the open requests in shop.data_requests; retries failed ones.",
+)
+def data_requests_sensor(
+    context: dg.SensorEvaluationContext, shop: ShopDatabase
+) -> dg.SensorResult:
     """Picks up new (and failed) requests and launches one run that answers them all."""
     cursor = RequestCursor.parse(context.cursor)
-    open_ids = requests.open_request_ids(shop.engine())
+    open_ids = open_request_ids(shop.engine())
     finished = {batch for batch in cursor.in_flight if _batch_finished(context.instance, batch)}
     launch, given_up = plan_tick(cursor, open_ids, finished)
     if given_up:
-        context.log.warning(f"{len(given_up)} request(s) failed {MAX_ATTEMPTS} runs and are no longer retried "
-                            f"by the sensor (ids {given_up[:20]}); fix the cause, then `lifecycle requests run`")
+        context.log.warning(
+            f"{len(given_up)} request(s) failed {MAX_ATTEMPTS} runs and are no longer retried "
+            f"by the sensor (ids {given_up[:20]}); fix the cause, then `lifecycle requests run`"
+        )
     if not launch:
-        return dg.SensorResult(cursor=cursor.dumps(), skip_reason=dg.SkipReason(
-            f"no new request ({len(open_ids)} open, {len(cursor.in_flight)} batch(es) running)"))
+        return dg.SensorResult(
+            cursor=cursor.dumps(),
+            skip_reason=dg.SkipReason(
+                f"no new request ({len(open_ids)} open, {len(cursor.in_flight)} batch(es) running)"
+            ),
+        )
     cursor.sequence += 1
     # Unique even if the cursor is reset: Dagster drops a run whose run_key this sensor already used.
     batch = f"requests-{cursor.sequence}-{time.time_ns()}"
     cursor.in_flight[batch] = launch
-    policy_path = Path(shop.policy_path) if shop.policy_path else Settings.from_env().policy_path
-    tags = {**history.policy_tags(policy_path, "sensor"), BATCH_TAG: batch,
-            IDS_TAG: ",".join(map(str, launch))[:200]}
-    run = dg.RunRequest(run_key=batch, tags=tags,
-                        run_config=dg.RunConfig(ops={"handled_data_requests": RequestBatch(request_ids=launch)}))
+    # The run records the policy it reads when it starts (orchestration/resources.py).
+    run_tags = {
+        **tags.trigger_tags("sensor"),
+        BATCH_TAG: batch,
+        IDS_TAG: ",".join(map(str, launch))[:200],
+    }
+    run = dg.RunRequest(
+        run_key=batch,
+        tags=run_tags,
+        run_config=dg.RunConfig(ops={"handled_data_requests": RequestBatch(request_ids=launch)}),
+    )
     return dg.SensorResult(run_requests=[run], cursor=cursor.dumps())

@@ -24,9 +24,13 @@ ALL_FIELDS = "receiver_name, receiver_address, receiver_postcode, receiver_phone
 NEVER_SHARED = (PERSONAL["receiver_email"], PERSONAL["payment_ref"])
 
 
-def carriers_policy(policy_file, fields: str = ALL_FIELDS, batch_size: int = 50_000, name: str = "policy.yaml"):
+def carriers_policy(
+    policy_file, fields: str = ALL_FIELDS, batch_size: int = 50_000, name: str = "policy.yaml"
+):
     """The test policy: sf_express (role and file), zto_express (role), jd_logistics (file)."""
-    return load_policy(policy_file(CARRIERS_POLICY.format(fields=fields, batch_size=batch_size), name))
+    return load_policy(
+        policy_file(CARRIERS_POLICY.format(fields=fields, batch_size=batch_size), name)
+    )
 
 
 def add_pending(conn, order_id: int, carrier: str | None, status: str = "paid", **fields) -> None:
@@ -41,11 +45,15 @@ def add_pending(conn, order_id: int, carrier: str | None, status: str = "paid", 
 def set_order(conn, order_id: int, **values) -> None:
     """Changes an order the way the shop would (status, carrier, address...)."""
     assignments = ", ".join(f"{column} = :{column}" for column in values)
-    conn.execute(sa.text(f"UPDATE shop.orders SET {assignments} WHERE order_id = :order_id"),
-                 {**values, "order_id": order_id})
+    conn.execute(
+        sa.text(f"UPDATE shop.orders SET {assignments} WHERE order_id = :order_id"),
+        {**values, "order_id": order_id},
+    )
 
 
 def handoff(conn) -> dict[int, dict]:
     """The hand-off as the administrator sees it, by order id."""
-    rows = conn.execute(sa.text("SELECT * FROM logistics.handoff ORDER BY order_id")).mappings().all()
+    rows = (
+        conn.execute(sa.text("SELECT * FROM logistics.handoff ORDER BY order_id")).mappings().all()
+    )
     return {row["order_id"]: dict(row) for row in rows}

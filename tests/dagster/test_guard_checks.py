@@ -3,7 +3,7 @@ instance: a planted leak fails the nightly run, stops what is downstream, and ne
 stored event log; a value logged by another step is found in the run history."""
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
@@ -12,12 +12,17 @@ import sqlalchemy as sa
 from assets.guard import analytics_zone, guard_assets, guard_checks
 from assets.retention import retention_assets, retention_checks
 from assets.sales import sales_assets
-from lifecycle.resources import ShopDatabase
+from lifecycle.settings import PROJECT_DIR
+from orchestration.resources import GuardSecret, ShopDatabase
 from sensors.schedules import nightly_lifecycle
 from tests.shop import PERSONAL, add_delivered
 
-NOW = datetime.now(timezone.utc)
-PLANTED = {"contact": PERSONAL["receiver_email"], "remark": f"Call {PERSONAL['receiver_name']} on 138-0013-8000"}
+NOW = datetime.now(UTC)
+SECRET = GuardSecret(secret="test-guard-secret-0123456789", key_file="/nonexistent/guard.key")
+PLANTED = {
+    "contact": PERSONAL["receiver_email"],
+    "remark": f"Call {PERSONAL['receiver_name']} on 138-0013-8000",
+}
 
 
 @dg.asset(deps=[analytics_zone])
@@ -27,28 +32,40 @@ def published_export() -> None:
 
 @pytest.fixture
 def shop(engine, database_url, monkeypatch):
-    monkeypatch.setenv("LIFECYCLE_GUARD_SECRET", "test-guard-secret-0123456789")
     with engine.begin() as conn:
         add_delivered(conn, 1, NOW - timedelta(days=2))
-    return ShopDatabase(url=database_url.render_as_string(hide_password=False))
+    return ShopDatabase(
+        url=database_url.render_as_string(hide_password=False),
+        policy_path=str(PROJECT_DIR / "policy.yaml"),
+    )
 
 
 @pytest.fixture
 def planted(engine):
     """Someone else's table in analytics holding an email and a sentence with a name and a phone."""
     with engine.begin() as conn:
-        conn.execute(sa.text("CREATE TABLE analytics.adhoc_leads AS SELECT 'SH'::text AS region, "
-                             "CAST(:contact AS text) AS contact, CAST(:remark AS text) AS remark"), PLANTED)
+        conn.execute(
+            sa.text(
+                "CREATE TABLE analytics.adhoc_leads AS SELECT 'SH'::text AS region, "
+                "CAST(:contact AS text) AS contact, CAST(:remark AS text) AS remark"
+            ),
+            PLANTED,
+        )
     yield PLANTED
     with engine.begin() as conn:
         conn.execute(sa.text("DROP TABLE IF EXISTS analytics.adhoc_leads"))
 
 
 def nightly(shop, instance, *extra_assets) -> dg.ExecuteInProcessResult:
-    defs = dg.Definitions(assets=[*retention_assets, *sales_assets, *guard_assets, *extra_assets],
-                          asset_checks=[*retention_checks, *guard_checks], jobs=[nightly_lifecycle],
-                          resources={"shop": shop})
-    return defs.resolve_job_def("nightly_lifecycle").execute_in_process(instance=instance, raise_on_error=False)
+    defs = dg.Definitions(
+        assets=[*retention_assets, *sales_assets, *guard_assets, *extra_assets],
+        asset_checks=[*retention_checks, *guard_checks],
+        jobs=[nightly_lifecycle],
+        resources={"shop": shop, "guard_secret": SECRET},
+    )
+    return defs.resolve_job_def("nightly_lifecycle").execute_in_process(
+        instance=instance, raise_on_error=False
+    )
 
 
 def verdicts(result) -> dict[str, bool]:
@@ -57,8 +74,10 @@ def verdicts(result) -> dict[str, bool]:
 
 def stored_events(instance, run_id: str) -> str:
     """The run's events as the event log storage returns them, every string unescaped."""
-    return "\n".join(json.dumps(json.loads(dg.serialize_value(e)), ensure_ascii=False)
-                     for e in instance.all_logs(run_id))
+    return "\n".join(
+        json.dumps(json.loads(dg.serialize_value(e)), ensure_ascii=False)
+        for e in instance.all_logs(run_id)
+    )
 
 
 def test_a_clean_night_passes_every_guard_check_and_publishes(shop):
@@ -72,7 +91,9 @@ def test_a_clean_night_passes_every_guard_check_and_publishes(shop):
     assert zone.metadata["relation_count"].value == 3
 
 
-def test_a_planted_leak_fails_the_night_stops_downstream_and_stays_out_of_the_event_log(shop, planted):
+def test_a_planted_leak_fails_the_night_stops_downstream_and_stays_out_of_the_event_log(
+    shop, planted
+):
     with dg.DagsterInstance.ephemeral() as instance:
         result = nightly(shop, instance, published_export)
         run = instance.get_run_by_id(result.run_id)
@@ -81,10 +102,23 @@ def test_a_planted_leak_fails_the_night_stops_downstream_and_stays_out_of_the_ev
     assert failed == {"no_personal_patterns_in_analytics", "no_raw_values_in_analytics"}
     assert not result.success and run.status == dg.DagsterRunStatus.FAILURE
     assert result.asset_materializations_for_node("published_export") == []
-    [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "no_raw_values_in_analytics"]
-    assert check.metadata["failed_on"].value == ["analytics.adhoc_leads.contact", "analytics.adhoc_leads.remark"]
+    [check] = [
+        e
+        for e in result.get_asset_check_evaluations()
+        if e.check_name == "no_raw_values_in_analytics"
+    ]
+    assert check.metadata["failed_on"].value == [
+        "analytics.adhoc_leads.contact",
+        "analytics.adhoc_leads.remark",
+    ]
     assert "adhoc_leads" in events and "raw_value_in_text" in events
-    for value in [*planted.values(), PERSONAL["receiver_name"], "wang fang", "13800138000", "wang.fang@"]:
+    for value in [
+        *planted.values(),
+        PERSONAL["receiver_name"],
+        "wang fang",
+        "13800138000",
+        "wang.fang@",
+    ]:
         assert value.lower() not in events.lower()
 
 
@@ -94,16 +128,63 @@ def test_a_value_logged_by_an_earlier_night_is_found_in_its_stored_events(shop):
         context.log.info(f"sent the receipt to {PERSONAL['receiver_email']}")
 
     with dg.DagsterInstance.ephemeral() as instance:
-        earlier = dg.Definitions(assets=[chatty_step], jobs=[dg.define_asset_job("nightly_lifecycle")])
-        assert earlier.resolve_job_def("nightly_lifecycle").execute_in_process(instance=instance).success
-        result = dg.materialize([analytics_zone, *guard_checks], resources={"shop": shop}, instance=instance,
-                                raise_on_error=False)
-    [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "no_raw_values_in_run_history"]
+        earlier = dg.Definitions(
+            assets=[chatty_step], jobs=[dg.define_asset_job("nightly_lifecycle")]
+        )
+        assert (
+            earlier.resolve_job_def("nightly_lifecycle")
+            .execute_in_process(instance=instance)
+            .success
+        )
+        result = dg.materialize(
+            [analytics_zone, *guard_checks],
+            resources={"shop": shop, "guard_secret": SECRET},
+            instance=instance,
+            raise_on_error=False,
+        )
+    [check] = [
+        e
+        for e in result.get_asset_check_evaluations()
+        if e.check_name == "no_raw_values_in_run_history"
+    ]
     assert not check.passed and not result.success
     assert check.metadata["scanned_runs"].value == 2
-    assert any(where.startswith("dagster event log.run ") and where.endswith("/ chatty_step")
-               for where in check.metadata["failed_on"].value)
+    assert any(
+        where.startswith("dagster event log.run ") and where.endswith("/ chatty_step")
+        for where in check.metadata["failed_on"].value
+    )
     assert PERSONAL["receiver_email"] not in check.description
+
+
+def test_a_scan_the_database_refuses_fails_its_check_with_the_reason_and_stops_the_run(
+    shop, engine
+):
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "CREATE VIEW analytics.adhoc_broken AS "
+                "SELECT (v::int)::text AS remark FROM (VALUES ('Wang Fang')) AS t(v)"
+            )
+        )
+    try:
+        with dg.DagsterInstance.ephemeral() as instance:
+            result = dg.materialize(
+                [analytics_zone, *guard_checks],
+                resources={"shop": shop, "guard_secret": SECRET},
+                instance=instance,
+                raise_on_error=False,
+            )
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP VIEW analytics.adhoc_broken"))
+    [check] = [
+        e
+        for e in result.get_asset_check_evaluations()
+        if e.check_name == "no_raw_values_in_analytics"
+    ]
+    assert not check.passed and not result.success
+    assert check.description == "could not run: 22P02: InvalidTextRepresentation"
+    assert check.metadata["error"].value == "22P02: InvalidTextRepresentation"
 
 
 def test_the_nightly_job_runs_the_guard_after_the_published_tables_and_every_check_blocks():
@@ -113,6 +194,11 @@ def test_the_nightly_job_runs_the_guard_after_the_published_tables_and_every_che
     job = defs.resolve_job_def("nightly_lifecycle")
     assert analytics_zone.key in job.asset_layer.selected_asset_keys
     assert {dep.to_user_string() for dep in graph.get(analytics_zone.key).parent_keys} == {
-        "refreshed_sales_volume", "weekly_demand", "product_line_summary"}
+        "refreshed_sales_volume",
+        "weekly_demand",
+        "product_line_summary",
+    }
     specs = [spec for checks in guard_checks for spec in checks.check_specs]
-    assert len(specs) == 7 and all(spec.blocking and spec.asset_key == analytics_zone.key for spec in specs)
+    assert len(specs) == 7 and all(
+        spec.blocking and spec.asset_key == analytics_zone.key for spec in specs
+    )

@@ -1,7 +1,7 @@
 """The data-requests sensor, its job and the nightly finishing pass, on a real instance and database."""
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
@@ -9,52 +9,86 @@ import sqlalchemy as sa
 
 from assets.requests import requests_assets, requests_checks
 from assets.retention import retention_assets, retention_checks
-from lifecycle.resources import ExportFolder, ShopDatabase
 from lifecycle.settings import PROJECT_DIR
-from sensors.requests import BATCH_TAG, MAX_ATTEMPTS, RequestCursor, data_requests_job, data_requests_sensor
+from orchestration.resources import ExportFolder, ShopDatabase
+from sensors.requests import (
+    BATCH_TAG,
+    MAX_ATTEMPTS,
+    RequestCursor,
+    data_requests_job,
+    data_requests_sensor,
+)
 from tests.db.test_requests import NEW_PHONE, add_request, request_row
 from tests.shop import PERSONAL, add_case, add_delivered, add_order, is_purged, leaked
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 DAY = timedelta(days=1)
 
 
 def resources(database_url, export_dir) -> dict:
-    return {"shop": ShopDatabase(url=database_url.render_as_string(hide_password=False),
-                                 policy_path=str(PROJECT_DIR / "policy.yaml")),
-            "exports": ExportFolder(path=str(export_dir))}
+    return {
+        "shop": ShopDatabase(
+            url=database_url.render_as_string(hide_password=False),
+            policy_path=str(PROJECT_DIR / "policy.yaml"),
+        ),
+        "exports": ExportFolder(path=str(export_dir)),
+    }
 
 
 def definitions(database_url, export_dir) -> dg.Definitions:
-    return dg.Definitions(assets=[*retention_assets, *requests_assets],
-                          asset_checks=[*retention_checks, *requests_checks],
-                          jobs=[data_requests_job], sensors=[data_requests_sensor],
-                          resources=resources(database_url, export_dir))
+    return dg.Definitions(
+        assets=[*retention_assets, *requests_assets],
+        asset_checks=[*retention_checks, *requests_checks],
+        jobs=[data_requests_job],
+        sensors=[data_requests_sensor],
+        resources=resources(database_url, export_dir),
+    )
 
 
 def tick(instance, database_url, export_dir, cursor=None) -> dg.SensorResult:
-    context = dg.build_sensor_context(instance=instance, cursor=cursor,
-                                      resources=resources(database_url, export_dir))
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources=resources(database_url, export_dir)
+    )
     return data_requests_sensor(context)
 
 
-def launch(instance, database_url, export_dir, run_request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+def launch(
+    instance, database_url, export_dir, run_request: dg.RunRequest
+) -> dg.ExecuteInProcessResult:
     """Runs what the sensor asked for, as the daemon would: the same config and tags."""
     job = definitions(database_url, export_dir).resolve_job_def("data_requests")
-    return job.execute_in_process(run_config=run_request.run_config, tags=run_request.tags,
-                                  instance=instance, raise_on_error=False)
+    return job.execute_in_process(
+        run_config=run_request.run_config,
+        tags=run_request.tags,
+        instance=instance,
+        raise_on_error=False,
+    )
 
 
 def seed(engine):
     with engine.begin() as conn:
         add_order(conn, 1, "paid", NOW - 2 * DAY, customer_id=42, paid_at=NOW - 2 * DAY)
         add_delivered(conn, 2, NOW - 5 * DAY, customer_id=42)
-        add_order(conn, 3, "shipped", NOW - 3 * DAY, customer_id=42, paid_at=NOW - 3 * DAY, shipped_at=NOW - 2 * DAY)
+        add_order(
+            conn,
+            3,
+            "shipped",
+            NOW - 3 * DAY,
+            customer_id=42,
+            paid_at=NOW - 3 * DAY,
+            shipped_at=NOW - 2 * DAY,
+        )
         add_delivered(conn, 4, NOW - 40 * DAY, customer_id=42)
         add_case(conn, 40, 4, NOW - 30 * DAY, closed_at=None)
         add_delivered(conn, 5, NOW - 4 * DAY, customer_id=43)
         add_request(conn, 100, "access", customer_id=43, received_at=NOW - 3 * DAY)
-        add_request(conn, 101, "correct", {"fields": {"receiver_phone": NEW_PHONE}}, received_at=NOW - 2 * DAY)
+        add_request(
+            conn,
+            101,
+            "correct",
+            {"fields": {"receiver_phone": NEW_PHONE}},
+            received_at=NOW - 2 * DAY,
+        )
         add_request(conn, 102, "erase", received_at=NOW - DAY)
 
 
@@ -62,23 +96,35 @@ def event_log_text(instance, run_id) -> str:
     return " ".join(str(entry) for entry in instance.all_logs(run_id))
 
 
-def test_one_tick_launches_one_run_that_answers_every_new_request(engine, database_url, dagster_instance, tmp_path):
+def test_one_tick_launches_one_run_that_answers_every_new_request(
+    engine, database_url, dagster_instance, tmp_path
+):
     seed(engine)
     first = tick(dagster_instance, database_url, tmp_path)
     [run_request] = first.run_requests
-    assert run_request.run_config["ops"]["handled_data_requests"]["config"]["request_ids"] == [100, 101, 102]
+    assert run_request.run_config["ops"]["handled_data_requests"]["config"]["request_ids"] == [
+        100,
+        101,
+        102,
+    ]
 
     result = launch(dagster_instance, database_url, tmp_path, run_request)
 
     assert result.success
     with engine.connect() as conn:
         statuses = {r: request_row(conn, r)["status"] for r in (100, 101, 102)}
-        assert [is_purged(conn, oid) for oid in (1, 2, 3, 4, 5)] == [False, True, False, False, False]
+        assert [is_purged(conn, oid) for oid in (1, 2, 3, 4, 5)] == [
+            False,
+            True,
+            False,
+            False,
+            False,
+        ]
     assert statuses == {100: "done", 101: "partly_done", 102: "partly_done"}
     handled = result.asset_materializations_for_node("handled_data_requests")[0].metadata
     assert handled["handled"].value == 3 and handled["orders_cleared"].value == 1
     [erased] = result.asset_materializations_for_node("erased_purged_storage")
-    assert erased.metadata["ran"].value is True          # the erasure left the data files in the same run
+    assert erased.metadata["ran"].value is True  # the erasure left the data files in the same run
     assert (tmp_path / "requests" / "request-100" / "export.json").exists()
 
     second = tick(dagster_instance, database_url, tmp_path, first.cursor)
@@ -86,14 +132,19 @@ def test_one_tick_launches_one_run_that_answers_every_new_request(engine, databa
     assert RequestCursor.parse(second.cursor).in_flight == {}
 
 
-def test_requests_arriving_while_a_batch_runs_wait_for_the_next_batch(engine, database_url, dagster_instance,
-                                                                        tmp_path):
+def test_requests_arriving_while_a_batch_runs_wait_for_the_next_batch(
+    engine, database_url, dagster_instance, tmp_path
+):
     seed(engine)
     first = tick(dagster_instance, database_url, tmp_path)
     [run_request] = first.run_requests
     job = definitions(database_url, tmp_path).resolve_job_def("data_requests")
-    queued = dagster_instance.create_run_for_job(job_def=job, run_config=run_request.run_config,
-                                                 tags=run_request.tags, status=dg.DagsterRunStatus.NOT_STARTED)
+    queued = dagster_instance.create_run_for_job(
+        job_def=job,
+        run_config=run_request.run_config,
+        tags=run_request.tags,
+        status=dg.DagsterRunStatus.NOT_STARTED,
+    )
     with engine.begin() as conn:
         add_request(conn, 103, "access", customer_id=43, received_at=NOW)
 
@@ -105,8 +156,9 @@ def test_requests_arriving_while_a_batch_runs_wait_for_the_next_batch(engine, da
     dagster_instance.delete_run(queued.run_id)
 
 
-def test_a_request_is_never_answered_twice_even_when_its_batch_is_launched_again(engine, database_url,
-                                                                                   dagster_instance, tmp_path):
+def test_a_request_is_never_answered_twice_even_when_its_batch_is_launched_again(
+    engine, database_url, dagster_instance, tmp_path
+):
     seed(engine)
     [run_request] = tick(dagster_instance, database_url, tmp_path).run_requests
     assert launch(dagster_instance, database_url, tmp_path, run_request).success
@@ -120,12 +172,18 @@ def test_a_request_is_never_answered_twice_even_when_its_batch_is_launched_again
     meta = again.asset_materializations_for_node("handled_data_requests")[0].metadata
     assert meta["handled"].value == 0 and meta["skipped_request_ids"].value == [100, 101, 102]
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT count(*) FROM lifecycle.request_actions")).scalar() == before
-        assert conn.execute(sa.text("SELECT count(*) FROM lifecycle.purge_ledger")).scalar() == ledger
+        assert (
+            conn.execute(sa.text("SELECT count(*) FROM lifecycle.request_actions")).scalar()
+            == before
+        )
+        assert (
+            conn.execute(sa.text("SELECT count(*) FROM lifecycle.purge_ledger")).scalar() == ledger
+        )
 
 
-def test_a_failed_request_is_retried_on_the_next_tick_and_given_up_after_three_runs(engine, database_url,
-                                                                                     dagster_instance, tmp_path):
+def test_a_failed_request_is_retried_on_the_next_tick_and_given_up_after_three_runs(
+    engine, database_url, dagster_instance, tmp_path
+):
     seed(engine)
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("the export folder is a file, so writing the access export fails")
@@ -134,23 +192,31 @@ def test_a_failed_request_is_retried_on_the_next_tick_and_given_up_after_three_r
         result = tick(dagster_instance, database_url, blocked, cursor)
         [run_request] = result.run_requests
         expected = [100, 101, 102] if attempt == 0 else [100]
-        assert run_request.run_config["ops"]["handled_data_requests"]["config"]["request_ids"] == expected
+        assert (
+            run_request.run_config["ops"]["handled_data_requests"]["config"]["request_ids"]
+            == expected
+        )
         run = launch(dagster_instance, database_url, blocked, run_request)
         assert not run.success
         failure = next(e for e in run.all_events if e.event_type_value == "STEP_FAILURE")
         assert "request 100" in str(failure.event_specific_data.error)
         cursor = result.cursor
-        assert RequestCursor.parse(tick(dagster_instance, database_url, blocked, cursor).cursor).attempts == {
-            100: attempt + 1}
+        assert RequestCursor.parse(
+            tick(dagster_instance, database_url, blocked, cursor).cursor
+        ).attempts == {100: attempt + 1}
 
     given_up = tick(dagster_instance, database_url, blocked, cursor)
     assert given_up.run_requests == []
     with engine.connect() as conn:
         assert request_row(conn, 100)["status"] == "in_progress"
-        assert request_row(conn, 101)["status"] == "partly_done"   # the others were answered on the first run
+        assert (
+            request_row(conn, 101)["status"] == "partly_done"
+        )  # the others were answered on the first run
 
 
-def test_a_request_that_failed_once_is_answered_by_the_retry(engine, database_url, dagster_instance, tmp_path):
+def test_a_request_that_failed_once_is_answered_by_the_retry(
+    engine, database_url, dagster_instance, tmp_path
+):
     seed(engine)
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("x")
@@ -163,15 +229,29 @@ def test_a_request_that_failed_once_is_answered_by_the_retry(engine, database_ur
 
     with engine.connect() as conn:
         assert request_row(conn, 100)["status"] == "done"
-    assert RequestCursor.parse(tick(dagster_instance, database_url, tmp_path, retry.cursor).cursor).attempts == {}
+    assert (
+        RequestCursor.parse(
+            tick(dagster_instance, database_url, tmp_path, retry.cursor).cursor
+        ).attempts
+        == {}
+    )
 
 
-def test_no_personal_value_reaches_the_event_log_metadata_or_results(engine, database_url, dagster_instance,
-                                                                      tmp_path):
+def test_no_personal_value_reaches_the_event_log_metadata_or_results(
+    engine, database_url, dagster_instance, tmp_path
+):
     seed(engine)
     with engine.begin() as conn:
-        add_request(conn, 103, "correct", {"fields": {"receiver_phone": "Wang Fang +86 138"}}, received_at=NOW)
-        add_request(conn, 104, PERSONAL["receiver_email"], received_at=NOW)          # a kind that is a value
+        add_request(
+            conn,
+            103,
+            "correct",
+            {"fields": {"receiver_phone": "Wang Fang +86 138"}},
+            received_at=NOW,
+        )
+        add_request(
+            conn, 104, PERSONAL["receiver_email"], received_at=NOW
+        )  # a kind that is a value
     [run_request] = tick(dagster_instance, database_url, tmp_path).run_requests
     result = launch(dagster_instance, database_url, tmp_path, run_request)
     assert result.success
@@ -183,53 +263,84 @@ def test_no_personal_value_reaches_the_event_log_metadata_or_results(engine, dat
     assert not leaked(logs, planted) and not leaked(results, planted)
 
 
-def test_erasure_waiting_on_delivery_finishes_on_a_later_nightly_run(engine, database_url, dagster_instance,
-                                                                      tmp_path):
+def test_erasure_waiting_on_delivery_finishes_on_a_later_nightly_run(
+    engine, database_url, dagster_instance, tmp_path
+):
     seed(engine)
     [run_request] = tick(dagster_instance, database_url, tmp_path).run_requests
     launch(dagster_instance, database_url, tmp_path, run_request)
-    with engine.begin() as conn:   # the parcel arrives; the case on order 4 closes
-        conn.execute(sa.text("UPDATE shop.orders SET status = 'delivered', delivered_at = :t WHERE order_id = 3"),
-                     {"t": NOW - DAY})
-        conn.execute(sa.text("UPDATE shop.after_sales_cases SET closed_at = :t WHERE case_id = 40"), {"t": NOW - DAY})
+    with engine.begin() as conn:  # the parcel arrives; the case on order 4 closes
+        conn.execute(
+            sa.text(
+                "UPDATE shop.orders SET status = 'delivered', delivered_at = :t WHERE order_id = 3"
+            ),
+            {"t": NOW - DAY},
+        )
+        conn.execute(
+            sa.text("UPDATE shop.after_sales_cases SET closed_at = :t WHERE case_id = 40"),
+            {"t": NOW - DAY},
+        )
 
     nightly = dg.materialize(
-        [*retention_assets, *retention_checks, *requests_assets, *requests_checks], selection=dg.AssetSelection.all()
-        - dg.AssetSelection.tag("lifecycle/on_demand", "true"),
-        resources=resources(database_url, tmp_path), instance=dagster_instance)
+        [*retention_assets, *retention_checks, *requests_assets, *requests_checks],
+        selection=dg.AssetSelection.all() - dg.AssetSelection.tag("lifecycle/on_demand", "true"),
+        resources=resources(database_url, tmp_path),
+        instance=dagster_instance,
+    )
 
     assert nightly.success
     finished = nightly.asset_materializations_for_node("finished_erasure_requests")[0].metadata
     assert finished["orders_cleared"].value == 2 and finished["requests_done"].value == 0
-    assert nightly.asset_materializations_for_node("erased_purged_storage")[0].metadata["ran"].value is True
+    assert (
+        nightly.asset_materializations_for_node("erased_purged_storage")[0].metadata["ran"].value
+        is True
+    )
     with engine.connect() as conn:
         row = request_row(conn, 102)
-        runs = conn.execute(sa.text("""SELECT DISTINCT run_id FROM lifecycle.purge_ledger
-                                       WHERE request_id = 102 AND order_id IN (1, 3, 4)""")).scalars().all()
+        runs = (
+            conn.execute(
+                sa.text("""SELECT DISTINCT run_id FROM lifecycle.purge_ledger
+                                       WHERE request_id = 102 AND order_id IN (1, 3, 4)""")
+            )
+            .scalars()
+            .all()
+        )
         assert is_purged(conn, 3) and is_purged(conn, 4) and not is_purged(conn, 1)
-    assert row["status"] == "partly_done"              # order 1 is still paid, not yet delivered
+    assert row["status"] == "partly_done"  # order 1 is still paid, not yet delivered
     assert runs == [nightly.run_id]
     with engine.begin() as conn:
-        conn.execute(sa.text("UPDATE shop.orders SET status = 'cancelled', cancelled_at = :t WHERE order_id = 1"),
-                     {"t": NOW})
-    later = dg.materialize([*requests_assets], selection=["finished_erasure_requests"],
-                           resources=resources(database_url, tmp_path), instance=dagster_instance)
+        conn.execute(
+            sa.text(
+                "UPDATE shop.orders SET status = 'cancelled', cancelled_at = :t WHERE order_id = 1"
+            ),
+            {"t": NOW},
+        )
+    later = dg.materialize(
+        [*requests_assets],
+        selection=["finished_erasure_requests"],
+        resources=resources(database_url, tmp_path),
+        instance=dagster_instance,
+    )
     done = later.asset_materializations_for_node("finished_erasure_requests")[0].metadata
     assert done["done_request_ids"].value == [102]
     with engine.connect() as conn:
         assert request_row(conn, 102)["status"] == "done" and is_purged(conn, 1)
 
 
-def test_overdue_request_fails_the_check_and_the_ui_lists_open_requests_by_age(engine, database_url,
-                                                                                dagster_instance, tmp_path):
+def test_overdue_request_fails_the_check_and_the_ui_lists_open_requests_by_age(
+    engine, database_url, dagster_instance, tmp_path
+):
     with engine.begin() as conn:
         add_delivered(conn, 1, NOW - 5 * DAY, customer_id=42)
         add_request(conn, 200, "access", received_at=NOW - 20 * DAY)
         add_request(conn, 201, "access", received_at=NOW - DAY)
-    result = dg.materialize([*requests_assets, *requests_checks],
-                            selection=dg.AssetSelection.assets("open_data_requests"),
-                            resources=resources(database_url, tmp_path), instance=dagster_instance,
-                            raise_on_error=False)
+    result = dg.materialize(
+        [*requests_assets, *requests_checks],
+        selection=dg.AssetSelection.assets("open_data_requests"),
+        resources=resources(database_url, tmp_path),
+        instance=dagster_instance,
+        raise_on_error=False,
+    )
     [check] = result.get_asset_check_evaluations()
     meta = result.asset_materializations_for_node("open_data_requests")[0].metadata
     assert check.check_name == "no_overdue_data_requests" and not check.passed
@@ -239,15 +350,28 @@ def test_overdue_request_fails_the_check_and_the_ui_lists_open_requests_by_age(e
     assert [row.split("|")[1].strip() for row in rows] == ["200", "201"] and "**yes**" in rows[0]
 
 
-@pytest.mark.parametrize("job, present, absent", [
-    ("nightly_lifecycle", {"finished_erasure_requests", "open_data_requests", "expired_request_exports"},
-     {"handled_data_requests"}),
-    ("data_requests", {"handled_data_requests", "erased_purged_storage", "open_data_requests"},
-     {"purged_orders", "finished_erasure_requests"}),
-])
-def test_the_nightly_job_finishes_erasures_and_only_the_sensors_job_answers_requests(job, present, absent):
+@pytest.mark.parametrize(
+    "job, present, absent",
+    [
+        (
+            "nightly_lifecycle",
+            {"finished_erasure_requests", "open_data_requests", "expired_request_exports"},
+            {"handled_data_requests"},
+        ),
+        (
+            "data_requests",
+            {"handled_data_requests", "erased_purged_storage", "open_data_requests"},
+            {"purged_orders", "finished_erasure_requests"},
+        ),
+    ],
+)
+def test_the_nightly_job_finishes_erasures_and_only_the_sensors_job_answers_requests(
+    job, present, absent
+):
     from definitions import defs
 
-    keys = {key.to_user_string() for key in defs.resolve_job_def(job).asset_layer.executable_asset_keys}
+    keys = {
+        key.to_user_string() for key in defs.resolve_job_def(job).asset_layer.executable_asset_keys
+    }
     assert present <= keys and not (absent & keys)
     assert defs.resolve_sensor_def("data_requests_sensor").job_name == "data_requests"

@@ -1,25 +1,34 @@
 """The sales assets through Dagster, with a real resource on a real database."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import sqlalchemy as sa
 
 from assets.retention import retention_assets, retention_checks
-from assets.sales import SALES_DAYS, product_line_summary, refreshed_sales_volume, sales_assets, sales_volume_daily, weekly_demand
-from lifecycle.resources import ShopDatabase
+from assets.sales import (
+    SALES_DAYS,
+    product_line_summary,
+    refreshed_sales_volume,
+    sales_assets,
+    sales_volume_daily,
+    weekly_demand,
+)
 from lifecycle.settings import PROJECT_DIR
+from orchestration.resources import ShopDatabase
 from sensors.schedules import nightly_lifecycle
 from tests.db.test_sales import add_sale, customers_buy, noon
 from tests.shop import add_delivered, leaked
 
 DAY = timedelta(days=1)
-YESTERDAY = datetime.now(timezone.utc).date() - DAY  # the runs judge "yesterday" at their creation
+YESTERDAY = datetime.now(UTC).date() - DAY  # the runs judge "yesterday" at their creation
 NIGHTLY = [refreshed_sales_volume, weekly_demand, product_line_summary]
 
 
 def shop_resource(url) -> ShopDatabase:
-    return ShopDatabase(url=url.render_as_string(hide_password=False), policy_path=str(PROJECT_DIR / "policy.yaml"))
+    return ShopDatabase(
+        url=url.render_as_string(hide_password=False), policy_path=str(PROJECT_DIR / "policy.yaml")
+    )
 
 
 def metadata(result, asset: str) -> dict:
@@ -40,17 +49,31 @@ def seed(engine) -> None:
 def test_nightly_refresh_shows_rows_protection_cost_preview_and_chart(engine, database_url):
     seed(engine)
     with dg.DagsterInstance.ephemeral() as instance:
-        result = dg.materialize([*sales_assets], selection=NIGHTLY, resources={"shop": shop_resource(database_url)},
-                                instance=instance)
+        result = dg.materialize(
+            [*sales_assets],
+            selection=NIGHTLY,
+            resources={"shop": shop_resource(database_url)},
+            instance=instance,
+        )
         partitions = instance.get_materialized_partitions(sales_volume_daily.key)
         logs = " ".join(str(e) for e in instance.all_logs(result.run_id))
     assert result.success
     nightly = metadata(result, "refreshed_sales_volume")
-    assert (nightly["mode"], nightly["rows_written"], nightly["dagster/row_count"]) == ("full", 2, 2)
-    assert (nightly["units_published"], nightly["units_folded"], nightly["units_withheld"]) == (17, 0, 4)
+    assert (nightly["mode"], nightly["rows_written"], nightly["dagster/row_count"]) == (
+        "full",
+        2,
+        2,
+    )
+    assert (nightly["units_published"], nightly["units_folded"], nightly["units_withheld"]) == (
+        17,
+        0,
+        4,
+    )
     assert "| SKU-1 | SH | 6 | 12 | 120.00 | 6 |" in nightly["preview"]
     chart = nightly["units_per_region_28d"]
-    assert "data:image/svg+xml;base64," in chart and "| SH | 12 |" in chart and "| ZJ | 5 |" in chart
+    assert (
+        "data:image/svg+xml;base64," in chart and "| SH | 12 |" in chart and "| ZJ | 5 |" in chart
+    )
     assert {YESTERDAY.isoformat(), (YESTERDAY - 10 * DAY).isoformat()} <= partitions
     assert metadata(result, "weekly_demand")["rows"] >= 2
     assert metadata(result, "product_line_summary")["rows"] == 1
@@ -59,35 +82,52 @@ def test_nightly_refresh_shows_rows_protection_cost_preview_and_chart(engine, da
 
 def test_backfill_of_a_range_builds_those_days_in_one_run(engine, database_url):
     seed(engine)
-    first, last = YESTERDAY - 12 * DAY, YESTERDAY - 8 * DAY
+    first, last = YESTERDAY - 10 * DAY, YESTERDAY - 6 * DAY
     with dg.DagsterInstance.ephemeral() as instance:
-        dg.materialize([*sales_assets], selection=[refreshed_sales_volume], instance=instance,
-                       resources={"shop": shop_resource(database_url)})
+        dg.materialize(
+            [*sales_assets],
+            selection=[refreshed_sales_volume],
+            instance=instance,
+            resources={"shop": shop_resource(database_url)},
+        )
         with engine.begin() as conn:  # a late order inside the range
             add_sale(conn, 100, 100, noon(YESTERDAY - 10 * DAY), region="ZJ", quantity=4)
         result = dg.materialize(
-            [*sales_assets], selection=[sales_volume_daily], instance=instance,
+            [*sales_assets],
+            selection=[sales_volume_daily],
+            instance=instance,
             resources={"shop": shop_resource(database_url)},
-            tags={"dagster/asset_partition_range_start": first.isoformat(),
-                  "dagster/asset_partition_range_end": last.isoformat()})
-        runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/asset_partition_range_start": first.isoformat()}))
+            tags={
+                "dagster/asset_partition_range_start": first.isoformat(),
+                "dagster/asset_partition_range_end": last.isoformat(),
+            },
+        )
+        runs = instance.get_runs(
+            filters=dg.RunsFilter(tags={"dagster/asset_partition_range_start": first.isoformat()})
+        )
     mats = result.asset_materializations_for_node("sales_volume_daily")
     assert result.success and len(runs) == 1
-    assert [m.partition for m in mats] == [(first + n * DAY).isoformat() for n in range(5)]
+    assert sorted(m.partition for m in mats) == [(first + n * DAY).isoformat() for n in range(5)]
     backfill = {k: v.value for k, v in mats[0].metadata.items()}
     assert (backfill["mode"], backfill["days_rebuilt"]) == ("range", 5)
     assert backfill["dates_rebuilt"] == [(first + n * DAY).isoformat() for n in range(5)]
     with engine.connect() as conn:
-        units = conn.execute(sa.text("SELECT units FROM analytics.sales_volume_daily WHERE region = 'ZJ'")).scalar()
+        units = conn.execute(
+            sa.text("SELECT units FROM analytics.sales_volume_daily WHERE region = 'ZJ'")
+        ).scalar()
     assert units == 5 + 4
 
 
 def test_the_nightly_job_purges_and_refreshes_the_sales_tables_in_one_run(engine, database_url):
     seed(engine)
     with engine.begin() as conn:
-        add_delivered(conn, 900, datetime.now(timezone.utc) - 100 * DAY)  # due for the purge
-    defs = dg.Definitions(assets=[*retention_assets, *sales_assets], asset_checks=[*retention_checks],
-                          jobs=[nightly_lifecycle], resources={"shop": shop_resource(database_url)})
+        add_delivered(conn, 900, datetime.now(UTC) - 100 * DAY)  # due for the purge
+    defs = dg.Definitions(
+        assets=[*retention_assets, *sales_assets],
+        asset_checks=[*retention_checks],
+        jobs=[nightly_lifecycle],
+        resources={"shop": shop_resource(database_url)},
+    )
     job = defs.resolve_job_def("nightly_lifecycle")
     assert sales_volume_daily.key not in job.asset_layer.selected_asset_keys
     assert {a.key for a in NIGHTLY} <= job.asset_layer.selected_asset_keys
@@ -98,7 +138,20 @@ def test_the_nightly_job_purges_and_refreshes_the_sales_tables_in_one_run(engine
     assert metadata(result, "refreshed_sales_volume")["units_published"] == 17
 
 
-def test_sales_days_are_partitions_backfilled_in_a_single_run():
+def test_sales_days_offered_run_from_the_first_sale_to_yesterday_and_backfill_in_one_run(
+    engine, database_url
+):
     assert sales_volume_daily.partitions_def == SALES_DAYS
     assert sales_volume_daily.backfill_policy == dg.BackfillPolicy.single_run()
-    assert SALES_DAYS.get_last_partition_key() >= datetime.now(timezone.utc).date().isoformat()
+    seed(engine)
+    with dg.DagsterInstance.ephemeral() as instance:
+        dg.materialize(
+            [*sales_assets],
+            selection=[refreshed_sales_volume],
+            instance=instance,
+            resources={"shop": shop_resource(database_url)},
+        )
+        offered = instance.get_dynamic_partitions(SALES_DAYS.name)
+    first_sale = YESTERDAY - 10 * DAY
+    assert offered == [(first_sale + n * DAY).isoformat() for n in range(11)]
+    assert datetime.now(UTC).date().isoformat() not in offered

@@ -10,8 +10,14 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from lifecycle import guard, gx, patterns, sales, synthetic
-from lifecycle.fingerprint import GuardKey, normalise
+from assets.guard import GUARD_CHECKS
+from lifecycle import synthetic
+from lifecycle.checks import CheckResult
+from lifecycle.guard import cells, gx, names, patterns, raw_values, values, zone
+from lifecycle.guard.key import GuardKey
+from lifecycle.guard.terminal import findings_table, status_line
+from lifecycle.guard.tokens import normalise
+from lifecycle.sales import daily, planning
 from tests.conftest import AS_OF
 from tests.shop import PERSONAL, add_case, add_delivered
 
@@ -19,10 +25,22 @@ KEY = GuardKey(b"test-guard-key-not-for-production")
 DAY = timedelta(days=1)
 # A second and third customer, with phones in other national formats and a name in Chinese.
 OTHERS = [
-    dict(receiver_name="王芳", receiver_phone="(212) 555-0123", receiver_email="li.na@example.org",
-         receiver_address="北京街d座", receiver_postcode="100010", payment_ref="PAY-0001-0002"),
-    dict(receiver_name="Jacob Jackson", receiver_phone="030 1234567", receiver_email="jj@example.net",
-         receiver_address="12751 Anna Viaduct Suite 434", receiver_postcode="10115", payment_ref="PAY-0003-0004"),
+    dict(
+        receiver_name="王芳",
+        receiver_phone="(212) 555-0123",
+        receiver_email="li.na@example.org",
+        receiver_address="北京街d座",
+        receiver_postcode="100010",
+        payment_ref="PAY-0001-0002",
+    ),
+    dict(
+        receiver_name="Jacob Jackson",
+        receiver_phone="030 1234567",
+        receiver_email="jj@example.net",
+        receiver_address="12751 Anna Viaduct Suite 434",
+        receiver_postcode="10115",
+        payment_ref="PAY-0003-0004",
+    ),
 ]
 
 
@@ -44,12 +62,18 @@ def plant(engine):
 
     def create(name: str, **columns: list) -> str:
         names = list(columns)
-        rows = list(zip(*columns.values()))
-        values = ", ".join("(" + ", ".join(f":v{i}_{j}" for j in range(len(names))) + ")" for i in range(len(rows)))
+        rows = list(zip(*columns.values(), strict=True))
+        values = ", ".join(
+            "(" + ", ".join(f":v{i}_{j}" for j in range(len(names))) + ")" for i in range(len(rows))
+        )
         params = {f"v{i}_{j}": value for i, row in enumerate(rows) for j, value in enumerate(row)}
         with engine.begin() as conn:
-            conn.execute(sa.text(f"CREATE TABLE analytics.{name} AS SELECT * FROM (VALUES {values}) AS v({', '.join(names)})"),
-                         params)
+            conn.execute(
+                sa.text(
+                    f"CREATE TABLE analytics.{name} AS SELECT * FROM (VALUES {values}) AS v({', '.join(names)})"
+                ),
+                params,
+            )
         planted.append(name)
         return name
 
@@ -59,11 +83,16 @@ def plant(engine):
             conn.execute(sa.text(f"DROP TABLE IF EXISTS analytics.{name} CASCADE"))
 
 
-def shown(*reports: guard.CheckReport) -> str:
+def shown(*reports: CheckResult) -> str:
     """Everything the guard would show anyone: terminal lines, tables, descriptions, metadata."""
     findings = [f for r in reports for f in r.findings]
-    return "\n".join([guard.findings_table(findings), *map(repr, findings)]
-                     + [f"{guard.status_line(r)} {r.description()} {r.markdown()} {r.metadata()}" for r in reports])
+    return "\n".join(
+        [findings_table([("check", r) for r in reports]), *map(repr, findings)]
+        + [
+            f"{status_line('check', r)} {r.description()} {r.markdown()} {r.metadata()}"
+            for r in reports
+        ]
+    )
 
 
 def assert_no_value_shown(text: str, *values: str) -> None:
@@ -76,34 +105,42 @@ def assert_no_value_shown(text: str, *values: str) -> None:
             assert digits not in text
 
 
-def found(report: guard.CheckReport) -> set[tuple[str, str, str, int]]:
+def found(report: CheckResult) -> set[tuple[str, str, str, int]]:
     return {(f.table, f.column, f.kind, f.count) for f in report.findings}
 
 
 # ---------------------------------------------------------------- each kind of leak
 
+
 def test_an_email_planted_in_a_new_table_is_caught_by_pattern_and_fingerprint(shop, plant, policy):
     plant("adhoc_export", region=["SH", "BJ"], contact=[PERSONAL["receiver_email"], None])
-    patterns = guard.personal_patterns(shop, KEY)
-    prints = guard.raw_fingerprints(shop, policy, KEY)
+    patterns = values.personal_value_patterns(shop, KEY)
+    prints = raw_values.raw_values_in_zone(shop, policy, KEY)
     assert ("analytics.adhoc_export", "contact", "email", 1) in found(patterns)
     assert ("analytics.adhoc_export", "contact", "raw_value", 1) in found(prints)
     [match] = [f for f in prints.findings if f.column == "contact"]
     assert "shop.orders.receiver_email" in match.detail
-    assert [re.fullmatch(r"[0-9]+ chars #[0-9a-f]{6}", s) is not None for s in match.samples] == [True]
+    assert [re.fullmatch(r"[0-9]+ chars #[0-9a-f]{6}", s) is not None for s in match.samples] == [
+        True
+    ]
     assert_no_value_shown(shown(patterns, prints), PERSONAL["receiver_email"], "wang fang example")
 
 
-@pytest.mark.parametrize("raw_index, written", [
-    (None, "138-0013-8000"),       # raw "+86 138 0013 8000", written nationally with dashes
-    (None, "13800138000"),         # bare
-    (0, "+1 212 555 0123"),        # raw "(212) 555-0123", written internationally
-    (1, "+49 30 1234567"),         # raw "030 1234567" (Berlin), written internationally
-])
-def test_a_phone_written_in_another_format_than_the_raw_one_is_caught(shop, plant, policy, raw_index, written):
+@pytest.mark.parametrize(
+    "raw_index, written",
+    [
+        (None, "138-0013-8000"),  # raw "+86 138 0013 8000", written nationally with dashes
+        (None, "13800138000"),  # bare
+        (0, "+1 212 555 0123"),  # raw "(212) 555-0123", written internationally
+        (1, "+49 30 1234567"),  # raw "030 1234567" (Berlin), written internationally
+    ],
+)
+def test_a_phone_written_in_another_format_than_the_raw_one_is_caught(
+    shop, plant, policy, raw_index, written
+):
     plant("adhoc_callbacks", reason=["late parcel"], callback=[written])
-    prints = guard.raw_fingerprints(shop, policy, KEY)
-    patterns = guard.personal_patterns(shop, KEY)
+    prints = raw_values.raw_values_in_zone(shop, policy, KEY)
+    patterns = values.personal_value_patterns(shop, KEY)
     assert ("analytics.adhoc_callbacks", "callback", "raw_phone", 1) in found(prints)
     assert ("analytics.adhoc_callbacks", "callback", "phone", 1) in found(patterns)
     raw = PERSONAL["receiver_phone"] if raw_index is None else OTHERS[raw_index]["receiver_phone"]
@@ -111,48 +148,79 @@ def test_a_phone_written_in_another_format_than_the_raw_one_is_caught(shop, plan
 
 
 def test_a_receiver_name_inside_a_free_text_comment_is_caught(shop, plant, policy):
-    plant("adhoc_feedback", comment=["Left at the door, signed by Wang Fang.", "客户王芳来电要求退货",
-                                     "Fast delivery, thanks!"])
-    prints = guard.raw_fingerprints(shop, policy, KEY)
+    plant(
+        "adhoc_feedback",
+        comment=[
+            "Left at the door, signed by Wang Fang.",
+            "客户王芳来电要求退货",
+            "Fast delivery, thanks!",
+        ],
+    )
+    prints = raw_values.raw_values_in_zone(shop, policy, KEY)
     [finding] = prints.findings
     assert (finding.table, finding.column, finding.kind, finding.count) == (
-        "analytics.adhoc_feedback", "comment", "raw_value_in_text", 2)
+        "analytics.adhoc_feedback",
+        "comment",
+        "raw_value_in_text",
+        2,
+    )
     assert finding.detail.endswith("shop.orders.receiver_name")
     assert_no_value_shown(shown(prints), "Wang Fang", "王芳")
 
 
 def test_a_luhn_valid_card_number_is_caught_and_an_invalid_one_is_not(shop, plant):
-    plant("adhoc_payments", note=["paid with 4111 1111 1111 1111", "ref 4111 1111 1111 1112",
-                                  "card 5500-0000-0000-0004", "order 123456789012345"])
-    patterns = guard.personal_patterns(shop, KEY)
+    plant(
+        "adhoc_payments",
+        note=[
+            "paid with 4111 1111 1111 1111",
+            "ref 4111 1111 1111 1112",
+            "card 5500-0000-0000-0004",
+            "order 123456789012345",
+        ],
+    )
+    patterns = values.personal_value_patterns(shop, KEY)
     assert ("analytics.adhoc_payments", "note", "card_number", 2) in found(patterns)
     assert_no_value_shown(shown(patterns), "4111 1111 1111 1111", "5500-0000-0000-0004")
 
 
 def test_a_sentence_with_a_name_and_a_phone_is_caught_for_both(shop, plant, policy):
     plant("adhoc_notes", note=["Please call Wang Fang on 138.0013.8000 before noon"])
-    prints = guard.raw_fingerprints(shop, policy, KEY)
-    patterns = guard.personal_patterns(shop, KEY)
-    assert {("analytics.adhoc_notes", "note", "raw_value_in_text", 1),
-            ("analytics.adhoc_notes", "note", "raw_phone", 1)} <= found(prints)
+    prints = raw_values.raw_values_in_zone(shop, policy, KEY)
+    patterns = values.personal_value_patterns(shop, KEY)
+    assert {
+        ("analytics.adhoc_notes", "note", "raw_value_in_text", 1),
+        ("analytics.adhoc_notes", "note", "raw_phone", 1),
+    } <= found(prints)
     assert ("analytics.adhoc_notes", "note", "phone", 1) in found(patterns)
     assert_no_value_shown(shown(prints, patterns), "Wang Fang", "138.0013.8000")
 
 
 def test_street_addresses_in_either_script_look_like_addresses(shop, plant):
-    plant("adhoc_routes", stop=["17 Garden Road, Apt 3", "12751 Anna Viaduct Suite 434", "南京东路123号",
-                                "SKU-0042 x 3 units", "Route planning for 5 regions"])
-    patterns = guard.personal_patterns(shop, KEY)
+    plant(
+        "adhoc_routes",
+        stop=[
+            "17 Garden Road, Apt 3",
+            "12751 Anna Viaduct Suite 434",
+            "南京东路123号",
+            "SKU-0042 x 3 units",
+            "Route planning for 5 regions",
+        ],
+    )
+    patterns = values.personal_value_patterns(shop, KEY)
     assert ("analytics.adhoc_routes", "stop", "street_address", 3) in found(patterns)
 
 
 def test_a_view_and_a_json_column_are_inspected_too(shop, plant, policy):
     plant("adhoc_base", id=[1], payload=['{"to": "jj@example.net"}'])
     with shop.begin() as conn:
-        conn.execute(sa.text("CREATE VIEW analytics.adhoc_view AS SELECT id, payload::jsonb AS payload "
-                             "FROM analytics.adhoc_base"))
-    prints = guard.raw_fingerprints(shop, policy, KEY)
-    patterns = guard.personal_patterns(shop, KEY)
+        conn.execute(
+            sa.text(
+                "CREATE VIEW analytics.adhoc_view AS SELECT id, payload::jsonb AS payload "
+                "FROM analytics.adhoc_base"
+            )
+        )
+    prints = raw_values.raw_values_in_zone(shop, policy, KEY)
+    patterns = values.personal_value_patterns(shop, KEY)
     assert ("analytics.adhoc_view", "payload", "raw_email", 1) in found(prints)
     assert ("analytics.adhoc_view", "payload", "email", 1) in found(patterns)
 
@@ -160,10 +228,13 @@ def test_a_view_and_a_json_column_are_inspected_too(shop, plant, policy):
 def test_a_table_named_with_spaces_and_capitals_is_checked_like_any_other(shop, policy):
     with shop.begin() as conn:
         conn.execute(sa.text('CREATE TABLE analytics."Q3 Export" ("Note {x}" text)'))
-        conn.execute(sa.text('INSERT INTO analytics."Q3 Export" VALUES (:v)'), {"v": f"mail {PERSONAL['receiver_email']}"})
+        conn.execute(
+            sa.text('INSERT INTO analytics."Q3 Export" VALUES (:v)'),
+            {"v": f"mail {PERSONAL['receiver_email']}"},
+        )
     try:
-        patterns_found = found(guard.personal_patterns(shop, KEY))
-        prints_found = found(guard.raw_fingerprints(shop, policy, KEY))
+        patterns_found = found(values.personal_value_patterns(shop, KEY))
+        prints_found = found(raw_values.raw_values_in_zone(shop, policy, KEY))
     finally:
         with shop.begin() as conn:
             conn.execute(sa.text('DROP TABLE analytics."Q3 Export"'))
@@ -174,19 +245,32 @@ def test_a_table_named_with_spaces_and_capitals_is_checked_like_any_other(shop, 
 def test_great_expectations_results_hold_counts_and_never_the_values(shop, plant):
     plant("adhoc_gx", contact=[PERSONAL["receiver_email"], PERSONAL["receiver_phone"], "nothing"])
     with shop.connect() as conn:
-        relation = next(r for r in guard.discover(conn) if r.name == "adhoc_gx")
-    [(name, result)] = list(gx.results(shop, "analytics", {"adhoc_gx": guard.pattern_rules(shop, relation)}))
+        relation = next(r for r in zone.discover(conn) if r.name == "adhoc_gx")
+    [(name, result)] = list(
+        gx.results(shop, "analytics", {"adhoc_gx": values.pattern_rules(shop, relation)})
+    )
     text = json.dumps(result.to_json_dict(), ensure_ascii=False)
-    counts = {r.expectation_config.meta["kind"]: r.result.get("unexpected_count", r.result.get("observed_value"))
-              for r in result.results}
+    counts = {
+        r.expectation_config.meta["kind"]: r.result.get(
+            "unexpected_count", r.result.get("observed_value")
+        )
+        for r in result.results
+    }
     assert counts == {"email": 1, "phone": 1, "street_address": 0, "card_number": 0}
     assert_no_value_shown(text, PERSONAL["receiver_email"], PERSONAL["receiver_phone"])
 
 
 def test_personal_column_names_are_caught_whatever_they_hold(shop, plant, policy):
-    plant("adhoc_people", receiver_phone=[None], customer_id=["7"], contact_email=["x"], sku=["SKU-1"],
-          customers=["12"], zip_code=["0"])
-    report = guard.personal_columns(shop, policy)
+    plant(
+        "adhoc_people",
+        receiver_phone=[None],
+        customer_id=["7"],
+        contact_email=["x"],
+        sku=["SKU-1"],
+        customers=["12"],
+        zip_code=["0"],
+    )
+    report = names.personal_column_names(shop, policy)
     assert found(report) == {
         ("analytics.adhoc_people", "receiver_phone", "policy_personal_column", 0),
         ("analytics.adhoc_people", "customer_id", "customer_id_column", 1),
@@ -195,36 +279,74 @@ def test_personal_column_names_are_caught_whatever_they_hold(shop, plant, policy
     }
 
 
+# ---------------------------------------------------------------- a scan that cannot run
+
+
+def test_a_scan_the_database_refuses_fails_with_the_reason_and_never_the_statement_or_value(
+    shop, policy
+):
+    with shop.begin() as conn:
+        conn.execute(
+            sa.text(
+                "CREATE VIEW analytics.adhoc_broken AS "
+                "SELECT (v::int)::text AS remark FROM (VALUES ('Wang Fang')) AS t(v)"
+            )
+        )
+    try:
+        prints = raw_values.raw_values_in_zone(shop, policy, KEY)
+    finally:
+        with shop.begin() as conn:
+            conn.execute(sa.text("DROP VIEW analytics.adhoc_broken"))
+    assert not prints.passed and prints.findings == []
+    assert prints.error == "22P02: InvalidTextRepresentation"
+    assert prints.description() == "could not run: 22P02: InvalidTextRepresentation"
+    assert "select" not in shown(prints).lower() and "hmac" not in shown(prints).lower()
+    assert_no_value_shown(shown(prints), "Wang Fang")
+
+
 # ---------------------------------------------------------------- no false positives
 
-def test_the_projects_own_published_tables_and_harmless_numbers_pass_every_check(engine, policy, plant):
+
+def test_the_projects_own_published_tables_and_harmless_numbers_pass_every_check(
+    engine, policy, plant
+):
     synthetic.seed_shop(engine, orders=6000, seed=11, as_of=AS_OF)
-    sales.refresh(engine, policy, run_id="night-1", as_of=AS_OF)
-    sales.build_weekly_demand(engine, policy, AS_OF)
-    sales.build_product_line_summary(engine, policy, AS_OF)
-    plant("adhoc_inventory", sku=["SKU-0042", "SKU-0199"], remark=["restock 1234567 units by 2026-06-01",
-                                                               "order 100042 shipped 12.50 EUR"],
-          batch=["20260601120000", "0.99"])
+    daily.refresh(engine, policy, run_id="night-1", as_of=AS_OF)
+    planning.build_weekly_demand(engine, policy, AS_OF)
+    planning.build_product_line_summary(engine, policy, AS_OF)
+    plant(
+        "adhoc_inventory",
+        sku=["SKU-0042", "SKU-0199"],
+        remark=["restock 1234567 units by 2026-06-01", "order 100042 shipped 12.50 EUR"],
+        batch=["20260601120000", "0.99"],
+    )
     with engine.connect() as conn:
-        published = conn.execute(sa.text("SELECT count(*) FROM analytics.sales_volume_daily")).scalar()
-    reports = guard.run_all(engine, policy, KEY)
+        published = conn.execute(
+            sa.text("SELECT count(*) FROM analytics.sales_volume_daily")
+        ).scalar()
+    reports = {check.name: check.scan(engine, policy, KEY) for check in GUARD_CHECKS}
     assert published > 0
-    assert {r.check: r.findings for r in reports} == {r.check: [] for r in reports}
-    [prints] = [r for r in reports if r.check == "no_raw_values_in_analytics"]
+    assert {name: (r.error, r.findings) for name, r in reports.items()} == {
+        name: (None, []) for name in reports
+    }
+    prints = reports["no_raw_values_in_analytics"]
     assert prints.scanned["relations"] == 4 and prints.scanned["distinct_tokens"] > 0
 
 
 # ---------------------------------------------------------------- small cells
 
+
 def test_a_published_row_under_k_customers_fails_and_an_empty_week_does_not(shop, policy):
     with shop.begin() as conn:
-        conn.execute(sa.text("""
+        conn.execute(
+            sa.text("""
             INSERT INTO analytics.sales_volume_daily VALUES
                 ('2026-05-30', 'SKU-1', 'SH', 9, 9, 90, 5), ('2026-05-30', 'SKU-2', 'SH', 4, 4, 40, 4);
             INSERT INTO analytics.weekly_demand VALUES
                 ('2026-05-18', 'SKU-1', 'SH', true, 0, 0, 0, 0, 0, NULL, NULL, 0);
-        """))
-    report = guard.small_cells(shop, policy)
+        """)
+        )
+    report = cells.small_cells(shop, policy)
     assert found(report) == {("analytics.sales_volume_daily", "customers", "small_cell", 1)}
     assert "k=5" in report.findings[0].detail
 
@@ -236,31 +358,66 @@ def test_pattern_sql_has_no_colon_a_driver_could_take_for_a_parameter():
 
 def looks_like(engine, kind: str, value: str) -> bool:
     with engine.connect() as conn:
-        return conn.execute(sa.text(f"SELECT {patterns.matches_sql(kind, 'CAST(:v AS text)')}"), {"v": value}).scalar()
+        return conn.execute(
+            sa.text(f"SELECT {patterns.matches_sql(kind, 'CAST(:v AS text)')}"), {"v": value}
+        ).scalar()
 
 
-@pytest.mark.parametrize("value", [
-    "+86-138-0013-8000", "138 0013 8000", "13800138000", "+1 (212) 555-0123", "212.555.0123", "(212)555-0123",
-    "0044 20 7946 0958", "+44 20 7946 0958", "030 1234567", "06 12 34 56 78", "call me: 020 7946 0958 today",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "+86-138-0013-8000",
+        "138 0013 8000",
+        "13800138000",
+        "+1 (212) 555-0123",
+        "212.555.0123",
+        "(212)555-0123",
+        "0044 20 7946 0958",
+        "+44 20 7946 0958",
+        "030 1234567",
+        "06 12 34 56 78",
+        "call me: 020 7946 0958 today",
+    ],
+)
 def test_phones_in_international_and_local_formats_look_like_phones(engine, value):
     assert looks_like(engine, "phone", value)
 
 
-@pytest.mark.parametrize("value", [
-    "SKU-0042", "1234567", "100042", "20260601120000", "2026-06-01", "01.02.2026", "01-02-2026",
-    "2026-06-01 12:00:00+00", "12.50", "1,234,567.00", "192.168.100.200", "550e8400-e29b-41d4-a716-446655440000",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "SKU-0042",
+        "1234567",
+        "100042",
+        "20260601120000",
+        "2026-06-01",
+        "01.02.2026",
+        "01-02-2026",
+        "2026-06-01 12:00:00+00",
+        "12.50",
+        "1,234,567.00",
+        "192.168.100.200",
+        "550e8400-e29b-41d4-a716-446655440000",
+    ],
+)
 def test_codes_numbers_and_dates_are_not_phones(engine, value):
     assert not looks_like(engine, "phone", value)
 
 
 def test_the_sql_luhn_check_agrees_with_the_reference(engine):
     def luhn(digits: str) -> bool:
-        total = sum(d // 10 + d % 10 for d in (int(c) * (1 + i % 2) for i, c in enumerate(reversed(digits))))
+        total = sum(
+            d // 10 + d % 10 for d in (int(c) * (1 + i % 2) for i, c in enumerate(reversed(digits)))
+        )
         return total % 10 == 0
 
-    numbers = [str(n) for n in range(4111111111111100, 4111111111111120)] + ["378282246310005", "6011111111111117"]
+    numbers = [str(n) for n in range(4111111111111100, 4111111111111120)] + [
+        "378282246310005",
+        "6011111111111117",
+    ]
     with engine.connect() as conn:
-        got = [conn.execute(sa.text(f"SELECT {patterns.luhn_sql(':d')}"), {"d": n}).scalar() for n in numbers]
+        got = [
+            conn.execute(sa.text(f"SELECT {patterns.luhn_sql(':d')}"), {"d": n}).scalar()
+            for n in numbers
+        ]
     assert got == [luhn(n) for n in numbers] and sum(got) >= 3

@@ -10,11 +10,13 @@ import threading
 import pytest
 import sqlalchemy as sa
 
-from lifecycle import db, guard, schema
+from lifecycle import db, schema
+from lifecycle.checks import CheckResult
+from lifecycle.guard import minimisation, privilege
 from lifecycle.policy import load_policy
 from lifecycle.settings import PROJECT_DIR
 
-ANALYST = guard.ANALYST_ROLE
+ANALYST = privilege.ANALYST_ROLE
 MIGRATION = PROJECT_DIR / "lifecycle" / "migrations" / "versions" / "0004_guard_roles.py"
 
 
@@ -23,14 +25,15 @@ def as_analyst(conn, sql: str):
     return conn.execute(sa.text(sql))
 
 
-def found(report: guard.CheckReport) -> set[tuple[str, str, str]]:
+def found(report: CheckResult) -> set[tuple[str, str, str]]:
     return {(f.table, f.column, f.kind) for f in report.findings}
 
 
 # ---------------------------------------------------------------- the analyst role
 
+
 def test_the_analyst_is_refused_every_personal_raw_column(engine, policy):
-    report = guard.least_privilege(engine, policy)
+    report = privilege.analyst_access(engine, policy)
     assert report.passed and report.scanned["personal_columns_refused"] == 7
     with engine.connect() as conn, conn.begin():
         with pytest.raises(sa.exc.ProgrammingError) as refused:
@@ -44,8 +47,12 @@ def test_the_analyst_reads_analytics_including_tables_made_after_the_migration(e
     try:
         with engine.connect() as conn, conn.begin():
             assert as_analyst(conn, "SELECT units FROM analytics.adhoc_later").scalar() == 1
-        report = guard.least_privilege(engine, policy)
-        assert report.scanned["analytics_relations_readable"] == report.scanned["analytics_relations"] >= 4
+        report = privilege.analyst_access(engine, policy)
+        assert (
+            report.scanned["analytics_relations_readable"]
+            == report.scanned["analytics_relations"]
+            >= 4
+        )
     finally:
         with engine.begin() as conn:
             conn.execute(sa.text("DROP TABLE analytics.adhoc_later"))
@@ -54,24 +61,35 @@ def test_the_analyst_reads_analytics_including_tables_made_after_the_migration(e
 @pytest.mark.parametrize("grantee", [ANALYST, "PUBLIC"])
 def test_a_grant_that_opens_a_personal_column_fails_the_check(engine, policy, grantee):
     with engine.begin() as conn:
-        conn.execute(sa.text(f"GRANT USAGE ON SCHEMA shop TO {grantee}; "
-                             f"GRANT SELECT (order_id, receiver_phone) ON shop.orders TO {grantee}"))
+        conn.execute(
+            sa.text(
+                f"GRANT USAGE ON SCHEMA shop TO {grantee}; "
+                f"GRANT SELECT (order_id, receiver_phone) ON shop.orders TO {grantee}"
+            )
+        )
     try:
-        report = guard.least_privilege(engine, policy)
+        report = privilege.analyst_access(engine, policy)
     finally:
         with engine.begin() as conn:
-            conn.execute(sa.text(f"REVOKE SELECT (order_id, receiver_phone) ON shop.orders FROM {grantee}; "
-                                 f"REVOKE USAGE ON SCHEMA shop FROM {grantee}"))
-    assert found(report) == {("shop.orders", "receiver_phone", "personal_column_readable"),
-                             ("shop", "", "schema_usage"), ("shop.orders", "", "relation_readable")}
-    assert guard.least_privilege(engine, policy).passed
+            conn.execute(
+                sa.text(
+                    f"REVOKE SELECT (order_id, receiver_phone) ON shop.orders FROM {grantee}; "
+                    f"REVOKE USAGE ON SCHEMA shop FROM {grantee}"
+                )
+            )
+    assert found(report) == {
+        ("shop.orders", "receiver_phone", "personal_column_readable"),
+        ("shop", "", "schema_usage"),
+        ("shop.orders", "", "relation_readable"),
+    }
+    assert privilege.analyst_access(engine, policy).passed
 
 
 def test_usage_on_the_ledger_schema_alone_fails_the_check(engine, policy):
     with engine.begin() as conn:
         conn.execute(sa.text(f"GRANT USAGE ON SCHEMA lifecycle TO {ANALYST}"))
     try:
-        report = guard.least_privilege(engine, policy)
+        report = privilege.analyst_access(engine, policy)
     finally:
         with engine.begin() as conn:
             conn.execute(sa.text(f"REVOKE USAGE ON SCHEMA lifecycle FROM {ANALYST}"))
@@ -79,6 +97,7 @@ def test_usage_on_the_ledger_schema_alone_fails_the_check(engine, policy):
 
 
 # ---------------------------------------------------------------- the migration
+
 
 def test_the_roles_migration_runs_again_and_on_a_cluster_where_the_roles_exist(database_url):
     admin = database_url.set(database="postgres")
@@ -90,9 +109,13 @@ def test_the_roles_migration_runs_again_and_on_a_cluster_where_the_roles_exist(d
         schema.upgrade(engine)  # the roles exist already: the session's own database made them
         schema.upgrade(engine)
         with engine.connect() as conn:
-            usage = conn.execute(sa.text(
-                "SELECT has_schema_privilege(:r, 'analytics', 'USAGE'), has_schema_privilege(:r, 'shop', 'USAGE'), "
-                "has_table_privilege('lifecycle_job', 'shop.orders', 'UPDATE')"), {"r": ANALYST}).one()
+            usage = conn.execute(
+                sa.text(
+                    "SELECT has_schema_privilege(:r, 'analytics', 'USAGE'), has_schema_privilege(:r, 'shop', 'USAGE'), "
+                    "has_table_privilege('lifecycle_job', 'shop.orders', 'UPDATE')"
+                ),
+                {"r": ANALYST},
+            ).one()
         assert tuple(usage) == (True, False, True)
     finally:
         engine.dispose()
@@ -133,19 +156,24 @@ def test_role_creation_tolerates_another_database_creating_it_at_the_same_moment
 
 # ---------------------------------------------------------------- data minimisation
 
+
 def test_a_new_raw_column_fails_minimisation_until_the_policy_names_it(engine, policy, policy_file):
     with engine.begin() as conn:
         conn.execute(sa.text("ALTER TABLE shop.orders ADD COLUMN referrer_email text"))
     try:
-        report = guard.minimisation(engine, policy)
+        report = minimisation.unclassified_raw_columns(engine, policy)
         personal = ", ".join([*policy.raw.orders.personal_columns, "referrer_email"])
         named = policy_file(f'version: "t"\nraw:\n  orders:\n    personal_columns: [{personal}]\n')
-        after = guard.minimisation(engine, load_policy(named))
+        after = minimisation.unclassified_raw_columns(engine, load_policy(named))
     finally:
         with engine.begin() as conn:
             conn.execute(sa.text("ALTER TABLE shop.orders DROP COLUMN referrer_email"))
     [finding] = report.findings
-    assert (finding.table, finding.column, finding.kind) == ("shop.orders", "referrer_email", "unclassified_column")
+    assert (finding.table, finding.column, finding.kind) == (
+        "shop.orders",
+        "referrer_email",
+        "unclassified_column",
+    )
     assert "personal_columns" in finding.detail and "kept_columns" in finding.detail
     assert after.passed
-    assert guard.minimisation(engine, policy).passed
+    assert minimisation.unclassified_raw_columns(engine, policy).passed

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
 
-from lifecycle import sales
 from lifecycle.policy import load_policy
+from lifecycle.sales import daily
+from lifecycle.sales.charts import units_per_region_markdown
+from lifecycle.sales.previews import preview_markdown
 from tests.conftest import AS_OF
 from tests.shop import PERSONAL, add_order
 
@@ -16,18 +18,33 @@ YESTERDAY = date(2026, 5, 31)  # the last complete day at AS_OF (2026-06-01 12:0
 
 
 def noon(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, 12, tzinfo=timezone.utc)
+    return datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
 
 
-def add_sale(conn, order_id: int, customer: int, placed_at: datetime, region: str | None = "SH",
-             sku: str = "SKU-1", quantity: int = 1, price: str = "10.00", status: str = "delivered") -> None:
+def add_sale(
+    conn,
+    order_id: int,
+    customer: int,
+    placed_at: datetime,
+    region: str | None = "SH",
+    sku: str = "SKU-1",
+    quantity: int = 1,
+    price: str = "10.00",
+    status: str = "delivered",
+) -> None:
     """One order of one line: who bought how much of what, where it shipped, when it was placed."""
     add_order(conn, order_id, status, placed_at, customer_id=customer, ship_region=region)
-    conn.execute(sa.text("UPDATE shop.order_items SET sku = :sku, quantity = :q, unit_price = :p WHERE order_id = :o"),
-                 {"sku": sku, "q": quantity, "p": price, "o": order_id})
+    conn.execute(
+        sa.text(
+            "UPDATE shop.order_items SET sku = :sku, quantity = :q, unit_price = :p WHERE order_id = :o"
+        ),
+        {"sku": sku, "q": quantity, "p": price, "o": order_id},
+    )
 
 
-def customers_buy(conn, first_order: int, customers: list[int], day: date = YESTERDAY, **line) -> int:
+def customers_buy(
+    conn, first_order: int, customers: list[int], day: date = YESTERDAY, **line
+) -> int:
     """Each customer places one order on `day`; returns the next free order id."""
     for n, customer in enumerate(customers):
         add_sale(conn, first_order + n, customer, noon(day), **line)
@@ -38,15 +55,20 @@ def published(engine, day: date | None = None) -> dict[tuple, tuple]:
     """(date, sku, region) -> (orders, units, revenue, customers) as published."""
     where = "WHERE sales_date = :day" if day else ""
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(
-            f"SELECT sales_date, sku, region, orders, units, revenue, customers FROM analytics.sales_volume_daily {where}"
-        ), {"day": day}).all()
+        rows = conn.execute(
+            sa.text(
+                f"SELECT sales_date, sku, region, orders, units, revenue, customers FROM analytics.sales_volume_daily {where}"
+            ),
+            {"day": day},
+        ).all()
     return {(d, s, r): (o, u, float(rev), c) for d, s, r, o, u, rev, c in rows}
 
 
 def built_by(engine) -> dict[date, str]:
     with engine.connect() as conn:
-        return dict(conn.execute(sa.text("SELECT sales_date, run_id FROM lifecycle.sales_days")).all())
+        return dict(
+            conn.execute(sa.text("SELECT sales_date, run_id FROM lifecycle.sales_days")).all()
+        )
 
 
 def policy_with(policy_file, **analytics) -> object:
@@ -54,18 +76,23 @@ def policy_with(policy_file, **analytics) -> object:
     return load_policy(policy_file(f'version: "test"\nanalytics: {{{body}}}\n'))
 
 
-def refresh(engine, policy, run_id="night-1", as_of=AS_OF) -> sales.SalesBuild:
-    return sales.refresh(engine, policy, run_id=run_id, as_of=as_of)
+def refresh(engine, policy, run_id="night-1", as_of=AS_OF) -> daily.SalesBuild:
+    return daily.refresh(engine, policy, run_id=run_id, as_of=as_of)
 
 
 # ---------------------------------------------------------------- the k rule
+
 
 def test_cell_of_exactly_k_customers_is_published_in_its_region(engine, policy):
     with engine.begin() as conn:
         customers_buy(conn, 1, [1, 2, 3, 4, 5], region="SH", quantity=2)
     build = refresh(engine, policy)
     assert published(engine) == {(YESTERDAY, "SKU-1", "SH"): (5, 10, 100.0, 5)}
-    assert (build.total("units_published"), build.total("units_folded"), build.total("units_withheld")) == (10, 0, 0)
+    assert (
+        build.total("units_published"),
+        build.total("units_folded"),
+        build.total("units_withheld"),
+    ) == (10, 0, 0)
 
 
 def test_cell_of_k_minus_1_customers_folds_and_alone_is_withheld_even_with_k_orders(engine, policy):
@@ -75,7 +102,12 @@ def test_cell_of_k_minus_1_customers_folds_and_alone_is_withheld_even_with_k_ord
     build = refresh(engine, policy)
     assert published(engine) == {}
     [day] = build.stats
-    assert (day.units_total, day.units_published, day.units_withheld, day.rows_withheld) == (5, 0, 5, 1)
+    assert (day.units_total, day.units_published, day.units_withheld, day.rows_withheld) == (
+        5,
+        0,
+        5,
+        1,
+    )
 
 
 def test_small_cells_fold_into_other_and_publish_once_together_they_reach_k(engine, policy):
@@ -122,6 +154,7 @@ def test_a_smaller_k_from_the_policy_publishes_smaller_cells(engine, policy_file
 
 # ---------------------------------------------------------------- what counts as a sale, and when
 
+
 def test_only_paid_shipped_and_delivered_orders_are_sales(engine, policy):
     with engine.begin() as conn:
         for n, status in enumerate(["paid", "shipped", "delivered", "delivered", "paid"], start=1):
@@ -134,20 +167,32 @@ def test_only_paid_shipped_and_delivered_orders_are_sales(engine, policy):
 
 def test_sales_date_is_placed_at_in_the_shop_time_zone_either_side_of_midnight(engine, policy_file):
     with engine.begin() as conn:
-        add_sale(conn, 1, 1, datetime(2026, 5, 30, 15, 59, 59, tzinfo=timezone.utc))  # 23:59:59 in Shanghai
-        add_sale(conn, 2, 2, datetime(2026, 5, 30, 16, 0, 0, tzinfo=timezone.utc))    # 00:00:00 in Shanghai
+        add_sale(conn, 1, 1, datetime(2026, 5, 30, 15, 59, 59, tzinfo=UTC))  # 23:59:59 in Shanghai
+        add_sale(conn, 2, 2, datetime(2026, 5, 30, 16, 0, 0, tzinfo=UTC))  # 00:00:00 in Shanghai
     refresh(engine, policy_with(policy_file, timezone="Asia/Shanghai", min_customers_per_cell=1))
-    assert set(published(engine)) == {(date(2026, 5, 30), "SKU-1", "SH"), (date(2026, 5, 31), "SKU-1", "SH")}
-    refresh(engine, policy_with(policy_file, timezone="UTC", min_customers_per_cell=1), run_id="night-2")
+    assert set(published(engine)) == {
+        (date(2026, 5, 30), "SKU-1", "SH"),
+        (date(2026, 5, 31), "SKU-1", "SH"),
+    }
+    refresh(
+        engine, policy_with(policy_file, timezone="UTC", min_customers_per_cell=1), run_id="night-2"
+    )
     assert published(engine) == {(date(2026, 5, 30), "SKU-1", "SH"): (2, 2, 20.0, 2)}
 
 
 def test_a_daylight_saving_day_has_23_hours_and_keeps_its_midnights(engine, policy_file):
     with engine.begin() as conn:
         # New York springs forward on 2026-03-08: that day runs 05:00 UTC to 04:00 UTC next day.
-        for n, instant in enumerate([datetime(2026, 3, 8, 4, 59, 59), datetime(2026, 3, 8, 5, 0),
-                                     datetime(2026, 3, 9, 3, 59, 59), datetime(2026, 3, 9, 4, 0)], start=1):
-            add_sale(conn, n, n, instant.replace(tzinfo=timezone.utc))
+        for n, instant in enumerate(
+            [
+                datetime(2026, 3, 8, 4, 59, 59),
+                datetime(2026, 3, 8, 5, 0),
+                datetime(2026, 3, 9, 3, 59, 59),
+                datetime(2026, 3, 9, 4, 0),
+            ],
+            start=1,
+        ):
+            add_sale(conn, n, n, instant.replace(tzinfo=UTC))
     refresh(engine, policy_with(policy_file, timezone="America/New_York", min_customers_per_cell=1))
     units = {day: u for (day, _, _), (_, u, _, _) in published(engine).items()}
     assert units == {date(2026, 3, 7): 1, date(2026, 3, 8): 2, date(2026, 3, 9): 1}
@@ -155,25 +200,43 @@ def test_a_daylight_saving_day_has_23_hours_and_keeps_its_midnights(engine, poli
 
 # ---------------------------------------------------------------- the nightly refresh
 
-def test_next_nightly_picks_up_late_order_and_cancellation_and_leaves_other_days(engine, policy_file):
+
+def test_next_nightly_picks_up_late_order_and_cancellation_and_leaves_other_days(
+    engine, policy_file
+):
     policy = policy_with(policy_file, min_customers_per_cell=1)
     first_night = AS_OF - DAY  # builds up to 2026-05-30
     with engine.begin() as conn:
-        for n, day in enumerate([date(2026, 5, 10), date(2026, 5, 20), date(2026, 5, 25), date(2026, 5, 30)], start=1):
+        for n, day in enumerate(
+            [date(2026, 5, 10), date(2026, 5, 20), date(2026, 5, 25), date(2026, 5, 30)], start=1
+        ):
             add_sale(conn, n, n, noon(day), quantity=n)
     refresh(engine, policy, run_id="night-1", as_of=first_night)
     with engine.begin() as conn:
-        add_sale(conn, 10, 10, noon(date(2026, 5, 20)), quantity=5)                        # arrives late
-        conn.execute(sa.text("UPDATE shop.orders SET status = 'cancelled', cancelled_at = now() WHERE order_id = 1"))
+        add_sale(conn, 10, 10, noon(date(2026, 5, 20)), quantity=5)  # arrives late
+        conn.execute(
+            sa.text(
+                "UPDATE shop.orders SET status = 'cancelled', cancelled_at = now() WHERE order_id = 1"
+            )
+        )
         add_sale(conn, 11, 11, noon(YESTERDAY))
     build = refresh(engine, policy, run_id="night-2")
     assert build.mode == "incremental"
-    assert build.days == [date(2026, 5, 10), date(2026, 5, 20), YESTERDAY] and build.changed_days == 2
+    assert (
+        build.days == [date(2026, 5, 10), date(2026, 5, 20), YESTERDAY] and build.changed_days == 2
+    )
     rebuilt = {day for day, run in built_by(engine).items() if run == "night-2"}
-    assert rebuilt == {date(2026, 5, 10), date(2026, 5, 20), YESTERDAY} and len(built_by(engine)) == 22
+    assert (
+        rebuilt == {date(2026, 5, 10), date(2026, 5, 20), YESTERDAY} and len(built_by(engine)) == 22
+    )
     units = {day: u for (day, _, _), (_, u, _, _) in published(engine).items()}
-    assert units == {date(2026, 5, 20): 2 + 5, date(2026, 5, 25): 3, date(2026, 5, 30): 4, YESTERDAY: 1}
-    assert sales.pending_days(engine, policy) == []
+    assert units == {
+        date(2026, 5, 20): 2 + 5,
+        date(2026, 5, 25): 3,
+        date(2026, 5, 30): 4,
+        YESTERDAY: 1,
+    }
+    assert daily.pending_days(engine, policy) == []
 
 
 def test_only_changes_that_move_a_figure_mark_a_day(engine, policy):
@@ -182,13 +245,21 @@ def test_only_changes_that_move_a_figure_mark_a_day(engine, policy):
         add_sale(conn, 2, 2, noon(date(2026, 5, 2)), status="placed")
     refresh(engine, policy)
     with engine.begin() as conn:
-        conn.execute(sa.text("UPDATE shop.orders SET receiver_name = 'Li Lei', purged_at = now() WHERE order_id = 1"))
-        conn.execute(sa.text("UPDATE shop.orders SET status = 'shipped' WHERE order_id = 1"))  # still a sale
-        conn.execute(sa.text("UPDATE shop.orders SET status = 'cancelled' WHERE order_id = 2"))  # never a sale
-    assert sales.pending_days(engine, policy) == []
+        conn.execute(
+            sa.text(
+                "UPDATE shop.orders SET receiver_name = 'Li Lei', purged_at = now() WHERE order_id = 1"
+            )
+        )
+        conn.execute(
+            sa.text("UPDATE shop.orders SET status = 'shipped' WHERE order_id = 1")
+        )  # still a sale
+        conn.execute(
+            sa.text("UPDATE shop.orders SET status = 'cancelled' WHERE order_id = 2")
+        )  # never a sale
+    assert daily.pending_days(engine, policy) == []
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE shop.order_items SET quantity = 3 WHERE order_id = 1"))
-    assert sales.pending_days(engine, policy) == [date(2026, 5, 1)]
+    assert daily.pending_days(engine, policy) == [date(2026, 5, 1)]
     assert refresh(engine, policy, run_id="night-2").days == [date(2026, 5, 1), YESTERDAY]
 
 
@@ -234,12 +305,15 @@ def test_dropped_change_capture_is_reinstalled_and_everything_rebuilt(engine, po
     with engine.begin() as conn:
         add_sale(conn, 1, 1, noon(YESTERDAY - 9 * DAY), status="placed")
         conn.execute(sa.text("UPDATE shop.orders SET status = 'paid' WHERE order_id = 1"))
-    assert sales.pending_days(engine, policy) == [YESTERDAY - 9 * DAY]
+    assert daily.pending_days(engine, policy) == [YESTERDAY - 9 * DAY]
 
 
 # ---------------------------------------------------------------- backfills and empty days
 
-def test_backfill_rebuilds_exactly_its_range_and_leaves_later_changes_for_the_night(engine, policy_file):
+
+def test_backfill_rebuilds_exactly_its_range_and_leaves_later_changes_for_the_night(
+    engine, policy_file
+):
     policy = policy_with(policy_file, min_customers_per_cell=1)
     with engine.begin() as conn:
         add_sale(conn, 1, 1, noon(date(2026, 5, 1)))
@@ -247,25 +321,42 @@ def test_backfill_rebuilds_exactly_its_range_and_leaves_later_changes_for_the_ni
     with engine.begin() as conn:
         add_sale(conn, 2, 2, noon(date(2026, 5, 20)))
         add_sale(conn, 3, 3, noon(date(2026, 5, 28)))
-    build = sales.build_range(engine, policy, date(2026, 5, 18), date(2026, 5, 22), run_id="backfill", as_of=AS_OF)
+    build = daily.build_range(
+        engine, policy, date(2026, 5, 18), date(2026, 5, 22), run_id="backfill", as_of=AS_OF
+    )
     assert build.mode == "range" and build.days == [date(2026, 5, 18) + n * DAY for n in range(5)]
     assert {d for d, run in built_by(engine).items() if run == "backfill"} == set(build.days)
-    assert set(published(engine)) == {(date(2026, 5, 1), "SKU-1", "SH"), (date(2026, 5, 20), "SKU-1", "SH")}
-    assert sales.pending_days(engine, policy) == [date(2026, 5, 28)]  # waits for the nightly refresh
+    assert set(published(engine)) == {
+        (date(2026, 5, 1), "SKU-1", "SH"),
+        (date(2026, 5, 20), "SKU-1", "SH"),
+    }
+    assert daily.pending_days(engine, policy) == [
+        date(2026, 5, 28)
+    ]  # waits for the nightly refresh
     assert refresh(engine, policy, run_id="night-2").days == [date(2026, 5, 28), YESTERDAY]
 
 
 def test_a_first_backfill_builds_every_day_once_under_the_current_rules(engine, policy):
     with engine.begin() as conn:
         customers_buy(conn, 1, [1, 2, 3, 4, 5], day=date(2026, 5, 25))
-    build = sales.build_range(engine, policy, date(2026, 5, 27), date(2026, 5, 28), run_id="backfill", as_of=AS_OF)
-    assert build.mode == "full" and build.days[0] == date(2026, 5, 25) and build.days[-1] == YESTERDAY
+    build = daily.build_range(
+        engine, policy, date(2026, 5, 27), date(2026, 5, 28), run_id="backfill", as_of=AS_OF
+    )
+    assert (
+        build.mode == "full" and build.days[0] == date(2026, 5, 25) and build.days[-1] == YESTERDAY
+    )
     assert list(published(engine)) == [(date(2026, 5, 25), "SKU-1", "SH")]
 
 
 def test_empty_days_are_built_with_zero_counts_and_no_rows(engine, policy):
-    build = sales.build_range(engine, policy, date(2026, 4, 1), date(2026, 4, 3), run_id="backfill", as_of=AS_OF)
-    assert [s.sales_date for s in build.stats] == [date(2026, 4, 1), date(2026, 4, 2), date(2026, 4, 3)]
+    build = daily.build_range(
+        engine, policy, date(2026, 4, 1), date(2026, 4, 3), run_id="backfill", as_of=AS_OF
+    )
+    assert [s.sales_date for s in build.stats] == [
+        date(2026, 4, 1),
+        date(2026, 4, 2),
+        date(2026, 4, 3),
+    ]
     assert all((s.source_lines, s.units_total, s.rows_published) == (0, 0, 0) for s in build.stats)
     assert published(engine) == {}
     night = refresh(engine, policy)  # catches up from 2026-04-04: all empty days too
@@ -274,24 +365,48 @@ def test_empty_days_are_built_with_zero_counts_and_no_rows(engine, policy):
 
 
 def test_days_that_have_not_ended_are_not_built(engine, policy):
-    build = sales.build_range(engine, policy, YESTERDAY, YESTERDAY + 2 * DAY, run_id="backfill", as_of=AS_OF)
+    build = daily.build_range(
+        engine, policy, YESTERDAY, YESTERDAY + 2 * DAY, run_id="backfill", as_of=AS_OF
+    )
     assert build.days == [YESTERDAY]
     assert build.skipped_incomplete == [YESTERDAY + DAY, YESTERDAY + 2 * DAY]
 
 
 # ---------------------------------------------------------------- nothing personal
 
+
 def test_analytics_holds_no_identifier_or_personal_column(engine, policy):
     with engine.begin() as conn:
         customers_buy(conn, 1, [1, 2, 3, 4, 5, 6])
     build = refresh(engine, policy)
     with engine.connect() as conn:
-        columns = set(conn.execute(sa.text(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'analytics'")).scalars())
-        texts = conn.execute(sa.text("SELECT DISTINCT sku || ' ' || region FROM analytics.sales_volume_daily")).scalars().all()
-    assert columns and not columns & {"customer_id", "order_id", *policy.raw.orders.personal_columns}
-    shown = " ".join([str(build.metadata()), *texts, sales.preview_markdown(engine, YESTERDAY),
-                      sales.units_per_region_markdown(engine, YESTERDAY)])
+        columns = set(
+            conn.execute(
+                sa.text(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = 'analytics'"
+                )
+            ).scalars()
+        )
+        texts = (
+            conn.execute(
+                sa.text("SELECT DISTINCT sku || ' ' || region FROM analytics.sales_volume_daily")
+            )
+            .scalars()
+            .all()
+        )
+    assert columns and not columns & {
+        "customer_id",
+        "order_id",
+        *policy.raw.orders.personal_columns,
+    }
+    shown = " ".join(
+        [
+            str(build.metadata()),
+            *texts,
+            preview_markdown(engine, YESTERDAY),
+            units_per_region_markdown(engine, YESTERDAY),
+        ]
+    )
     assert not [value for value in PERSONAL.values() if value in shown]
 
 
@@ -312,14 +427,21 @@ FROM placed GROUP BY day, sku, shown HAVING count(DISTINCT customer_id) >= :k
 """
 
 
-def test_published_table_equals_a_naive_reading_of_the_rule_on_a_synthetic_shop(engine, policy_file):
+def test_published_table_equals_a_naive_reading_of_the_rule_on_a_synthetic_shop(
+    engine, policy_file
+):
     from lifecycle import synthetic
 
     synthetic.seed_shop(engine, orders=6000, seed=3, as_of=AS_OF)
     build = refresh(engine, policy_with(policy_file, min_customers_per_cell=2))
     with engine.connect() as conn:
-        expected = {(d, s, r): (o, u, float(rev), c) for d, s, r, o, u, rev, c in conn.execute(
-            sa.text(NAIVE_READING), {"k": 2, "before": datetime(2026, 6, 1, tzinfo=timezone.utc)})}
+        expected = {
+            (d, s, r): (o, u, float(rev), c)
+            for d, s, r, o, u, rev, c in conn.execute(
+                sa.text(NAIVE_READING),
+                {"k": 2, "before": datetime(2026, 6, 1, tzinfo=UTC)},
+            )
+        }
     regions = {region for _, _, region in expected}
     assert published(engine) == expected
     assert "OTHER" in regions and len(regions) > 5
@@ -330,6 +452,6 @@ def test_the_preview_shows_the_latest_day_that_has_published_rows(engine, policy
     with engine.begin() as conn:
         customers_buy(conn, 1, [1, 2, 3, 4, 5], day=YESTERDAY - 2 * DAY, sku="SKU-7", quantity=3)
     refresh(engine, policy)
-    preview = sales.preview_markdown(engine, YESTERDAY)
+    preview = preview_markdown(engine, YESTERDAY)
     assert preview.startswith(f"**{YESTERDAY - 2 * DAY}** (nothing published on {YESTERDAY})")
     assert "| SKU-7 | SH | 5 | 15 | 150.00 | 5 |" in preview

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from lifecycle import sales
 from lifecycle.policy import Analytics, PolicyError, parse_policy
+from lifecycle.sales import daily
 from tests.conftest import AS_OF
 from tests.db.test_sales import customers_buy, published
 
@@ -24,8 +24,10 @@ def test_defaults_are_utc_and_five_customers(policy):
 def test_a_zone_that_is_not_iana_is_refused_naming_file_field_and_fix():
     with pytest.raises(PolicyError) as err:
         parse("{timezone: Mars/Olympus}")
-    assert str(err.value) == ("policy.yaml: analytics.timezone: not an IANA time zone; write one such as "
-                              "'Asia/Shanghai', 'Europe/Berlin' or 'UTC' (got 'Mars/Olympus')")
+    assert str(err.value) == (
+        "policy.yaml: analytics.timezone: not an IANA time zone; write one such as "
+        "'Asia/Shanghai', 'Europe/Berlin' or 'UTC' (got 'Mars/Olympus')"
+    )
 
 
 def test_k_below_one_and_unknown_keys_are_refused():
@@ -41,9 +43,17 @@ def test_k_below_one_and_unknown_keys_are_refused():
 def test_a_zone_the_server_does_not_know_stops_the_build_and_publishes_nothing(engine, policy):
     with engine.begin() as conn:
         customers_buy(conn, 1, [1, 2, 3, 4, 5, 6])
-    unknown = policy.model_copy(update={"analytics": Analytics.model_construct(
-        timezone="Atlantis/Capital", min_customers_per_cell=5)})
-    with pytest.raises(sales.SalesError, match="analytics.timezone: 'Atlantis/Capital' is not known to the PostgreSQL"):
-        sales.refresh(engine, unknown, run_id="night", as_of=AS_OF)
+    unknown = policy.model_copy(
+        update={
+            "analytics": Analytics.model_construct(
+                timezone="Atlantis/Capital", min_customers_per_cell=5
+            )
+        }
+    )
+    with pytest.raises(
+        daily.SalesError,
+        match="analytics.timezone: 'Atlantis/Capital' is not known to the PostgreSQL",
+    ):
+        daily.refresh(engine, unknown, run_id="night", as_of=AS_OF)
     assert published(engine) == {}
-    assert sales.refresh(engine, policy, run_id="night", as_of=AS_OF).total("units_published") == 6
+    assert daily.refresh(engine, policy, run_id="night", as_of=AS_OF).total("units_published") == 6

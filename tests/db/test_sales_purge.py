@@ -5,40 +5,46 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from lifecycle import sales, synthetic
-from lifecycle.retention import erasure, purge
+from lifecycle import synthetic
 from lifecycle.policy import load_policy
+from lifecycle.retention import erasure, purge
+from lifecycle.sales import daily
 from tests.conftest import AS_OF
 
 
 def snapshot(engine) -> tuple[list, list]:
     """Every published figure and every day's protection cost, in a comparable order."""
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(
-            "SELECT * FROM analytics.sales_volume_daily ORDER BY sales_date, sku, region")).all()
-        days = conn.execute(sa.text("""
+        rows = conn.execute(
+            sa.text("SELECT * FROM analytics.sales_volume_daily ORDER BY sales_date, sku, region")
+        ).all()
+        days = conn.execute(
+            sa.text("""
             SELECT sales_date, source_lines, units_total, units_published, units_folded, units_withheld,
                    rows_published, cells_folded, rows_withheld
-            FROM lifecycle.sales_days ORDER BY sales_date""")).all()
+            FROM lifecycle.sales_days ORDER BY sales_date""")
+        ).all()
     return rows, days
 
 
 def test_purge_and_physical_erasure_change_no_published_figure(engine, policy_file):
     policy = load_policy(policy_file('version: "test"\nanalytics: {min_customers_per_cell: 2}\n'))
     synthetic.seed_shop(engine, orders=4000, seed=11, as_of=AS_OF)
-    first = sales.refresh(engine, policy, run_id="night-1", as_of=AS_OF)
+    first = daily.refresh(engine, policy, run_id="night-1", as_of=AS_OF)
     before = snapshot(engine)
     assert first.mode == "full" and len(before[0]) > 100 and first.total("units_folded") > 0
 
     report = purge.run_purge(engine, policy, run_id="purge-1", as_of=AS_OF)
     erased = erasure.erase_purged_storage(engine, policy, run_id="purge-1")
     assert report.purged > 1000 and erased.ran
-    assert sales.pending_days(engine, policy) == []  # the purge's UPDATE marks no day as changed
+    assert daily.pending_days(engine, policy) == []  # the purge's UPDATE marks no day as changed
 
-    nightly = sales.refresh(engine, policy, run_id="night-2", as_of=AS_OF)
+    nightly = daily.refresh(engine, policy, run_id="night-2", as_of=AS_OF)
     assert nightly.days == [first.last_complete_day]
     assert snapshot(engine) == before
 
-    everything = sales.build_range(engine, policy, first.days[0], first.days[-1], run_id="rebuild", as_of=AS_OF)
+    everything = daily.build_range(
+        engine, policy, first.days[0], first.days[-1], run_id="rebuild", as_of=AS_OF
+    )
     assert everything.days == first.days
     assert snapshot(engine) == before

@@ -27,12 +27,20 @@ RESULT_FORMAT = {
     "return_unexpected_index_query": False,
 }
 # Result keys that would carry values; the wrapper refuses a result holding any of them.
-_VALUE_KEYS = ("partial_unexpected_list", "partial_unexpected_counts", "partial_unexpected_index_list",
-               "unexpected_list", "unexpected_index_list", "unexpected_rows", "details")
+_VALUE_KEYS = (
+    "partial_unexpected_list",
+    "partial_unexpected_counts",
+    "partial_unexpected_index_list",
+    "unexpected_list",
+    "unexpected_index_list",
+    "unexpected_rows",
+    "details",
+)
 
 
 class GxValueLeak(RuntimeError):
-    """Great Expectations returned values despite RESULT_FORMAT; the guard stops rather than pass them on."""
+    """Great Expectations returned values despite RESULT_FORMAT; the guard stops rather than pass
+    them on."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +72,8 @@ class Outcome:
 
 @lru_cache(maxsize=1)
 def great_expectations():
-    """The GX package, imported on first use: it takes about two seconds the CLI need not always pay."""
+    """The GX package, imported on first use: it takes about two seconds the CLI need not always
+    pay."""
     import great_expectations as gx
 
     return gx
@@ -90,8 +99,12 @@ def _expectation(rule: Rule):
     gx = great_expectations()
     meta = {"column": rule.column, "kind": rule.kind}
     if rule.regex is not None:
-        return gx.expectations.ExpectColumnValuesToNotMatchRegex(column=rule.column, regex=rule.regex, meta=meta)
-    return gx.expectations.UnexpectedRowsExpectation(unexpected_rows_query=rule.unexpected_rows_query(), meta=meta)
+        return gx.expectations.ExpectColumnValuesToNotMatchRegex(
+            column=rule.column, regex=rule.regex, meta=meta
+        )
+    return gx.expectations.UnexpectedRowsExpectation(
+        unexpected_rows_query=rule.unexpected_rows_query(), meta=meta
+    )
 
 
 def _count(result) -> int:
@@ -99,22 +112,33 @@ def _count(result) -> int:
     if any(found.get(key) for key in _VALUE_KEYS):
         raise GxValueLeak(
             f"Great Expectations returned unexpected values for {result.expectation_config.type}; "
-            "refusing to use the result (check RESULT_FORMAT in lifecycle/gx.py)")
+            "refusing to use the result (check RESULT_FORMAT in lifecycle/guard/gx.py)"
+        )
     if "unexpected_count" in found:
         return int(found["unexpected_count"] or 0)
     return int(found.get("observed_value") or 0)
 
 
-def results(engine: Engine, schema: str, suites: dict[str, Iterable[Rule]]) -> Iterator[tuple[str, object]]:
-    """(relation, GX suite validation result, or the exception that stopped it), relation by relation."""
+def results(
+    engine: Engine, schema: str, suites: dict[str, Iterable[Rule]]
+) -> Iterator[tuple[str, object]]:
+    """(relation, GX suite validation result, or the exception that stopped it), relation by
+    relation."""
     gx = great_expectations()
     context = _context()
     url = engine.url.render_as_string(hide_password=False).replace("$", r"\$")
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # GX suggests its postgres source, which rejects socket URLs
+        # GX suggests its postgres source, which rejects socket URLs.
+        warnings.simplefilter("ignore")
         # The schema goes on the connection (search_path), as GX 1.x wants it rather than per asset.
-        source = context.data_sources.add_sql(name="shop", connection_string=url, kwargs={
-            "poolclass": sa.pool.NullPool, "connect_args": {"options": f"-c search_path={schema}"}})
+        source = context.data_sources.add_sql(
+            name="shop",
+            connection_string=url,
+            kwargs={
+                "poolclass": sa.pool.NullPool,
+                "connect_args": {"options": f"-c search_path={schema}"},
+            },
+        )
     for relation, rules in suites.items():
         rules = list(rules)
         if not rules:
@@ -124,7 +148,9 @@ def results(engine: Engine, schema: str, suites: dict[str, Iterable[Rule]]) -> I
         try:
             asset = source.add_table_asset(name=relation, table_name=table)
             batch = asset.add_batch_definition_whole_table("whole").get_batch()
-            suite = gx.ExpectationSuite(name=f"guard_{relation}", expectations=[_expectation(r) for r in rules])
+            suite = gx.ExpectationSuite(
+                name=f"guard_{relation}", expectations=[_expectation(r) for r in rules]
+            )
             yield relation, batch.validate(suite, result_format=RESULT_FORMAT)
         except Exception as exc:  # noqa: BLE001 - one unreadable relation must not hide the others
             yield relation, exc
@@ -142,7 +168,9 @@ def validate(engine: Engine, schema: str, suites: dict[str, Iterable[Rule]]) -> 
             if (item.exception_info or {}).get("raised_exception"):
                 # The message may quote a value (an SQL cast error does); only its class is kept.
                 error = str(item.exception_info.get("exception_message", "")).split(":", 1)[0][:80]
-                outcomes.append(Outcome(relation, meta["column"], meta["kind"], 0, error=error or "error"))
+                outcomes.append(
+                    Outcome(relation, meta["column"], meta["kind"], 0, error=error or "error")
+                )
                 continue
             count = _count(item)
             if count or not item.success:

@@ -15,19 +15,20 @@ import re
 # A column whose name falls in one of these families is personal wherever it appears in analytics.
 COLUMN_FAMILIES: dict[str, str] = {
     "name": r"^(?:name|surname|fullname|firstname|lastname|forename)$"
-            r"|(?:^|_)(?:first|last|full|given|family|middle|maiden|nick|user|customer|receiver|recipient"
-            r"|sender|buyer|contact|person|holder|cardholder|card_holder)_?name(?:$|_)"
-            r"|(?:^|_)(?:surname|fullname|firstname|lastname|forename)(?:$|_)",
+    r"|(?:^|_)(?:first|last|full|given|family|middle|maiden|nick|user|customer|receiver|recipient"
+    r"|sender|buyer|contact|person|holder|cardholder|card_holder)_?name(?:$|_)"
+    r"|(?:^|_)(?:surname|fullname|firstname|lastname|forename)(?:$|_)",
     "phone": r"phone|mobile|(?:^|_)(?:tel|telephone|cell|fax|msisdn)(?:$|_)",
     "email": r"e_?mail",
     "address": r"address|(?:^|_)(?:addr|street|house_number|house_no)(?:$|_)",
     "postcode": r"post_?code|postal|(?:^|_)zip(?:_?code)?(?:$|_)",
     "payment": r"payment_?(?:ref|reference|id|token|card|account|details?)(?:$|_)"
-               r"|(?:^|_)(?:card_?(?:no|num|number)|credit_?card|iban|bic|swift|bank_?account"
-               r"|account_?(?:no|number)|pan|cvv|cvc)(?:$|_)",
-    "customer_id": r"(?:^|_)(?:customer|cust|client|buyer|user|member|shopper|account|person|receiver)"
-                   r"_?(?:id|uuid|key|no|number|ref)s?(?:$|_)",
-    "identity": r"(?:^|_)(?:ssn|passport|national_id|id_card|id_number|birth_?date|date_of_birth|dob)(?:$|_)",
+    r"|(?:^|_)(?:card_?(?:no|num|number)|credit_?card|iban|bic|swift|bank_?account"
+    r"|account_?(?:no|number)|pan|cvv|cvc)(?:$|_)",
+    "customer_id": r"(?:^|_)(?:customer|cust|client|buyer|user|member|shopper|account|person"
+    r"|receiver)_?(?:id|uuid|key|no|number|ref)s?(?:$|_)",
+    "identity": r"(?:^|_)(?:ssn|passport|national_id|id_card|id_number|birth_?date|date_of_birth"
+    r"|dob)(?:$|_)",
 }
 _FAMILIES = {family: re.compile(pattern) for family, pattern in COLUMN_FAMILIES.items()}
 
@@ -56,30 +57,37 @@ PHONE = r"(?:^|[^0-9A-Za-z+])" + _ANY_PHONE + r"(?:$|[^0-9A-Za-z])"
 
 # Card numbers: 13-19 digits, bare or in groups of four (Amex 4-6-5), issuer digit 2-6; the Luhn
 # check (LUHN_SQL) then keeps the ones that could be real.
-CARD = (r"(?:^|[^0-9])((?:[2-6][0-9]{12,18}|[2-6][0-9]{3}(?:[ -][0-9]{4}){2}[ -][0-9]{1,7}"
-        r"|3[0-9]{3}[ -][0-9]{6}[ -][0-9]{5}))(?:$|[^0-9])")
+CARD = (
+    r"(?:^|[^0-9])((?:[2-6][0-9]{12,18}|[2-6][0-9]{3}(?:[ -][0-9]{4}){2}[ -][0-9]{1,7}"
+    r"|3[0-9]{3}[ -][0-9]{6}[ -][0-9]{5}))(?:$|[^0-9])"
+)
 CARD_PREFILTER = r"[2-6][0-9]{3}[ -]?[0-9]{4}[ -]?[0-9]{4}"
 
 # A street address: a house number, then two to five words of which one (after the first) is a
 # street suffix ("12751 Anna Viaduct", "17 Garden Road, Apt 3"); or a Chinese street and number
 # ("南京东路123号", "北京街d座"). The suffix is looked up in a set, not an alternation in the
 # regex: PostgreSQL runs a 200-way case-insensitive alternation some 30 times slower.
-STREET_SUFFIXES = frozenset((
-    "alley aly avenue ave boulevard blvd branch bridge brook burg bypass camp canyon cape causeway "
-    "center circle cir cliff club common corner course court ct cove creek crescent cres crest "
-    "crossing crossroad curve dale dam divide drive dr estate expressway extension fall ferry field "
-    "flat ford forest forge fork fort freeway garden gateway glen green grove harbor haven heights "
-    "highway hwy hill hollow inlet island isle junction key knoll lake land landing lane ln light "
-    "loaf lock lodge loop mall manor meadow mews mill mission motorway mount mountain neck orchard "
-    "oval overpass park parkway pkwy pass passage path pike pine place pl plain plaza point port "
-    "prairie radial ramp ranch rapid rest ridge river road rd route row rue run shoal shore skyway "
-    "spring spur square sq station stravenue stream street st summit terrace throughway trace track "
-    "trafficway trail trl tunnel turnpike underpass union valley via viaduct view village ville "
-    "vista walk wall way well"
-).split())
+STREET_SUFFIXES = frozenset(
+    (
+        "alley aly avenue ave boulevard blvd branch bridge brook burg bypass camp canyon cape causeway "
+        "center circle cir cliff club common corner course court ct cove creek crescent cres crest "
+        "crossing crossroad curve dale dam divide drive dr estate expressway extension fall ferry "
+        "field flat ford forest forge fork fort freeway garden gateway glen green grove harbor haven "
+        "heights highway hwy hill hollow inlet island isle junction key knoll lake land landing lane "
+        "ln light loaf lock lodge loop mall manor meadow mews mill mission motorway mount mountain "
+        "neck orchard oval overpass park parkway pkwy pass passage path pike pine place pl plain "
+        "plaza point port prairie radial ramp ranch rapid rest ridge river road rd route row rue run "
+        "shoal shore skyway spring spur square sq station stravenue stream street st summit terrace "
+        "throughway trace track trafficway trail trl tunnel turnpike underpass union valley via "
+        "viaduct view village ville vista walk wall way well"
+    ).split()
+)
 STREET_WORDS = r"(?:^|[^0-9A-Za-z])[0-9]{1,6}[A-Za-z]?((?: [A-Za-z][A-Za-z.-]*){2,5})"
 # Plain groups here: "(?:" before a CJK character would read as a bind parameter to SQLAlchemy.
-STREET_CHINESE = r"[\u4E00-\u9FFF]{1,12}(路|街|大道|大街|巷|弄|胡同)[0-9A-Za-z]{0,6}(号|座|栋|幢|室|单元|楼)"
+STREET_CHINESE = (
+    r"[\u4E00-\u9FFF]{1,12}(路|街|大道|大街|巷|弄|胡同)"
+    r"[0-9A-Za-z]{0,6}(号|座|栋|幢|室|单元|楼)"
+)
 
 # Kinds GX checks with a plain regex; the others need SQL around a regex (matches_sql).
 VALUE_PATTERNS: dict[str, str] = {"email": EMAIL, "phone": PHONE}
@@ -98,22 +106,28 @@ def matches_sql(kind: str, text: str) -> str:
         return f"{text} ~ {sql_literal(VALUE_PATTERNS[kind])}"
     if kind == "card_number":
         digits = "regexp_replace(m[1], '[^0-9]', '', 'g')"
-        return (f"({text} ~ {sql_literal(CARD_PREFILTER)} AND EXISTS (SELECT 1 FROM regexp_matches("
-                f"{text}, {sql_literal(CARD)}, 'g') AS m WHERE {luhn_sql(digits)}))")
+        return (
+            f"({text} ~ {sql_literal(CARD_PREFILTER)} AND EXISTS (SELECT 1 FROM regexp_matches("
+            f"{text}, {sql_literal(CARD)}, 'g') AS m WHERE {luhn_sql(digits)}))"
+        )
     if kind == "street_address":
         suffixes = "ARRAY[" + ", ".join(sql_literal(w) for w in sorted(STREET_SUFFIXES)) + "]"
         word = "rtrim(w, '.')"
-        return (f"({text} ~ {sql_literal(STREET_CHINESE)} OR ({text} ~ '[0-9] ?[A-Za-z]* [A-Za-z]' AND EXISTS ("
-                f"SELECT 1 FROM regexp_matches({text}, {sql_literal(STREET_WORDS)}, 'g') AS m, "
-                f"unnest((string_to_array(lower(btrim(m[1])), ' '))[2:]) AS w "
-                f"WHERE {word} = ANY({suffixes}) OR regexp_replace({word}, 's$', '') = ANY({suffixes}))))")
+        return (
+            f"({text} ~ {sql_literal(STREET_CHINESE)} OR ("
+            f"{text} ~ '[0-9] ?[A-Za-z]* [A-Za-z]' AND EXISTS ("
+            f"SELECT 1 FROM regexp_matches({text}, {sql_literal(STREET_WORDS)}, 'g') AS m, "
+            f"unnest((string_to_array(lower(btrim(m[1])), ' '))[2:]) AS w "
+            f"WHERE {word} = ANY({suffixes}) "
+            f"OR regexp_replace({word}, 's$', '') = ANY({suffixes}))))"
+        )
     raise ValueError(f"unknown kind {kind!r}; one of {KINDS}")
 
 
 def luhn_sql(digits: str) -> str:
     """A boolean SQL expression: the digit string `digits` passes the Luhn check."""
+    doubled = f"(substr({digits}, p, 1)::int * 2)"
     return f"""(SELECT sum(CASE WHEN (length({digits}) - p) % 2 = 1
-                               THEN (substr({digits}, p, 1)::int * 2) % 10 + (substr({digits}, p, 1)::int * 2) / 10
+                               THEN {doubled} % 10 + {doubled} / 10
                                ELSE substr({digits}, p, 1)::int END) % 10 = 0
                  FROM generate_series(1, length({digits})) AS p)"""
-

@@ -1,0 +1,288 @@
+"""Keyed fingerprints: does any token of a text equal a personal value still held in the raw zone?
+
+The texts' tokens (lifecycle.guard.tokens) become candidates: HMAC digests in a temp table, from
+SQL for a column of the database, from Python for texts that never enter it. The raw zone's
+personal values are hashed into the same forms in one pass and joined against them (hits); only
+what hit is read again, to count rows (matches). Digests and masked forms only: no value is
+copied, and the temp tables are dropped at commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from lifecycle.checks import Finding
+from lifecycle.guard.key import SAMPLES, GuardKey, hmac_sql, mask, mask_sql
+from lifecycle.guard.tokens import (
+    SQL_PARAMS,
+    is_number,
+    norm_sql,
+    phone_forms_sql,
+    tokens,
+    tokens_sql,
+)
+from lifecycle.policy import Policy, quote_ident
+
+# Distinct raw values and the zone's word n-grams hash in memory instead of spilling (as sales do).
+WORK_MEM = "64MB"
+# A finding's kind, by the kind of token that matched.
+FINDING_KINDS = {
+    "value": "raw_value",
+    "in_text": "raw_value_in_text",
+    "email": "raw_email",
+    "phone": "raw_phone",
+}
+
+_CANDIDATES = sa.text("""
+    CREATE TEMP TABLE guard_candidates (
+        relation    text NOT NULL,
+        column_name text NOT NULL,
+        kind        text NOT NULL,
+        len         int NOT NULL,
+        h           bytea NOT NULL,
+        mask        text NOT NULL
+    ) ON COMMIT DROP
+""")
+
+
+def create_candidates(conn: Connection) -> None:
+    """The transaction's table of hashed tokens, one row per distinct token of a column, dropped
+    at commit; work_mem is raised for the transaction, so values and n-grams hash in memory."""
+    conn.execute(sa.text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
+    conn.execute(_CANDIDATES)
+
+
+def _distinct_values(relation_sql: str, column_sql: str) -> str:
+    return (
+        f"SELECT {column_sql}::text AS v, count(*) AS n FROM {relation_sql} "
+        f"WHERE {column_sql} IS NOT NULL GROUP BY 1"
+    )
+
+
+def add_column_candidates(
+    conn: Connection, key: GuardKey, relation_sql: str, column_sql: str, relation: str, column: str
+) -> int:
+    """Hashes every distinct token of one text-like column; returns how many."""
+    sql = f"""
+        WITH {tokens_sql(_distinct_values(relation_sql, column_sql))}
+        INSERT INTO guard_candidates
+        SELECT :relation, :column, t.kind, length(t.token), x.h,
+               {mask_sql("length(t.token) - 2", "x.h")}
+        FROM (SELECT DISTINCT kind, token FROM tokens) t
+        CROSS JOIN LATERAL (SELECT {hmac_sql("t.token")} AS h) x
+    """
+    params = {"relation": relation, "column": column, **SQL_PARAMS, **key.params()}
+    return conn.execute(sa.text(sql), params).rowcount
+
+
+def column_hit_rows(
+    conn: Connection, key: GuardKey, relation_sql: str, column_sql: str, relation: str, column: str
+) -> dict[str, int]:
+    """Rows of one column holding a hit, per kind; a value that equals a raw value whole is counted
+    as that alone, not again for the names or phones inside it."""
+    sql = f"""
+        WITH {tokens_sql(_distinct_values(relation_sql, column_sql))},
+        hit AS (
+            SELECT DISTINCT t.vid, t.kind FROM tokens t
+            WHERE {hmac_sql("t.token")} IN (
+                SELECT h FROM guard_hits WHERE relation = :relation AND column_name = :column)
+        )
+        SELECT kind, sum(n)::bigint FROM (
+            SELECT hit.kind, d.n, bool_or(hit.kind = 'value') OVER (PARTITION BY hit.vid) AS whole
+            FROM hit JOIN d USING (vid)
+        ) x
+        WHERE kind = 'value' OR NOT whole
+        GROUP BY kind
+    """
+    params = {"relation": relation, "column": column, **SQL_PARAMS, **key.params()}
+    return dict(conn.execute(sa.text(sql), params).all())
+
+
+@dataclass
+class TextTokens:
+    """Digests of texts hashed in Python, kept by (location, item) so hits are counted exactly."""
+
+    by_item: dict[tuple[str, int], set[tuple[str, bytes]]] = field(default_factory=dict)
+
+    def hit_rows(self, hits: set[bytes]) -> dict[tuple[str, str], int]:
+        """Items per (location, kind) holding a hit; a whole-text hit is counted as that alone."""
+        counts: dict[tuple[str, str], int] = {}
+        for (location, _), digests in self.by_item.items():
+            kinds = {kind for kind, digest in digests if digest in hits}
+            for kind in {"value"} if "value" in kinds else kinds:
+                counts[(location, kind)] = counts.get((location, kind), 0) + 1
+        return counts
+
+    def distinct_tokens(self) -> int:
+        """How many different tokens the texts held."""
+        return len({pair for pairs in self.by_item.values() for pair in pairs})
+
+
+_INSERT_CANDIDATE = sa.text(
+    "INSERT INTO guard_candidates VALUES (:relation, :column, :kind, :len, :h, :mask)"
+)
+
+
+def add_text_candidates(
+    conn: Connection,
+    key: GuardKey,
+    relation: str,
+    texts: Iterable[tuple[str, int, str]],
+    drop_numbers: bool = True,
+) -> TextTokens:
+    """Hashes, in Python, the tokens of texts that never enter the database: (location, item, text).
+
+    Bare numbers are dropped by default: run logs are full of counts, which are not personal.
+    """
+    kept = TextTokens()
+    rows: dict[tuple[str, str, bytes], tuple[int, str]] = {}
+    for location, item, text in texts:
+        for kind, token in tokens(text):
+            if drop_numbers and token.startswith("v:") and is_number(token[2:]):
+                continue
+            digest = key.digest(token)
+            kept.by_item.setdefault((location, item), set()).add((kind, digest))
+            rows[(location, kind, digest)] = (len(token), mask(len(token) - 2, digest))
+    if rows:
+        conn.execute(
+            _INSERT_CANDIDATE,
+            [
+                {
+                    "relation": relation,
+                    "column": location,
+                    "kind": kind,
+                    "len": n,
+                    "h": h,
+                    "mask": m,
+                }
+                for (location, kind, h), (n, m) in rows.items()
+            ],
+        )
+    return kept
+
+
+def raw_sources(policy: Policy) -> dict[str, str]:
+    """Bind parameters naming each personal raw column, in the order raw_fingerprints_sql reads
+    them."""
+    names = [
+        f"{spec.table}.{c}" for spec in policy.raw.tables().values() for c in spec.personal_columns
+    ]
+    return {f"src_{i}": name for i, name in enumerate(names)}
+
+
+def raw_fingerprints_sql(policy: Policy) -> str | None:
+    """Rows (source, h): the digest of every distinct personal value in the raw zone, read once.
+
+    Flat expressions over DISTINCT values, no per-row subquery. A value is hashed only when its
+    token is as long as some candidate token (guard_lengths): no digest can match otherwise, and
+    a zone of short codes then costs a normalisation per raw value, not two SHA-256. OFFSET 0 keeps
+    PostgreSQL from inlining (and so recomputing) the normal form and the phone digits.
+    """
+    branches = []
+    lengths = "IN (SELECT len FROM guard_lengths)"
+    for spec in policy.raw.tables().values():
+        for column in spec.personal_columns:
+            col, src = quote_ident(column), f":src_{len(branches) // 2}"
+            distinct = f"SELECT DISTINCT {col}::text AS v FROM {spec.sql} WHERE {col} IS NOT NULL"
+            branches.append(f"""
+                SELECT {src} AS source, {hmac_sql("'v:' || n.norm")} AS h
+                FROM (SELECT {norm_sql("s.v")} AS norm FROM ({distinct}) s OFFSET 0) n
+                WHERE length(n.norm) + 2 {lengths}""")
+            branches.append(f"""
+                SELECT {src}, {hmac_sql("'p:' || p.v")} FROM (
+                    SELECT unnest({phone_forms_sql("c.core", "c.intl")}) AS v FROM (
+                        SELECT regexp_replace(d.digits, '^00?', '') AS core,
+                               d.v LIKE '+%' OR d.digits LIKE '00%' AS intl
+                        FROM (SELECT s.v, regexp_replace(s.v, '[^0-9]', '', 'g') AS digits
+                              FROM ({distinct} AND {col}::text ~ :fp_raw_phone) s OFFSET 0) d
+                        OFFSET 0) c) p
+                WHERE length(p.v) >= :fp_min_phone AND length(p.v) + 2 {lengths}""")
+    return " UNION ALL ".join(branches) if branches else None
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A distinct token of an analytics column (or log location) whose digest a raw value has."""
+
+    relation: str
+    column: str
+    kind: str
+    h: bytes
+    mask: str
+    source: str
+
+
+_ANY_CANDIDATE = sa.text("SELECT EXISTS (SELECT 1 FROM guard_candidates)")
+_LENGTHS = sa.text(
+    "CREATE TEMP TABLE guard_lengths ON COMMIT DROP AS SELECT DISTINCT len FROM guard_candidates"
+)
+_HITS = sa.text(
+    "SELECT relation, column_name, kind, h, mask, source FROM guard_hits ORDER BY 1, 2, 3, 5"
+)
+
+
+def find_hits(conn: Connection, key: GuardKey, policy: Policy) -> list[Hit]:
+    """Joins the transaction's candidates against the raw zone's digests in one pass over the raw
+    tables, keeping the hits in guard_hits for the exact counts that follow."""
+    raw = raw_fingerprints_sql(policy)
+    if raw is None or not conn.execute(_ANY_CANDIDATE).scalar():
+        return []
+    conn.execute(sa.text("ANALYZE guard_candidates"))
+    conn.execute(_LENGTHS)
+    conn.execute(
+        sa.text(f"""
+        CREATE TEMP TABLE guard_hits ON COMMIT DROP AS
+        SELECT DISTINCT c.relation, c.column_name, c.kind, c.h, c.mask, r.source
+        FROM guard_candidates c JOIN ({raw}) r ON r.h = c.h
+    """),
+        {**SQL_PARAMS, **key.params(), **raw_sources(policy)},
+    )
+    return [Hit(*row) for row in conn.execute(_HITS)]
+
+
+@dataclass(frozen=True)
+class Match:
+    """Rows of one analytics column (or log location) holding personal raw values, by kind."""
+
+    relation: str
+    column: str
+    kind: str
+    rows: int
+    sources: tuple[str, ...]
+    samples: tuple[str, ...]
+
+    def finding(self) -> Finding:
+        """The match as a check's finding: where, how many rows, masked samples, which raw
+        columns."""
+        return Finding(
+            self.relation,
+            self.column,
+            FINDING_KINDS[self.kind],
+            self.rows,
+            self.samples,
+            detail="equals personal values still held in " + ", ".join(self.sources),
+        )
+
+
+def matches(
+    hits: list[Hit], rows: dict[tuple[str, str, str], int], samples: int = SAMPLES
+) -> list[Match]:
+    """Hits grouped by (relation, column, kind) with their exact row counts; kinds counted 0 are
+    dropped."""
+    grouped: dict[tuple[str, str, str], list[Hit]] = {}
+    for hit in hits:
+        grouped.setdefault((hit.relation, hit.column, hit.kind), []).append(hit)
+    return [
+        Match(
+            *where,
+            rows[where],
+            tuple(sorted({h.source for h in group})),
+            tuple(sorted({h.mask for h in group}))[:samples],
+        )
+        for where, group in sorted(grouped.items())
+        if rows.get(where)
+    ]

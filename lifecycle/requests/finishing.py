@@ -1,0 +1,153 @@
+"""The nightly pass over erasure requests that were waiting: clear what became erasable, and
+mark a request `done` once nothing of it waits any more.
+
+One transaction per request, its row locked (FOR UPDATE SKIP LOCKED), so a run that answers
+requests at the same time never finishes the same request twice.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from lifecycle.orders import SAMPLE_IDS
+from lifecycle.policy import Policy
+from lifecycle.requests.audit import Audit
+from lifecycle.requests.erasure import CHANGED, LISTED_IDS, pending_result, record_pending
+from lifecycle.requests.failures import describe_failure
+from lifecycle.requests.table import REQUESTS_TABLE
+from lifecycle.retention import purge
+
+
+@dataclass
+class FinishReport:
+    """What the nightly pass did with erasures that were waiting: counts and request ids."""
+
+    run_id: str
+    requests_checked: int = 0
+    requests_done: list[int] = field(default_factory=list)
+    orders_cleared: int = 0
+    orders_still_pending: int = 0
+    failed: dict[int, str] = field(default_factory=dict)
+
+    def metadata(self) -> dict[str, object]:
+        """Counts and request ids for the run's materialization."""
+        return {
+            "requests_checked": self.requests_checked,
+            "requests_done": len(self.requests_done),
+            "done_request_ids": self.requests_done[:SAMPLE_IDS],
+            "orders_cleared": self.orders_cleared,
+            "orders_still_pending": self.orders_still_pending,
+            "failed": len(self.failed),
+            "failed_request_ids": sorted(self.failed)[:SAMPLE_IDS],
+        }
+
+
+_WAITING_REQUESTS = sa.text(f"""
+    SELECT DISTINCT p.request_id FROM lifecycle.pending_erasures p
+    JOIN {REQUESTS_TABLE} r ON r.request_id = p.request_id
+    WHERE p.erased_at IS NULL AND r.status = 'partly_done' AND r.kind = 'erase'
+    ORDER BY 1
+""")
+_LOCK_WAITING = sa.text(f"""
+    SELECT request_id, customer_id, result FROM {REQUESTS_TABLE}
+    WHERE request_id = :request_id AND status = 'partly_done' AND kind = 'erase'
+    FOR UPDATE SKIP LOCKED
+""")
+_STILL_PENDING = sa.text("""
+    SELECT order_id FROM lifecycle.pending_erasures
+    WHERE request_id = :request_id AND erased_at IS NULL ORDER BY order_id
+""")
+_FINISH = sa.text(f"""
+    UPDATE {REQUESTS_TABLE}
+    SET status = :status, result = CAST(:result AS jsonb),
+        completed_at = CASE WHEN :status = 'done' THEN now() END
+    WHERE request_id = :request_id
+""")
+
+
+def _mark_erased_sql(policy: Policy) -> str:
+    # An order cleared by this pass or by the retention purge meanwhile counts as erased; the
+    # instant it became erasable is its last delivery, cancellation or case closing.
+    o, c = policy.raw.orders, policy.raw.after_sales_cases
+    return f"""
+    UPDATE lifecycle.pending_erasures p
+    SET erased_at = o.{o.col("purged_at")},
+        erasable_from = greatest(o.{o.col("delivered_at")}, o.{o.col("cancelled_at")},
+            (SELECT max(c.{c.col("closed_at")}) FROM {c.sql} c WHERE c.{c.col("order_id")} = p.order_id))
+    FROM {o.sql} o
+    WHERE p.request_id = :request_id AND p.erased_at IS NULL
+      AND o.{o.col("order_id")} = p.order_id AND o.{o.col("purged_at")} IS NOT NULL
+    """
+
+
+def finish_pending_erasures(
+    engine: Engine, policy: Policy, run_id: str, as_of: datetime | None = None
+) -> FinishReport:
+    """Clears what erasure requests were waiting for, once erasable; a request with nothing left is done."""
+    as_of = as_of or datetime.now(UTC)
+    report = FinishReport(run_id=run_id)
+    with engine.connect() as conn:  # one connection, one transaction per request
+        with conn.begin():
+            request_ids = list(conn.execute(_WAITING_REQUESTS).scalars())
+        for request_id in request_ids:
+            try:
+                with conn.begin():
+                    done = _finish_one(conn, policy, request_id, run_id, as_of)
+            except (sa.exc.SQLAlchemyError, purge.PurgeError) as exc:
+                report.failed[request_id] = describe_failure(exc)
+                continue
+            if done is None:  # answered by another run meanwhile
+                continue
+            cleared, waiting = done
+            report.requests_checked += 1
+            report.orders_cleared += len(cleared)
+            report.orders_still_pending += len(waiting)
+            if not waiting:
+                report.requests_done.append(request_id)
+    return report
+
+
+def _finish_one(
+    conn: Connection, policy: Policy, request_id: int, run_id: str, as_of: datetime
+) -> tuple[list[int], dict[int, str]] | None:
+    row = conn.execute(_LOCK_WAITING, {"request_id": request_id}).mappings().one_or_none()
+    if row is None:
+        return None
+    pending = list(conn.execute(_STILL_PENDING, {"request_id": request_id}).scalars())
+    erased = purge.erase_for_request(
+        conn,
+        policy,
+        run_id=run_id,
+        request_id=request_id,
+        customer_id=row["customer_id"],
+        order_ids=pending,
+        as_of=as_of,
+    )
+    conn.execute(sa.text(_mark_erased_sql(policy)), {"request_id": request_id})
+    still = conn.execute(_STILL_PENDING, {"request_id": request_id}).scalars().all()
+    waiting = {i: erased.waiting.get(i) or CHANGED for i in still}
+    record_pending(conn, request_id, waiting)
+    Audit(conn, request_id, run_id).many(
+        "erase", "erased_later", [{"order_id": i} for i in erased.cleared]
+    )
+    result = dict(row["result"] or {})
+    result["cleared_later_order_ids"] = (
+        result.get("cleared_later_order_ids", []) + erased.cleared
+    )[:LISTED_IDS]
+    result["finished_by_run"] = None if waiting else run_id
+    result.pop("reason", None)
+    result.update(pending_result(waiting))
+    conn.execute(
+        _FINISH,
+        {
+            "request_id": request_id,
+            "status": "partly_done" if waiting else "done",
+            "result": json.dumps(result),
+        },
+    )
+    return erased.cleared, waiting

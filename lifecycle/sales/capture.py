@@ -1,0 +1,143 @@
+"""Change capture: triggers on the raw tables record which hours of sales changed.
+
+The triggers append the UTC hours (of `placed_at`) whose sales rows changed to
+`lifecycle.sales_changes`; the nightly refresh rebuilds the days those hours fall on, so it reads
+about one day of orders, not the table. They are generated from the policy's mapping and
+installed (again) by every build whenever they are not exactly the ones that mapping needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from lifecycle.policy import Policy
+from lifecycle.sales.source import Source
+
+CAPTURE_TRIGGER_PREFIX = "lifecycle_sales_"
+_TABLES = ("orders", "items")
+_EVENTS = ("insert", "delete", "update", "truncate")
+
+
+def _table_triggers(name: str, table: str, columns: str, when: str) -> list[str]:
+    """The four triggers of one raw table (`name` is orders or items), in the order of _EVENTS."""
+    p, capture = CAPTURE_TRIGGER_PREFIX, f"lifecycle.sales_capture_{name}"
+    return [
+        f"""CREATE TRIGGER {p}{name}_insert AFTER INSERT ON {table}
+            REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT
+            EXECUTE FUNCTION {capture}_rows()""",
+        f"""CREATE TRIGGER {p}{name}_delete AFTER DELETE ON {table}
+            REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT
+            EXECUTE FUNCTION {capture}_rows()""",
+        f"""CREATE TRIGGER {p}{name}_update AFTER UPDATE OF {columns} ON {table}
+            FOR EACH ROW WHEN ({when}) EXECUTE FUNCTION {capture}_update()""",
+        f"""CREATE TRIGGER {p}{name}_truncate AFTER TRUNCATE ON {table}
+            FOR EACH STATEMENT EXECUTE FUNCTION lifecycle.sales_capture_truncate()""",
+    ]
+
+
+def _capture_ddl(src: Source) -> list[str]:
+    """Trigger functions and triggers that record which UTC hours of placed_at changed.
+
+    INSERT and DELETE are statement-level with transition tables (one insert per statement, so a
+    bulk load costs one DISTINCT, not a trigger call per row). UPDATE is row-level, limited to the
+    columns the figures read and filtered by WHEN, so the purge (which updates personal columns
+    and purged_at only) never fires it. TRUNCATE marks everything stale.
+    """
+    o, i, s = src.o, src.i, src.statuses
+    hour = "date_trunc('hour', {}, 'UTC')"
+    header = (
+        "RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER "
+        "SET search_path = pg_catalog, pg_temp AS $fn$ BEGIN"
+    )
+    in_sales = "{row}." + o["status"] + f" IN ({s})"
+    order_changed = " OR ".join(
+        f"OLD.{o[c]} IS DISTINCT FROM NEW.{o[c]}"
+        for c in ("placed_at", "customer_id", "ship_region")
+    )
+    item_changed = " OR ".join(
+        f"OLD.{i[c]} IS DISTINCT FROM NEW.{i[c]}"
+        for c in ("order_id", "sku", "quantity", "unit_price")
+    )
+    orders_when = (
+        f"(({in_sales.format(row='OLD')}) IS DISTINCT FROM ({in_sales.format(row='NEW')})) OR "
+        f"(({in_sales.format(row='OLD')} OR {in_sales.format(row='NEW')}) AND ({order_changed}))"
+    )
+    order_cols = ", ".join(o[c] for c in ("status", "placed_at", "customer_id", "ship_region"))
+    item_cols = ", ".join(i[c] for c in ("order_id", "sku", "quantity", "unit_price"))
+    old_and_new = f"(VALUES (OLD.{o['placed_at']}), (NEW.{o['placed_at']})) v(t)"
+    return [
+        f"""CREATE OR REPLACE FUNCTION lifecycle.sales_capture_orders_rows() {header}
+            INSERT INTO lifecycle.sales_changes (hour)
+            SELECT DISTINCT {hour.format("c." + o["placed_at"])} FROM changed_rows c
+            WHERE c.{o["status"]} IN ({s}) AND c.{o["placed_at"]} IS NOT NULL ORDER BY 1;
+            RETURN NULL; END $fn$""",
+        f"""CREATE OR REPLACE FUNCTION lifecycle.sales_capture_orders_update() {header}
+            INSERT INTO lifecycle.sales_changes (hour)
+            SELECT DISTINCT {hour.format("t")} FROM {old_and_new}
+            WHERE t IS NOT NULL;
+            RETURN NULL; END $fn$""",
+        f"""CREATE OR REPLACE FUNCTION lifecycle.sales_capture_items_rows() {header}
+            INSERT INTO lifecycle.sales_changes (hour)
+            SELECT DISTINCT {hour.format("o." + o["placed_at"])}
+            FROM (SELECT DISTINCT {i["order_id"]} AS order_id FROM changed_rows) c
+            JOIN {src.orders} o ON o.{o["order_id"]} = c.order_id
+            WHERE o.{o["status"]} IN ({s}) AND o.{o["placed_at"]} IS NOT NULL ORDER BY 1;
+            RETURN NULL; END $fn$""",
+        f"""CREATE OR REPLACE FUNCTION lifecycle.sales_capture_items_update() {header}
+            INSERT INTO lifecycle.sales_changes (hour)
+            SELECT DISTINCT {hour.format("o." + o["placed_at"])} FROM {src.orders} o
+            WHERE o.{o["order_id"]} IN (OLD.{i["order_id"]}, NEW.{i["order_id"]})
+              AND o.{o["status"]} IN ({s}) AND o.{o["placed_at"]} IS NOT NULL;
+            RETURN NULL; END $fn$""",
+        f"""CREATE OR REPLACE FUNCTION lifecycle.sales_capture_truncate() {header}
+            INSERT INTO lifecycle.sales_changes (hour) VALUES (NULL);
+            RETURN NULL; END $fn$""",
+        *_table_triggers("orders", src.orders, order_cols, orders_when),
+        *_table_triggers("items", src.items, item_cols, item_changed),
+    ]
+
+
+_INSTALLED_TRIGGERS = sa.text(r"""
+    SELECT t.tgname,
+           t.tgrelid = to_regclass(:orders) OR t.tgrelid = to_regclass(:items) AS on_source,
+           t.tgenabled = 'O' AS enabled,
+           obj_description(to_regprocedure('lifecycle.sales_capture_orders_rows()'), 'pg_proc')
+               AS signature
+    FROM pg_trigger t WHERE t.tgname LIKE 'lifecycle\_sales\_%' AND NOT t.tgisinternal
+""")
+# Triggers of an earlier mapping (another table) are dropped before the current ones are created.
+_DROP_CAPTURE_TRIGGERS = r"""
+DO $$ DECLARE t record; BEGIN
+    FOR t IN SELECT tgname, tgrelid::regclass AS rel FROM pg_trigger
+             WHERE tgname LIKE 'lifecycle\_sales\_%' AND NOT tgisinternal LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, t.rel);
+    END LOOP;
+END $$"""
+
+
+def capture_signature(policy: Policy) -> str:
+    """A short hash of the capture triggers this policy needs; stored with the published days."""
+    return hashlib.sha256("\n".join(_capture_ddl(Source(policy))).encode()).hexdigest()[:16]
+
+
+def ensure_capture(conn: Connection, src: Source, signature: str) -> bool:
+    """Installs the change-capture triggers unless exactly these are in place; True if it had to."""
+    tables = {"orders": src.orders_table, "items": src.items_table}
+    rows = conn.execute(_INSTALLED_TRIGGERS, tables).all()
+    present = {name for name, on_source, enabled, _ in rows if on_source and enabled}
+    stored = {sig for *_, sig in rows}
+    expected = {
+        f"{CAPTURE_TRIGGER_PREFIX}{table}_{event}" for table in _TABLES for event in _EVENTS
+    }
+    if present == expected and len(rows) == len(expected) and stored == {signature}:
+        return False
+    conn.execute(sa.text(_DROP_CAPTURE_TRIGGERS))
+    for statement in _capture_ddl(src):
+        conn.execute(sa.text(statement))
+    conn.execute(
+        sa.text(f"COMMENT ON FUNCTION lifecycle.sales_capture_orders_rows() IS '{signature}'")
+    )
+    return True
