@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install db demo test bench ui report clean
+.PHONY: install db demo lint test bench ui report clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,13 @@ db: install
 demo: db
 	$(BIN)/lifecycle demo
 
-# The whole suite; pytest's "no tests collected" (exit 5) counts as a failure.
-test: db
+# Formatting and lint first, then the whole suite; pytest's "no tests collected" (exit 5) counts
+# as a failure.
+lint: install
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+test: lint db
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$status
 

@@ -1,28 +1,20 @@
 """Retention assets: which orders are due, clearing them, and erasing them from disk."""
 
-
-from datetime import datetime, timezone
-
 import dagster as dg
 
 from lifecycle.retention import erasure, purge, standing
-from lifecycle.resources import ShopDatabase
-
-
-def run_as_of(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> datetime:
-    """The run's creation time: every step of one night judges dueness at the same instant."""
-    record = context.instance.get_run_record_by_id(context.run.run_id)
-    created = record.create_timestamp if record else datetime.now(timezone.utc)
-    return created if created.tzinfo else created.replace(tzinfo=timezone.utc)
+from orchestration.resources import ShopDatabase
 
 
 @dg.asset(group_name="retention", kinds={"postgres"}, owners=["team:data"])
 def due_orders(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.MaterializeResult:
     """Every order classified against the policy: due, kept by a case, in service, stale, anomalous."""
     policy = shop.policy()
-    summary = standing.summarize(shop.engine(), policy, run_as_of(context))
+    summary = standing.summarize(shop.engine(), policy, shop.as_of())
     if summary.anomaly_total:
-        context.log.warning(f"{summary.anomaly_total} orders cannot be judged and are kept: {summary.anomalies}")
+        context.log.warning(
+            f"{summary.anomaly_total} orders cannot be judged and are kept: {summary.anomalies}"
+        )
     return dg.MaterializeResult(metadata=summary.metadata(policy))
 
 
@@ -30,26 +22,39 @@ def due_orders(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.Mate
 def purged_orders(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.MaterializeResult:
     """Clears the personal fields of every order whose after-sales cycle has ended."""
     report = purge.run_purge(
-        shop.engine(), shop.policy(), run_id=context.run.run_id, as_of=run_as_of(context),
+        shop.engine(),
+        shop.policy(),
+        run_id=context.run.run_id,
+        as_of=shop.as_of(),
         on_batch=lambda r: context.log.info(f"batch {r.batches}: {r.purged} orders purged so far"),
     )
     return dg.MaterializeResult(metadata=report.metadata())
 
 
 @dg.asset_check(asset=purged_orders, blocking=True)
-def no_overdue_personal_data(context: dg.AssetCheckExecutionContext, shop: ShopDatabase) -> dg.AssetCheckResult:
+def no_overdue_personal_data(shop: ShopDatabase) -> dg.AssetCheckResult:
     """No order past its window still holds personal fields once the purge has run."""
-    overdue = standing.count_overdue(shop.engine(), shop.policy(), run_as_of(context))
+    overdue = standing.count_overdue(shop.engine(), shop.policy(), shop.as_of())
     return dg.AssetCheckResult(passed=overdue == 0, metadata={"overdue_orders": overdue})
 
 
 # After the carrier hand-off refresh too (assets/logistics.py), so rows it removed tonight are
 # rewritten out of its data files tonight; after the data requests' erasures too (assets/requests.py:
 # the nightly finishing pass, and the requests job's answers). Named by key: those modules import this one.
-@dg.asset(group_name="retention", kinds={"postgres"}, owners=["team:data"],
-          deps=[purged_orders, dg.AssetKey("carrier_handoff"), dg.AssetKey("finished_erasure_requests"),
-                dg.AssetKey("handled_data_requests")])
-def erased_purged_storage(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.MaterializeResult:
+@dg.asset(
+    group_name="retention",
+    kinds={"postgres"},
+    owners=["team:data"],
+    deps=[
+        purged_orders,
+        dg.AssetKey("carrier_handoff"),
+        dg.AssetKey("finished_erasure_requests"),
+        dg.AssetKey("handled_data_requests"),
+    ],
+)
+def erased_purged_storage(
+    context: dg.AssetExecutionContext, shop: ShopDatabase
+) -> dg.MaterializeResult:
     """Rewrites purged tables so cleared values leave the data files, not just the visible rows."""
     report = erasure.erase_purged_storage(shop.engine(), shop.policy(), run_id=context.run.run_id)
     context.log.info(report.reason)

@@ -13,18 +13,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import Bench, fresh_database, run_sql, vacuum_analyze  # noqa: E402
 from lifecycle import synthetic
-from lifecycle.retention import erasure, purge, rules  # noqa: E402
 from lifecycle.policy import load_policy  # noqa: E402
+from lifecycle.retention import erasure, purge, rules  # noqa: E402
 from lifecycle.settings import PROJECT_DIR  # noqa: E402
 
-AS_OF = datetime(2026, 11, 1, 2, 0, tzinfo=timezone.utc)
+AS_OF = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
 
 # What a DBA would write by hand for the same rule (no ledger, no anomaly screening, no notes).
 DBA_UPDATE = """
@@ -50,12 +50,16 @@ def seed(engine, size: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="250000,1000000")
-    parser.add_argument("--repeat", type=int, default=2, help="runs of each contender; the best counts")
+    parser.add_argument(
+        "--repeat", type=int, default=2, help="runs of each contender; the best counts"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     policy = load_policy(PROJECT_DIR / "policy.yaml")
     cut = rules.Cutoffs.at(AS_OF, policy)
-    bench = Bench("purge", f"python bench/bench_purge.py --sizes {args.sizes} --repeat {args.repeat}")
+    bench = Bench(
+        "purge", f"python bench/bench_purge.py --sizes {args.sizes} --repeat {args.repeat}"
+    )
     engine = fresh_database("bench_purge")
     for size in sizes:
         print(f"{size:,} orders")
@@ -66,25 +70,39 @@ def main() -> None:
         for attempt in range(1, args.repeat + 1):
             seed(engine, size)
             with bench.measure(f"{reference} #{attempt}") as box:
-                box["rows"] = run_sql(engine, DBA_UPDATE, {"d": cut.delivered, "c": cut.cancelled, "a": cut.abandoned})
+                box["rows"] = run_sql(
+                    engine, DBA_UPDATE, {"d": cut.delivered, "c": cut.cancelled, "a": cut.abandoned}
+                )
             seed(engine, size)
             with bench.measure(f"{ours} #{attempt}") as box:
-                box["rows"] = purge.run_purge(engine, policy, run_id=f"bench-{size}-{attempt}", as_of=AS_OF).purged
+                box["rows"] = purge.run_purge(
+                    engine, policy, run_id=f"bench-{size}-{attempt}", as_of=AS_OF
+                ).purged
         ratio = bench.best(ours) / bench.best(reference)
-        bench.notes.append(f"{size:,} orders: lifecycle purge / hand-written UPDATE = **{ratio:.2f}×** "
-                           f"(best of {args.repeat} each; {box['rows']:,} orders purged; target ≤ 1.5×)")
+        bench.notes.append(
+            f"{size:,} orders: lifecycle purge / hand-written UPDATE = **{ratio:.2f}×** "
+            f"(best of {args.repeat} each; {box['rows']:,} orders purged; target ≤ 1.5×)"
+        )
         with bench.measure(f"{size:,}: physical erasure (VACUUM FULL of every purged table)"):
             report = erasure.erase_purged_storage(engine, policy, run_id=f"bench-{size}")
-        bench.notes.append(f"{size:,} orders: erasure rewrote {report.bytes_before / 2**20:.0f} MB "
-                           f"into {report.bytes_after / 2**20:.0f} MB")
+        bench.notes.append(
+            f"{size:,} orders: erasure rewrote {report.bytes_before / 2**20:.0f} MB "
+            f"into {report.bytes_after / 2**20:.0f} MB"
+        )
         later = AS_OF + timedelta(hours=36)
         with bench.measure(f"{size:,}: nightly increment (due within the next 36 h)") as box:
-            box["rows"] = purge.run_purge(engine, policy, run_id=f"bench-{size}-inc", as_of=later).purged
-        bench.notes.append(f"{size:,} orders: increment purged {box['rows']:,} newly due orders "
-                           f"in {bench.seconds(f'{size:,}: nightly increment (due within the next 36 h)'):.2f} s "
-                           "(target < 1 s)")
-    bench.notes.append("Python peak MB is tracemalloc's peak during the step: it stays flat as the table "
-                       "grows because rows never leave the database.")
+            box["rows"] = purge.run_purge(
+                engine, policy, run_id=f"bench-{size}-inc", as_of=later
+            ).purged
+        bench.notes.append(
+            f"{size:,} orders: increment purged {box['rows']:,} newly due orders "
+            f"in {bench.seconds(f'{size:,}: nightly increment (due within the next 36 h)'):.2f} s "
+            "(target < 1 s)"
+        )
+    bench.notes.append(
+        "Python peak MB is tracemalloc's peak during the step: it stays flat as the table "
+        "grows because rows never leave the database."
+    )
     bench.write(engine)
 
 

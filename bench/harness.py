@@ -14,7 +14,7 @@ import time
 import tracemalloc
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -102,7 +102,7 @@ class Bench:
             f"### {self.name}",
             "",
             f"Command: `{self.command}`  ",
-            f"Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.machine()}, "
+            f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()}, "
             f"PostgreSQL {server_version(engine)}, Python {platform.python_version()}.",
             "",
             "| step | seconds | rows/s | Python peak MB | process peak RSS MB |",
@@ -110,12 +110,20 @@ class Bench:
         ]
         for m in self.measurements:
             rate = f"{m.rows_per_second:,.0f}" if m.rows_per_second else ""
-            lines.append(f"| {m.label} | {m.seconds:.3f} | {rate} | {m.python_peak_mb:.1f} | {m.rss_peak_mb:.0f} |")
+            lines.append(
+                f"| {m.label} | {m.seconds:.3f} | {rate} | {m.python_peak_mb:.1f} | {m.rss_peak_mb:.0f} |"
+            )
         lines += [""] + [f"- {n}" for n in self.notes] + ["", f"<!-- /bench:{self.name} -->"]
         section = "\n".join(lines)
         text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-        pattern = re.compile(rf"<!-- bench:{re.escape(self.name)} -->.*?<!-- /bench:{re.escape(self.name)} -->", re.S)
-        text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
+        pattern = re.compile(
+            rf"<!-- bench:{re.escape(self.name)} -->.*?<!-- /bench:{re.escape(self.name)} -->", re.S
+        )
+        text = (
+            pattern.sub(lambda _: section, text)
+            if pattern.search(text)
+            else text.rstrip() + "\n\n" + section + "\n"
+        )
         RESULTS.write_text(text)
 
 
@@ -129,5 +137,3 @@ def run_sql(engine: sa.Engine, sql: str, params: dict | None = None) -> int:
     """Runs one statement in its own transaction and returns its row count."""
     with engine.begin() as conn:
         return conn.execute(sa.text(sql), params or {}).rowcount
-
-

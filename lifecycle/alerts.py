@@ -8,19 +8,16 @@ what happened in counts and run ids, never a personal value.
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
-import dagster as dg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from lifecycle import history
-from lifecycle.retention import standing
 from lifecycle.policy import Policy
+from lifecycle.retention import standing
+from lifecycle.runs import RunSummary
 
 KINDS = ("run_failed", "nightly_stale", "overdue_backlog")
 # A nightly job may start late or run long; 26 hours without success means a night was missed.
@@ -42,34 +39,15 @@ class Alert:
             raise ValueError(f"unknown alert kind {self.kind!r}; one of {KINDS}")
 
 
-class AlertWebhook(dg.ConfigurableResource):
-    """An optional URL that receives each alert as a JSON POST (with a Slack-style `text` field).
-
-    Left empty (LIFECYCLE_WEBHOOK_URL unset), alerts are only recorded in lifecycle.alerts.
-    The URL may hold a token, so it never appears in a log line or a status.
-    """
-
-    url: str | None = None
-    timeout_seconds: float = 5.0
+class Poster(Protocol):
+    """Where alerts are also sent (a webhook); the orchestration side supplies it as a resource."""
 
     @property
-    def configured(self) -> bool:
-        return bool(self.url)
+    def configured(self) -> bool: ...
 
     def post(self, payload: dict) -> tuple[bool, str]:
-        """POSTs `payload`; returns (delivered, status) such as (True, 'http 200'); never raises."""
-        request = urllib.request.Request(
-            self.url, data=json.dumps(payload).encode(), method="POST",
-            headers={"Content-Type": "application/json", "User-Agent": "lifecycle-alerts"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout_seconds) as response:
-                return 200 <= response.status < 300, f"http {response.status}"
-        except urllib.error.HTTPError as exc:
-            return False, f"http {exc.code}"
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", exc)
-            return False, f"error: {type(reason).__name__}"
+        """Sends `payload`; returns (delivered, status such as 'http 200'); never raises."""
+        ...
 
 
 # ---------------------------------------------------------------- recording and delivering
@@ -99,29 +77,39 @@ _NOT_CONFIGURED = sa.text("""
 """)
 
 
-def raise_alert(engine: Engine, alert: Alert, webhook: AlertWebhook) -> int | None:
+def raise_alert(engine: Engine, alert: Alert, webhook: Poster) -> int | None:
     """Records `alert` unless its key was raised before, then posts what is undelivered.
 
     Returns the new alert's id, or None when the same condition was already raised.
     """
     with engine.begin() as conn:
-        alert_id = conn.execute(_INSERT, {
-            "kind": alert.kind, "dedupe_key": alert.dedupe_key, "run_id": alert.run_id, "message": alert.message,
-        }).scalar()
+        alert_id = conn.execute(
+            _INSERT,
+            {
+                "kind": alert.kind,
+                "dedupe_key": alert.dedupe_key,
+                "run_id": alert.run_id,
+                "message": alert.message,
+            },
+        ).scalar()
         if alert_id is not None and not webhook.configured:
             conn.execute(_NOT_CONFIGURED, {"alert_id": alert_id})
     deliver_pending(engine, webhook)
     return alert_id
 
 
-def deliver_pending(engine: Engine, webhook: AlertWebhook, limit: int = 50) -> int:
+def deliver_pending(engine: Engine, webhook: Poster, limit: int = 50) -> int:
     """Posts undelivered alerts (each at most MAX_ATTEMPTS times); returns how many got through."""
     if not webhook.configured:
         return 0
     delivered, after = 0, 0
     for _ in range(limit):
         with engine.begin() as conn:
-            row = conn.execute(_NEXT_UNDELIVERED, {"max_attempts": MAX_ATTEMPTS, "after": after}).mappings().first()
+            row = (
+                conn.execute(_NEXT_UNDELIVERED, {"max_attempts": MAX_ATTEMPTS, "after": after})
+                .mappings()
+                .first()
+            )
             if row is None:
                 break
             ok, status = webhook.post(payload(row))
@@ -145,17 +133,24 @@ def payload(row) -> dict:
 
 # ---------------------------------------------------------------- what is worth an alert
 
-def failed_run_alert(run: history.RunSummary, steps: list[tuple[str, str]]) -> Alert:
+
+def failed_run_alert(run: RunSummary) -> Alert:
     """The alert for a failed run: its id, failed steps and checks, by name only."""
     parts = [f"nightly run {run.run_id} failed"]
-    if steps:
-        parts.append("failed steps: " + ", ".join(f"{step} ({error})" for step, error in steps))
+    if run.failed_steps:
+        parts.append(
+            "failed steps: " + ", ".join(f"{step} ({error})" for step, error in run.failed_steps)
+        )
     failed_checks = [check.name for check in run.checks if not check.passed]
     if failed_checks:
         parts.append("failed checks: " + ", ".join(failed_checks))
-    parts.append("orders due for clearing keep their data until a run succeeds; the run's page "
-                 "in the Dagster UI shows the error")
-    return Alert(kind="run_failed", dedupe_key=run.run_id, run_id=run.run_id, message="; ".join(parts) + ".")
+    parts.append(
+        "orders due for clearing keep their data until a run succeeds; the run's page "
+        "in the Dagster UI shows the error"
+    )
+    return Alert(
+        kind="run_failed", dedupe_key=run.run_id, run_id=run.run_id, message="; ".join(parts) + "."
+    )
 
 
 @dataclass(frozen=True)
@@ -163,14 +158,12 @@ class Freshness:
     """Whether the nightly job is keeping its promise right now."""
 
     checked_at: datetime
-    last_success: history.RunSummary | None
+    last_success: RunSummary | None
     overdue: int
 
     @property
     def last_success_at(self) -> datetime | None:
-        if self.last_success is None:
-            return None
-        return self.last_success.finished_at or self.last_success.created_at
+        return None if self.last_success is None else self.last_success.ended_at
 
     @property
     def stale(self) -> bool:
@@ -182,30 +175,44 @@ class Freshness:
         found = []
         if self.stale:
             if self.last_success is None:
-                message = "nightly_lifecycle has never succeeded; no order has been cleared by it."
+                message = "the nightly job has never succeeded; no order has been cleared by it."
                 key = f"never:{day}"
             else:
                 hours = (self.checked_at - self.last_success_at).total_seconds() / 3600
-                message = (f"nightly_lifecycle has not succeeded for {hours:.0f} hours (last success: run "
-                           f"{self.last_success.run_id} at {self.last_success_at:%Y-%m-%d %H:%M} UTC); "
-                           "orders due for clearing keep their personal data meanwhile.")
+                message = (
+                    f"the nightly job has not succeeded for {hours:.0f} hours (last success: run "
+                    f"{self.last_success.run_id} at {self.last_success_at:%Y-%m-%d %H:%M} UTC); "
+                    "orders due for clearing keep their personal data meanwhile."
+                )
                 key = f"{self.last_success.run_id}:{day}"
             found.append(Alert(kind="nightly_stale", dedupe_key=key, message=message))
         if self.overdue:
             hours = FRESHNESS.total_seconds() / 3600
-            found.append(Alert(kind="overdue_backlog", dedupe_key=day, message=(
-                f"{self.overdue} orders have been past their retention window for more than {hours:.0f} "
-                "hours and still hold personal data (lifecycle due shows them now).")))
+            found.append(
+                Alert(
+                    kind="overdue_backlog",
+                    dedupe_key=day,
+                    message=(
+                        f"{self.overdue} orders have been past their retention window for more than {hours:.0f} "
+                        "hours and still hold personal data (lifecycle due shows them now)."
+                    ),
+                )
+            )
         return found
 
     def summary(self) -> str:
         """One line for the sensor's tick history."""
-        last = (f"last success {self.last_success_at:%Y-%m-%d %H:%M} UTC (run {self.last_success.run_id})"
-                if self.last_success else "never succeeded")
+        last = (
+            f"last success {self.last_success_at:%Y-%m-%d %H:%M} UTC (run {self.last_success.run_id})"
+            if self.last_success
+            else "never succeeded"
+        )
         return f"{'STALE' if self.stale else 'fresh'}: {last}; overdue past grace: {self.overdue}"
 
 
-def assess_freshness(engine: Engine, policy: Policy, instance: dg.DagsterInstance, now: datetime) -> Freshness:
+def assess_freshness(
+    engine: Engine, policy: Policy, last_success: RunSummary | None, now: datetime
+) -> Freshness:
     """The newest successful nightly run, and the orders overdue by more than the freshness window.
 
     Orders become due at any hour and the purge runs nightly, so a few due orders between runs
@@ -213,6 +220,6 @@ def assess_freshness(engine: Engine, policy: Policy, instance: dg.DagsterInstanc
     """
     return Freshness(
         checked_at=now,
-        last_success=history.last_success(instance),
+        last_success=last_success,
         overdue=standing.count_overdue(engine, policy, now - FRESHNESS),
     )

@@ -31,7 +31,9 @@ class Finding:
 
     def line(self) -> str:
         shown = f" [{'; '.join(self.samples)}]" if self.samples else ""
-        return f"{self.where}: {self.kind}, {self.count} row(s){shown}" + (f": {self.detail}" if self.detail else "")
+        return f"{self.where}: {self.kind}, {self.count} row(s){shown}" + (
+            f": {self.detail}" if self.detail else ""
+        )
 
 
 @dataclass
@@ -64,15 +66,22 @@ class CheckResult:
             return f"The check could not run: {self.error}"
         if not self.findings:
             return "No findings."
-        lines = ["| table | column | kind | rows | masked samples | what to do |", "|---|---|---|---:|---|---|"]
-        lines += [f"| {f.table} | {f.column} | {f.kind} | {f.count:,} | {'; '.join(f.samples)} | {f.detail} |"
-                  for f in self.findings]
+        lines = [
+            "| table | column | kind | rows | masked samples | what to do |",
+            "|---|---|---|---:|---|---|",
+        ]
+        lines += [
+            f"| {f.table} | {f.column} | {f.kind} | {f.count:,} | {'; '.join(f.samples)} | {f.detail} |"
+            for f in self.findings
+        ]
         return "\n".join(lines)
 
     def metadata(self) -> dict[str, object]:
         """Counts, names and figures only: what run metadata and a report may carry."""
-        data: dict[str, object] = {"findings_count": len(self.findings),
-                                   "rows_affected": sum(f.count for f in self.findings)}
+        data: dict[str, object] = {
+            "findings_count": len(self.findings),
+            "rows_affected": sum(f.count for f in self.findings),
+        }
         if self.findings:
             data["failed_on"] = sorted({f.where for f in self.findings})
         if self.error is not None:

@@ -7,7 +7,7 @@ wheel (data in .lifecycle/pgdata, unix socket only), so a fresh clone needs no s
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -29,7 +29,7 @@ def normalise_url(url: str | URL) -> URL:
     return parsed.set(drivername="postgresql+psycopg")
 
 
-@lru_cache(maxsize=None)
+@cache
 def start_embedded_server(data_dir: Path) -> str:
     """Starts (or joins) the embedded PostgreSQL and returns its admin URL.
 
@@ -90,10 +90,10 @@ def create_engine(url: str | URL) -> Engine:
     return sa.create_engine(normalise_url(url), pool_pre_ping=True)
 
 
-@lru_cache(maxsize=None)
-def engine_for(url: str | None = None) -> Engine:
-    """One shared engine per URL; None means the configured default (env, else embedded)."""
-    return create_engine(url if url else resolve_url(Settings.from_env()))
+@cache
+def engine_for(url: str) -> Engine:
+    """One shared engine per URL, so every asset of a run (and every command) shares one pool."""
+    return create_engine(url)
 
 
 def safe_url(url: URL) -> str:

@@ -44,7 +44,9 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def write_private(path: Path, content: bytes | Iterable[bytes], exclusive: bool = False) -> WrittenFile:
+def write_private(
+    path: Path, content: bytes | Iterable[bytes], exclusive: bool = False
+) -> WrittenFile:
     """Writes `content` (bytes, or chunks of bytes) to `path` atomically, readable by its owner only.
 
     With `exclusive`, an existing `path` is kept and FileExistsError raised (the file then came

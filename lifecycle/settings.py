@@ -13,6 +13,12 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 
 
+def default_base() -> Path:
+    """Where the defaults live: the source checkout when running from one (make demo, make test),
+    else the current directory (an installed package has no project folder of its own)."""
+    return PROJECT_DIR if (PROJECT_DIR / "pyproject.toml").exists() else Path.cwd()
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where the project's parts live, read once from the environment."""
@@ -25,8 +31,7 @@ class Settings:
     schedule_timezone: str
     dagster_storage_url: str | None = None
     webhook_url: str | None = None
-    export_dir: Path | None = None  # LIFECYCLE_EXPORT_DIR, else <home>/exports: access exports, carrier files
-    sales_start_date: str = "2024-01-01"  # LIFECYCLE_SALES_START: first day the sales partitions offer
+    export_dir: Path = Path(".lifecycle/exports")  # LIFECYCLE_EXPORT_DIR, else <home>/exports
     # LIFECYCLE_GUARD_SECRET: the leak guard's HMAC key (else <home>/guard.key); never printed.
     guard_secret: str | None = field(default=None, repr=False)
 
@@ -41,20 +46,20 @@ class Settings:
         return self.home / "guard.key"
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         """Reads LIFECYCLE_* variables, falling back to project-local defaults."""
         env = dict(os.environ if env is None else env)
-        home = Path(env.get("LIFECYCLE_HOME") or PROJECT_DIR / ".lifecycle")
+        base = default_base()
+        home = Path(env.get("LIFECYCLE_HOME") or base / ".lifecycle")
         return cls(
             home=home,
             database_url=env.get("LIFECYCLE_DATABASE_URL") or None,
-            policy_path=Path(env.get("LIFECYCLE_POLICY") or PROJECT_DIR / "policy.yaml"),
+            policy_path=Path(env.get("LIFECYCLE_POLICY") or base / "policy.yaml"),
             dagster_home=Path(env.get("DAGSTER_HOME") or home / "dagster"),
             schedule_cron=env.get("LIFECYCLE_SCHEDULE_CRON") or "0 2 * * *",
             schedule_timezone=env.get("LIFECYCLE_SCHEDULE_TIMEZONE") or "UTC",
             dagster_storage_url=env.get("LIFECYCLE_DAGSTER_STORAGE_URL") or None,
             webhook_url=env.get("LIFECYCLE_WEBHOOK_URL") or None,
             export_dir=Path(env.get("LIFECYCLE_EXPORT_DIR") or home / "exports"),
-            sales_start_date=env.get("LIFECYCLE_SALES_START") or "2024-01-01",
             guard_secret=env.get("LIFECYCLE_GUARD_SECRET") or None,
         )

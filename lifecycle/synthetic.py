@@ -13,15 +13,45 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from faker import Faker
 from sqlalchemy.engine import Engine
 
 POOL = 1000
-REGIONS = ["GD", "ZJ", "JS", "SH", "BJ", "SD", "SC", "HB", "FJ", "HN", "AH", "HE", "SN", "CQ", "LN",
-           "TJ", "YN", "GX", "JX", "SX", "HL", "JL", "GZ", "NM", "XJ", "GS", "HI", "NX", "QH", "XZ"]
+REGIONS = [
+    "GD",
+    "ZJ",
+    "JS",
+    "SH",
+    "BJ",
+    "SD",
+    "SC",
+    "HB",
+    "FJ",
+    "HN",
+    "AH",
+    "HE",
+    "SN",
+    "CQ",
+    "LN",
+    "TJ",
+    "YN",
+    "GX",
+    "JX",
+    "SX",
+    "HL",
+    "JL",
+    "GZ",
+    "NM",
+    "XJ",
+    "GS",
+    "HI",
+    "NX",
+    "QH",
+    "XZ",
+]
 SKUS = 200
 
 _SEEDED = sa.text("SELECT count(*) FROM lifecycle.demo_seeds")
@@ -37,8 +67,8 @@ def _h(m: str, k: int) -> str:
 
 _ORDERS_SQL = f"""
 WITH base AS (
-    SELECT g AS order_id, {_h('m1', 0)} % 10000 AS bucket, {_h('m1', 1)} AS h2, {_h('m1', 2)} AS h3,
-           {_h('m1', 3)} AS h4, {_h('m2', 0)} AS h5, {_h('m2', 1)} AS h6, m2
+    SELECT g AS order_id, {_h("m1", 0)} % 10000 AS bucket, {_h("m1", 1)} AS h2, {_h("m1", 2)} AS h3,
+           {_h("m1", 3)} AS h4, {_h("m2", 0)} AS h5, {_h("m2", 1)} AS h6, m2
     FROM generate_series(1, :n) g,
          LATERAL (SELECT md5(:seed || ':a:' || g) AS m1, md5(:seed || ':b:' || g) AS m2) m
 ), timed AS (
@@ -86,9 +116,9 @@ FROM timed
 _ITEMS_SQL = f"""
 INSERT INTO shop.order_items (order_id, line_no, sku, quantity, unit_price)
 SELECT o.order_id, l,
-       'SKU-' || lpad((1 + power({_h('m', 0)} / 268435456.0, 2) * {SKUS - 1})::int::text, 4, '0'),
-       1 + {_h('m', 1)} % 4,
-       5.99 + ((1 + power({_h('m', 0)} / 268435456.0, 2) * {SKUS - 1})::int * 37 % 200)
+       'SKU-' || lpad((1 + power({_h("m", 0)} / 268435456.0, 2) * {SKUS - 1})::int::text, 4, '0'),
+       1 + {_h("m", 1)} % 4,
+       5.99 + ((1 + power({_h("m", 0)} / 268435456.0, 2) * {SKUS - 1})::int * 37 % 200)
 FROM shop.orders o,
      generate_series(1, 1 + o.order_id % 3) l,
      LATERAL (SELECT md5(:seed || ':i:' || o.order_id || ':' || l) AS m) m
@@ -98,15 +128,15 @@ FROM shop.orders o,
 _CASES_SQL = f"""
 INSERT INTO shop.after_sales_cases (case_id, order_id, kind, opened_at, closed_at, note)
 SELECT row_number() OVER (ORDER BY o.order_id), o.order_id,
-       (ARRAY['return', 'refund', 'exchange', 'complaint'])[1 + {_h('m', 1)} % 4],
-       o.delivered_at + make_interval(days => {_h('m', 2)} % 5),
-       CASE WHEN {_h('m', 3)} % 10 < 3 THEN NULL
-            ELSE o.delivered_at + make_interval(days => {_h('m', 2)} % 5 + {_h('m', 3)} % 20) END,
+       (ARRAY['return', 'refund', 'exchange', 'complaint'])[1 + {_h("m", 1)} % 4],
+       o.delivered_at + make_interval(days => {_h("m", 2)} % 5),
+       CASE WHEN {_h("m", 3)} % 10 < 3 THEN NULL
+            ELSE o.delivered_at + make_interval(days => {_h("m", 2)} % 5 + {_h("m", 3)} % 20) END,
        'Customer ' || o.receiver_name || ' called from ' || o.receiver_phone || ' about the '
-           || (ARRAY['return', 'refund', 'exchange', 'complaint'])[1 + {_h('m', 1)} % 4]
+           || (ARRAY['return', 'refund', 'exchange', 'complaint'])[1 + {_h("m", 1)} % 4]
 FROM shop.orders o, LATERAL (SELECT md5(:seed || ':c:' || o.order_id) AS m) m
 WHERE o.status = 'delivered' AND o.delivered_at < :as_of - interval '40 days'
-  AND {_h('m', 0)} % 100 < 8
+  AND {_h("m", 0)} % 100 < 8
 """
 
 
@@ -157,7 +187,7 @@ def seed_shop(
 
     Refuses to touch a shop whose orders were not seeded by this function.
     """
-    as_of = as_of or datetime.now(timezone.utc)
+    as_of = as_of or datetime.now(UTC)
     with engine.begin() as conn:
         has_orders = conn.execute(_ORDERS).scalar()
         if has_orders and not conn.execute(_SEEDED).scalar():
@@ -167,14 +197,21 @@ def seed_shop(
             )
         if has_orders and replace:
             on_progress("removing the previous demo shop")
-            conn.execute(sa.text(
-                "TRUNCATE shop.after_sales_cases, shop.order_items, shop.orders, lifecycle.purge_ledger, "
-                "lifecycle.purge_runs, lifecycle.erasure_runs, lifecycle.demo_seeds"))
-        on_progress("building name, address and email pools (Faker, seed %d)" % seed)
+            conn.execute(
+                sa.text(
+                    "TRUNCATE shop.after_sales_cases, shop.order_items, shop.orders, lifecycle.purge_ledger, "
+                    "lifecycle.purge_runs, lifecycle.erasure_runs, lifecycle.demo_seeds"
+                )
+            )
+        on_progress(f"building name, address and email pools (Faker, seed {seed})")
         for pool, values in _pools(seed).items():
-            conn.execute(sa.text(f"CREATE TEMP TABLE pool_{pool} (i int PRIMARY KEY, v text) ON COMMIT DROP"))
-            conn.execute(sa.text(f"INSERT INTO pool_{pool} VALUES (:i, :v)"),
-                         [{"i": i, "v": v} for i, v in enumerate(values)])
+            conn.execute(
+                sa.text(f"CREATE TEMP TABLE pool_{pool} (i int PRIMARY KEY, v text) ON COMMIT DROP")
+            )
+            conn.execute(
+                sa.text(f"INSERT INTO pool_{pool} VALUES (:i, :v)"),
+                [{"i": i, "v": v} for i, v in enumerate(values)],
+            )
         params = {"n": orders, "seed": str(seed), "as_of": as_of, "customers": max(orders // 3, 1)}
         on_progress(f"inserting {orders:,} orders")
         conn.execute(sa.text(_ORDERS_SQL), params)
@@ -185,8 +222,10 @@ def seed_shop(
         if carriers and conn.execute(_HAS_CARRIER).scalar():
             on_progress(f"matching paid and shipped orders with carriers {', '.join(carriers)}")
             conn.execute(sa.text(_CARRIERS_SQL), {"seed": str(seed), "carriers": list(carriers)})
-        conn.execute(sa.text("INSERT INTO lifecycle.demo_seeds (seed, orders, as_of) VALUES (:s, :n, :a)"),
-                     {"s": seed, "n": orders, "a": as_of})
+        conn.execute(
+            sa.text("INSERT INTO lifecycle.demo_seeds (seed, orders, as_of) VALUES (:s, :n, :a)"),
+            {"s": seed, "n": orders, "a": as_of},
+        )
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("ANALYZE shop.orders, shop.order_items, shop.after_sales_cases"))
     return SeedReport(orders=orders, items=items, cases=cases, seed=seed, as_of=as_of)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,9 +19,12 @@ import sqlalchemy as sa
 from lifecycle import db, schema
 from lifecycle.policy import load_policy
 from lifecycle.settings import PROJECT_DIR, Settings
+from orchestration.instance import open_instance
 
-SERVER_URL = os.environ.get("LIFECYCLE_TEST_DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
-AS_OF = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+SERVER_URL = (
+    os.environ.get("LIFECYCLE_TEST_DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+AS_OF = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 
 def _admin_url(backend: str) -> sa.URL:
@@ -29,11 +32,15 @@ def _admin_url(backend: str) -> sa.URL:
         return db.normalise_url(db.start_embedded_server(Settings.from_env().embedded_data_dir))
     url = db.normalise_url(SERVER_URL)
     try:
-        engine = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": 3})
+        engine = sa.create_engine(
+            url, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": 3}
+        )
         with engine.connect():
             pass
     except sa.exc.OperationalError as exc:
-        reason = f"PostgreSQL server at {db.safe_url(url)} not reachable ({db.describe_db_error(exc)})"
+        reason = (
+            f"PostgreSQL server at {db.safe_url(url)} not reachable ({db.describe_db_error(exc)})"
+        )
         if os.environ.get("LIFECYCLE_REQUIRE_ALL_BACKENDS") == "1":
             pytest.fail(reason + "; .ci/run requires both backends")
         pytest.skip(reason)
@@ -58,11 +65,17 @@ def database_url(request) -> sa.URL:
 def truncate_all(engine: sa.Engine) -> None:
     """Empties every table the project owns, keeping the migration state."""
     with engine.begin() as conn:
-        tables = conn.execute(sa.text("""
+        tables = (
+            conn.execute(
+                sa.text("""
             SELECT format('%I.%I', schemaname, tablename) FROM pg_tables
             WHERE schemaname IN ('shop', 'lifecycle', 'analytics', 'logistics')
               AND tablename <> 'alembic_version'
-        """)).scalars().all()
+        """)
+            )
+            .scalars()
+            .all()
+        )
         if tables:
             conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
 
@@ -85,25 +98,30 @@ def policy():
 @pytest.fixture
 def policy_file(tmp_path):
     """Writes a policy variant to a temp file: policy_file(text) -> Path."""
+
     def write(text: str, name: str = "policy.yaml") -> Path:
         path = tmp_path / name
         path.write_text(text)
         return path
+
     return write
 
 
 @pytest.fixture(scope="session")
 def dagster_template(database_url, tmp_path_factory) -> str:
     """A database holding Dagster's empty storage schema, copied for each test that needs a history."""
-    from lifecycle import history
-
     name = f"{database_url.database}_dagster"
     db.drop_database(database_url, name)
     db.ensure_database(database_url, name)
-    with history.open_instance(dataclasses.replace(
-        Settings.from_env(), dagster_home=tmp_path_factory.mktemp("dagster_template"),
-        dagster_storage_url=database_url.set(database=name).render_as_string(hide_password=False),
-    )):
+    with open_instance(
+        dataclasses.replace(
+            Settings.from_env(),
+            dagster_home=tmp_path_factory.mktemp("dagster_template"),
+            dagster_storage_url=database_url.set(database=name).render_as_string(
+                hide_password=False
+            ),
+        )
+    ):
         pass
     yield name
     db.drop_database(database_url, name)
@@ -130,7 +148,5 @@ def dagster_settings(database_url, dagster_template, tmp_path) -> Settings:
 @pytest.fixture
 def dagster_instance(dagster_settings):
     """A Dagster instance whose run, event-log and schedule storage is that fresh database."""
-    from lifecycle import history
-
-    with history.open_instance(dagster_settings) as instance:
+    with open_instance(dagster_settings) as instance:
         yield instance

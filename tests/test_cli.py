@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -16,9 +16,15 @@ LIFECYCLE = str(Path(sys.executable).with_name("lifecycle"))
 
 
 def lifecycle(*args: str, url, tmp_path, **env) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "LIFECYCLE_DATABASE_URL": url.render_as_string(hide_password=False),
-                   "DAGSTER_HOME": str(tmp_path / "dagster"), **env}
-    return subprocess.run([LIFECYCLE, *args], env=environment, capture_output=True, text=True, timeout=300)
+    environment = {
+        **os.environ,
+        "LIFECYCLE_DATABASE_URL": url.render_as_string(hide_password=False),
+        "DAGSTER_HOME": str(tmp_path / "dagster"),
+        **env,
+    }
+    return subprocess.run(
+        [LIFECYCLE, *args], env=environment, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_policy_check_reports_the_field_and_fix_without_a_traceback(database_url, tmp_path):
@@ -26,13 +32,15 @@ def test_policy_check_reports_the_field_and_fix_without_a_traceback(database_url
     bad.write_text('version: "1"\nraw:\n  orders:\n    personal_columns: [reciever_name]\n')
     result = lifecycle("policy", "check", "--file", str(bad), url=database_url, tmp_path=tmp_path)
     assert result.returncode == 1
-    assert "column 'reciever_name' not in shop.orders (did you mean 'receiver_name'?)" in result.stderr
+    assert (
+        "column 'reciever_name' not in shop.orders (did you mean 'receiver_name'?)" in result.stderr
+    )
     assert "Traceback" not in result.stderr
 
 
 def test_nightly_runs_the_job_through_dagster_and_records_it(engine, database_url, tmp_path):
     with engine.begin() as conn:
-        add_delivered(conn, 1, datetime.now(timezone.utc) - timedelta(days=100))
+        add_delivered(conn, 1, datetime.now(UTC) - timedelta(days=100))
     result = lifecycle("nightly", url=database_url, tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "purged_orders: {'purged': 1" in result.stdout and "succeeded" in result.stdout

@@ -11,14 +11,38 @@ from lifecycle.policy.database import check_policy_against_database
 from lifecycle.policy.errors import PolicyError
 from lifecycle.policy.identifiers import IDENTIFIER, column_names, quote_ident
 from lifecycle.policy.loading import load_policy, parse_policy
-from lifecycle.policy.logistics import CARRIER_ROLE_PREFIX, LOGISTICS_FIELDS, LOGISTICS_KEYS, Carrier, Logistics
+from lifecycle.policy.logistics import (
+    CARRIER_ROLE_PREFIX,
+    LOGISTICS_FIELDS,
+    LOGISTICS_KEYS,
+    Carrier,
+    Logistics,
+)
 from lifecycle.policy.model import Policy
 from lifecycle.policy.raw import DEFAULT_PERSONAL, DEFAULT_TABLES, ROLES, RawTable, RawZone
 from lifecycle.policy.requests import DataRequests
 from lifecycle.policy.retention import Retention
 
 __all__ = [
-    "CARRIER_ROLE_PREFIX", "DEFAULT_PERSONAL", "DEFAULT_TABLES", "IDENTIFIER", "LOGISTICS_FIELDS", "LOGISTICS_KEYS",
-    "ROLES", "Analytics", "Carrier", "DataRequests", "Logistics", "Policy", "PolicyError", "RawTable", "RawZone",
-    "Retention", "check_policy_against_database", "column_names", "load_policy", "parse_policy", "quote_ident",
+    "CARRIER_ROLE_PREFIX",
+    "DEFAULT_PERSONAL",
+    "DEFAULT_TABLES",
+    "IDENTIFIER",
+    "LOGISTICS_FIELDS",
+    "LOGISTICS_KEYS",
+    "ROLES",
+    "Analytics",
+    "Carrier",
+    "DataRequests",
+    "Logistics",
+    "Policy",
+    "PolicyError",
+    "RawTable",
+    "RawZone",
+    "Retention",
+    "check_policy_against_database",
+    "column_names",
+    "load_policy",
+    "parse_policy",
+    "quote_ident",
 ]

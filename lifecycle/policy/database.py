@@ -33,7 +33,9 @@ def check_policy_against_database(policy: Policy, conn) -> None:
             )
             continue
         present = catalog[spec.table]
-        unused = set() if policy.logistics.carriers else {"carrier"}  # only the carrier hand-off reads it
+        unused = (
+            set() if policy.logistics.carriers else {"carrier"}
+        )  # only the carrier hand-off reads it
         named = [("columns", c) for role, c in spec.columns.items() if role not in unused]
         named += [("personal_columns", c) for c in spec.personal_columns]
         named += [("kept_columns", c) for c in spec.kept_columns]

@@ -24,4 +24,3 @@ def column_names(value: tuple[str, ...]) -> tuple[str, ...]:
     if bad:
         raise ValueError(f"{bad[0]!r} is not a lowercase SQL column name")
     return value
-

@@ -25,7 +25,9 @@ _FIXES = {
 def _describe(path: Path, err: dict[str, Any]) -> str:
     where = ".".join(str(p) for p in err["loc"]) or "(top level)"
     got = err.get("input")
-    got_text = f" (got {got!r})" if isinstance(got, (int, float, str)) and err["type"] != "missing" else ""
+    got_text = (
+        f" (got {got!r})" if isinstance(got, (int, float, str)) and err["type"] != "missing" else ""
+    )
     fix = _FIXES.get(err["type"])
     msg = err["msg"].removeprefix("Value error, ")
     return f"{path.name}: {where}: {msg}{got_text}" + (f"; {fix}" if fix else "")
@@ -38,9 +40,13 @@ def parse_policy(text: str, path: Path) -> Policy:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "somewhere"
-        raise PolicyError([f"{path.name}: {where}: not valid YAML ({getattr(exc, 'problem', exc)})"]) from None
+        raise PolicyError(
+            [f"{path.name}: {where}: not valid YAML ({getattr(exc, 'problem', exc)})"]
+        ) from None
     if not isinstance(data, dict):
-        raise PolicyError([f"{path.name}: (top level): expected a mapping with version, raw and retention"])
+        raise PolicyError(
+            [f"{path.name}: (top level): expected a mapping with version, raw and retention"]
+        )
     try:
         policy = Policy.model_validate(data)
     except ValidationError as exc:
@@ -55,6 +61,7 @@ def load_policy(path: Path) -> Policy:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise PolicyError([f"{path}: file not found; set LIFECYCLE_POLICY or create policy.yaml"]) from None
+        raise PolicyError(
+            [f"{path}: file not found; set LIFECYCLE_POLICY or create policy.yaml"]
+        ) from None
     return parse_policy(text, path)
-

@@ -12,7 +12,13 @@ from lifecycle.policy.raw import DEFAULT_PERSONAL, ROLES
 
 # All a carrier may ever receive (privacy statement: "only ... necessary receiving address and
 # logistics contact information"); order_id and carrier always go with it. docs/logistics.md.
-LOGISTICS_FIELDS = ("receiver_name", "receiver_address", "receiver_postcode", "receiver_phone", "ship_region")
+LOGISTICS_FIELDS = (
+    "receiver_name",
+    "receiver_address",
+    "receiver_postcode",
+    "receiver_phone",
+    "ship_region",
+)
 LOGISTICS_KEYS = ("order_id", "carrier")
 CARRIER_ROLE_PREFIX = "lifecycle_carrier_"
 
@@ -24,9 +30,11 @@ class Carrier(Strict):
     csv: bool = False
 
     @model_validator(mode="after")
-    def _receives_something(self) -> "Carrier":
+    def _receives_something(self) -> Carrier:
         if not (self.role or self.csv):
-            raise ValueError("receives nothing; set role: true and/or csv: true, or remove the carrier")
+            raise ValueError(
+                "receives nothing; set role: true and/or csv: true, or remove the carrier"
+            )
         return self
 
 
@@ -42,9 +50,17 @@ class Logistics(Strict):
     def _only_delivery_fields(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         refused = [f for f in value if f not in LOGISTICS_FIELDS + LOGISTICS_KEYS]
         if refused:
-            known = set(ROLES["orders"]) | set(DEFAULT_PERSONAL["orders"])  # refused on purpose, not typos
-            hints = [[] if f in known else difflib.get_close_matches(f, LOGISTICS_FIELDS, n=1) for f in refused]
-            named = ", ".join(repr(f) + (f" (did you mean '{h[0]}'?)" if h else "") for f, h in zip(refused, hints))
+            known = set(ROLES["orders"]) | set(
+                DEFAULT_PERSONAL["orders"]
+            )  # refused on purpose, not typos
+            hints = [
+                [] if f in known else difflib.get_close_matches(f, LOGISTICS_FIELDS, n=1)
+                for f in refused
+            ]
+            named = ", ".join(
+                repr(f) + (f" (did you mean '{h[0]}'?)" if h else "")
+                for f, h in zip(refused, hints, strict=True)
+            )
             raise ValueError(
                 f"{named} may not go to carriers: only the receiving address and logistics contact may "
                 f"({', '.join(LOGISTICS_FIELDS)}), always with order_id and carrier; remove {'them' if len(refused) > 1 else 'it'} from logistics.fields"
@@ -70,4 +86,3 @@ class Logistics(Strict):
     @property
     def csv_carriers(self) -> list[str]:
         return [name for name, how in self.carriers.items() if how.csv]
-

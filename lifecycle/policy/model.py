@@ -54,4 +54,3 @@ class Policy(Strict):
                 f"{list(personal)}; only the order's receiving contact and address can be corrected"
             )
         return value
-

@@ -13,20 +13,34 @@ from lifecycle.policy.identifiers import IDENTIFIER, column_names, quote_ident
 # the reference schema uses the role names themselves.
 ROLES: dict[str, tuple[str, ...]] = {
     "orders": (
-        "order_id", "customer_id", "status", "placed_at", "paid_at", "shipped_at",
-        "delivered_at", "cancelled_at", "ship_region", "purged_at", "carrier",
+        "order_id",
+        "customer_id",
+        "status",
+        "placed_at",
+        "paid_at",
+        "shipped_at",
+        "delivered_at",
+        "cancelled_at",
+        "ship_region",
+        "purged_at",
+        "carrier",
     ),
     "order_items": ("order_id", "line_no", "sku", "quantity", "unit_price"),
     "after_sales_cases": ("case_id", "order_id", "kind", "opened_at", "closed_at"),
 }
 DEFAULT_TABLES = {name: f"shop.{name}" for name in ROLES}
 DEFAULT_PERSONAL = {
-    "orders": ["receiver_name", "receiver_phone", "receiver_email", "receiver_address",
-               "receiver_postcode", "payment_ref"],
+    "orders": [
+        "receiver_name",
+        "receiver_phone",
+        "receiver_email",
+        "receiver_address",
+        "receiver_postcode",
+        "payment_ref",
+    ],
     "order_items": [],
     "after_sales_cases": ["note"],
 }
-
 
 
 class RawTable(Strict):
@@ -102,6 +116,8 @@ class RawZone(Strict):
         return data
 
     def tables(self) -> dict[str, RawTable]:
-        return {"orders": self.orders, "order_items": self.order_items,
-                "after_sales_cases": self.after_sales_cases}
-
+        return {
+            "orders": self.orders,
+            "order_items": self.order_items,
+            "after_sales_cases": self.after_sales_cases,
+        }

@@ -13,7 +13,12 @@ class DataRequests(Strict):
 
     response_deadline_days: int = Field(15, gt=0, le=365)
     correctable_columns: tuple[str, ...] = (
-        "receiver_name", "receiver_phone", "receiver_email", "receiver_address", "receiver_postcode")
+        "receiver_name",
+        "receiver_phone",
+        "receiver_email",
+        "receiver_address",
+        "receiver_postcode",
+    )
     export_retention_days: int = Field(30, gt=0, le=3650)
 
     @field_validator("correctable_columns")

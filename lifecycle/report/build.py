@@ -4,7 +4,7 @@ It answers a reviewer's question, "was every order past its window cleared, and 
 leak?", night by night: whether the nightly run happened and succeeded, how many orders it
 cleared and kept (and why), what was still overdue after it, whether the purged rows left the
 disk, and how every check in the run ended. Figures come from lifecycle.* (the ledger), the shop's
-own tables (backlog, forecast, requests) and Dagster's run storage through its Python API.
+own tables (backlog, forecast, requests) and the run history's plain summaries (lifecycle/runs.py).
 Only counts, dates, run ids and check names appear: never a personal value.
 """
 
@@ -13,20 +13,18 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
-import dagster as dg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from lifecycle import alerts, history
-from lifecycle.retention import standing
+from lifecycle import alerts
 from lifecycle.policy import Policy
+from lifecycle.requests.deadlines import open_requests
+from lifecycle.retention import standing
+from lifecycle.runs import RunSummary
 
-OVERDUE_CHECK = "no_overdue_personal_data"
 FORECAST_DAYS = 30
-_STATUS_WORDS = {"SUCCESS": "succeeded", "FAILURE": "failed", "CANCELED": "canceled", "CANCELING": "canceling",
-                 "STARTED": "running", "STARTING": "starting", "QUEUED": "queued", "NOT_STARTED": "not started"}
 
 
 class ReportError(ValueError):
@@ -38,15 +36,25 @@ def parse_since(text: str, now: datetime) -> datetime:
     match = re.fullmatch(r"\s*(\d+)\s*([hdw])\s*", text)
     if match:
         amount, unit = int(match.group(1)), match.group(2)
-        return now - {"h": timedelta(hours=amount), "d": timedelta(days=amount), "w": timedelta(weeks=amount)}[unit]
+        return (
+            now
+            - {
+                "h": timedelta(hours=amount),
+                "d": timedelta(days=amount),
+                "w": timedelta(weeks=amount),
+            }[unit]
+        )
     try:
         day = date.fromisoformat(text.strip())
     except ValueError:
-        raise ReportError(f"--since: {text!r} is neither a duration (30d, 12h, 6w) nor a date (2026-10-01)") from None
-    return datetime.combine(day, time(), timezone.utc)
+        raise ReportError(
+            f"--since: {text!r} is neither a duration (30d, 12h, 6w) nor a date (2026-10-01)"
+        ) from None
+    return datetime.combine(day, time(), UTC)
 
 
 # ---------------------------------------------------------------- the figures
+
 
 @dataclass(frozen=True)
 class Night:
@@ -112,7 +120,7 @@ class AlertRow:
 
 @dataclass
 class Report:
-    """The whole report; lifecycle/report_format.py renders it as HTML, Markdown or JSON."""
+    """The whole report; lifecycle/report/render.py renders it as HTML, Markdown or JSON."""
 
     generated_at: datetime
     since: datetime
@@ -148,38 +156,82 @@ class Report:
         lines = []
         missed = self.days_without_success
         days = len([d for d in self.days if d.day < self.generated_at.date()])
-        begins = (f" (the run history begins on {self.history_begins.date()})"
-                  if self.history_begins and missed and self.history_begins.date() > missed[0] else "")
-        lines.append((not missed, f"A nightly run succeeded on every day of the period ({days} days)." if not missed else
-                      f"No successful nightly run on {len(missed)} of {days} days: {day_ranges(missed)}{begins}."))
+        begins = (
+            f" (the run history begins on {self.history_begins.date()})"
+            if self.history_begins and missed and self.history_begins.date() > missed[0]
+            else ""
+        )
+        lines.append(
+            (
+                not missed,
+                f"A nightly run succeeded on every day of the period ({days} days)."
+                if not missed
+                else f"No successful nightly run on {len(missed)} of {days} days: {day_ranges(missed)}{begins}.",
+            )
+        )
         left = self.nights_left_overdue
         measured = [n for n in self.nights if n.overdue_after is not None]
-        lines.append((not left, f"After each of the {len(measured)} measured runs, no order past its window "
-                      "still held personal data." if not left else
-                      f"On {len(left)} runs, orders past their window still held personal data afterwards: "
-                      + ", ".join(f"{n.day} ({n.overdue_after})" for n in left) + "."))
+        lines.append(
+            (
+                not left,
+                f"After each of the {len(measured)} measured runs, no order past its window "
+                "still held personal data."
+                if not left
+                else f"On {len(left)} runs, orders past their window still held personal data afterwards: "
+                + ", ".join(f"{n.day} ({n.overdue_after})" for n in left)
+                + ".",
+            )
+        )
         hours = alerts.FRESHNESS.total_seconds() / 3600
-        lines.append((self.overdue_past_grace == 0,
-                      f"Now: {self.overdue_past_grace} orders have been past their window for more than {hours:.0f} "
-                      f"hours; {self.overdue_now} are past it in all (those that became due since the last run are "
-                      "cleared by the next)."))
+        lines.append(
+            (
+                self.overdue_past_grace == 0,
+                f"Now: {self.overdue_past_grace} orders have been past their window for more than {hours:.0f} "
+                f"hours; {self.overdue_now} are past it in all (those that became due since the last run are "
+                "cleared by the next).",
+            )
+        )
         failed = self.failed_check_nights
         evaluations = sum(c["passed"] + c["failed"] for c in self.checks.values())
-        lines.append((not failed and evaluations > 0,
-                      f"All {evaluations} check evaluations passed ({len(self.checks)} checks: "
-                      + ", ".join(sorted(self.checks)) + ")." if not failed and evaluations else
-                      "No check was evaluated in the period." if not evaluations else
-                      "Checks failed: " + "; ".join(f"{n.day} {', '.join(n.checks_failed)}" for n in failed) + "."))
+        lines.append(
+            (
+                not failed and evaluations > 0,
+                f"All {evaluations} check evaluations passed ({len(self.checks)} checks: "
+                + ", ".join(sorted(self.checks))
+                + ")."
+                if not failed and evaluations
+                else "No check was evaluated in the period."
+                if not evaluations
+                else "Checks failed: "
+                + "; ".join(f"{n.day} {', '.join(n.checks_failed)}" for n in failed)
+                + ".",
+            )
+        )
         if self.requests is None:
-            lines.append((True, "This shop has no data-request table (shop.data_requests), so no request figures."))
+            lines.append(
+                (
+                    True,
+                    "This shop has no data-request table (shop.data_requests), so no request figures.",
+                )
+            )
         else:
             r = self.requests
-            lines.append((r.overdue_now == 0 and r.answered_late == 0,
-                          f"Data requests: {r.received} received, {r.answered} answered ({r.answered_late} after the "
-                          f"{r.deadline_days}-day deadline); {r.open_now} open, {r.overdue_now} overdue now."))
+            lines.append(
+                (
+                    r.overdue_now == 0 and r.answered_late == 0,
+                    f"Data requests: {r.received} received, {r.answered} answered ({r.answered_late} after the "
+                    f"{r.deadline_days}-day deadline); {r.open_now} open, {r.overdue_now} overdue now.",
+                )
+            )
         if self.alerts is not None:
-            lines.append((not self.alerts, "No alert was raised." if not self.alerts else
-                          f"{len(self.alerts)} alerts were raised (listed below)."))
+            lines.append(
+                (
+                    not self.alerts,
+                    "No alert was raised."
+                    if not self.alerts
+                    else f"{len(self.alerts)} alerts were raised (listed below).",
+                )
+            )
         return lines
 
     def as_dict(self) -> dict:
@@ -244,20 +296,30 @@ def _exists(conn, name: str) -> bool:
     return bool(conn.execute(_EXISTS, {"name": name}).scalar())
 
 
-def build_report(engine: Engine, policy: Policy, instance: dg.DagsterInstance, since: datetime,
-                 now: datetime | None = None, ui_url: str | None = None) -> Report:
-    """Gathers the report for the UTC days from `since` to `now` (whole days)."""
-    now = now or datetime.now(timezone.utc)
-    since = datetime.combine(since.astimezone(timezone.utc).date(), time(), timezone.utc)
-    runs = history.job_runs(instance, since)
+def build_report(
+    engine: Engine,
+    policy: Policy,
+    runs: list[RunSummary],
+    since: datetime,
+    now: datetime | None = None,
+    history_begins: datetime | None = None,
+    ui_url: str | None = None,
+) -> Report:
+    """Gathers the report for the UTC days from `since` to `now` (whole days) from the nightly
+    runs created in that period (oldest first) and the ledger."""
+    now = now or datetime.now(UTC)
+    since = datetime.combine(since.astimezone(UTC).date(), time(), UTC)
     run_ids = [run.run_id for run in runs]
     with engine.connect() as conn:
         ledger = {row.run_id: row for row in conn.execute(_PER_RUN, {"run_ids": run_ids})}
         erasures = {row.run_id: row for row in conn.execute(_ERASURES, {"run_ids": run_ids})}
         per_day = {row.day: row for row in conn.execute(_PER_DAY, {"since": since})}
         requests, answered_per_day = _requests(conn, engine, policy, since, now)
-        raised = ([AlertRow(**row) for row in conn.execute(_ALERTS, {"since": since}).mappings()]
-                  if _exists(conn, "lifecycle.alerts") else None)
+        raised = (
+            [AlertRow(**row) for row in conn.execute(_ALERTS, {"since": since}).mappings()]
+            if _exists(conn, "lifecycle.alerts")
+            else None
+        )
     nights = [_night(run, ledger.get(run.run_id), erasures.get(run.run_id)) for run in runs]
     days = _days(since.date(), now.date(), nights, per_day, answered_per_day)
     checks: dict[str, dict[str, int]] = {}
@@ -278,40 +340,42 @@ def build_report(engine: Engine, policy: Policy, instance: dg.DagsterInstance, s
         requests=requests,
         alerts=raised,
         checks=checks,
-        history_begins=history.first_run_at(instance),
+        history_begins=history_begins,
         ui_url=ui_url.rstrip("/") if ui_url else None,
     )
 
 
-def _night(run: history.RunSummary, ledger, erasure) -> Night:
-    due = run.materializations.get("due_orders", {})
-    erased = run.materializations.get("erased_purged_storage")
-    overdue = [c.metadata.get("overdue_orders") for c in run.checks if c.name == OVERDUE_CHECK]
-    tag_hash = run.tags.get(history.TAG_POLICY_HASH)
+def _night(run: RunSummary, ledger, erasure) -> Night:
     note = ""
-    if ledger is not None and tag_hash and tag_hash != ledger.policy_hash:
-        note = (f"the run was tagged with policy {tag_hash[:12]} but the purge applied {ledger.policy_hash[:12]} "
-                "(policy.yaml changed after the UI loaded it)")
-    elif history.TAG_POLICY_PROBLEM in run.tags:
+    if (
+        ledger is not None
+        and run.policy_hash
+        and not ledger.policy_hash.startswith(run.policy_hash)
+    ):
+        note = (
+            f"the run was tagged with policy {run.policy_hash[:12]} but the purge applied "
+            f"{ledger.policy_hash[:12]} (policy.yaml changed after the run was launched)"
+        )
+    elif run.policy_problem:
         note = "the policy file was not usable when the run was launched"
     if erasure is not None:
         erasure_text = f"done ({_size(erasure.before)} → {_size(erasure.after)})"
-    elif erased is not None:
-        erasure_text = "not needed" if not erased.get("ran") else "done"
+    elif run.erasure_ran is not None:
+        erasure_text = "done" if run.erasure_ran else "not needed"
     else:
         erasure_text = "not run"
     return Night(
         day=run.created_at.date(),
         run_id=run.run_id,
-        result=_STATUS_WORDS.get(run.status, run.status.lower()),
+        result=run.status,
         started_at=run.created_at,
         started_by=run.trigger,
-        policy_version=ledger.policy_version if ledger else run.tags.get(history.TAG_POLICY_VERSION),
-        policy_hash=(ledger.policy_hash if ledger else tag_hash or "")[:12] or None,
+        policy_version=ledger.policy_version if ledger else run.policy_version,
+        policy_hash=(ledger.policy_hash if ledger else run.policy_hash or "")[:12] or None,
         purged=ledger.purged if ledger else 0,
-        kept_by_open_case=due.get("kept_by_open_case"),
-        anomalies=due.get("anomalies"),
-        overdue_after=overdue[-1] if overdue else None,
+        kept_by_open_case=run.kept_by_open_case,
+        anomalies=run.anomalies,
+        overdue_after=run.overdue_after,
         erasure=erasure_text,
         checks_passed=sorted(c.name for c in run.checks if c.passed),
         checks_failed=sorted(c.name for c in run.checks if not c.passed),
@@ -327,41 +391,56 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
-def _days(first: date, last: date, nights: list[Night], per_day, answered_per_day) -> list[DayFigures]:
+def _days(
+    first: date, last: date, nights: list[Night], per_day, answered_per_day
+) -> list[DayFigures]:
     days = []
     for offset in range((last - first).days + 1):
         day = first + timedelta(days=offset)
         todays = [n for n in nights if n.day == day]
         measured = [n.overdue_after for n in todays if n.overdue_after is not None]
         row = per_day.get(day)
-        days.append(DayFigures(
-            day=day,
-            purged=row.purged if row else 0,
-            purged_on_request=row.on_request if row else 0,
-            overdue_after_last_run=measured[-1] if measured else None,
-            successful_runs=sum(n.succeeded for n in todays),
-            requests_answered=answered_per_day.get(day, 0) if answered_per_day is not None else None,
-        ))
+        days.append(
+            DayFigures(
+                day=day,
+                purged=row.purged if row else 0,
+                purged_on_request=row.on_request if row else 0,
+                overdue_after_last_run=measured[-1] if measured else None,
+                successful_runs=sum(n.succeeded for n in todays),
+                requests_answered=answered_per_day.get(day, 0)
+                if answered_per_day is not None
+                else None,
+            )
+        )
     return days
 
 
 def _with_missing_days(nights: list[Night], days: list[DayFigures]) -> list[Night]:
     ran = {n.day for n in nights}
     missing = [Night(day=d.day, run_id=None, result="no run") for d in days if d.day not in ran]
-    return sorted(nights + missing, key=lambda n: (n.day, n.started_at or datetime.min.replace(tzinfo=timezone.utc)))
+    return sorted(
+        nights + missing,
+        key=lambda n: (n.day, n.started_at or datetime.min.replace(tzinfo=UTC)),
+    )
 
 
 def _requests(conn, engine: Engine, policy: Policy, since: datetime, now: datetime):
     """Request figures when the shop has shop.data_requests (customers' rights), else (None, None)."""
     if not _exists(conn, "shop.data_requests"):
         return None, None
-    from lifecycle import requests  # only shops with the requests table have the module's schema
-
     deadline_days = policy.requests.response_deadline_days
-    received, answered, late = conn.execute(_REQUESTS, {"since": since, "deadline": timedelta(days=deadline_days)}).one()
+    received, answered, late = conn.execute(
+        _REQUESTS, {"since": since, "deadline": timedelta(days=deadline_days)}
+    ).one()
     per_day = dict(conn.execute(_REQUESTS_PER_DAY, {"since": since}).all())
-    open_now = requests.open_requests(engine, policy, now)
-    figures = RequestFigures(received=received, answered=answered, answered_late=late, open_now=open_now.total,
-                             overdue_now=open_now.overdue, overdue_request_ids=open_now.overdue_ids[:50],
-                             deadline_days=deadline_days)
+    open_now = open_requests(engine, policy, now)
+    figures = RequestFigures(
+        received=received,
+        answered=answered,
+        answered_late=late,
+        open_now=open_now.total,
+        overdue_now=open_now.overdue,
+        overdue_request_ids=open_now.overdue_ids[:50],
+        deadline_days=deadline_days,
+    )
     return figures, per_day

@@ -17,15 +17,15 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from lifecycle.db import describe_db_error
-from lifecycle.logistics import HANDOFF_TABLE
+from lifecycle.logistics.handoff import HANDOFF_TABLE
 from lifecycle.policy import Policy
-from lifecycle.requests import REQUESTS_TABLE
+from lifecycle.requests.table import REQUESTS_TABLE
 
 
 class ErasureError(RuntimeError):
@@ -57,7 +57,12 @@ class ErasureReport:
 def erasure_tables(policy: Policy) -> list[str]:
     """Every table whose purged values must leave the disk (the carrier hand-off keeps copies; a
     correction's payload is redacted once answered, and its old row version must go too)."""
-    return [policy.raw.orders.table, policy.raw.after_sales_cases.table, HANDOFF_TABLE, REQUESTS_TABLE]
+    return [
+        policy.raw.orders.table,
+        policy.raw.after_sales_cases.table,
+        HANDOFF_TABLE,
+        REQUESTS_TABLE,
+    ]
 
 
 _PENDING = sa.text("""
@@ -66,7 +71,9 @@ _PENDING = sa.text("""
         WHERE recorded_at >= coalesce((SELECT max(started_at) FROM lifecycle.erasure_runs), '-infinity')
     )
 """)
-_SIZE = sa.text("SELECT CAST(coalesce(sum(pg_total_relation_size(CAST(t AS regclass))), 0) AS bigint) FROM unnest(CAST(:tables AS text[])) t")
+_SIZE = sa.text(
+    "SELECT CAST(coalesce(sum(pg_total_relation_size(CAST(t AS regclass))), 0) AS bigint) FROM unnest(CAST(:tables AS text[])) t"
+)
 _RECORD = sa.text("""
     INSERT INTO lifecycle.erasure_runs
         (run_id, started_at, finished_at, mechanism, tables, bytes_before, bytes_after)
@@ -103,7 +110,7 @@ class _KeptVersions:
         self.count = 0
         self._driver = conn.connection.driver_connection
 
-    def __enter__(self) -> "_KeptVersions":
+    def __enter__(self) -> _KeptVersions:
         self._driver.add_notice_handler(self._on_notice)
         return self
 
@@ -138,25 +145,33 @@ def erasure_pending(engine: Engine) -> bool:
         return bool(conn.execute(_PENDING).scalar())
 
 
-def erase_purged_storage(engine: Engine, policy: Policy, run_id: str, force: bool = False) -> ErasureReport:
+def erase_purged_storage(
+    engine: Engine, policy: Policy, run_id: str, force: bool = False
+) -> ErasureReport:
     """Rewrites the purged tables when anything was purged since the last rewrite."""
     if policy.retention.physical_erasure == "none":
-        return ErasureReport(ran=False, reason="disabled by policy (retention.physical_erasure: none)")
+        return ErasureReport(
+            ran=False, reason="disabled by policy (retention.physical_erasure: none)"
+        )
     if not force and not erasure_pending(engine):
         return ErasureReport(ran=False, reason="nothing purged since the last rewrite")
     tables = erasure_tables(policy)
-    started_at = datetime.now(timezone.utc)
+    started_at = datetime.now(UTC)
     clock = time.perf_counter()
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         before = conn.execute(_SIZE, {"tables": tables}).scalar_one()
         _wait_for_older_snapshots(conn, started_at, policy.retention.erasure_lock_timeout_seconds)
-        conn.execute(sa.text(f"SET lock_timeout = '{int(policy.retention.erasure_lock_timeout_seconds)}s'"))
+        conn.execute(
+            sa.text(f"SET lock_timeout = '{int(policy.retention.erasure_lock_timeout_seconds)}s'")
+        )
         try:  # the timeout is a session setting: never hand it back to the pool
             for table in tables:
                 schema, name = table.split(".")
                 try:
                     with _KeptVersions(conn) as kept:
-                        conn.execute(sa.text(f'VACUUM (FULL, ANALYZE, VERBOSE) "{schema}"."{name}"'))
+                        conn.execute(
+                            sa.text(f'VACUUM (FULL, ANALYZE, VERBOSE) "{schema}"."{name}"')
+                        )
                 except sa.exc.DBAPIError as exc:
                     raise ErasureError(
                         f"could not rewrite {table}: {describe_db_error(exc)}. Purged fields are cleared but "
@@ -172,7 +187,21 @@ def erase_purged_storage(engine: Engine, policy: Policy, run_id: str, force: boo
         finally:
             conn.execute(sa.text("RESET lock_timeout"))
         after = conn.execute(_SIZE, {"tables": tables}).scalar_one()
-        conn.execute(_RECORD, {"run_id": run_id, "started_at": started_at, "tables": tables,
-                               "before": before, "after": after})
-    return ErasureReport(ran=True, reason="rewrote purged tables", tables=tables,
-                         seconds=time.perf_counter() - clock, bytes_before=before, bytes_after=after)
+        conn.execute(
+            _RECORD,
+            {
+                "run_id": run_id,
+                "started_at": started_at,
+                "tables": tables,
+                "before": before,
+                "after": after,
+            },
+        )
+    return ErasureReport(
+        ran=True,
+        reason="rewrote purged tables",
+        tables=tables,
+        seconds=time.perf_counter() - clock,
+        bytes_before=before,
+        bytes_after=after,
+    )

@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -29,6 +29,7 @@ class PurgeError(RuntimeError):
 
 
 # ---------------------------------------------------------------- the purge
+
 
 @dataclass
 class PurgeReport:
@@ -118,16 +119,18 @@ def _purge_batch_sql(q: RetentionSql, rule: _Rule | None = None) -> str:
         names = ", ".join(f"'{n}'" for n in q.case_personal_names)
         notes_cte = f""", notes AS (
             UPDATE {q.cases} c SET {set_cases}
-            FROM purged p WHERE {cc['order_id']} = p.order_id AND ({case_held}) AND {rule.cases_scope}
-            RETURNING {cc['order_id']} AS order_id
+            FROM purged p WHERE {cc["order_id"]} = p.order_id AND ({case_held}) AND {rule.cases_scope}
+            RETURNING {cc["order_id"]} AS order_id
         )"""
         notes_join = "LEFT JOIN (SELECT DISTINCT order_id FROM notes) n ON n.order_id = p.order_id"
-        case_columns = f"CASE WHEN n.order_id IS NOT NULL THEN ARRAY[{names}]::text[] ELSE '{{}}'::text[] END"
+        case_columns = (
+            f"CASE WHEN n.order_id IS NOT NULL THEN ARRAY[{names}]::text[] ELSE '{{}}'::text[] END"
+        )
     return f"""
     WITH purged AS (
         UPDATE {q.orders} o SET {set_orders}
         WHERE {rule.orders_scope} AND {q.not_purged} AND {rule.due}
-        RETURNING {oc['order_id']} AS order_id, {oc['status']} AS status
+        RETURNING {oc["order_id"]} AS order_id, {oc["status"]} AS status
     ){notes_cte}, ledger AS (
         INSERT INTO lifecycle.purge_ledger
             (run_id, order_id, purged_at, action, reason, request_id, policy_version, policy_hash,
@@ -172,7 +175,7 @@ def run_purge(
     case notes, write the ledger), so a run killed at any point keeps what it committed and the
     next run picks up the rest; a repeated run finds nothing due and changes nothing.
     """
-    as_of = as_of or datetime.now(timezone.utc)
+    as_of = as_of or datetime.now(UTC)
     q = RetentionSql(policy)
     params = {
         **Cutoffs.at(as_of, policy).params(),
@@ -180,54 +183,81 @@ def run_purge(
         "policy_version": policy.version,
         "policy_hash": policy.sha256,
     }
-    report = PurgeReport(run_id=run_id, as_of=as_of, policy_version=policy.version, policy_hash=policy.sha256)
-    _record(engine, _START_RUN, run_id=run_id, as_of=as_of,
-            policy_version=policy.version, policy_hash=policy.sha256)
+    report = PurgeReport(
+        run_id=run_id, as_of=as_of, policy_version=policy.version, policy_hash=policy.sha256
+    )
+    _record(
+        engine,
+        _START_RUN,
+        run_id=run_id,
+        as_of=as_of,
+        policy_version=policy.version,
+        policy_hash=policy.sha256,
+    )
     batch_sql = sa.text(_purge_batch_sql(q))
     bound_sql = keyset_bound_sql(q.orders, q.oc["order_id"])
     started = time.perf_counter()
     status = "failed"
     try:
         for purged, with_notes, sample in run_in_batches(
-            engine, bound_sql, policy.retention.batch_size,
-            lambda conn, after, upto: _run_batch(conn, batch_sql, {**params, "after": after, "upto": upto}),
+            engine,
+            bound_sql,
+            policy.retention.batch_size,
+            lambda conn, after, upto: _run_batch(
+                conn, batch_sql, {**params, "after": after, "upto": upto}
+            ),
         ):
             report.batches += 1
             report.purged += purged
             report.notes_cleared += with_notes
             room = SAMPLE_IDS - len(report.purged_ids_sample)
-            report.purged_ids_sample += (sample or [])[:max(room, 0)]
+            report.purged_ids_sample += (sample or [])[: max(room, 0)]
             report.seconds = time.perf_counter() - started
             if on_batch:
                 on_batch(report)
         status = "succeeded"
     finally:
         report.seconds = time.perf_counter() - started
-        summary = {"batches": report.batches, "notes_cleared": report.notes_cleared,
-                   "seconds": round(report.seconds, 3)}
-        _record(engine, _FINISH_RUN, run_id=run_id, status=status, purged=report.purged,
-                summary=json.dumps(summary))
+        summary = {
+            "batches": report.batches,
+            "notes_cleared": report.notes_cleared,
+            "seconds": round(report.seconds, 3),
+        }
+        _record(
+            engine,
+            _FINISH_RUN,
+            run_id=run_id,
+            status=status,
+            purged=report.purged,
+            summary=json.dumps(summary),
+        )
     return report
 
 
-def _run_batch(conn: Connection, statement: sa.TextClause, params: dict) -> tuple[int, int, list[int] | None]:
+def _run_batch(
+    conn: Connection, statement: sa.TextClause, params: dict
+) -> tuple[int, int, list[int] | None]:
     """Runs one batch; returns (orders purged, of which with case notes cleared, sample ids)."""
     try:
         return tuple(conn.execute(statement, params).one())
     except sa.exc.DBAPIError as exc:
         # The driver's text can carry row contents (e.g. "Failing row contains ..."): keep only
         # the error class and the batch's id range (or request id).
-        where = (f"order_id in ({params['after']}, {params['upto']}]" if "after" in params
-                 else f"erasure request {params['request_id']}")
+        where = (
+            f"order_id in ({params['after']}, {params['upto']}]"
+            if "after" in params
+            else f"erasure request {params['request_id']}"
+        )
         raise PurgeError(f"purge batch for {where} rolled back: {describe_db_error(exc)}") from None
 
 
 # ---------------------------------------------------------------- requested erasure
 
+
 def _blockers_sql(q: RetentionSql) -> str:
     # Same order as `erasable_on_request` reads, so an order with no blocker is exactly one it clears.
     return f"""
-    SELECT {q.oc['order_id']},
+    SELECT {q.oc["order_id"]},
            CASE WHEN a.anomaly IS NOT NULL THEN 'anomaly:' || a.anomaly
                 WHEN {q.in_delivery} THEN 'in_delivery'
                 WHEN {q.open_case} THEN 'open_after_sales_case' END
@@ -254,8 +284,14 @@ class RequestedErasure:
 
 
 def erase_for_request(
-    conn: Connection, policy: Policy, *, run_id: str, request_id: int, customer_id: int,
-    order_ids: list[int], as_of: datetime,
+    conn: Connection,
+    policy: Policy,
+    *,
+    run_id: str,
+    request_id: int,
+    customer_id: int,
+    order_ids: list[int],
+    as_of: datetime,
 ) -> RequestedErasure:
     """Clears, in the caller's transaction, the request's orders that may be erased now.
 
@@ -263,8 +299,15 @@ def erase_for_request(
     so physical erasure (lifecycle/erasure.py) picks these rows up like any purge.
     """
     q = RetentionSql(policy)
-    params = {"as_of": as_of, "run_id": run_id, "request_id": request_id, "customer_id": customer_id,
-              "order_ids": list(order_ids), "policy_version": policy.version, "policy_hash": policy.sha256}
+    params = {
+        "as_of": as_of,
+        "run_id": run_id,
+        "request_id": request_id,
+        "customer_id": customer_id,
+        "order_ids": list(order_ids),
+        "policy_version": policy.version,
+        "policy_hash": policy.sha256,
+    }
     _, notes_cleared, _ = _run_batch(conn, sa.text(_purge_batch_sql(q, _request_rule(q))), params)
     cleared = list(conn.execute(_REQUEST_CLEARED, params).scalars())
     waiting = {order_id: why for order_id, why in conn.execute(sa.text(_blockers_sql(q)), params)}

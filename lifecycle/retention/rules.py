@@ -7,10 +7,12 @@ The rule lives here once, as SQL fragments over the policy's tables:
   - an open after-sales case keeps the order; a closed one restarts the window from closed_at,
   - paid and shipped orders are in service and never due (reported as stale past a policy age),
   - rows whose timestamps cannot be trusted are anomalies and never due.
-A customer's erasure request (lifecycle/requests.py) clears their orders through the same batch
+A customer's erasure request (lifecycle/requests/) clears their orders through the same batch
 statement under one more rule: at once, unless the order is being delivered (paid, shipped) or
 has an open after-sales case; the windows above do not apply. Its ledger rows carry the request id.
-The summary, the purge and the backlog check all use these fragments, so they cannot disagree.
+The summary, the purge, the backlog check, the forecast and the requested erasure all use these
+fragments, so they cannot disagree; docs/retention.md shows the due condition they make for the
+reference policy (tests/unit/test_retention_doc.py keeps it current).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class Cutoffs:
     stale: datetime
 
     @classmethod
-    def at(cls, as_of: datetime, policy: Policy) -> "Cutoffs":
+    def at(cls, as_of: datetime, policy: Policy) -> Cutoffs:
         if as_of.tzinfo is None:
             raise ValueError("as_of must be timezone-aware")
         r = policy.retention
@@ -74,48 +76,71 @@ class RetentionSql:
 
         # Why an order cannot be judged (for the summary's labels); NULL when it can be.
         self.anomaly = f"""CASE
-            WHEN {oc['status']} IS NULL OR {oc['status']} NOT IN ({statuses}) THEN 'unknown_status'
-            WHEN {oc['placed_at']} IS NULL THEN 'missing_placed_at'
+            WHEN {oc["status"]} IS NULL OR {oc["status"]} NOT IN ({statuses}) THEN 'unknown_status'
+            WHEN {oc["placed_at"]} IS NULL THEN 'missing_placed_at'
             WHEN {future} OR EXISTS (
-                SELECT 1 FROM {self.cases} c WHERE {cc['order_id']} = {oc['order_id']}
-                  AND ({cc['opened_at']} > :as_of OR {cc['closed_at']} > :as_of)) THEN 'future_timestamp'
-            WHEN {oc['status']} = 'delivered' AND {oc['delivered_at']} IS NULL THEN 'delivered_without_delivered_at'
-            WHEN {oc['delivered_at']} < {oc['placed_at']} THEN 'delivered_before_placed'
-            WHEN {oc['status']} = 'cancelled' AND {oc['cancelled_at']} IS NULL THEN 'cancelled_without_cancelled_at'
+                SELECT 1 FROM {self.cases} c WHERE {cc["order_id"]} = {oc["order_id"]}
+                  AND ({cc["opened_at"]} > :as_of OR {cc["closed_at"]} > :as_of)) THEN 'future_timestamp'
+            WHEN {oc["status"]} = 'delivered' AND {oc["delivered_at"]} IS NULL THEN 'delivered_without_delivered_at'
+            WHEN {oc["delivered_at"]} < {oc["placed_at"]} THEN 'delivered_before_placed'
+            WHEN {oc["status"]} = 'cancelled' AND {oc["cancelled_at"]} IS NULL THEN 'cancelled_without_cancelled_at'
         END"""
         # The same screen as a plain conjunction the planner can estimate (a CASE … IS NULL
         # filter is estimated at a handful of rows and turns the case lookups into nested loops).
         # Case timestamps in the future are screened by `case_blocks` below. `(anomaly IS NULL)`
         # equals `trusted AND NOT <case in the future>`: tests/db/test_purge_rules.py proves it.
         not_future = " AND ".join(f"({oc[t]} IS NULL OR {oc[t]} <= :as_of)" for t in timestamps)
-        self.trusted = f"""({oc['status']} IN ({statuses}) AND {oc['placed_at']} <= :as_of AND {not_future}
-            AND ({oc['status']} <> 'delivered' OR {oc['delivered_at']} IS NOT NULL)
-            AND ({oc['delivered_at']} IS NULL OR {oc['delivered_at']} >= {oc['placed_at']})
-            AND ({oc['status']} <> 'cancelled' OR {oc['cancelled_at']} IS NOT NULL))"""
+        self.trusted = f"""({oc["status"]} IN ({statuses}) AND {oc["placed_at"]} <= :as_of AND {not_future}
+            AND ({oc["status"]} <> 'delivered' OR {oc["delivered_at"]} IS NOT NULL)
+            AND ({oc["delivered_at"]} IS NULL OR {oc["delivered_at"]} >= {oc["placed_at"]})
+            AND ({oc["status"]} <> 'cancelled' OR {oc["cancelled_at"]} IS NOT NULL))"""
         # The order's own window has closed, ignoring after-sales cases.
         self.base_passed = f"""(
-               ({oc['status']} = 'delivered' AND {oc['delivered_at']} <= :delivered_cutoff)
-            OR ({oc['status']} = 'cancelled' AND {oc['cancelled_at']} <= :cancelled_cutoff)
-            OR ({oc['status']} = 'placed'    AND {oc['placed_at']}    <= :abandoned_cutoff))"""
-        self.status_cutoff = f"""CASE {oc['status']} WHEN 'delivered' THEN :delivered_cutoff
+               ({oc["status"]} = 'delivered' AND {oc["delivered_at"]} <= :delivered_cutoff)
+            OR ({oc["status"]} = 'cancelled' AND {oc["cancelled_at"]} <= :cancelled_cutoff)
+            OR ({oc["status"]} = 'placed'    AND {oc["placed_at"]}    <= :abandoned_cutoff))"""
+        self.status_cutoff = f"""CASE {oc["status"]} WHEN 'delivered' THEN :delivered_cutoff
             WHEN 'cancelled' THEN :cancelled_cutoff ELSE :abandoned_cutoff END"""
+        # The instant the order's own window starts: delivery, cancellation, or placing (unpaid).
+        self.window_start = f"""CASE {oc["status"]} WHEN 'delivered' THEN {oc["delivered_at"]}
+            WHEN 'cancelled' THEN {oc["cancelled_at"]} ELSE {oc["placed_at"]} END"""
+        # A case row that holds its order whatever the window: open, or dated in the future.
+        self.case_holds = f"({cc['closed_at']} IS NULL OR {cc['opened_at']} > :as_of OR {cc['closed_at']} > :as_of)"
         self.open_case = f"""EXISTS (SELECT 1 FROM {self.cases} c
-            WHERE {cc['order_id']} = {oc['order_id']} AND {cc['closed_at']} IS NULL)"""
+            WHERE {cc["order_id"]} = {oc["order_id"]} AND {cc["closed_at"]} IS NULL)"""
         # A case closed after the cutoff restarts the window from its closed_at.
         self.recent_case = f"""EXISTS (SELECT 1 FROM {self.cases} c
-            WHERE {cc['order_id']} = {oc['order_id']} AND {cc['closed_at']} > {self.status_cutoff})"""
+            WHERE {cc["order_id"]} = {oc["order_id"]} AND {cc["closed_at"]} > {self.status_cutoff})"""
         # Any case that keeps the order: open, closed within the window, or dated in the future.
         self.case_blocks = f"""EXISTS (SELECT 1 FROM {self.cases} c
-            WHERE {cc['order_id']} = {oc['order_id']} AND ({cc['closed_at']} IS NULL
-               OR {cc['closed_at']} > {self.status_cutoff} OR {cc['opened_at']} > :as_of))"""
+            WHERE {cc["order_id"]} = {oc["order_id"]} AND ({cc["closed_at"]} IS NULL
+               OR {cc["closed_at"]} > {self.status_cutoff} OR {cc["opened_at"]} > :as_of))"""
         # Due: trustworthy, window closed, no case keeping it. One anti-join over the cases.
-        self.due = f"({self.trusted} AND {self.base_passed} AND NOT {self.case_blocks})"
+        self.due_clauses = [
+            ("its dates can be trusted", self.trusted),
+            ("its own window has closed", self.base_passed),
+            ("no after-sales case keeps it", f"NOT {self.case_blocks}"),
+        ]
+        self.due = "(" + " AND ".join(fragment for _, fragment in self.due_clauses) + ")"
         # Requested erasure: trustworthy, not being delivered, no open (or future-dated) case.
         self.in_delivery = f"{oc['status']} IN ({sql_list(IN_DELIVERY)})"
         self.case_open_or_future = f"""EXISTS (SELECT 1 FROM {self.cases} c
-            WHERE {cc['order_id']} = {oc['order_id']} AND ({cc['closed_at']} IS NULL
-               OR {cc['opened_at']} > :as_of OR {cc['closed_at']} > :as_of))"""
-        self.erasable_on_request = f"({self.trusted} AND NOT {self.in_delivery} AND NOT {self.case_open_or_future})"
+            WHERE {cc["order_id"]} = {oc["order_id"]} AND {self.case_holds})"""
+        self.erasable_on_request = (
+            f"({self.trusted} AND NOT {self.in_delivery} AND NOT {self.case_open_or_future})"
+        )
         self.not_purged = f"{oc['purged_at']} IS NULL"
         self.purged_at_col = o.col("purged_at")
 
+
+def due_condition(policy: Policy) -> str:
+    """The whole condition under which the purge clears an order, as its UPDATE carries it, one
+    labelled clause at a time for a reviewer (docs/retention.md shows it for the reference policy)."""
+    q = RetentionSql(policy)
+    clauses = [("not cleared yet", q.not_purged), *q.due_clauses]
+    out = []
+    for n, (label, fragment) in enumerate(clauses):
+        body = [line.strip() for line in fragment.splitlines() if line.strip()]
+        out.append(("" if n == 0 else "AND ") + f"-- {label}")
+        out += ["    " + line for line in body]
+    return "\n".join(out)

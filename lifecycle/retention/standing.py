@@ -8,7 +8,7 @@ forecast all read the same fragments as the purge, so they cannot disagree with 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -18,6 +18,7 @@ from lifecycle.policy import Policy
 from lifecycle.retention.rules import Cutoffs, RetentionSql
 
 # ---------------------------------------------------------------- what is due
+
 
 @dataclass
 class DueSummary:
@@ -64,22 +65,18 @@ def _summary_sql(q: RetentionSql) -> str:
     oc, cc = q.oc, q.cc
     return f"""
     WITH classified AS (
-        SELECT {oc['order_id']} AS order_id, a.anomaly,
+        SELECT {oc["order_id"]} AS order_id, a.anomaly,
                CASE
                    WHEN NOT ({q.not_purged}) THEN 'purged'
                    WHEN a.anomaly IS NOT NULL THEN 'anomaly'
-                   WHEN {oc['status']} IN ({sql_list(IN_DELIVERY)}) THEN
-                        CASE WHEN {oc['placed_at']} <= :stale_cutoff THEN 'stale' ELSE 'in_service' END
+                   WHEN {oc["status"]} IN ({sql_list(IN_DELIVERY)}) THEN
+                        CASE WHEN {oc["placed_at"]} <= :stale_cutoff THEN 'stale' ELSE 'in_service' END
                    WHEN NOT {q.base_passed} THEN 'waiting'
                    WHEN {q.open_case} THEN 'kept_open_case'
                    WHEN {q.recent_case} THEN 'kept_case_window'
                    ELSE 'due'
                END AS class,
-               CASE {oc['status']}
-                   WHEN 'delivered' THEN {oc['delivered_at']} + (:as_of - :delivered_cutoff)
-                   WHEN 'cancelled' THEN {oc['cancelled_at']} + (:as_of - :cancelled_cutoff)
-                   ELSE {oc['placed_at']} + (:as_of - :abandoned_cutoff)
-               END AS window_end,
+               ({q.window_start}) + (:as_of - {q.status_cutoff}) AS window_end,
                :as_of - {q.status_cutoff} AS window_length
         FROM {q.orders} o
         CROSS JOIN LATERAL (SELECT {q.anomaly} AS anomaly) a
@@ -87,7 +84,7 @@ def _summary_sql(q: RetentionSql) -> str:
     SELECT class, anomaly, count(*) AS n,
            (array_agg(order_id ORDER BY order_id) FILTER (WHERE class IN ('anomaly', 'stale')))[1:{SAMPLE_IDS}],
            min(CASE WHEN class = 'due' THEN greatest(window_end,
-                    (SELECT max({cc['closed_at']}) FROM {q.cases} c WHERE {cc['order_id']} = classified.order_id)
+                    (SELECT max({cc["closed_at"]}) FROM {q.cases} c WHERE {cc["order_id"]} = classified.order_id)
                     + window_length) END)
     FROM classified
     GROUP BY class, anomaly
@@ -140,17 +137,14 @@ def _forecast_sql(q: RetentionSql) -> str:
     # tests/db/test_report_forecast.py proves it agrees with `due` (count_overdue) day by day.
     return f"""
     SELECT (due_at AT TIME ZONE 'UTC')::date AS day, count(*) FROM (
-        SELECT greatest(CASE {oc['status']} WHEN 'delivered' THEN {oc['delivered_at']}
-                             WHEN 'cancelled' THEN {oc['cancelled_at']} ELSE {oc['placed_at']} END,
-                        k.last_closed) + (:as_of - {q.status_cutoff}) AS due_at
+        SELECT greatest({q.window_start}, k.last_closed) + (:as_of - {q.status_cutoff}) AS due_at
         FROM {q.orders} o
         LEFT JOIN (
-            SELECT {cc['order_id']} AS order_id, max({cc['closed_at']}) AS last_closed,
-                   bool_or({cc['closed_at']} IS NULL OR {cc['opened_at']} > :as_of
-                           OR {cc['closed_at']} > :as_of) AS held
+            SELECT {cc["order_id"]} AS order_id, max({cc["closed_at"]}) AS last_closed,
+                   bool_or({q.case_holds}) AS held
             FROM {q.cases} c GROUP BY 1
-        ) k ON k.order_id = {oc['order_id']}
-        WHERE {q.not_purged} AND {q.trusted} AND {oc['status']} IN ('delivered', 'cancelled', 'placed')
+        ) k ON k.order_id = {oc["order_id"]}
+        WHERE {q.not_purged} AND {q.trusted} AND {oc["status"]} NOT IN ({sql_list(IN_DELIVERY)})
           AND k.held IS NOT TRUE
     ) upcoming
     WHERE due_at > :as_of AND due_at <= :horizon
@@ -158,13 +152,20 @@ def _forecast_sql(q: RetentionSql) -> str:
     """
 
 
-def forecast_due(engine: Engine, policy: Policy, as_of: datetime, days: int = 30) -> dict[date, int]:
+def forecast_due(
+    engine: Engine, policy: Policy, as_of: datetime, days: int = 30
+) -> dict[date, int]:
     """How many orders become due on each UTC day of the next `days`, if nothing else changes."""
     horizon = as_of + timedelta(days=days)
     with engine.connect() as conn:
-        found = dict(conn.execute(sa.text(_forecast_sql(RetentionSql(policy))),
-                                  {**Cutoffs.at(as_of, policy).params(), "horizon": horizon}).all())
-    first = as_of.astimezone(timezone.utc).date()
-    return {first + timedelta(days=d): found.get(first + timedelta(days=d), 0)
-            for d in range((horizon.astimezone(timezone.utc).date() - first).days + 1)}
-
+        found = dict(
+            conn.execute(
+                sa.text(_forecast_sql(RetentionSql(policy))),
+                {**Cutoffs.at(as_of, policy).params(), "horizon": horizon},
+            ).all()
+        )
+    first = as_of.astimezone(UTC).date()
+    return {
+        first + timedelta(days=d): found.get(first + timedelta(days=d), 0)
+        for d in range((horizon.astimezone(UTC).date() - first).days + 1)
+    }

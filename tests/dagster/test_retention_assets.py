@@ -1,23 +1,27 @@
 """The retention assets through Dagster, with a real resource on a real database."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import sqlalchemy as sa
 
 from assets.retention import retention_assets, retention_checks
-from lifecycle.resources import ShopDatabase
 from lifecycle.settings import PROJECT_DIR
-from tests.shop import add_case, add_delivered, is_purged, purge_swallowed, leaked
+from orchestration.resources import ShopDatabase
+from tests.shop import add_case, add_delivered, is_purged, leaked, purge_swallowed
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 DAY = timedelta(days=1)
 
 
 def materialize(url, instance, policy_path=PROJECT_DIR / "policy.yaml"):
     shop = ShopDatabase(url=url.render_as_string(hide_password=False), policy_path=str(policy_path))
-    return dg.materialize([*retention_assets, *retention_checks], resources={"shop": shop},
-                          instance=instance, raise_on_error=False)
+    return dg.materialize(
+        [*retention_assets, *retention_checks],
+        resources={"shop": shop},
+        instance=instance,
+        raise_on_error=False,
+    )
 
 
 def metadata(result, asset: str) -> dict:
@@ -27,9 +31,9 @@ def metadata(result, asset: str) -> dict:
 
 def seed_small_shop(engine):
     with engine.begin() as conn:
-        add_delivered(conn, 1, NOW - 100 * DAY)                      # due
-        add_delivered(conn, 2, NOW - 2 * DAY)                        # waiting
-        add_delivered(conn, 3, NOW - 100 * DAY)                      # kept by an open case
+        add_delivered(conn, 1, NOW - 100 * DAY)  # due
+        add_delivered(conn, 2, NOW - 2 * DAY)  # waiting
+        add_delivered(conn, 3, NOW - 100 * DAY)  # kept by an open case
         add_case(conn, 30, 3, NOW - 95 * DAY, closed_at=None)
 
 
@@ -48,7 +52,9 @@ def test_nightly_assets_purge_due_orders_and_report_counts(engine, database_url)
     assert check.check_name == "no_overdue_personal_data" and check.passed
     with engine.connect() as conn:
         assert [is_purged(conn, oid) for oid in (1, 2, 3)] == [True, False, False]
-        ledger_run = conn.execute(sa.text("SELECT DISTINCT run_id FROM lifecycle.purge_ledger")).scalar()
+        ledger_run = conn.execute(
+            sa.text("SELECT DISTINCT run_id FROM lifecycle.purge_ledger")
+        ).scalar()
     assert ledger_run == result.run_id
     assert not leaked(logs)
 
@@ -63,7 +69,9 @@ def test_overdue_order_left_behind_fails_the_check_and_blocks_erasure(engine, da
     assert result.asset_materializations_for_node("erased_purged_storage") == []
 
 
-def test_a_policy_naming_a_missing_column_fails_the_run_before_any_purge(engine, database_url, policy_file):
+def test_a_policy_naming_a_missing_column_fails_the_run_before_any_purge(
+    engine, database_url, policy_file
+):
     seed_small_shop(engine)
     path = policy_file('version: "1"\nraw:\n  orders:\n    personal_columns: [receiver_nam]\n')
     with dg.DagsterInstance.ephemeral() as instance:
@@ -71,6 +79,7 @@ def test_a_policy_naming_a_missing_column_fails_the_run_before_any_purge(engine,
     assert not result.success
     [failure] = [e for e in result.all_events if e.is_step_failure]
     assert "column 'receiver_nam' not in shop.orders (did you mean 'receiver_name'?)" in (
-        failure.step_failure_data.user_failure_data.description)
+        failure.step_failure_data.user_failure_data.description
+    )
     with engine.connect() as conn:
         assert not is_purged(conn, 1)

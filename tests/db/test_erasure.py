@@ -18,14 +18,23 @@ def relation_bytes(engine, table: str) -> bytes:
     """Every data file PostgreSQL keeps for `table`: heap, TOAST and indexes, read from disk."""
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("CHECKPOINT"))
-        paths = conn.execute(sa.text("""
+        paths = (
+            conn.execute(
+                sa.text("""
             SELECT pg_relation_filepath(c.oid) FROM pg_class c
             WHERE c.oid = CAST(:t AS regclass)
                OR c.oid = (SELECT reltoastrelid FROM pg_class WHERE oid = CAST(:t AS regclass))
                OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = CAST(:t AS regclass))
-        """), {"t": table}).scalars().all()
+        """),
+                {"t": table},
+            )
+            .scalars()
+            .all()
+        )
         return b"".join(
-            conn.execute(sa.text("SELECT pg_read_binary_file(:p)"), {"p": p}).scalar() for p in paths if p
+            conn.execute(sa.text("SELECT pg_read_binary_file(:p)"), {"p": p}).scalar()
+            for p in paths
+            if p
         )
 
 
@@ -38,8 +47,14 @@ def test_purged_values_leave_the_data_files_after_erasure(engine, policy):
     with engine.begin() as conn:
         for i, marker in enumerate(MARKERS):
             add_delivered(conn, i + 1, AS_OF - timedelta(days=100), receiver_name=marker)
-            add_case(conn, i + 1, i + 1, AS_OF - timedelta(days=99), AS_OF - timedelta(days=98),
-                     note=f"call from {marker}")
+            add_case(
+                conn,
+                i + 1,
+                i + 1,
+                AS_OF - timedelta(days=99),
+                AS_OF - timedelta(days=98),
+                note=f"call from {marker}",
+            )
     assert found(engine, "shop.orders") == len(MARKERS)  # the probe really reads the files
 
     purge.run_purge(engine, policy, run_id="erase-1", as_of=AS_OF)
@@ -70,11 +85,16 @@ def test_erasure_gives_up_on_a_locked_table_and_stays_pending(engine, policy):
     with engine.begin() as conn:
         add_delivered(conn, 1, AS_OF - timedelta(days=100))
     purge.run_purge(engine, policy, run_id="r1", as_of=AS_OF)
-    impatient = policy.model_copy(update={"retention": policy.retention.model_copy(
-        update={"erasure_lock_timeout_seconds": 1})})
+    impatient = policy.model_copy(
+        update={
+            "retention": policy.retention.model_copy(update={"erasure_lock_timeout_seconds": 1})
+        }
+    )
     holder = engine.connect()
     try:
-        holder.execute(sa.text("SELECT 1 FROM shop.orders LIMIT 1"))  # holds ACCESS SHARE until rollback
+        holder.execute(
+            sa.text("SELECT 1 FROM shop.orders LIMIT 1")
+        )  # holds ACCESS SHARE until rollback
         with pytest.raises(erasure.ErasureError) as failure:
             erasure.erase_purged_storage(engine, impatient, run_id="r1")
         assert "shop.orders" in str(failure.value) and "next run retries" in str(failure.value)
@@ -98,10 +118,15 @@ def test_erasure_refuses_while_an_older_snapshot_can_still_see_the_purged_rows(e
     reader = engine.connect()
     try:
         reader.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
-        reader.execute(sa.text("SELECT count(*) FROM shop.orders"))  # a report's snapshot, taken before the purge
+        reader.execute(
+            sa.text("SELECT count(*) FROM shop.orders")
+        )  # a report's snapshot, taken before the purge
         purge.run_purge(engine, policy, run_id="r1", as_of=AS_OF)
-        impatient = policy.model_copy(update={"retention": policy.retention.model_copy(
-            update={"erasure_lock_timeout_seconds": 1})})
+        impatient = policy.model_copy(
+            update={
+                "retention": policy.retention.model_copy(update={"erasure_lock_timeout_seconds": 1})
+            }
+        )
         with pytest.raises(erasure.ErasureError) as failure:
             erasure.erase_purged_storage(engine, impatient, run_id="r1")
         assert "older snapshot(s) can still see the purged rows" in str(failure.value)

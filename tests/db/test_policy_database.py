@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from lifecycle.retention import purge
 from lifecycle.policy import PolicyError, check_policy_against_database, load_policy
+from lifecycle.retention import purge
 from tests.conftest import AS_OF
 
 
@@ -21,8 +21,10 @@ def test_personal_column_missing_from_the_table_suggests_the_right_one(engine, p
     path = policy_file('version: "1"\nraw:\n  orders:\n    personal_columns: [reciever_name]\n')
     with pytest.raises(PolicyError) as failure:
         check(engine, path)
-    assert ("policy.yaml: raw.orders.personal_columns: column 'reciever_name' not in shop.orders "
-            "(did you mean 'receiver_name'?)") in str(failure.value)
+    assert (
+        "policy.yaml: raw.orders.personal_columns: column 'reciever_name' not in shop.orders "
+        "(did you mean 'receiver_name'?)"
+    ) in str(failure.value)
 
 
 def test_unknown_table_suggests_the_right_one(engine, policy_file):
@@ -30,7 +32,10 @@ def test_unknown_table_suggests_the_right_one(engine, policy_file):
     with pytest.raises(PolicyError) as failure:
         check(engine, path)
     message = str(failure.value)
-    assert "raw.orders.table: table 'shop.order' not found" in message and "did you mean 'shop.orders'" in message
+    assert (
+        "raw.orders.table: table 'shop.order' not found" in message
+        and "did you mean 'shop.orders'" in message
+    )
 
 
 def test_a_personal_column_that_cannot_be_cleared_is_refused(engine, policy):
@@ -77,24 +82,37 @@ def test_a_shop_with_other_names_is_purged_through_its_mapping(engine, policy_fi
     with engine.begin() as conn:
         conn.execute(sa.text("DROP SCHEMA IF EXISTS legacy CASCADE"))
         conn.execute(sa.text(LEGACY))
-        conn.execute(sa.text("""
+        conn.execute(
+            sa.text("""
             INSERT INTO legacy.purchase VALUES
               (1, 9, 'delivered', :old, :old, :old, :old, NULL, 'SH', 'Li Lei', '13800138000', 'li@example.com', NULL),
               (2, 9, 'delivered', :new, :new, :new, :new, NULL, 'SH', 'Han Meimei', '13900139000', 'han@example.com', NULL)
-        """), {"old": AS_OF - timedelta(days=100), "new": AS_OF - timedelta(days=1)})
-        conn.execute(sa.text("INSERT INTO legacy.ticket VALUES (1, 1, 'return', :old, :old, 'Li Lei called')"),
-                     {"old": AS_OF - timedelta(days=100)})
+        """),
+            {"old": AS_OF - timedelta(days=100), "new": AS_OF - timedelta(days=1)},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO legacy.ticket VALUES (1, 1, 'return', :old, :old, 'Li Lei called')"
+            ),
+            {"old": AS_OF - timedelta(days=100)},
+        )
     try:
         policy = load_policy(policy_file(LEGACY_POLICY))
         with engine.connect() as conn:
             check_policy_against_database(policy, conn)
         report = purge.run_purge(engine, policy, run_id="legacy", as_of=AS_OF)
         with engine.connect() as conn:
-            rows = conn.execute(sa.text(
-                "SELECT id, contact_name, mobile, mail, cleared IS NOT NULL FROM legacy.purchase ORDER BY id")).all()
+            rows = conn.execute(
+                sa.text(
+                    "SELECT id, contact_name, mobile, mail, cleared IS NOT NULL FROM legacy.purchase ORDER BY id"
+                )
+            ).all()
             memo = conn.execute(sa.text("SELECT memo FROM legacy.ticket")).scalar()
         assert report.purged == 1
-        assert rows == [(1, None, None, None, True), (2, "Han Meimei", "13900139000", "han@example.com", False)]
+        assert rows == [
+            (1, None, None, None, True),
+            (2, "Han Meimei", "13900139000", "han@example.com", False),
+        ]
         assert memo is None
     finally:
         with engine.begin() as conn:

@@ -20,7 +20,9 @@ ORDERS = 120
 
 
 def small_batches(policy, size: int):
-    return policy.model_copy(update={"retention": policy.retention.model_copy(update={"batch_size": size})})
+    return policy.model_copy(
+        update={"retention": policy.retention.model_copy(update={"batch_size": size})}
+    )
 
 
 def seed(engine) -> None:
@@ -32,11 +34,13 @@ def seed(engine) -> None:
 def assert_consistent(engine) -> tuple[int, int]:
     """Every order is either cleared with exactly one ledger row, or untouched with none."""
     with engine.connect() as conn:
-        rows = conn.execute(sa.text("""
+        rows = conn.execute(
+            sa.text("""
             SELECT o.order_id, o.purged_at IS NOT NULL, o.receiver_name IS NULL, count(l.order_id)
             FROM shop.orders o LEFT JOIN lifecycle.purge_ledger l USING (order_id)
             GROUP BY o.order_id, o.purged_at, o.receiver_name
-        """)).all()
+        """)
+        ).all()
     for order_id, purged, cleared, ledgered in rows:
         assert (purged, cleared, ledgered) in {(True, True, 1), (False, False, 0)}, order_id
     purged = sum(1 for r in rows if r[1])
@@ -46,18 +50,25 @@ def assert_consistent(engine) -> tuple[int, int]:
 def test_failed_batch_rolls_back_alone_and_the_next_run_resumes(engine, policy):
     seed(engine)
     with engine.begin() as conn:
-        conn.execute(sa.text("""
+        conn.execute(
+            sa.text("""
             CREATE FUNCTION shop.fail_on_55() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN IF NEW.order_id = 55 THEN RAISE EXCEPTION 'simulated crash'; END IF; RETURN NEW; END $$;
             CREATE TRIGGER fail_on_55 BEFORE UPDATE ON shop.orders FOR EACH ROW EXECUTE FUNCTION shop.fail_on_55();
-        """))
+        """)
+        )
     try:
         with pytest.raises(purge.PurgeError):
             purge.run_purge(engine, small_batches(policy, 10), run_id="crashing", as_of=AS_OF)
-        assert assert_consistent(engine) == (50, ORDERS - 50)  # batches 1-5 committed, batch 6 rolled back
+        assert assert_consistent(engine) == (
+            50,
+            ORDERS - 50,
+        )  # batches 1-5 committed, batch 6 rolled back
     finally:
         with engine.begin() as conn:
-            conn.execute(sa.text("DROP TRIGGER fail_on_55 ON shop.orders; DROP FUNCTION shop.fail_on_55()"))
+            conn.execute(
+                sa.text("DROP TRIGGER fail_on_55 ON shop.orders; DROP FUNCTION shop.fail_on_55()")
+            )
     resumed = purge.run_purge(engine, small_batches(policy, 10), run_id="resumed", as_of=AS_OF)
     assert resumed.purged == ORDERS - 50
     assert assert_consistent(engine) == (ORDERS, 0)
@@ -79,19 +90,26 @@ purge.run_purge(db.create_engine(sys.argv[1]), policy, run_id="killed", as_of=da
 def test_run_killed_mid_batch_loses_nothing_and_the_next_run_resumes(engine, policy):
     seed(engine)
     with engine.begin() as conn:  # slow each row down so the kill lands inside a batch
-        conn.execute(sa.text("""
+        conn.execute(
+            sa.text("""
             CREATE FUNCTION shop.slow() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN PERFORM pg_sleep(0.01); RETURN NEW; END $$;
             CREATE TRIGGER slow BEFORE UPDATE ON shop.orders FOR EACH ROW EXECUTE FUNCTION shop.slow();
-        """))
+        """)
+        )
     url = engine.url.render_as_string(hide_password=False)
-    worker = subprocess.Popen([sys.executable, "-c", _WORKER, url, AS_OF.isoformat()],
-                              env={**os.environ, "PYTHONPATH": os.getcwd()})
+    worker = subprocess.Popen(
+        [sys.executable, "-c", _WORKER, url, AS_OF.isoformat()],
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             with engine.connect() as conn:
-                if conn.execute(sa.text("SELECT count(*) FROM lifecycle.purge_ledger")).scalar() >= 20:
+                if (
+                    conn.execute(sa.text("SELECT count(*) FROM lifecycle.purge_ledger")).scalar()
+                    >= 20
+                ):
                     break
             time.sleep(0.02)
         worker.send_signal(signal.SIGKILL)
@@ -114,11 +132,13 @@ def _wait_for_orphaned_backend(engine) -> None:
     """The killed client's server process rolls back once it notices; wait until it has."""
     for _ in range(500):
         with engine.connect() as conn:
-            busy = conn.execute(sa.text("""
+            busy = conn.execute(
+                sa.text("""
                 SELECT count(*) FROM pg_stat_activity
                 WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'
                   AND query ILIKE '%purge_ledger%'
-            """)).scalar()
+            """)
+            ).scalar()
         if not busy:
             return
         time.sleep(0.02)

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from lifecycle.retention import purge, rules, standing
 from tests.conftest import AS_OF
-from tests.shop import PERSONAL, add_case, add_delivered, add_order, is_purged, personal_of, leaked
+from tests.shop import PERSONAL, add_case, add_delivered, add_order, is_purged, leaked, personal_of
 
 MINUTE = timedelta(minutes=1)
 DAY = timedelta(days=1)
@@ -28,6 +28,21 @@ def test_delivered_order_is_kept_until_window_closes(engine, policy):
         assert not is_purged(conn, 1)
         assert is_purged(conn, 2)
     assert report.purged == 1
+
+
+def test_order_whose_window_ends_exactly_now_is_due_and_counted_alike_everywhere(engine, policy):
+    with engine.begin() as conn:
+        add_delivered(conn, 1, AS_OF - 30 * DAY)  # window ends at as_of
+        add_order(conn, 2, "cancelled", AS_OF - 31 * DAY, cancelled_at=AS_OF - 30 * DAY)
+        add_order(conn, 3, "placed", AS_OF - 90 * DAY)
+        add_delivered(conn, 4, AS_OF - 40 * DAY)
+        add_case(
+            conn, 40, 4, AS_OF - 39 * DAY, closed_at=AS_OF - 30 * DAY
+        )  # case window ends at as_of
+    assert standing.summarize(engine, policy, AS_OF).eligible == 4
+    assert standing.count_overdue(engine, policy, AS_OF) == 4
+    assert sum(standing.forecast_due(engine, policy, AS_OF - MINUTE, days=1).values()) == 4
+    assert run(engine, policy).purged == 4
 
 
 def test_cancelled_order_is_cleared_after_its_retention(engine, policy):
@@ -85,20 +100,28 @@ def test_closed_case_restarts_the_window_from_its_closing(engine, policy):
     with engine.connect() as conn:
         assert not is_purged(conn, 1)
         assert is_purged(conn, 2)
-        notes = dict(conn.execute(sa.text("SELECT case_id, note FROM shop.after_sales_cases")).all())
+        notes = dict(
+            conn.execute(sa.text("SELECT case_id, note FROM shop.after_sales_cases")).all()
+        )
     assert notes == {10: "customer says parcel was damaged", 20: None}
     assert summary.counts == {"kept_case_window": 1, "due": 1}
     assert summary.oldest_overdue == MINUTE
 
 
-@pytest.mark.parametrize("kind, fields", [
-    ("delivered_without_delivered_at", dict(status="delivered", delivered_at=None)),
-    ("future_timestamp", dict(status="delivered", delivered_at=AS_OF + MINUTE)),
-    ("delivered_before_placed", dict(status="delivered", delivered_at=AS_OF - 400 * DAY)),
-    ("future_timestamp", dict(status="delivered", delivered_at=AS_OF - 100 * DAY, shipped_at=AS_OF + DAY)),
-    ("cancelled_without_cancelled_at", dict(status="cancelled")),
-    ("unknown_status", dict(status="lost_in_transit")),
-])
+@pytest.mark.parametrize(
+    "kind, fields",
+    [
+        ("delivered_without_delivered_at", dict(status="delivered", delivered_at=None)),
+        ("future_timestamp", dict(status="delivered", delivered_at=AS_OF + MINUTE)),
+        ("delivered_before_placed", dict(status="delivered", delivered_at=AS_OF - 400 * DAY)),
+        (
+            "future_timestamp",
+            dict(status="delivered", delivered_at=AS_OF - 100 * DAY, shipped_at=AS_OF + DAY),
+        ),
+        ("cancelled_without_cancelled_at", dict(status="cancelled")),
+        ("unknown_status", dict(status="lost_in_transit")),
+    ],
+)
 def test_bad_rows_are_never_purged_and_are_reported_by_id(engine, policy, kind, fields):
     with engine.begin() as conn:
         fields = dict(fields)
@@ -138,24 +161,33 @@ def test_second_run_purges_nothing_and_keeps_purged_at(engine, policy):
 def test_only_personal_columns_change(engine, policy):
     with engine.begin() as conn:
         add_delivered(conn, 1, AS_OF - 100 * DAY)
-        before = conn.execute(sa.text(
-            "SELECT order_id, customer_id, status, placed_at, paid_at, shipped_at, delivered_at,"
-            " cancelled_at, ship_region FROM shop.orders")).all()
+        before = conn.execute(
+            sa.text(
+                "SELECT order_id, customer_id, status, placed_at, paid_at, shipped_at, delivered_at,"
+                " cancelled_at, ship_region FROM shop.orders"
+            )
+        ).all()
         items_before = conn.execute(sa.text("SELECT * FROM shop.order_items")).all()
     run(engine, policy)
     with engine.connect() as conn:
-        after = conn.execute(sa.text(
-            "SELECT order_id, customer_id, status, placed_at, paid_at, shipped_at, delivered_at,"
-            " cancelled_at, ship_region FROM shop.orders")).all()
+        after = conn.execute(
+            sa.text(
+                "SELECT order_id, customer_id, status, placed_at, paid_at, shipped_at, delivered_at,"
+                " cancelled_at, ship_region FROM shop.orders"
+            )
+        ).all()
         assert conn.execute(sa.text("SELECT * FROM shop.order_items")).all() == items_before
         assert is_purged(conn, 1)
     assert after == before
 
 
 def test_awkward_personal_values_are_cleared(engine, policy):
-    awkward = dict(receiver_name="O'Brien\"; DROP TABLE shop.orders; --",
-                   receiver_address="上海市徐汇区 衡山路 12号 🏠", receiver_email="a'b@example.com",
-                   payment_ref="\\x00 %s {0} $1")
+    awkward = dict(
+        receiver_name="O'Brien\"; DROP TABLE shop.orders; --",
+        receiver_address="上海市徐汇区 衡山路 12号 🏠",
+        receiver_email="a'b@example.com",
+        payment_ref="\\x00 %s {0} $1",
+    )
     with engine.begin() as conn:
         add_delivered(conn, 1, AS_OF - 100 * DAY, **awkward)
     assert run(engine, policy).purged == 1
@@ -180,14 +212,18 @@ def test_ledger_names_columns_and_policy_and_holds_no_personal_value(engine, pol
     run(engine, policy, run_id="run-ledger")
     with engine.connect() as conn:
         row = conn.execute(sa.text("SELECT * FROM lifecycle.purge_ledger")).mappings().one()
-        everything = conn.execute(sa.text(
-            "SELECT string_agg(t::text, ' ') FROM lifecycle.purge_ledger t")).scalar()
-        everything += conn.execute(sa.text(
-            "SELECT string_agg(t::text, ' ') FROM lifecycle.purge_runs t")).scalar()
+        everything = conn.execute(
+            sa.text("SELECT string_agg(t::text, ' ') FROM lifecycle.purge_ledger t")
+        ).scalar()
+        everything += conn.execute(
+            sa.text("SELECT string_agg(t::text, ' ') FROM lifecycle.purge_runs t")
+        ).scalar()
     assert row["run_id"] == "run-ledger" and row["order_id"] == 1
     assert row["policy_version"] == policy.version and row["policy_hash"] == policy.sha256
     assert row["reason"] == "after_sales_window_closed"
-    assert set(row["cleared_columns"]) == {f"shop.orders.{c}" for c in PERSONAL} | {"shop.after_sales_cases.note"}
+    assert set(row["cleared_columns"]) == {f"shop.orders.{c}" for c in PERSONAL} | {
+        "shop.after_sales_cases.note"
+    }
     assert not leaked(everything)
 
 
@@ -205,10 +241,15 @@ def test_a_failing_batch_reports_ids_and_no_personal_value(engine, policy):
             assert value not in message
         with engine.connect() as conn:
             assert personal_of(conn, 1)["purged_at"] is None
-            assert conn.execute(sa.text("SELECT status FROM lifecycle.purge_runs")).scalar() == "failed"
+            assert (
+                conn.execute(sa.text("SELECT status FROM lifecycle.purge_runs")).scalar()
+                == "failed"
+            )
     finally:
         with engine.begin() as conn:
-            conn.execute(sa.text("ALTER TABLE shop.orders ALTER COLUMN receiver_name DROP NOT NULL"))
+            conn.execute(
+                sa.text("ALTER TABLE shop.orders ALTER COLUMN receiver_name DROP NOT NULL")
+            )
 
 
 def test_purge_screen_and_summary_labels_agree_on_every_kind_of_row(engine, policy):
@@ -228,11 +269,20 @@ def test_purge_screen_and_summary_labels_agree_on_every_kind_of_row(engine, poli
     with engine.begin() as conn:
         for oid, fields in enumerate(rows, start=1):
             fields = dict(fields)
-            add_order(conn, oid, fields.pop("status"), fields.pop("placed_at", AS_OF - 300 * DAY), **fields)
+            add_order(
+                conn,
+                oid,
+                fields.pop("status"),
+                fields.pop("placed_at", AS_OF - 300 * DAY),
+                **fields,
+            )
     q = rules.RetentionSql(policy)
     with engine.connect() as conn:
-        pairs = conn.execute(sa.text(
-            f"SELECT ({q.anomaly}) IS NULL, {q.trusted} IS TRUE FROM {q.orders} o ORDER BY 1"),
-            rules.Cutoffs.at(AS_OF, policy).params()).all()
+        pairs = conn.execute(
+            sa.text(
+                f"SELECT ({q.anomaly}) IS NULL, {q.trusted} IS TRUE FROM {q.orders} o ORDER BY 1"
+            ),
+            rules.Cutoffs.at(AS_OF, policy).params(),
+        ).all()
     assert [a for a, _ in pairs] == [b for _, b in pairs]
     assert sum(a for a, _ in pairs) == 3  # rows 1, 7 and 8

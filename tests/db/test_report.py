@@ -1,22 +1,22 @@
 """The compliance report's figures are the ledger's, the raw tables' and Dagster's own, and hold no personal value."""
 
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
-from lifecycle import report as compliance
-from lifecycle.report_format import render
+from lifecycle.report.render import render
+from orchestration.reporting import report_from_history
 from tests.nightly import run_nightly
-from tests.shop import PERSONAL, add_case, add_delivered, add_order, purge_swallowed, leaked
+from tests.shop import PERSONAL, add_case, add_delivered, add_order, leaked, purge_swallowed
 
 DAY, HOUR = timedelta(days=1), timedelta(hours=1)
 CASE_NOTE = "Customer Li Lei called from 139 1234 5678 about the refund"
 
 
 def now():
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def seed(engine, start=1):
@@ -33,10 +33,12 @@ def seed(engine, start=1):
 
 def build(engine, policy, instance, since=None, ui_url=None):
     t = now()
-    return compliance.build_report(engine, policy, instance, since or t - 30 * DAY, t, ui_url)
+    return report_from_history(engine, policy, instance, since or t - 30 * DAY, t, ui_url)
 
 
-def test_orders_cleared_per_night_equal_the_ledger(engine, policy, dagster_settings, dagster_instance):
+def test_orders_cleared_per_night_equal_the_ledger(
+    engine, policy, dagster_settings, dagster_instance
+):
     seed(engine)
     first = run_nightly(dagster_settings, dagster_instance)
     with engine.begin() as conn:
@@ -44,30 +46,50 @@ def test_orders_cleared_per_night_equal_the_ledger(engine, policy, dagster_setti
     second = run_nightly(dagster_settings, dagster_instance, trigger="cli")
     report = build(engine, policy, dagster_instance)
     with engine.connect() as conn:
-        ledger = dict(conn.execute(sa.text("SELECT run_id, count(*) FROM lifecycle.purge_ledger GROUP BY 1")).all())
+        ledger = dict(
+            conn.execute(
+                sa.text("SELECT run_id, count(*) FROM lifecycle.purge_ledger GROUP BY 1")
+            ).all()
+        )
     nights = {n.run_id: n for n in report.nights if n.run_id}
-    assert {run_id: n.purged for run_id, n in nights.items()} == ledger == {first.run_id: 2, second.run_id: 1}
+    assert (
+        {run_id: n.purged for run_id, n in nights.items()}
+        == ledger
+        == {first.run_id: 2, second.run_id: 1}
+    )
     night = nights[second.run_id]
     assert (night.result, night.started_by, night.policy_version, night.policy_hash) == (
-        "succeeded", "cli", policy.version, policy.short_hash)
+        "succeeded",
+        "cli",
+        policy.version,
+        policy.short_hash,
+    )
     assert night.checks_passed == ["no_overdue_personal_data"] and night.checks_failed == []
 
 
-def test_kept_by_open_case_and_not_judged_match_the_raw_tables(engine, policy, dagster_settings, dagster_instance):
+def test_kept_by_open_case_and_not_judged_match_the_raw_tables(
+    engine, policy, dagster_settings, dagster_instance
+):
     seed(engine)
     run_nightly(dagster_settings, dagster_instance)
     [night] = [n for n in build(engine, policy, dagster_instance).nights if n.run_id]
     with engine.connect() as conn:
-        open_case = conn.execute(sa.text("""
+        open_case = conn.execute(
+            sa.text("""
             SELECT count(DISTINCT o.order_id) FROM shop.orders o JOIN shop.after_sales_cases c USING (order_id)
-            WHERE c.closed_at IS NULL AND o.delivered_at <= now() - interval '30 days'""")).scalar()
-        not_judged = conn.execute(sa.text(
-            "SELECT count(*) FROM shop.orders WHERE status = 'delivered' AND delivered_at IS NULL")).scalar()
+            WHERE c.closed_at IS NULL AND o.delivered_at <= now() - interval '30 days'""")
+        ).scalar()
+        not_judged = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM shop.orders WHERE status = 'delivered' AND delivered_at IS NULL"
+            )
+        ).scalar()
     assert (night.kept_by_open_case, night.anomalies) == (open_case, not_judged) == (1, 1)
 
 
 def test_overdue_backlog_is_the_orders_past_their_window_still_holding_data(
-        engine, policy, dagster_settings, dagster_instance):
+    engine, policy, dagster_settings, dagster_instance
+):
     seed(engine)
     run_nightly(dagster_settings, dagster_instance)
     with engine.begin() as conn:  # arrive after the run: one long overdue, one due only an hour ago
@@ -75,10 +97,12 @@ def test_overdue_backlog_is_the_orders_past_their_window_still_holding_data(
         add_delivered(conn, 21, now() - 30 * DAY - HOUR)
     report = build(engine, policy, dagster_instance)
     with engine.connect() as conn:
-        raw = conn.execute(sa.text("""
+        raw = conn.execute(
+            sa.text("""
             SELECT count(*) FROM shop.orders o WHERE purged_at IS NULL AND receiver_name IS NOT NULL
               AND status = 'delivered' AND delivered_at <= now() - interval '30 days'
-              AND NOT EXISTS (SELECT 1 FROM shop.after_sales_cases c WHERE c.order_id = o.order_id)""")).scalar()
+              AND NOT EXISTS (SELECT 1 FROM shop.after_sales_cases c WHERE c.order_id = o.order_id)""")
+        ).scalar()
     [night] = [n for n in report.nights if n.run_id]
     assert night.overdue_after == 0
     assert report.overdue_now == raw == 2
@@ -87,21 +111,28 @@ def test_overdue_backlog_is_the_orders_past_their_window_still_holding_data(
 
 
 def test_a_failed_check_leaves_its_night_marked_with_what_stayed_overdue(
-        engine, policy, dagster_settings, dagster_instance):
+    engine, policy, dagster_settings, dagster_instance
+):
     seed(engine)
     with purge_swallowed(engine, 1):
         result = run_nightly(dagster_settings, dagster_instance)
     report = build(engine, policy, dagster_instance)
     [night] = [n for n in report.nights if n.run_id]
     assert night.run_id == result.run_id and night.result == "failed"
-    assert (night.checks_failed, night.overdue_after, night.erasure) == (["no_overdue_personal_data"], 1, "not run")
+    assert (night.checks_failed, night.overdue_after, night.erasure) == (
+        ["no_overdue_personal_data"],
+        1,
+        "not run",
+    )
     assert report.checks == {"no_overdue_personal_data": {"passed": 0, "failed": 1}}
     problems = [text for ok, text in report.verdict() if not ok]
     assert any("Checks failed" in text for text in problems)
     assert any("still held personal data afterwards" in text for text in problems)
 
 
-def test_days_without_a_successful_run_are_named(engine, policy, dagster_settings, dagster_instance, policy_file):
+def test_days_without_a_successful_run_are_named(
+    engine, policy, dagster_settings, dagster_instance, policy_file
+):
     seed(engine)
     bad = policy_file('version: "1"\nraw:\n  orders:\n    personal_columns: [receiver_nam]\n')
     assert not run_nightly(dagster_settings, dagster_instance, policy_path=bad).success
@@ -111,12 +142,18 @@ def test_days_without_a_successful_run_are_named(engine, policy, dagster_setting
     assert [d.day for d in report.days] == [today - timedelta(days=k) for k in (3, 2, 1, 0)]
     assert report.days_without_success == [today - timedelta(days=k) for k in (3, 2, 1)]
     assert [(n.day, n.result) for n in report.nights] == [
-        (today - timedelta(days=3), "no run"), (today - timedelta(days=2), "no run"),
-        (today - timedelta(days=1), "no run"), (today, "failed"), (today, "succeeded")]
+        (today - timedelta(days=3), "no run"),
+        (today - timedelta(days=2), "no run"),
+        (today - timedelta(days=1), "no run"),
+        (today, "failed"),
+        (today, "succeeded"),
+    ]
     assert not report.verdict()[0][0] and "3 of 3 days" in report.verdict()[0][1]
 
 
-def test_physical_erasure_comes_from_the_erasure_log(engine, policy, dagster_settings, dagster_instance):
+def test_physical_erasure_comes_from_the_erasure_log(
+    engine, policy, dagster_settings, dagster_instance
+):
     seed(engine)
     first = run_nightly(dagster_settings, dagster_instance)
     second = run_nightly(dagster_settings, dagster_instance)  # nothing new purged: no rewrite
@@ -133,28 +170,41 @@ def test_chart_days_add_up_to_the_ledger(engine, policy, dagster_settings, dagst
     run_nightly(dagster_settings, dagster_instance)
     report = build(engine, policy, dagster_instance)
     with engine.connect() as conn:
-        per_day = dict(conn.execute(sa.text(
-            "SELECT (purged_at AT TIME ZONE 'UTC')::date, count(*) FROM lifecycle.purge_ledger GROUP BY 1")).all())
+        per_day = dict(
+            conn.execute(
+                sa.text(
+                    "SELECT (purged_at AT TIME ZONE 'UTC')::date, count(*) FROM lifecycle.purge_ledger GROUP BY 1"
+                )
+            ).all()
+        )
     assert {d.day: d.purged for d in report.days if d.purged} == per_day == {now().date(): 2}
     assert report.days[-1].overdue_after_last_run == 0 and report.days[-1].successful_runs == 1
     assert len(report.days) == 31
 
 
 @pytest.mark.parametrize("fmt", ["html", "md", "json"])
-def test_the_report_holds_no_personal_value(engine, policy, dagster_settings, dagster_instance, fmt):
+def test_the_report_holds_no_personal_value(
+    engine, policy, dagster_settings, dagster_instance, fmt
+):
     seed(engine)  # every order carries tests.shop.PERSONAL; the open case carries CASE_NOTE
     run_nightly(dagster_settings, dagster_instance)
     with engine.begin() as conn:
         add_delivered(conn, 30, now() - 40 * DAY)  # overdue, still holding its data at report time
     text = render(build(engine, policy, dagster_instance, ui_url="http://127.0.0.1:3000"), fmt)
     with engine.connect() as conn:
-        held = conn.execute(sa.text("SELECT count(*) FROM shop.orders WHERE receiver_name = :n"),
-                            {"n": PERSONAL["receiver_name"]}).scalar()
+        held = conn.execute(
+            sa.text("SELECT count(*) FROM shop.orders WHERE receiver_name = :n"),
+            {"n": PERSONAL["receiver_name"]},
+        ).scalar()
     assert held >= 3  # the values are really there to leak
-    assert not leaked(text.lower(), [v.lower() for v in (*PERSONAL.values(), CASE_NOTE, "139 1234 5678")])
+    assert not leaked(
+        text.lower(), [v.lower() for v in (*PERSONAL.values(), CASE_NOTE, "139 1234 5678")]
+    )
 
 
-def test_the_html_page_is_self_contained_and_links_runs_to_the_ui(engine, policy, dagster_settings, dagster_instance):
+def test_the_html_page_is_self_contained_and_links_runs_to_the_ui(
+    engine, policy, dagster_settings, dagster_instance
+):
     seed(engine)
     result = run_nightly(dagster_settings, dagster_instance)
     page = render(build(engine, policy, dagster_instance, ui_url="http://127.0.0.1:3000/"), "html")
@@ -163,25 +213,31 @@ def test_the_html_page_is_self_contained_and_links_runs_to_the_ui(engine, policy
     assert f'href="http://127.0.0.1:3000/runs/{result.run_id}"' in page
 
 
-def test_requests_answered_and_overdue_come_from_shop_data_requests(engine, policy, dagster_instance):
+def test_requests_answered_and_overdue_come_from_shop_data_requests(
+    engine, policy, dagster_instance
+):
     t = now()
     with engine.begin() as conn:
         for request_id, received, completed, status in (
-            (1, t - 20 * DAY, t - 18 * DAY, "done"),       # answered in time
-            (2, t - 25 * DAY, t - 2 * DAY, "done"),        # answered after the 15-day deadline
-            (3, t - 16 * DAY, None, "received"),           # open and overdue
-            (4, t - 2 * DAY, None, "in_progress"),         # open, not yet due
+            (1, t - 20 * DAY, t - 18 * DAY, "done"),  # answered in time
+            (2, t - 25 * DAY, t - 2 * DAY, "done"),  # answered after the 15-day deadline
+            (3, t - 16 * DAY, None, "received"),  # open and overdue
+            (4, t - 2 * DAY, None, "in_progress"),  # open, not yet due
         ):
-            conn.execute(sa.text("""
+            conn.execute(
+                sa.text("""
                 INSERT INTO shop.data_requests (request_id, customer_id, kind, received_at, status, completed_at)
                 VALUES (:r, 1, 'access', :received, :status, :completed)"""),
-                dict(r=request_id, received=received, status=status, completed=completed))
+                dict(r=request_id, received=received, status=status, completed=completed),
+            )
     report = build(engine, policy, dagster_instance)
     r = report.requests
     assert (r.received, r.answered, r.answered_late, r.open_now, r.overdue_now) == (4, 2, 1, 2, 1)
     assert r.overdue_request_ids == [3]
     assert {d.day: d.requests_answered for d in report.days if d.requests_answered} == {
-        (t - 18 * DAY).date(): 1, (t - 2 * DAY).date(): 1}
+        (t - 18 * DAY).date(): 1,
+        (t - 2 * DAY).date(): 1,
+    }
 
 
 def test_a_shop_without_a_requests_table_says_so(engine, policy, dagster_instance):
@@ -191,15 +247,19 @@ def test_a_shop_without_a_requests_table_says_so(engine, policy, dagster_instanc
         report = build(engine, policy, dagster_instance)
     finally:
         with engine.begin() as conn:
-            conn.execute(sa.text("ALTER TABLE shop.data_requests_elsewhere RENAME TO data_requests"))
+            conn.execute(
+                sa.text("ALTER TABLE shop.data_requests_elsewhere RENAME TO data_requests")
+            )
     assert report.requests is None
     assert "no `shop.data_requests` table" in render(report, "md")
 
 
 def test_alerts_raised_in_the_period_are_listed(engine, policy, dagster_instance):
     with engine.begin() as conn:
-        conn.execute(sa.text("""INSERT INTO lifecycle.alerts (kind, dedupe_key, run_id, message, delivered_at)
-                                VALUES ('run_failed', 'r1', 'r1', 'nightly run r1 failed', now())"""))
+        conn.execute(
+            sa.text("""INSERT INTO lifecycle.alerts (kind, dedupe_key, run_id, message, delivered_at)
+                                VALUES ('run_failed', 'r1', 'r1', 'nightly run r1 failed', now())""")
+        )
     report = build(engine, policy, dagster_instance)
     assert [(a.kind, a.run_id, a.delivered) for a in report.alerts] == [("run_failed", "r1", True)]
     assert "1 alerts were raised" in " ".join(text for _, text in report.verdict())

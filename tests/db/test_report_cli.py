@@ -1,32 +1,42 @@
 """`lifecycle report` and `lifecycle instance` from the command line, on a test shop and history."""
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import yaml
 from click.testing import CliRunner
 
-from lifecycle.cli import main
+from orchestration.cli import main
 from tests.nightly import run_nightly
 from tests.shop import add_delivered
 
 
 def env_for(settings) -> dict[str, str]:
-    return {"LIFECYCLE_DATABASE_URL": settings.database_url,
-            "LIFECYCLE_DAGSTER_STORAGE_URL": settings.dagster_storage_url,
-            "DAGSTER_HOME": str(settings.dagster_home)}
+    return {
+        "LIFECYCLE_DATABASE_URL": settings.database_url,
+        "LIFECYCLE_DAGSTER_STORAGE_URL": settings.dagster_storage_url,
+        "DAGSTER_HOME": str(settings.dagster_home),
+    }
 
 
-def test_report_writes_html_unless_the_file_says_md_or_json(engine, dagster_settings, dagster_instance, tmp_path):
+def test_report_writes_html_unless_the_file_says_md_or_json(
+    engine, dagster_settings, dagster_instance, tmp_path
+):
     with engine.begin() as conn:
-        add_delivered(conn, 1, datetime.now(timezone.utc) - 40 * timedelta(days=1))
+        add_delivered(conn, 1, datetime.now(UTC) - 40 * timedelta(days=1))
     run = run_nightly(dagster_settings, dagster_instance)
     runner = CliRunner()
     for name in ("report.html", "report.md", "report.json"):
-        result = runner.invoke(main, ["report", "--since", "7d", "--out", str(tmp_path / name)],
-                               env=env_for(dagster_settings))
+        result = runner.invoke(
+            main,
+            ["report", "--since", "7d", "--out", str(tmp_path / name)],
+            env=env_for(dagster_settings),
+        )
         assert result.exit_code == 0, result.output
-        assert f"wrote {tmp_path / name}" in result.output and "1 nightly runs over 8 days" in result.output
+        assert (
+            f"wrote {tmp_path / name}" in result.output
+            and "1 nightly runs over 8 days" in result.output
+        )
     assert (tmp_path / "report.html").read_text().startswith("<!doctype html>")
     assert (tmp_path / "report.md").read_text().startswith("# Privacy compliance report")
     data = json.loads((tmp_path / "report.json").read_text())
@@ -35,8 +45,11 @@ def test_report_writes_html_unless_the_file_says_md_or_json(engine, dagster_sett
 
 
 def test_report_refuses_a_period_it_cannot_read(dagster_settings, tmp_path):
-    result = CliRunner().invoke(main, ["report", "--since", "last month", "--out", str(tmp_path / "r.html")],
-                                env=env_for(dagster_settings))
+    result = CliRunner().invoke(
+        main,
+        ["report", "--since", "last month", "--out", str(tmp_path / "r.html")],
+        env=env_for(dagster_settings),
+    )
     assert result.exit_code == 2
     assert "'last month' is neither a duration (30d, 12h, 6w) nor a date" in result.output
     assert not (tmp_path / "r.html").exists()

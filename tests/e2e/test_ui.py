@@ -19,14 +19,24 @@ from pathlib import Path
 
 import pytest
 
-from lifecycle import db, history
+from lifecycle import db
 from lifecycle.settings import PROJECT_DIR, Settings
+from orchestration import history
+from orchestration.instance import open_instance
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 BIN = Path(sys.executable).parent
 ORDERS = 300
 TIMEOUT_MS = 60_000
@@ -37,9 +47,13 @@ def _browser_or_skip():
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.skip("Playwright for Python is not installed (pip install -c constraints.txt -e '.[test]')")
+        pytest.skip(
+            "Playwright for Python is not installed (pip install -c constraints.txt -e '.[test]')"
+        )
     if not CHROMIUM.exists():
-        pytest.skip(f"no browser: Debian's chromium is not at {CHROMIUM} (apt-get install chromium; .ci/run does this)")
+        pytest.skip(
+            f"no browser: Debian's chromium is not at {CHROMIUM} (apt-get install chromium; .ci/run does this)"
+        )
     return sync_playwright
 
 
@@ -53,13 +67,17 @@ def _wait_for(url: str, server: subprocess.Popen, log: Path, seconds: float = 18
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            pytest.fail(f"dagster-webserver exited with {server.returncode}:\n{log.read_text()[-3000:]}")
+            pytest.fail(
+                f"dagster-webserver exited with {server.returncode}:\n{log.read_text()[-3000:]}"
+            )
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return
         except OSError:
             time.sleep(0.5)
-    pytest.fail(f"dagster-webserver did not answer {url} within {seconds:.0f} s:\n{log.read_text()[-3000:]}")
+    pytest.fail(
+        f"dagster-webserver did not answer {url} within {seconds:.0f} s:\n{log.read_text()[-3000:]}"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -72,25 +90,40 @@ def demo(tmp_path_factory):
     for name in (shop_db, history_db):
         db.drop_database(admin, name)
         db.ensure_database(admin, name)
-    env = {**os.environ,
-           "LIFECYCLE_DATABASE_URL": admin.set(database=shop_db).render_as_string(hide_password=False),
-           "LIFECYCLE_DAGSTER_STORAGE_URL": admin.set(database=history_db).render_as_string(hide_password=False),
-           "DAGSTER_HOME": str(tmp / "dagster_home"),
-           "LIFECYCLE_EXPORT_DIR": str(tmp / "exports")}
+    env = {
+        **os.environ,
+        "LIFECYCLE_DATABASE_URL": admin.set(database=shop_db).render_as_string(hide_password=False),
+        "LIFECYCLE_DAGSTER_STORAGE_URL": admin.set(database=history_db).render_as_string(
+            hide_password=False
+        ),
+        "DAGSTER_HOME": str(tmp / "dagster_home"),
+        "LIFECYCLE_EXPORT_DIR": str(tmp / "exports"),
+    }
     env.pop("LIFECYCLE_WEBHOOK_URL", None)
-    seeded = subprocess.run([BIN / "lifecycle", "demo", "--orders", str(ORDERS)], env=env, cwd=PROJECT_DIR,
-                            capture_output=True, text=True, timeout=600)
+    seeded = subprocess.run(
+        [BIN / "lifecycle", "demo", "--orders", str(ORDERS)],
+        env=env,
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert seeded.returncode == 0, seeded.stdout + seeded.stderr
 
     settings = Settings.from_env(env)
-    with history.open_instance(settings) as instance:
+    with open_instance(settings) as instance:
         run = history.last_success(instance)
     assert run is not None, seeded.stdout
     port, log = _free_port(), tmp / "webserver.log"
     with open(log, "w") as out:
         server = subprocess.Popen(
             [BIN / "dagster-webserver", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-            env=env, cwd=PROJECT_DIR, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            env=env,
+            cwd=PROJECT_DIR,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         _wait_for(f"http://127.0.0.1:{port}/server_info", server, log)
         with sync_playwright() as playwright:
@@ -99,7 +132,12 @@ def demo(tmp_path_factory):
             context.set_default_timeout(TIMEOUT_MS)
             # Dagster's "join the community" dialog would cover the pages on a first visit.
             context.add_init_script("window.localStorage.setItem('communityNux', '1')")
-            yield {"base": f"http://127.0.0.1:{port}", "run": run, "page": context.new_page(), "tmp": tmp}
+            yield {
+                "base": f"http://127.0.0.1:{port}",
+                "run": run,
+                "page": context.new_page(),
+                "tmp": tmp,
+            }
             browser.close()
     finally:
         os.killpg(server.pid, 15)
@@ -128,9 +166,13 @@ def test_the_runs_list_shows_the_nightly_run_succeeded_with_its_policy_tags(demo
     page, run = demo["page"], demo["run"]
     page.goto(f"{demo['base']}/runs")
     page.get_by_text(run.run_id[:8]).first.wait_for()  # the demo's one run is the only row
-    for text in ("nightly_lifecycle", "Success", "lifecycle/trigger: demo",
-                 f"lifecycle/policy_version: {run.tags[history.TAG_POLICY_VERSION]}",
-                 f"lifecycle/policy_hash: {run.tags[history.TAG_POLICY_HASH]}"):
+    for text in (
+        "nightly_lifecycle",
+        "Success",
+        "lifecycle/trigger: demo",
+        f"lifecycle/policy_version: {run.policy_version}",
+        f"lifecycle/policy_hash: {run.policy_hash}",
+    ):
         page.get_by_text(text, exact=True).first.wait_for()
 
 
@@ -142,7 +184,9 @@ def test_the_latest_nightly_run_shows_every_check_passed(demo):
     page.get_by_text("Success", exact=True).first.wait_for()
     page.get_by_placeholder("Filter…").fill("type:ASSET_CHECK_EVALUATION")
     for check in run.checks:
-        page.get_by_text(f"Check {check.name} succeeded for materialization of {check.asset}").wait_for()
+        page.get_by_text(
+            f"Check {check.name} succeeded for materialization of {check.asset}"
+        ).wait_for()
     assert page.get_by_text("failed for materialization").count() == 0
     page.get_by_text(f"Check {run.checks[0].name} succeeded").scroll_into_view_if_needed()
     screenshot(demo, page, "nightly-run.png")

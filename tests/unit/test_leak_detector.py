@@ -4,7 +4,10 @@ from tests.shop import PERSONAL, leaked
 
 
 def test_a_value_standing_alone_is_found():
-    assert set(leaked("shipped to postcode 200031, tel +86 138 0013 8000")) == {"200031", "+86 138 0013 8000"}
+    assert set(leaked("shipped to postcode 200031, tel +86 138 0013 8000")) == {
+        "200031",
+        "+86 138 0013 8000",
+    }
 
 
 def test_digits_inside_numbers_and_ids_are_not_a_leak():

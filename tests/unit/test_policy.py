@@ -61,7 +61,9 @@ def test_unknown_column_role_is_named():
 
 
 def test_column_names_must_be_plain_identifiers():
-    message = problems('version: "1"\nraw:\n  orders:\n    personal_columns: ["name; DROP TABLE x"]\n')
+    message = problems(
+        'version: "1"\nraw:\n  orders:\n    personal_columns: ["name; DROP TABLE x"]\n'
+    )
     assert "raw.orders.personal_columns" in message and "not a lowercase SQL column name" in message
 
 

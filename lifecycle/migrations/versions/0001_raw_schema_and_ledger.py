@@ -117,5 +117,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("DROP TABLE lifecycle.demo_seeds, lifecycle.erasure_runs, lifecycle.purge_ledger, lifecycle.purge_runs")
+    op.execute(
+        "DROP TABLE lifecycle.demo_seeds, lifecycle.erasure_runs, lifecycle.purge_ledger, lifecycle.purge_runs"
+    )
     op.execute("DROP TABLE shop.after_sales_cases, shop.order_items, shop.orders")

@@ -132,5 +132,7 @@ def downgrade() -> None:
     op.execute("DROP AGGREGATE IF EXISTS lifecycle.array_concat(anycompatiblearray)")
     op.execute("DROP INDEX IF EXISTS shop.orders_placed_at_idx")
     op.execute("DROP TABLE lifecycle.sales_state, lifecycle.sales_days, lifecycle.sales_changes")
-    op.execute("DROP TABLE analytics.product_line_summary, analytics.weekly_demand, analytics.sales_volume_daily")
+    op.execute(
+        "DROP TABLE analytics.product_line_summary, analytics.weekly_demand, analytics.sales_volume_daily"
+    )
     op.execute("DROP SCHEMA IF EXISTS analytics")

@@ -14,8 +14,10 @@ depends_on = None
 
 def upgrade() -> None:
     op.execute("ALTER TABLE shop.orders ADD COLUMN IF NOT EXISTS carrier text")
-    op.execute("COMMENT ON COLUMN shop.orders.carrier IS "
-               "'The matched carrier (a name from policy.yaml logistics.carriers); NULL until matched.'")
+    op.execute(
+        "COMMENT ON COLUMN shop.orders.carrier IS "
+        "'The matched carrier (a name from policy.yaml logistics.carriers); NULL until matched.'"
+    )
     # The hand-off holds the allow-list of lifecycle.policy.LOGISTICS_FIELDS and nothing else; the
     # policy picks which of them are filled and granted. Carrier roles and their policies are made
     # by lifecycle.logistics from the policy file, so none exist here and every row is hidden.

@@ -50,11 +50,21 @@ $$
 
 
 def upgrade() -> None:
-    op.execute("CREATE SCHEMA IF NOT EXISTS analytics")  # 0002 builds its tables here, in either order
-    op.execute(_CREATE_ROLE.format(
-        role=ANALYST, comment="Reads the analytics zone only; never shop.*, lifecycle.* or logistics.*."))
-    op.execute(_CREATE_ROLE.format(
-        role=JOB, comment="The nightly lifecycle job: holds the raw zone, the ledger and analytics."))
+    op.execute(
+        "CREATE SCHEMA IF NOT EXISTS analytics"
+    )  # 0002 builds its tables here, in either order
+    op.execute(
+        _CREATE_ROLE.format(
+            role=ANALYST,
+            comment="Reads the analytics zone only; never shop.*, lifecycle.* or logistics.*.",
+        )
+    )
+    op.execute(
+        _CREATE_ROLE.format(
+            role=JOB,
+            comment="The nightly lifecycle job: holds the raw zone, the ledger and analytics.",
+        )
+    )
     op.execute(_JOIN_JOB_ROLE)
     op.execute(
         f"""

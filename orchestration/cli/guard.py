@@ -1,0 +1,57 @@
+"""`lifecycle guard`: the leak guard's checks, now, with a table of findings."""
+
+import sys
+
+import click
+
+from assets.guard import GUARD_CHECKS, run_history_check
+from lifecycle.guard.key import load_key
+from lifecycle.guard.terminal import findings_table, status_line
+from lifecycle.settings import Settings
+from orchestration.cli.context import checked_policy, engine_for, fail_cleanly, pass_settings
+from orchestration.history import nightly_runs_to_scan
+from orchestration.instance import open_instance
+
+
+@click.command(name="guard")
+@click.option(
+    "--run-history/--no-run-history",
+    default=True,
+    show_default=True,
+    help="Also scan Dagster's stored events of the last nightly run.",
+)
+@click.option("--run-id", help="Scan this run's stored events instead of the last nightly run's.")
+@pass_settings
+@fail_cleanly
+def guard(settings: Settings, run_history: bool, run_id: str | None) -> None:
+    """Runs the leak guard's checks now; prints a table of findings and exits 1 on any (docs/guard.md)."""
+    engine = engine_for(settings)
+    policy = checked_policy(settings, engine)
+    key = load_key(settings.guard_secret, settings.guard_key_file)
+    results = []
+
+    def run(checks) -> None:
+        for check in checks:
+            result = check.scan(engine, policy, key)
+            results.append((check.name, result))
+            click.echo(status_line(check.name, result))
+
+    run(GUARD_CHECKS)
+    if run_history:
+        with open_instance(settings) as instance:
+            run(
+                [
+                    run_history_check(
+                        instance, [run_id] if run_id else nightly_runs_to_scan(instance)
+                    )
+                ]
+            )
+    failed = [(name, result) for name, result in results if not result.passed]
+    if not failed:
+        click.echo(f"no leaks: {len(results)} checks passed")
+        return
+    findings = sum(len(result.findings) for _, result in failed)
+    click.echo("")
+    click.echo(findings_table(failed))
+    click.echo(f"\n{findings} finding(s) in {len(failed)} check(s)")
+    sys.exit(1)

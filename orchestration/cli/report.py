@@ -1,0 +1,67 @@
+"""`lifecycle report` and `instance`: the compliance report and the run history behind it."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from lifecycle import db
+from lifecycle.files import write_private
+from lifecycle.policy import load_policy
+from lifecycle.report.build import ReportError, parse_since
+from lifecycle.report.render import render
+from lifecycle.settings import Settings
+from orchestration.cli.context import engine_for, fail_cleanly, pass_settings
+from orchestration.instance import open_instance, storage_url, write_instance_config
+from orchestration.reporting import report_from_history
+
+
+@click.command()
+@click.option(
+    "--since",
+    default="30d",
+    show_default=True,
+    help="Period: 30d, 12h, 6w, or a date such as 2026-10-01.",
+)
+@click.option(
+    "--out", type=click.Path(path_type=Path, dir_okay=False), required=True, help="File to write."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["html", "md", "json"]),
+    help="Default: from the --out suffix (.md, .json), else html.",
+)
+@click.option(
+    "--ui-url", help="Dagster UI address for links to each run, e.g. http://127.0.0.1:3000."
+)
+@pass_settings
+@fail_cleanly
+def report(settings: Settings, since: str, out: Path, fmt: str | None, ui_url: str | None) -> None:
+    """Writes the compliance report: every night of the period, from the ledger and the run history."""
+    engine = engine_for(settings)
+    policy = load_policy(settings.policy_path)
+    now = datetime.now(UTC)
+    try:
+        start = parse_since(since, now)
+    except ReportError as exc:
+        raise click.BadParameter(str(exc).removeprefix("--since: "), param_hint="--since") from None
+    with open_instance(settings) as instance:
+        built = report_from_history(engine, policy, instance, start, now, ui_url)
+    fmt = fmt or {".md": "md", ".json": "json"}.get(out.suffix.lower(), "html")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_private(out, render(built, fmt).encode("utf-8"))
+    runs = sum(1 for night in built.nights if night.run_id)
+    click.echo(f"wrote {out} ({fmt}): {runs} nightly runs over {len(built.days)} days")
+    for ok, text in built.verdict():
+        click.echo(f"  {'ok' if ok else '!!'}  {text}")
+
+
+@click.command()
+@pass_settings
+@fail_cleanly
+def instance(settings: Settings) -> None:
+    """Writes DAGSTER_HOME/dagster.yaml (run history in PostgreSQL) and prints DAGSTER_HOME."""
+    home = write_instance_config(settings)
+    click.echo(f"run history in {db.safe_url(storage_url(settings))}", err=True)
+    click.echo(str(home))

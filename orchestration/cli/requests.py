@@ -1,0 +1,44 @@
+"""`lifecycle requests`: customers' data requests, on demand."""
+
+import click
+
+from lifecycle import schema
+from lifecycle.policy import load_policy
+from lifecycle.requests.deadlines import open_requests
+from lifecycle.requests.exports import EXPORTS_SUBDIR
+from lifecycle.settings import Settings
+from orchestration import names
+from orchestration.cli.context import engine_for, fail_cleanly, pass_settings, run_job
+
+
+@click.group(name="requests")
+def requests_group() -> None:
+    """Customers' access, correction and erasure requests in shop.data_requests (docs/requests.md)."""
+
+
+@requests_group.command(name="run")
+@pass_settings
+@fail_cleanly
+def run(settings: Settings) -> None:
+    """Answers every open request now through the `data_requests` job, as the sensor would."""
+    schema.upgrade(engine_for(settings))
+    run_job(settings, trigger="cli", job=names.DATA_REQUESTS_JOB)
+
+
+@requests_group.command(name="export-dir")
+@pass_settings
+def export_dir(settings: Settings) -> None:
+    """Prints the folder access exports are written to (LIFECYCLE_EXPORT_DIR, subfolder requests/)."""
+    click.echo(str(settings.export_dir / EXPORTS_SUBDIR))
+
+
+@requests_group.command(name="open")
+@pass_settings
+@fail_cleanly
+def open_(settings: Settings) -> None:
+    """Prints the requests not yet completed, oldest first, against the response deadline."""
+    report = open_requests(engine_for(settings), load_policy(settings.policy_path))
+    click.echo(
+        f"{report.total} open, {report.overdue} overdue (deadline {report.deadline_days} days)"
+    )
+    click.echo(report.markdown())

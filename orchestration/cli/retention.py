@@ -1,0 +1,64 @@
+"""`lifecycle due`, `demo` and `nightly`: the retention purge and the nightly job."""
+
+from datetime import UTC, datetime
+
+import click
+
+from lifecycle import db, schema, synthetic
+from lifecycle.policy import load_policy
+from lifecycle.retention import standing
+from lifecycle.settings import Settings
+from orchestration.cli.context import (
+    checked_policy,
+    engine_for,
+    fail_cleanly,
+    pass_settings,
+    run_job,
+)
+
+
+@click.command()
+@pass_settings
+@fail_cleanly
+def due(settings: Settings) -> None:
+    """Prints how the orders stand against the policy right now, without changing anything."""
+    engine = engine_for(settings)
+    policy = checked_policy(settings, engine)
+    summary = standing.summarize(engine, policy, datetime.now(UTC))
+    for key, value in summary.metadata(policy).items():
+        click.echo(f"{key:>28}: {value}")
+
+
+@click.command()
+@click.option("--orders", default=50_000, show_default=True, help="How many orders to seed.")
+@click.option("--seed", default=7, show_default=True, help="Seed for Faker and the generator.")
+@pass_settings
+@fail_cleanly
+def demo(settings: Settings, orders: int, seed: int) -> None:
+    """Seeds a deterministic synthetic shop and runs the nightly job once."""
+    engine = engine_for(settings)
+    schema.upgrade(engine)
+    click.echo(f"database: {db.safe_url(engine.url)}")
+    carriers = list(
+        load_policy(settings.policy_path).logistics.carriers
+    )  # paid/shipped orders get one
+    seeded = synthetic.seed_shop(
+        engine,
+        orders=orders,
+        seed=seed,
+        carriers=carriers,
+        on_progress=lambda m: click.echo(f"  {m}"),
+    )
+    click.echo(
+        f"seeded {seeded.orders:,} orders, {seeded.items:,} order lines, {seeded.cases:,} after-sales cases"
+    )
+    run_job(settings, trigger="demo")
+
+
+@click.command()
+@pass_settings
+@fail_cleanly
+def nightly(settings: Settings) -> None:
+    """Runs the `nightly_lifecycle` job once through Dagster, recorded in its run history."""
+    schema.upgrade(engine_for(settings))
+    run_job(settings, trigger="cli")

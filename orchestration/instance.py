@@ -1,0 +1,104 @@
+"""Dagster's instance: where the run history lives, and opening it.
+
+The run history is the compliance record, so it lives in PostgreSQL (dagster-postgres) rather
+than Dagster's default SQLite files: on the shop's server in a database of its own (`dagster`)
+unless LIFECYCLE_DAGSTER_STORAGE_URL names another. The CLI, `make ui` and the tests all write
+DAGSTER_HOME/dagster.yaml through `write_instance_config`, so every process reads one history.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import sqlalchemy as sa
+import yaml
+from sqlalchemy.engine import URL
+
+from lifecycle import db
+from lifecycle.files import private_dir, write_private
+from lifecycle.settings import Settings
+
+DAGSTER_DATABASE = "dagster"
+
+_MARKER = "# Written by lifecycle (orchestration/instance.py)"
+_HEADER = f"""{_MARKER} from LIFECYCLE_DAGSTER_STORAGE_URL, else the shop's server.
+# Rewritten by every `lifecycle` command and `make ui`; to keep your own file, delete the first line.
+"""
+
+
+class HistoryError(RuntimeError):
+    """The run history's storage cannot be reached or created; the message says what to set."""
+
+
+def storage_url(settings: Settings) -> URL:
+    """PostgreSQL URL of Dagster's run, event-log and schedule storage (psycopg2 spelling).
+
+    LIFECYCLE_DAGSTER_STORAGE_URL when set (the database must exist); otherwise a database
+    `dagster` on the shop's server, created on first use.
+    """
+    if settings.dagster_storage_url:
+        url = db.normalise_url(settings.dagster_storage_url)
+    else:
+        shop = db.resolve_url(settings)
+        try:
+            db.ensure_database(shop, DAGSTER_DATABASE)
+        except sa.exc.DBAPIError as exc:
+            raise HistoryError(
+                f"could not create database '{DAGSTER_DATABASE}' for the run history on "
+                f"{db.safe_url(shop)}: {db.describe_db_error(exc)}; create it, or set "
+                "LIFECYCLE_DAGSTER_STORAGE_URL to a PostgreSQL database lifecycle may use"
+            ) from None
+        url = shop.set(database=DAGSTER_DATABASE)
+    # dagster-postgres is written for psycopg2 (NOTIFY with a bound channel payload), and
+    # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3, so the driver is named.
+    return url.set(drivername="postgresql+psycopg2")
+
+
+def instance_config(url: URL) -> dict:
+    """The dagster.yaml mapping: all three storages in PostgreSQL, no telemetry."""
+    return {
+        "storage": {"postgres": {"postgres_url": url.render_as_string(hide_password=False)}},
+        "telemetry": {"enabled": False},
+    }
+
+
+def write_instance_config(settings: Settings) -> Path:
+    """Writes DAGSTER_HOME/dagster.yaml for `settings` and returns DAGSTER_HOME.
+
+    A dagster.yaml written by someone else is left alone. The file is replaced atomically
+    (a running webserver never reads half of it) and is readable by its owner only, since a
+    URL may carry a password (prefer ~/.pgpass, which psycopg2 reads, to keep it out).
+    """
+    home = private_dir(settings.dagster_home)
+    path = home / "dagster.yaml"
+    if path.exists() and not path.read_text(encoding="utf-8").startswith(_MARKER):
+        return home
+    text = _HEADER + yaml.safe_dump(instance_config(storage_url(settings)), sort_keys=False)
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        write_private(path, text.encode("utf-8"))
+    return home
+
+
+def open_instance(settings: Settings) -> dg.DagsterInstance:
+    """The Dagster instance the settings describe, its dagster.yaml written first."""
+    home = write_instance_config(settings)
+    # dagster-postgres retries a failed connection for a quarter of a minute and then reports
+    # only "too many retries"; one probe first says at once what is wrong.
+    url = storage_url(settings)
+    probe = sa.create_engine(
+        db.normalise_url(url), poolclass=sa.pool.NullPool, connect_args={"connect_timeout": 5}
+    )
+    try:
+        with probe.connect():
+            pass
+    except sa.exc.OperationalError as exc:
+        # A connection error has no SQLSTATE detail; libpq's own line (server, database, role) does.
+        reason = str(exc.orig).strip().splitlines()[0].rsplit("FATAL:", 1)[-1].strip()
+        raise HistoryError(
+            f"could not open the run history at {db.safe_url(url)}: {reason}; "
+            "check LIFECYCLE_DAGSTER_STORAGE_URL (the database must exist)"
+        ) from None
+    finally:
+        probe.dispose()
+    return dg.DagsterInstance.from_config(str(home))
