@@ -9,7 +9,7 @@ import pytest
 
 from lifecycle.settings import PROJECT_DIR
 
-CLI = "import sys; from orchestration.cli import main; sys.exit(main())"
+CLI = "import sys; from cli import main; sys.exit(main())"
 
 
 @pytest.fixture(scope="module")

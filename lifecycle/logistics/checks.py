@@ -17,9 +17,10 @@ from sqlalchemy.engine import Connection, Engine
 from lifecycle.checks import CheckResult, Finding
 from lifecycle.db import describe_db_error
 from lifecycle.logistics.access import role_name
-from lifecycle.logistics.handoff import HANDOFF, HANDOFF_COLUMNS, HANDOFF_TABLE, Selection
+from lifecycle.logistics.handoff import HANDOFF, HANDOFF_COLUMNS, Selection
 from lifecycle.orders import SAMPLE_IDS
 from lifecycle.policy import LOGISTICS_FIELDS, LOGISTICS_KEYS, Policy, quote_ident
+from lifecycle.tables import HANDOFF_TABLE
 
 # A carrier name can never look like this (names are identifiers), so no role may see its probe row.
 OUTSIDER = "~no_such_carrier"

@@ -21,7 +21,6 @@ from lifecycle.db import describe_db_error
 from lifecycle.orders import IN_DELIVERY, SAMPLE_IDS, sql_list
 from lifecycle.policy import LOGISTICS_FIELDS, LOGISTICS_KEYS, Policy, PolicyError, quote_ident
 
-HANDOFF_TABLE = "logistics.handoff"
 HANDOFF = '"logistics"."handoff"'
 HANDOFF_COLUMNS = LOGISTICS_KEYS + LOGISTICS_FIELDS
 

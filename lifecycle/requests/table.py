@@ -6,7 +6,9 @@ is one of received, in_progress, done, partly_done or rejected (migration 0005_d
 
 from __future__ import annotations
 
-REQUESTS_TABLE = "shop.data_requests"
+from lifecycle.tables import REQUESTS_TABLE
+
+__all__ = ["KINDS", "OPEN", "REQUESTS_TABLE", "UNANSWERED", "kind_label"]
 KINDS = ("access", "correct", "erase")
 # Not answered yet: new, or claimed by a run that may have failed.
 UNANSWERED = ("received", "in_progress")

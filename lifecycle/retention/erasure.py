@@ -23,9 +23,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from lifecycle.db import describe_db_error
-from lifecycle.logistics.handoff import HANDOFF_TABLE
 from lifecycle.policy import Policy
-from lifecycle.requests.table import REQUESTS_TABLE
+from lifecycle.tables import HANDOFF_TABLE, REQUESTS_TABLE
 
 
 class ErasureError(RuntimeError):

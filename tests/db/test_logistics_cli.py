@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from orchestration.cli import main
+from cli import main
 from tests.carriers import ALL_FIELDS, CARRIERS_POLICY, add_pending
 from tests.shop import PERSONAL
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import yaml
 from click.testing import CliRunner
 
-from orchestration.cli import main
+from cli import main
 from tests.nightly import run_nightly
 from tests.shop import add_delivered
 

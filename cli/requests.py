@@ -2,13 +2,13 @@
 
 import click
 
+from cli.context import engine_for, fail_cleanly, pass_settings, run_job
 from lifecycle import schema
 from lifecycle.policy import load_policy
 from lifecycle.requests.deadlines import open_requests
 from lifecycle.requests.exports import EXPORTS_SUBDIR
 from lifecycle.settings import Settings
 from orchestration import names
-from orchestration.cli.context import engine_for, fail_cleanly, pass_settings, run_job
 
 
 @click.group(name="requests")

@@ -8,10 +8,11 @@ import sys
 import click
 from sqlalchemy.engine import Engine
 
+from cli import launch
 from lifecycle import db
 from lifecycle.policy import Policy, PolicyError, check_policy_against_database, load_policy
 from lifecycle.settings import Settings
-from orchestration import launch, names
+from orchestration import names
 from orchestration.instance import storage_url
 
 pass_settings = click.make_pass_decorator(Settings)

@@ -5,8 +5,8 @@ Settings are read from the environment once, when the command starts, and handed
 
 import click
 
+from cli import database, guard, logistics, policy, report, requests, retention
 from lifecycle.settings import Settings
-from orchestration.cli import database, guard, logistics, policy, report, requests, retention
 
 
 @click.group()

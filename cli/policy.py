@@ -4,9 +4,9 @@ from pathlib import Path
 
 import click
 
+from cli.context import engine_for, fail_cleanly, pass_settings
 from lifecycle.policy import check_policy_against_database, load_policy
 from lifecycle.settings import Settings
-from orchestration.cli.context import engine_for, fail_cleanly, pass_settings
 
 
 @click.group(name="policy")

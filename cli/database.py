@@ -2,9 +2,9 @@
 
 import click
 
+from cli.context import engine_for, fail_cleanly, pass_settings
 from lifecycle import db, schema
 from lifecycle.settings import Settings
-from orchestration.cli.context import engine_for, fail_cleanly, pass_settings
 
 
 @click.group(name="db")

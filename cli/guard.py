@@ -5,10 +5,10 @@ import sys
 import click
 
 from assets.guard import GUARD_CHECKS, run_history_check
+from cli.context import checked_policy, engine_for, fail_cleanly, pass_settings
 from lifecycle.guard.key import load_key
 from lifecycle.guard.terminal import findings_table, status_line
 from lifecycle.settings import Settings
-from orchestration.cli.context import checked_policy, engine_for, fail_cleanly, pass_settings
 from orchestration.history import nightly_runs_to_scan
 from orchestration.instance import open_instance
 

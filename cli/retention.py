@@ -4,17 +4,17 @@ from datetime import UTC, datetime
 
 import click
 
-from lifecycle import db, schema, synthetic
-from lifecycle.policy import load_policy
-from lifecycle.retention import standing
-from lifecycle.settings import Settings
-from orchestration.cli.context import (
+from cli.context import (
     checked_policy,
     engine_for,
     fail_cleanly,
     pass_settings,
     run_job,
 )
+from lifecycle import db, schema, synthetic
+from lifecycle.policy import load_policy
+from lifecycle.retention import standing
+from lifecycle.settings import Settings
 
 
 @click.command()

@@ -5,13 +5,13 @@ from pathlib import Path
 
 import click
 
+from cli.context import engine_for, fail_cleanly, pass_settings
 from lifecycle import db
 from lifecycle.files import write_private
 from lifecycle.policy import load_policy
 from lifecycle.report.build import ReportError, parse_since
 from lifecycle.report.render import render
 from lifecycle.settings import Settings
-from orchestration.cli.context import engine_for, fail_cleanly, pass_settings
 from orchestration.instance import open_instance, storage_url, write_instance_config
 from orchestration.reporting import report_from_history
 

@@ -4,9 +4,9 @@ import uuid
 
 import click
 
+from cli.context import checked_policy, engine_for, fail_cleanly, pass_settings
 from lifecycle.logistics import access, checks, files, handoff
 from lifecycle.settings import Settings
-from orchestration.cli.context import checked_policy, engine_for, fail_cleanly, pass_settings
 
 
 @click.group(name="logistics")
