@@ -53,6 +53,14 @@ def demo(settings: Settings, orders: int, seed: int) -> None:
         f"seeded {seeded.orders:,} orders, {seeded.items:,} order lines, {seeded.cases:,} after-sales cases"
     )
     run_job(settings, trigger="demo")
+    click.echo(
+        "next: `make ui` (the Dagster UI), `make report`, `lifecycle db shell` (psql on the shop)"
+    )
+    if not settings.database_url:
+        click.echo(
+            "the embedded PostgreSQL keeps running for the UI and the CLI; "
+            "`make stop` (or `lifecycle db stop`) stops it"
+        )
 
 
 @click.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -57,3 +58,81 @@ def test_nightly_exits_non_zero_when_the_run_fails(engine, database_url, tmp_pat
     result = lifecycle("nightly", url=database_url, tmp_path=tmp_path, LIFECYCLE_POLICY=str(bad))
     assert result.returncode == 1
     assert "FAILED" in result.stdout
+
+
+def test_db_url_is_accepted_by_psql_and_db_shell_opens_psql(database_url, tmp_path):
+    printed = lifecycle("db", "url", url=database_url, tmp_path=tmp_path)
+    assert printed.returncode == 0, printed.stderr[-2000:]
+    shown = printed.stdout.strip()
+    assert shown.startswith("postgresql://") and "+psycopg" not in shown
+    assert "***" not in shown
+    psql_line = lifecycle("db", "url", "--psql", url=database_url, tmp_path=tmp_path)
+    command = shlex.split(psql_line.stdout.strip())
+    assert Path(command[0]).name == "psql" and command[1] == shown
+    env = {**os.environ, "PGPASSWORD": database_url.password or ""}
+    direct = subprocess.run(
+        [*command, "-tAc", "SELECT current_database()"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert direct.returncode == 0, direct.stderr
+    assert direct.stdout.strip() == database_url.database
+    shell = subprocess.run(
+        [LIFECYCLE, "db", "shell"],
+        input="SELECT 'shell:' || current_database();\n",
+        env={
+            **os.environ,
+            "LIFECYCLE_DATABASE_URL": database_url.render_as_string(hide_password=False),
+            "DAGSTER_HOME": str(tmp_path / "dagster"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shell.returncode == 0, shell.stderr[-2000:]
+    assert f"shell:{database_url.database}" in shell.stdout
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` still runs (an exited server may linger as a zombie until reaped)."""
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _postmaster_pid(home: Path) -> int | None:
+    pid_file = home / "pgdata" / "postmaster.pid"
+    return int(pid_file.read_text().split()[0]) if pid_file.exists() else None
+
+
+def test_db_stop_stops_the_embedded_server_it_started(tmp_path):
+    """A home of its own, so the embedded server the other tests share keeps running."""
+    home = tmp_path / "home"
+    env = {**os.environ, "LIFECYCLE_HOME": str(home), "DAGSTER_HOME": str(tmp_path / "dagster")}
+    env.pop("LIFECYCLE_DATABASE_URL", None)
+
+    def run(*args):
+        return subprocess.run(
+            [LIFECYCLE, *args], env=env, capture_output=True, text=True, timeout=300
+        )
+
+    started = run("db", "url")
+    try:
+        assert started.returncode == 0, started.stderr[-2000:]
+        pid = _postmaster_pid(home)
+        assert pid is not None and _alive(pid)
+        stopped = run("db", "stop")
+        assert stopped.returncode == 0, stopped.stderr[-2000:]
+        assert "embedded PostgreSQL stopped" in stopped.stdout
+        assert _postmaster_pid(home) is None and not _alive(pid)
+        again = run("db", "stop")
+        assert "was not running" in again.stdout
+    finally:
+        run("db", "stop")  # never leave a server behind, whatever failed above
+
+
+def test_db_stop_with_a_configured_server_stops_nothing(database_url, tmp_path):
+    result = lifecycle("db", "stop", url=database_url, tmp_path=tmp_path)
+    assert result.returncode == 0
+    assert "nothing to stop" in result.stdout
