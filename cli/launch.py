@@ -6,45 +6,10 @@ from collections.abc import Iterator
 
 import dagster as dg
 
+from cli import summary
 from lifecycle.settings import Settings
 from orchestration import tags
 from orchestration.instance import open_instance
-
-# What the terminal shows of each step's metadata; the run history keeps everything.
-SHOWN = {
-    "eligible",
-    "purged",
-    "kept_by_open_case",
-    "stale",
-    "anomalies",
-    "oldest_overdue_days",
-    "ran",
-    "seconds",
-    "policy_version",
-    "bytes_before",
-    "bytes_after",
-    "rows_by_carrier",
-    "removed_by_reason",
-    "mode",
-    "days_rebuilt",
-    "rows_written",
-    "units_folded",
-    "units_withheld",
-    "table_rows",
-    "rows",
-    "handled",
-    "by_status",
-    "rejected_by_reason",
-    "failed_request_ids",
-    "orders_cleared",
-    "orders_pending",
-    "exports_written",
-    "open",
-    "overdue",
-    "overdue_request_ids",
-    "requests_done",
-    "deleted",
-}
 
 
 def run_job(settings: Settings, job: str, trigger: str) -> dg.ExecuteInProcessResult:
@@ -67,14 +32,17 @@ def run_job(settings: Settings, job: str, trigger: str) -> dg.ExecuteInProcessRe
 
 
 def summary_lines(result: dg.ExecuteInProcessResult) -> Iterator[str]:
-    """One line per materialized asset (its main figures) and per evaluated check."""
+    """Each materialized asset's figures with their meaning (cli/summary.py), then the checks."""
+    checks: list[tuple[str, bool]] = []
     for event in result.all_events:
         if event.is_step_materialization:
             mat = event.step_materialization_data.materialization
             if mat.partition:  # one per rebuilt sales day; the step's own summary follows
                 continue
-            shown = {k: v.value for k, v in mat.metadata.items() if k in SHOWN}
-            yield f"{mat.asset_key.to_user_string()}: {shown}"
+            values = {k: v.value for k, v in mat.metadata.items()}
+            yield from summary.asset_lines(mat.asset_key.to_user_string(), values)
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             check = event.event_specific_data
-            yield f"check {check.check_name}: {'passed' if check.passed else 'FAILED'}"
+            checks.append((check.check_name, check.passed))
+    if checks:
+        yield summary.checks_line(checks)
