@@ -3,7 +3,8 @@ under the requested-erasure rule (lifecycle.retention.purge.erase_for_request).
 
 Orders in delivery or with an open case cannot be cleared yet: they wait in
 lifecycle.pending_erasures, the request is `partly_done` with the reasons, and the nightly job
-finishes them (lifecycle/requests/finishing.py). The customer's earlier access exports are deleted.
+finishes them (lifecycle/requests/finishing.py). The customer's earlier access exports are deleted,
+except those answered in the same run (kept until their own expiry).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def answer_erasure(
     waiting = {order_id: why or CHANGED for order_id, why in erased.waiting.items()}
     record_pending(conn, request_id, waiting)
     audit.many("erase", "pending", [{"order_id": i, "reason": why} for i, why in waiting.items()])
-    deleted = delete_customer_exports(conn, exports, customer_id, audit)
+    deleted, kept = delete_customer_exports(conn, exports, customer_id, audit, run_id)
     result = {
         "kind": "erase",
         "run_id": run_id,
@@ -75,6 +76,8 @@ def answer_erasure(
         "case_notes_cleared": erased.notes_cleared,
         "already_cleared_orders": already,
         "exports_deleted": deleted,
+        # Written by this same run for an access request of the same batch: kept until expiry.
+        "exports_kept_until_expiry": kept,
         **pending_result(waiting),
     }
     return Outcome(

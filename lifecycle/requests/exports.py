@@ -1,7 +1,8 @@
 """Access exports on disk: where each is written, and deleting them once they must not exist.
 
-An erasure deletes the customer's earlier exports (no copy outlives the data), and the nightly
-job deletes any export older than `requests.export_retention_days`.
+An erasure deletes the customer's earlier exports (no copy outlives the data) except one the same
+run has just written, and the nightly job deletes any export older than
+`requests.export_retention_days`.
 """
 
 from __future__ import annotations
@@ -29,28 +30,41 @@ def export_folder(exports: Path, request_id: int) -> Path:
     return exports / f"request-{int(request_id)}"
 
 
-_ACCESS_REQUESTS = sa.text(
-    f"SELECT request_id FROM {REQUESTS_TABLE} WHERE customer_id = :c AND kind = 'access' ORDER BY 1"
-)
+# The customer's access requests, and whether each was answered by the run now erasing: an
+# export written in the same batch as the erasure is kept until its own expiry (docs/requests.md).
+_ACCESS_REQUESTS = sa.text(f"""
+    SELECT request_id, coalesce(result->>'run_id' = :run_id, false) AS same_run
+    FROM {REQUESTS_TABLE} WHERE customer_id = :c AND kind = 'access' ORDER BY 1
+""")
 
 
 def delete_customer_exports(
-    conn: Connection, exports: Path, customer_id: int, audit: Audit
-) -> list[int]:
-    """Deletes the customer's earlier access exports: an erasure leaves no copy in the export folder."""
-    access_ids = conn.execute(_ACCESS_REQUESTS, {"c": customer_id}).scalars().all()
-    deleted = []
-    for access_id in access_ids:
+    conn: Connection, exports: Path, customer_id: int, audit: Audit, run_id: str
+) -> tuple[list[int], list[int]]:
+    """Deletes the customer's earlier access exports; returns (deleted, kept) request ids.
+
+    An erasure leaves no copy of the erased data in the export folder, except the exports this
+    same run (`run_id`) has just written: the customer asked for that copy together with the
+    erasure and support has not handed it over yet, so it stays until its own expiry
+    (`requests.export_retention_days`, deleted by the nightly job like any other export).
+    """
+    access = conn.execute(_ACCESS_REQUESTS, {"c": customer_id, "run_id": run_id}).all()
+    deleted, kept = [], []
+    for access_id, same_run in access:
         folder = export_folder(exports, access_id)
-        if folder.exists():
-            shutil.rmtree(folder)
-            deleted.append(access_id)
+        if not folder.exists():
+            continue
+        if same_run:
+            kept.append(access_id)
+            continue
+        shutil.rmtree(folder)
+        deleted.append(access_id)
     audit.many(
         "export_deleted",
         "deleted",
         [{"reason": "customer_erasure", "detail": {"export_request_id": i}} for i in deleted],
     )
-    return deleted
+    return deleted, kept
 
 
 @dataclass

@@ -358,7 +358,7 @@ def test_erasure_deletes_the_customers_earlier_access_exports(engine, policy, tm
     assert (folder / "export.json").exists()
     with engine.begin() as conn:
         add_request(conn, 102, "erase", received_at=AS_OF)
-    handle(engine, policy, tmp_path)
+    handle(engine, policy, tmp_path, run_id="run-req-2")  # a later run than the export's
     with engine.connect() as conn:
         row = request_row(conn, 102)
         audit = (
@@ -373,6 +373,42 @@ def test_erasure_deletes_the_customers_earlier_access_exports(engine, policy, tm
     assert not folder.exists()
     assert export_folder(exports_of(tmp_path), 101).exists()
     assert row["result"]["exports_deleted"] == [100] and audit == [{"export_request_id": 100}]
+    assert row["result"]["exports_kept_until_expiry"] == []
+
+
+def test_access_and_erasure_in_one_batch_keep_the_export_until_its_own_expiry(
+    engine, policy, tmp_path
+):
+    """README's example: the customer asks for a copy and an erasure at once. The copy, written
+    first from the data as it was, is what request 100 answers; the erasure in the same run
+    must not delete it before support can hand it over. It leaves with the export expiry."""
+    with engine.begin() as conn:
+        seed_customer_in_every_state(conn)
+        add_request(conn, 100, "access")
+        add_request(conn, 101, "erase")
+    handle(engine, policy, tmp_path)
+    folder = export_folder(exports_of(tmp_path), 100)
+    with engine.connect() as conn:
+        access, erase = request_row(conn, 100), request_row(conn, 101)
+    assert (
+        access["status"] == "done"
+        and (exports_of(tmp_path).parent / access["result"]["export"]).exists()
+    )
+    assert erase["result"]["exports_deleted"] == []
+    assert erase["result"]["exports_kept_until_expiry"] == [100]
+    exported = json.loads((folder / "export.json").read_text())
+    assert PERSONAL["receiver_name"] in json.dumps(exported)  # the copy of what was held
+    with engine.connect() as conn:
+        assert is_purged(conn, 5)  # and the erasure went ahead
+    days, written = policy.requests.export_retention_days, datetime.now(UTC)  # the folder's mtime
+    soon = written + (days - 1) * DAY
+    kept = delete_expired_exports(engine, policy, exports_of(tmp_path), run_id="night", as_of=soon)
+    assert kept.deleted_request_ids == [] and folder.exists()
+    later = written + (days + 1) * DAY
+    expired = delete_expired_exports(
+        engine, policy, exports_of(tmp_path), run_id="night", as_of=later
+    )
+    assert expired.deleted_request_ids == [100] and not folder.exists()
 
 
 # ---------------------------------------------------------------- access
