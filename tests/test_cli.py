@@ -12,6 +12,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from lifecycle.settings import Settings
+from orchestration.instance import open_instance
 from tests.shop import add_delivered, is_purged, leaked
 
 LIFECYCLE = str(Path(sys.executable).with_name("lifecycle"))
@@ -66,6 +68,19 @@ def test_nightly_runs_the_job_through_dagster_and_records_it(engine, database_ur
         run_id = conn.execute(sa.text("SELECT run_id FROM lifecycle.purge_runs")).scalar()
     assert run_id in result.stdout
     assert not leaked(result.stdout + result.stderr)
+    # Recorded under the workspace's code location, as a UI launch is: the Overview lists it.
+    settings = Settings.from_env(
+        {
+            "LIFECYCLE_DATABASE_URL": database_url.render_as_string(hide_password=False),
+            "DAGSTER_HOME": str(tmp_path / "dagster"),
+        }
+    )
+    with open_instance(settings) as instance:
+        run = instance.get_run_by_id(run_id)
+    assert run.remote_job_origin.location_name == "definitions"
+    assert run.remote_job_origin.repository_origin.repository_name == "__repository__"
+    assert run.tags["dagster/code_location"] == "definitions"
+    assert run.tags["lifecycle/trigger"] == "cli" and len(run.tags["lifecycle/policy_hash"]) == 12
 
 
 def test_nightly_exits_non_zero_when_the_run_fails(engine, database_url, tmp_path):
