@@ -6,8 +6,10 @@ import dagster as dg
 
 from assets.check_results import as_asset_check_result
 from assets.metadata import compact
+from assets.sales import refreshed_sales_volume, sales_assets
 from lifecycle.checks import CheckResult, Finding
 from tests.dagster.test_retention_assets import NOW, materialize, metadata
+from tests.dagster.test_sales_assets import seed, shop_resource
 from tests.shop import add_order
 
 
@@ -51,3 +53,26 @@ def test_due_orders_sample_ids_read_as_one_line_in_the_ui(engine, database_url):
         result = materialize(database_url, instance)
     due = metadata(result, "due_orders")
     assert due["stale"] == 3 and due["stale_sample_order_ids"] == "7, 8, 9"
+
+
+def test_the_refresh_steps_seconds_cover_the_whole_step(engine, database_url):
+    """The UI shows the step's time beside its `seconds`: they must tell the same story."""
+    seed(engine)
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            [*sales_assets],
+            selection=[refreshed_sales_volume],
+            instance=instance,
+            resources={"shop": shop_resource(database_url)},
+        )
+        stats = instance.get_run_step_stats(result.run_id)
+    [step] = [s for s in stats if s.step_key == "refreshed_sales_volume"]
+    [own] = [
+        m
+        for m in result.asset_materializations_for_node("refreshed_sales_volume")
+        if m.asset_key == refreshed_sales_volume.key
+    ]
+    figures = {k: v.value for k, v in own.metadata.items()}
+    step_seconds = step.end_time - step.start_time
+    assert figures["build_seconds"] <= figures["seconds"] <= step_seconds
+    assert figures["seconds"] >= 0.5 * step_seconds or step_seconds < 0.5
