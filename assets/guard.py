@@ -14,6 +14,7 @@ import dagster as dg
 from sqlalchemy.engine import Engine
 
 from assets.check_results import as_asset_check_result
+from assets.metadata import compact
 from assets.sales import product_line_summary, refreshed_sales_volume, weekly_demand
 from lifecycle.checks import CheckResult
 from lifecycle.guard import cells, minimisation, names, privilege, raw_values, run_log, values, zone
@@ -105,7 +106,7 @@ def analytics_zone(shop: ShopDatabase) -> dg.MaterializeResult:
     inspect."""
     found = zone.zone_inventory(shop.engine())
     return dg.MaterializeResult(
-        metadata={**found.metadata(), "relations": dg.MetadataValue.md(found.markdown())}
+        metadata={**compact(found.metadata()), "relations": dg.MetadataValue.md(found.markdown())}
     )
 
 

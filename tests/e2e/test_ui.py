@@ -198,3 +198,44 @@ def test_the_asset_checks_tab_shows_the_backlog_check_passed_with_zero_overdue(d
     page.get_by_text("no_overdue_personal_data").first.wait_for()
     page.get_by_text("Passed", exact=True).first.wait_for()
     page.get_by_text("overdue_orders").first.wait_for()
+
+
+def test_the_overview_timeline_shows_the_demo_run_started_from_the_cli(demo):
+    """The front page a newcomer lands on: `lifecycle demo` ran from the terminal, and its run
+    sits on the timeline under the `definitions` code location like a run launched in the UI."""
+    page = demo["page"]
+    page.goto(f"{demo['base']}/overview/activity/timeline")
+    page.get_by_text("definitions", exact=True).first.wait_for()
+    run_bar = page.locator("[class*='RunTimeline_runChunk_'] .chunk-popover-target").first
+    run_bar.wait_for()
+    run_bar.click()
+    popover = page.locator(".bp5-popover")
+    popover.get_by_text("nightly_lifecycle").first.wait_for()
+    screenshot(demo, page, "overview-timeline.png")
+
+
+def test_asset_metadata_shows_the_human_figures(demo):
+    """What the terminal summary promises is in the UI too: carriers without a file say why, the
+    zone's relations carry a row estimate (or say they were not analysed), id lists are one line."""
+    page = demo["page"]
+    page.goto(f"{demo['base']}/assets/carrier_files")
+    page.get_by_text("carriers_without_file", exact=True).first.wait_for()
+    page.get_by_text(
+        "reads its rows as database role lifecycle_carrier_zto_express"
+    ).first.wait_for()
+
+    page.goto(f"{demo['base']}/assets/analytics_zone")
+    page.get_by_text("rows (estimate)").first.wait_for()
+    relations = page.locator("tr", has_text="analytics.sales_volume_daily").first
+    estimate = relations.locator("td").last.inner_text().strip()
+    assert estimate == "not analysed yet" or estimate.replace(",", "").isdigit(), estimate
+    names = page.locator("tr", has_text="relation_names").first.locator("td").last.inner_text()
+    assert "sales_volume_daily" in names and "[" not in names, names
+    page.get_by_text("rows (estimate)").first.scroll_into_view_if_needed()
+    screenshot(demo, page, "analytics-zone.png")
+
+    page.goto(f"{demo['base']}/assets/due_orders")
+    cell = page.locator("tr", has_text="stale_sample_order_ids").first
+    cell.wait_for()
+    ids = cell.locator("td").last.inner_text().strip()
+    assert "\n" not in ids and "[" not in ids, ids  # one line of ids, not a JSON list
