@@ -84,6 +84,20 @@ class RawTable(Strict):
         return quote_ident(self.columns[role])
 
 
+def _distinct_roles(table: str, columns: dict[str, str]) -> None:
+    """Two roles on one column would let the purge write a timestamp over business data."""
+    by_column: dict[str, list[str]] = {}
+    for role, column in columns.items():
+        by_column.setdefault(column, []).append(role)
+    clashes = {column: roles for column, roles in by_column.items() if len(roles) > 1}
+    if clashes:
+        column, roles = next(iter(clashes.items()))
+        raise ValueError(
+            f"{table}.columns: roles {' and '.join(repr(r) for r in roles)} both map to column "
+            f"{column!r}; each role needs its own column (a role left out maps to its own name)"
+        )
+
+
 class RawZone(Strict):
     """The shop's own tables, with the reference schema as default."""
 
@@ -110,8 +124,15 @@ class RawZone(Strict):
             if bad:
                 raise ValueError(f"{name}.columns: {bad[0]!r} is not a lowercase SQL column name")
             spec["columns"] = {role: given.get(role, role) for role in roles}
+            _distinct_roles(name, spec["columns"])
             spec.setdefault("table", DEFAULT_TABLES[name])
             spec.setdefault("personal_columns", DEFAULT_PERSONAL[name])
+            if name == "orders" and not spec["personal_columns"]:
+                raise ValueError(
+                    "orders.personal_columns is empty, so the purge would mark orders cleared while "
+                    "keeping every personal field; list the columns that hold receiving name, "
+                    "contact, address and payment reference (docs/policy.md)"
+                )
             data[name] = spec
         return data
 

@@ -16,7 +16,11 @@ DAY = timedelta(days=1)
 
 
 def k1(policy_file):
-    return load_policy(policy_file('version: "test"\nanalytics: {min_customers_per_cell: 1}\n'))
+    return load_policy(
+        policy_file(
+            'version: "test"\nacknowledge: [k_of_one]\nanalytics: {min_customers_per_cell: 1}\n'
+        )
+    )
 
 
 def sell(
