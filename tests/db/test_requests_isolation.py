@@ -8,6 +8,7 @@ import json
 import pytest
 import sqlalchemy as sa
 
+from lifecycle import files
 from lifecycle.requests import handling
 from lifecycle.requests.deadlines import open_requests
 from lifecycle.requests.payload import MAX_PAYLOAD_BYTES
@@ -158,3 +159,23 @@ def test_an_unexpected_error_in_one_request_answers_it_failed_and_the_run_goes_o
     assert failed["result"]["reason_code"] == "internal_error"
     assert failed["result"]["reason"].startswith("KeyError while answering")
     assert "Wang Fang" not in json.dumps(failed, default=str) + json.dumps(report.metadata())
+
+
+def test_an_access_export_on_a_full_disk_leaves_no_file_and_the_request_open(
+    engine, policy, tmp_path, monkeypatch
+):
+    with engine.begin() as conn:
+        seed_customer_in_every_state(conn)
+        add_request(conn, 100, "access")
+        add_request(conn, 101, "erase", customer_id=OTHER)
+    monkeypatch.setattr(files.os, "write", lambda fd, data: 0)  # a full disk that says nothing
+
+    report = handle(engine, policy, tmp_path)
+
+    monkeypatch.undo()
+    assert report.failed == {100: "OSError (errno 28: No space left on device)"}
+    folder = tmp_path / "exports" / "requests"
+    assert [p.name for p in folder.rglob("*") if p.is_file()] == []
+    with engine.connect() as conn:
+        assert request_row(conn, 100)["status"] == "in_progress"  # a retry may find room
+        assert request_row(conn, 101)["status"] == "done"
