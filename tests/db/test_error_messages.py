@@ -178,3 +178,42 @@ def test_a_correction_into_a_column_of_another_type_names_the_sqlstate_not_the_v
     assert answered["result"]["reason_code"] == "database_error"
     assert answered["result"]["sqlstate"] == "22P02"
     assert not leaked(str(answered), [PHONE])
+
+
+@pytest.fixture
+def raising_analytics_view(engine):
+    """An analytics view whose function raises with the raw phone in its message (SQLSTATE P0001)."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("""
+            CREATE FUNCTION analytics.checked_contact(phone text) RETURNS text LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'not a phone number: %', phone; END $$;
+            CREATE VIEW analytics.checked_contacts AS
+                SELECT order_id, analytics.checked_contact(receiver_phone) AS contact FROM shop.orders;
+        """)
+        )
+    yield
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "DROP VIEW analytics.checked_contacts; DROP FUNCTION analytics.checked_contact(text)"
+            )
+        )
+
+
+def test_an_analytics_view_raising_with_a_value_names_the_sqlstate_not_the_value(
+    engine, dagster_settings, tmp_path, raising_analytics_view
+):
+    with engine.begin() as conn:
+        add_order(conn, 1, "paid", NOW - DAY, receiver_phone=PHONE, paid_at=NOW - DAY)
+
+    guard = run("guard", "--no-run-history", settings=dagster_settings, tmp_path=tmp_path)
+
+    assert guard.returncode == 1, guard.stderr[-2000:]
+    assert "P0001" in guard.stdout
+    assert (
+        places_holding(
+            PHONE, guard, dagster_settings.dagster_home, dagster_settings.dagster_storage_url
+        )
+        == []
+    )
