@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from lifecycle import files
-from lifecycle.requests import handling
+from lifecycle.requests import finishing, handling
 from lifecycle.requests.deadlines import open_requests
 from lifecycle.requests.payload import MAX_PAYLOAD_BYTES
 from tests.conftest import AS_OF
@@ -23,7 +23,7 @@ from tests.db.test_requests import (
     request_row,
     seed_customer_in_every_state,
 )
-from tests.shop import leaked
+from tests.shop import add_order, leaked
 
 NOT_A_NUMBER = "139-8765-4321"
 
@@ -179,3 +179,28 @@ def test_an_access_export_on_a_full_disk_leaves_no_file_and_the_request_open(
     with engine.connect() as conn:
         assert request_row(conn, 100)["status"] == "in_progress"  # a retry may find room
         assert request_row(conn, 101)["status"] == "done"
+
+
+def test_a_waiting_erasure_that_fails_at_night_does_not_stop_the_others(
+    engine, policy, tmp_path, monkeypatch
+):
+    with engine.begin() as conn:
+        seed_customer_in_every_state(conn)
+        add_order(conn, 9, "paid", AS_OF - 2 * DAY, customer_id=44, paid_at=AS_OF - 2 * DAY)
+        add_request(conn, 100, "erase")
+        add_request(conn, 101, "erase", customer_id=44)
+    handle(engine, policy, tmp_path)
+    real = finishing._finish_one
+
+    def failing_for_100(conn, policy, request_id, *args):
+        if request_id == 100:
+            raise ValueError("Wang Fang")  # an error whose text is a value
+        return real(conn, policy, request_id, *args)
+
+    monkeypatch.setattr(finishing, "_finish_one", failing_for_100)
+    report = finishing.finish_pending_erasures(engine, policy, run_id="night-1", as_of=AS_OF + DAY)
+
+    assert report.failed == {100: "ValueError"}
+    assert report.requests_checked == 1
+    with engine.connect() as conn:
+        assert request_row(conn, 100)["status"] == "partly_done"  # tried again the next night
