@@ -28,7 +28,13 @@ from lifecycle.requests.correction import answer_correction
 from lifecycle.requests.erasure import answer_erasure
 from lifecycle.requests.failures import describe_failure, retry_may_help, sqlstate
 from lifecycle.requests.outcome import Outcome
-from lifecycle.requests.payload import RequestInputError, load_payload, parse_payload, redacted
+from lifecycle.requests.payload import (
+    MAX_PAYLOAD_BYTES,
+    RequestInputError,
+    load_payload,
+    parse_payload,
+    redacted,
+)
 from lifecycle.requests.table import REQUESTS_TABLE, UNANSWERED, kind_label
 
 
@@ -111,9 +117,13 @@ _FIRST_NOT_REJECTED = sa.text(f"""
     WHERE request_id = ANY(:ids) AND status <> 'rejected'
     ORDER BY received_at, request_id LIMIT 1
 """)
-# The payload comes as text: parsed here within bounds (payload.load_payload), never by the driver.
+# The payload comes as text, cut one character past the size bound (so an oversized one is still
+# recognised, without carrying megabytes over), and is parsed here within bounds
+# (payload.load_payload), never by the driver.
 _LOCK = sa.text(f"""
-    SELECT request_id, customer_id, kind, payload::text AS payload, received_at FROM {REQUESTS_TABLE}
+    SELECT request_id, customer_id, kind, left(payload::text, {MAX_PAYLOAD_BYTES + 1}) AS payload,
+           received_at
+    FROM {REQUESTS_TABLE}
     WHERE request_id = :request_id AND status IN ({sql_list(UNANSWERED)})
     FOR UPDATE SKIP LOCKED
 """)
