@@ -28,6 +28,7 @@ ASSETS = {
 }
 BLOCKING_CHECKS = {
     "no_overdue_personal_data",
+    "cleared_orders_hold_no_personal_data",
     "handoff_has_only_allowed_columns",
     "no_handoff_row_for_finished_orders",
     "carrier_roles_see_only_their_own_rows",
@@ -40,7 +41,7 @@ BLOCKING_CHECKS = {
     "no_raw_values_in_run_history",
 }
 # Overdue requests are flagged, not blocking: a late answer must not stop the night's purge.
-NON_BLOCKING_CHECKS = {"no_overdue_data_requests"}
+NON_BLOCKING_CHECKS = {"no_overdue_data_requests", "erasure_within_deadline"}
 
 
 def test_definitions_load():
