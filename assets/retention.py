@@ -3,6 +3,7 @@
 import dagster as dg
 
 from lifecycle.retention import erasure, purge, standing
+from orchestration import names
 from orchestration.resources import ShopDatabase
 
 
@@ -51,6 +52,8 @@ def no_overdue_personal_data(shop: ShopDatabase) -> dg.AssetCheckResult:
         dg.AssetKey("finished_erasure_requests"),
         dg.AssetKey("handled_data_requests"),
     ],
+    # One rewrite at a time on the shop's server, whichever job (nightly, data requests) runs it.
+    pool=names.SHOP_REWRITE_POOL,
 )
 def erased_purged_storage(
     context: dg.AssetExecutionContext, shop: ShopDatabase
