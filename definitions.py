@@ -13,6 +13,7 @@ from assets.requests import requests_assets, requests_checks
 from assets.retention import retention_assets, retention_checks
 from assets.sales import sales_assets
 from lifecycle.settings import Settings
+from orchestration.instance import keep_run_files_private
 from orchestration.resources import AlertWebhook, ExportFolder, GuardSecret, ShopDatabase
 from sensors.alerts import alert_sensors
 from sensors.requests import data_requests_job, data_requests_sensor
@@ -53,4 +54,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     )
 
 
+# The code server and the run workers it starts (UI launches, schedule, sensor, queue) import this
+# module: their compute logs are private from the first run.
+keep_run_files_private()
 defs = build_definitions(Settings.from_env())

@@ -4,6 +4,7 @@ import dagster as dg
 
 from assets.check_results import as_asset_check_result
 from lifecycle.retention import backlog, erasure, purge, standing
+from orchestration import names
 from orchestration.resources import ShopDatabase
 
 
@@ -58,6 +59,8 @@ def cleared_orders_hold_no_personal_data(shop: ShopDatabase) -> dg.AssetCheckRes
         dg.AssetKey("finished_erasure_requests"),
         dg.AssetKey("handled_data_requests"),
     ],
+    # One rewrite at a time on the shop's server, whichever job (nightly, data requests) runs it.
+    pool=names.SHOP_REWRITE_POOL,
 )
 def erased_purged_storage(
     context: dg.AssetExecutionContext, shop: ShopDatabase
