@@ -18,13 +18,15 @@ from assets.sales import product_line_summary, refreshed_sales_volume, weekly_de
 from lifecycle.checks import CheckResult
 from lifecycle.guard import cells, minimisation, names, privilege, raw_values, run_log, values, zone
 from lifecycle.guard.key import GuardKey
+from lifecycle.guard.scan import scan as scan_of_a_check
 from lifecycle.policy import Policy
 from orchestration.history import nightly_runs_to_scan, run_log_texts
 from orchestration.resources import GuardSecret, ShopDatabase
 
 RUN_LOG = "dagster event log"  # how a run-history finding names the table it was found in
 
-Scan = Callable[[Engine, Policy, GuardKey], CheckResult]
+# (job engine, policy, key, reader engine or None for the default reader login) -> result
+Scan = Callable[..., CheckResult]
 
 
 class GuardCheck(NamedTuple):
@@ -42,24 +44,28 @@ GUARD_CHECKS = [
         "raw_columns_all_classified",
         "The raw tables hold exactly the columns the policy classifies; a new column fails until "
         "named.",
-        lambda engine, policy, key: minimisation.unclassified_raw_columns(engine, policy),
+        lambda engine, policy, key, reader=None: minimisation.unclassified_raw_columns(
+            engine, policy
+        ),
     ),
     GuardCheck(
         "analyst_cannot_read_personal_columns",
         "Acting as lifecycle_analyst, every personal raw column is refused and no closed schema "
         "opens.",
-        lambda engine, policy, key: privilege.analyst_access(engine, policy),
+        lambda engine, policy, key, reader=None: privilege.analyst_access(engine, policy),
     ),
     GuardCheck(
         "no_personal_columns_in_analytics",
         "No analytics column is named like a personal column of the policy or a personal family.",
-        lambda engine, policy, key: names.personal_column_names(engine, policy),
+        lambda engine, policy, key, reader=None: names.personal_column_names(engine, policy),
     ),
     GuardCheck(
         "no_personal_patterns_in_analytics",
         "No analytics text looks like an email, phone, card number or street address (Great "
         "Expectations).",
-        lambda engine, policy, key: values.personal_value_patterns(engine, key),
+        lambda engine, policy, key, reader=None: values.personal_value_patterns(
+            engine, key, reader
+        ),
     ),
     GuardCheck(
         "no_raw_values_in_analytics",
@@ -71,7 +77,7 @@ GUARD_CHECKS = [
         "published_cells_cover_k_customers",
         "Every row of a published table covers at least analytics.min_customers_per_cell "
         "customers.",
-        lambda engine, policy, key: cells.small_cells(engine, policy),
+        lambda engine, policy, key, reader=None: cells.small_cells(engine, policy, reader),
     ),
 ]
 # The seventh check reads the run history, so its scan is made for the runs it reads.
@@ -85,7 +91,10 @@ RUN_HISTORY_ASSERTS = (
 def run_history_check(instance: dg.DagsterInstance, run_ids: list[str]) -> GuardCheck:
     """The run-history check over the stored events of `run_ids`, in the shape of GUARD_CHECKS."""
 
-    def scan(engine: Engine, policy: Policy, key: GuardKey) -> CheckResult:
+    @scan_of_a_check
+    def scan(
+        engine: Engine, policy: Policy, key: GuardKey, reader: Engine | None = None
+    ) -> CheckResult:
         texts = run_log_texts(instance, run_ids)
         result = run_log.raw_values_in_run_log(engine, policy, key, texts, log=RUN_LOG)
         result.scanned = {"runs": len(run_ids), **result.scanned}
@@ -112,7 +121,9 @@ def analytics_zone(shop: ShopDatabase) -> dg.MaterializeResult:
 def _asset_check(check: GuardCheck) -> dg.AssetChecksDefinition:
     @dg.asset_check(name=check.name, asset=analytics_zone, blocking=True, description=check.asserts)
     def guard_check(shop: ShopDatabase, guard_secret: GuardSecret) -> dg.AssetCheckResult:
-        return as_asset_check_result(check.scan(shop.engine(), shop.policy(), guard_secret.key()))
+        engine = shop.engine()
+        reader = guard_secret.reader(engine)
+        return as_asset_check_result(check.scan(engine, shop.policy(), guard_secret.key(), reader))
 
     return guard_check
 
