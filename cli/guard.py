@@ -1,6 +1,7 @@
 """`lifecycle guard`: the leak guard's checks, now, with a table of findings."""
 
 import sys
+from datetime import UTC, datetime
 
 import click
 
@@ -30,11 +31,12 @@ def guard(settings: Settings, run_history: bool, run_id: str | None) -> None:
     policy = checked_policy(settings, engine)
     key = load_key(settings.guard_secret, settings.guard_key_file)
     reader = reader_engine(engine, settings.guard_reader_password)
+    today = datetime.now(UTC).date()
     results = []
 
     def run(checks) -> None:
         for check in checks:
-            result = check.scan(engine, policy, key, reader)
+            result = check.run(engine, policy, key, reader, today)
             results.append((check.name, result))
             click.echo(status_line(check.name, result))
 
