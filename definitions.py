@@ -49,6 +49,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             "guard_secret": GuardSecret(
                 secret=_secret("LIFECYCLE_GUARD_SECRET", settings.guard_secret),
                 key_file=str(settings.guard_key_file),
+                reader_password=_secret(
+                    "LIFECYCLE_GUARD_READER_PASSWORD", settings.guard_reader_password
+                ),
             ),
         },
     )
