@@ -203,6 +203,12 @@ def seed_shop(
                     "lifecycle.purge_runs, lifecycle.erasure_runs, lifecycle.demo_seeds"
                 )
             )
+            # Their hash chains start again with the new shop (lifecycle/ledger/chain.py).
+            conn.execute(
+                sa.text(
+                    "DELETE FROM lifecycle.ledger_links WHERE chain IN ('purge_ledger', 'erasure_runs')"
+                )
+            )
         on_progress(f"building name, address and email pools (Faker, seed {seed})")
         for pool, values in _pools(seed).items():
             conn.execute(
