@@ -19,6 +19,7 @@ from lifecycle.checks import CheckResult
 from lifecycle.guard import cells, minimisation, names, privilege, raw_values, run_log, values, zone
 from lifecycle.guard.key import GuardKey
 from lifecycle.policy import Policy
+from lifecycle.sales import differencing
 from orchestration.history import nightly_runs_to_scan, run_log_texts
 from orchestration.resources import GuardSecret, ShopDatabase
 
@@ -72,6 +73,12 @@ GUARD_CHECKS = [
         "Every row of a published table covers at least analytics.min_customers_per_cell "
         "customers.",
         lambda engine, policy, key: cells.small_cells(engine, policy),
+    ),
+    GuardCheck(
+        "no_differencing_in_sales_tables",
+        "No published sales row minus the rows of another sales table inside it leaves fewer than "
+        "k customers.",
+        lambda engine, policy, key: differencing.differencing_remainders(engine, policy),
     ),
 ]
 # The seventh check reads the run history, so its scan is made for the runs it reads.
