@@ -31,6 +31,7 @@ from lifecycle.guard import (
 from lifecycle.guard.key import GuardKey
 from lifecycle.guard.scan import scan as scan_of_a_check
 from lifecycle.policy import Policy
+from lifecycle.sales import differencing
 from orchestration.history import nightly_runs_to_scan, run_log_texts
 from orchestration.resources import GuardSecret, ShopDatabase
 
@@ -96,6 +97,12 @@ GUARD_CHECKS = [
         "Every row of a published table covers at least analytics.min_customers_per_cell "
         "customers.",
         lambda engine, policy, key, reader=None: cells.small_cells(engine, policy, reader),
+    ),
+    GuardCheck(
+        "no_differencing_in_sales_tables",
+        "No published sales row minus the rows of another sales table inside it leaves fewer than "
+        "k customers.",
+        lambda engine, policy, key: differencing.differencing_remainders(engine, policy),
     ),
 ]
 # The seventh check reads the run history, so its scan is made for the runs it reads.

@@ -97,7 +97,7 @@ def refreshed_sales_volume(
     deps=[refreshed_sales_volume, sales_volume_daily],
 )
 def weekly_demand(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.MaterializeResult:
-    """Weekly units per sku and region with a trailing 4-week average and week-over-week change."""
+    """Units per ISO week, sku and region over 13 weeks; small cells rolled up, not withheld."""
     report = build_weekly_demand(shop.engine(), shop.policy(), shop.as_of())
     return dg.MaterializeResult(
         metadata={
@@ -112,12 +112,12 @@ def weekly_demand(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.M
     group_name="analytics",
     kinds={"postgres"},
     owners=["team:data"],
-    deps=[refreshed_sales_volume, sales_volume_daily],
+    deps=[refreshed_sales_volume, sales_volume_daily, weekly_demand],
 )
 def product_line_summary(
     context: dg.AssetExecutionContext, shop: ShopDatabase
 ) -> dg.MaterializeResult:
-    """Units and revenue share per sku over 7, 28 and 91 days, with its ABC class by revenue."""
+    """Units per sku and product line over 7, 28 and 91 days; merged so no subtraction leaks."""
     report = build_product_line_summary(shop.engine(), shop.policy(), shop.as_of())
     return dg.MaterializeResult(
         metadata={

@@ -38,6 +38,7 @@ BLOCKING_CHECKS = {
     "no_personal_patterns_in_analytics",
     "no_raw_values_in_analytics",
     "published_cells_cover_k_customers",
+    "no_differencing_in_sales_tables",
     "no_raw_values_in_run_history",
 }
 # Overdue requests are flagged, not blocking: a late answer must not stop the night's purge.

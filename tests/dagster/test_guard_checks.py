@@ -203,6 +203,6 @@ def test_the_nightly_job_runs_the_guard_after_the_published_tables_and_every_che
         "product_line_summary",
     }
     specs = [spec for checks in guard_checks for spec in checks.check_specs]
-    assert len(specs) == 7 and all(
+    assert len(specs) == 8 and all(
         spec.blocking and spec.asset_key == analytics_zone.key for spec in specs
     )
