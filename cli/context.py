@@ -117,7 +117,7 @@ def run_job(settings: Settings, trigger: str, job: str = names.NIGHTLY_JOB) -> N
         click.echo(f"  {line}")
     click.echo(
         f"run {result.run_id}: {'succeeded' if result.success else 'FAILED'} "
-        f"(history in {db.safe_url(storage_url(settings))})"
+        f"(history in {db.libpq_url(storage_url(settings))})"
     )
     if not result.success:
         sys.exit(1)
