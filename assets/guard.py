@@ -102,7 +102,9 @@ GUARD_CHECKS = [
         "no_differencing_in_sales_tables",
         "No published sales row minus the rows of another sales table inside it leaves fewer than "
         "k customers.",
-        lambda engine, policy, key: differencing.differencing_remainders(engine, policy),
+        lambda engine, policy, key, reader=None: differencing.differencing_remainders(
+            engine, policy
+        ),
     ),
 ]
 # The seventh check reads the run history, so its scan is made for the runs it reads.
