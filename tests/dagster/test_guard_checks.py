@@ -88,7 +88,7 @@ def test_a_clean_night_passes_every_guard_check_and_publishes(shop):
     assert all(verdicts(result).values())
     assert result.asset_materializations_for_node("published_export")
     [zone] = result.asset_materializations_for_node("analytics_zone")
-    assert zone.metadata["relation_count"].value == 3
+    assert zone.metadata["relation_count"].value == 4  # + analytics.sales_units_dp
 
 
 def test_a_planted_leak_fails_the_night_stops_downstream_and_stays_out_of_the_event_log(
