@@ -112,12 +112,12 @@ class CleanGroup(click.Group):
 def run_job(settings: Settings, trigger: str, job: str = names.NIGHTLY_JOB) -> None:
     """Runs `job` through Dagster, prints one line per step, and exits 1 if the run failed."""
     click.echo(f"running {job} …")
-    result = launch.run_job(settings, job, trigger)
-    for line in launch.summary_lines(result):
+    result = launch.run_job(settings, job, trigger, progress=lambda line: click.echo(f"  {line}"))
+    for line in launch.summary_lines(result.events):
         click.echo(f"  {line}")
     click.echo(
         f"run {result.run_id}: {'succeeded' if result.success else 'FAILED'} "
-        f"(history in {db.safe_url(storage_url(settings))})"
+        f"(history in {db.libpq_url(storage_url(settings))})"
     )
     if not result.success:
         sys.exit(1)

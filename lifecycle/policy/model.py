@@ -9,6 +9,7 @@ from pydantic import Field, PrivateAttr
 from lifecycle.policy.acknowledgements import Acknowledgement
 from lifecycle.policy.analytics import Analytics
 from lifecycle.policy.base import Strict
+from lifecycle.policy.guard import Guard
 from lifecycle.policy.logistics import Logistics
 from lifecycle.policy.raw import RawZone
 from lifecycle.policy.requests import DataRequests
@@ -27,6 +28,7 @@ class Policy(Strict):
     analytics: Analytics = Analytics()
     requests: DataRequests = DataRequests()
     logistics: Logistics = Logistics()
+    guard: Guard = Guard()
     # Settings that give a promise away on purpose (acknowledgements.py): zero_window, k_of_one.
     acknowledge: tuple[Acknowledgement, ...] = ()
 

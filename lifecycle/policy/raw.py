@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import field_validator, model_validator
 
 from lifecycle.policy.base import Strict
+from lifecycle.policy.catalogue import Catalogue
 from lifecycle.policy.identifiers import IDENTIFIER, column_names, quote_ident
 
 # Logical roles of each raw table's columns. A shop maps each role to its own column name;
@@ -104,12 +105,13 @@ class RawZone(Strict):
     orders: RawTable
     order_items: RawTable
     after_sales_cases: RawTable
+    catalogue: Catalogue | None = None  # optional, non-personal: sku -> product line
 
     @model_validator(mode="before")
     @classmethod
     def _fill_defaults(cls, data: Any) -> Any:
         data = dict(data or {})
-        unknown = set(data) - set(ROLES)
+        unknown = set(data) - set(ROLES) - {"catalogue"}
         if unknown:
             raise ValueError(f"unknown raw table(s) {sorted(unknown)}; known: {sorted(ROLES)}")
         for name, roles in ROLES.items():

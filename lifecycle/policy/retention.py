@@ -22,3 +22,5 @@ class Retention(Strict):
     batch_size: int = Field(50_000, ge=1, le=1_000_000)
     physical_erasure: Literal["vacuum_full", "none"] = "vacuum_full"
     erasure_lock_timeout_seconds: int = Field(30, ge=1, le=3600)
+    # How long cleared values may stay in the data files while a rewrite waits for old snapshots.
+    erasure_deadline_hours: int = Field(48, ge=1, le=24 * 90)

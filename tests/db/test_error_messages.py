@@ -210,7 +210,7 @@ def test_an_analytics_view_raising_with_a_value_names_the_sqlstate_not_the_value
     guard = run("guard", "--no-run-history", settings=dagster_settings, tmp_path=tmp_path)
 
     assert guard.returncode == 1, guard.stderr[-2000:]
-    assert "P0001" in guard.stdout
+    assert "P0001" in guard.stdout, guard.stdout
     assert (
         places_holding(
             PHONE, guard, dagster_settings.dagster_home, dagster_settings.dagster_storage_url
