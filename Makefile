@@ -35,9 +35,12 @@ bench: db
 	$(BIN)/python bench/run_all.py
 
 # Dagster UI on the demo shop: http://127.0.0.1:3000. `lifecycle instance` writes DAGSTER_HOME/dagster.yaml
-# (run history in PostgreSQL, the same one the CLI writes to) and prints DAGSTER_HOME.
+# (run history in PostgreSQL, the same one the CLI writes to) and prints DAGSTER_HOME. `dagster dev`
+# runs the daemon too (schedule, sensors, run queue), so a `lifecycle nightly` meanwhile goes
+# through the queue (docs/deployment.md). umask 077: the webserver, daemon and run workers write
+# compute logs readable by their owner only.
 ui: db
-	home=$$($(BIN)/lifecycle instance) && DAGSTER_HOME=$$home $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	umask 077 && home=$$($(BIN)/lifecycle instance) && DAGSTER_HOME=$$home $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 # The compliance report of the last 30 nights, linked to the UI above.
 report: db

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 import dagster as dg
 from dagster._core.definitions.reconstruct import ReconstructableRepository
@@ -17,8 +18,8 @@ from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 from cli import summary
 from lifecycle.settings import PROJECT_DIR, Settings
-from orchestration import tags
-from orchestration.instance import open_instance
+from orchestration import queue, tags
+from orchestration.instance import keep_run_files_private, open_instance
 
 # How workspace.yaml names the code location and Dagster its one repository: a run recorded under
 # these names belongs to the location the UI serves, so it shows on the Overview timeline.
@@ -28,7 +29,7 @@ DEFINITIONS_MODULE = "definitions"
 
 
 def _remote_origin(job: str) -> RemoteJobOrigin:
-    """The origin `dagster dev -w workspace.yaml` gives the job: a runs tagged without one has no
+    """The origin `dagster dev -w workspace.yaml` gives the job: a run created without one has no
     code location, and the UI's Overview and timeline leave it out (issue: CLI runs missing)."""
     target = LoadableTargetOrigin(
         executable_path=sys.executable,
@@ -39,37 +40,76 @@ def _remote_origin(job: str) -> RemoteJobOrigin:
     return RemoteJobOrigin(RemoteRepositoryOrigin(location, REPOSITORY_NAME), job)
 
 
-def run_job(settings: Settings, job: str, trigger: str) -> dg.JobExecutionResult:
-    """Runs `job` of the project's definitions in this process against the settings' instance.
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run from the command line ended, and the events its summary is printed from."""
 
-    The run is created the way a launch from the UI creates it (with the code location's origin
-    and the job's Python origin), then executed here: the terminal gets the result at once, and
-    the UI lists the run under the `definitions` location like any other. The definitions are
-    imported here, not at the top: the command's other verbs need no Dagster job.
+    run_id: str
+    success: bool
+    events: list[dg.DagsterEvent]
+    queued: bool
+
+
+def run_job(
+    settings: Settings, job: str, trigger: str, progress: Callable[[str], None] = lambda s: None
+) -> RunOutcome:
+    """Runs `job` through the instance's run queue when a daemon serves it, else in this process.
+
+    Through the queue the run carries its code location (the UI's Overview shows it) and obeys
+    the run and pool limits with every other run. Without a daemon nothing would ever dequeue it,
+    so it runs here; the pool still holds its rewriting step while another run's holds the slot.
+    The definitions are imported only here: the command's other verbs need no Dagster job.
     """
-    from definitions import defs
-
-    recon_job = ReconstructableRepository.for_module(
-        DEFINITIONS_MODULE, "defs"
-    ).get_reconstructable_job(job)
-    job_def = defs.resolve_job_def(job)
-    # The run history keeps every event; the terminal shows the summary instead.
-    run_config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    keep_run_files_private()
+    run_tags = tags.trigger_tags(trigger)
     with open_instance(settings) as instance:
+        if queue.daemon_running(instance):
+            progress("a dagster-daemon is running: submitting to the instance's run queue")
+            run_id = queue.submit(settings.dagster_home, job, run_tags)
+            run = queue.wait(
+                instance, run_id, lambda status: progress(f"run {run_id} {status} (run queue)")
+            )
+            return RunOutcome(
+                run_id=run_id,
+                success=run.status == dg.DagsterRunStatus.SUCCESS,
+                events=queue.run_events(instance, run_id),
+                queued=True,
+            )
+        # Created the way a launch from the UI creates it (the code location's origin and the
+        # job's Python origin), then executed here: the UI lists it under the `definitions`
+        # location like any other run, and the terminal gets the result at once.
+        from definitions import defs
+
+        recon_job = ReconstructableRepository.for_module(
+            DEFINITIONS_MODULE, "defs"
+        ).get_reconstructable_job(job)
+        job_def = defs.resolve_job_def(job)
         run = instance.create_run_for_job(
             job_def,
-            run_config=run_config,
-            tags={**job_def.tags, **tags.trigger_tags(trigger)},
+            # The run history keeps every event (warnings included, shown in the UI); the
+            # terminal shows only the human summary, so Dagster's console logger stays quiet.
+            run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+            tags={**job_def.tags, **run_tags},
             remote_job_origin=_remote_origin(job),
             job_code_origin=recon_job.get_python_origin(),
         )
-        return execute_run(recon_job, run, instance, raise_on_error=False)
+        result = execute_run(recon_job, run, instance, raise_on_error=False)
+        return RunOutcome(
+            run_id=result.run_id, success=result.success, events=result.all_events, queued=False
+        )
 
 
-def summary_lines(result: dg.JobExecutionResult) -> Iterator[str]:
-    """Each materialized asset's figures with their meaning (cli/summary.py), then the checks."""
+def _error_class(error) -> str:
+    while error is not None and error.cls_name == "DagsterExecutionStepExecutionError":
+        error = error.cause
+    return error.cls_name if error is not None and error.cls_name else "error"
+
+
+def summary_lines(events: Iterable[dg.DagsterEvent]) -> Iterator[str]:
+    """Each materialized asset's figures with their meaning (cli/summary.py), each failed step by
+    its error's class, then the checks in one line."""
     checks: list[tuple[str, bool]] = []
-    for event in result.all_events:
+    for event in events:
         if event.is_step_materialization:
             mat = event.step_materialization_data.materialization
             if mat.partition:  # one per rebuilt sales day; the step's own summary follows
@@ -79,5 +119,8 @@ def summary_lines(result: dg.JobExecutionResult) -> Iterator[str]:
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             check = event.event_specific_data
             checks.append((check.check_name, check.passed))
+        elif event.is_step_failure:
+            # The error's class only: its message may quote data; the run's page has the rest.
+            yield f"step {event.step_key}: FAILED ({_error_class(event.step_failure_data.error)})"
     if checks:
         yield summary.checks_line(checks)

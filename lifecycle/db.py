@@ -7,9 +7,11 @@ wheel (data in .lifecycle/pgdata, unix socket only), so a fresh clone needs no s
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
@@ -164,14 +166,39 @@ def safe_url(url: URL) -> str:
     return url.render_as_string(hide_password=True)
 
 
-def describe_db_error(exc: Exception) -> str:
-    """SQLSTATE and primary message of a database error, without DETAIL lines or parameters.
+# Names PostgreSQL attaches to an error (diag fields), in the order a reader wants them. They are
+# catalog names, not data; a trigger can still set them to anything (RAISE ... USING COLUMN = x),
+# so only a plain identifier is shown.
+_DIAG_NAMES = (
+    ("schema_name", "schema"),
+    ("table_name", "table"),
+    ("column_name", "column"),
+    ("datatype_name", "type"),
+    ("constraint_name", "constraint"),
+)
+_PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 
-    PostgreSQL's DETAIL can quote a whole row ("Failing row contains ..."), and SQLAlchemy appends
-    bound parameters; neither may reach a log, so only the primary message is kept.
+
+def describe_db_error(exc: Exception) -> str:
+    """SQLSTATE, its condition and the names of the objects involved: never the server's text.
+
+    PostgreSQL's primary message quotes the offending value (`invalid input syntax for type
+    bigint: "139-..."`), a trigger's RAISE can say anything, DETAIL can quote a whole row and
+    SQLAlchemy appends bound parameters; none of them may reach a log, an exception or the run
+    history, so none of them is read here.
     """
     orig = getattr(exc, "orig", exc)
     diag = getattr(orig, "diag", None)
-    if diag is not None and diag.message_primary:
-        return f"{diag.sqlstate or 'error'}: {diag.message_primary}"
-    return type(orig).__name__
+    sqlstate = getattr(diag, "sqlstate", None)
+    if not sqlstate:
+        if isinstance(orig, psycopg.OperationalError):
+            return f"{type(orig).__name__}: the server could not be reached or the connection broke"
+        return type(orig).__name__
+    names = [
+        f"{label} {value}"
+        for attr, label in _DIAG_NAMES
+        if (value := getattr(diag, attr, None)) and _PLAIN_NAME.match(value)
+    ]
+    return f"SQLSTATE {sqlstate} ({type(orig).__name__})" + (
+        f", {', '.join(names)}" if names else ""
+    )

@@ -91,6 +91,32 @@ def test_nightly_exits_non_zero_when_the_run_fails(engine, database_url, tmp_pat
     assert "FAILED" in result.stdout
 
 
+def test_help_and_policy_check_print_no_warning(database_url, tmp_path):
+    help_result = lifecycle("--help", url=database_url, tmp_path=tmp_path)
+    check_result = lifecycle("policy", "check", url=database_url, tmp_path=tmp_path)
+    assert help_result.returncode == 0 and check_result.returncode == 0, check_result.stderr
+    assert "Usage" in help_result.stdout and "valid" in check_result.stdout
+    for result in (help_result, check_result):
+        assert "warning" not in result.stderr.lower(), result.stderr
+
+
+def test_nightly_prints_only_the_summary_and_keeps_its_files_private(
+    engine, database_url, tmp_path
+):
+    # An order delivered in the future is an anomaly: the step logs a warning to the run history.
+    with engine.begin() as conn:
+        add_delivered(conn, 1, datetime.now(UTC) + timedelta(days=3))
+    result = lifecycle("nightly", url=database_url, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert re.search(r"^ +1  orders that cannot be judged.*\[anomalies\]$", result.stdout, re.M)
+    assert "WARNING" not in result.stdout + result.stderr, result.stderr
+    home = tmp_path / "dagster"
+    written = [home, *home.rglob("*")]
+    assert any(p.suffix == ".out" for p in written), "the run wrote no compute log"
+    readable_by_others = [str(p) for p in written if p.stat().st_mode & 0o077]
+    assert readable_by_others == []
+
+
 def test_db_url_is_accepted_by_psql_and_db_shell_opens_psql(database_url, tmp_path):
     printed = lifecycle("db", "url", url=database_url, tmp_path=tmp_path)
     assert printed.returncode == 0, printed.stderr[-2000:]
