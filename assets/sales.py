@@ -97,24 +97,6 @@ def refreshed_sales_volume(
     owners=["team:data"],
     deps=[refreshed_sales_volume, sales_volume_daily],
 )
-def weekly_demand(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.MaterializeResult:
-    """Units per ISO week, sku and region over 13 weeks; small cells rolled up, not withheld."""
-    report = build_weekly_demand(shop.engine(), shop.policy(), shop.as_of())
-    return dg.MaterializeResult(
-        metadata={
-            **report.metadata(),
-            "dagster/row_count": report.rows,
-            "preview": dg.MetadataValue.md(weekly_demand_preview(shop.engine())),
-        }
-    )
-
-
-@dg.asset(
-    group_name="analytics",
-    kinds={"postgres"},
-    owners=["team:data"],
-    deps=[refreshed_sales_volume, sales_volume_daily, weekly_demand],
-)
 def product_line_summary(
     context: dg.AssetExecutionContext, shop: ShopDatabase
 ) -> dg.MaterializeResult:
@@ -125,6 +107,24 @@ def product_line_summary(
             **report.metadata(),
             "dagster/row_count": report.rows,
             "preview": dg.MetadataValue.md(product_line_preview(shop.engine())),
+        }
+    )
+
+
+@dg.asset(
+    group_name="analytics",
+    kinds={"postgres"},
+    owners=["team:data"],
+    deps=[refreshed_sales_volume, sales_volume_daily, product_line_summary],
+)
+def weekly_demand(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.MaterializeResult:
+    """Units per ISO week, sku and region over 13 weeks; small cells rolled up, not withheld."""
+    report = build_weekly_demand(shop.engine(), shop.policy(), shop.as_of())
+    return dg.MaterializeResult(
+        metadata={
+            **report.metadata(),
+            "dagster/row_count": report.rows,
+            "preview": dg.MetadataValue.md(weekly_demand_preview(shop.engine())),
         }
     )
 

@@ -95,8 +95,8 @@ def test_the_summary_rolls_skus_into_their_line_and_shares_count_published_units
     policy = k3_with_catalogue(policy_file)
     small_shop(engine)
     daily.refresh(engine, policy, run_id="night", as_of=AS_OF)
-    planning.build_weekly_demand(engine, policy, AS_OF)
     build = planning.build_product_line_summary(engine, policy, AS_OF)
+    planning.build_weekly_demand(engine, policy, AS_OF)
     assert rows(
         engine,
         "SELECT window_days, level, product_line, sku, units, units_share_pct, customers "
