@@ -144,7 +144,7 @@ def sales_units_dp(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.
 @dg.asset_check(
     asset=sales_units_dp,
     blocking=True,
-    description="No week spends more ε than its budget; no changed week is left unreleased.",
+    description="No 28-day period spends more ε than its budget; no changed period is left unreleased.",
 )
 def dp_release_within_budget(shop: ShopDatabase) -> dg.AssetCheckResult:
     """Reads the ε ledger and the refused re-releases."""
