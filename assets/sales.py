@@ -136,7 +136,7 @@ def weekly_demand(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.M
     deps=[refreshed_sales_volume, sales_volume_daily],
 )
 def sales_units_dp(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.MaterializeResult:
-    """Weekly units per catalogue sku with OpenDP noise, when the policy's mechanism asks for it."""
+    """28-day units per catalogue sku with OpenDP noise, when the policy's mechanism asks for it."""
     report = dp.release(shop.engine(), shop.policy(), shop.as_of(), run_id=context.run.run_id)
     return dg.MaterializeResult(metadata={**report.metadata(), "dagster/row_count": report.rows})
 
