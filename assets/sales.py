@@ -108,24 +108,6 @@ def refreshed_sales_volume(
     owners=["team:data"],
     deps=[refreshed_sales_volume, sales_volume_daily],
 )
-def weekly_demand(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.MaterializeResult:
-    """Units per ISO week, sku and region over 13 weeks; small cells rolled up, not withheld."""
-    report = build_weekly_demand(shop.engine(), shop.policy(), shop.as_of())
-    return dg.MaterializeResult(
-        metadata={
-            **report.metadata(),
-            "dagster/row_count": report.rows,
-            "preview": dg.MetadataValue.md(weekly_demand_preview(shop.engine())),
-        }
-    )
-
-
-@dg.asset(
-    group_name="analytics",
-    kinds={"postgres"},
-    owners=["team:data"],
-    deps=[refreshed_sales_volume, sales_volume_daily, weekly_demand],
-)
 def product_line_summary(
     context: dg.AssetExecutionContext, shop: ShopDatabase
 ) -> dg.MaterializeResult:
@@ -144,10 +126,28 @@ def product_line_summary(
     group_name="analytics",
     kinds={"postgres"},
     owners=["team:data"],
+    deps=[refreshed_sales_volume, sales_volume_daily, product_line_summary],
+)
+def weekly_demand(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.MaterializeResult:
+    """Units per ISO week, sku and region over 13 weeks; small cells rolled up, not withheld."""
+    report = build_weekly_demand(shop.engine(), shop.policy(), shop.as_of())
+    return dg.MaterializeResult(
+        metadata={
+            **report.metadata(),
+            "dagster/row_count": report.rows,
+            "preview": dg.MetadataValue.md(weekly_demand_preview(shop.engine())),
+        }
+    )
+
+
+@dg.asset(
+    group_name="analytics",
+    kinds={"postgres"},
+    owners=["team:data"],
     deps=[refreshed_sales_volume, sales_volume_daily],
 )
 def sales_units_dp(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.MaterializeResult:
-    """Weekly units per catalogue sku with OpenDP noise, when the policy's mechanism asks for it."""
+    """28-day units per catalogue sku with OpenDP noise, when the policy's mechanism asks for it."""
     report = dp.release(shop.engine(), shop.policy(), shop.as_of(), run_id=context.run.run_id)
     return dg.MaterializeResult(metadata={**report.metadata(), "dagster/row_count": report.rows})
 
@@ -155,7 +155,7 @@ def sales_units_dp(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.
 @dg.asset_check(
     asset=sales_units_dp,
     blocking=True,
-    description="No week spends more ε than its budget; no changed week is left unreleased.",
+    description="No 28-day period spends more ε than its budget; no changed period is left unreleased.",
 )
 def dp_release_within_budget(shop: ShopDatabase) -> dg.AssetCheckResult:
     """Reads the ε ledger and the refused re-releases."""

@@ -1,15 +1,22 @@
-"""Differentially private weekly units per sku (`analytics.mechanism: differential_privacy`).
+"""Differentially private 28-day units per sku (`analytics.mechanism: differential_privacy`).
 
-Every catalogue sku gets a row every released week (a public key set: no partition is selected
-from the data, so a row's presence says nothing). Each customer's units in a week are clipped in
+A planner sums units per sku over 28 days; releasing the 28-day total itself draws noise once,
+where summing four weekly releases adds four noises (twice the spread for the same ε per week).
+Periods are fixed blocks of four ISO weeks counted from EPOCH, so no two releases overlap and each
+customer's sale is in exactly one period: the ε of a period is the ε its customers spend. The
+latest released period is the last complete one, so it ends up to three weeks before the last
+complete week (the price of not composing overlapping windows).
+
+Every catalogue sku gets a row every released period (a public key set: no partition is selected
+from the data, so a row's presence says nothing). Each customer's units in a period are clipped in
 SQL (lifecycle/policy/privacy.py), the clipped counts per sku leave the database as one small
 vector, OpenDP's Laplace mechanism adds noise calibrated to the clip and ε, and the released
 counts are rounded to non-negative integers (post-processing keeps the guarantee).
 
-A release is stored: a re-run of a week whose clipped source is unchanged releases nothing and
-draws no new noise. A week whose source changed (late data) is released again and spends ε again;
-every ε spent is in lifecycle.dp_ledger. A re-release that would exceed the week's budget is
-refused (the old release stays), marked, and fails the check `dp_release_within_budget`.
+A release is stored: a re-run of a period whose clipped source is unchanged releases nothing and
+draws no new noise. A period whose source changed (late data) is released again and spends ε
+again; every ε spent is in lifecycle.dp_ledger. A re-release that would exceed the period's budget
+is refused (the old release stays), marked, and fails the check `dp_release_within_budget`.
 """
 
 from __future__ import annotations
@@ -26,35 +33,40 @@ from sqlalchemy.engine import Connection, Engine
 from lifecycle.checks import CheckResult, Finding
 from lifecycle.policy import Policy
 from lifecycle.policy.privacy import DifferentialPrivacy
-from lifecycle.sales import planning, rollup
+from lifecycle.sales import rollup
 from lifecycle.sales.daily import LOCK_KEY, SalesError, last_complete_day
 from lifecycle.sales.source import Source
 
 TABLE = "analytics.sales_units_dp"
+PERIOD_WEEKS = 4  # a release covers 28 days, the total a planner sums per sku
+PERIODS = 3  # complete periods kept released: the last 84 days up to the last complete period
+EPOCH = date(2001, 1, 1)  # a Monday: periods are blocks of PERIOD_WEEKS ISO weeks from here
 
 dp.enable_features("contrib")
 
 
 def laplace(bounds: DifferentialPrivacy) -> dp.Measurement:
     """OpenDP's Laplace mechanism on a vector of counts one customer moves by at most the bound."""
-    bound = bounds.max_units_per_customer_per_week
+    bound = bounds.max_units_per_customer_per_period
     space = dp.vector_domain(dp.atom_domain(T=int)), dp.l1_distance(T=int)
     return dp.m.make_laplace(*space, scale=bound / bounds.epsilon_per_release)
 
 
 def privacy_loss(bounds: DifferentialPrivacy) -> float:
     """ε of one release, as OpenDP's privacy map states it for the contribution bound."""
-    return float(laplace(bounds).map(bounds.max_units_per_customer_per_week))
+    return float(laplace(bounds).map(bounds.max_units_per_customer_per_period))
 
 
-# Clipped counts of one week for every catalogue sku: a customer's units per sku are capped, then
-# their skus (in a fixed pseudo-random order) count until the week's cap is used up.
+# Clipped counts of one period for every catalogue sku: a customer's units per sku are capped, then
+# their skus (in a fixed pseudo-random order) count until the period's cap is used up.
 _CLIPPED = sa.text("""
 WITH per_cell AS (
     SELECT customer_id, sku, least(sum(units), :cell_cap) AS units
-    FROM pg_temp.sales_lines WHERE week_start = :week GROUP BY customer_id, sku
+    FROM pg_temp.sales_lines
+    WHERE sales_date >= :start AND sales_date < :start + 7 * :weeks
+    GROUP BY customer_id, sku
 ), clipped AS (
-    SELECT sku, greatest(0, least(units, :week_cap - coalesce(sum(units) OVER (
+    SELECT sku, greatest(0, least(units, :period_cap - coalesce(sum(units) OVER (
                PARTITION BY customer_id ORDER BY md5(customer_id::text || sku)
                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0))) AS units
     FROM per_cell
@@ -64,41 +76,43 @@ FROM pg_temp.dp_catalogue c LEFT JOIN clipped k USING (sku)
 GROUP BY c.sku, c.product_line ORDER BY c.sku
 """)
 _RELEASE = sa.text(
-    "SELECT source_hash FROM lifecycle.dp_releases WHERE table_name = :t AND week_start = :w"
+    "SELECT source_hash FROM lifecycle.dp_releases WHERE table_name = :t AND period_start = :w"
 )
 _SPENT = sa.text(
-    "SELECT coalesce(sum(epsilon), 0) FROM lifecycle.dp_ledger WHERE table_name = :t AND week_start = :w"
+    "SELECT coalesce(sum(epsilon), 0) FROM lifecycle.dp_ledger "
+    "WHERE table_name = :t AND period_start = :w"
 )
 
 
 @dataclass
 class DpRelease:
-    """What one run released, kept and refused, and the ε it spent: counts and weeks only."""
+    """What one run released, kept and refused, and the ε it spent: counts and periods only."""
 
     mechanism: str
     epsilon_per_release: float = 0.0
-    budget_per_week: float = 0.0
+    budget_per_period: float = 0.0
     released: list[date] = field(default_factory=list)
     kept: list[date] = field(default_factory=list)
     refused: list[date] = field(default_factory=list)
     epsilon_spent_now: float = 0.0
-    spent_per_week: dict[str, float] = field(default_factory=dict)
+    spent_per_period: dict[str, float] = field(default_factory=dict)
     rows: int = 0
     seconds: float = 0.0
 
     def metadata(self) -> dict[str, object]:
-        """ε spent and left per week, for the Dagster UI."""
+        """ε spent and left per 28-day period, for the Dagster UI."""
         return {
             "mechanism": self.mechanism,
+            "period_days": 7 * PERIOD_WEEKS,
             "epsilon_per_release": self.epsilon_per_release,
-            "epsilon_budget_per_week": self.budget_per_week,
-            "weeks_released": [d.isoformat() for d in self.released],
-            "weeks_kept_without_new_noise": len(self.kept),
-            "weeks_refused_over_budget": [d.isoformat() for d in self.refused],
+            "epsilon_budget_per_period": self.budget_per_period,
+            "periods_released": [d.isoformat() for d in self.released],
+            "periods_kept_without_new_noise": len(self.kept),
+            "periods_refused_over_budget": [d.isoformat() for d in self.refused],
             "epsilon_spent_this_run": round(self.epsilon_spent_now, 6),
-            "epsilon_spent_per_week": self.spent_per_week,
-            "epsilon_left_per_week": {
-                w: round(self.budget_per_week - s, 6) for w, s in self.spent_per_week.items()
+            "epsilon_spent_per_period": self.spent_per_period,
+            "epsilon_left_per_period": {
+                w: round(self.budget_per_period - s, 6) for w, s in self.spent_per_period.items()
             },
             "rows": self.rows,
             "seconds": round(self.seconds, 3),
@@ -122,50 +136,59 @@ def _catalogue(conn: Connection, policy: Policy) -> None:
     )
 
 
-def _release_week(
-    conn: Connection, week: date, bounds: DifferentialPrivacy, run_id: str, report: DpRelease
+def periods(day: date) -> list[date]:
+    """First Mondays of the PERIODS complete periods that end on or before `day`."""
+    after = (day - EPOCH).days // (7 * PERIOD_WEEKS)  # the period holding `day`, or the next one
+    if (day - EPOCH).days % (7 * PERIOD_WEEKS) == 7 * PERIOD_WEEKS - 1:
+        after += 1  # `day` ends its period: that period is complete
+    return [EPOCH + timedelta(weeks=PERIOD_WEEKS * n) for n in range(after - PERIODS, after)]
+
+
+def _release_period(
+    conn: Connection, start: date, bounds: DifferentialPrivacy, run_id: str, report: DpRelease
 ) -> None:
     params = {
-        "week": week,
+        "start": start,
+        "weeks": PERIOD_WEEKS,
         "cell_cap": bounds.max_units_per_customer_per_cell,
-        "week_cap": bounds.max_units_per_customer_per_week,
+        "period_cap": bounds.max_units_per_customer_per_period,
     }
     counts = conn.execute(_CLIPPED, params).all()
     digest = hashlib.sha256(repr([(s, int(u)) for s, _, u in counts]).encode()).hexdigest()
-    key = {"t": TABLE, "w": week}
+    key = {"t": TABLE, "w": start}
     before = conn.execute(_RELEASE, key).scalar()
     spent = float(conn.execute(_SPENT, key).scalar())
     if before == digest:
-        report.kept.append(week)
-    elif spent + bounds.epsilon_per_release > bounds.epsilon_budget_per_week + 1e-9:
-        report.refused.append(week)
+        report.kept.append(start)
+    elif spent + bounds.epsilon_per_release > bounds.epsilon_budget_per_period + 1e-9:
+        report.refused.append(start)
         conn.execute(
             sa.text("""UPDATE lifecycle.dp_releases SET refused = true
-                       WHERE table_name = :t AND week_start = :w"""),
+                       WHERE table_name = :t AND period_start = :w"""),
             key,
         )
     else:
         noisy = laplace(bounds)([int(u) for _, _, u in counts]) if counts else []
-        conn.execute(sa.text(f"DELETE FROM {TABLE} WHERE week_start = :w"), key)
+        conn.execute(sa.text(f"DELETE FROM {TABLE} WHERE period_start = :w"), key)
         if counts:
             conn.execute(
                 sa.text(f"INSERT INTO {TABLE} VALUES (:w, :line, :sku, :units)"),
                 [
-                    {"w": week, "line": line, "sku": sku, "units": max(0, int(n))}
+                    {"w": start, "line": line, "sku": sku, "units": max(0, int(n))}
                     for (sku, line, _), n in zip(counts, noisy, strict=True)
                 ],
             )
         conn.execute(
             sa.text("""
-            INSERT INTO lifecycle.dp_releases (table_name, week_start, source_hash)
+            INSERT INTO lifecycle.dp_releases (table_name, period_start, source_hash)
             VALUES (:t, :w, :h)
-            ON CONFLICT (table_name, week_start) DO UPDATE
+            ON CONFLICT (table_name, period_start) DO UPDATE
             SET source_hash = EXCLUDED.source_hash, released_at = now(), refused = false
         """),
             {**key, "h": digest},
         )
         conn.execute(
-            sa.text("""INSERT INTO lifecycle.dp_ledger (table_name, week_start, epsilon, run_id, reason)
+            sa.text("""INSERT INTO lifecycle.dp_ledger (table_name, period_start, epsilon, run_id, reason)
                        VALUES (:t, :w, :e, :r, :why)"""),
             {
                 **key,
@@ -174,33 +197,33 @@ def _release_week(
                 "why": "re-release: the source changed" if before else "first release",
             },
         )
-        report.released.append(week)
+        report.released.append(start)
         report.epsilon_spent_now += bounds.epsilon_per_release
         spent += bounds.epsilon_per_release
-    report.spent_per_week[week.isoformat()] = round(spent, 6)
+    report.spent_per_period[start.isoformat()] = round(spent, 6)
 
 
 def release(engine: Engine, policy: Policy, as_of: datetime, run_id: str) -> DpRelease:
-    """Releases the last 13 complete weeks under differential privacy (nothing under k_threshold)."""
+    """Releases the last PERIODS complete 28-day periods under differential privacy (nothing
+    under k_threshold)."""
     started = time.perf_counter()
     bounds = policy.analytics.differential_privacy
     report = DpRelease(
         mechanism=policy.analytics.mechanism,
         epsilon_per_release=bounds.epsilon_per_release,
-        budget_per_week=bounds.epsilon_budget_per_week,
+        budget_per_period=bounds.epsilon_budget_per_period,
     )
     if policy.analytics.mechanism != "differential_privacy":
         return report
     day = last_complete_day(engine, policy, as_of)
-    first, last = planning.weekly_span(day)
+    starts = periods(day)
+    after = starts[-1] + timedelta(weeks=PERIOD_WEEKS)
     with engine.begin() as conn:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
         _catalogue(conn, policy)
-        rollup.load_lines(conn, Source(policy), policy.raw.catalogue, first, last + timedelta(7))
-        week = first
-        while week <= last:
-            _release_week(conn, week, bounds, run_id, report)
-            week += timedelta(weeks=1)
+        rollup.load_lines(conn, Source(policy), policy.raw.catalogue, starts[0], after)
+        for start in starts:
+            _release_period(conn, start, bounds, run_id, report)
         report.rows = conn.execute(sa.text(f"SELECT count(*) FROM {TABLE}")).scalar_one()
     report.seconds = time.perf_counter() - started
     return report
@@ -209,21 +232,22 @@ def release(engine: Engine, policy: Policy, as_of: datetime, run_id: str) -> DpR
 _OVER_BUDGET = sa.text("""
     SELECT count(*) FILTER (WHERE spent > :budget + 1e-9),
            (SELECT count(*) FROM lifecycle.dp_releases WHERE table_name = :t AND refused)
-    FROM (SELECT week_start, sum(epsilon) AS spent FROM lifecycle.dp_ledger
-          WHERE table_name = :t GROUP BY week_start) w
+    FROM (SELECT period_start, sum(epsilon) AS spent FROM lifecycle.dp_ledger
+          WHERE table_name = :t GROUP BY period_start) w
 """)
 
 
 def budget_check(engine: Engine, policy: Policy) -> CheckResult:
-    """Fails when a week's ε spent exceeds its budget, or a changed week could not be re-released."""
-    budget = policy.analytics.differential_privacy.epsilon_budget_per_week
+    """Fails when a period's ε spent exceeds its budget, or a changed period could not be
+    re-released."""
+    budget = policy.analytics.differential_privacy.epsilon_budget_per_period
     with engine.connect() as conn:
         over, refused = conn.execute(_OVER_BUDGET, {"budget": budget, "t": TABLE}).one()
     findings = []
     if over:
         findings.append(
             Finding(
-                TABLE, "", "epsilon_over_budget", over, detail=f"weeks spent more than ε={budget}"
+                TABLE, "", "epsilon_over_budget", over, detail=f"periods spent more than ε={budget}"
             )
         )
     if refused:
@@ -234,9 +258,10 @@ def budget_check(engine: Engine, policy: Policy) -> CheckResult:
                 "release_refused_over_budget",
                 refused,
                 detail=(
-                    "weeks whose orders changed after release could not be released again within "
-                    "analytics.differential_privacy.epsilon_budget_per_week; their figures are stale"
+                    "periods whose orders changed after release could not be released again within "
+                    "analytics.differential_privacy.epsilon_budget_per_period; their figures are "
+                    "stale"
                 ),
             )
         )
-    return CheckResult(findings=findings, scanned={"budget_per_week": budget})
+    return CheckResult(findings=findings, scanned={"budget_per_period": budget})

@@ -7,9 +7,12 @@ the last complete day. A cell under k customers is not withheld but rolled up it
 grain are counted once, correctly, one level up (lifecycle/sales/rollup.py).
 
 Publishing several grains beside the daily table opens subtractions; each build then merges the
-cells that would leave a remainder under k (secondary suppression) until none is left against the
-daily table and, for the summary, the weekly table and its other windows. The guard recomputes
-the same remainders from what was published (lifecycle/sales/differencing.py).
+cells that would leave a remainder under k (secondary suppression) until none is left. The summary
+is built first, against the daily table and its own windows, keeping its 28-day sku cells (a
+planner's per-sku totals) and merging the smaller partner instead; the weekly table is built
+second, against the daily table and the published summary, so that a remainder between a 28-day
+sku total and its weeks is closed by rolling up the smallest week, not the sku's 28-day total.
+The guard recomputes the same remainders from what was published (lifecycle/sales/differencing.py).
 """
 
 from __future__ import annotations
@@ -128,10 +131,19 @@ def _published_rows(part: rollup.Partition) -> str:
 
 
 def _suppress(
-    conn: Connection, moving: list[rollup.Partition], fixed: list[str], k: int
+    conn: Connection,
+    moving: list[rollup.Partition],
+    fixed: list[str],
+    k: int,
+    protected: str | None = None,
 ) -> tuple[int, int]:
     """Assigns the `moving` partitions, merging their cells upward until no remainder between
-    any of them and the `fixed` ones covers fewer than k customers. Returns (cells merged, rounds)."""
+    any of them and the `fixed` ones covers fewer than k customers. Returns (cells merged, rounds).
+
+    The cell merged for a remainder is its partner, the smallest row inside it, when that partner
+    is movable and the outer row belongs to the `protected` partition (the 28-day window a planner
+    sums per sku): as statistical offices do, the small cell goes, never the top seller. Otherwise
+    the outer row moves up (a fixed inner partner, such as the daily table, cannot move)."""
     forbidden: dict[str, set[str]] = {p.name: set() for p in moving}
     names = {p.name for p in moving}
     everything = [p.name for p in moving] + fixed
@@ -148,7 +160,8 @@ def _suppress(
         if not found:
             return sum(len(f) for f in forbidden.values()), rounds
         for r in found:
-            if r.outer in names:
+            partner_moves = r.inner in names and r.smallest_inner_key is not None
+            if r.outer in names and not (r.outer == protected and partner_moves):
                 forbidden[r.outer].add(r.outer_key)
             else:
                 forbidden[r.inner].add(r.smallest_inner_key)
@@ -188,14 +201,16 @@ def _begin(conn: Connection, policy: Policy, day: date) -> Source:
 
 
 def build_weekly_demand(engine: Engine, policy: Policy, as_of: datetime) -> PlanningBuild:
-    """Rebuilds analytics.weekly_demand from the raw zone: the last 13 complete weeks, rolled up."""
+    """Rebuilds analytics.weekly_demand from the raw zone: the last 13 complete weeks, rolled up and
+    merged against the daily table and the product-line summary published before it."""
     started = time.perf_counter()
     day = last_complete_day(engine, policy, as_of)
     part = weekly_partition(day)
     build = PlanningBuild(table="analytics.weekly_demand", as_of_date=day)
     with engine.begin() as conn:
         src = _begin(conn, policy, day)
-        build.cells_merged, build.rounds = _suppress(conn, [part], [rollup.DAILY], src.k)
+        summary = assign_published_summary(conn, day)
+        build.cells_merged, build.rounds = _suppress(conn, [part], [rollup.DAILY, *summary], src.k)
         conn.execute(sa.text("DELETE FROM analytics.weekly_demand"))
         build.rows = conn.execute(
             sa.text(f"""
@@ -207,22 +222,24 @@ def build_weekly_demand(engine: Engine, policy: Policy, as_of: datetime) -> Plan
         ).rowcount
         build.units_total, build.units_published = _units(conn, part)
         build.rows_per_level = _levels(conn, "analytics.weekly_demand")
-        build.utility = measure_utility(conn, day, weekly=part.name, summary=None)
+        build.utility = measure_utility(conn, day, weekly=part.name, summary=None, k=src.k)
     build.seconds = time.perf_counter() - started
     return build
 
 
 def build_product_line_summary(engine: Engine, policy: Policy, as_of: datetime) -> PlanningBuild:
     """Rebuilds analytics.product_line_summary (7/28/91 days per sku and product line) from the raw
-    zone, merged so that it opens no subtraction against the daily and weekly tables."""
+    zone, merged so that it opens no subtraction against the daily table or between its windows
+    (the weekly table, built after it, is merged against it)."""
     started = time.perf_counter()
     day = last_complete_day(engine, policy, as_of)
     parts = [window_partition(day, days) for days in WINDOWS]
     build = PlanningBuild(table="analytics.product_line_summary", as_of_date=day)
     with engine.begin() as conn:
         src = _begin(conn, policy, day)
-        assign_published_weekly(conn, day)
-        build.cells_merged, build.rounds = _suppress(conn, parts, [rollup.DAILY, WEEKLY], src.k)
+        build.cells_merged, build.rounds = _suppress(
+            conn, parts, [rollup.DAILY], src.k, protected=window_part(28)
+        )
         conn.execute(sa.text("DELETE FROM analytics.product_line_summary"))
         for days, part in zip(WINDOWS, parts, strict=True):
             build.rows += conn.execute(
@@ -239,7 +256,7 @@ def build_product_line_summary(engine: Engine, policy: Policy, as_of: datetime) 
             if days == max(WINDOWS):
                 build.units_total, build.units_published = total, published
         build.rows_per_level = _levels(conn, "analytics.product_line_summary")
-        build.utility = measure_utility(conn, day, weekly=None, summary=window_part(28))
+        build.utility = measure_utility(conn, day, weekly=None, summary=window_part(28), k=src.k)
     build.seconds = time.perf_counter() - started
     return build
 

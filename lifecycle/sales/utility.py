@@ -22,7 +22,7 @@ TOP_SHARE = 0.80
 # row it was assigned to is at most `deepest` levels up (the rows a planner sums for that grain).
 _ERRORS = sa.text("""
 WITH per AS (
-    SELECT {grain} AS g, sum(l.units) AS true_units,
+    SELECT {grain} AS g, sum(l.units) AS true_units, count(DISTINCT l.customer_id) AS buyers,
            coalesce(sum(l.units) FILTER (WHERE a.level <= :deepest), 0) AS shown_units
     FROM pg_temp.sales_lines l
     LEFT JOIN pg_temp.sales_assign a ON a.part = :p AND a.line_id = l.line_id
@@ -35,18 +35,22 @@ WITH per AS (
            sum(true_units) OVER () AS everything
     FROM per
 )
-SELECT count(*), avg((err = 0)::int), percentile_cont(0.5) WITHIN GROUP (ORDER BY err)
+SELECT count(*), avg((err = 0)::int), percentile_cont(0.5) WITHIN GROUP (ORDER BY err),
+       count(*) FILTER (WHERE buyers >= :k), avg((err = 0)::int) FILTER (WHERE buyers >= :k)
 FROM ranked WHERE NOT :top OR before < :share * everything
 """)
 
 
 @dataclass(frozen=True)
 class GrainError:
-    """Relative error of the 28-day totals of one grain: how many, share exact, median."""
+    """Relative error of the 28-day totals of one grain: how many, share exact, median; and the
+    same share among those with at least k buyers (the only ones a k rule can show exactly)."""
 
     count: int
     exact_pct: float
     median_error_pct: float
+    count_k: int = 0
+    exact_k_pct: float = 0.0
 
 
 @dataclass
@@ -64,13 +68,22 @@ class Utility:
             out[f"{grain}_count"] = e.count
             out[f"{grain}_exact_pct"] = e.exact_pct
             out[f"{grain}_median_rel_error_pct"] = e.median_error_pct
+            out[f"{grain}_with_k_buyers_count"] = e.count_k
+            out[f"{grain}_with_k_buyers_exact_pct"] = e.exact_k_pct
         return out
 
 
 def _grain(
-    conn: Connection, part: str, grain: str, deepest: int, first: date, last: date, top: bool
+    conn: Connection,
+    part: str,
+    grain: str,
+    deepest: int,
+    first: date,
+    last: date,
+    top: bool,
+    k: int,
 ) -> GrainError:
-    count, exact, median = conn.execute(
+    count, exact, median, count_k, exact_k = conn.execute(
         sa.text(_ERRORS.text.format(grain=grain)),
         {
             "p": part,
@@ -80,17 +93,20 @@ def _grain(
             "other": OTHER,
             "top": top,
             "share": TOP_SHARE,
+            "k": k,
         },
     ).one()
     return GrainError(
         int(count),
         round(100 * float(exact or 0), 1),
         round(100 * float(median or 0), 2),
+        int(count_k),
+        round(100 * float(exact_k or 0), 1),
     )
 
 
 def measure_utility(
-    conn: Connection, day: date, weekly: str | None, summary: str | None
+    conn: Connection, day: date, weekly: str | None, summary: str | None, k: int
 ) -> Utility:
     """28-day errors per sku (top 80% of units), region and product line of one planning table:
     the weekly table over its last four weeks, the summary over its 28-day window."""
@@ -105,7 +121,7 @@ def measure_utility(
         part = summary or ""
     errors = {
         f"{grain}_28d{'_top80' if grain == 'sku' else ''}": _grain(
-            conn, part, f"l.{grain}", deepest, first, last, top=grain == "sku"
+            conn, part, f"l.{grain}", deepest, first, last, top=grain == "sku", k=k
         )
         for grain, deepest in levels.items()
     }

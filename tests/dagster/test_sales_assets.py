@@ -11,9 +11,12 @@ from assets.sales import (
     product_line_summary,
     refreshed_sales_volume,
     sales_assets,
+    sales_checks,
+    sales_units_dp,
     sales_volume_daily,
     weekly_demand,
 )
+from lifecycle.sales import dp
 from lifecycle.settings import PROJECT_DIR
 from orchestration.resources import ShopDatabase
 from sensors.schedules import nightly_lifecycle
@@ -160,3 +163,39 @@ def test_sales_days_offered_run_from_the_first_sale_to_yesterday_and_backfill_in
     first_sale = YESTERDAY - 10 * DAY
     assert offered == [(first_sale + n * DAY).isoformat() for n in range(11)]
     assert datetime.now(UTC).date().isoformat() not in offered
+
+
+def test_the_dp_release_runs_end_to_end_with_its_budget_check(engine, database_url, tmp_path):
+    """Under differential_privacy the asset releases every catalogue sku of the last complete
+    periods, shows ε spent and left, and its blocking budget check passes; a re-run draws nothing."""
+    policy_path = tmp_path / "policy.yaml"
+    policy_path.write_text(
+        (PROJECT_DIR / "policy.yaml")
+        .read_text()
+        .replace("mechanism: k_threshold", "mechanism: differential_privacy")
+    )
+    last = dp.periods(YESTERDAY)[-1]
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO shop.products VALUES ('SKU-1', 'tea'), ('SKU-2', 'pet')"))
+        customers_buy(conn, 1, [1, 2, 3, 4, 5, 6], day=last + 3 * DAY, region="SH")
+    shop = ShopDatabase(
+        url=database_url.render_as_string(hide_password=False), policy_path=str(policy_path)
+    )
+    with dg.DagsterInstance.ephemeral() as instance:
+        runs = [
+            dg.materialize(
+                [*sales_assets, *sales_checks],
+                selection=[sales_units_dp],
+                resources={"shop": shop},
+                instance=instance,
+            )
+            for _ in range(2)
+        ]
+    assert all(run.success for run in runs)
+    first, again = (metadata(run, "sales_units_dp") for run in runs)
+    assert first["periods_released"][-1] == last.isoformat() and len(first["periods_released"]) == 3
+    assert first["epsilon_spent_this_run"] == 3.0 and first["dagster/row_count"] == 6
+    assert first["epsilon_left_per_period"][last.isoformat()] == 1.0
+    assert again["epsilon_spent_this_run"] == 0 and again["periods_kept_without_new_noise"] == 3
+    [check] = runs[1].get_asset_check_evaluations()
+    assert check.check_name == "dp_release_within_budget" and check.passed

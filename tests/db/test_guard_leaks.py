@@ -315,8 +315,8 @@ def test_the_projects_own_published_tables_and_harmless_numbers_pass_every_check
 ):
     synthetic.seed_shop(engine, orders=6000, seed=11, as_of=AS_OF)
     daily.refresh(engine, policy, run_id="night-1", as_of=AS_OF)
-    planning.build_weekly_demand(engine, policy, AS_OF)
-    planning.build_product_line_summary(engine, policy, AS_OF)
+    planning.build_product_line_summary(engine, policy, AS_OF)  # the nightly order: summary,
+    planning.build_weekly_demand(engine, policy, AS_OF)  # then weekly merged against it
     plant(
         "adhoc_inventory",
         sku=["SKU-0042", "SKU-0199"],

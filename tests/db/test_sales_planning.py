@@ -95,8 +95,8 @@ def test_the_summary_rolls_skus_into_their_line_and_shares_count_published_units
     policy = k3_with_catalogue(policy_file)
     small_shop(engine)
     daily.refresh(engine, policy, run_id="night", as_of=AS_OF)
-    planning.build_weekly_demand(engine, policy, AS_OF)
     build = planning.build_product_line_summary(engine, policy, AS_OF)
+    planning.build_weekly_demand(engine, policy, AS_OF)
     assert rows(
         engine,
         "SELECT window_days, level, product_line, sku, units, units_share_pct, customers "
@@ -155,3 +155,27 @@ def test_the_guard_catches_a_planted_differencing_leak(engine, policy):
         ("analytics.weekly_demand", "minus analytics.sales_volume_daily", "differencing", 1)
     ]
     assert "99" not in result.description()  # counts only, never a customer
+
+
+def test_a_top_sellers_28_day_total_stays_exact_and_its_smaller_partners_merge_instead(
+    engine, policy_file
+):
+    """k = 3. X: three buyers in the last week, one more the week before: four over 28 days.
+    The 28-day total minus the last week (7-day window or weekly row) would be that one buyer;
+    the smaller cells (the 7-day and weekly ones) move up, the 28-day sku total stays exact."""
+    policy = k3_with_catalogue(policy_file)
+    with engine.begin() as conn:
+        catalogue(conn, tea=["X"])
+        for n, region in enumerate(["SH", "ZJ", "BJ"]):
+            buys(conn, 1 + n, 10 + n, n, "X", region)
+        buys(conn, 4, 20, -7, "X", "GD", units=5)
+    daily.refresh(engine, policy, run_id="night", as_of=AS_OF)
+    summary = planning.build_product_line_summary(engine, policy, AS_OF)
+    weekly = planning.build_weekly_demand(engine, policy, AS_OF)
+    shown = "SELECT window_days, level, sku, units FROM analytics.product_line_summary"
+    assert (28, "sku", "X", 8) in rows(engine, shown)
+    assert (7, "sku", "X", 3) not in rows(engine, shown)
+    assert summary.cells_merged >= 1 and weekly.cells_merged >= 1
+    assert ("X", 3) not in rows(engine, "SELECT sku, units FROM analytics.weekly_demand")
+    assert summary.utility.errors["sku_28d_top80"].exact_k_pct == 100.0
+    assert differencing_remainders(engine, policy).passed
