@@ -8,7 +8,7 @@ also fails the nightly run.
 """
 
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import NamedTuple
 
 import dagster as dg
@@ -22,6 +22,7 @@ from lifecycle.guard import (
     cells,
     minimisation,
     names,
+    positions,
     privilege,
     raw_values,
     run_log,
@@ -31,7 +32,7 @@ from lifecycle.guard import (
 from lifecycle.guard.key import GuardKey
 from lifecycle.guard.scan import scan as scan_of_a_check
 from lifecycle.policy import Policy
-from orchestration.history import nightly_runs_to_scan, run_log_texts
+from orchestration.history_since import history_since, read
 from orchestration.resources import GuardSecret, ShopDatabase
 
 RUN_LOG = "dagster event log"  # how a run-history finding names the table it was found in
@@ -101,21 +102,39 @@ GUARD_CHECKS = [
 # The seventh check reads the run history, so its scan is made for the runs it reads.
 RUN_HISTORY_CHECK = "no_raw_values_in_run_history"
 RUN_HISTORY_ASSERTS = (
-    "Dagster's stored events of the last nightly run and of this one so far "
+    "Dagster's stored events and compute logs of the last nightly run and of this one so far "
     "hold no personal raw value."
 )
 
 
-def run_history_check(instance: dg.DagsterInstance, run_ids: list[str]) -> GuardCheck:
-    """The run-history check over the stored events of `run_ids`, in the shape of GUARD_CHECKS."""
+def run_history_check(
+    instance: dg.DagsterInstance,
+    run_ids: list[str] | None = None,
+    current_run_id: str | None = None,
+) -> GuardCheck:
+    """The run-history check in the shape of GUARD_CHECKS: over the stored events and compute logs
+    of `run_ids` whole, or (None) incrementally, of what was written since the last clean scan,
+    whose positions it saves when it passes."""
 
     @scan_of_a_check
     def scan(
         engine: Engine, policy: Policy, key: GuardKey, reader: Engine | None = None
     ) -> CheckResult:
-        texts = run_log_texts(instance, run_ids)
-        result = run_log.raw_values_in_run_log(engine, policy, key, texts, log=RUN_LOG)
-        result.scanned = {"runs": len(run_ids), **result.scanned}
+        if run_ids is not None:
+            new = read(instance, run_ids, {})
+        else:
+            last = positions.last_scanned_at(engine, positions.RUN_HISTORY)
+            new = history_since(
+                instance,
+                last,
+                lambda ids: positions.positions(engine, positions.RUN_HISTORY, ids),
+                current_run_id,
+            )
+        started = datetime.now(UTC)
+        result = run_log.raw_values_in_run_log(engine, policy, key, new.texts, log=RUN_LOG)
+        result.scanned = {"runs": len(new.run_ids), "events": new.events, **result.scanned}
+        if run_ids is None and result.passed and new.reached:
+            positions.save(engine, positions.RUN_HISTORY, new.reached, started)
         return result
 
     return GuardCheck(RUN_HISTORY_CHECK, RUN_HISTORY_ASSERTS, scan)
@@ -153,9 +172,9 @@ def _asset_check(check: GuardCheck) -> dg.AssetChecksDefinition:
 def run_history_asset_check(
     context: dg.AssetCheckExecutionContext, shop: ShopDatabase, guard_secret: GuardSecret
 ) -> dg.AssetCheckResult:
-    """Reads this instance's event log: the last finished nightly run's, and this run's so far."""
-    runs = nightly_runs_to_scan(context.instance, context.run.run_id)
-    check = run_history_check(context.instance, runs)
+    """Reads this instance's event log and compute logs: what was written since the last clean
+    scan (the first time, the last finished nightly run's, and this run's so far)."""
+    check = run_history_check(context.instance, current_run_id=context.run.run_id)
     today = shop.as_of().date()
     result = check.run(shop.engine(), shop.policy(), guard_secret.key(), None, today)
     return as_asset_check_result(result)
