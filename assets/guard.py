@@ -9,6 +9,7 @@ also fails the nightly run.
 
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import NamedTuple
 
 import dagster as dg
@@ -29,11 +30,13 @@ from lifecycle.guard import (
     values,
     zone,
 )
+from lifecycle.guard import exports as export_files
 from lifecycle.guard.key import GuardKey
 from lifecycle.guard.scan import scan as scan_of_a_check
 from lifecycle.policy import Policy
+from lifecycle.requests.exports import EXPORTS_SUBDIR
 from orchestration.history_since import history_since, read
-from orchestration.resources import GuardSecret, ShopDatabase
+from orchestration.resources import ExportFolder, GuardSecret, ShopDatabase
 
 RUN_LOG = "dagster event log"  # how a run-history finding names the table it was found in
 
@@ -140,6 +143,25 @@ def run_history_check(
     return GuardCheck(RUN_HISTORY_CHECK, RUN_HISTORY_ASSERTS, scan)
 
 
+EXPORTS_CHECK = "access_exports_private_and_on_time"
+EXPORTS_ASSERTS = (
+    "Access exports are 0600 files in 0700 folders, inside the export folder, and deleted once "
+    "requests.export_retention_days has passed."
+)
+
+
+def exports_check(folder: Path, as_of: datetime) -> GuardCheck:
+    """The access-export check over `folder` (the requests' export folder), in the shape of
+    GUARD_CHECKS."""
+
+    def scan(
+        engine: Engine, policy: Policy, key: GuardKey, reader: Engine | None = None
+    ) -> CheckResult:
+        return export_files.access_exports(folder, policy, as_of)
+
+    return GuardCheck(EXPORTS_CHECK, EXPORTS_ASSERTS, scan)
+
+
 @dg.asset(
     group_name="guard",
     kinds={"postgres"},
@@ -180,5 +202,19 @@ def run_history_asset_check(
     return as_asset_check_result(result)
 
 
+@dg.asset_check(
+    name=EXPORTS_CHECK, asset=analytics_zone, blocking=True, description=EXPORTS_ASSERTS
+)
+def exports_asset_check(
+    shop: ShopDatabase, exports: ExportFolder, guard_secret: GuardSecret
+) -> dg.AssetCheckResult:
+    """Looks at the access exports' modes, places and ages; never opens one."""
+    check = exports_check(exports.folder(EXPORTS_SUBDIR), shop.as_of())
+    result = check.run(shop.engine(), shop.policy(), guard_secret.key(), None, shop.as_of().date())
+    return as_asset_check_result(result)
+
+
 guard_assets = [analytics_zone]
 guard_checks = [*(_asset_check(check) for check in GUARD_CHECKS), run_history_asset_check]
+# Apart, as it needs the export folder too: the side stores the guard looks at besides the database.
+side_store_checks = [exports_asset_check]

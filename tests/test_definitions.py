@@ -38,6 +38,7 @@ BLOCKING_CHECKS = {
     "no_raw_values_in_analytics",
     "published_cells_cover_k_customers",
     "no_raw_values_in_run_history",
+    "access_exports_private_and_on_time",
 }
 # Overdue requests are flagged, not blocking: a late answer must not stop the night's purge.
 NON_BLOCKING_CHECKS = {"no_overdue_data_requests"}
