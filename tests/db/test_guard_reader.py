@@ -117,3 +117,15 @@ def test_the_reader_logs_in_as_an_analyst_that_can_write_nothing(engine):
             conn.execute(sa.text("CREATE TEMP TABLE guard_probe (v text)"))
     assert roles == (False, False, False, ["lifecycle_analyst"])
     assert refused.value.orig.sqlstate == "25006"  # read-only transaction
+
+
+def test_a_reader_that_cannot_log_in_fails_the_checks_that_need_it_with_the_reason(engine, policy):
+    nobody = engine.url.set(username="lifecycle_guard_nobody")
+    reports = {
+        check.name: check.scan(engine, policy, KEY, sa.create_engine(nobody))
+        for check in GUARD_CHECKS
+    }
+    for name in ("no_personal_patterns_in_analytics", "no_raw_values_in_analytics"):
+        assert not reports[name].passed
+        assert "lifecycle_guard_nobody" in reports[name].description(), name
+    assert reports["raw_columns_all_classified"].passed
