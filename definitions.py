@@ -11,8 +11,9 @@ from assets.guard import guard_assets, guard_checks, side_store_checks
 from assets.logistics import logistics_assets, logistics_checks
 from assets.requests import requests_assets, requests_checks
 from assets.retention import retention_assets, retention_checks
-from assets.sales import sales_assets
+from assets.sales import sales_assets, sales_checks
 from lifecycle.settings import Settings
+from orchestration.instance import keep_run_files_private
 from orchestration.resources import AlertWebhook, ExportFolder, GuardSecret, ShopDatabase
 from sensors.alerts import alert_sensors
 from sensors.requests import data_requests_job, data_requests_sensor
@@ -39,6 +40,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             *requests_checks,
             *guard_checks,
             *side_store_checks,
+            *sales_checks,
         ],
         jobs=[nightly_lifecycle, data_requests_job],
         schedules=[nightly_lifecycle_schedule(settings)],
@@ -62,4 +64,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     )
 
 
+# The code server and the run workers it starts (UI launches, schedule, sensor, queue) import this
+# module: their compute logs are private from the first run.
+keep_run_files_private()
 defs = build_definitions(Settings.from_env())

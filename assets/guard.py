@@ -35,6 +35,7 @@ from lifecycle.guard.key import GuardKey
 from lifecycle.guard.scan import scan as scan_of_a_check
 from lifecycle.policy import Policy
 from lifecycle.requests.exports import EXPORTS_SUBDIR
+from lifecycle.sales import differencing
 from orchestration.history_since import history_since, read
 from orchestration.resources import ExportFolder, GuardSecret, ShopDatabase
 
@@ -100,6 +101,14 @@ GUARD_CHECKS = [
         "Every row of a published table covers at least analytics.min_customers_per_cell "
         "customers.",
         lambda engine, policy, key, reader=None: cells.small_cells(engine, policy, reader),
+    ),
+    GuardCheck(
+        "no_differencing_in_sales_tables",
+        "No published sales row minus the rows of another sales table inside it leaves fewer than "
+        "k customers.",
+        lambda engine, policy, key, reader=None: differencing.differencing_remainders(
+            engine, policy
+        ),
     ),
 ]
 # The seventh check reads the run history, so its scan is made for the runs it reads.

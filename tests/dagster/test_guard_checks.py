@@ -94,7 +94,7 @@ def test_a_clean_night_passes_every_guard_check_and_publishes(shop):
     assert all(verdicts(result).values())
     assert result.asset_materializations_for_node("published_export")
     [zone] = result.asset_materializations_for_node("analytics_zone")
-    assert zone.metadata["relation_count"].value == 3
+    assert zone.metadata["relation_count"].value == 4  # + analytics.sales_units_dp
 
 
 def test_a_planted_leak_fails_the_night_stops_downstream_and_stays_out_of_the_event_log(
@@ -209,7 +209,7 @@ def test_the_nightly_job_runs_the_guard_after_the_published_tables_and_every_che
         "product_line_summary",
     }
     specs = [spec for checks in guard_checks for spec in checks.check_specs]
-    assert len(specs) == 7 and all(
+    assert len(specs) == 8 and all(
         spec.blocking and spec.asset_key == analytics_zone.key for spec in specs
     )
 

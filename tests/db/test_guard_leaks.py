@@ -333,7 +333,7 @@ def test_the_projects_own_published_tables_and_harmless_numbers_pass_every_check
         name: (None, []) for name in reports
     }
     prints = reports["no_raw_values_in_analytics"]
-    assert prints.scanned["relations"] == 4 and prints.scanned["distinct_tokens"] > 0
+    assert prints.scanned["relations"] == 5 and prints.scanned["distinct_tokens"] > 0
 
 
 # ---------------------------------------------------------------- small cells
@@ -346,7 +346,7 @@ def test_a_published_row_under_k_customers_fails_and_an_empty_week_does_not(shop
             INSERT INTO analytics.sales_volume_daily VALUES
                 ('2026-05-30', 'SKU-1', 'SH', 9, 9, 90, 5), ('2026-05-30', 'SKU-2', 'SH', 4, 4, 40, 4);
             INSERT INTO analytics.weekly_demand VALUES
-                ('2026-05-18', 'SKU-1', 'SH', true, 0, 0, 0, 0, 0, NULL, NULL, 0);
+                ('2026-05-18', 'sku_region', 'ALL', 'SKU-1', 'SH', 0, 0, 0, 0);
         """)
         )
     report = cells.small_cells(shop, policy)
