@@ -7,7 +7,7 @@ local default (the embedded database, no webhook, the guard's key file).
 
 import dagster as dg
 
-from assets.guard import guard_assets, guard_checks
+from assets.guard import guard_assets, guard_checks, side_store_checks
 from assets.logistics import logistics_assets, logistics_checks
 from assets.requests import requests_assets, requests_checks
 from assets.retention import retention_assets, retention_checks
@@ -39,6 +39,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             *logistics_checks,
             *requests_checks,
             *guard_checks,
+            *side_store_checks,
             *sales_checks,
         ],
         jobs=[nightly_lifecycle, data_requests_job],

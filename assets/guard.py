@@ -8,7 +8,8 @@ also fails the nightly run.
 """
 
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import NamedTuple
 
 import dagster as dg
@@ -23,18 +24,21 @@ from lifecycle.guard import (
     cells,
     minimisation,
     names,
+    positions,
     privilege,
     raw_values,
     run_log,
     values,
     zone,
 )
+from lifecycle.guard import exports as export_files
 from lifecycle.guard.key import GuardKey
 from lifecycle.guard.scan import scan as scan_of_a_check
 from lifecycle.policy import Policy
+from lifecycle.requests.exports import EXPORTS_SUBDIR
 from lifecycle.sales import differencing
-from orchestration.history import nightly_runs_to_scan, run_log_texts
-from orchestration.resources import GuardSecret, ShopDatabase
+from orchestration.history_since import history_since, read
+from orchestration.resources import ExportFolder, GuardSecret, ShopDatabase
 
 RUN_LOG = "dagster event log"  # how a run-history finding names the table it was found in
 
@@ -111,24 +115,61 @@ GUARD_CHECKS = [
 # The seventh check reads the run history, so its scan is made for the runs it reads.
 RUN_HISTORY_CHECK = "no_raw_values_in_run_history"
 RUN_HISTORY_ASSERTS = (
-    "Dagster's stored events of the last nightly run and of this one so far "
+    "Dagster's stored events and compute logs of the last nightly run and of this one so far "
     "hold no personal raw value."
 )
 
 
-def run_history_check(instance: dg.DagsterInstance, run_ids: list[str]) -> GuardCheck:
-    """The run-history check over the stored events of `run_ids`, in the shape of GUARD_CHECKS."""
+def run_history_check(
+    instance: dg.DagsterInstance,
+    run_ids: list[str] | None = None,
+    current_run_id: str | None = None,
+) -> GuardCheck:
+    """The run-history check in the shape of GUARD_CHECKS: over the stored events and compute logs
+    of `run_ids` whole, or (None) incrementally, of what was written since the last clean scan,
+    whose positions it saves when it passes."""
 
     @scan_of_a_check
     def scan(
         engine: Engine, policy: Policy, key: GuardKey, reader: Engine | None = None
     ) -> CheckResult:
-        texts = run_log_texts(instance, run_ids)
-        result = run_log.raw_values_in_run_log(engine, policy, key, texts, log=RUN_LOG)
-        result.scanned = {"runs": len(run_ids), **result.scanned}
+        if run_ids is not None:
+            new = read(instance, run_ids, {})
+        else:
+            last = positions.last_scanned_at(engine, positions.RUN_HISTORY)
+            new = history_since(
+                instance,
+                last,
+                lambda ids: positions.positions(engine, positions.RUN_HISTORY, ids),
+                current_run_id,
+            )
+        started = datetime.now(UTC)
+        result = run_log.raw_values_in_run_log(engine, policy, key, new.texts, log=RUN_LOG)
+        result.scanned = {"runs": len(new.run_ids), "events": new.events, **result.scanned}
+        if run_ids is None and result.passed and new.reached:
+            positions.save(engine, positions.RUN_HISTORY, new.reached, started)
         return result
 
     return GuardCheck(RUN_HISTORY_CHECK, RUN_HISTORY_ASSERTS, scan)
+
+
+EXPORTS_CHECK = "access_exports_private_and_on_time"
+EXPORTS_ASSERTS = (
+    "Access exports are 0600 files in 0700 folders, inside the export folder, and deleted once "
+    "requests.export_retention_days has passed."
+)
+
+
+def exports_check(folder: Path, as_of: datetime) -> GuardCheck:
+    """The access-export check over `folder` (the requests' export folder), in the shape of
+    GUARD_CHECKS."""
+
+    def scan(
+        engine: Engine, policy: Policy, key: GuardKey, reader: Engine | None = None
+    ) -> CheckResult:
+        return export_files.access_exports(folder, policy, as_of)
+
+    return GuardCheck(EXPORTS_CHECK, EXPORTS_ASSERTS, scan)
 
 
 @dg.asset(
@@ -163,13 +204,27 @@ def _asset_check(check: GuardCheck) -> dg.AssetChecksDefinition:
 def run_history_asset_check(
     context: dg.AssetCheckExecutionContext, shop: ShopDatabase, guard_secret: GuardSecret
 ) -> dg.AssetCheckResult:
-    """Reads this instance's event log: the last finished nightly run's, and this run's so far."""
-    runs = nightly_runs_to_scan(context.instance, context.run.run_id)
-    check = run_history_check(context.instance, runs)
+    """Reads this instance's event log and compute logs: what was written since the last clean
+    scan (the first time, the last finished nightly run's, and this run's so far)."""
+    check = run_history_check(context.instance, current_run_id=context.run.run_id)
     today = shop.as_of().date()
     result = check.run(shop.engine(), shop.policy(), guard_secret.key(), None, today)
     return as_asset_check_result(result)
 
 
+@dg.asset_check(
+    name=EXPORTS_CHECK, asset=analytics_zone, blocking=True, description=EXPORTS_ASSERTS
+)
+def exports_asset_check(
+    shop: ShopDatabase, exports: ExportFolder, guard_secret: GuardSecret
+) -> dg.AssetCheckResult:
+    """Looks at the access exports' modes, places and ages; never opens one."""
+    check = exports_check(exports.folder(EXPORTS_SUBDIR), shop.as_of())
+    result = check.run(shop.engine(), shop.policy(), guard_secret.key(), None, shop.as_of().date())
+    return as_asset_check_result(result)
+
+
 guard_assets = [analytics_zone]
 guard_checks = [*(_asset_check(check) for check in GUARD_CHECKS), run_history_asset_check]
+# Apart, as it needs the export folder too: the side stores the guard looks at besides the database.
+side_store_checks = [exports_asset_check]

@@ -5,11 +5,12 @@ from datetime import UTC, datetime
 
 import click
 
-from assets.guard import GUARD_CHECKS, run_history_check
+from assets.guard import GUARD_CHECKS, exports_check, run_history_check
 from cli.context import checked_policy, engine_for, fail_cleanly, pass_settings
 from lifecycle.guard.key import load_key
 from lifecycle.guard.reader import reader_engine
 from lifecycle.guard.terminal import findings_table, status_line
+from lifecycle.requests.exports import EXPORTS_SUBDIR
 from lifecycle.settings import Settings
 from orchestration.history import nightly_runs_to_scan
 from orchestration.instance import open_instance
@@ -40,7 +41,7 @@ def guard(settings: Settings, run_history: bool, run_id: str | None) -> None:
             results.append((check.name, result))
             click.echo(status_line(check.name, result))
 
-    run(GUARD_CHECKS)
+    run([*GUARD_CHECKS, exports_check(settings.export_dir / EXPORTS_SUBDIR, datetime.now(UTC))])
     if run_history:
         with open_instance(settings) as instance:
             run(

@@ -8,6 +8,8 @@ import click
 from cli.context import engine_for, fail_cleanly, pass_settings
 from lifecycle import db
 from lifecycle.files import write_private
+from lifecycle.guard.documents import raw_values_in_document, refusal
+from lifecycle.guard.key import load_key
 from lifecycle.policy import load_policy
 from lifecycle.report.build import ReportError, parse_since, plural
 from lifecycle.report.render import render
@@ -51,8 +53,14 @@ def report(settings: Settings, since: str, out: Path, fmt: str | None, ui_url: s
             engine, policy, instance, start, now, ui_url, check_sentences(settings)
         )
     fmt = fmt or {".md": "md", ".json": "json"}.get(out.suffix.lower(), "html")
+    text = render(built, fmt)
+    # The report has no fixed folder to scan later: it is checked for raw values before it exists.
+    key = load_key(settings.guard_secret, settings.guard_key_file)
+    checked = raw_values_in_document(engine, policy, key, out.name, text)
+    if not checked.passed:
+        raise click.ClickException(refusal(out.name, checked))
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_private(out, render(built, fmt).encode("utf-8"))
+    write_private(out, text.encode("utf-8"))
     runs = sum(1 for night in built.nights if night.run_id)
     click.echo(
         f"wrote {out} ({fmt}): {plural(runs, 'nightly run')} over {plural(len(built.days), 'day')}"

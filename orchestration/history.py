@@ -200,8 +200,13 @@ def run_log_texts(
     for run_id in run_ids:
         for number, entry in enumerate(instance.all_logs(run_id)):
             where = f"run {run_id[:8]} / {entry.step_key or 'run'}"
-            for text in _strings(json.loads(dg.serialize_value(entry))):
+            for text in entry_texts(entry):
                 yield where, number, text
+
+
+def entry_texts(entry) -> Iterator[str]:
+    """Every string one stored event carries: message, metadata, tags, error text."""
+    return _strings(json.loads(dg.serialize_value(entry)))
 
 
 def nightly_runs_to_scan(

@@ -42,6 +42,7 @@ BLOCKING_CHECKS = {
     "no_differencing_in_sales_tables",
     "dp_release_within_budget",
     "no_raw_values_in_run_history",
+    "access_exports_private_and_on_time",
 }
 # Overdue requests are flagged, not blocking: a late answer must not stop the night's purge.
 NON_BLOCKING_CHECKS = {"no_overdue_data_requests", "erasure_within_deadline"}

@@ -7,7 +7,8 @@ prefix), never a value; a database error makes a failed result. The zone is disc
 time: every table, view and materialized view in `analytics`, whoever made it.
 
 - `zone`: what is in the analytics zone; `patterns`: what personal data looks like;
-  `gx`: Great Expectations, reduced to counts; `key`: the HMAC key and masked forms;
+  `counts`: rule breaks counted in one statement per relation; `gx`: the same rules as Great
+  Expectations suites; `key`: the HMAC key and masked forms;
   `tokens`: the tokenizer, in SQL and Python; `fingerprints`: candidates, raw digests, hits,
   matches.
 - The scans, one kind of proof each: `names`, `values`, `raw_values`, `cells`, `minimisation`,

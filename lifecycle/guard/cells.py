@@ -2,7 +2,7 @@
 one out.
 
 A published table is any analytics relation with an integer `customers` column, whoever made it;
-Great Expectations counts the rows under k inside the database (lifecycle.guard.gx), reading as
+one SQL statement counts the rows under k inside the database (lifecycle.guard.counts), reading as
 the guard's reader (lifecycle.guard.reader).
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 
 from lifecycle.checks import CheckResult, Finding
-from lifecycle.guard import gx
+from lifecycle.guard import counts
 from lifecycle.guard.reader import reader_engine
 from lifecycle.guard.scan import scan
 from lifecycle.guard.zone import ANALYTICS, Relation, discover
@@ -37,7 +37,7 @@ def small_cells(engine: Engine, policy: Policy, reader: Engine | None = None) ->
         published = [r for r in discover(conn) if _published(r)]
     column = CUSTOMERS_COLUMN
     small = f"{column} IS NULL OR ({column} > 0 AND {column} < {int(k)})"
-    suites = {r.name: [gx.Rule(column, "small_cell", condition=small)] for r in published}
+    suites = {r.name: [counts.Rule(column, "small_cell", condition=small)] for r in published}
     detail = (
         f"rows cover fewer than k={k} customers (analytics.min_customers_per_cell); "
         "fold or withhold them before publishing"
@@ -50,6 +50,6 @@ def small_cells(engine: Engine, policy: Policy, reader: Engine | None = None) ->
             o.count,
             detail=detail,
         )
-        for o in gx.validate(reader, ANALYTICS, suites)
+        for o in counts.validate(reader, ANALYTICS, suites)
     ]
     return CheckResult(findings=findings, scanned={"relations": len(published), "k": k})

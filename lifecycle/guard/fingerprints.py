@@ -63,13 +63,29 @@ def _distinct_values(relation_sql: str, column_sql: str) -> str:
     )
 
 
+# The reader's side: the column's distinct tokens hashed, sent in chunks of packed digests (32
+# bytes each) and lengths (4 bytes each), so the job's side unpacks them in SQL and Python only
+# passes a few blobs along, never a row per token.
 _COLUMN_TOKENS = """
-    WITH {tokens}
-    SELECT t.kind, length(t.token) AS len, x.h, {mask} AS mask
-    FROM (SELECT DISTINCT kind, token FROM tokens) t
-    CROSS JOIN LATERAL (SELECT {hmac} AS h) x
+    WITH {tokens},
+    c AS (
+        SELECT t.kind, length(t.token) AS len, {hmac} AS h,
+               row_number() OVER () AS rn
+        FROM (SELECT DISTINCT kind, token FROM tokens) t
+    )
+    SELECT kind, count(*) AS n,
+           string_agg(h, ''::bytea ORDER BY rn) AS hs,
+           string_agg(int4send(len), ''::bytea ORDER BY rn) AS ls
+    FROM c GROUP BY kind, rn / {chunk}
 """
-COPY_BATCH = 10_000  # digests fetched from the reader and copied to the job's side at a time
+_UNPACK = sa.text(f"""
+    INSERT INTO guard_candidates (relation, column_name, kind, len, h, mask)
+    SELECT :relation, :column, :kind, u.len, u.h, {mask_sql("u.len - 2", "u.h")}
+    FROM (SELECT substr(:hs, i * 32 + 1, 32) AS h,
+                 ('x' || encode(substr(:ls, i * 4 + 1, 4), 'hex'))::bit(32)::int AS len
+          FROM generate_series(0, :n - 1) AS i) u
+""")
+CHUNK = 50_000  # digests per blob: 1.6 MB
 
 
 def add_column_candidates(
@@ -81,30 +97,26 @@ def add_column_candidates(
     relation: str,
     column: str,
 ) -> int:
-    """Hashes every distinct token of one text-like column on the `reader` connection and copies
-    the digests into `conn`'s candidates; returns how many. Only digests and masked forms cross."""
+    """Hashes every distinct token of one text-like column on the `reader` connection and adds
+    the digests to `conn`'s candidates; returns how many. Only digests and lengths cross."""
     sql = _COLUMN_TOKENS.format(
         tokens=tokens_sql(_distinct_values(relation_sql, column_sql)),
-        mask=mask_sql("length(t.token) - 2", "x.h"),
         hmac=hmac_sql("t.token"),
+        chunk=CHUNK,
     )
-    rows = reader.execute(
+    chunks = reader.execute(
         sa.text(sql),
         {**SQL_PARAMS, **key.params()},
-        execution_options={"yield_per": COPY_BATCH},  # this statement only, not the connection
+        execution_options={"yield_per": 1},  # one chunk in memory at a time; this statement only
     )
-    copied = 0
-    with (
-        conn.connection.driver_connection.cursor() as cursor,
-        cursor.copy(
-            "COPY guard_candidates (relation, column_name, kind, len, h, mask) FROM STDIN"
-        ) as copy,
-    ):
-        for batch in rows.partitions():
-            for kind, length, h, masked in batch:
-                copy.write_row((relation, column, kind, length, h, masked))
-            copied += len(batch)
-    return copied
+    added = 0
+    for kind, n, hs, ls in chunks:
+        conn.execute(
+            _UNPACK,
+            {"relation": relation, "column": column, "kind": kind, "n": n, "hs": hs, "ls": ls},
+        )
+        added += n
+    return added
 
 
 def column_hit_rows(

@@ -1,8 +1,9 @@
-"""Great Expectations 1.x over the shop's PostgreSQL, its results reduced to counts.
+"""The guard's rules as Great Expectations 1.x suites over the shop's PostgreSQL, counts only.
 
-dagster-ge pins great-expectations below 1.0, so this small wrapper does what the guard needs:
-GX's SQL data source on the same database, one suite per relation, and each validation result
-turned into (relation, column, kind, count). GX's default result format lists unexpected values;
+The nightly counts rule breaks with one SQL statement per relation (lifecycle.guard.counts): GX's
+start-up costs seconds the counts do not. This wrapper runs the same rules as GX suites, one per
+relation, for whoever wants GX's validation results as evidence (dagster-ge pins
+great-expectations below 1.0, hence a wrapper of our own). GX's default result format lists unexpected values;
 RESULT_FORMAT asks for counts only (its values query then runs with LIMIT 0), unexpected-row
 queries select a constant, and the data context is ephemeral and in memory: nothing GX sees is
 kept, sent (analytics off) or written to disk.
@@ -13,11 +14,12 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from functools import lru_cache
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+
+from lifecycle.guard.counts import Rule
 
 _PLAIN = re.compile(r"[a-z_][a-z0-9_]*")
 RESULT_FORMAT = {
@@ -41,33 +43,6 @@ _VALUE_KEYS = (
 class GxValueLeak(RuntimeError):
     """Great Expectations returned values despite RESULT_FORMAT; the guard stops rather than pass
     them on."""
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One expectation on one relation: which column and kind of leak it looks for, as a regex the
-    column's values must not match, or an SQL condition no row may meet."""
-
-    column: str
-    kind: str
-    regex: str | None = None
-    condition: str | None = None
-
-    def unexpected_rows_query(self) -> str:
-        """GX's query template: one constant per offending row, never a value; braces escaped."""
-        condition = self.condition.replace("{", "{{").replace("}", "}}")
-        return f"SELECT 1 AS hit FROM {{batch}} WHERE {condition}"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How many rows of a relation broke one rule, or why GX could not tell (`error`)."""
-
-    relation: str
-    column: str
-    kind: str
-    count: int
-    error: str | None = None
 
 
 @lru_cache(maxsize=1)
@@ -107,16 +82,17 @@ def _expectation(rule: Rule):
     )
 
 
-def _count(result) -> int:
-    found = result.result or {}
-    if any(found.get(key) for key in _VALUE_KEYS):
-        raise GxValueLeak(
-            f"Great Expectations returned unexpected values for {result.expectation_config.type}; "
-            "refusing to use the result (check RESULT_FORMAT in lifecycle/guard/gx.py)"
-        )
-    if "unexpected_count" in found:
-        return int(found["unexpected_count"] or 0)
-    return int(found.get("observed_value") or 0)
+def _refuse_values(result):
+    """The suite's result, unless an item carries values despite RESULT_FORMAT."""
+    for item in result.results:
+        found = item.result or {}
+        if any(found.get(key) for key in _VALUE_KEYS):
+            raise GxValueLeak(
+                f"Great Expectations returned unexpected values for "
+                f"{item.expectation_config.type}; refusing to use the result "
+                "(check RESULT_FORMAT in lifecycle/guard/gx.py)"
+            )
+    return result
 
 
 def results(
@@ -151,28 +127,6 @@ def results(
             suite = gx.ExpectationSuite(
                 name=f"guard_{relation}", expectations=[_expectation(r) for r in rules]
             )
-            yield relation, batch.validate(suite, result_format=RESULT_FORMAT)
+            yield relation, _refuse_values(batch.validate(suite, result_format=RESULT_FORMAT))
         except Exception as exc:  # noqa: BLE001 - one unreadable relation must not hide the others
             yield relation, exc
-
-
-def validate(engine: Engine, schema: str, suites: dict[str, Iterable[Rule]]) -> list[Outcome]:
-    """Runs each relation's rules as one GX suite inside the database; returns rule breaks only."""
-    outcomes = []
-    for relation, result in results(engine, schema, suites):
-        if isinstance(result, Exception):
-            outcomes.append(Outcome(relation, "", "relation", 0, error=type(result).__name__))
-            continue
-        for item in result.results:
-            meta = item.expectation_config.meta
-            if (item.exception_info or {}).get("raised_exception"):
-                # The message may quote a value (an SQL cast error does); only its class is kept.
-                error = str(item.exception_info.get("exception_message", "")).split(":", 1)[0][:80]
-                outcomes.append(
-                    Outcome(relation, meta["column"], meta["kind"], 0, error=error or "error")
-                )
-                continue
-            count = _count(item)
-            if count or not item.success:
-                outcomes.append(Outcome(relation, meta["column"], meta["kind"], count))
-    return outcomes

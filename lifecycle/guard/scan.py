@@ -34,6 +34,10 @@ def reason(exc: sa.exc.StatementError) -> str:
     if orig is None:
         return type(exc).__name__
     sqlstate = getattr(orig, "sqlstate", None) or ""
+    if not sqlstate and isinstance(exc, sa.exc.OperationalError):
+        # Could not connect (the reader's login, say): libpq's last line names server and role.
+        line = str(orig).strip().splitlines()[0].rsplit("FATAL:", 1)[-1].strip()
+        return f"could not connect: {line[:200]}"
     if sqlstate[:2] in NAMES_ONLY:
         return describe_db_error(exc)
     return f"{sqlstate or 'error'}: {type(orig).__name__}"

@@ -1,5 +1,6 @@
 """Value patterns: no text in analytics looks like an email, phone, Luhn-valid card number or street
-address, whoever it belongs to. Great Expectations counts inside the database (lifecycle.guard.gx);
+address, whoever it belongs to. one SQL statement per relation counts inside the database
+(lifecycle.guard.counts);
 the masked samples are computed in SQL, so no value reaches Python. Both read as the guard's
 reader (lifecycle.guard.reader), never as the job.
 """
@@ -10,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from lifecycle.checks import CheckResult, Finding
-from lifecycle.guard import gx, patterns
+from lifecycle.guard import counts, patterns
 from lifecycle.guard.key import SAMPLES, GuardKey, hmac_sql, mask_sql
 from lifecycle.guard.reader import reader_engine
 from lifecycle.guard.scan import scan
@@ -24,20 +25,22 @@ PHRASES = {
 }
 
 
-def pattern_rules(engine: Engine, relation: Relation) -> list[gx.Rule]:
-    """What GX checks in one relation: each text column against every kind of personal value.
+def pattern_rules(engine: Engine, relation: Relation) -> list[counts.Rule]:
+    """What is counted in one relation: each text column against every kind of personal value.
 
-    Email and phone are GX regex expectations (one scan of the relation for all of them); card
-    numbers, addresses and json/array columns are GX unexpected-row queries around the same SQL.
+    Email and phone are plain regexes; card numbers, addresses and json/array columns are SQL
+    conditions around them. All are counted in one read of the relation.
     """
     rules = []
     for column in relation.text_columns:
         text = f"{quote_name(engine, column.name)}::text"
         for kind in patterns.KINDS:
             if column.text and kind in patterns.VALUE_PATTERNS:
-                rules.append(gx.Rule(column.name, kind, regex=patterns.VALUE_PATTERNS[kind]))
+                rules.append(counts.Rule(column.name, kind, regex=patterns.VALUE_PATTERNS[kind]))
             else:
-                rules.append(gx.Rule(column.name, kind, condition=patterns.matches_sql(kind, text)))
+                rules.append(
+                    counts.Rule(column.name, kind, condition=patterns.matches_sql(kind, text))
+                )
     return rules
 
 
@@ -54,8 +57,8 @@ def _samples(
     return tuple(conn.execute(sa.text(sql), key.params()).scalars())
 
 
-def _finding(conn: Connection, key: GuardKey, o: gx.Outcome) -> Finding:
-    """A rule GX found broken (with masked samples), or one it could not check."""
+def _finding(conn: Connection, key: GuardKey, o: counts.Outcome) -> Finding:
+    """A rule found broken (with masked samples), or one that could not be checked."""
     table = f"{ANALYTICS}.{o.relation}"
     if o.error:
         what = f"{o.kind} in this column" if o.column else "the relation"
@@ -65,8 +68,7 @@ def _finding(conn: Connection, key: GuardKey, o: gx.Outcome) -> Finding:
             "check_error",
             0,
             detail=(
-                f"Great Expectations could not check {what} ({o.error}); it stays unchecked until "
-                "fixed"
+                f"the guard could not check {what} ({o.error}); it stays unchecked until fixed"
             ),
         )
     samples = _samples(conn, key, o.relation, o.column, o.kind)
@@ -88,7 +90,9 @@ def personal_value_patterns(
     reader = reader or reader_engine(engine)
     with reader.connect() as conn:
         relations = discover(conn)
-    outcomes = gx.validate(reader, ANALYTICS, {r.name: pattern_rules(reader, r) for r in relations})
+    outcomes = counts.validate(
+        reader, ANALYTICS, {r.name: pattern_rules(reader, r) for r in relations}
+    )
     with reader.connect() as conn:
         findings = [_finding(conn, key, o) for o in outcomes]
     text_columns = sum(len(r.text_columns) for r in relations)

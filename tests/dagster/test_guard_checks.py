@@ -9,7 +9,13 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from assets.guard import GUARD_CHECKS, analytics_zone, guard_assets, guard_checks
+from assets.guard import (
+    GUARD_CHECKS,
+    analytics_zone,
+    guard_assets,
+    guard_checks,
+    run_history_check,
+)
 from assets.retention import retention_assets, retention_checks
 from assets.sales import sales_assets
 from lifecycle.settings import PROJECT_DIR
@@ -206,3 +212,70 @@ def test_the_nightly_job_runs_the_guard_after_the_published_tables_and_every_che
     assert len(specs) == 8 and all(
         spec.blocking and spec.asset_key == analytics_zone.key for spec in specs
     )
+
+
+def test_a_value_a_step_printed_into_its_compute_log_is_found(shop, tmp_path):
+    @dg.asset(name="printing_step")
+    def printing_step() -> None:
+        print(f"sent the receipt to {PERSONAL['receiver_email']}")  # stdout, not the event log
+
+    with dg.DagsterInstance.local_temp(str(tmp_path)) as instance:
+        earlier = dg.Definitions(
+            assets=[printing_step], jobs=[dg.define_asset_job("nightly_lifecycle")]
+        )
+        run = earlier.resolve_job_def("nightly_lifecycle").execute_in_process(instance=instance)
+        assert run.success
+        events = stored_events(instance, run.run_id)
+        result = dg.materialize(
+            [analytics_zone, *guard_checks],
+            resources={"shop": shop, "guard_secret": SECRET},
+            instance=instance,
+            raise_on_error=False,
+        )
+    assert PERSONAL["receiver_email"] not in events  # only the compute log holds it
+    [check] = [
+        e
+        for e in result.get_asset_check_evaluations()
+        if e.check_name == "no_raw_values_in_run_history"
+    ]
+    assert not check.passed
+    assert any(" / compute log " in where for where in check.metadata["failed_on"].value)
+    assert PERSONAL["receiver_email"] not in check.description
+
+
+def test_the_run_history_scan_reads_only_what_was_written_since_its_last_clean_scan(
+    engine, policy, dagster_instance
+):
+    with engine.begin() as conn:
+        add_delivered(conn, 1, NOW - timedelta(days=2))
+
+    def night(message: str) -> str:
+        @dg.asset(name="step")
+        def step(context: dg.AssetExecutionContext) -> None:
+            context.log.info(message)
+
+        defs = dg.Definitions(assets=[step], jobs=[dg.define_asset_job("nightly_lifecycle")])
+        run = defs.resolve_job_def("nightly_lifecycle").execute_in_process(
+            instance=dagster_instance
+        )
+        assert run.success
+        return run.run_id
+
+    def scan():
+        check = run_history_check(dagster_instance)  # incremental: no run ids given
+        return check.scan(engine, policy, SECRET.key())
+
+    night("refreshed 12 rows")
+    first = scan()
+    assert first.passed and first.scanned["events"] > 0
+    unchanged = scan()
+    assert unchanged.passed and unchanged.scanned["events"] == 0
+    assert unchanged.scanned["distinct_tokens"] == 0
+
+    leaky = night(f"sent the receipt to {PERSONAL['receiver_email']}")
+    found = scan()
+    assert not found.passed and 0 < found.scanned["events"] < first.scanned["events"] + 5
+    assert all(f.column.startswith(f"run {leaky[:8]}") for f in found.findings)
+    # Not passed clean, so not skipped: the leak is found again until the run is deleted.
+    again = scan()
+    assert not again.passed and again.scanned["events"] == found.scanned["events"]

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from assets.guard import GUARD_CHECKS
-from lifecycle.guard import raw_values, reader, values
+from lifecycle.guard import patterns, raw_values, reader, values
 from lifecycle.guard.key import GuardKey
 from tests.conftest import AS_OF
 from tests.shop import PERSONAL, add_delivered
@@ -117,3 +117,26 @@ def test_the_reader_logs_in_as_an_analyst_that_can_write_nothing(engine):
             conn.execute(sa.text("CREATE TEMP TABLE guard_probe (v text)"))
     assert roles == (False, False, False, ["lifecycle_analyst"])
     assert refused.value.orig.sqlstate == "25006"  # read-only transaction
+
+
+def test_a_reader_that_cannot_log_in_fails_the_checks_that_need_it_with_the_reason(engine, policy):
+    nobody = engine.url.set(username="lifecycle_guard_nobody")
+    reports = {
+        check.name: check.scan(engine, policy, KEY, sa.create_engine(nobody))
+        for check in GUARD_CHECKS
+    }
+    for name in ("no_personal_patterns_in_analytics", "no_raw_values_in_analytics"):
+        assert not reports[name].passed
+        assert "lifecycle_guard_nobody" in reports[name].description(), name
+    assert reports["raw_columns_all_classified"].passed
+
+
+def test_the_readers_pattern_statements_are_not_jit_compiled(engine):
+    """JIT spent 0.6 s compiling each pattern statement that then ran in a millisecond."""
+    card = patterns.matches_sql("card_number", "'4111 1111 1111 1111'::text")
+    with reader.reader_engine(engine).connect() as conn:
+        plan = conn.execute(
+            sa.text(f"EXPLAIN (ANALYZE, SUMMARY) SELECT count(*) FILTER (WHERE {card})")
+        ).scalars()
+        assert not [line for line in plan if line.startswith("JIT")]
+        assert conn.execute(sa.text("SHOW jit")).scalar() == "off"

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from cli import main
 from tests.nightly import run_nightly
-from tests.shop import add_delivered
+from tests.shop import PERSONAL, add_delivered
 
 
 def env_for(settings) -> dict[str, str]:
@@ -42,6 +42,34 @@ def test_report_writes_html_unless_the_file_says_md_or_json(
     data = json.loads((tmp_path / "report.json").read_text())
     [night] = [n for n in data["nights"] if n["run_id"]]
     assert (night["run_id"], night["purged"], night["result"]) == (run.run_id, 1, "succeeded")
+
+
+def test_report_is_not_written_when_it_would_hold_a_raw_value(
+    engine, dagster_settings, dagster_instance, tmp_path
+):
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        add_delivered(conn, 1, now - 40 * timedelta(days=1))
+        add_delivered(conn, 2, now - timedelta(days=1))  # not due: the raw zone keeps its email
+    run_nightly(dagster_settings, dagster_instance)
+    planted = "http://ui.example/" + PERSONAL["receiver_email"]  # the report links runs to it
+    runner = CliRunner()
+    result = runner.invoke(
+        main,
+        ["report", "--since", "7d", "--out", str(tmp_path / "r.html"), "--ui-url", planted],
+        env=env_for(dagster_settings),
+    )
+    assert result.exit_code == 1, result.output
+    assert "not writing r.html: it holds personal values still in the raw zone" in result.output
+    assert PERSONAL["receiver_email"] not in result.output
+    assert not (tmp_path / "r.html").exists()
+    clean = runner.invoke(
+        main,
+        ["report", "--since", "7d", "--out", str(tmp_path / "r.html"), "--ui-url", "http://ui"],
+        env=env_for(dagster_settings),
+    )
+    assert clean.exit_code == 0, clean.output
+    assert (tmp_path / "r.html").exists()
 
 
 def test_report_refuses_a_period_it_cannot_read(dagster_settings, tmp_path):
