@@ -8,8 +8,8 @@ Slow by nature (a daemon and its code server start, ~20 s): marked `daemon`; des
 from __future__ import annotations
 
 import os
-import signal
 import re
+import signal
 import subprocess
 import sys
 import time
