@@ -12,6 +12,7 @@ from assets.logistics import logistics_assets, logistics_checks
 from assets.requests import requests_assets, requests_checks
 from assets.retention import retention_assets, retention_checks
 from assets.sales import sales_assets, sales_checks
+from assets.server_log import server_log_checks
 from lifecycle.settings import Settings
 from orchestration.instance import keep_run_files_private
 from orchestration.resources import AlertWebhook, ExportFolder, GuardSecret, ShopDatabase
@@ -41,6 +42,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             *guard_checks,
             *side_store_checks,
             *sales_checks,
+            *server_log_checks,
         ],
         jobs=[nightly_lifecycle, data_requests_job],
         schedules=[nightly_lifecycle_schedule(settings)],

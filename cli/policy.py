@@ -6,6 +6,7 @@ import click
 
 from cli.context import engine_for, fail_cleanly, pass_settings
 from lifecycle.policy import check_policy_against_database, load_policy
+from lifecycle.retention.server_log import server_log_settings
 from lifecycle.settings import Settings
 
 
@@ -24,8 +25,14 @@ def policy_group() -> None:
 @pass_settings
 @fail_cleanly
 def check(settings: Settings, path: Path | None) -> None:
-    """Validates the policy file, and that every table and column it names exists."""
+    """Validates the policy file, and that every table and column it names exists; warns (exit 0)
+    while the PostgreSQL server would log statements' text or parameters (docs/retention.md)."""
     policy = load_policy(path or settings.policy_path)
-    with engine_for(settings).connect() as conn:
+    engine = engine_for(settings)
+    with engine.connect() as conn:
         check_policy_against_database(policy, conn)
     click.echo(f"{policy.path.name}: version {policy.version}, sha256 {policy.short_hash}: valid")
+    for finding in server_log_settings(engine).findings:
+        click.echo(
+            f"warning: PostgreSQL server log: {finding.column}: {finding.kind}; {finding.detail}"
+        )

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from lifecycle import db, schema
 from lifecycle.policy import load_policy
+from lifecycle.retention.server_log import RECOMMENDED
 from lifecycle.settings import PROJECT_DIR, Settings
 from orchestration.instance import open_instance
 
@@ -56,10 +57,19 @@ def database_url(request) -> sa.URL:
     db.ensure_database(admin, name)
     url = admin.set(database=name)
     engine = db.create_engine(url)
+    _keep_values_out_of_server_log(engine, name)
     schema.upgrade(engine)
     engine.dispose()
     yield url
     db.drop_database(admin, name)
+
+
+def _keep_values_out_of_server_log(engine: sa.Engine, name: str) -> None:
+    """Tests make statements fail with personal-looking values on purpose: the server shared by
+    every session must not log them, and the nightly's server-log check then passes."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for setting, value in RECOMMENDED.items():
+            conn.execute(sa.text(f"ALTER DATABASE \"{name}\" SET {setting} = '{value}'"))
 
 
 def truncate_all(engine: sa.Engine) -> None:

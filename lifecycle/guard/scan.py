@@ -1,13 +1,14 @@
 """What every guard scan shares: its time is measured, and an error becomes a failed result.
 
 A scan that could not run has proved nothing, so it fails like one that found a leak, and the
-other scans still run. Its error names the database's SQLSTATE and, for the classes whose
-messages name objects only (access rules, connections, resources), the primary message; any
-other class may quote a value (a cast error quotes the offending text, a planted function can
-raise with whatever it read), so only the SQLSTATE and the error's class are kept. SQLAlchemy's
-own text would carry the statement and its bound parameters (the HMAC pads, a value being looked
-for), so it never reaches a log, the terminal or the Dagster UI. An error that is not the
-database's is named by its class only.
+other scans still run. Its error never carries a value, nor the server's text: for the classes
+about objects (access rules, connections, resources) it is `describe_db_error`'s SQLSTATE with the
+names of the objects involved (which table or column the reader may not read is what an operator
+fixes); for any other class only the SQLSTATE and the error's class, since a cast error is about a
+value and a planted function chooses what it raises with. Neither the primary message, DETAIL nor
+HINT is ever read. SQLAlchemy's own text would carry the statement and its bound parameters (the
+HMAC pads, a value being looked for), so it never reaches a log, the terminal or the Dagster UI. An
+error that is not the database's is named by its class only.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from lifecycle.checks import CheckResult
 from lifecycle.db import describe_db_error
 
 P = ParamSpec("P")
-# SQLSTATE classes whose primary messages name objects, never a value: feature not supported,
-# transaction state, connection, rollback, syntax or access rule, resources, operator action.
+# SQLSTATE classes about objects, not values, whose error is worth naming with the objects
+# involved: feature not supported, transaction state, connection, rollback, syntax or access rule,
+# resources, operator action.
 NAMES_ONLY = ("0A", "08", "25", "40", "42", "53", "57")
 
 

@@ -327,7 +327,7 @@ def _iso(value):
 # ---------------------------------------------------------------- reading the sources
 
 _PER_RUN = sa.text("""
-    SELECT r.run_id, r.policy_version, r.policy_hash,
+    SELECT r.run_id, r.policy_version, r.policy_hash, r.status,
            (SELECT count(*) FROM lifecycle.purge_ledger l WHERE l.run_id = r.run_id) AS purged
     FROM lifecycle.purge_runs r WHERE r.run_id = ANY(:run_ids)
 """)
@@ -448,7 +448,9 @@ def _night(run: RunSummary, ledger, erasure) -> Night:
     return Night(
         day=run.created_at.date(),
         run_id=run.run_id,
-        result=run.status,
+        # A run killed with kill -9 stays "running" in the run history; its purge run was marked
+        # `killed` by the next one (lifecycle/retention/liveness.py).
+        result="killed" if ledger is not None and ledger.status == "killed" else run.status,
         started_at=run.created_at,
         started_by=run.trigger,
         policy_version=ledger.policy_version if ledger else run.policy_version,

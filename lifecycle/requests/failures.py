@@ -26,17 +26,19 @@ def describe_failure(exc: Exception) -> str:
 
 
 def sqlstate(exc: Exception) -> str | None:
-    """The SQLSTATE of a database error, else None."""
+    """The SQLSTATE of a database error (kept by a purge batch that rolled back), else None."""
+    if isinstance(exc, PurgeError):
+        return exc.sqlstate
     return getattr(getattr(getattr(exc, "orig", None), "diag", None), "sqlstate", None)
 
 
 def retry_may_help(exc: Exception) -> bool:
     """False when the same request would fail the same way again, so it is answered `failed`.
 
-    Database errors are judged by SQLSTATE class; file errors and a purge batch that rolled back
-    may pass on their own; any other exception is an error in handling this input, and repeats.
+    Database errors, a purge batch's among them, are judged by SQLSTATE class; file errors may
+    pass on their own; any other exception is an error in handling this input, and repeats.
     """
-    if isinstance(exc, sa.exc.SQLAlchemyError):
+    if isinstance(exc, sa.exc.SQLAlchemyError | PurgeError):
         state = sqlstate(exc)
         return not (state and state[:2] in PERMANENT_SQLSTATE_CLASSES)
-    return isinstance(exc, OSError | PurgeError)
+    return isinstance(exc, OSError)

@@ -27,7 +27,15 @@ from lifecycle.retention.rules import Cutoffs, RetentionSql
 
 
 class PurgeError(RuntimeError):
-    """A purge batch failed; its transaction rolled back and nothing of it was kept."""
+    """A purge batch failed; its transaction rolled back and nothing of it was kept.
+
+    `sqlstate` is the database's code, so a caller can tell a batch that fails the same way on
+    every try (a shop trigger's RAISE, a type the value does not fit) from a passing one.
+    """
+
+    def __init__(self, message: str, sqlstate: str | None = None):
+        super().__init__(message)
+        self.sqlstate = sqlstate
 
 
 # ---------------------------------------------------------------- the purge
@@ -277,7 +285,10 @@ def _run_batch(
             if "after" in params
             else f"erasure request {params['request_id']}"
         )
-        raise PurgeError(f"purge batch for {where} rolled back: {describe_db_error(exc)}") from None
+        raise PurgeError(
+            f"purge batch for {where} rolled back: {describe_db_error(exc)}",
+            sqlstate=getattr(getattr(exc.orig, "diag", None), "sqlstate", None),
+        ) from None
 
 
 # ---------------------------------------------------------------- requested erasure

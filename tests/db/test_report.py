@@ -72,6 +72,23 @@ def test_orders_cleared_per_night_equal_the_ledger(
     assert night.checks_failed == []
 
 
+def test_a_night_whose_purge_run_was_marked_killed_shows_killed(
+    engine, policy, dagster_settings, dagster_instance
+):
+    seed(engine)
+    run = run_nightly(dagster_settings, dagster_instance)
+    # What the next purge run does to a run whose process died (lifecycle/retention/liveness.py).
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE lifecycle.purge_runs SET status = 'killed' WHERE run_id = :r"),
+            {"r": run.run_id},
+        )
+    report = build(engine, policy, dagster_instance)
+    [night] = [n for n in report.nights if n.run_id == run.run_id]
+    assert night.result == "killed" and night.purged == 2
+    assert "killed" in render(report, "md")
+
+
 def test_kept_by_open_case_and_not_judged_match_the_raw_tables(
     engine, policy, dagster_settings, dagster_instance
 ):

@@ -11,7 +11,9 @@ import sqlalchemy as sa
 from lifecycle import files
 from lifecycle.requests import finishing, handling
 from lifecycle.requests.deadlines import open_requests
+from lifecycle.requests.failures import retry_may_help
 from lifecycle.requests.payload import MAX_PAYLOAD_BYTES
+from lifecycle.retention.purge import PurgeError
 from tests.conftest import AS_OF
 from tests.db.test_requests import (
     CUSTOMER,
@@ -137,6 +139,73 @@ def test_a_correction_the_database_refuses_is_answered_failed_with_its_sqlstate(
     assert handle(engine, policy, tmp_path, run_id="run-2").handled_ids == []
     late = open_requests(engine, policy, as_of=AS_OF + 30 * DAY)
     assert 100 in late.overdue_ids
+
+
+@pytest.fixture
+def trigger_refusing_customer_42(engine):
+    """A shop trigger that refuses every change to customer 42's orders, quoting a value in its
+    message: the erasure's purge batch fails the same way on every try (SQLSTATE P0001)."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("""
+            CREATE FUNCTION shop.refuse_customer_42() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF OLD.customer_id = 42 THEN
+                    RAISE EXCEPTION 'orders of % are frozen', OLD.receiver_name;
+                END IF;
+                RETURN NEW;
+            END $$;
+            CREATE TRIGGER refuse_customer_42 BEFORE UPDATE ON shop.orders
+                FOR EACH ROW EXECUTE FUNCTION shop.refuse_customer_42();
+        """)
+        )
+    yield
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "DROP TRIGGER refuse_customer_42 ON shop.orders;"
+                " DROP FUNCTION shop.refuse_customer_42()"
+            )
+        )
+
+
+def test_an_erasure_whose_purge_batch_fails_every_time_is_answered_failed_with_its_sqlstate(
+    engine, policy, tmp_path, trigger_refusing_customer_42
+):
+    with engine.begin() as conn:
+        seed_customer_in_every_state(conn)
+        add_order(
+            conn, 9, "cancelled", AS_OF - 9 * DAY, customer_id=44, cancelled_at=AS_OF - 8 * DAY
+        )
+        add_request(conn, 100, "erase")
+        add_request(conn, 101, "erase", customer_id=44)
+
+    report = handle(engine, policy, tmp_path)
+
+    assert report.failed == {}  # nothing left in progress for the sensor to retry
+    with engine.connect() as conn:
+        failed, other = request_row(conn, 100), request_row(conn, 101)
+        kept = conn.execute(
+            sa.text("SELECT count(*) FROM shop.orders WHERE customer_id = 42 AND purged_at IS NULL")
+        ).scalar()
+    assert failed["status"] == "failed" and failed["completed_at"] is None
+    assert failed["result"]["reason_code"] == "database_error"
+    assert failed["result"]["sqlstate"] == "P0001"
+    assert "erasure request 100 rolled back: SQLSTATE P0001" in failed["result"]["reason"]
+    assert kept == 7  # the failed attempt was rolled back whole
+    assert other["status"] == "done"
+    assert not leaked(
+        json.dumps(failed, default=str) + json.dumps(report.metadata()), ["Wang Fang"]
+    )
+    # Not retried by the next run; a person fixes the trigger and sets it back to 'received'.
+    assert handle(engine, policy, tmp_path, run_id="run-2").handled_ids == []
+
+
+def test_a_purge_batch_without_a_sqlstate_may_pass_on_a_retry():
+    # A lost connection has no SQLSTATE: the request stays in progress for the next run.
+    assert retry_may_help(PurgeError("purge batch for erasure request 1 rolled back: ..."))
+    assert not retry_may_help(PurgeError("...", sqlstate="P0001"))
+    assert retry_may_help(PurgeError("...", sqlstate="40P01"))  # a deadlock
 
 
 def test_an_unexpected_error_in_one_request_answers_it_failed_and_the_run_goes_on(
