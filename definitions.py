@@ -8,6 +8,7 @@ local default (the embedded database, no webhook, the guard's key file).
 import dagster as dg
 
 from assets.guard import guard_assets, guard_checks
+from assets.ledger import ledger_assets, ledger_checks
 from assets.logistics import logistics_assets, logistics_checks
 from assets.requests import requests_assets, requests_checks
 from assets.retention import retention_assets, retention_checks
@@ -32,8 +33,15 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             *sales_assets,
             *requests_assets,
             *guard_assets,
+            *ledger_assets,
         ],
-        asset_checks=[*retention_checks, *logistics_checks, *requests_checks, *guard_checks],
+        asset_checks=[
+            *retention_checks,
+            *logistics_checks,
+            *requests_checks,
+            *guard_checks,
+            *ledger_checks,
+        ],
         jobs=[nightly_lifecycle, data_requests_job],
         schedules=[nightly_lifecycle_schedule(settings)],
         sensors=[*alert_sensors, data_requests_sensor],

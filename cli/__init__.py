@@ -5,7 +5,7 @@ Settings are read from the environment once, when the command starts, and handed
 
 import click
 
-from cli import database, guard, logistics, policy, report, requests, retention
+from cli import database, guard, ledger, logistics, policy, report, requests, retention
 from lifecycle.settings import Settings
 
 
@@ -24,6 +24,7 @@ for command in (
     retention.nightly,
     report.report,
     report.instance,
+    ledger.ledger_group,
     guard.guard,
     logistics.logistics_group,
     requests.requests_group,

@@ -10,3 +10,5 @@ DATA_REQUESTS_JOB = "data_requests"
 DUE_ORDERS = "due_orders"  # kept_by_open_case, anomalies
 ERASED_STORAGE = "erased_purged_storage"  # ran
 OVERDUE_CHECK = "no_overdue_personal_data"  # overdue_orders
+LEDGER_ANCHOR = "ledger_anchor"  # anchors: the chains' heads at the end of each night
+LEDGER_CHECK = "ledger_chain_intact"
