@@ -20,6 +20,9 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+# The nightly asset check that runs `verify`; the report reads its last verdict from the history.
+CHECK_NAME = "ledger_chain_intact"
+
 
 @dataclass(frozen=True)
 class Head:

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from lifecycle import alerts
+from lifecycle.ledger import chain
 from lifecycle.policy import Policy
 from lifecycle.requests.deadlines import open_requests
 from lifecycle.retention import standing
@@ -129,6 +130,36 @@ class PendingErasure:
         return 0.0 if self.since is None else (now - self.since).total_seconds() / 3600
 
 
+@dataclass(frozen=True)
+class LedgerFigures:
+    """The last nightly verification of the audit trail's hash chains in the period."""
+
+    day: date
+    run_id: str
+    intact: bool
+    rows: int | None
+    anchors: int | None
+    verified: dict[str, str]
+    first_break: str | None
+
+    @classmethod
+    def from_runs(cls, runs: list[RunSummary]) -> LedgerFigures | None:
+        for run in reversed(runs):
+            for check in run.checks:
+                if check.name == chain.CHECK_NAME:
+                    f = check.figures
+                    return cls(
+                        day=run.created_at.date(),
+                        run_id=run.run_id,
+                        intact=check.passed,
+                        rows=f.get("rows_verified"),
+                        anchors=f.get("anchors_checked"),
+                        verified=dict(f.get("verified") or {}),
+                        first_break=f.get("first_break"),
+                    )
+        return None
+
+
 @dataclass
 class Report:
     """The whole report; lifecycle/report/render.py renders it as HTML, Markdown or JSON."""
@@ -150,6 +181,7 @@ class Report:
     installed_at: datetime | None = None
     check_sentences: dict[str, str] = field(default_factory=dict)
     pending_erasure: PendingErasure | None = None
+    ledger: LedgerFigures | None = None
 
     @property
     def first_judged_day(self) -> date | None:
@@ -267,6 +299,7 @@ class Report:
                     "rewrite removes their old values from the data files.",
                 )
             )
+        lines.append(self._ledger_line())
         if self.requests is None:
             lines.append(
                 (
@@ -293,6 +326,27 @@ class Report:
                 )
             )
         return lines
+
+    def _ledger_line(self) -> tuple[bool, str]:
+        led = self.ledger
+        if led is None:
+            return (
+                False,
+                "The audit trail's hash chains were not verified in the period (no "
+                f"{chain.CHECK_NAME} check ran); run `lifecycle ledger verify`.",
+            )
+        if not led.intact:
+            return (
+                False,
+                f"The audit trail was found altered on {led.day} (run {led.run_id[:8]}): "
+                f"{led.first_break or 'see the check'}.",
+            )
+        spans = "; ".join(f"{name} {text}" for name, text in sorted(led.verified.items()))
+        return (
+            True,
+            f"The audit trail verified intact on {led.day}: {led.rows or 0:,} rows against "
+            f"{plural(led.anchors or 0, 'anchor')} recorded in the run history ({spans}).",
+        )
 
     def as_dict(self) -> dict:
         """Plain JSON-able data (dates as ISO strings)."""
@@ -423,6 +477,7 @@ def build_report(
         installed_at=installed_at,
         check_sentences=dict(check_sentences or {}),
         pending_erasure=pending,
+        ledger=LedgerFigures.from_runs(runs),
     )
 
 

@@ -10,8 +10,12 @@ from assets.ledger import ledger_assets, ledger_checks
 from assets.retention import retention_assets, retention_checks
 from cli import main
 from lifecycle.ledger.chain import heads
+from lifecycle.report.render import render
+from orchestration import tags
 from orchestration.anchors import recorded_anchors
+from orchestration.reporting import report_from_history
 from orchestration.resources import ShopDatabase
+from sensors.schedules import nightly_lifecycle
 from tests.db.test_report_cli import env_for
 from tests.shop import PERSONAL, add_delivered, leaked
 
@@ -19,12 +23,17 @@ DAY = timedelta(days=1)
 
 
 def night(settings, instance):
-    shop = ShopDatabase(url=settings.database_url, policy_path=str(settings.policy_path))
-    return dg.materialize(
-        [*retention_assets, *retention_checks, *ledger_assets, *ledger_checks],
-        resources={"shop": shop},
-        instance=instance,
-        raise_on_error=False,
+    """The nightly job over the retention and ledger assets, recorded as `lifecycle nightly` would."""
+    defs = dg.Definitions(
+        assets=[*retention_assets, *ledger_assets],
+        asset_checks=[*retention_checks, *ledger_checks],
+        jobs=[nightly_lifecycle],
+        resources={
+            "shop": ShopDatabase(url=settings.database_url, policy_path=str(settings.policy_path))
+        },
+    )
+    return defs.resolve_job_def("nightly_lifecycle").execute_in_process(
+        instance=instance, tags=tags.trigger_tags("cli"), raise_on_error=False
     )
 
 
@@ -88,3 +97,24 @@ def test_ledger_verify_exits_1_naming_the_first_broken_link(
         in broken.output
     )
     assert not leaked(broken.output)
+
+
+def test_the_report_shows_the_verified_range_at_a_glance(
+    engine, policy, dagster_settings, dagster_instance
+):
+    with engine.begin() as conn:
+        add_delivered(conn, 1, datetime.now(UTC) - 40 * DAY)
+    now = datetime.now(UTC)
+    before = report_from_history(engine, policy, dagster_instance, now - 30 * DAY, now)
+    assert (
+        False,
+        "The audit trail's hash chains were not verified in the period (no "
+        "ledger_chain_intact check ran); run `lifecycle ledger verify`.",
+    ) in before.verdict()
+    night(dagster_settings, dagster_instance)
+    now = datetime.now(UTC)
+    report = report_from_history(engine, policy, dagster_instance, now - 30 * DAY, now)
+    [(ok, text)] = [(ok, t) for ok, t in report.verdict() if t.startswith("The audit trail")]
+    assert ok and "verified intact" in text and "2 rows against 2 anchors" in text
+    assert "purge_ledger links 1..1, 1 rows" in text
+    assert text in render(report, "md")
