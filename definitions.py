@@ -12,6 +12,7 @@ from assets.ledger import ledger_assets, ledger_checks
 from assets.logistics import logistics_assets, logistics_checks
 from assets.requests import requests_assets, requests_checks
 from assets.retention import retention_assets, retention_checks
+from assets.run_history import run_history_assets
 from assets.sales import sales_assets
 from lifecycle.settings import Settings
 from orchestration.resources import AlertWebhook, ExportFolder, GuardSecret, ShopDatabase
@@ -34,6 +35,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             *requests_assets,
             *guard_assets,
             *ledger_assets,
+            *run_history_assets,
         ],
         asset_checks=[
             *retention_checks,

@@ -27,6 +27,14 @@ _HEADER = f"""{_MARKER} from LIFECYCLE_DAGSTER_STORAGE_URL, else the shop's serv
 """
 
 
+# Schedule and sensor ticks say only when something was evaluated; a quarter of a year answers
+# "did the schedule fire?" for any recent night, skipped sensor ticks matter for a week.
+TICK_RETENTION = {
+    "schedule": {"purge_after_days": 90},
+    "sensor": {"purge_after_days": {"skipped": 7, "failure": 90, "success": 90}},
+}
+
+
 class HistoryError(RuntimeError):
     """The run history's storage cannot be reached or created; the message says what to set."""
 
@@ -56,10 +64,12 @@ def storage_url(settings: Settings) -> URL:
 
 
 def instance_config(url: URL) -> dict:
-    """The dagster.yaml mapping: all three storages in PostgreSQL, no telemetry."""
+    """The dagster.yaml mapping: all three storages in PostgreSQL, no telemetry, and tick
+    retention (runs themselves are pruned by the nightly `pruned_run_history` step)."""
     return {
         "storage": {"postgres": {"postgres_url": url.render_as_string(hide_password=False)}},
         "telemetry": {"enabled": False},
+        "retention": TICK_RETENTION,
     }
 
 

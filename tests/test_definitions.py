@@ -26,6 +26,7 @@ ASSETS = {
     "expired_request_exports",
     "analytics_zone",  # guard
     "ledger_anchor",  # evidence
+    "pruned_run_history",
 }
 BLOCKING_CHECKS = {
     "no_overdue_personal_data",
