@@ -8,6 +8,7 @@ from pydantic import Field, PrivateAttr, field_validator
 
 from lifecycle.policy.analytics import Analytics
 from lifecycle.policy.base import Strict
+from lifecycle.policy.controller import Controller
 from lifecycle.policy.history import RunHistory
 from lifecycle.policy.logistics import Logistics
 from lifecycle.policy.raw import RawZone
@@ -28,6 +29,7 @@ class Policy(Strict):
     requests: DataRequests = DataRequests()
     logistics: Logistics = Logistics()
     run_history: RunHistory = RunHistory()
+    controller: Controller | None = None
 
     _path: Path = PrivateAttr(default=Path("policy.yaml"))
     _sha256: str = PrivateAttr(default="")
