@@ -14,3 +14,6 @@ ERASED_STORAGE = "erased_purged_storage"  # ran
 OVERDUE_CHECK = "no_overdue_personal_data"  # overdue_orders
 LEDGER_ANCHOR = "ledger_anchor"  # anchors: the chains' heads at the end of each night
 LEDGER_CHECK = chain.CHECK_NAME
+
+# The Dagster pool of every step that rewrites shop tables (one slot: dagster.yaml's default_limit).
+SHOP_REWRITE_POOL = "shop_rewrite"

@@ -64,7 +64,12 @@ def test_orders_cleared_per_night_equal_the_ledger(
         policy.version,
         policy.short_hash,
     )
-    assert night.checks_passed == ["no_overdue_personal_data"] and night.checks_failed == []
+    assert night.checks_passed == [
+        "cleared_orders_hold_no_personal_data",
+        "erasure_within_deadline",
+        "no_overdue_personal_data",
+    ]
+    assert night.checks_failed == []
 
 
 def test_kept_by_open_case_and_not_judged_match_the_raw_tables(
@@ -124,7 +129,10 @@ def test_a_failed_check_leaves_its_night_marked_with_what_stayed_overdue(
         1,
         "not run",
     )
-    assert report.checks == {"no_overdue_personal_data": {"passed": 0, "failed": 1}}
+    assert report.checks == {
+        "no_overdue_personal_data": {"passed": 0, "failed": 1},
+        "cleared_orders_hold_no_personal_data": {"passed": 1, "failed": 0},
+    }
     problems = [text for ok, text in report.verdict() if not ok]
     assert any("Checks failed" in text for text in problems)
     assert any("still held personal data afterwards" in text for text in problems)
