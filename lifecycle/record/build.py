@@ -95,9 +95,9 @@ def build_record(policy: Policy, report: Report) -> Record:
             "Erasure",
             f"Cleared values leave the data files by `{r.physical_erasure}`, waiting at most "
             f"{r.erasure_lock_timeout_seconds} s for locks and otherwise staying pending for the next night.",
-            "every cleared order's old values rewritten"
-            if report.pending_erasure and report.pending_erasure.orders == 0
-            else f"{report.pending_erasure.orders if report.pending_erasure else '?'} cleared orders pending erasure",
+            "every cleared value rewritten"
+            if report.pending_erasure == ()
+            else f"{sum(p.changes for p in report.pending_erasure or ())} changes pending erasure",
         ),
         Claim(
             "Published figures",
