@@ -8,9 +8,11 @@ local default (the embedded database, no webhook, the guard's key file).
 import dagster as dg
 
 from assets.guard import guard_assets, guard_checks, side_store_checks
+from assets.ledger import ledger_assets, ledger_checks
 from assets.logistics import logistics_assets, logistics_checks
 from assets.requests import requests_assets, requests_checks
 from assets.retention import retention_assets, retention_checks
+from assets.run_history import run_history_assets
 from assets.sales import sales_assets, sales_checks
 from assets.server_log import server_log_checks
 from lifecycle.settings import Settings
@@ -34,6 +36,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             *sales_assets,
             *requests_assets,
             *guard_assets,
+            *ledger_assets,
+            *run_history_assets,
         ],
         asset_checks=[
             *retention_checks,
@@ -41,6 +45,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             *requests_checks,
             *guard_checks,
             *side_store_checks,
+            *ledger_checks,
             *sales_checks,
             *server_log_checks,
         ],

@@ -2,7 +2,7 @@
 
 The synthetic shop is seeded and purged once (so the ledger holds a night), then the 30-day
 forecast (`standing.forecast_due`, the purge's own rule fragments) is timed against one hand-written
-query for the same figures, and the whole report (`report.build_report`: ledger per run and per
+query for the same figures, and the whole report (`report_from_history`: ledger per run and per
 day, overdue now and past the grace, forecast, requests, alerts) against the hand-written
 queries for those figures. Dagster's storage is an ephemeral instance here: its reads are per
 run, a month is ~30 runs whatever the shop's size.
@@ -23,10 +23,11 @@ import dagster as dg  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
 from bench.harness import Bench, fresh_database, vacuum_analyze  # noqa: E402
-from lifecycle import alerts, report, synthetic
+from lifecycle import alerts, synthetic  # noqa: E402
 from lifecycle.policy import load_policy  # noqa: E402
 from lifecycle.retention import purge, standing  # noqa: E402
 from lifecycle.settings import PROJECT_DIR  # noqa: E402
+from orchestration.reporting import report_from_history  # noqa: E402
 
 # The shop is seeded as of this morning's 02:00 run, so the ledger it writes falls in the period.
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
@@ -125,7 +126,7 @@ def main() -> None:
                 with bench.measure(f"{ref_r} #{attempt}"):
                     dba_report(engine)
                 with bench.measure(f"{ours_r} #{attempt}"):
-                    built = report.build_report(
+                    built = report_from_history(
                         engine, policy, instance, NOW - timedelta(days=30), NOW
                     )
         ours = {day: n for day, n in forecast.items() if n}

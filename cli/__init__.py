@@ -5,7 +5,7 @@ Settings are read from the environment once, when the command starts, and handed
 
 import click
 
-from cli import database, guard, logistics, policy, report, requests, retention
+from cli import database, guard, ledger, logistics, policy, record, report, requests, retention
 from cli.context import CleanGroup
 from lifecycle.settings import Settings
 
@@ -25,6 +25,8 @@ for command in (
     retention.nightly,
     report.report,
     report.instance,
+    ledger.ledger_group,
+    record.record,
     guard.guard,
     logistics.logistics_group,
     requests.requests_group,

@@ -30,6 +30,14 @@ _HEADER = f"""{_MARKER} from LIFECYCLE_DAGSTER_STORAGE_URL, else the shop's serv
 """
 
 
+# Schedule and sensor ticks say only when something was evaluated; a quarter of a year answers
+# "did the schedule fire?" for any recent night, skipped sensor ticks matter for a week.
+TICK_RETENTION = {
+    "schedule": {"purge_after_days": 90},
+    "sensor": {"purge_after_days": {"skipped": 7, "failure": 90, "success": 90}},
+}
+
+
 class HistoryError(RuntimeError):
     """The run history's storage cannot be reached or created; the message says what to set."""
 
@@ -71,7 +79,8 @@ def keep_run_files_private() -> None:
 
 def instance_config(url: URL, home: Path) -> dict:
     """The dagster.yaml mapping: all three storages in PostgreSQL, compute logs in DAGSTER_HOME
-    (private, see keep_run_files_private), the run queue, one slot per pool, no telemetry.
+    (private, see keep_run_files_private), the run queue, one slot per pool, no telemetry, and
+    tick retention (runs themselves are pruned by the nightly `pruned_run_history` step).
 
     Pools are enforced per step (`granularity: op`), so a run started in-process by the CLI
     waits for the slot too, not only runs the daemon dequeues; `default_limit: 1` gives the
@@ -90,6 +99,7 @@ def instance_config(url: URL, home: Path) -> dict:
             "config": {"base_dir": str(home / "storage")},
         },
         "telemetry": {"enabled": False},
+        "retention": TICK_RETENTION,
     }
 
 

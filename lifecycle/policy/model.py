@@ -9,7 +9,9 @@ from pydantic import Field, PrivateAttr
 from lifecycle.policy.acknowledgements import Acknowledgement
 from lifecycle.policy.analytics import Analytics
 from lifecycle.policy.base import Strict
+from lifecycle.policy.controller import Controller
 from lifecycle.policy.guard import Guard
+from lifecycle.policy.history import RunHistory
 from lifecycle.policy.logistics import Logistics
 from lifecycle.policy.raw import RawZone
 from lifecycle.policy.requests import DataRequests
@@ -28,6 +30,8 @@ class Policy(Strict):
     analytics: Analytics = Analytics()
     requests: DataRequests = DataRequests()
     logistics: Logistics = Logistics()
+    run_history: RunHistory = RunHistory()
+    controller: Controller | None = None
     guard: Guard = Guard()
     # Settings that give a promise away on purpose (acknowledgements.py): zero_window, k_of_one.
     acknowledge: tuple[Acknowledgement, ...] = ()

@@ -19,9 +19,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from lifecycle import alerts
+from lifecycle.ledger import chain
 from lifecycle.policy import Policy
 from lifecycle.requests.deadlines import open_requests
-from lifecycle.retention import standing
+from lifecycle.retention import backlog, standing
 from lifecycle.runs import RunSummary
 
 FORECAST_DAYS = 30
@@ -104,6 +105,8 @@ class RequestFigures:
     overdue_now: int
     overdue_request_ids: list[int]
     deadline_days: int
+    # Requests the database refused on every try (status `failed`): open until a person acts.
+    failed_request_ids: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -119,14 +122,33 @@ class AlertRow:
 
 
 @dataclass(frozen=True)
-class PendingErasure:
-    """Orders cleared since the last rewrite of the data files: their old values are still on disk."""
+class LedgerFigures:
+    """The last nightly verification of the audit trail's hash chains in the period."""
 
-    orders: int
-    since: datetime | None
+    day: date
+    run_id: str
+    intact: bool
+    rows: int | None
+    anchors: int | None
+    verified: dict[str, str]
+    first_break: str | None
 
-    def age_hours(self, now: datetime) -> float:
-        return 0.0 if self.since is None else (now - self.since).total_seconds() / 3600
+    @classmethod
+    def from_runs(cls, runs: list[RunSummary]) -> LedgerFigures | None:
+        for run in reversed(runs):
+            for check in run.checks:
+                if check.name == chain.CHECK_NAME:
+                    f = check.figures
+                    return cls(
+                        day=run.created_at.date(),
+                        run_id=run.run_id,
+                        intact=check.passed,
+                        rows=f.get("rows_verified"),
+                        anchors=f.get("anchors_checked"),
+                        verified=dict(f.get("verified") or {}),
+                        first_break=f.get("first_break"),
+                    )
+        return None
 
 
 @dataclass
@@ -149,7 +171,15 @@ class Report:
     ui_url: str | None = None
     installed_at: datetime | None = None
     check_sentences: dict[str, str] = field(default_factory=dict)
-    pending_erasure: PendingErasure | None = None
+    # The retention lane's backlog (one source of truth with the erasure deadline check).
+    pending_erasure: tuple[backlog.PendingErasure, ...] | None = None
+    erasure_deadline_hours: int = 48
+    # Purge runs in the period whose process died (lifecycle.retention.liveness marks them).
+    killed_purge_runs: list[str] = field(default_factory=list)
+    # Findings the policy accepts (audited exceptions), per check: (findings, rows) as the last
+    # run that evaluated the check reported them. Standing exceptions, so never summed over nights.
+    accepted: dict[str, tuple[int, int]] = field(default_factory=dict)
+    ledger: LedgerFigures | None = None
 
     @property
     def first_judged_day(self) -> date | None:
@@ -254,19 +284,8 @@ class Report:
             )
         )
         if self.pending_erasure is not None:
-            pending = self.pending_erasure
-            lines.append(
-                (
-                    pending.orders == 0
-                    or pending.age_hours(self.generated_at)
-                    <= alerts.FRESHNESS.total_seconds() / 3600,
-                    "Every cleared order's old values have been rewritten out of the data files."
-                    if pending.orders == 0
-                    else f"Erasure from disk pending for {plural(pending.orders, 'cleared order')} "
-                    f"(the oldest cleared {pending.age_hours(self.generated_at):.0f} hours ago); the next "
-                    "rewrite removes their old values from the data files.",
-                )
-            )
+            lines.append(self._erasure_line())
+        lines.append(self._ledger_line())
         if self.requests is None:
             lines.append(
                 (
@@ -283,6 +302,36 @@ class Report:
                     f"{r.deadline_days}-day deadline); {r.open_now} open, {r.overdue_now} overdue now.",
                 )
             )
+            if r.failed_request_ids:
+                lines.append(
+                    (
+                        False,
+                        f"{plural(len(r.failed_request_ids), 'data request')} failed: the database refused "
+                        f"it on every try (request ids {', '.join(map(str, r.failed_request_ids[:20]))}); "
+                        "a person must act (`lifecycle requests open` lists them).",
+                    )
+                )
+        if self.accepted:
+            lines.append(
+                (
+                    True,
+                    "Accepted findings (exceptions the policy accepts), as the last run reported them: "
+                    + "; ".join(
+                        f"{name} {plural(n, 'finding')}, {plural(rows, 'row')}"
+                        for name, (n, rows) in sorted(self.accepted.items())
+                    )
+                    + ".",
+                )
+            )
+        if self.killed_purge_runs:
+            lines.append(
+                (
+                    False,
+                    f"{plural(len(self.killed_purge_runs), 'purge run')} died before recording its end "
+                    f"(marked killed: {', '.join(self.killed_purge_runs[:10])}); the next run resumed "
+                    "the work.",
+                )
+            )
         if self.alerts is not None:
             lines.append(
                 (
@@ -293,6 +342,41 @@ class Report:
                 )
             )
         return lines
+
+    def _ledger_line(self) -> tuple[bool, str]:
+        led = self.ledger
+        if led is None:
+            return (
+                False,
+                "The audit trail's hash chains were not verified in the period (no "
+                f"{chain.CHECK_NAME} check ran); run `lifecycle ledger verify`.",
+            )
+        if not led.intact:
+            return (
+                False,
+                f"The audit trail was found altered on {led.day} (run {led.run_id[:8]}): "
+                f"{led.first_break or 'see the check'}.",
+            )
+        spans = "; ".join(f"{name} {text}" for name, text in sorted(led.verified.items()))
+        return (
+            True,
+            f"The audit trail verified intact on {led.day}: {led.rows or 0:,} rows against "
+            f"{plural(led.anchors or 0, 'anchor')} recorded in the run history ({spans}).",
+        )
+
+    def _erasure_line(self) -> tuple[bool, str]:
+        """Green while every table's cleared values have waited no longer than the deadline."""
+        pending = self.pending_erasure or ()
+        if not pending:
+            return True, "Every cleared value has been rewritten out of the data files."
+        hours = max(p.age(self.generated_at).total_seconds() for p in pending) / 3600
+        tables = ", ".join(f"{p.relation} ({plural(p.changes, 'change')})" for p in pending)
+        return (
+            hours <= self.erasure_deadline_hours,
+            f"Erasure from disk pending in {tables}; the oldest cleared {hours:.0f} hours ago "
+            f"(deadline {self.erasure_deadline_hours} hours); the next rewrite removes the old "
+            "values from the data files.",
+        )
 
     def as_dict(self) -> dict:
         """Plain JSON-able data (dates as ISO strings)."""
@@ -342,11 +426,6 @@ _PER_DAY = sa.text("""
 """)
 _EXISTS = sa.text("SELECT to_regclass(:name) IS NOT NULL")
 _INSTALLED = sa.text("SELECT min(installed_at) FROM lifecycle.installation")
-# Orders cleared since the last rewrite began (the erasure's own test of whether one is needed).
-_PENDING_ERASURE = sa.text("""
-    SELECT count(*) AS orders, min(recorded_at) AS since FROM lifecycle.purge_ledger
-    WHERE recorded_at >= coalesce((SELECT max(started_at) FROM lifecycle.erasure_runs), '-infinity')
-""")
 _REQUESTS = sa.text("""
     SELECT count(*) FILTER (WHERE received_at >= :since) AS received,
            count(*) FILTER (WHERE completed_at >= :since) AS answered,
@@ -356,6 +435,13 @@ _REQUESTS = sa.text("""
 _REQUESTS_PER_DAY = sa.text("""
     SELECT (completed_at AT TIME ZONE 'UTC')::date, count(*) FROM shop.data_requests
     WHERE completed_at >= :since GROUP BY 1
+""")
+_FAILED_REQUESTS = sa.text(
+    "SELECT request_id FROM shop.data_requests WHERE status = 'failed' ORDER BY request_id LIMIT 50"
+)
+_KILLED = sa.text("""
+    SELECT run_id FROM lifecycle.purge_runs WHERE status = 'killed' AND started_at >= :since
+    ORDER BY started_at
 """)
 _ALERTS = sa.text("""
     SELECT alert_id, raised_at, kind, run_id, message, delivered_at IS NOT NULL AS delivered
@@ -396,15 +482,24 @@ def build_report(
         recorded = (
             conn.execute(_INSTALLED).scalar() if _exists(conn, "lifecycle.installation") else None
         )
-        pending = PendingErasure(**conn.execute(_PENDING_ERASURE).mappings().one())
+        killed = list(conn.execute(_KILLED, {"since": since}).scalars())
+    pending = tuple(backlog.pending_erasures(engine, policy))
     installed_at = min((t for t in (recorded, history_begins) if t is not None), default=None)
     nights = [_night(run, ledger.get(run.run_id), erasures.get(run.run_id)) for run in runs]
     days = _days(since.date(), now.date(), nights, per_day, answered_per_day)
     checks: dict[str, dict[str, int]] = {}
+    accepted: dict[str, tuple[int, int]] = {}
     for run in runs:
         for check in run.checks:
             tally = checks.setdefault(check.name, {"passed": 0, "failed": 0})
             tally["passed" if check.passed else "failed"] += 1
+            if check.figures.get("accepted_count"):
+                accepted[check.name] = (
+                    int(check.figures["accepted_count"]),
+                    int(check.figures.get("accepted_rows") or 0),
+                )
+            else:
+                accepted.pop(check.name, None)
     return Report(
         generated_at=now,
         since=since,
@@ -423,6 +518,10 @@ def build_report(
         installed_at=installed_at,
         check_sentences=dict(check_sentences or {}),
         pending_erasure=pending,
+        erasure_deadline_hours=policy.retention.erasure_deadline_hours,
+        killed_purge_runs=killed,
+        accepted=accepted,
+        ledger=LedgerFigures.from_runs(runs),
     )
 
 
@@ -537,5 +636,6 @@ def _requests(conn, engine: Engine, policy: Policy, since: datetime, now: dateti
         overdue_now=open_now.overdue,
         overdue_request_ids=open_now.overdue_ids[:50],
         deadline_days=deadline_days,
+        failed_request_ids=list(conn.execute(_FAILED_REQUESTS).scalars()),
     )
     return figures, per_day

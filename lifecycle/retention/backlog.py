@@ -114,10 +114,13 @@ def pending_for(
 
 def pending_erasures(engine: Engine, policy: Policy | None = None) -> list[PendingErasure]:
     """Every table whose cleared values still sit in its data files, oldest first (for the report
-    and the deadline check). Without a policy, the reference schema's table names are used."""
+    and the deadline check). Without a policy, the reference schema's table names are used. A
+    table the shop does not have (e.g. no shop.data_requests) holds nothing to erase."""
     found = []
     with engine.connect() as conn:
         for relation, changes_sql in sources(policy).items():
+            if conn.execute(sa.text("SELECT to_regclass(:r)"), {"r": relation}).scalar() is None:
+                continue
             pending = pending_for(conn, relation, changes_sql, _case_columns(policy))
             if pending:
                 found.append(pending)

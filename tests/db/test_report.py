@@ -367,25 +367,32 @@ def test_each_check_is_listed_with_what_it_proves(
 
 
 def test_pending_erasure_is_in_the_verdict(engine, policy, dagster_settings, dagster_instance):
-    with engine.begin() as conn:  # cleared 30 hours ago, and no rewrite of the files since
+    """The report reads the retention lane's backlog, judged against its erasure deadline."""
+    assert policy.retention.erasure_deadline_hours == 48
+    with engine.begin() as conn:  # cleared 50 hours ago, and no rewrite of the files since
         conn.execute(
             sa.text("""INSERT INTO lifecycle.purge_ledger (run_id, order_id, purged_at, recorded_at,
                        action, reason, policy_version, policy_hash, cleared_columns)
-                       VALUES ('r1', 99, now(), now() - interval '30 hours', 'purge', 'erase_request',
+                       VALUES ('r1', 99, now(), now() - interval '50 hours', 'purge', 'erase_request',
                                '1', 'h', ARRAY['receiver_name'])""")
         )
     report = build(engine, policy, dagster_instance)
-    assert report.pending_erasure.orders == 1
+    assert "shop.orders" in {p.relation for p in report.pending_erasure}
     [(ok, text)] = [(ok, t) for ok, t in report.verdict() if "Erasure from disk pending" in t]
-    assert not ok and "for 1 cleared order (the oldest cleared 30 hours ago)" in text
-    seed(engine)
-    run_nightly(dagster_settings, dagster_instance)  # purges, then rewrites: nothing pending
+    assert not ok and "shop.orders (1 change)" in text
+    assert "the oldest cleared 50 hours ago (deadline 48 hours)" in text
+    with engine.begin() as conn:  # within the deadline the wait is normal: green
+        conn.execute(
+            sa.text("UPDATE lifecycle.purge_ledger SET recorded_at = now() - interval '30 hours'")
+        )
     report = build(engine, policy, dagster_instance)
-    assert (report.pending_erasure.orders, report.pending_erasure.since) == (0, None)
-    assert (
-        True,
-        "Every cleared order's old values have been rewritten out of the data files.",
-    ) in (report.verdict())
+    [(ok, text)] = [(ok, t) for ok, t in report.verdict() if "Erasure from disk pending" in t]
+    assert ok and "30 hours ago" in text
+    seed(engine)
+    run_nightly(dagster_settings, dagster_instance)  # purges, then rewrites: nothing overdue
+    report = build(engine, policy, dagster_instance)
+    [(ok, _text)] = [(ok, t) for ok, t in report.verdict() if "data files" in t]
+    assert ok
 
 
 def test_counts_of_one_read_as_one(engine, policy, dagster_settings, dagster_instance):
@@ -397,3 +404,55 @@ def test_counts_of_one_read_as_one(engine, policy, dagster_settings, dagster_ins
         "Now: 1 order has been past its window for more than 26 hours; 1 is past it in all" in text
     )
     assert "1 orders" not in text and "1 are" not in text
+
+
+def test_killed_purge_runs_and_failed_requests_are_named(engine, policy, dagster_instance):
+    """A purge run whose process died and a request the database refused each turn a line red."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("""INSERT INTO lifecycle.purge_runs (run_id, started_at, as_of, policy_version,
+                       policy_hash, status) VALUES ('dead-run', now() - interval '2 hours', now(), '1',
+                       'h', 'killed'), ('old-dead', now() - interval '90 days', now(), '1', 'h',
+                       'killed')""")
+        )
+        conn.execute(
+            sa.text("""INSERT INTO shop.data_requests (request_id, customer_id, kind, received_at,
+                       status) VALUES (41, 1, 'erase', now() - interval '1 day', 'failed')""")
+        )
+    verdict = build(engine, policy, dagster_instance).verdict()
+    killed = [(ok, t) for ok, t in verdict if "marked killed" in t]
+    assert killed == [
+        (
+            False,
+            "1 purge run died before recording its end (marked killed: dead-run); the next run "
+            "resumed the work.",
+        )
+    ]
+    [(ok, text)] = [(ok, t) for ok, t in verdict if "failed:" in t]
+    assert not ok and "1 data request failed" in text and "request ids 41" in text
+
+
+def test_accepted_findings_are_named_as_the_last_run_reported_them(engine, policy):
+    """Accepted findings (CheckResult.accepted) appear with their counts, never summed over nights."""
+    from lifecycle.report.build import build_report
+    from lifecycle.runs import RecordedCheck, RunSummary
+
+    now = datetime.now(UTC)
+
+    def night(run_id, hours_ago, figures):
+        check = RecordedCheck("no_personal_data_in_analytics", True, "analytics", figures)
+        created = now - timedelta(hours=hours_ago)
+        return RunSummary(run_id, "succeeded", created, created, checks=[check])
+
+    runs = [
+        night("n1", 50, {"accepted_count": 2, "accepted_rows": 30}),
+        night("n2", 26, {"accepted_count": 1, "accepted_rows": 7}),
+    ]
+    report = build_report(engine, policy, runs, now - timedelta(days=3), now)
+    assert report.accepted == {"no_personal_data_in_analytics": (1, 7)}
+    [(ok, text)] = [(ok, t) for ok, t in report.verdict() if t.startswith("Accepted findings")]
+    assert ok and "no_personal_data_in_analytics 1 finding, 7 rows." in text
+    runs.append(night("n3", 2, {}))  # the exception was resolved: nothing accepted any more
+    report = build_report(engine, policy, runs, now - timedelta(days=3), now)
+    assert report.accepted == {}
+    assert not [t for _ok, t in report.verdict() if t.startswith("Accepted findings")]

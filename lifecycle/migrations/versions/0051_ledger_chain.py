@@ -13,7 +13,10 @@ depends_on = None
 
 # chain: (table, id column, run-id column, canonical row text). A link's content hash is
 # the SHA-256 of its rows' SHA-256 digests in id order (a 32-byte digest per row keeps the
-# aggregate small; hashing the whole text at once cost 2× more here). The canonical text holds
+# aggregate small; hashing the whole text at once cost 2× more here). The order comes from a sorted
+# subquery, which an id-range index scan delivers without sorting (an aggregate's own ORDER BY
+# sorted again and doubled the cost of verifying); were it ever lost, verification would report a
+# break, never pass one. The canonical text holds
 # only columns written once, at insert (alerts' delivery fields change later), with timestamps
 # as epoch seconds so no session setting (TimeZone, DateStyle) changes it.
 CHAINS = {
@@ -97,9 +100,9 @@ def upgrade() -> None:
             head_seq bigint; head_hash bytea;
         BEGIN
             EXECUTE format(
-                'SELECT count(*), min(%1$I), max(%1$I), min(%2$s), '
-                'sha256(string_agg(sha256(textsend(%3$s)), ''''::bytea ORDER BY %1$I)) '
-                'FROM new_rows', TG_ARGV[1],
+                'SELECT count(*), min(i), max(i), min(r), sha256(string_agg(d, ''''::bytea)) '
+                'FROM (SELECT %1$I AS i, %2$s AS r, sha256(textsend(%3$s)) AS d '
+                '      FROM new_rows ORDER BY %1$I) s', TG_ARGV[1],
                 CASE WHEN TG_ARGV[2] = '' THEN 'NULL::text' ELSE quote_ident(TG_ARGV[2]) END, TG_ARGV[3])
               INTO n, lo, hi, run, content;
             IF n = 0 THEN
@@ -124,10 +127,10 @@ def upgrade() -> None:
                 (chain, link_seq, first_id, last_id, rows, run_id, content_hash, prev_hash, link_hash)
             SELECT '{chain}', 1, lo, hi, n, run, content,
                    NULL, lifecycle.ledger_link_hash('{chain}', 1, lo, hi, n, content, NULL)
-            FROM (SELECT count(*) AS n, min({id_column}) AS lo, max({id_column}) AS hi,
-                         min({run_column}) AS run,
-                         sha256(string_agg(sha256(textsend({canonical})), ''::bytea ORDER BY {id_column})) AS content
-                  FROM {table}) x
+            FROM (SELECT count(*) AS n, min(i) AS lo, max(i) AS hi, min(r) AS run,
+                         sha256(string_agg(d, ''::bytea)) AS content
+                  FROM (SELECT {id_column} AS i, {run_column} AS r, sha256(textsend({canonical})) AS d
+                        FROM {table} ORDER BY {id_column}) s) x
             WHERE n > 0;
             CREATE TRIGGER ledger_lock BEFORE INSERT ON {table}
                 FOR EACH STATEMENT EXECUTE FUNCTION lifecycle.ledger_lock('{chain}');

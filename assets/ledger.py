@@ -1,0 +1,41 @@
+"""The audit trail's anchor and its nightly verification (lifecycle/ledger, docs/compliance.md)."""
+
+import dagster as dg
+
+from lifecycle.ledger.chain import heads, verify
+from orchestration import names
+from orchestration.anchors import anchor_metadata, recorded_anchors
+from orchestration.resources import ShopDatabase
+
+
+@dg.asset(
+    name=names.LEDGER_ANCHOR,
+    group_name="evidence",
+    kinds={"postgres"},
+    owners=["team:data"],
+    deps=["erased_purged_storage", "finished_erasure_requests"],
+)
+def ledger_anchor(shop: ShopDatabase) -> dg.MaterializeResult:
+    """The last link of every audit chain after the night's writes, recorded outside the database."""
+    return dg.MaterializeResult(metadata=anchor_metadata(heads(shop.engine())))
+
+
+@dg.asset_check(
+    name=names.LEDGER_CHECK,
+    asset=ledger_anchor,
+    blocking=False,
+    description="No audit-trail row was edited, deleted, inserted around the chain or cut off "
+    "since it was written: every hash and every anchored head still match.",
+)
+def ledger_chain_intact(
+    context: dg.AssetCheckExecutionContext, shop: ShopDatabase
+) -> dg.AssetCheckResult:
+    """Recomputes every chain and checks every anchor the run history holds."""
+    result = verify(shop.engine(), recorded_anchors(context.instance))
+    return dg.AssetCheckResult(
+        passed=result.intact, description=result.summary(), metadata=result.metadata()
+    )
+
+
+ledger_assets = [ledger_anchor]
+ledger_checks = [ledger_chain_intact]

@@ -1,0 +1,54 @@
+"""`lifecycle record`: the record of processing activities, from the policy and the measured history."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from cli.context import engine_for, fail_cleanly, pass_settings
+from cli.report import check_sentences
+from lifecycle.files import write_private
+from lifecycle.policy import load_policy
+from lifecycle.record.build import RecordError, build_record
+from lifecycle.record.render import render
+from lifecycle.report.build import ReportError, parse_since
+from lifecycle.settings import Settings
+from orchestration.instance import open_instance
+from orchestration.reporting import report_from_history
+
+
+@click.command()
+@click.option(
+    "--out", type=click.Path(path_type=Path, dir_okay=False), required=True, help="File to write."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["html", "md", "json"]),
+    help="Default: from the --out suffix (.md, .json), else html.",
+)
+@click.option("--since", default="30d", show_default=True, help="Period of the evidence.")
+@pass_settings
+@fail_cleanly
+def record(settings: Settings, out: Path, fmt: str | None, since: str) -> None:
+    """Writes the record of processing: purposes, data, recipients, retention, measures, evidence."""
+    policy = load_policy(settings.policy_path)
+    now = datetime.now(UTC)
+    try:
+        start = parse_since(since, now)
+    except ReportError as exc:
+        raise click.BadParameter(str(exc).removeprefix("--since: "), param_hint="--since") from None
+    with open_instance(settings) as instance:
+        report = report_from_history(
+            engine_for(settings), policy, instance, start, now, None, check_sentences(settings)
+        )
+    try:
+        built = build_record(policy, report)
+    except RecordError as exc:
+        raise click.ClickException(str(exc)) from None
+    fmt = fmt or {".md": "md", ".json": "json"}.get(out.suffix.lower(), "html")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_private(out, render(built, fmt).encode("utf-8"))
+    click.echo(
+        f"wrote {out} ({fmt}): record of processing for {built.controller}, evidence {built.period}"
+    )

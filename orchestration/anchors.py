@@ -1,0 +1,49 @@
+"""The ledger's anchors: each night's chain heads, kept in the run history outside lifecycle.*.
+
+The `ledger_anchor` asset records the heads in its materialisation metadata (key `anchors`); they
+are read back here for `lifecycle ledger verify` and the nightly check, so a chain rebuilt inside
+the database after an edit still differs from what the history recorded.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import dagster as dg
+
+from lifecycle.ledger.chain import Head
+from orchestration import names
+
+ANCHORS_KEY = "anchors"
+
+
+def anchor_metadata(heads: list[Head]) -> dict[str, object]:
+    """The materialisation metadata of tonight's anchor: one text per chain, and a table a person reads."""
+    return {
+        ANCHORS_KEY: dg.MetadataValue.json([head.as_text() for head in heads]),
+        **{head.chain: f"link {head.link_seq}, sha256 {head.link_hash[:16]}…" for head in heads},
+    }
+
+
+def recorded_anchors(instance: dg.DagsterInstance, since: datetime | None = None) -> list[Head]:
+    """Every anchor the run history holds (since `since`), oldest first."""
+    found: list[Head] = []
+    cursor = None
+    while True:
+        page = instance.fetch_materializations(
+            dg.AssetRecordsFilter(
+                asset_key=dg.AssetKey(names.LEDGER_ANCHOR),
+                after_timestamp=since.timestamp() if since else None,
+            ),
+            limit=1000,
+            cursor=cursor,
+            ascending=True,
+        )
+        for record in page.records:
+            mat = record.asset_materialization
+            value = mat.metadata.get(ANCHORS_KEY) if mat is not None else None
+            for text in value.value if value is not None else []:
+                found.append(Head.from_text(text))
+        if not page.has_more:
+            return found
+        cursor = page.cursor

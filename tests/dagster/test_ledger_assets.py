@@ -1,0 +1,120 @@
+"""The ledger's anchor is recorded in the run history each night, and the nightly check uses it."""
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from assets.ledger import ledger_assets, ledger_checks
+from assets.retention import retention_assets, retention_checks
+from cli import main
+from lifecycle.ledger.chain import heads
+from lifecycle.report.render import render
+from orchestration import tags
+from orchestration.anchors import recorded_anchors
+from orchestration.reporting import report_from_history
+from orchestration.resources import ShopDatabase
+from sensors.schedules import nightly_lifecycle
+from tests.db.test_report_cli import env_for
+from tests.shop import PERSONAL, add_delivered, leaked
+
+DAY = timedelta(days=1)
+
+
+def night(settings, instance):
+    """The nightly job over the retention and ledger assets, recorded as `lifecycle nightly` would."""
+    defs = dg.Definitions(
+        assets=[*retention_assets, *ledger_assets],
+        asset_checks=[*retention_checks, *ledger_checks],
+        jobs=[nightly_lifecycle],
+        resources={
+            "shop": ShopDatabase(url=settings.database_url, policy_path=str(settings.policy_path))
+        },
+    )
+    return defs.resolve_job_def("nightly_lifecycle").execute_in_process(
+        instance=instance, tags=tags.trigger_tags("cli"), raise_on_error=False
+    )
+
+
+def ledger_check(result) -> dg.AssetCheckEvaluation:
+    [evaluation] = [
+        e for e in result.get_asset_check_evaluations() if e.check_name == "ledger_chain_intact"
+    ]
+    return evaluation
+
+
+def test_each_night_anchors_the_heads_and_checks_the_chain(
+    engine, dagster_settings, dagster_instance
+):
+    with engine.begin() as conn:
+        add_delivered(conn, 1, datetime.now(UTC) - 40 * DAY)
+        add_delivered(conn, 2, datetime.now(UTC) - 50 * DAY)
+    result = night(dagster_settings, dagster_instance)
+    assert result.success and ledger_check(result).passed
+    assert recorded_anchors(dagster_instance) == heads(engine)
+    assert {h.chain for h in heads(engine)} == {"purge_ledger", "erasure_runs"}
+
+
+def test_a_tail_cut_after_the_anchor_fails_the_next_nights_check(
+    engine, dagster_settings, dagster_instance
+):
+    with engine.begin() as conn:
+        add_delivered(conn, 1, datetime.now(UTC) - 40 * DAY)
+    assert night(dagster_settings, dagster_instance).success
+    with engine.begin() as conn:  # someone removes the night's ledger and its link
+        conn.execute(sa.text("DELETE FROM lifecycle.purge_ledger"))
+        conn.execute(sa.text("DELETE FROM lifecycle.ledger_links WHERE chain = 'purge_ledger'"))
+    result = night(dagster_settings, dagster_instance)
+    check = ledger_check(result)
+    assert result.success  # not blocking: the purge still ran
+    assert not check.passed
+    assert "purge_ledger: link 1" in check.metadata["first_break"].value
+    assert "truncated" in check.description
+
+
+def test_ledger_verify_exits_1_naming_the_first_broken_link(
+    engine, dagster_settings, dagster_instance
+):
+    with engine.begin() as conn:
+        add_delivered(conn, 1, datetime.now(UTC) - 40 * DAY)
+    run = night(dagster_settings, dagster_instance)
+    runner = CliRunner()
+    ok = runner.invoke(main, ["ledger", "verify"], env=env_for(dagster_settings))
+    assert ok.exit_code == 0, ok.output
+    assert "ledger intact: 2 rows in 2 links" in ok.output and "anchors match" in ok.output
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE lifecycle.purge_ledger SET reason = :v"),
+            {"v": PERSONAL["receiver_name"]},
+        )
+    broken = runner.invoke(
+        main, ["ledger", "verify", "--since", "7d"], env=env_for(dagster_settings)
+    )
+    assert broken.exit_code == 1
+    assert (
+        f"purge_ledger: link 1, row id 1, run {run.run_id}: a row in its id range was altered"
+        in broken.output
+    )
+    assert not leaked(broken.output)
+
+
+def test_the_report_shows_the_verified_range_at_a_glance(
+    engine, policy, dagster_settings, dagster_instance
+):
+    with engine.begin() as conn:
+        add_delivered(conn, 1, datetime.now(UTC) - 40 * DAY)
+    now = datetime.now(UTC)
+    before = report_from_history(engine, policy, dagster_instance, now - 30 * DAY, now)
+    assert (
+        False,
+        "The audit trail's hash chains were not verified in the period (no "
+        "ledger_chain_intact check ran); run `lifecycle ledger verify`.",
+    ) in before.verdict()
+    night(dagster_settings, dagster_instance)
+    now = datetime.now(UTC)
+    report = report_from_history(engine, policy, dagster_instance, now - 30 * DAY, now)
+    [(ok, text)] = [(ok, t) for ok, t in report.verdict() if t.startswith("The audit trail")]
+    assert ok and "verified intact" in text and "2 rows against 2 anchors" in text
+    assert "purge_ledger links 1..1, 1 rows" in text
+    assert text in render(report, "md")
