@@ -11,7 +11,7 @@ from cli.context import (
     pass_settings,
     run_job,
 )
-from lifecycle import db, schema, synthetic
+from lifecycle import db, schema
 from lifecycle.policy import load_policy
 from lifecycle.retention import standing
 from lifecycle.settings import Settings
@@ -36,6 +36,9 @@ def due(settings: Settings) -> None:
 @fail_cleanly
 def demo(settings: Settings, orders: int, seed: int) -> None:
     """Seeds a deterministic synthetic shop and runs the nightly job once."""
+    # Faker and the generator cost a second of import; only the demo seeds, so only it pays.
+    from lifecycle import synthetic
+
     engine = engine_for(settings)
     schema.upgrade(engine)
     click.echo(f"database: {db.safe_url(engine.url)}")
