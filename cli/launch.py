@@ -55,7 +55,6 @@ class RunOutcome:
     run_id: str
     success: bool
     events: list[dg.DagsterEvent]
-    queued: bool
 
 
 def run_job(
@@ -81,7 +80,6 @@ def run_job(
                 run_id=run_id,
                 success=run.status == dg.DagsterRunStatus.SUCCESS,
                 events=queue.run_events(instance, run_id),
-                queued=True,
             )
         from definitions import build_definitions
 
@@ -97,9 +95,7 @@ def run_job(
                 run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
             )
         )
-        return RunOutcome(
-            run_id=result.run_id, success=result.success, events=result.all_events, queued=False
-        )
+        return RunOutcome(run_id=result.run_id, success=result.success, events=result.all_events)
 
 
 def _error_class(error) -> str:
