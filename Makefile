@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install db demo lint test bench ui report clean
+.PHONY: install db demo lint test bench ui report stop shell clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -46,5 +46,14 @@ ui: db
 report: db
 	$(BIN)/lifecycle report --since 30d --out .lifecycle/report.html --ui-url http://127.0.0.1:3000
 
+# The embedded PostgreSQL keeps running after each command (the CLI, `make ui` and the tests share
+# it); this stops it. `make shell` opens psql on the shop database.
+stop: install
+	$(BIN)/lifecycle db stop
+
+shell: db
+	$(BIN)/lifecycle db shell
+
 clean:
+	if [ -x $(BIN)/lifecycle ]; then $(BIN)/lifecycle db stop; fi
 	rm -rf $(VENV) .lifecycle

@@ -2,7 +2,9 @@
 
 import dagster as dg
 
-from lifecycle.retention import erasure, purge, standing
+from assets.check_results import as_asset_check_result
+from assets.metadata import compact
+from lifecycle.retention import backlog, erasure, purge, standing
 from orchestration import names
 from orchestration.resources import ShopDatabase
 
@@ -16,7 +18,7 @@ def due_orders(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.Mate
         context.log.warning(
             f"{summary.anomaly_total} orders cannot be judged and are kept: {summary.anomalies}"
         )
-    return dg.MaterializeResult(metadata=summary.metadata(policy))
+    return dg.MaterializeResult(metadata=compact(summary.metadata(policy)))
 
 
 @dg.asset(group_name="retention", kinds={"postgres"}, owners=["team:data"], deps=[due_orders])
@@ -29,7 +31,7 @@ def purged_orders(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.M
         as_of=shop.as_of(),
         on_batch=lambda r: context.log.info(f"batch {r.batches}: {r.purged} orders purged so far"),
     )
-    return dg.MaterializeResult(metadata=report.metadata())
+    return dg.MaterializeResult(metadata=compact(report.metadata()))
 
 
 @dg.asset_check(asset=purged_orders, blocking=True)
@@ -37,6 +39,12 @@ def no_overdue_personal_data(shop: ShopDatabase) -> dg.AssetCheckResult:
     """No order past its window still holds personal fields once the purge has run."""
     overdue = standing.count_overdue(shop.engine(), shop.policy(), shop.as_of())
     return dg.AssetCheckResult(passed=overdue == 0, metadata={"overdue_orders": overdue})
+
+
+@dg.asset_check(asset=purged_orders, blocking=True)
+def cleared_orders_hold_no_personal_data(shop: ShopDatabase) -> dg.AssetCheckResult:
+    """Every order marked cleared has each personal column, and its cases' notes, NULL."""
+    return as_asset_check_result(standing.values_left_after_clear(shop.engine(), shop.policy()))
 
 
 # After the carrier hand-off refresh too (assets/logistics.py), so rows it removed tonight are
@@ -64,5 +72,16 @@ def erased_purged_storage(
     return dg.MaterializeResult(metadata=report.metadata())
 
 
+# Not blocking: an erasure that waits for an old snapshot is normal; only an overdue one alerts.
+@dg.asset_check(asset=erased_purged_storage, blocking=False)
+def erasure_within_deadline(shop: ShopDatabase) -> dg.AssetCheckResult:
+    """Cleared values have left the data files within retention.erasure_deadline_hours."""
+    return as_asset_check_result(backlog.erasure_deadline(shop.engine(), shop.policy()))
+
+
 retention_assets = [due_orders, purged_orders, erased_purged_storage]
-retention_checks = [no_overdue_personal_data]
+retention_checks = [
+    no_overdue_personal_data,
+    cleared_orders_hold_no_personal_data,
+    erasure_within_deadline,
+]

@@ -7,45 +7,10 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from cli import summary
 from lifecycle.settings import Settings
 from orchestration import queue, tags
 from orchestration.instance import keep_run_files_private, open_instance
-
-# What the terminal shows of each step's metadata; the run history keeps everything.
-SHOWN = {
-    "eligible",
-    "purged",
-    "kept_by_open_case",
-    "stale",
-    "anomalies",
-    "oldest_overdue_days",
-    "ran",
-    "seconds",
-    "policy_version",
-    "bytes_before",
-    "bytes_after",
-    "rows_by_carrier",
-    "removed_by_reason",
-    "mode",
-    "days_rebuilt",
-    "rows_written",
-    "units_folded",
-    "units_withheld",
-    "table_rows",
-    "rows",
-    "handled",
-    "by_status",
-    "rejected_by_reason",
-    "failed_request_ids",
-    "orders_cleared",
-    "orders_pending",
-    "exports_written",
-    "open",
-    "overdue",
-    "overdue_request_ids",
-    "requests_done",
-    "deleted",
-}
 
 
 @dataclass(frozen=True)
@@ -105,17 +70,21 @@ def _error_class(error) -> str:
 
 
 def summary_lines(events: Iterable[dg.DagsterEvent]) -> Iterator[str]:
-    """One line per materialized asset (its main figures), per evaluated check and failed step."""
+    """Each materialized asset's figures with their meaning (cli/summary.py), each failed step by
+    its error's class, then the checks in one line."""
+    checks: list[tuple[str, bool]] = []
     for event in events:
         if event.is_step_materialization:
             mat = event.step_materialization_data.materialization
             if mat.partition:  # one per rebuilt sales day; the step's own summary follows
                 continue
-            shown = {k: v.value for k, v in mat.metadata.items() if k in SHOWN}
-            yield f"{mat.asset_key.to_user_string()}: {shown}"
+            values = {k: v.value for k, v in mat.metadata.items()}
+            yield from summary.asset_lines(mat.asset_key.to_user_string(), values)
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             check = event.event_specific_data
-            yield f"check {check.check_name}: {'passed' if check.passed else 'FAILED'}"
+            checks.append((check.check_name, check.passed))
         elif event.is_step_failure:
             # The error's class only: its message may quote data; the run's page has the rest.
             yield f"step {event.step_key}: FAILED ({_error_class(event.step_failure_data.error)})"
+    if checks:
+        yield summary.checks_line(checks)

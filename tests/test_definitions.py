@@ -20,6 +20,7 @@ ASSETS = {
     "sales_volume_daily",
     "weekly_demand",
     "product_line_summary",
+    "sales_units_dp",
     "handled_data_requests",
     "finished_erasure_requests",
     "open_data_requests",  # requests
@@ -28,6 +29,7 @@ ASSETS = {
 }
 BLOCKING_CHECKS = {
     "no_overdue_personal_data",
+    "cleared_orders_hold_no_personal_data",
     "handoff_has_only_allowed_columns",
     "no_handoff_row_for_finished_orders",
     "carrier_roles_see_only_their_own_rows",
@@ -37,10 +39,12 @@ BLOCKING_CHECKS = {
     "no_personal_patterns_in_analytics",
     "no_raw_values_in_analytics",
     "published_cells_cover_k_customers",
+    "no_differencing_in_sales_tables",
+    "dp_release_within_budget",
     "no_raw_values_in_run_history",
 }
 # Overdue requests are flagged, not blocking: a late answer must not stop the night's purge.
-NON_BLOCKING_CHECKS = {"no_overdue_data_requests"}
+NON_BLOCKING_CHECKS = {"no_overdue_data_requests", "erasure_within_deadline"}
 
 
 def test_definitions_load():

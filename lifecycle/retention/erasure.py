@@ -1,14 +1,18 @@
-"""Physical erasure: purged values leave the data files, not just the visible rows.
+"""Physical erasure: cleared values leave the data files, not just the visible rows.
 
 An UPDATE writes a new row version and leaves the old one on disk; plain VACUUM marks its space
 free but leaves the bytes readable in the page. `VACUUM FULL` rewrites the table, its TOAST and
-its indexes into new files and unlinks the old ones, so the purged values are gone from every
-file PostgreSQL keeps for the table. It holds an ACCESS EXCLUSIVE lock while it runs (about a
-second per million orders here; see bench/RESULTS.md), so it waits at most
-`erasure_lock_timeout_seconds` and, failing that, stays pending for the next run.
-A rewrite also keeps every row version that some open snapshot can still see, so it first waits
-(within the same timeout) for transactions older than itself to end, and refuses otherwise:
-reporting an erasure that left the values on disk would be worse than reporting none.
+its indexes into new files and unlinks the old ones. Only the tables with changes since their own
+last rewrite are rewritten (lifecycle/retention/backlog.py). Each takes an ACCESS EXCLUSIVE lock
+for its duration, waited for at most `erasure_lock_timeout_seconds`.
+
+A rewrite must copy every row version some snapshot can still see, so it first waits (within the
+same timeout) for exactly the snapshots that hold those versions back (lifecycle/retention/
+horizon.py). If they are still there, or a lock is not granted, the erasure stays *pending*: it is
+recorded in lifecycle.erasure_waits, the night succeeds, the next run retries, and the asset check
+`erasure_within_deadline` fails only once cleared values have stayed on disk longer than
+`erasure_deadline_hours`. After a rewrite, ANALYZE refreshes the statistics and pg_statistic is
+rewritten too, where the job's user may (lifecycle/retention/statistics.py).
 Copies that remain for a bounded time (WAL, backups) are described in docs/retention.md.
 """
 
@@ -17,36 +21,50 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from lifecycle.db import describe_db_error
 from lifecycle.policy import Policy
+from lifecycle.retention import horizon, statistics
+from lifecycle.retention.backlog import PendingErasure, pending_erasures
 from lifecycle.tables import HANDOFF_TABLE, REQUESTS_TABLE
+
+__all__ = ["ErasureError", "ErasureReport", "erase_purged_storage", "pending_erasures"]
+
+LOCK_NOT_AVAILABLE = "55P03"
 
 
 class ErasureError(RuntimeError):
-    """The rewrite could not run; purged rows stay logically cleared and erasure stays pending."""
+    """The rewrite failed for a reason waiting will not fix (e.g. the job's user may not vacuum)."""
 
 
 @dataclass
 class ErasureReport:
-    """Whether the rewrite ran, over which tables, and what it cost."""
+    """Whether the rewrite ran, over which tables, what waits, and what it cost."""
 
     ran: bool
     reason: str
     tables: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+    waiting_for: list[str] = field(default_factory=list)
+    statistics: str = "not needed"
+    dead_versions_kept: int = 0
     seconds: float = 0.0
     bytes_before: int = 0
     bytes_after: int = 0
 
     def metadata(self) -> dict[str, object]:
+        """Table names, counts and process ids; never a value."""
         return {
             "ran": self.ran,
             "reason": self.reason,
             "tables": self.tables,
+            "pending_tables": self.pending,
+            "waiting_for": self.waiting_for[:5],
+            "statistics": self.statistics,
+            "dead_versions_kept": self.dead_versions_kept,
             "seconds": round(self.seconds, 3),
             "bytes_before": self.bytes_before,
             "bytes_after": self.bytes_after,
@@ -54,8 +72,8 @@ class ErasureReport:
 
 
 def erasure_tables(policy: Policy) -> list[str]:
-    """Every table whose purged values must leave the disk (the carrier hand-off keeps copies; a
-    correction's payload is redacted once answered, and its old row version must go too)."""
+    """Every table whose cleared values must leave the disk (the carrier hand-off keeps copies; a
+    request's payload is redacted once answered, and its old row version must go too)."""
     return [
         policy.raw.orders.table,
         policy.raw.after_sales_cases.table,
@@ -64,48 +82,40 @@ def erasure_tables(policy: Policy) -> list[str]:
     ]
 
 
-_PENDING = sa.text("""
-    SELECT EXISTS (
-        SELECT 1 FROM lifecycle.purge_ledger
-        WHERE recorded_at >= coalesce((SELECT max(started_at) FROM lifecycle.erasure_runs), '-infinity')
-    )
-""")
 _SIZE = sa.text(
     "SELECT CAST(coalesce(sum(pg_total_relation_size(CAST(t AS regclass))), 0) AS bigint) FROM unnest(CAST(:tables AS text[])) t"
 )
+_NEWEST = sa.text(
+    "SELECT CAST(x AS text) FROM unnest(CAST(:xids AS xid[])) x ORDER BY age(x) LIMIT 1"
+)
+# Every change recorded (by its transaction's start time) before `covers_until` had committed when
+# the rewrites began: no transaction of this database older than it was still open.
+_COVERAGE = sa.text("""
+    SELECT least(clock_timestamp(), (SELECT min(xact_start) FROM pg_stat_activity
+                                     WHERE datname = current_database() AND pid <> pg_backend_pid())),
+           CAST(pg_snapshot_xmin(pg_current_snapshot()) AS text)
+""")
 _RECORD = sa.text("""
     INSERT INTO lifecycle.erasure_runs
-        (run_id, started_at, finished_at, mechanism, tables, bytes_before, bytes_after)
-    VALUES (:run_id, :started_at, now(), 'vacuum_full', :tables, :before, :after)
+        (run_id, started_at, finished_at, mechanism, tables, bytes_before, bytes_after,
+         covers_until, horizon_xid)
+    VALUES (:run_id, :started_at, now(), 'vacuum_full', :tables, :before, :after,
+            :covers_until, CAST(:horizon AS xid8))
 """)
-
-
-# Transactions that may still see rows as they were before the purge. VACUUM FULL must copy
-# every row version such a snapshot can see, so the old values would survive the rewrite: a
-# snapshot in this database, or any older transaction holding an xid anywhere in the cluster
-# (the rewrite's own snapshot starts at the cluster's oldest running xid).
-_OLDER_SNAPSHOTS = sa.text("""
-    SELECT 'pid ' || pid || ' in database ' || coalesce(datname, '-') || ' ('
-           || coalesce(nullif(application_name, ''), backend_type)
-           || ', transaction open since ' || to_char(xact_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC)'
-    FROM pg_stat_activity
-    WHERE pid <> pg_backend_pid() AND xact_start < :since
-      AND ((datname = current_database() AND backend_xmin IS NOT NULL) OR backend_xid IS NOT NULL)
-    UNION ALL
-    SELECT 'prepared transaction ' || gid FROM pg_prepared_xacts WHERE prepared < :since
-    UNION ALL
-    SELECT 'replication slot ' || slot_name FROM pg_replication_slots
-    WHERE xmin IS NOT NULL AND (database IS NULL OR database = current_database())
+_RECORD_WAIT = sa.text("""
+    INSERT INTO lifecycle.erasure_waits (run_id, relations, cleared_since, waiting_for)
+    VALUES (:run_id, :relations, :cleared_since, :waiting_for)
 """)
 
 
 class _KeptVersions:
-    """Reads VACUUM VERBOSE's report: "N dead row versions cannot be removed yet" means the
-    rewrite copied old versions (with their values) into the new files."""
+    """Reads VACUUM VERBOSE's "N dead row versions cannot be removed yet": versions the rewrite had
+    to copy. After the horizon wait these belong to changes newer than the erasure's (concurrent
+    writes of the shop), so the count is reported, not treated as a failure."""
 
     _PATTERN = re.compile(r"(\d+) dead row versions cannot be removed yet")
 
-    def __init__(self, conn):
+    def __init__(self, conn: Connection):
         self.count = 0
         self._driver = conn.connection.driver_connection
 
@@ -121,86 +131,124 @@ class _KeptVersions:
         self.count += sum(int(n) for n in self._PATTERN.findall(text))
 
 
-def _wait_for_older_snapshots(conn, since: datetime, timeout: float) -> None:
-    """Waits until no transaction begun before `since` can still see pre-purge row versions."""
+def wait_for_horizon(
+    conn: Connection, newest_xid: str, timeout: float, catalog: bool = False
+) -> list[str]:
+    """Waits up to `timeout` seconds until no snapshot holds back versions of `newest_xid`; returns
+    what still does (empty when the rewrite may run)."""
     deadline = time.monotonic() + timeout
     while True:
-        holders = conn.execute(_OLDER_SNAPSHOTS, {"since": since}).scalars().all()
-        if not holders:
-            return
-        if time.monotonic() >= deadline:
-            raise ErasureError(
-                f"not rewriting: {len(holders)} older snapshot(s) can still see the purged rows, and a "
-                f"rewrite would have to keep their old versions on disk: {'; '.join(holders[:5])}. "
-                "Purged fields are cleared; physical erasure stays pending and the next run retries. "
-                "End the long transaction, or raise retention.erasure_lock_timeout_seconds."
-            )
+        held = horizon.holders(conn, newest_xid, catalog=catalog)
+        if not held or time.monotonic() >= deadline:
+            return held
         time.sleep(0.2)
 
 
-def erasure_pending(engine: Engine) -> bool:
-    """True when some order was purged since the last rewrite began."""
-    with engine.connect() as conn:
-        return bool(conn.execute(_PENDING).scalar())
+def _rewrite(conn: Connection, table: str) -> int:
+    """VACUUM FULL of one table; returns the dead versions it had to keep. Raises on a lock timeout."""
+    schema, name = table.split(".")
+    with _KeptVersions(conn) as kept:
+        conn.execute(sa.text(f'VACUUM (FULL, ANALYZE, VERBOSE) "{schema}"."{name}"'))
+    return kept.count
+
+
+def _record_wait(
+    conn: Connection, run_id: str, relations: list[str], pending: dict, held: list[str]
+) -> None:
+    times = [pending[r].cleared_since for r in relations if r in pending]
+    if times:  # a forced rewrite of tables with nothing cleared owes nothing
+        conn.execute(
+            _RECORD_WAIT,
+            {
+                "run_id": run_id,
+                "relations": relations,
+                "cleared_since": min(times),
+                "waiting_for": held,
+            },
+        )
 
 
 def erase_purged_storage(
     engine: Engine, policy: Policy, run_id: str, force: bool = False
 ) -> ErasureReport:
-    """Rewrites the purged tables when anything was purged since the last rewrite."""
+    """Rewrites each table holding values cleared since its last rewrite, or records why it waits."""
     if policy.retention.physical_erasure == "none":
         return ErasureReport(
             ran=False, reason="disabled by policy (retention.physical_erasure: none)"
         )
-    if not force and not erasure_pending(engine):
-        return ErasureReport(ran=False, reason="nothing purged since the last rewrite")
-    tables = erasure_tables(policy)
-    started_at = datetime.now(UTC)
+    pending: dict[str, PendingErasure] = {p.relation: p for p in pending_erasures(engine, policy)}
+    tables = [t for t in erasure_tables(policy) if force or t in pending]
+    if not tables:
+        return ErasureReport(ran=False, reason="nothing cleared since the last rewrite")
+    timeout = policy.retention.erasure_lock_timeout_seconds
+    report = ErasureReport(ran=False, reason="")
     clock = time.perf_counter()
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        xids = [p.newest_xid for t, p in pending.items() if t in tables]
+        if xids:
+            newest = conn.execute(_NEWEST, {"xids": xids}).scalar_one()
+            held = wait_for_horizon(conn, newest, timeout)
+            if held:
+                _record_wait(conn, run_id, tables, pending, held)
+                return ErasureReport(
+                    ran=False,
+                    reason=(
+                        f"pending: {len(held)} snapshot(s) can still see the cleared rows; the "
+                        "values stay on disk until they end, and the next run retries"
+                    ),
+                    pending=tables,
+                    waiting_for=held,
+                    seconds=time.perf_counter() - clock,
+                )
+        started_at = conn.execute(sa.text("SELECT clock_timestamp()")).scalar_one()
+        covers_until, horizon_xid = conn.execute(_COVERAGE).one()
         before = conn.execute(_SIZE, {"tables": tables}).scalar_one()
-        _wait_for_older_snapshots(conn, started_at, policy.retention.erasure_lock_timeout_seconds)
-        conn.execute(
-            sa.text(f"SET lock_timeout = '{int(policy.retention.erasure_lock_timeout_seconds)}s'")
-        )
+        conn.execute(sa.text(f"SET lock_timeout = '{int(timeout)}s'"))
         try:  # the timeout is a session setting: never hand it back to the pool
             for table in tables:
-                schema, name = table.split(".")
                 try:
-                    with _KeptVersions(conn) as kept:
-                        conn.execute(
-                            sa.text(f'VACUUM (FULL, ANALYZE, VERBOSE) "{schema}"."{name}"')
-                        )
+                    report.dead_versions_kept += _rewrite(conn, table)
+                    report.tables.append(table)
                 except sa.exc.DBAPIError as exc:
-                    raise ErasureError(
-                        f"could not rewrite {table}: {describe_db_error(exc)}. Purged fields are cleared but "
-                        "their old row versions remain on disk; the next run retries. If a long transaction "
-                        "holds the table, end it or raise retention.erasure_lock_timeout_seconds."
-                    ) from None
-                if kept.count:
-                    raise ErasureError(
-                        f"the rewrite of {table} kept {kept.count} old row version(s) that a concurrent "
-                        "snapshot could still see, so purged values may remain on disk. Physical erasure "
-                        "stays pending and the next run retries; look for long transactions on the server."
-                    )
+                    if getattr(exc.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+                        raise ErasureError(
+                            f"could not rewrite {table}: {describe_db_error(exc)}. Cleared fields stay "
+                            "cleared but their old row versions remain on disk; see docs/retention.md "
+                            "for the privileges the job's user needs."
+                        ) from None
+                    report.pending.append(table)
+                    report.waiting_for.append(f"lock on {table} not granted within {timeout} s")
+            if report.tables:
+                report.statistics = statistics.erase_old_statistics(conn, timeout)
         finally:
             conn.execute(sa.text("RESET lock_timeout"))
-        after = conn.execute(_SIZE, {"tables": tables}).scalar_one()
-        conn.execute(
-            _RECORD,
-            {
-                "run_id": run_id,
-                "started_at": started_at,
-                "tables": tables,
-                "before": before,
-                "after": after,
-            },
-        )
-    return ErasureReport(
-        ran=True,
-        reason="rewrote purged tables",
-        tables=tables,
-        seconds=time.perf_counter() - clock,
-        bytes_before=before,
-        bytes_after=after,
+        if report.tables:
+            report.bytes_before = before
+            report.bytes_after = conn.execute(_SIZE, {"tables": tables}).scalar_one()
+            conn.execute(
+                _RECORD,
+                {
+                    "run_id": run_id,
+                    "started_at": started_at,
+                    "tables": report.tables,
+                    "before": before,
+                    "after": report.bytes_after,
+                    "covers_until": covers_until,
+                    "horizon": horizon_xid,
+                },
+            )
+        if report.pending:
+            _record_wait(conn, run_id, report.pending, pending, report.waiting_for)
+    report.ran = bool(report.tables)
+    report.reason = f"rewrote {len(report.tables)} table(s)" + (
+        f"; {len(report.pending)} pending: {'; '.join(report.waiting_for)}"
+        if report.pending
+        else ""
     )
+    report.seconds = time.perf_counter() - clock
+    return report
+
+
+def erasure_pending(engine: Engine, policy: Policy | None = None) -> bool:
+    """True when some table still holds values cleared since its last rewrite."""
+    return bool(pending_erasures(engine, policy))

@@ -21,6 +21,8 @@ from lifecycle.batches import keyset_bound_sql, run_in_batches
 from lifecycle.db import describe_db_error
 from lifecycle.orders import SAMPLE_IDS
 from lifecycle.policy import Policy
+from lifecycle.retention import liveness
+from lifecycle.retention.coverage import require_personal_coverage
 from lifecycle.retention.rules import Cutoffs, RetentionSql
 
 
@@ -41,6 +43,7 @@ class PurgeReport:
     policy_hash: str
     purged: int = 0
     notes_cleared: int = 0
+    recleared: int = 0
     batches: int = 0
     seconds: float = 0.0
     purged_ids_sample: list[int] = field(default_factory=list)
@@ -54,6 +57,7 @@ class PurgeReport:
         return {
             "purged": self.purged,
             "case_notes_cleared": self.notes_cleared,
+            "recleared": self.recleared,
             "batches": self.batches,
             "seconds": round(self.seconds, 3),
             "rows_per_second": round(self.rows_per_second),
@@ -74,6 +78,7 @@ class _Rule:
     action: str
     reason: str
     request_id: str = "CAST(NULL AS bigint)"
+    reclear: bool = False
 
 
 def _retention_rule(q: RetentionSql) -> _Rule:
@@ -86,6 +91,7 @@ def _retention_rule(q: RetentionSql) -> _Rule:
         reason="""CASE p.status WHEN 'delivered' THEN 'after_sales_window_closed'
                                 WHEN 'cancelled' THEN 'cancelled_retention_elapsed'
                                 ELSE 'abandoned_unpaid' END""",
+        reclear=True,
     )
 
 
@@ -107,10 +113,21 @@ def _purge_batch_sql(q: RetentionSql, rule: _Rule | None = None) -> str:
     The UPDATE carries the whole due predicate, so a row changed by a concurrent transaction is
     re-checked against it before being cleared. The ledger names the columns the purge set to
     NULL (the policy's personal columns, plus the case columns where a case held a value).
+    Under the retention rule it also clears again an order marked cleared that still holds a
+    personal value (`values_left`), keeping its first `purged_at`, ledgered as
+    `retention_reclear`: the same scan of the range, so it costs nothing extra.
     """
     oc, cc = q.oc, q.cc
     rule = rule or _retention_rule(q)
-    set_orders = ", ".join([f"{col} = NULL" for col in q.personal] + [f"{q.purged_at_col} = now()"])
+    # An order cleared tonight gets now(); one cleared before keeps its date, which is how the
+    # RETURNING tells a re-clear apart (now() is the transaction's start, earlier than no purge).
+    set_orders = ", ".join(
+        [f"{col} = NULL" for col in q.personal]
+        + [f"{q.purged_at_col} = coalesce({q.purged_at_col}, now())"]
+    )
+    selected = f"{q.not_purged} AND {rule.due}"
+    if rule.reclear:
+        selected = f"(({selected}) OR {q.values_left})"
     order_columns = "ARRAY[" + ", ".join(f"'{n}'" for n in q.personal_names) + "]::text[]"
     notes_cte, notes_join, case_columns = "", "", "'{}'::text[]"
     if q.case_personal:
@@ -129,18 +146,24 @@ def _purge_batch_sql(q: RetentionSql, rule: _Rule | None = None) -> str:
     return f"""
     WITH purged AS (
         UPDATE {q.orders} o SET {set_orders}
-        WHERE {rule.orders_scope} AND {q.not_purged} AND {rule.due}
-        RETURNING {oc["order_id"]} AS order_id, {oc["status"]} AS status
+        WHERE {rule.orders_scope} AND {selected}
+        RETURNING {oc["order_id"]} AS order_id, {oc["status"]} AS status,
+                  {oc["purged_at"]} <> now() AS reclear
     ){notes_cte}, ledger AS (
         INSERT INTO lifecycle.purge_ledger
             (run_id, order_id, purged_at, action, reason, request_id, policy_version, policy_hash,
              cleared_columns)
-        SELECT :run_id, p.order_id, now(), '{rule.action}', {rule.reason}, {rule.request_id},
-               :policy_version, :policy_hash, {order_columns} || {case_columns}
+        SELECT :run_id, p.order_id, now(),
+               CASE WHEN p.reclear THEN 'retention_reclear' ELSE '{rule.action}' END,
+               CASE WHEN p.reclear THEN 'personal_values_left' ELSE {rule.reason} END,
+               {rule.request_id}, :policy_version, :policy_hash, {order_columns} || {case_columns}
         FROM purged p {notes_join}
-        RETURNING order_id, cardinality(cleared_columns) > {len(q.personal)} AS with_case
+        RETURNING order_id, cardinality(cleared_columns) > {len(q.personal)} AS with_case,
+                  action = 'retention_reclear' AS reclear
     )
-    SELECT count(*), count(*) FILTER (WHERE with_case), (array_agg(order_id ORDER BY order_id))[1:{SAMPLE_IDS}]
+    SELECT count(*) FILTER (WHERE NOT reclear), count(*) FILTER (WHERE with_case),
+           (array_agg(order_id ORDER BY order_id) FILTER (WHERE NOT reclear))[1:{SAMPLE_IDS}],
+           count(*) FILTER (WHERE reclear)
     FROM ledger
     """
 
@@ -176,6 +199,7 @@ def run_purge(
     next run picks up the rest; a repeated run finds nothing due and changes nothing.
     """
     as_of = as_of or datetime.now(UTC)
+    require_personal_coverage(engine, policy)  # before anything is written, run row included
     q = RetentionSql(policy)
     params = {
         **Cutoffs.at(as_of, policy).params(),
@@ -186,6 +210,7 @@ def run_purge(
     report = PurgeReport(
         run_id=run_id, as_of=as_of, policy_version=policy.version, policy_hash=policy.sha256
     )
+    alive, _ = liveness.claim_run(engine, run_id)  # and marks runs whose process died `killed`
     _record(
         engine,
         _START_RUN,
@@ -199,7 +224,7 @@ def run_purge(
     started = time.perf_counter()
     status = "failed"
     try:
-        for purged, with_notes, sample in run_in_batches(
+        for purged, with_notes, sample, recleared in run_in_batches(
             engine,
             bound_sql,
             policy.retention.batch_size,
@@ -210,6 +235,7 @@ def run_purge(
             report.batches += 1
             report.purged += purged
             report.notes_cleared += with_notes
+            report.recleared += recleared
             room = SAMPLE_IDS - len(report.purged_ids_sample)
             report.purged_ids_sample += (sample or [])[: max(room, 0)]
             report.seconds = time.perf_counter() - started
@@ -220,6 +246,7 @@ def run_purge(
         report.seconds = time.perf_counter() - started
         summary = {
             "batches": report.batches,
+            "recleared": report.recleared,
             "notes_cleared": report.notes_cleared,
             "seconds": round(report.seconds, 3),
         }
@@ -231,13 +258,15 @@ def run_purge(
             purged=report.purged,
             summary=json.dumps(summary),
         )
+        alive.release()
     return report
 
 
 def _run_batch(
     conn: Connection, statement: sa.TextClause, params: dict
-) -> tuple[int, int, list[int] | None]:
-    """Runs one batch; returns (orders purged, of which with case notes cleared, sample ids)."""
+) -> tuple[int, int, list[int] | None, int]:
+    """Runs one batch; returns (orders purged, of which with case notes cleared, sample ids,
+    orders cleared again)."""
     try:
         return tuple(conn.execute(statement, params).one())
     except sa.exc.DBAPIError as exc:
@@ -308,7 +337,9 @@ def erase_for_request(
         "policy_version": policy.version,
         "policy_hash": policy.sha256,
     }
-    _, notes_cleared, _ = _run_batch(conn, sa.text(_purge_batch_sql(q, _request_rule(q))), params)
+    _, notes_cleared, _, _ = _run_batch(
+        conn, sa.text(_purge_batch_sql(q, _request_rule(q))), params
+    )
     cleared = list(conn.execute(_REQUEST_CLEARED, params).scalars())
     waiting = {order_id: why for order_id, why in conn.execute(sa.text(_blockers_sql(q)), params)}
     return RequestedErasure(cleared=cleared, notes_cleared=notes_cleared, waiting=waiting)

@@ -131,6 +131,18 @@ class RetentionSql:
         )
         self.not_purged = f"{oc['purged_at']} IS NULL"
         self.purged_at_col = o.col("purged_at")
+        # Marked cleared but still holding a personal value (e.g. a column the policy named only
+        # later): the purge clears it again and the standing check counts it. Cleared means every
+        # personal column of the order and of its cases is NULL.
+        left = [f"o.{col} IS NOT NULL" for col in self.personal]
+        if self.case_personal:
+            held = " OR ".join(f"c.{col} IS NOT NULL" for col in self.case_personal)
+            left.append(
+                f"EXISTS (SELECT 1 FROM {self.cases} c WHERE {cc['order_id']} = {oc['order_id']} AND ({held}))"
+            )
+        self.values_left = (
+            f"({oc['purged_at']} IS NOT NULL AND ({' OR '.join(left)}))" if left else "FALSE"
+        )
 
 
 def due_condition(policy: Policy) -> str:

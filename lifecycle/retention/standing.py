@@ -2,7 +2,8 @@
 
 Read-only questions over the retention rule (lifecycle/retention/rules.py): the nightly summary
 (`due_orders`), the backlog check after the purge, the alerts' grace test and the report's
-forecast all read the same fragments as the purge, so they cannot disagree with it.
+forecast all read the same fragments as the purge, so they cannot disagree with it; and the
+standing check that an order marked cleared holds no personal value.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from lifecycle.checks import CheckResult, Finding
 from lifecycle.orders import IN_DELIVERY, SAMPLE_IDS, sql_list
 from lifecycle.policy import Policy
 from lifecycle.retention.rules import Cutoffs, RetentionSql
@@ -169,3 +171,32 @@ def forecast_due(
         first + timedelta(days=d): found.get(first + timedelta(days=d), 0)
         for d in range((horizon.astimezone(UTC).date() - first).days + 1)
     }
+
+
+# ---------------------------------------------------------------- cleared means cleared
+
+
+def values_left_after_clear(engine: Engine, policy: Policy) -> CheckResult:
+    """Orders marked cleared (`purged_at` set) that still hold a personal value in the order or
+    one of its cases: none after a good purge, which clears any it finds again."""
+    q = RetentionSql(policy)
+    sql = f"""SELECT count(*), (array_agg({q.oc["order_id"]} ORDER BY {q.oc["order_id"]}))[1:{SAMPLE_IDS}]
+              FROM {q.orders} o WHERE {q.values_left}"""
+    with engine.connect() as conn:
+        count, ids = conn.execute(sa.text(sql)).one()
+    result = CheckResult(scanned={"orders": policy.raw.orders.table})
+    result.figures = {"cleared_orders_with_values": count}
+    if count:
+        result.findings.append(
+            Finding(
+                policy.raw.orders.table,
+                "",
+                "personal_value_after_clear",
+                count,
+                detail=(
+                    f"order ids {list(ids)}: marked cleared but a personal column holds a value; "
+                    "the next purge clears them again (ledgered as retention_reclear)"
+                ),
+            )
+        )
+    return result

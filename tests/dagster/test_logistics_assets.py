@@ -64,6 +64,8 @@ def test_the_nightly_assets_hand_off_check_and_export_after_the_purge(
     assert result.success
     assert checks(result) == {
         "no_overdue_personal_data": True,
+        "cleared_orders_hold_no_personal_data": True,
+        "erasure_within_deadline": True,
         "handoff_has_only_allowed_columns": True,
         "no_handoff_row_for_finished_orders": True,
         "carrier_roles_see_only_their_own_rows": True,

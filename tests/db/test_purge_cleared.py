@@ -1,0 +1,128 @@
+"""Cleared means cleared: an order marked cleared holds no personal value, and a policy that
+leaves a personal column out is refused before the purge writes anything."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from lifecycle.policy import load_policy
+from lifecycle.retention import purge, standing
+from lifecycle.retention.coverage import PolicyCoverageError
+from lifecycle.settings import PROJECT_DIR
+from tests.conftest import AS_OF
+from tests.shop import PERSONAL, add_case, add_delivered, leaked
+
+DAY = timedelta(days=1)
+FULL = "[receiver_name, receiver_phone, receiver_email, receiver_address, receiver_postcode, payment_ref]"
+
+
+CORRECTABLE = "correctable_columns: [receiver_name, receiver_phone, receiver_email,"
+
+
+def variant(policy_file, old: str, new: str):
+    """The project's policy with `old` replaced, and receiver_email no longer correctable (only a
+    personal column may be)."""
+    text = (PROJECT_DIR / "policy.yaml").read_text()
+    assert old in text and CORRECTABLE in text
+    text = text.replace(old, new, 1).replace(
+        CORRECTABLE, CORRECTABLE.replace(" receiver_email,", "")
+    )
+    return load_policy(policy_file(text))
+
+
+def nothing_written(engine) -> bool:
+    with engine.connect() as conn:
+        return (
+            conn.execute(
+                sa.text("""SELECT (SELECT count(*) FROM lifecycle.purge_runs)
+                            + (SELECT count(*) FROM lifecycle.purge_ledger)
+                            + (SELECT count(*) FROM shop.orders WHERE purged_at IS NOT NULL)""")
+            ).scalar()
+            == 0
+        )
+
+
+def test_a_policy_missing_email_from_personal_columns_is_refused_before_anything_is_written(
+    engine, policy_file
+):
+    missing = variant(policy_file, FULL, FULL.replace(" receiver_email,", ""))
+    with engine.begin() as conn:
+        add_delivered(conn, 1, AS_OF - 100 * DAY)
+    with pytest.raises(PolicyCoverageError) as refused:
+        purge.run_purge(engine, missing, run_id="r1", as_of=AS_OF)
+    message = str(refused.value)
+    assert "\n" not in message and "nothing written" in message
+    assert "raw.orders.personal_columns" in message and "'receiver_email'" in message
+    assert not leaked(message)
+    assert nothing_written(engine)
+
+
+def test_a_personal_column_declared_kept_is_refused_too(engine, policy_file):
+    kept = variant(
+        policy_file,
+        FULL,
+        FULL.replace(" receiver_email,", "") + "\n    kept_columns: [receiver_email]",
+    )
+    with engine.begin() as conn:
+        add_delivered(conn, 1, AS_OF - 100 * DAY)
+    with pytest.raises(PolicyCoverageError, match="'receiver_email' of shop.orders is personal"):
+        purge.run_purge(engine, kept, run_id="r1", as_of=AS_OF)
+    assert nothing_written(engine)
+
+
+def test_an_order_marked_cleared_with_its_email_left_is_found_and_cleared_again(engine, policy):
+    with engine.begin() as conn:
+        add_delivered(conn, 1, AS_OF - 100 * DAY)
+        add_delivered(conn, 2, AS_OF - 100 * DAY)
+    purge.run_purge(engine, policy, run_id="night-1", as_of=AS_OF)
+    assert standing.values_left_after_clear(engine, policy).passed
+    # What an earlier policy without receiver_email left behind.
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE shop.orders SET receiver_email = :v WHERE order_id = 2"),
+            {"v": PERSONAL["receiver_email"]},
+        )
+        first_purged_at = conn.execute(
+            sa.text("SELECT purged_at FROM shop.orders WHERE order_id = 2")
+        ).scalar()
+
+    check = standing.values_left_after_clear(engine, policy)
+    assert not check.passed
+    (finding,) = check.findings
+    assert finding.count == 1 and "[2]" in finding.detail and not leaked(finding.line())
+
+    report = purge.run_purge(engine, policy, run_id="night-2", as_of=AS_OF)
+    assert (report.purged, report.recleared) == (0, 1)
+    assert standing.values_left_after_clear(engine, policy).passed
+    with engine.connect() as conn:
+        email, purged_at = conn.execute(
+            sa.text("SELECT receiver_email, purged_at FROM shop.orders WHERE order_id = 2")
+        ).one()
+        ledger = conn.execute(
+            sa.text(
+                "SELECT order_id, action, reason FROM lifecycle.purge_ledger WHERE run_id = 'night-2'"
+            )
+        ).all()
+    assert email is None and purged_at == first_purged_at  # cleared again, first date kept
+    assert ledger == [(2, "retention_reclear", "personal_values_left")]
+    # Nothing left: a third run changes nothing.
+    assert purge.run_purge(engine, policy, run_id="night-3", as_of=AS_OF).recleared == 0
+
+
+def test_a_case_note_left_on_a_cleared_order_is_cleared_again(engine, policy):
+    with engine.begin() as conn:
+        add_delivered(conn, 1, AS_OF - 100 * DAY)
+        add_case(conn, 10, 1, AS_OF - 99 * DAY, AS_OF - 98 * DAY)
+    purge.run_purge(engine, policy, run_id="night-1", as_of=AS_OF)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE shop.after_sales_cases SET note = 'called back' WHERE case_id = 10")
+        )
+    assert not standing.values_left_after_clear(engine, policy).passed
+    report = purge.run_purge(engine, policy, run_id="night-2", as_of=AS_OF)
+    assert report.recleared == 1 and report.notes_cleared == 1
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT note FROM shop.after_sales_cases")).scalar() is None
