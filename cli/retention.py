@@ -9,6 +9,7 @@ from cli.context import (
     checked_policy,
     engine_for,
     fail_cleanly,
+    leave,
     pass_settings,
     run_job,
 )
@@ -61,7 +62,7 @@ def demo(settings: Settings, orders: int, seed: int) -> None:
     click.echo(
         f"seeded {seeded.orders:,} orders, {seeded.items:,} order lines, {seeded.cases:,} after-sales cases"
     )
-    run_job(settings, trigger="demo")
+    succeeded = run_job(settings, trigger="demo")
     click.echo(
         "next: `make ui` (the Dagster UI), `make report`, `lifecycle db shell` (psql on the shop)"
     )
@@ -70,6 +71,7 @@ def demo(settings: Settings, orders: int, seed: int) -> None:
             "the embedded PostgreSQL keeps running for the UI and the CLI; "
             "`make stop` (or `lifecycle db stop`) stops it"
         )
+    leave(0 if succeeded else 1)
 
 
 @click.command()
@@ -78,4 +80,4 @@ def demo(settings: Settings, orders: int, seed: int) -> None:
 def nightly(settings: Settings) -> None:
     """Runs the `nightly_lifecycle` job once through Dagster, recorded in its run history."""
     schema.upgrade(engine_for(settings))
-    run_job(settings, trigger="cli")
+    leave(0 if run_job(settings, trigger="cli") else 1)
