@@ -37,7 +37,7 @@ def run_job(
     with open_instance(settings) as instance:
         if queue.daemon_running(instance):
             progress("a dagster-daemon is running: submitting to the instance's run queue")
-            run_id = queue.submit(settings.dagster_home, job, run_tags)
+            run_id = queue.submit(instance, job, run_tags)
             run = queue.wait(
                 instance, run_id, lambda status: progress(f"run {run_id} {status} (run queue)")
             )
