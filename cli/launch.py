@@ -47,7 +47,6 @@ class RunOutcome:
     run_id: str
     success: bool
     events: list[dg.DagsterEvent]
-    queued: bool
 
 
 def run_job(
@@ -65,7 +64,7 @@ def run_job(
     with open_instance(settings) as instance:
         if queue.daemon_running(instance):
             progress("a dagster-daemon is running: submitting to the instance's run queue")
-            run_id = queue.submit(settings.dagster_home, job, run_tags)
+            run_id = queue.submit(instance, job, run_tags)
             run = queue.wait(
                 instance, run_id, lambda status: progress(f"run {run_id} {status} (run queue)")
             )
@@ -73,7 +72,6 @@ def run_job(
                 run_id=run_id,
                 success=run.status == dg.DagsterRunStatus.SUCCESS,
                 events=queue.run_events(instance, run_id),
-                queued=True,
             )
         # Created the way a launch from the UI creates it (the code location's origin and the
         # job's Python origin), then executed here: the UI lists it under the `definitions`
@@ -94,9 +92,7 @@ def run_job(
             job_code_origin=recon_job.get_python_origin(),
         )
         result = execute_run(recon_job, run, instance, raise_on_error=False)
-        return RunOutcome(
-            run_id=result.run_id, success=result.success, events=result.all_events, queued=False
-        )
+        return RunOutcome(run_id=result.run_id, success=result.success, events=result.all_events)
 
 
 def _error_class(error) -> str:

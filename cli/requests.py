@@ -2,7 +2,7 @@
 
 import click
 
-from cli.context import engine_for, fail_cleanly, pass_settings, run_job
+from cli.context import engine_for, fail_cleanly, leave, pass_settings, run_job
 from lifecycle import schema
 from lifecycle.policy import load_policy
 from lifecycle.requests.deadlines import open_requests
@@ -22,7 +22,7 @@ def requests_group() -> None:
 def run(settings: Settings) -> None:
     """Answers every open request now through the `data_requests` job, as the sensor would."""
     schema.upgrade(engine_for(settings))
-    run_job(settings, trigger="cli", job=names.DATA_REQUESTS_JOB)
+    leave(0 if run_job(settings, trigger="cli", job=names.DATA_REQUESTS_JOB) else 1)
 
 
 @requests_group.command(name="export-dir")

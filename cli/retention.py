@@ -9,10 +9,11 @@ from cli.context import (
     checked_policy,
     engine_for,
     fail_cleanly,
+    leave,
     pass_settings,
     run_job,
 )
-from lifecycle import db, schema, synthetic
+from lifecycle import db, schema
 from lifecycle.policy import load_policy
 from lifecycle.retention import standing
 from lifecycle.settings import Settings
@@ -42,6 +43,9 @@ def due(settings: Settings) -> None:
 @fail_cleanly
 def demo(settings: Settings, orders: int, seed: int) -> None:
     """Seeds a deterministic synthetic shop and runs the nightly job once."""
+    # Faker and the generator cost a second of import; only the demo seeds, so only it pays.
+    from lifecycle import synthetic
+
     engine = engine_for(settings)
     schema.upgrade(engine)
     click.echo(f"database: {db.safe_url(engine.url)}")
@@ -58,7 +62,7 @@ def demo(settings: Settings, orders: int, seed: int) -> None:
     click.echo(
         f"seeded {seeded.orders:,} orders, {seeded.items:,} order lines, {seeded.cases:,} after-sales cases"
     )
-    run_job(settings, trigger="demo")
+    succeeded = run_job(settings, trigger="demo")
     click.echo(
         "next: `make ui` (the Dagster UI), `make report`, `lifecycle db shell` (psql on the shop)"
     )
@@ -67,6 +71,7 @@ def demo(settings: Settings, orders: int, seed: int) -> None:
             "the embedded PostgreSQL keeps running for the UI and the CLI; "
             "`make stop` (or `lifecycle db stop`) stops it"
         )
+    leave(0 if succeeded else 1)
 
 
 @click.command()
@@ -75,4 +80,4 @@ def demo(settings: Settings, orders: int, seed: int) -> None:
 def nightly(settings: Settings) -> None:
     """Runs the `nightly_lifecycle` job once through Dagster, recorded in its run history."""
     schema.upgrade(engine_for(settings))
-    run_job(settings, trigger="cli")
+    leave(0 if run_job(settings, trigger="cli") else 1)

@@ -155,10 +155,20 @@ def create_engine(url: str | URL) -> Engine:
     return sa.create_engine(normalise_url(url), pool_pre_ping=True)
 
 
-@cache
+_ENGINES: dict[str, Engine] = {}
+
+
 def engine_for(url: str) -> Engine:
     """One shared engine per URL, so every asset of a run (and every command) shares one pool."""
-    return create_engine(url)
+    if url not in _ENGINES:
+        _ENGINES[url] = create_engine(url)
+    return _ENGINES[url]
+
+
+def dispose_engines() -> None:
+    """Closes every shared engine's connections, so a process may leave without its finalisers."""
+    for engine in _ENGINES.values():
+        engine.dispose()
 
 
 def safe_url(url: URL) -> str:

@@ -25,8 +25,8 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 
-import opendp.prelude as dp
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -37,16 +37,25 @@ from lifecycle.sales import rollup
 from lifecycle.sales.daily import LOCK_KEY, SalesError, last_complete_day
 from lifecycle.sales.source import Source
 
-TABLE = "analytics.sales_units_dp"
+if TYPE_CHECKING:
+    import opendp.prelude as dp
+
 PERIOD_WEEKS = 4  # a release covers 28 days, the total a planner sums per sku
 PERIODS = 3  # complete periods kept released: the last 84 days up to the last complete period
 EPOCH = date(2001, 1, 1)  # a Monday: periods are blocks of PERIOD_WEEKS ISO weeks from here
 
-dp.enable_features("contrib")
+TABLE = "analytics.sales_units_dp"
 
 
 def laplace(bounds: DifferentialPrivacy) -> dp.Measurement:
-    """OpenDP's Laplace mechanism on a vector of counts one customer moves by at most the bound."""
+    """OpenDP's Laplace mechanism on a vector of counts one customer moves by at most the bound.
+
+    OpenDP is imported here, not with the module: it costs ~0.6 s at every process start
+    (definitions, code server, run workers) and only a differentially private release uses it.
+    """
+    import opendp.prelude as dp
+
+    dp.enable_features("contrib")
     bound = bounds.max_units_per_customer_per_period
     space = dp.vector_domain(dp.atom_domain(T=int)), dp.l1_distance(T=int)
     return dp.m.make_laplace(*space, scale=bound / bounds.epsilon_per_release)

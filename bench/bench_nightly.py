@@ -1,0 +1,496 @@
+"""The whole nightly as an operator runs it (`lifecycle nightly`), against the hand-written
+reference, with a checkout writer running beside it.
+
+On a deterministic shop (250k orders by default), cloned so both contenders start from the same
+files: the reference is what a DBA would run by hand (the purge `UPDATE`, `VACUUM FULL` of the
+purged tables, the sales `CREATE TABLE … AS`); ours is `lifecycle nightly` in a process of its
+own, as cron or a person starts it. Then a 3k-order increment (orders that became due since) the
+same two ways. During each, a "checkout" process inserts an order and moves another one on every
+few milliseconds and records its latencies, and a sampler reads pg_locks every 10 ms for the
+longest ACCESS EXCLUSIVE lock held on shop.orders. Where the fixed cost outside the steps goes is
+measured by starting the interpreter and importing each layer in fresh processes.
+
+    .venv/bin/python bench/bench_nightly.py [--orders 250000] [--increment 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.harness import Bench, Measurement, fresh_database, run_sql, vacuum_analyze  # noqa: E402
+from lifecycle import db, synthetic  # noqa: E402
+from lifecycle.policy import load_policy  # noqa: E402
+from lifecycle.retention import rules  # noqa: E402
+from lifecycle.settings import PROJECT_DIR  # noqa: E402
+
+PYTHON = sys.executable
+LIFECYCLE = str(Path(sys.executable).with_name("lifecycle"))
+TABLES = ("shop.orders", "shop.order_items", "shop.after_sales_cases")
+CHECKOUT_IDS = 900_000_000  # the checkout writer's orders, far above the seeded ids
+INCREMENT_IDS = 800_000_000  # the increment's newly due orders
+# Named after the lane that wrote it: the machine's shared server holds other people's databases.
+DATABASE = "bench_nightly_operations"
+
+DBA_UPDATE = """
+UPDATE shop.orders o
+SET receiver_name = NULL, receiver_phone = NULL, receiver_email = NULL, receiver_address = NULL,
+    receiver_postcode = NULL, payment_ref = NULL, purged_at = now()
+WHERE o.purged_at IS NULL
+  AND (   (o.status = 'delivered' AND o.delivered_at <= :d)
+       OR (o.status = 'cancelled' AND o.cancelled_at <= :c)
+       OR (o.status = 'placed' AND o.placed_at <= :a))
+  AND NOT EXISTS (SELECT 1 FROM shop.after_sales_cases c WHERE c.order_id = o.order_id
+                  AND (c.closed_at IS NULL OR c.closed_at > CASE o.status WHEN 'delivered' THEN :d
+                                                                          WHEN 'cancelled' THEN :c ELSE :a END))
+"""
+DBA_SALES = """
+DROP TABLE IF EXISTS public.dba_sales_volume;
+CREATE TABLE public.dba_sales_volume AS
+SELECT (o.placed_at AT TIME ZONE 'UTC')::date AS sales_date, i.sku, o.ship_region AS region,
+       count(DISTINCT o.order_id) AS orders, sum(i.quantity) AS units, sum(i.quantity * i.unit_price) AS revenue
+FROM shop.orders o JOIN shop.order_items i ON i.order_id = o.order_id
+WHERE o.status IN ('paid', 'shipped', 'delivered')
+GROUP BY 1, 2, 3
+"""
+# Newly due orders: copies of delivered orders under new ids, delivered just past the window.
+ADD_DUE = """
+INSERT INTO shop.orders (order_id, customer_id, status, placed_at, paid_at, shipped_at, delivered_at,
+    ship_region, receiver_name, receiver_phone, receiver_email, receiver_address, receiver_postcode, payment_ref)
+SELECT order_id + :offset, customer_id, 'delivered', :delivered - interval '5 days',
+       :delivered - interval '4 days', :delivered - interval '3 days', :delivered, ship_region,
+       'Bench Name', '13800000000', 'bench@example.com', '1 Bench Road', '100000', 'ref-bench'
+FROM shop.orders WHERE status = 'delivered' ORDER BY order_id LIMIT :n
+"""
+DROP_DUE = "DELETE FROM shop.orders WHERE order_id >= :offset AND order_id < :offset + 100000000"
+LOCK_SAMPLE = """
+SELECT pid FROM pg_locks
+WHERE locktype = 'relation' AND mode = 'AccessExclusiveLock' AND granted
+  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND relation = 'shop.orders'::regclass
+"""
+
+
+# ------------------------------------------------------------------------ the checkout writer
+
+
+def _checkout(url: str, ready, stop, results, interval: float) -> None:
+    """Another process: places an order and pays the previous one every `interval` seconds."""
+    engine = db.create_engine(url)
+    latencies, order_id = [], CHECKOUT_IDS
+    with engine.connect() as conn:
+        ready.set()
+        while not stop.is_set():
+            started = time.perf_counter()
+            with conn.begin():
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO shop.orders (order_id, customer_id, status, placed_at, ship_region) "
+                        "VALUES (:id, 1, 'placed', now(), 'north')"
+                    ),
+                    {"id": order_id},
+                )
+                conn.execute(
+                    sa.text(
+                        "UPDATE shop.orders SET status = 'paid', paid_at = now() WHERE order_id = :id"
+                    ),
+                    {"id": order_id - 1},
+                )
+            latencies.append(time.perf_counter() - started)
+            order_id += 1
+            time.sleep(interval)
+    engine.dispose()
+    results.put(latencies)
+
+
+class Checkout:
+    """Runs the checkout writer and the lock sampler around a block; figures afterwards."""
+
+    def __init__(self, url: str, interval: float = 0.005) -> None:
+        self.url, self.interval = url, interval
+
+    def __enter__(self) -> Checkout:
+        ctx = multiprocessing.get_context("spawn")
+        ready, self._stop, self._results = ctx.Event(), ctx.Event(), ctx.Queue()
+        self._writer = ctx.Process(
+            target=_checkout, args=(self.url, ready, self._stop, self._results, self.interval)
+        )
+        self._writer.start()
+        if not ready.wait(timeout=120):
+            sys.exit("the checkout writer did not start")
+        self._sampling = threading.Event()
+        self.longest_lock = 0.0
+        self._sampler = threading.Thread(target=self._sample)
+        self._sampler.start()
+        return self
+
+    def _sample(self) -> None:
+        engine = db.create_engine(self.url)
+        held_since: dict[int, float] = {}
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            while not self._sampling.is_set():
+                now = time.perf_counter()
+                pids = set(conn.execute(sa.text(LOCK_SAMPLE)).scalars())
+                for pid in pids:
+                    held_since.setdefault(pid, now)
+                for pid in list(held_since):
+                    if pid not in pids:
+                        self.longest_lock = max(self.longest_lock, now - held_since.pop(pid))
+                time.sleep(0.01)
+            now = time.perf_counter()
+            for since in held_since.values():
+                self.longest_lock = max(self.longest_lock, now - since)
+        engine.dispose()
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self.latencies = self._results.get(timeout=120)
+        self._writer.join(timeout=60)
+        self._sampling.set()
+        self._sampler.join(timeout=60)
+        run_sql(
+            db.create_engine(self.url),
+            "DELETE FROM shop.orders WHERE order_id >= :o",
+            {"o": CHECKOUT_IDS},
+        )
+
+    def figures(self) -> str:
+        ms = sorted(x * 1000 for x in self.latencies)
+        p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))] if ms else 0.0
+        return (
+            f"checkout: {len(ms):,} transactions, median {statistics.median(ms):.1f} ms, "
+            f"p99 {p99:.1f} ms, max {ms[-1]:.0f} ms; longest ACCESS EXCLUSIVE on shop.orders "
+            f"{self.longest_lock:.2f} s"
+        )
+
+
+# ------------------------------------------------------------------------ the two contenders
+
+
+class Snapshots:
+    """What a real server has open during the night: a REPEATABLE READ transaction in another
+    database for the whole duration, and `pg_dump` of the shop database (one after another, to
+    /dev/null), each holding a snapshot older than the night's purge."""
+
+    def __init__(self, shop: sa.Engine) -> None:
+        self.shop = shop
+        self.other_name = f"{DATABASE}_other"
+        self.dumps = 0
+        self._stop = threading.Event()
+
+    def __enter__(self) -> Snapshots:
+        db.drop_database(self.shop.url, self.other_name)
+        db.ensure_database(self.shop.url, self.other_name)
+        self._other = db.create_engine(self.shop.url.set(database=self.other_name))
+        self._conn = self._other.connect()
+        self._conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        self._conn.exec_driver_sql("SELECT count(*) FROM pg_class").scalar()  # takes the snapshot
+        command, env = db.psql_command(self.shop.url)
+        dump = [str(Path(command[0]).with_name("pg_dump")), *command[1:], "-f", os.devnull]
+        self._dumper = threading.Thread(target=self._dump, args=(dump, env))
+        self._dumper.start()
+        time.sleep(1.0)  # the first dump has its snapshot before the night starts
+        return self
+
+    def _dump(self, command: list[str], env: dict[str, str]) -> None:
+        while not self._stop.is_set():
+            result = subprocess.run(command, env={**os.environ, **env}, capture_output=True)
+            if result.returncode != 0:
+                sys.exit(f"pg_dump failed: {result.stderr.decode()[-500:]}")
+            self.dumps += 1
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._dumper.join(timeout=600)
+        self._conn.rollback()
+        self._conn.close()
+        self._other.dispose()
+        db.drop_database(self.shop.url, self.other_name)
+
+
+def erasure_state(engine: sa.Engine, run_id: str) -> str:
+    """When the night's cleared values left the files (erasure_runs) or what they wait for."""
+    with engine.connect() as conn:
+        done = conn.execute(
+            sa.text(
+                "SELECT mechanism, finished_at FROM lifecycle.erasure_runs "
+                "WHERE run_id = :r ORDER BY finished_at"
+            ),
+            {"r": run_id},
+        ).all()
+        waits = conn.execute(
+            sa.text(
+                "SELECT relations, cleared_since, waiting_for FROM lifecycle.erasure_waits "
+                "WHERE run_id = :r"
+            ),
+            {"r": run_id},
+        ).all()
+    parts = [f"rewritten ({m}) at {t:%H:%M:%S}" for m, t in done]
+    parts += [
+        f"pending for {', '.join(rel)} (cleared since {since:%H:%M:%S}, waiting for "
+        f"{len(waiting)} snapshot(s)/lock(s))"
+        for rel, since, waiting in waits
+    ]
+    return "; ".join(parts) or "no erasure recorded"
+
+
+def reference_night(engine: sa.Engine, cut: rules.Cutoffs) -> None:
+    """What a DBA would run by hand: one purge UPDATE, VACUUM FULL, the sales table."""
+    run_sql(engine, DBA_UPDATE, {"d": cut.delivered, "c": cut.cancelled, "a": cut.abandoned})
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for table in TABLES[0::2]:  # the tables the purge clears: orders and cases
+            conn.execute(sa.text(f"VACUUM FULL {table}"))
+    with engine.begin() as conn:
+        conn.exec_driver_sql(DBA_SALES)
+
+
+def lifecycle_night(url: sa.URL, dagster_home: Path, storage_url: str) -> dict:
+    """`lifecycle nightly` in its own process; its wall time, peak RSS and step times."""
+    env = {
+        **os.environ,
+        "LIFECYCLE_DATABASE_URL": url.render_as_string(hide_password=False),
+        "LIFECYCLE_DAGSTER_STORAGE_URL": storage_url,
+        "DAGSTER_HOME": str(dagster_home),
+    }
+    started, before = time.perf_counter(), time.time()
+    result = subprocess.run([LIFECYCLE, "nightly"], env=env, capture_output=True, text=True)
+    wall, after = time.perf_counter() - started, time.time()
+    if "run " not in result.stdout:
+        sys.exit(
+            f"lifecycle nightly did not run:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
+    run_id = result.stdout.rsplit("run ", 1)[1].split(":", 1)[0]
+    # A failed night is a result too (e.g. the erasure refusing while checkouts run): say which step.
+    failed = [
+        line.strip() for line in result.stdout.splitlines() if line.strip().startswith("step ")
+    ]
+    steps = step_seconds(dagster_home, storage_url, run_id)
+    run_start = steps.pop("RUN_START")
+    run_end = steps.pop("RUN_SUCCESS", None) or steps.pop("RUN_FAILURE")
+    return {
+        "wall": wall,
+        "status": "succeeded" if result.returncode == 0 else "FAILED (" + "; ".join(failed) + ")",
+        "steps": steps,
+        "run_id": run_id,
+        # Outside the steps: before the run starts (process, imports, migrations check, instance,
+        # policy), inside the run between steps (Dagster's events), after it ends (summary, exit).
+        "before_run": run_start - before,
+        "between_steps": (run_end - run_start) - sum(steps.values()),
+        "after_run": after - run_end,
+        "rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+    }
+
+
+def step_seconds(dagster_home: Path, storage_url: str, run_id: str) -> dict[str, float]:
+    """Each step's time from the run's own STEP_START and STEP_SUCCESS/FAILURE events."""
+    code = f"""
+import json, dagster as dg
+with dg.DagsterInstance.from_config({str(dagster_home)!r}) as i:
+    starts, out = {{}}, {{}}
+    for e in i.all_logs({run_id!r}):
+        ev = e.dagster_event
+        run_events = (dg.DagsterEventType.RUN_START, dg.DagsterEventType.RUN_SUCCESS,
+                      dg.DagsterEventType.RUN_FAILURE)
+        if ev is not None and ev.event_type in run_events:
+            out[ev.event_type.name] = e.timestamp
+        if ev is None or not e.step_key:
+            continue
+        if ev.event_type_value == "STEP_START":
+            starts[e.step_key] = e.timestamp
+        elif ev.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and e.step_key in starts:
+            out[e.step_key] = e.timestamp - starts[e.step_key]
+    print(json.dumps(out))
+"""
+    result = subprocess.run(
+        [PYTHON, "-c", code],
+        env={**os.environ, "DAGSTER_HOME": str(dagster_home)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def import_seconds(statement: str) -> float:
+    """Wall time of a fresh interpreter running `statement` (process start included)."""
+    started = time.perf_counter()
+    subprocess.run([PYTHON, "-c", statement], check=True, cwd=PROJECT_DIR, capture_output=True)
+    return time.perf_counter() - started
+
+
+def clone(engine: sa.Engine, name: str) -> sa.Engine:
+    """A copy of `engine`'s database (CREATE DATABASE … TEMPLATE): the same files for both."""
+    source = engine.url.database
+    engine.dispose()
+    admin = db.create_engine(engine.url.set(database="postgres")).execution_options(
+        isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{source}"'))
+    admin.dispose()
+    return db.create_engine(engine.url.set(database=name))
+
+
+def add_due(engine: sa.Engine, n: int, policy) -> int:
+    delivered = datetime.now(UTC) - timedelta(
+        days=policy.retention.after_sales_window_days, hours=1
+    )
+    run_sql(engine, DROP_DUE, {"offset": INCREMENT_IDS})
+    return run_sql(engine, ADD_DUE, {"offset": INCREMENT_IDS, "delivered": delivered, "n": n})
+
+
+def record(bench: Bench, label: str, seconds: float, rss_mb: float = 0.0) -> None:
+    """A figure measured outside this process (a subprocess's wall time and peak RSS)."""
+    bench.measurements.append(Measurement(label, seconds, 0.0, rss_mb))
+    print(f"  {label:<58} {seconds:8.3f} s  peak RSS {rss_mb:6.0f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--orders", type=int, default=250_000)
+    parser.add_argument("--increment", type=int, default=3_000)
+    args = parser.parse_args()
+    policy = load_policy(PROJECT_DIR / "policy.yaml")
+    bench = Bench(
+        "nightly",
+        f"python bench/bench_nightly.py --orders {args.orders} --increment {args.increment}",
+    )
+    size = f"{args.orders:,}"
+
+    print("fixed cost of a process, fresh interpreter each")
+    for label, statement in (
+        ("interpreter start", "pass"),
+        ("import dagster", "import dagster"),
+        ("import cli (the `lifecycle` command)", "import cli"),
+        ("import definitions (every asset, check, job)", "import definitions"),
+        ("import great_expectations (only the guard's checks)", "import great_expectations"),
+    ):
+        record(bench, f"process: {label}", min(import_seconds(statement) for _ in range(2)))
+
+    engine = fresh_database(DATABASE)
+    with bench.measure(f"{size}: seed the shop (not compared)"):
+        synthetic.seed_shop(engine, orders=args.orders, seed=7)
+        vacuum_analyze(engine, *TABLES)
+    reference = clone(engine, f"{DATABASE}_reference")
+    engine = db.create_engine(engine.url)
+    cut = rules.Cutoffs.at(datetime.now(UTC), policy)
+
+    with Checkout(reference.url.render_as_string(hide_password=False)) as checkout:
+        with bench.measure(f"{size}: whole night, hand-written (reference)"):
+            reference_night(reference, cut)
+    bench.notes.append(f"{size} whole night, reference: {checkout.figures()}")
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench_nightly_"))
+    storage = engine.url.set(database=f"{DATABASE}_dagster")
+    db.drop_database(engine.url, storage.database)
+    db.ensure_database(engine.url, storage.database)
+    storage_url = storage.set(drivername="postgresql+psycopg2").render_as_string(
+        hide_password=False
+    )
+    with Checkout(engine.url.render_as_string(hide_password=False)) as checkout:
+        night = lifecycle_night(engine.url, workdir / "dagster", storage_url)
+    record(
+        bench,
+        f"{size}: whole night, lifecycle nightly (own process)",
+        night["wall"],
+        night["rss_mb"],
+    )
+    in_steps = sum(night["steps"].values())
+    slowest = sorted(night["steps"].items(), key=lambda kv: -kv[1])[:4]
+    bench.notes.append(
+        f"{size} whole night: lifecycle / reference = **{night['wall'] / bench.seconds(f'{size}: whole night, hand-written (reference)'):.2f}×**; "
+        f"{in_steps:.1f} s in steps, {night['wall'] - in_steps:.1f} s outside them "
+        f"({night['before_run']:.1f} s before the run starts, {night['between_steps']:.1f} s "
+        f"between steps, {night['after_run']:.1f} s after it ends); slowest steps "
+        + ", ".join(f"{k} {v:.2f} s" for k, v in slowest)
+    )
+    bench.notes.append(f"{size} whole night, lifecycle ({night['status']}): {checkout.figures()}")
+
+    # The increment: orders that became due since, on both copies.
+    for target in (reference, engine):
+        add_due(target, args.increment, policy)
+        vacuum_analyze(target, *TABLES)
+    cut = rules.Cutoffs.at(datetime.now(UTC), policy)
+    with Checkout(reference.url.render_as_string(hide_password=False)) as checkout:
+        with bench.measure(f"{size} + {args.increment:,} due: increment, hand-written (reference)"):
+            reference_night(reference, cut)
+    bench.notes.append(f"{size} increment, reference: {checkout.figures()}")
+    with Checkout(engine.url.render_as_string(hide_password=False)) as checkout:
+        night = lifecycle_night(engine.url, workdir / "dagster", storage_url)
+    record(
+        bench,
+        f"{size} + {args.increment:,} due: increment, lifecycle nightly",
+        night["wall"],
+        night["rss_mb"],
+    )
+    in_steps = sum(night["steps"].values())
+    slowest = sorted(night["steps"].items(), key=lambda kv: -kv[1])[:4]
+    reference_seconds = bench.seconds(
+        f"{size} + {args.increment:,} due: increment, hand-written (reference)"
+    )
+    bench.notes.append(
+        f"{size} increment: lifecycle / reference = **{night['wall'] / reference_seconds:.2f}×**; "
+        f"{in_steps:.1f} s in steps, {night['wall'] - in_steps:.1f} s outside them "
+        f"({night['before_run']:.1f} s before the run starts, {night['between_steps']:.1f} s "
+        f"between steps, {night['after_run']:.1f} s after it ends); slowest steps "
+        + ", ".join(f"{k} {v:.2f} s" for k, v in slowest)
+    )
+    bench.notes.append(f"{size} increment, lifecycle ({night['status']}): {checkout.figures()}")
+    bench.notes.append(f"{size} increment, erasure: {erasure_state(engine, night['run_id'])}")
+
+    # Another increment with snapshots open the whole night (another database, pg_dump), then
+    # one more night without them: when did the values leave the files?
+    add_due(engine, args.increment, policy)
+    vacuum_analyze(engine, *TABLES)
+    with Snapshots(engine) as snapshots:
+        night = lifecycle_night(engine.url, workdir / "dagster", storage_url)
+    record(
+        bench,
+        f"{size} + {args.increment:,} due: increment with REPEATABLE READ elsewhere + pg_dump",
+        night["wall"],
+        night["rss_mb"],
+    )
+    bench.notes.append(
+        f"{size} increment with a REPEATABLE READ transaction open in another database and "
+        f"{snapshots.dumps} pg_dump(s) of the shop running the whole night: lifecycle "
+        f"{night['status']}; erasure: {erasure_state(engine, night['run_id'])}"
+    )
+    night = lifecycle_night(engine.url, workdir / "dagster", storage_url)
+    record(bench, f"{size}: next night, snapshots gone", night["wall"], night["rss_mb"])
+    bench.notes.append(
+        f"{size} next night, the snapshots gone: lifecycle {night['status']}; "
+        f"erasure: {erasure_state(engine, night['run_id'])}"
+    )
+    bench.notes.append(
+        "process rows: a fresh interpreter importing each layer, best of 2; the command imports "
+        "`cli` at start and `definitions` only for the verbs that run a job, and Great "
+        "Expectations only inside the guard's checks that use it (lifecycle/guard/gx.py). "
+        "Peak RSS of the nightly is RUSAGE_CHILDREN's maximum (the `lifecycle` process)."
+    )
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    bench.notes.append(
+        f"Load average when written: {load} on {os.cpu_count()} CPUs. Each process figure is "
+        "wall time, so a loaded machine inflates them; compare the ratios of one run."
+    )
+    reference.dispose()
+    bench.write(engine)
+
+
+if __name__ == "__main__":
+    main()
