@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from contextlib import contextmanager
@@ -11,9 +12,10 @@ import pytest
 import sqlalchemy as sa
 
 from lifecycle import db
-from lifecycle.retention import backlog, erasure, horizon, purge
+from lifecycle.requests.handling import handle_requests
+from lifecycle.retention import backlog, erasure, horizon, purge, statistics
 from tests.conftest import AS_OF
-from tests.shop import add_case, add_delivered
+from tests.shop import add_case, add_delivered, add_order
 
 MARKERS = [f"ZQMARKER{i:04d}XJ" for i in range(40)]
 
@@ -237,3 +239,62 @@ def test_the_deadline_check_fails_only_once_values_stayed_past_the_deadline(
     erasure.erase_purged_storage(engine, policy, run_id="r1")
     later = backlog.erasure_deadline(engine, policy, now=deadline + timedelta(days=30))
     assert later.passed
+
+
+def test_a_corrections_old_payload_leaves_the_files_on_a_night_with_nothing_purged(
+    engine, policy, tmp_path
+):
+    marker = "ZQPAYLOAD4411XJ"
+    with engine.begin() as conn:
+        add_order(conn, 1, "placed", AS_OF - timedelta(days=1), customer_id=7)
+        conn.execute(
+            sa.text("""INSERT INTO shop.data_requests (request_id, customer_id, kind, payload, received_at)
+                       VALUES (100, 7, 'correct', CAST(:p AS jsonb), :at)"""),
+            {
+                "p": json.dumps({"fields": {"receiver_phone": marker}, "order_ids": [1]}),
+                "at": AS_OF - timedelta(days=1),
+            },
+        )
+    handle_requests(engine, policy, tmp_path / "exports", run_id="req", as_of=AS_OF)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM lifecycle.purge_ledger")).scalar() == 0
+        payload = conn.execute(sa.text("SELECT payload FROM shop.data_requests")).scalar()
+    assert marker not in json.dumps(payload)  # redacted in the row,
+    assert marker.encode() in relation_bytes(engine, "shop.data_requests")  # not yet in the file
+    settle(engine, policy)
+    report = erasure.erase_purged_storage(engine, policy, run_id="night")
+    assert report.ran and "shop.data_requests" in report.tables
+    assert "shop.orders" in report.tables  # the correction replaced the order's old values
+    assert "shop.after_sales_cases" not in report.tables  # nothing changed there
+    assert marker.encode() not in relation_bytes(engine, "shop.data_requests")
+    assert not erasure.erase_purged_storage(engine, policy, run_id="night-2").ran
+
+
+def test_old_statistics_holding_purged_values_leave_pg_statistic(engine, policy):
+    marker = "ZQSTATMARKER01XJ"
+    with engine.begin() as conn:
+        for i in range(1, 31):  # one value in every row: ANALYZE keeps it as most common
+            add_delivered(conn, i, AS_OF - timedelta(days=100), receiver_name=marker)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("ANALYZE shop.orders"))  # as autovacuum would, before the purge
+    assert marker.encode() in relation_bytes(engine, "pg_catalog.pg_statistic")
+    purge.run_purge(engine, policy, run_id="r1", as_of=AS_OF)
+    settle(engine, policy)
+    report = erasure.erase_purged_storage(engine, policy, run_id="r1")
+    assert report.ran and report.statistics == "rewritten"
+    assert marker.encode() not in relation_bytes(engine, "pg_catalog.pg_statistic")
+    assert marker.encode() not in relation_bytes(engine, "shop.orders")
+
+
+def test_a_user_who_may_not_rewrite_pg_statistic_is_told_what_a_dba_runs(engine):
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(
+            sa.text("""DO $$ BEGIN CREATE ROLE lifecycle_retention_plain NOLOGIN;
+                       EXCEPTION WHEN duplicate_object THEN NULL; END $$""")
+        )
+        conn.execute(sa.text("SET ROLE lifecycle_retention_plain"))
+        try:
+            outcome = statistics.erase_old_statistics(conn, timeout=1)
+        finally:
+            conn.execute(sa.text("RESET ROLE"))
+    assert outcome.startswith("not rewritten") and "VACUUM FULL pg_catalog.pg_statistic" in outcome
