@@ -27,9 +27,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from lifecycle.db import describe_db_error
 from lifecycle.policy import Policy
-from lifecycle.retention import horizon, statistics
+from lifecycle.retention import backlog, horizon, statistics
 from lifecycle.retention.backlog import PendingErasure, pending_erasures
-from lifecycle.tables import HANDOFF_TABLE, REQUESTS_TABLE
 
 __all__ = ["ErasureError", "ErasureReport", "erase_purged_storage", "pending_erasures"]
 
@@ -74,12 +73,7 @@ class ErasureReport:
 def erasure_tables(policy: Policy) -> list[str]:
     """Every table whose cleared values must leave the disk (the carrier hand-off keeps copies; a
     request's payload is redacted once answered, and its old row version must go too)."""
-    return [
-        policy.raw.orders.table,
-        policy.raw.after_sales_cases.table,
-        HANDOFF_TABLE,
-        REQUESTS_TABLE,
-    ]
+    return [source.table for source in backlog.sources(policy)]
 
 
 _SIZE = sa.text(
@@ -177,7 +171,9 @@ def erase_purged_storage(
             ran=False, reason="disabled by policy (retention.physical_erasure: none)"
         )
     pending: dict[str, PendingErasure] = {p.relation: p for p in pending_erasures(engine, policy)}
-    tables = [t for t in erasure_tables(policy) if force or t in pending]
+    with engine.connect() as conn:  # a partitioned table is rewritten partition by partition
+        every = [r for source in backlog.sources(policy) for r in backlog.relations(conn, source)]
+    tables = [t for t in every if force or t in pending]
     if not tables:
         return ErasureReport(ran=False, reason="nothing cleared since the last rewrite")
     timeout = policy.retention.erasure_lock_timeout_seconds
