@@ -2,9 +2,10 @@
 
 An UPDATE writes a new row version and leaves the old one on disk; plain VACUUM marks its space
 free but leaves the bytes readable in the page. `VACUUM FULL` rewrites the table, its TOAST and
-its indexes into new files and unlinks the old ones. Only the tables with changes since their own
-last rewrite are rewritten (lifecycle/retention/backlog.py). Each takes an ACCESS EXCLUSIVE lock
-for its duration, waited for at most `erasure_lock_timeout_seconds`.
+its indexes into new files and unlinks the old ones; where the shop database has pg_repack, the
+rewrite runs online instead (lifecycle/retention/repack.py). Only the tables, or partitions, with
+changes since their own last rewrite are rewritten (lifecycle/retention/backlog.py). A VACUUM FULL
+holds an ACCESS EXCLUSIVE lock for its duration, waited for at most `erasure_lock_timeout_seconds`.
 
 A rewrite must copy every row version some snapshot can still see, so it first waits (within the
 same timeout) for exactly the snapshots that hold those versions back (lifecycle/retention/
@@ -27,7 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from lifecycle.db import describe_db_error
 from lifecycle.policy import Policy
-from lifecycle.retention import backlog, horizon, statistics
+from lifecycle.retention import backlog, horizon, repack, statistics
 from lifecycle.retention.backlog import PendingErasure, pending_erasures
 
 __all__ = ["ErasureError", "ErasureReport", "erase_purged_storage", "pending_erasures"]
@@ -48,6 +49,7 @@ class ErasureReport:
     tables: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
     waiting_for: list[str] = field(default_factory=list)
+    mechanism: str = ""
     statistics: str = "not needed"
     dead_versions_kept: int = 0
     seconds: float = 0.0
@@ -62,6 +64,7 @@ class ErasureReport:
             "tables": self.tables,
             "pending_tables": self.pending,
             "waiting_for": self.waiting_for[:5],
+            "mechanism": self.mechanism,
             "statistics": self.statistics,
             "dead_versions_kept": self.dead_versions_kept,
             "seconds": round(self.seconds, 3),
@@ -93,7 +96,7 @@ _RECORD = sa.text("""
     INSERT INTO lifecycle.erasure_runs
         (run_id, started_at, finished_at, mechanism, tables, bytes_before, bytes_after,
          covers_until, horizon_xid)
-    VALUES (:run_id, :started_at, now(), 'vacuum_full', :tables, :before, :after,
+    VALUES (:run_id, :started_at, now(), :mechanism, :tables, :before, :after,
             :covers_until, CAST(:horizon AS xid8))
 """)
 _RECORD_WAIT = sa.text("""
@@ -199,12 +202,24 @@ def erase_purged_storage(
         started_at = conn.execute(sa.text("SELECT clock_timestamp()")).scalar_one()
         covers_until, horizon_xid = conn.execute(_COVERAGE).one()
         before = conn.execute(_SIZE, {"tables": tables}).scalar_one()
+        online = repack.available(conn)
+        report.mechanism = "pg_repack" if online else "vacuum_full"
         conn.execute(sa.text(f"SET lock_timeout = '{int(timeout)}s'"))
         try:  # the timeout is a session setting: never hand it back to the pool
             for table in tables:
                 try:
-                    report.dead_versions_kept += _rewrite(conn, table)
+                    if online:
+                        repack.repack(engine.url, table, int(timeout))
+                    else:
+                        report.dead_versions_kept += _rewrite(conn, table)
                     report.tables.append(table)
+                except repack.RepackSkipped:
+                    report.pending.append(table)
+                    report.waiting_for.append(f"lock on {table} not granted within {timeout} s")
+                except repack.RepackError as exc:
+                    raise ErasureError(
+                        f"{exc}. Cleared fields stay cleared; see docs/retention.md"
+                    ) from None
                 except sa.exc.DBAPIError as exc:
                     if getattr(exc.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
                         raise ErasureError(
@@ -230,6 +245,7 @@ def erase_purged_storage(
                     "before": before,
                     "after": report.bytes_after,
                     "covers_until": covers_until,
+                    "mechanism": report.mechanism,
                     "horizon": horizon_xid,
                 },
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from contextlib import contextmanager
 from datetime import timedelta
@@ -298,3 +299,44 @@ def test_a_user_who_may_not_rewrite_pg_statistic_is_told_what_a_dba_runs(engine)
         finally:
             conn.execute(sa.text("RESET ROLE"))
     assert outcome.startswith("not rewritten") and "VACUUM FULL pg_catalog.pg_statistic" in outcome
+
+
+@pytest.fixture
+def pg_repack(engine):
+    """The pg_repack extension in the test database, where the server and the machine have it."""
+    if shutil.which("pg_repack") is None:
+        pytest.skip("pg_repack client not installed (Debian: postgresql-15-repack)")
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pg_repack"))
+    except sa.exc.DBAPIError:
+        pytest.skip("this server has no pg_repack extension (the embedded server never has)")
+    yield
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP EXTENSION pg_repack CASCADE"))
+
+
+def test_where_the_server_has_pg_repack_the_rewrite_is_online_and_clean(engine, policy, pg_repack):
+    with engine.begin() as conn:
+        for i, marker in enumerate(MARKERS[:5]):
+            add_delivered(conn, i + 1, AS_OF - timedelta(days=100), receiver_name=marker)
+            add_case(
+                conn,
+                i + 1,
+                i + 1,
+                AS_OF - timedelta(days=99),
+                AS_OF - timedelta(days=98),
+                note=marker,
+            )
+    purge.run_purge(engine, policy, run_id="r1", as_of=AS_OF)
+    assert found(engine, "shop.orders") > 0
+    settle(engine, policy)
+    report = erasure.erase_purged_storage(engine, policy, run_id="r1")
+    assert report.ran and report.mechanism == "pg_repack"
+    assert {"shop.orders", "shop.after_sales_cases"} <= set(report.tables)
+    assert found(engine, "shop.orders") == 0 and found(engine, "shop.after_sales_cases") == 0
+    with engine.connect() as conn:
+        assert (
+            conn.execute(sa.text("SELECT mechanism FROM lifecycle.erasure_runs")).scalar()
+            == "pg_repack"
+        )

@@ -11,26 +11,11 @@ import sqlalchemy as sa
 
 from lifecycle import db, schema
 from lifecycle.retention import erasure, purge
+from lifecycle.retention.partitions import create_partitioned_orders
 from tests.conftest import AS_OF
 from tests.db.test_erasure import relation_bytes, settle
 from tests.shop import add_delivered
 
-# The reference orders table as a DBA would partition it (docs/retention.md), created before the
-# migrations, which then leave it as it is and add the rest of the schema around it.
-PARTITIONED_ORDERS = """
-    CREATE SCHEMA shop;
-    CREATE TABLE shop.orders (
-        order_id bigint, customer_id bigint NOT NULL, status text NOT NULL,
-        placed_at timestamptz NOT NULL, paid_at timestamptz, shipped_at timestamptz,
-        delivered_at timestamptz, cancelled_at timestamptz, ship_region text,
-        receiver_name text, receiver_phone text, receiver_email text, receiver_address text,
-        receiver_postcode text, payment_ref text, purged_at timestamptz,
-        PRIMARY KEY (order_id)
-    ) PARTITION BY RANGE (order_id);
-    CREATE TABLE shop.orders_p0 PARTITION OF shop.orders FOR VALUES FROM (MINVALUE) TO (1000);
-    CREATE TABLE shop.orders_p1 PARTITION OF shop.orders FOR VALUES FROM (1000) TO (2000);
-    CREATE TABLE shop.orders_p2 PARTITION OF shop.orders FOR VALUES FROM (2000) TO (MAXVALUE);
-"""
 PARTITIONS = ["shop.orders_p0", "shop.orders_p1", "shop.orders_p2"]
 MARKERS = {1001: "ZQPART1001XJ", 1002: "ZQPART1002XJ"}
 
@@ -42,8 +27,7 @@ def partitioned(database_url):
     db.drop_database(database_url, name)
     db.ensure_database(database_url, name)
     engine = db.create_engine(database_url.set(database=name))
-    with engine.begin() as conn:
-        conn.execute(sa.text(PARTITIONED_ORDERS))
+    assert create_partitioned_orders(engine, [1000, 2000]) == PARTITIONS
     schema.upgrade(engine)
     yield engine
     engine.dispose()
