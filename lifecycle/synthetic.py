@@ -200,7 +200,7 @@ def seed_shop(
             conn.execute(
                 sa.text(
                     "TRUNCATE shop.after_sales_cases, shop.order_items, shop.orders, lifecycle.purge_ledger, "
-                    "lifecycle.purge_runs, lifecycle.erasure_runs, lifecycle.demo_seeds"
+                    "lifecycle.purge_runs, lifecycle.erasure_runs, lifecycle.erasure_waits, lifecycle.demo_seeds"
                 )
             )
         on_progress(f"building name, address and email pools (Faker, seed {seed})")
