@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install db demo lint test bench ui report clean pg-repack
+.PHONY: install db demo lint test bench ui report stop shell clean pg-repack
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -40,13 +40,25 @@ pg-repack:
 	@.ci/pg_repack.sh
 
 # Dagster UI on the demo shop: http://127.0.0.1:3000. `lifecycle instance` writes DAGSTER_HOME/dagster.yaml
-# (run history in PostgreSQL, the same one the CLI writes to) and prints DAGSTER_HOME.
+# (run history in PostgreSQL, the same one the CLI writes to) and prints DAGSTER_HOME. `dagster dev`
+# runs the daemon too (schedule, sensors, run queue), so a `lifecycle nightly` meanwhile goes
+# through the queue (docs/deployment.md). umask 077: the webserver, daemon and run workers write
+# compute logs readable by their owner only.
 ui: db
-	home=$$($(BIN)/lifecycle instance) && DAGSTER_HOME=$$home $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	umask 077 && home=$$($(BIN)/lifecycle instance) && DAGSTER_HOME=$$home $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 # The compliance report of the last 30 nights, linked to the UI above.
 report: db
 	$(BIN)/lifecycle report --since 30d --out .lifecycle/report.html --ui-url http://127.0.0.1:3000
 
+# The embedded PostgreSQL keeps running after each command (the CLI, `make ui` and the tests share
+# it); this stops it. `make shell` opens psql on the shop database.
+stop: install
+	$(BIN)/lifecycle db stop
+
+shell: db
+	$(BIN)/lifecycle db shell
+
 clean:
+	if [ -x $(BIN)/lifecycle ]; then $(BIN)/lifecycle db stop; fi
 	rm -rf $(VENV) .lifecycle

@@ -11,8 +11,9 @@ from assets.guard import guard_assets, guard_checks
 from assets.logistics import logistics_assets, logistics_checks
 from assets.requests import requests_assets, requests_checks
 from assets.retention import retention_assets, retention_checks
-from assets.sales import sales_assets
+from assets.sales import sales_assets, sales_checks
 from lifecycle.settings import Settings
+from orchestration.instance import keep_run_files_private
 from orchestration.resources import AlertWebhook, ExportFolder, GuardSecret, ShopDatabase
 from sensors.alerts import alert_sensors
 from sensors.requests import data_requests_job, data_requests_sensor
@@ -33,7 +34,13 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             *requests_assets,
             *guard_assets,
         ],
-        asset_checks=[*retention_checks, *logistics_checks, *requests_checks, *guard_checks],
+        asset_checks=[
+            *retention_checks,
+            *logistics_checks,
+            *requests_checks,
+            *guard_checks,
+            *sales_checks,
+        ],
         jobs=[nightly_lifecycle, data_requests_job],
         schedules=[nightly_lifecycle_schedule(settings)],
         sensors=[*alert_sensors, data_requests_sensor],
@@ -48,9 +55,15 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             "guard_secret": GuardSecret(
                 secret=_secret("LIFECYCLE_GUARD_SECRET", settings.guard_secret),
                 key_file=str(settings.guard_key_file),
+                reader_password=_secret(
+                    "LIFECYCLE_GUARD_READER_PASSWORD", settings.guard_reader_password
+                ),
             ),
         },
     )
 
 
+# The code server and the run workers it starts (UI launches, schedule, sensor, queue) import this
+# module: their compute logs are private from the first run.
+keep_run_files_private()
 defs = build_definitions(Settings.from_env())

@@ -3,7 +3,9 @@
 import dagster as dg
 
 from assets.check_results import as_asset_check_result
+from assets.metadata import compact
 from lifecycle.retention import backlog, erasure, purge, standing
+from orchestration import names
 from orchestration.resources import ShopDatabase
 
 
@@ -16,7 +18,7 @@ def due_orders(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.Mate
         context.log.warning(
             f"{summary.anomaly_total} orders cannot be judged and are kept: {summary.anomalies}"
         )
-    return dg.MaterializeResult(metadata=summary.metadata(policy))
+    return dg.MaterializeResult(metadata=compact(summary.metadata(policy)))
 
 
 @dg.asset(group_name="retention", kinds={"postgres"}, owners=["team:data"], deps=[due_orders])
@@ -29,7 +31,7 @@ def purged_orders(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.M
         as_of=shop.as_of(),
         on_batch=lambda r: context.log.info(f"batch {r.batches}: {r.purged} orders purged so far"),
     )
-    return dg.MaterializeResult(metadata=report.metadata())
+    return dg.MaterializeResult(metadata=compact(report.metadata()))
 
 
 @dg.asset_check(asset=purged_orders, blocking=True)
@@ -58,6 +60,8 @@ def cleared_orders_hold_no_personal_data(shop: ShopDatabase) -> dg.AssetCheckRes
         dg.AssetKey("finished_erasure_requests"),
         dg.AssetKey("handled_data_requests"),
     ],
+    # One rewrite at a time on the shop's server, whichever job (nightly, data requests) runs it.
+    pool=names.SHOP_REWRITE_POOL,
 )
 def erased_purged_storage(
     context: dg.AssetExecutionContext, shop: ShopDatabase

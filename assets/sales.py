@@ -12,7 +12,8 @@ from datetime import date
 
 import dagster as dg
 
-from lifecycle.sales import daily
+from assets.check_results import as_asset_check_result
+from lifecycle.sales import daily, dp
 from lifecycle.sales.charts import units_per_region_markdown
 from lifecycle.sales.planning import build_product_line_summary, build_weekly_demand
 from lifecycle.sales.previews import preview_markdown, product_line_preview, weekly_demand_preview
@@ -97,7 +98,7 @@ def refreshed_sales_volume(
     deps=[refreshed_sales_volume, sales_volume_daily],
 )
 def weekly_demand(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.MaterializeResult:
-    """Weekly units per sku and region with a trailing 4-week average and week-over-week change."""
+    """Units per ISO week, sku and region over 13 weeks; small cells rolled up, not withheld."""
     report = build_weekly_demand(shop.engine(), shop.policy(), shop.as_of())
     return dg.MaterializeResult(
         metadata={
@@ -112,12 +113,12 @@ def weekly_demand(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.M
     group_name="analytics",
     kinds={"postgres"},
     owners=["team:data"],
-    deps=[refreshed_sales_volume, sales_volume_daily],
+    deps=[refreshed_sales_volume, sales_volume_daily, weekly_demand],
 )
 def product_line_summary(
     context: dg.AssetExecutionContext, shop: ShopDatabase
 ) -> dg.MaterializeResult:
-    """Units and revenue share per sku over 7, 28 and 91 days, with its ABC class by revenue."""
+    """Units per sku and product line over 7, 28 and 91 days; merged so no subtraction leaks."""
     report = build_product_line_summary(shop.engine(), shop.policy(), shop.as_of())
     return dg.MaterializeResult(
         metadata={
@@ -128,4 +129,33 @@ def product_line_summary(
     )
 
 
-sales_assets = [sales_volume_daily, refreshed_sales_volume, weekly_demand, product_line_summary]
+@dg.asset(
+    group_name="analytics",
+    kinds={"postgres"},
+    owners=["team:data"],
+    deps=[refreshed_sales_volume, sales_volume_daily],
+)
+def sales_units_dp(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.MaterializeResult:
+    """Weekly units per catalogue sku with OpenDP noise, when the policy's mechanism asks for it."""
+    report = dp.release(shop.engine(), shop.policy(), shop.as_of(), run_id=context.run.run_id)
+    return dg.MaterializeResult(metadata={**report.metadata(), "dagster/row_count": report.rows})
+
+
+@dg.asset_check(
+    asset=sales_units_dp,
+    blocking=True,
+    description="No week spends more ε than its budget; no changed week is left unreleased.",
+)
+def dp_release_within_budget(shop: ShopDatabase) -> dg.AssetCheckResult:
+    """Reads the ε ledger and the refused re-releases."""
+    return as_asset_check_result(dp.budget_check(shop.engine(), shop.policy()))
+
+
+sales_assets = [
+    sales_volume_daily,
+    refreshed_sales_volume,
+    weekly_demand,
+    product_line_summary,
+    sales_units_dp,
+]
+sales_checks = [dp_release_within_budget]

@@ -6,10 +6,11 @@ Settings are read from the environment once, when the command starts, and handed
 import click
 
 from cli import database, guard, logistics, policy, report, requests, retention
+from cli.context import CleanGroup
 from lifecycle.settings import Settings
 
 
-@click.group()
+@click.group(cls=CleanGroup)
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """Keeps the shop's privacy promises: retention purge, published figures, checks."""

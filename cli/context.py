@@ -6,6 +6,7 @@ import functools
 import sys
 
 import click
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from cli import launch
@@ -52,15 +53,71 @@ def fail_cleanly(func):
     return wrapper
 
 
+# SQLSTATE classes of a server that cannot be used at all: connection (08), authorization (28),
+# no such database (3D), shutting down or starting up (57P). Psycopg gives none when the server
+# cannot be reached at all.
+_UNREACHABLE = ("08", "28", "3D", "57P")
+
+
+class DatabaseUnreachable(click.ClickException):
+    """The database cannot be used: one line naming it (password hidden) and the fix; exit 2."""
+
+    exit_code = 2
+
+
+def _unreachable(exc: sa.exc.DBAPIError) -> bool:
+    state = getattr(getattr(exc.orig, "diag", None), "sqlstate", None)
+    return state is None or state.startswith(_UNREACHABLE)
+
+
+def _where(settings: Settings | None) -> str:
+    if settings is None:
+        return "the database"
+    if settings.database_url:
+        try:
+            return db.safe_url(db.normalise_url(settings.database_url))
+        except Exception:  # an unparseable URL must not replace the error being reported
+            return "LIFECYCLE_DATABASE_URL"
+    return f"the embedded PostgreSQL in {settings.embedded_data_dir}"
+
+
+class CleanGroup(click.Group):
+    """The command group: whatever verb runs, a database error ends in one line, never a traceback.
+
+    A traceback of a database error would print SQLAlchemy's statement and bound parameters (and
+    the server's text, which can quote a value); a person needs the database, the cause and the fix.
+    """
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except PolicyError as exc:
+            raise click.ClickException(
+                "policy is not usable:\n  " + "\n  ".join(exc.problems)
+            ) from None
+        except sa.exc.DBAPIError as exc:
+            settings = ctx.obj if isinstance(ctx.obj, Settings) else None
+            if _unreachable(exc):
+                history = settings.dagster_storage_url if settings else None
+                raise DatabaseUnreachable(
+                    f"cannot use {_where(settings)} ({db.describe_db_error(exc)}); start PostgreSQL "
+                    "there or set LIFECYCLE_DATABASE_URL to a running server"
+                    + (" (and LIFECYCLE_DAGSTER_STORAGE_URL, which is also set)" if history else "")
+                ) from None
+            raise click.ClickException(
+                f"database error: {db.describe_db_error(exc)} (values are not shown)"
+            ) from None
+
+
 def run_job(settings: Settings, trigger: str, job: str = names.NIGHTLY_JOB) -> None:
     """Runs `job` through Dagster, prints one line per step, and exits 1 if the run failed."""
     click.echo(f"running {job} …")
-    result = launch.run_job(settings, job, trigger)
-    for line in launch.summary_lines(result):
+    result = launch.run_job(settings, job, trigger, progress=lambda line: click.echo(f"  {line}"))
+    for line in launch.summary_lines(result.events):
         click.echo(f"  {line}")
     click.echo(
         f"run {result.run_id}: {'succeeded' if result.success else 'FAILED'} "
-        f"(history in {db.safe_url(storage_url(settings))})"
+        f"(history in {db.libpq_url(storage_url(settings))})"
     )
     if not result.success:
         sys.exit(1)

@@ -1,12 +1,14 @@
 """`lifecycle guard`: the leak guard's checks, now, with a table of findings."""
 
 import sys
+from datetime import UTC, datetime
 
 import click
 
 from assets.guard import GUARD_CHECKS, run_history_check
 from cli.context import checked_policy, engine_for, fail_cleanly, pass_settings
 from lifecycle.guard.key import load_key
+from lifecycle.guard.reader import reader_engine
 from lifecycle.guard.terminal import findings_table, status_line
 from lifecycle.settings import Settings
 from orchestration.history import nightly_runs_to_scan
@@ -28,11 +30,13 @@ def guard(settings: Settings, run_history: bool, run_id: str | None) -> None:
     engine = engine_for(settings)
     policy = checked_policy(settings, engine)
     key = load_key(settings.guard_secret, settings.guard_key_file)
+    reader = reader_engine(engine, settings.guard_reader_password)
+    today = datetime.now(UTC).date()
     results = []
 
     def run(checks) -> None:
         for check in checks:
-            result = check.scan(engine, policy, key)
+            result = check.run(engine, policy, key, reader, today)
             results.append((check.name, result))
             click.echo(status_line(check.name, result))
 

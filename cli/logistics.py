@@ -5,6 +5,7 @@ import uuid
 import click
 
 from cli.context import checked_policy, engine_for, fail_cleanly, pass_settings
+from cli.summary import format_value
 from lifecycle.logistics import access, checks, files, handoff
 from lifecycle.settings import Settings
 
@@ -29,7 +30,8 @@ def refresh(settings: Settings) -> None:
     report = handoff.refresh_handoff(engine, policy, run_id=run_id)
     click.echo(
         f"hand-off refreshed: {report.inserted} new, {report.updated} changed, "
-        f"{report.removed_total} removed {report.removed or ''}"
+        f"{report.removed_total} removed"
+        + (f" ({format_value(report.removed)})" if report.removed else "")
     )
     for carrier, rows in report.rows_by_carrier.items():
         click.echo(f"  {carrier:>24}: {rows} pending deliveries")
@@ -54,4 +56,8 @@ def refresh(settings: Settings) -> None:
         )
     folder = settings.export_dir / files.EXPORT_PURPOSE
     written = files.export_carrier_files(engine, policy, folder, run_id=run_id)
-    click.echo(f"checks passed; carrier files in {folder}: {written.metadata()['rows_by_carrier']}")
+    click.echo(f"checks passed; carrier files in {folder}:")
+    for carrier, manifest in written.files.items():
+        click.echo(f"  {carrier:>24}: {manifest['rows']} rows in {carrier}/{files.EXPORT_FILE}")
+    for carrier, why in written.without_file.items():
+        click.echo(f"  {carrier:>24}: no file, {why}")

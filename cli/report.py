@@ -9,7 +9,7 @@ from cli.context import engine_for, fail_cleanly, pass_settings
 from lifecycle import db
 from lifecycle.files import write_private
 from lifecycle.policy import load_policy
-from lifecycle.report.build import ReportError, parse_since
+from lifecycle.report.build import ReportError, parse_since, plural
 from lifecycle.report.render import render
 from lifecycle.settings import Settings
 from orchestration.instance import open_instance, storage_url, write_instance_config
@@ -47,14 +47,29 @@ def report(settings: Settings, since: str, out: Path, fmt: str | None, ui_url: s
     except ReportError as exc:
         raise click.BadParameter(str(exc).removeprefix("--since: "), param_hint="--since") from None
     with open_instance(settings) as instance:
-        built = report_from_history(engine, policy, instance, start, now, ui_url)
+        built = report_from_history(
+            engine, policy, instance, start, now, ui_url, check_sentences(settings)
+        )
     fmt = fmt or {".md": "md", ".json": "json"}.get(out.suffix.lower(), "html")
     out.parent.mkdir(parents=True, exist_ok=True)
     write_private(out, render(built, fmt).encode("utf-8"))
     runs = sum(1 for night in built.nights if night.run_id)
-    click.echo(f"wrote {out} ({fmt}): {runs} nightly runs over {len(built.days)} days")
+    click.echo(
+        f"wrote {out} ({fmt}): {plural(runs, 'nightly run')} over {plural(len(built.days), 'day')}"
+    )
     for ok, text in built.verdict():
         click.echo(f"  {'ok' if ok else '!!'}  {text}")
+
+
+def check_sentences(settings: Settings) -> dict[str, str]:
+    """What each check proves: its description in the definitions, the sentence the UI shows."""
+    from definitions import build_definitions  # the report's other sources need no assets
+
+    return {
+        spec.name: spec.description or ""
+        for checks in build_definitions(settings).asset_checks
+        for spec in checks.check_specs
+    }
 
 
 @click.command()

@@ -41,4 +41,5 @@ def open_(settings: Settings) -> None:
     click.echo(
         f"{report.total} open, {report.overdue} overdue (deadline {report.deadline_days} days)"
     )
-    click.echo(report.markdown())
+    if report.total:
+        click.echo(report.markdown())

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 import click
 
+from cli import summary
 from cli.context import (
     checked_policy,
     engine_for,
@@ -24,9 +25,14 @@ def due(settings: Settings) -> None:
     """Prints how the orders stand against the policy right now, without changing anything."""
     engine = engine_for(settings)
     policy = checked_policy(settings, engine)
-    summary = standing.summarize(engine, policy, datetime.now(UTC))
-    for key, value in summary.metadata(policy).items():
-        click.echo(f"{key:>28}: {value}")
+    standing_summary = standing.summarize(engine, policy, datetime.now(UTC))
+    figures = standing_summary.metadata(policy)
+    click.echo(
+        f"orders against policy {policy.version} ({policy.short_hash}) "
+        f"as of {figures['as_of'][:16].replace('T', ' ')} UTC, nothing changed:"
+    )
+    for line in list(summary.asset_lines("standing", figures))[1:]:
+        click.echo(line)
 
 
 @click.command()
@@ -53,6 +59,14 @@ def demo(settings: Settings, orders: int, seed: int) -> None:
         f"seeded {seeded.orders:,} orders, {seeded.items:,} order lines, {seeded.cases:,} after-sales cases"
     )
     run_job(settings, trigger="demo")
+    click.echo(
+        "next: `make ui` (the Dagster UI), `make report`, `lifecycle db shell` (psql on the shop)"
+    )
+    if not settings.database_url:
+        click.echo(
+            "the embedded PostgreSQL keeps running for the UI and the CLI; "
+            "`make stop` (or `lifecycle db stop`) stops it"
+        )
 
 
 @click.command()

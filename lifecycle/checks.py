@@ -38,9 +38,14 @@ class Finding:
 
 @dataclass
 class CheckResult:
-    """What one check looked at (`scanned`, `figures`), what it found, and whether it ran at all."""
+    """What one check looked at (`scanned`, `figures`), what it found, and whether it ran at all.
+
+    `accepted` holds findings the policy accepts for now (an audited exception): still counted and
+    shown, but they do not fail the check.
+    """
 
     findings: list[Finding] = field(default_factory=list)
+    accepted: list[Finding] = field(default_factory=list)
     scanned: dict[str, object] = field(default_factory=dict)
     figures: dict[str, object] = field(default_factory=dict)
     error: str | None = None
@@ -54,17 +59,18 @@ class CheckResult:
         """One line for a person: what failed, or that nothing did."""
         if self.error is not None:
             return f"could not run: {self.error}"
+        accepted = f" ({len(self.accepted)} accepted finding(s))" if self.accepted else ""
         if not self.findings:
-            return "no findings"
+            return "no findings" + accepted
         shown = [f.line() for f in self.findings[:SHOWN_FINDINGS]]
         more = len(self.findings) - len(shown)
-        return "; ".join(shown) + (f"; and {more} more" if more else "")
+        return "; ".join(shown) + (f"; and {more} more" if more else "") + accepted
 
     def markdown(self) -> str:
         """The findings as a table, or a sentence when there are none."""
         if self.error is not None:
             return f"The check could not run: {self.error}"
-        if not self.findings:
+        if not self.findings and not self.accepted:
             return "No findings."
         lines = [
             "| table | column | kind | rows | masked samples | what to do |",
@@ -73,6 +79,11 @@ class CheckResult:
         lines += [
             f"| {f.table} | {f.column} | {f.kind} | {f.count:,} | {'; '.join(f.samples)} | {f.detail} |"
             for f in self.findings
+        ]
+        lines += [
+            f"| {f.table} | {f.column} | {f.kind} (accepted) | {f.count:,} | "
+            f"{'; '.join(f.samples)} | {f.detail} |"
+            for f in self.accepted
         ]
         return "\n".join(lines)
 
@@ -84,6 +95,10 @@ class CheckResult:
         }
         if self.findings:
             data["failed_on"] = sorted({f.where for f in self.findings})
+        if self.accepted:
+            data["accepted_count"] = len(self.accepted)
+            data["accepted_rows"] = sum(f.count for f in self.accepted)
+            data["accepted_on"] = sorted({f.where for f in self.accepted})
         if self.error is not None:
             data["error"] = self.error
         data.update({f"scanned_{k}": v for k, v in self.scanned.items()})

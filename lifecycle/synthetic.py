@@ -7,6 +7,11 @@ take seconds and the same seed gives the same shop on every server and version.
 The mix covers every rule: delivered orders across 400 days (most past their window), recent
 deliveries, cancellations, abandoned carts, paid and shipped orders (some stale), open and
 recently closed after-sales cases, and a few rows that cannot be judged (anomalies).
+
+It looks like a shop to a planner: a long-tail catalogue of SKUS skus in product lines of uneven
+size (shop.products, when the table exists) with Zipf-like popularity, regions skewed towards a
+few large ones, repeat customers (a few buy often, most once or twice), more orders at the end of
+the week, and the last days as full as any other.
 """
 
 from __future__ import annotations
@@ -52,7 +57,34 @@ REGIONS = [
     "QH",
     "XZ",
 ]
-SKUS = 200
+SKUS = 2000  # a long-tail catalogue
+ZIPF_S, ZIPF_Q = 1.1, 5  # the sku of popularity rank r sells about ∝ 1 / (r + ZIPF_Q)^ZIPF_S
+PRODUCT_LINES = [
+    "audio",
+    "bags",
+    "bath",
+    "bedding",
+    "cameras",
+    "cleaning",
+    "cookware",
+    "fitness",
+    "garden",
+    "gaming",
+    "kids",
+    "kitchen",
+    "lighting",
+    "luggage",
+    "office",
+    "outdoor",
+    "pet",
+    "phones",
+    "shoes",
+    "snacks",
+    "storage",
+    "tea",
+    "tools",
+    "toys",
+]
 
 _SEEDED = sa.text("SELECT count(*) FROM lifecycle.demo_seeds")
 _ORDERS = sa.text("SELECT EXISTS (SELECT 1 FROM shop.orders)")
@@ -65,42 +97,86 @@ def _h(m: str, k: int) -> str:
     return _H.format(m=m, start=1 + 7 * k)
 
 
+# Weekly seasonality: the share (in %) of a week's orders placed on Monday … Sunday.
+WEEKDAY_SHARES = (13, 13, 14, 14, 15, 17, 14)
+WEEKS = 58  # sales span about 400 days
+_WEEKDAY = (
+    "CASE "
+    + " ".join(f"WHEN h7 % 100 < {sum(WEEKDAY_SHARES[: n + 1])} THEN {n}" for n in range(6))
+    + " ELSE 6 END"
+)
+
+
+def _zipf_rank(u: str, n: int, s: float, q: int) -> str:
+    """SQL for a rank r in 1..n drawn with probability about ∝ 1/(r + q)^s from a uniform u in [0, 1)
+    (Zipf-Mandelbrot: the offset q keeps the best seller from taking a tenth of all units)."""
+    lo, hi = float(1 + q) ** (1 - s), float(n + 1 + q) ** (1 - s)
+    return f"greatest(1, least({n}, floor(power({lo!r} + ({hi - lo!r}) * ({u}), {1 / (1 - s)!r}))::int - {q}))"
+
+
+# Every order but a few odd ones is placed at `ts`: a weekday drawn with WEEKDAY_SHARES in one of
+# the last WEEKS weeks up to as_of, so yesterday is as full as any other day. Its kind decides what
+# happened next: the normal flow (paid, shipped the next day, delivered 1-5 days after placing,
+# as far as as_of allows), a cancellation, an abandoned cart, an order stuck in service (paid or
+# shipped and never delivered; only orders of the last 70 days, a few of them stale), or an odd row
+# that cannot be judged (recent deliveries with missing, future or impossible dates).
 _ORDERS_SQL = f"""
-WITH base AS (
+WITH base AS MATERIALIZED (
     SELECT g AS order_id, {_h("m1", 0)} % 10000 AS bucket, {_h("m1", 1)} AS h2, {_h("m1", 2)} AS h3,
-           {_h("m1", 3)} AS h4, {_h("m2", 0)} AS h5, {_h("m2", 1)} AS h6, m2
+           {_h("m1", 3)} AS h4, {_h("m2", 0)} AS h5, {_h("m2", 1)} AS h6, {_h("m2", 2)} AS h7,
+           {_h("m2", 3)} AS h8, m2
     FROM generate_series(1, :n) g,
          LATERAL (SELECT md5(:seed || ':a:' || g) AS m1, md5(:seed || ':b:' || g) AS m2) m
-), timed AS (
+), placed AS (
     SELECT b.*,
-        CASE
-            WHEN bucket < 7500 THEN :as_of - make_interval(secs => h2 % (400 * 86400))
-            WHEN bucket < 9500 THEN :as_of - interval '2 days' - make_interval(secs => h2 % (68 * 86400))
-            ELSE :as_of - make_interval(secs => 3600 + h2 % (29 * 86400))
-        END AS event_at,
-        make_interval(secs => 86400 + h4 % (4 * 86400)) AS lead
+        :as_of - make_interval(secs => 3600 + h2 % (29 * 86400)) AS event_at,
+        make_interval(secs => 86400 + h4 % (4 * 86400)) AS lead,
+        (date_trunc('week', CAST(:as_of AS timestamptz) AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')
+            - make_interval(days => 7 * (h8 % {WEEKS}) - ({_WEEKDAY}))
+            + make_interval(secs => h2 % 86400) AS drawn
     FROM base b
+), timed AS MATERIALIZED (
+    SELECT p.*, ts,
+        CASE WHEN bucket < 6000 OR bucket >= 8100 AND bucket < 9900 THEN 'flow'
+             WHEN bucket < 7000 THEN 'cancel'
+             WHEN bucket < 7500 THEN 'abandon'
+             WHEN bucket < 8100 AND ts <= :as_of - interval '70 days' THEN 'flow'
+             WHEN bucket < 7800 THEN 'stuck_paid'
+             WHEN bucket < 8100 THEN 'stuck_shipped'
+             ELSE 'odd' END AS kind
+    FROM placed p,
+         LATERAL (SELECT CASE WHEN drawn > :as_of THEN drawn - interval '{7 * WEEKS} days'
+                              ELSE drawn END AS ts) t
 )
 INSERT INTO shop.orders (order_id, customer_id, status, placed_at, paid_at, shipped_at, delivered_at,
     cancelled_at, ship_region, receiver_name, receiver_phone, receiver_email, receiver_address,
     receiver_postcode, payment_ref)
 SELECT order_id,
-    1 + h3 % :customers,
-    CASE WHEN bucket < 6000 THEN 'delivered' WHEN bucket < 7000 THEN 'cancelled'
-         WHEN bucket < 7500 THEN 'placed' WHEN bucket < 8500 THEN 'paid'
-         WHEN bucket < 9500 THEN 'shipped' WHEN bucket < 9990 THEN 'delivered' ELSE 'cancelled' END,
-    CASE WHEN bucket < 6000 OR bucket >= 9500 THEN event_at - lead
-         WHEN bucket < 7000 THEN event_at - interval '2 hours'
-         ELSE event_at END,
-    CASE WHEN bucket < 6000 OR bucket >= 9500 THEN event_at - lead + interval '10 minutes'
-         WHEN bucket >= 7500 THEN event_at + interval '10 minutes' END,
-    CASE WHEN bucket < 6000 OR bucket >= 9500 AND bucket < 9990 THEN event_at - lead + interval '1 day'
-         WHEN bucket >= 8500 AND bucket < 9500 THEN event_at + interval '1 day' END,
-    CASE WHEN bucket < 6000 OR bucket >= 9500 AND bucket < 9960 THEN event_at
+    1 + floor(:customers * power(h3 / 268435456.0::float8, 1.8))::int,
+    CASE kind
+        WHEN 'flow' THEN CASE WHEN ts + lead <= :as_of THEN 'delivered'
+                              WHEN ts + interval '1 day' <= :as_of THEN 'shipped' ELSE 'paid' END
+        WHEN 'cancel' THEN 'cancelled'
+        WHEN 'abandon' THEN 'placed'
+        WHEN 'stuck_paid' THEN 'paid'
+        WHEN 'stuck_shipped' THEN CASE WHEN ts + interval '1 day' <= :as_of THEN 'shipped'
+                                       ELSE 'paid' END
+        ELSE CASE WHEN bucket < 9990 THEN 'delivered' ELSE 'cancelled' END END,
+    CASE WHEN kind = 'odd' THEN event_at - lead ELSE ts END,
+    CASE WHEN kind IN ('flow', 'stuck_paid', 'stuck_shipped') THEN ts + interval '10 minutes'
+         WHEN kind = 'odd' THEN event_at - lead + interval '10 minutes' END,
+    CASE WHEN kind IN ('flow', 'stuck_shipped') AND ts + interval '1 day' <= :as_of
+             THEN ts + interval '1 day'
+         WHEN kind = 'odd' AND bucket < 9990 THEN event_at - lead + interval '1 day' END,
+    CASE WHEN kind = 'flow' AND ts + lead <= :as_of THEN ts + lead
+         WHEN kind <> 'odd' THEN NULL
+         WHEN bucket < 9960 THEN event_at
          WHEN bucket >= 9970 AND bucket < 9980 THEN :as_of + interval '2 days'
          WHEN bucket >= 9980 AND bucket < 9990 THEN event_at - lead - interval '1 day' END,
-    CASE WHEN bucket >= 6000 AND bucket < 7000 THEN event_at END,
-    (SELECT v FROM pool_regions WHERE i = (h5 % 1000) * (h5 % 1000) % {len(REGIONS)}),
+    CASE WHEN kind = 'cancel' THEN least(ts + interval '2 hours', :as_of) END,
+    (SELECT v FROM pool_regions
+     WHERE i = least({len(REGIONS) - 1},
+                     floor({len(REGIONS)} * power(h5 / 268435456.0::float8, 2.2))::int)),
     (SELECT v FROM pool_names WHERE i = h5 % {POOL}),
     CASE h6 % 3
         WHEN 0 THEN '+86 1' || (3 + h6 % 7) || lpad((h3 % 10)::text, 1, '0') || ' ' || lpad((h4 % 10000)::text, 4, '0') || ' ' || lpad((h2 % 10000)::text, 4, '0')
@@ -113,16 +189,32 @@ SELECT order_id,
 FROM timed
 """
 
+# A sku's number spreads popularity ranks over the catalogue (7919 is prime to SKUS), so the best
+# sellers are not all in the first product line.
+_SKU_NO = f"((({_zipf_rank(_h('m', 0) + ' / 268435456.0::float8', SKUS, ZIPF_S, ZIPF_Q)}) - 1) * 7919 % {SKUS} + 1)"
+
 _ITEMS_SQL = f"""
 INSERT INTO shop.order_items (order_id, line_no, sku, quantity, unit_price)
-SELECT o.order_id, l,
-       'SKU-' || lpad((1 + power({_h("m", 0)} / 268435456.0, 2) * {SKUS - 1})::int::text, 4, '0'),
-       1 + {_h("m", 1)} % 4,
-       5.99 + ((1 + power({_h("m", 0)} / 268435456.0, 2) * {SKUS - 1})::int * 37 % 200)
-FROM shop.orders o,
-     generate_series(1, 1 + o.order_id % 3) l,
-     LATERAL (SELECT md5(:seed || ':i:' || o.order_id || ':' || l) AS m) m
+SELECT order_id, l, 'SKU-' || lpad(sku_no::text, 4, '0'),
+       1 + (h1 % 10 >= 7)::int + 2 * (h1 % 20 = 19)::int,
+       5.99 + (sku_no * 37 % 200)
+FROM (
+    SELECT o.order_id, l, {_SKU_NO} AS sku_no, {_h("m", 1)} AS h1
+    FROM shop.orders o,
+         generate_series(1, 1 + o.order_id % 3) l,
+         LATERAL (SELECT md5(:seed || ':i:' || o.order_id || ':' || l) AS m) m
+) line
 """
+
+# Product lines of uneven size: the first lines hold few skus, the last many.
+_PRODUCTS_SQL = f"""
+INSERT INTO shop.products (sku, product_line)
+SELECT 'SKU-' || lpad(n::text, 4, '0'),
+       (CAST(:lines AS text[]))[1 + floor(cardinality(CAST(:lines AS text[]))
+                                          * power((n - 1) / {SKUS}.0::float8, 0.7))::int]
+FROM generate_series(1, {SKUS}) n
+"""
+_HAS_PRODUCTS = sa.text("SELECT to_regclass('shop.products') IS NOT NULL")
 
 # Cases on ~8% of older deliveries: some still open, some closed recently (window restarts).
 _CASES_SQL = f"""
@@ -203,6 +295,18 @@ def seed_shop(
                     "lifecycle.purge_runs, lifecycle.erasure_runs, lifecycle.erasure_waits, lifecycle.demo_seeds"
                 )
             )
+            # Their hash chains start again with the new shop (lifecycle/ledger/chain.py).
+            conn.execute(
+                sa.text(
+                    "DELETE FROM lifecycle.ledger_links WHERE chain IN ('purge_ledger', 'erasure_runs')"
+                )
+            )
+        # One wide expression per row: compiling it (JIT) costs more than evaluating it.
+        conn.execute(sa.text("SET LOCAL jit = off"))
+        has_products = conn.execute(_HAS_PRODUCTS).scalar()
+        if has_products:
+            conn.execute(sa.text("DELETE FROM shop.products"))
+            conn.execute(sa.text(_PRODUCTS_SQL), {"lines": PRODUCT_LINES})
         on_progress(f"building name, address and email pools (Faker, seed {seed})")
         for pool, values in _pools(seed).items():
             conn.execute(
@@ -212,7 +316,7 @@ def seed_shop(
                 sa.text(f"INSERT INTO pool_{pool} VALUES (:i, :v)"),
                 [{"i": i, "v": v} for i, v in enumerate(values)],
             )
-        params = {"n": orders, "seed": str(seed), "as_of": as_of, "customers": max(orders // 3, 1)}
+        params = {"n": orders, "seed": str(seed), "as_of": as_of, "customers": max(orders // 2, 1)}
         on_progress(f"inserting {orders:,} orders")
         conn.execute(sa.text(_ORDERS_SQL), params)
         on_progress("inserting order lines")

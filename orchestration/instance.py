@@ -8,6 +8,7 @@ DAGSTER_HOME/dagster.yaml through `write_instance_config`, so every process read
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -20,6 +21,8 @@ from lifecycle.files import private_dir, write_private
 from lifecycle.settings import Settings
 
 DAGSTER_DATABASE = "dagster"
+# Files a run writes under DAGSTER_HOME (compute logs: whatever a step printed) are private.
+PRIVATE_UMASK = 0o077
 
 _MARKER = "# Written by lifecycle (orchestration/instance.py)"
 _HEADER = f"""{_MARKER} from LIFECYCLE_DAGSTER_STORAGE_URL, else the shop's server.
@@ -55,10 +58,37 @@ def storage_url(settings: Settings) -> URL:
     return url.set(drivername="postgresql+psycopg2")
 
 
-def instance_config(url: URL) -> dict:
-    """The dagster.yaml mapping: all three storages in PostgreSQL, no telemetry."""
+def keep_run_files_private() -> None:
+    """Makes every file this process creates from now on readable by its owner only.
+
+    Dagster's compute log manager creates its folders and files with the process's umask (0755 and
+    0644 by default) and has no setting of its own; a step's output may hold what a failing
+    statement quoted, so the processes that run steps (the CLI, the code server and its run
+    workers, `make ui`) set this before any run starts.
+    """
+    os.umask(PRIVATE_UMASK)
+
+
+def instance_config(url: URL, home: Path) -> dict:
+    """The dagster.yaml mapping: all three storages in PostgreSQL, compute logs in DAGSTER_HOME
+    (private, see keep_run_files_private), the run queue, one slot per pool, no telemetry.
+
+    Pools are enforced per step (`granularity: op`), so a run started in-process by the CLI
+    waits for the slot too, not only runs the daemon dequeues; `default_limit: 1` gives the
+    one pool, names.SHOP_REWRITE_POOL, its single slot (docs/deployment.md).
+    """
     return {
         "storage": {"postgres": {"postgres_url": url.render_as_string(hide_password=False)}},
+        "run_coordinator": {
+            "module": "dagster._core.run_coordinator",
+            "class": "QueuedRunCoordinator",
+        },
+        "concurrency": {"pools": {"granularity": "op", "default_limit": 1}},
+        "compute_logs": {
+            "module": "dagster._core.storage.local_compute_log_manager",
+            "class": "LocalComputeLogManager",
+            "config": {"base_dir": str(home / "storage")},
+        },
         "telemetry": {"enabled": False},
     }
 
@@ -74,7 +104,7 @@ def write_instance_config(settings: Settings) -> Path:
     path = home / "dagster.yaml"
     if path.exists() and not path.read_text(encoding="utf-8").startswith(_MARKER):
         return home
-    text = _HEADER + yaml.safe_dump(instance_config(storage_url(settings)), sort_keys=False)
+    text = _HEADER + yaml.safe_dump(instance_config(storage_url(settings), home), sort_keys=False)
     if not path.exists() or path.read_text(encoding="utf-8") != text:
         write_private(path, text.encode("utf-8"))
     return home

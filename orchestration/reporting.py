@@ -19,8 +19,10 @@ def report_from_history(
     since: datetime,
     now: datetime | None = None,
     ui_url: str | None = None,
+    check_sentences: dict[str, str] | None = None,
 ) -> Report:
-    """The report for the days from `since` to `now`: the nightly runs the history holds, as plain summaries."""
+    """The report for the days from `since` to `now`: the nightly runs the history holds, as plain
+    summaries; `check_sentences` are the checks' descriptions from the definitions."""
     return build_report(
         engine,
         policy,
@@ -29,4 +31,5 @@ def report_from_history(
         now,
         history_begins=history.first_run_at(instance),
         ui_url=ui_url,
+        check_sentences=check_sentences,
     )

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from lifecycle import db
 from lifecycle.guard.key import GuardKey, load_key
+from lifecycle.guard.reader import reader_engine
 from lifecycle.policy import Policy, PolicyError, check_policy_against_database, load_policy
 from orchestration import history, tags
 
@@ -122,10 +123,15 @@ class GuardSecret(dg.ConfigurableResource):
 
     secret: str | None = None
     key_file: str
+    reader_password: str | None = None  # LIFECYCLE_GUARD_READER_PASSWORD, through dg.EnvVar
 
     def key(self) -> GuardKey:
         """The key, loaded (or created) now."""
         return load_key(self.secret, Path(self.key_file))
+
+    def reader(self, engine: Engine) -> Engine:
+        """The guard's reader login on `engine`'s database (lifecycle.guard.reader)."""
+        return reader_engine(engine, self.reader_password)
 
 
 class AlertWebhook(dg.ConfigurableResource):

@@ -20,6 +20,7 @@ ASSETS = {
     "sales_volume_daily",
     "weekly_demand",
     "product_line_summary",
+    "sales_units_dp",
     "handled_data_requests",
     "finished_erasure_requests",
     "open_data_requests",  # requests
@@ -38,6 +39,8 @@ BLOCKING_CHECKS = {
     "no_personal_patterns_in_analytics",
     "no_raw_values_in_analytics",
     "published_cells_cover_k_customers",
+    "no_differencing_in_sales_tables",
+    "dp_release_within_budget",
     "no_raw_values_in_run_history",
 }
 # Overdue requests are flagged, not blocking: a late answer must not stop the night's purge.

@@ -2,7 +2,8 @@
 one out.
 
 A published table is any analytics relation with an integer `customers` column, whoever made it;
-Great Expectations counts the rows under k inside the database (lifecycle.guard.gx).
+Great Expectations counts the rows under k inside the database (lifecycle.guard.gx), reading as
+the guard's reader (lifecycle.guard.reader).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from sqlalchemy.engine import Engine
 
 from lifecycle.checks import CheckResult, Finding
 from lifecycle.guard import gx
+from lifecycle.guard.reader import reader_engine
 from lifecycle.guard.scan import scan
 from lifecycle.guard.zone import ANALYTICS, Relation, discover
 from lifecycle.policy import Policy
@@ -24,13 +26,14 @@ def _published(relation: Relation) -> bool:
 
 
 @scan
-def small_cells(engine: Engine, policy: Policy) -> CheckResult:
+def small_cells(engine: Engine, policy: Policy, reader: Engine | None = None) -> CheckResult:
     """Every row of a published table (one with a `customers` count) covers at least k customers.
 
     A row with customers = 0 stands for no one (a week without sales) and is not a small cell.
     """
     k = policy.analytics.min_customers_per_cell
-    with engine.connect() as conn:
+    reader = reader or reader_engine(engine)
+    with reader.connect() as conn:
         published = [r for r in discover(conn) if _published(r)]
     column = CUSTOMERS_COLUMN
     small = f"{column} IS NULL OR ({column} > 0 AND {column} < {int(k)})"
@@ -47,6 +50,6 @@ def small_cells(engine: Engine, policy: Policy) -> CheckResult:
             o.count,
             detail=detail,
         )
-        for o in gx.validate(engine, ANALYTICS, suites)
+        for o in gx.validate(reader, ANALYTICS, suites)
     ]
     return CheckResult(findings=findings, scanned={"relations": len(published), "k": k})

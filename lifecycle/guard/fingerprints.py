@@ -63,33 +63,65 @@ def _distinct_values(relation_sql: str, column_sql: str) -> str:
     )
 
 
+_COLUMN_TOKENS = """
+    WITH {tokens}
+    SELECT t.kind, length(t.token) AS len, x.h, {mask} AS mask
+    FROM (SELECT DISTINCT kind, token FROM tokens) t
+    CROSS JOIN LATERAL (SELECT {hmac} AS h) x
+"""
+COPY_BATCH = 10_000  # digests fetched from the reader and copied to the job's side at a time
+
+
 def add_column_candidates(
-    conn: Connection, key: GuardKey, relation_sql: str, column_sql: str, relation: str, column: str
+    reader: Connection,
+    conn: Connection,
+    key: GuardKey,
+    relation_sql: str,
+    column_sql: str,
+    relation: str,
+    column: str,
 ) -> int:
-    """Hashes every distinct token of one text-like column; returns how many."""
-    sql = f"""
-        WITH {tokens_sql(_distinct_values(relation_sql, column_sql))}
-        INSERT INTO guard_candidates
-        SELECT :relation, :column, t.kind, length(t.token), x.h,
-               {mask_sql("length(t.token) - 2", "x.h")}
-        FROM (SELECT DISTINCT kind, token FROM tokens) t
-        CROSS JOIN LATERAL (SELECT {hmac_sql("t.token")} AS h) x
-    """
-    params = {"relation": relation, "column": column, **SQL_PARAMS, **key.params()}
-    return conn.execute(sa.text(sql), params).rowcount
+    """Hashes every distinct token of one text-like column on the `reader` connection and copies
+    the digests into `conn`'s candidates; returns how many. Only digests and masked forms cross."""
+    sql = _COLUMN_TOKENS.format(
+        tokens=tokens_sql(_distinct_values(relation_sql, column_sql)),
+        mask=mask_sql("length(t.token) - 2", "x.h"),
+        hmac=hmac_sql("t.token"),
+    )
+    rows = reader.execute(
+        sa.text(sql),
+        {**SQL_PARAMS, **key.params()},
+        execution_options={"yield_per": COPY_BATCH},  # this statement only, not the connection
+    )
+    copied = 0
+    with (
+        conn.connection.driver_connection.cursor() as cursor,
+        cursor.copy(
+            "COPY guard_candidates (relation, column_name, kind, len, h, mask) FROM STDIN"
+        ) as copy,
+    ):
+        for batch in rows.partitions():
+            for kind, length, h, masked in batch:
+                copy.write_row((relation, column, kind, length, h, masked))
+            copied += len(batch)
+    return copied
 
 
 def column_hit_rows(
-    conn: Connection, key: GuardKey, relation_sql: str, column_sql: str, relation: str, column: str
+    reader: Connection,
+    key: GuardKey,
+    relation_sql: str,
+    column_sql: str,
+    hits: list[bytes],
 ) -> dict[str, int]:
-    """Rows of one column holding a hit, per kind; a value that equals a raw value whole is counted
-    as that alone, not again for the names or phones inside it."""
+    """Rows of one column holding one of the digests `hits`, per kind, read on the `reader`
+    connection; a value that equals a raw value whole is counted as that alone, not again for the
+    names or phones inside it."""
     sql = f"""
         WITH {tokens_sql(_distinct_values(relation_sql, column_sql))},
         hit AS (
             SELECT DISTINCT t.vid, t.kind FROM tokens t
-            WHERE {hmac_sql("t.token")} IN (
-                SELECT h FROM guard_hits WHERE relation = :relation AND column_name = :column)
+            WHERE {hmac_sql("t.token")} = ANY(:hits)
         )
         SELECT kind, sum(n)::bigint FROM (
             SELECT hit.kind, d.n, bool_or(hit.kind = 'value') OVER (PARTITION BY hit.vid) AS whole
@@ -98,8 +130,8 @@ def column_hit_rows(
         WHERE kind = 'value' OR NOT whole
         GROUP BY kind
     """
-    params = {"relation": relation, "column": column, **SQL_PARAMS, **key.params()}
-    return dict(conn.execute(sa.text(sql), params).all())
+    params = {"hits": list(hits), **SQL_PARAMS, **key.params()}
+    return dict(reader.execute(sa.text(sql), params).all())
 
 
 @dataclass

@@ -1,45 +1,86 @@
 """Raw values in analytics: no analytics value, nor a name, phone or email inside one, equals a
-personal value still held in the raw zone (keyed fingerprints, lifecycle.guard.fingerprints)."""
+personal value still held in the raw zone (keyed fingerprints, lifecycle.guard.fingerprints).
+
+Analytics is read only by the guard's reader (lifecycle.guard.reader), which hashes the zone's
+tokens; the job's connection hashes the raw zone and joins the two sets of digests in temp tables,
+so it never runs code an analytics author wrote. A column the reader cannot read is a finding for
+that column; the others are still compared.
+"""
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from lifecycle.checks import CheckResult
+from lifecycle.checks import CheckResult, Finding
 from lifecycle.guard import fingerprints
 from lifecycle.guard.key import GuardKey
-from lifecycle.guard.scan import scan
+from lifecycle.guard.privilege import INSUFFICIENT_PRIVILEGE
+from lifecycle.guard.reader import reader_engine
+from lifecycle.guard.scan import reason, scan
 from lifecycle.guard.zone import discover, quote_name, relation_sql
 from lifecycle.policy import Policy
 
 
+def unreadable(table: str, column: str, exc: sa.exc.StatementError) -> Finding:
+    """A relation or column the reader could not read: unchecked, so a finding (no value in it)."""
+    refused = getattr(exc.orig, "sqlstate", None) == INSUFFICIENT_PRIVILEGE
+    fix = (
+        "its owner must let lifecycle_analyst read it, as the guard reads what analysts can"
+        if refused
+        else "fix or drop the relation"
+    )
+    return Finding(
+        table,
+        column,
+        "check_error",
+        0,
+        detail=f"the guard's reader could not read it ({reason(exc)}); unchecked until {fix}",
+    )
+
+
 @scan
-def raw_values_in_zone(engine: Engine, policy: Policy, key: GuardKey) -> CheckResult:
+def raw_values_in_zone(
+    engine: Engine, policy: Policy, key: GuardKey, reader: Engine | None = None
+) -> CheckResult:
     """No analytics value, nor a name, phone or email inside one, equals a personal raw value.
 
-    Two phases in one transaction: every distinct token of the zone is hashed and joined against
-    the raw zone's digests in one pass; only the columns that hit are read again to count rows.
+    Three phases: the reader hashes every distinct token of the zone into the job's temp table;
+    the job joins them against the raw zone's digests in one pass; the reader counts the rows of
+    the columns that hit.
     """
-    with engine.begin() as conn:
-        relations = discover(conn)
+    reader = reader or reader_engine(engine)
+    findings: list[Finding] = []
+    with reader.connect() as rconn, engine.begin() as conn:
+        relations = discover(rconn)
         fingerprints.create_candidates(conn)
         columns = {
-            (r.table, c.name): (relation_sql(conn, r.name), quote_name(conn, c.name))
+            (r.table, c.name): (relation_sql(rconn, r.name), quote_name(rconn, c.name))
             for r in relations
             for c in r.text_columns
         }
-        tokens = sum(
-            fingerprints.add_column_candidates(conn, key, *sql, *where)
-            for where, sql in columns.items()
-        )
+        tokens = 0
+        for where, sql in columns.items():
+            try:
+                with rconn.begin_nested(), conn.begin_nested():
+                    tokens += fingerprints.add_column_candidates(rconn, conn, key, *sql, *where)
+            except sa.exc.DBAPIError as exc:
+                findings.append(unreadable(*where, exc))
         hits = fingerprints.find_hits(conn, key, policy)
-        rows = {}
+    rows = {}
+    with reader.connect() as rconn:
         for where in sorted({(h.relation, h.column) for h in hits}):
-            hit_rows = fingerprints.column_hit_rows(conn, key, *columns[where], *where)
-            rows.update({(*where, kind): count for kind, count in hit_rows.items()})
-        found = fingerprints.matches(hits, rows)
+            digests = [h.h for h in hits if (h.relation, h.column) == where]
+            try:
+                with rconn.begin_nested():
+                    counted = fingerprints.column_hit_rows(rconn, key, *columns[where], digests)
+            except sa.exc.DBAPIError as exc:
+                findings.append(unreadable(*where, exc))
+                continue
+            rows.update({(*where, kind): count for kind, count in counted.items()})
+    found = fingerprints.matches(hits, rows)
     return CheckResult(
-        findings=[match.finding() for match in found],
+        findings=[*findings, *(match.finding() for match in found)],
         scanned={
             "relations": len(relations),
             "text_columns": len(columns),

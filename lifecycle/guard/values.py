@@ -1,6 +1,7 @@
 """Value patterns: no text in analytics looks like an email, phone, Luhn-valid card number or street
 address, whoever it belongs to. Great Expectations counts inside the database (lifecycle.guard.gx);
-the masked samples are computed in SQL, so no value reaches Python.
+the masked samples are computed in SQL, so no value reaches Python. Both read as the guard's
+reader (lifecycle.guard.reader), never as the job.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from sqlalchemy.engine import Connection, Engine
 from lifecycle.checks import CheckResult, Finding
 from lifecycle.guard import gx, patterns
 from lifecycle.guard.key import SAMPLES, GuardKey, hmac_sql, mask_sql
+from lifecycle.guard.reader import reader_engine
 from lifecycle.guard.scan import scan
 from lifecycle.guard.zone import ANALYTICS, Relation, discover, quote_name, relation_sql
 
@@ -79,12 +81,15 @@ def _finding(conn: Connection, key: GuardKey, o: gx.Outcome) -> Finding:
 
 
 @scan
-def personal_value_patterns(engine: Engine, key: GuardKey) -> CheckResult:
+def personal_value_patterns(
+    engine: Engine, key: GuardKey, reader: Engine | None = None
+) -> CheckResult:
     """No text in analytics looks like an email, phone, Luhn-valid card number or street address."""
-    with engine.connect() as conn:
+    reader = reader or reader_engine(engine)
+    with reader.connect() as conn:
         relations = discover(conn)
-    outcomes = gx.validate(engine, ANALYTICS, {r.name: pattern_rules(engine, r) for r in relations})
-    with engine.connect() as conn:
+    outcomes = gx.validate(reader, ANALYTICS, {r.name: pattern_rules(reader, r) for r in relations})
+    with reader.connect() as conn:
         findings = [_finding(conn, key, o) for o in outcomes]
     text_columns = sum(len(r.text_columns) for r in relations)
     return CheckResult(

@@ -112,16 +112,31 @@ class Zone:
         """The relations as a table, with kind and estimated rows, for a person to read."""
         lines = ["| relation | kind | rows (estimate) |", "|---|---|---:|"]
         lines += [
-            f"| {ANALYTICS}.{name} | {kind} | {'' if rows is None else rows} |"
+            f"| {ANALYTICS}.{name} | {kind} | {_estimate(rows)} |"
             for name, kind, rows in self.relations
         ]
         return "\n".join(lines)
 
 
+def _estimate(rows: int | None) -> str:
+    """pg_class.reltuples as a person reads it: -1 means the table was never analysed (so the
+    planner has no estimate yet), and a view has no rows of its own."""
+    if rows is None:
+        return "– (no rows of its own)"
+    if rows < 0:
+        return "not analysed yet"
+    return f"{rows:,}"
+
+
 _INVENTORY = sa.text("""
     SELECT c.relname, c.relkind::text AS relkind,
-           CASE WHEN c.relkind IN ('r', 'p', 'm') AND c.reltuples >= 0
-                THEN c.reltuples::bigint END AS estimate
+           CASE WHEN c.relkind IN ('r', 'm') THEN c.reltuples::bigint
+                WHEN c.relkind = 'p' THEN (
+                    SELECT CASE WHEN bool_and(p.reltuples >= 0) THEN sum(p.reltuples)::bigint
+                                ELSE -1 END
+                    FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhrelid
+                    WHERE i.inhparent = c.oid)
+           END AS estimate
     FROM pg_class c
     WHERE c.relnamespace = to_regnamespace(:schema)::oid AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
       AND NOT c.relispartition

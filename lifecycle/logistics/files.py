@@ -21,6 +21,7 @@ from lifecycle.db import describe_db_error
 from lifecycle.files import WrittenFile, private_dir, write_private
 from lifecycle.logistics.handoff import LogisticsError
 from lifecycle.policy import LOGISTICS_KEYS, Policy
+from lifecycle.policy.logistics import CARRIER_ROLE_PREFIX
 
 EXPORT_PURPOSE = "logistics"
 EXPORT_FILE = "deliveries.csv"
@@ -34,6 +35,9 @@ class ExportReport:
     folder: Path
     files: dict[str, dict[str, object]] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
+    # Carriers the policy lists without `csv: true`, and why they get no file: so a reader of the
+    # folder or the run does not take a missing carrier for a failed export.
+    without_file: dict[str, str] = field(default_factory=dict)
 
     def metadata(self) -> dict[str, object]:
         """Rows and checksum prefixes per carrier, for the export's materialization."""
@@ -42,6 +46,7 @@ class ExportReport:
             "rows_by_carrier": {c: f["rows"] for c, f in self.files.items()},
             "sha256_by_carrier": {c: str(f["sha256"])[:12] for c, f in self.files.items()},
             "removed_exports": self.removed,
+            "carriers_without_file": self.without_file,
         }
 
 
@@ -92,6 +97,13 @@ def export_carrier_files(
             report.files[carrier] = manifest
         conn.rollback()
     report.removed = _remove_departed(folder, set(policy.logistics.csv_carriers))
+    report.without_file = {
+        carrier: f"reads its rows as database role {CARRIER_ROLE_PREFIX}{carrier}"
+        if carrier in policy.logistics.role_carriers
+        else "takes neither a file nor a role (policy: csv and role both off)"
+        for carrier in policy.logistics.carriers
+        if carrier not in policy.logistics.csv_carriers
+    }
     return report
 
 

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import field_validator
 
 from lifecycle.policy.base import Strict
+from lifecycle.policy.privacy import DifferentialPrivacy, Mechanism
 
 
 class Analytics(Strict):
@@ -14,6 +15,8 @@ class Analytics(Strict):
 
     timezone: str = "UTC"
     min_customers_per_cell: int = 5
+    mechanism: Mechanism = "k_threshold"  # or differential_privacy (docs/sales.md)
+    differential_privacy: DifferentialPrivacy = DifferentialPrivacy()
 
     @field_validator("timezone")
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 
+from lifecycle.policy.consistency import correctable_not_personal
 from lifecycle.policy.errors import PolicyError
 from lifecycle.policy.model import Policy
 
@@ -59,5 +60,20 @@ def check_policy_against_database(policy: Policy, conn) -> None:
                 f"{policy.path.name}: raw.{name}.personal_columns: {sorted(overlap)} also play a role "
                 "the purge needs (an id, status or timestamp); they cannot be cleared"
             )
+    catalogue = policy.raw.catalogue
+    if catalogue is not None:
+        missing = [
+            c for c in catalogue.columns.values() if c not in catalog.get(catalogue.table, ())
+        ]
+        if missing:
+            problems.append(
+                f"{policy.path.name}: raw.catalogue: {catalogue.table} has no column '{missing[0]}'; "
+                "run `lifecycle db upgrade`, map the shop's catalogue, or remove raw.catalogue"
+            )
+    if not problems:  # every column exists: a near-miss name in personal_columns is the shop's own
+        problems = [
+            f"{policy.path.name}: {field}: {problem}"
+            for field, problem in correctable_not_personal(policy, suspected_typos=True)
+        ]
     if problems:
         raise PolicyError(problems)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, PrivateAttr, field_validator
+from pydantic import Field, PrivateAttr
 
+from lifecycle.policy.acknowledgements import Acknowledgement
 from lifecycle.policy.analytics import Analytics
 from lifecycle.policy.base import Strict
+from lifecycle.policy.guard import Guard
 from lifecycle.policy.logistics import Logistics
 from lifecycle.policy.raw import RawZone
 from lifecycle.policy.requests import DataRequests
@@ -26,6 +28,9 @@ class Policy(Strict):
     analytics: Analytics = Analytics()
     requests: DataRequests = DataRequests()
     logistics: Logistics = Logistics()
+    guard: Guard = Guard()
+    # Settings that give a promise away on purpose (acknowledgements.py): zero_window, k_of_one.
+    acknowledge: tuple[Acknowledgement, ...] = ()
 
     _path: Path = PrivateAttr(default=Path("policy.yaml"))
     _sha256: str = PrivateAttr(default="")
@@ -41,16 +46,3 @@ class Policy(Strict):
     @property
     def short_hash(self) -> str:
         return self._sha256[:12]
-
-    @field_validator("requests")
-    @classmethod
-    def _correctable_are_personal(cls, value: DataRequests, info) -> DataRequests:
-        raw = info.data.get("raw")
-        personal = raw.orders.personal_columns if raw else value.correctable_columns
-        stray = [col for col in value.correctable_columns if col not in personal]
-        if stray:
-            raise ValueError(
-                f"correctable_columns: {stray[0]!r} is not one of raw.orders.personal_columns "
-                f"{list(personal)}; only the order's receiving contact and address can be corrected"
-            )
-        return value

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import field_validator, model_validator
 
 from lifecycle.policy.base import Strict
+from lifecycle.policy.catalogue import Catalogue
 from lifecycle.policy.identifiers import IDENTIFIER, column_names, quote_ident
 
 # Logical roles of each raw table's columns. A shop maps each role to its own column name;
@@ -84,18 +85,33 @@ class RawTable(Strict):
         return quote_ident(self.columns[role])
 
 
+def _distinct_roles(table: str, columns: dict[str, str]) -> None:
+    """Two roles on one column would let the purge write a timestamp over business data."""
+    by_column: dict[str, list[str]] = {}
+    for role, column in columns.items():
+        by_column.setdefault(column, []).append(role)
+    clashes = {column: roles for column, roles in by_column.items() if len(roles) > 1}
+    if clashes:
+        column, roles = next(iter(clashes.items()))
+        raise ValueError(
+            f"{table}.columns: roles {' and '.join(repr(r) for r in roles)} both map to column "
+            f"{column!r}; each role needs its own column (a role left out maps to its own name)"
+        )
+
+
 class RawZone(Strict):
     """The shop's own tables, with the reference schema as default."""
 
     orders: RawTable
     order_items: RawTable
     after_sales_cases: RawTable
+    catalogue: Catalogue | None = None  # optional, non-personal: sku -> product line
 
     @model_validator(mode="before")
     @classmethod
     def _fill_defaults(cls, data: Any) -> Any:
         data = dict(data or {})
-        unknown = set(data) - set(ROLES)
+        unknown = set(data) - set(ROLES) - {"catalogue"}
         if unknown:
             raise ValueError(f"unknown raw table(s) {sorted(unknown)}; known: {sorted(ROLES)}")
         for name, roles in ROLES.items():
@@ -110,8 +126,15 @@ class RawZone(Strict):
             if bad:
                 raise ValueError(f"{name}.columns: {bad[0]!r} is not a lowercase SQL column name")
             spec["columns"] = {role: given.get(role, role) for role in roles}
+            _distinct_roles(name, spec["columns"])
             spec.setdefault("table", DEFAULT_TABLES[name])
             spec.setdefault("personal_columns", DEFAULT_PERSONAL[name])
+            if name == "orders" and not spec["personal_columns"]:
+                raise ValueError(
+                    "orders.personal_columns is empty, so the purge would mark orders cleared while "
+                    "keeping every personal field; list the columns that hold receiving name, "
+                    "contact, address and payment reference (docs/policy.md)"
+                )
             data[name] = spec
         return data
 

@@ -8,14 +8,17 @@ from pydantic import Field
 
 from lifecycle.policy.base import Strict
 
+MAX_WINDOW_DAYS = 3650
+
 
 class Retention(Strict):
     """How long personal fields stay bound to an order, and how the purge runs."""
 
-    after_sales_window_days: int = Field(30, ge=0)
-    cancelled_retention_days: int = Field(30, ge=0)
-    abandoned_after_days: int = Field(90, ge=0)
-    stale_in_service_days: int = Field(60, ge=0)
+    # Days, at most ten years: beyond that a window is a mistake, and dates overflow later.
+    after_sales_window_days: int = Field(30, ge=0, le=MAX_WINDOW_DAYS)
+    cancelled_retention_days: int = Field(30, ge=0, le=MAX_WINDOW_DAYS)
+    abandoned_after_days: int = Field(90, ge=0, le=MAX_WINDOW_DAYS)
+    stale_in_service_days: int = Field(60, ge=0, le=MAX_WINDOW_DAYS)
     batch_size: int = Field(50_000, ge=1, le=1_000_000)
     physical_erasure: Literal["vacuum_full", "none"] = "vacuum_full"
     erasure_lock_timeout_seconds: int = Field(30, ge=1, le=3600)

@@ -118,6 +118,17 @@ class AlertRow:
     delivered: bool
 
 
+@dataclass(frozen=True)
+class PendingErasure:
+    """Orders cleared since the last rewrite of the data files: their old values are still on disk."""
+
+    orders: int
+    since: datetime | None
+
+    def age_hours(self, now: datetime) -> float:
+        return 0.0 if self.since is None else (now - self.since).total_seconds() / 3600
+
+
 @dataclass
 class Report:
     """The whole report; lifecycle/report/render.py renders it as HTML, Markdown or JSON."""
@@ -136,12 +147,37 @@ class Report:
     checks: dict[str, dict[str, int]]
     history_begins: datetime | None = None
     ui_url: str | None = None
+    installed_at: datetime | None = None
+    check_sentences: dict[str, str] = field(default_factory=dict)
+    pending_erasure: PendingErasure | None = None
+
+    @property
+    def first_judged_day(self) -> date | None:
+        """The first day a nightly run was owed: the day after installation, or the installation
+        day itself when a run succeeded on it (the demo runs at once); None judges every day."""
+        if self.installed_at is None:
+            return None
+        day = self.installed_at.date()
+        ran = any(d.day == day and d.successful_runs for d in self.days)
+        return day if ran else day + timedelta(days=1)
+
+    @property
+    def judged_days(self) -> list[DayFigures]:
+        """Days since installation that have ended, and today once a run has succeeded on it."""
+        first, today = self.first_judged_day, self.generated_at.date()
+        return [
+            d
+            for d in self.days
+            if (first is None or d.day >= first) and (d.day < today or d.successful_runs)
+        ]
 
     @property
     def days_without_success(self) -> list[date]:
-        """Days before today with no successful nightly run (today may simply not have come yet)."""
-        today = self.generated_at.date()
-        return [d.day for d in self.days if d.successful_runs == 0 and d.day < today]
+        """Judged days with no successful nightly run (today may simply not have come yet)."""
+        return [d.day for d in self.judged_days if d.successful_runs == 0]
+
+    def before_installation(self, day: date) -> bool:
+        return self.installed_at is not None and day < self.installed_at.date()
 
     @property
     def nights_left_overdue(self) -> list[Night]:
@@ -155,7 +191,12 @@ class Report:
         """The answers at a glance: (all well?, one plain sentence) per question."""
         lines = []
         missed = self.days_without_success
-        days = len([d for d in self.days if d.day < self.generated_at.date()])
+        days = len(self.judged_days)
+        installed = (
+            f" since the shop was installed on {self.installed_at.date()}"
+            if self.installed_at and self.installed_at > self.since
+            else ""
+        )
         begins = (
             f" (the run history begins on {self.history_begins.date()})"
             if self.history_begins and missed and self.history_begins.date() > missed[0]
@@ -164,9 +205,10 @@ class Report:
         lines.append(
             (
                 not missed,
-                f"A nightly run succeeded on every day of the period ({days} days)."
+                f"A nightly run succeeded on every day{installed} ({plural(days, 'day')})."
                 if not missed
-                else f"No successful nightly run on {len(missed)} of {days} days: {day_ranges(missed)}{begins}.",
+                else f"No successful nightly run on {len(missed)} of {plural(days, 'day')}{installed}: "
+                f"{day_ranges(missed)}{begins}.",
             )
         )
         left = self.nights_left_overdue
@@ -174,10 +216,14 @@ class Report:
         lines.append(
             (
                 not left,
-                f"After each of the {len(measured)} measured runs, no order past its window "
-                "still held personal data."
+                (
+                    "After the one measured run"
+                    if len(measured) == 1
+                    else f"After each of the {len(measured):,} measured runs"
+                )
+                + ", no order past its window still held personal data."
                 if not left
-                else f"On {len(left)} runs, orders past their window still held personal data afterwards: "
+                else f"On {plural(len(left), 'run')}, orders past their window still held personal data afterwards: "
                 + ", ".join(f"{n.day} ({n.overdue_after})" for n in left)
                 + ".",
             )
@@ -186,9 +232,10 @@ class Report:
         lines.append(
             (
                 self.overdue_past_grace == 0,
-                f"Now: {self.overdue_past_grace} orders have been past their window for more than {hours:.0f} "
-                f"hours; {self.overdue_now} are past it in all (those that became due since the last run are "
-                "cleared by the next).",
+                f"Now: {plural(self.overdue_past_grace, 'order has', 'orders have')} been past "
+                f"{'its' if self.overdue_past_grace == 1 else 'their'} window for more than {hours:.0f} hours; {self.overdue_now} "
+                f"{'is' if self.overdue_now == 1 else 'are'} past it in all (those that became due since "
+                "the last run are cleared by the next).",
             )
         )
         failed = self.failed_check_nights
@@ -196,9 +243,8 @@ class Report:
         lines.append(
             (
                 not failed and evaluations > 0,
-                f"All {evaluations} check evaluations passed ({len(self.checks)} checks: "
-                + ", ".join(sorted(self.checks))
-                + ")."
+                f"All {plural(evaluations, 'check evaluation')} passed ({plural(len(self.checks), 'check')}, "
+                "each listed below with what it proves)."
                 if not failed and evaluations
                 else "No check was evaluated in the period."
                 if not evaluations
@@ -207,6 +253,20 @@ class Report:
                 + ".",
             )
         )
+        if self.pending_erasure is not None:
+            pending = self.pending_erasure
+            lines.append(
+                (
+                    pending.orders == 0
+                    or pending.age_hours(self.generated_at)
+                    <= alerts.FRESHNESS.total_seconds() / 3600,
+                    "Every cleared order's old values have been rewritten out of the data files."
+                    if pending.orders == 0
+                    else f"Erasure from disk pending for {plural(pending.orders, 'cleared order')} "
+                    f"(the oldest cleared {pending.age_hours(self.generated_at):.0f} hours ago); the next "
+                    "rewrite removes their old values from the data files.",
+                )
+            )
         if self.requests is None:
             lines.append(
                 (
@@ -229,7 +289,7 @@ class Report:
                     not self.alerts,
                     "No alert was raised."
                     if not self.alerts
-                    else f"{len(self.alerts)} alerts were raised (listed below).",
+                    else f"{plural(len(self.alerts), 'alert was', 'alerts were')} raised (listed below).",
                 )
             )
         return lines
@@ -240,6 +300,11 @@ class Report:
         data["forecast"] = {d.isoformat(): n for d, n in self.forecast.items()}
         data["verdict"] = [{"ok": ok, "text": text} for ok, text in self.verdict()]
         return json.loads(json.dumps(data, default=_iso))
+
+
+def plural(count: int, one: str, many: str | None = None) -> str:
+    """`1 day`, `2 days`; `many` for irregular forms (`1 order has`, `2 orders have`)."""
+    return f"{count:,} {one if count == 1 else many or one + 's'}"
 
 
 def day_ranges(days: list[date]) -> str:
@@ -276,6 +341,12 @@ _PER_DAY = sa.text("""
     FROM lifecycle.purge_ledger WHERE purged_at >= :since GROUP BY 1
 """)
 _EXISTS = sa.text("SELECT to_regclass(:name) IS NOT NULL")
+_INSTALLED = sa.text("SELECT min(installed_at) FROM lifecycle.installation")
+# Orders cleared since the last rewrite began (the erasure's own test of whether one is needed).
+_PENDING_ERASURE = sa.text("""
+    SELECT count(*) AS orders, min(recorded_at) AS since FROM lifecycle.purge_ledger
+    WHERE recorded_at >= coalesce((SELECT max(started_at) FROM lifecycle.erasure_runs), '-infinity')
+""")
 _REQUESTS = sa.text("""
     SELECT count(*) FILTER (WHERE received_at >= :since) AS received,
            count(*) FILTER (WHERE completed_at >= :since) AS answered,
@@ -304,9 +375,11 @@ def build_report(
     now: datetime | None = None,
     history_begins: datetime | None = None,
     ui_url: str | None = None,
+    check_sentences: dict[str, str] | None = None,
 ) -> Report:
     """Gathers the report for the UTC days from `since` to `now` (whole days) from the nightly
-    runs created in that period (oldest first) and the ledger."""
+    runs created in that period (oldest first) and the ledger. `check_sentences` says what each
+    check proves (the descriptions the Dagster UI shows)."""
     now = now or datetime.now(UTC)
     since = datetime.combine(since.astimezone(UTC).date(), time(), UTC)
     run_ids = [run.run_id for run in runs]
@@ -320,6 +393,11 @@ def build_report(
             if _exists(conn, "lifecycle.alerts")
             else None
         )
+        recorded = (
+            conn.execute(_INSTALLED).scalar() if _exists(conn, "lifecycle.installation") else None
+        )
+        pending = PendingErasure(**conn.execute(_PENDING_ERASURE).mappings().one())
+    installed_at = min((t for t in (recorded, history_begins) if t is not None), default=None)
     nights = [_night(run, ledger.get(run.run_id), erasures.get(run.run_id)) for run in runs]
     days = _days(since.date(), now.date(), nights, per_day, answered_per_day)
     checks: dict[str, dict[str, int]] = {}
@@ -332,7 +410,7 @@ def build_report(
         since=since,
         policy_version=policy.version,
         policy_hash=policy.short_hash,
-        nights=_with_missing_days(nights, days),
+        nights=_with_missing_days(nights, days, installed_at),
         days=days,
         overdue_now=standing.count_overdue(engine, policy, now),
         overdue_past_grace=standing.count_overdue(engine, policy, now - alerts.FRESHNESS),
@@ -342,6 +420,9 @@ def build_report(
         checks=checks,
         history_begins=history_begins,
         ui_url=ui_url.rstrip("/") if ui_url else None,
+        installed_at=installed_at,
+        check_sentences=dict(check_sentences or {}),
+        pending_erasure=pending,
     )
 
 
@@ -415,9 +496,21 @@ def _days(
     return days
 
 
-def _with_missing_days(nights: list[Night], days: list[DayFigures]) -> list[Night]:
+def _with_missing_days(
+    nights: list[Night], days: list[DayFigures], installed_at: datetime | None
+) -> list[Night]:
     ran = {n.day for n in nights}
-    missing = [Night(day=d.day, run_id=None, result="no run") for d in days if d.day not in ran]
+    missing = [
+        Night(
+            day=d.day,
+            run_id=None,
+            result="not installed yet"
+            if installed_at and d.day < installed_at.date()
+            else "no run",
+        )
+        for d in days
+        if d.day not in ran
+    ]
     return sorted(
         nights + missing,
         key=lambda n: (n.day, n.started_at or datetime.min.replace(tzinfo=UTC)),

@@ -72,6 +72,9 @@ DAY_HEAD = [
     "Requests answered",
 ]
 DAY_NUMERIC = {1, 2, 3, 4, 5}
+CHECKS_HEAD = ["Check", "What it proves", "Passed", "Failed"]
+CHECKS_NUMERIC = {2, 3}
+FORECAST_NUMERIC = {1}
 
 
 def render(report: Report, fmt: str) -> str:
@@ -110,11 +113,16 @@ def _view(report: Report) -> dict:
         ],
         "night_rows": [_night_cells(night, last) for night, last in _grouped(report.nights)],
         "notes": [n for n in report.nights if n.note],
-        "days": [_day_cells(d) for d in report.days],
-        "checks": sorted(report.checks.items()),
-        "checks_rows": [
-            [name, str(t["passed"]), str(t["failed"])] for name, t in sorted(report.checks.items())
+        "days": [_day_cells(d, report.before_installation(d.day)) for d in report.days],
+        "checks": [
+            (name, _proves(report, name), tally) for name, tally in sorted(report.checks.items())
         ],
+        "checks_rows": [
+            [name, _proves(report, name), str(t["passed"]), str(t["failed"])]
+            for name, t in sorted(report.checks.items())
+        ],
+        "checks_head": CHECKS_HEAD,
+        "checks_numeric": CHECKS_NUMERIC,
         "alert_rows": [
             [
                 f"{a.raised_at:%Y-%m-%d %H:%M}",
@@ -126,6 +134,7 @@ def _view(report: Report) -> dict:
             for a in report.alerts or []
         ],
         "forecast_rows": [[d.isoformat(), f"{n:,}"] for d, n in report.forecast.items()],
+        "forecast_numeric": FORECAST_NUMERIC,
         "requests_text": _requests_text(report),
         "glossary": GLOSSARY,
         "night_head": NIGHT_HEAD,
@@ -156,6 +165,7 @@ def _grouped(nights: list[Night]) -> list[tuple[Night, date]]:
             night.run_id is None
             and out
             and out[-1][0].run_id is None
+            and out[-1][0].result == night.result
             and night.day - out[-1][1] == timedelta(days=1)
         ):
             out[-1] = (out[-1][0], night.day)
@@ -170,7 +180,7 @@ def _night_cells(night: Night, last: date) -> list[str]:
         when = night.day.isoformat() if days == 1 else f"{night.day} to {last}"
         return [
             when,
-            "no run" if days == 1 else f"no run ({days} days)",
+            night.result if days == 1 else f"{night.result} ({days} days)",
             "",
             "",
             "",
@@ -197,18 +207,28 @@ def _night_cells(night: Night, last: date) -> list[str]:
 
 
 def _night_css(night: Night) -> str:
+    if night.run_id is None and night.result != "no run":
+        return "before"
     if night.run_id is None:
         return "none"
     return "failed" if not night.succeeded or night.checks_failed or night.overdue_after else ""
 
 
-def _day_cells(day: DayFigures) -> list[str]:
+def _proves(report: Report, name: str) -> str:
+    return report.check_sentences.get(name, "(no description: a check of another code location)")
+
+
+def _day_cells(day: DayFigures, before_installation: bool) -> list[str]:
     return [
         day.day.isoformat(),
         _count(day.purged),
         _count(day.purged_on_request),
         _count(day.overdue_after_last_run),
-        str(day.successful_runs),
+        "not installed yet"
+        if before_installation
+        else str(day.successful_runs)
+        if day.successful_runs
+        else "no run",
         _count(day.requests_answered),
     ]
 

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from lifecycle.orders import SAMPLE_IDS, sql_list
 from lifecycle.policy import Policy
-from lifecycle.requests.table import OPEN, REQUESTS_TABLE, UNANSWERED, kind_label
+from lifecycle.requests.table import AWAITING_ANSWER, OPEN, REQUESTS_TABLE, kind_label
 
 
 @dataclass
@@ -84,7 +84,7 @@ _OPEN_ROWS = sa.text(f"""
 _OPEN_COUNTS = sa.text(f"""
     SELECT count(*),
            coalesce(array_agg(request_id ORDER BY received_at, request_id)
-                    FILTER (WHERE status IN ({sql_list(UNANSWERED)}) AND received_at <= :deadline_cutoff),
+                    FILTER (WHERE status IN ({sql_list(AWAITING_ANSWER)}) AND received_at <= :deadline_cutoff),
                     '{{}}')
     FROM {REQUESTS_TABLE}
     WHERE completed_at IS NULL AND status IN ({sql_list(OPEN)})

@@ -1,10 +1,17 @@
-"""How a request whose handling failed is named in a report and a log: never a value."""
+"""How a request whose handling failed is named, and whether trying again could help: never a value."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
 from lifecycle.db import describe_db_error
+from lifecycle.retention.purge import PurgeError
+
+# SQLSTATE classes an unchanged request meets again on every retry: a value the column's type
+# refuses (22), a constraint (23), a shop trigger's RAISE (P0), a missing object or privilege (42),
+# an unsupported feature (0A), a function's own error (2F, 39). Anything else (a lost connection,
+# a deadlock, a lock timeout, a full disk) may pass, so the request stays open for the next run.
+PERMANENT_SQLSTATE_CLASSES = ("22", "23", "P0", "42", "0A", "2F", "39")
 
 
 def describe_failure(exc: Exception) -> str:
@@ -13,4 +20,23 @@ def describe_failure(exc: Exception) -> str:
         return describe_db_error(exc)
     if isinstance(exc, OSError):
         return f"{type(exc).__name__} (errno {exc.errno}: {exc.strerror})"
-    return str(exc)
+    if isinstance(exc, PurgeError):
+        return str(exc)  # built from describe_db_error and order ids only
+    return type(exc).__name__  # an unexpected error's text may quote what it was handling
+
+
+def sqlstate(exc: Exception) -> str | None:
+    """The SQLSTATE of a database error, else None."""
+    return getattr(getattr(getattr(exc, "orig", None), "diag", None), "sqlstate", None)
+
+
+def retry_may_help(exc: Exception) -> bool:
+    """False when the same request would fail the same way again, so it is answered `failed`.
+
+    Database errors are judged by SQLSTATE class; file errors and a purge batch that rolled back
+    may pass on their own; any other exception is an error in handling this input, and repeats.
+    """
+    if isinstance(exc, sa.exc.SQLAlchemyError):
+        state = sqlstate(exc)
+        return not (state and state[:2] in PERMANENT_SQLSTATE_CLASSES)
+    return isinstance(exc, OSError | PurgeError)

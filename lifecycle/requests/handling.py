@@ -2,8 +2,11 @@
 
 Each request's row is locked (FOR UPDATE SKIP LOCKED) while it is answered, so two overlapping
 runs never answer the same request, and a request whose handling fails (database or file error)
-is rolled back and stays open for the next run. Bad input (unknown kind or customer, malformed
-payload, duplicate) is `rejected` with its reason, nothing changed.
+is rolled back and stays open for the next run, unless trying again cannot help (the database
+refuses the same statement every time, by SQLSTATE, or handling this input raised): then it is
+answered `failed` with its reason and stays open for a person. Bad input (unknown kind or customer,
+malformed, oversized or too deeply nested payload, duplicate) is `rejected` with its reason,
+nothing changed. Whatever one request does, the others are answered.
 """
 
 from __future__ import annotations
@@ -23,11 +26,16 @@ from lifecycle.requests.access import answer_access
 from lifecycle.requests.audit import Audit
 from lifecycle.requests.correction import answer_correction
 from lifecycle.requests.erasure import answer_erasure
-from lifecycle.requests.failures import describe_failure
+from lifecycle.requests.failures import describe_failure, retry_may_help, sqlstate
 from lifecycle.requests.outcome import Outcome
-from lifecycle.requests.payload import RequestInputError, parse_payload, redacted
+from lifecycle.requests.payload import (
+    MAX_PAYLOAD_BYTES,
+    RequestInputError,
+    load_payload,
+    parse_payload,
+    redacted,
+)
 from lifecycle.requests.table import REQUESTS_TABLE, UNANSWERED, kind_label
-from lifecycle.retention import purge
 
 
 @dataclass
@@ -109,8 +117,13 @@ _FIRST_NOT_REJECTED = sa.text(f"""
     WHERE request_id = ANY(:ids) AND status <> 'rejected'
     ORDER BY received_at, request_id LIMIT 1
 """)
+# The payload comes as text, cut one character past the size bound (so an oversized one is still
+# recognised, without carrying megabytes over), and is parsed here within bounds
+# (payload.load_payload), never by the driver.
 _LOCK = sa.text(f"""
-    SELECT request_id, customer_id, kind, payload, received_at FROM {REQUESTS_TABLE}
+    SELECT request_id, customer_id, kind, left(payload::text, {MAX_PAYLOAD_BYTES + 1}) AS payload,
+           received_at
+    FROM {REQUESTS_TABLE}
     WHERE request_id = :request_id AND status IN ({sql_list(UNANSWERED)})
     FOR UPDATE SKIP LOCKED
 """)
@@ -152,6 +165,7 @@ def handle_requests(
         report.skipped_ids = sorted(set(request_ids) - set(ids))
     with engine.connect() as conn:  # one connection, one transaction per request
         for request_id in ids:
+            row = None
             try:
                 with conn.begin():
                     row = conn.execute(_LOCK, {"request_id": request_id}).mappings().one_or_none()
@@ -167,28 +181,78 @@ def handle_requests(
                         duplicates.get(request_id, []),
                         as_of,
                     )
-                    kept = redacted(row["payload"])
-                    conn.execute(
-                        _ANSWER,
-                        {
-                            "request_id": request_id,
-                            "status": outcome.status,
-                            "result": json.dumps(outcome.result),
-                            "payload": None if kept is None else json.dumps(kept),
-                            "complete": not (
-                                outcome.status == "partly_done" and row["kind"] == "erase"
-                            ),
-                        },
-                    )
-            except (sa.exc.SQLAlchemyError, OSError, purge.PurgeError) as exc:
-                report.failed[request_id] = describe_failure(exc)
-                if on_request:
-                    on_request(request_id, "?", "failed: " + report.failed[request_id])
-                continue
-            report.add(request_id, row["kind"], outcome)
+                    _write_answer(conn, request_id, row, outcome)
+            except Exception as exc:  # one request's failure never stops the others
+                outcome = _answer_failure(conn, request_id, row, run_id, exc)
+                if outcome is None:  # rolled back; stays open for the next run
+                    report.failed[request_id] = describe_failure(exc)
+                    if on_request:
+                        on_request(request_id, "?", "failed: " + report.failed[request_id])
+                    continue
+            kind = row["kind"] if row is not None else "?"
+            report.add(request_id, kind, outcome)
             if on_request:
-                on_request(request_id, kind_label(row["kind"]), outcome.status)
+                on_request(request_id, kind_label(kind), outcome.status)
     return report
+
+
+def _write_answer(conn: Connection, request_id: int, row, outcome: Outcome) -> None:
+    """Writes the answer back; what is kept of the payload is its field names and order ids."""
+    kept = _kept_payload(row["payload"]) if row is not None else {"values_removed": True}
+    conn.execute(
+        _ANSWER,
+        {
+            "request_id": request_id,
+            "status": outcome.status,
+            "result": json.dumps(outcome.result),
+            "payload": None if kept is None else json.dumps(kept),
+            # Still open: an erasure waiting on delivery or a case, and a request that failed.
+            "complete": outcome.status != "failed"
+            and not (outcome.status == "partly_done" and row["kind"] == "erase"),
+        },
+    )
+
+
+def _kept_payload(text: str | None):
+    try:
+        return redacted(load_payload(text))
+    except RequestInputError:  # too big or too deep to read: nothing of it is kept
+        return {"values_removed": True}
+
+
+def _answer_failure(
+    conn: Connection, request_id: int, row, run_id: str, exc: Exception
+) -> Outcome | None:
+    """Answers `failed` a request that would fail the same way again; None when a retry may help."""
+    if retry_may_help(exc):
+        return None
+    outcome = _failed(run_id, row["kind"] if row is not None else "?", exc)
+    try:
+        with conn.begin():
+            _write_answer(conn, request_id, row, outcome)
+    except Exception:  # the answer itself cannot be written: leave the request for the next run
+        return None
+    return outcome
+
+
+def _failed(run_id: str, kind: str, exc: Exception) -> Outcome:
+    """The answer to a request that fails the same way on every try: its reason, never a value."""
+    state = sqlstate(exc)
+    result = {"kind": kind_label(kind), "run_id": run_id}
+    if state:
+        result.update(
+            reason_code="database_error",
+            sqlstate=state,
+            reason=f"the database refused the change ({describe_failure(exc)}); fix the cause, "
+            "then set status back to 'received' to answer it again",
+        )
+    else:
+        result.update(
+            reason_code="internal_error",
+            reason=f"{describe_failure(exc)} while answering; see the run's log, fix the cause, "
+            "then set status back to 'received'",
+        )
+    return Outcome("failed", result)
 
 
 def _answer(
@@ -203,7 +267,7 @@ def _answer(
     request_id, customer_id, kind = row["request_id"], row["customer_id"], row["kind"]
     audit = Audit(conn, request_id, run_id)
     try:
-        correction = parse_payload(kind, row["payload"], policy)
+        correction = parse_payload(kind, load_payload(row["payload"]), policy)
         _check_customer(conn, policy, customer_id)
         _check_duplicate(conn, duplicate_candidates)
     except RequestInputError as exc:

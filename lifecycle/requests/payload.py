@@ -13,6 +13,10 @@ from lifecycle.requests.table import KINDS
 
 MAX_VALUE_LENGTH = 500
 MAX_ORDER_IDS = 1000
+# A correction's payload is an object of fields and a list of ids: two levels deep, a few KB. The
+# bounds leave room for that and refuse, before any parsing, what would exhaust the parser.
+MAX_PAYLOAD_BYTES = 64 * 1024
+MAX_PAYLOAD_DEPTH = 8
 
 
 class RequestInputError(ValueError):
@@ -48,6 +52,53 @@ def correctable_columns(policy: Policy) -> list[str]:
     """Columns a correction may change: the policy's list, as far as this shop holds them."""
     personal = policy.raw.orders.personal_columns
     return [col for col in policy.requests.correctable_columns if col in personal]
+
+
+def _depth(text: str) -> int:
+    """The deepest nesting of arrays and objects in JSON `text`, counted without recursion."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def load_payload(text: str | None) -> Any:
+    """A stored payload (jsonb as text) read within bounds; one too big or too deep is rejected.
+
+    The database hands the payload over as text, so a 3,000-level document reaches neither the
+    driver's nor Python's recursive JSON parser: its size and depth are measured first.
+    """
+    if text is None:
+        return None
+    if len(text.encode()) > MAX_PAYLOAD_BYTES:
+        raise RequestInputError(
+            "payload_too_large",
+            f"payload is larger than {MAX_PAYLOAD_BYTES // 1024} KB; send only fields and order_ids",
+        )
+    if _depth(text) > MAX_PAYLOAD_DEPTH:
+        raise RequestInputError(
+            "payload_too_deep",
+            f"payload nests more than {MAX_PAYLOAD_DEPTH} levels; "
+            'write {"fields": {...}, "order_ids": [...]}',
+        )
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise RequestInputError("malformed_payload", "payload is not readable JSON") from None
 
 
 def parse_payload(kind: str, payload: Any, policy: Policy) -> Correction | None:

@@ -21,6 +21,7 @@ from lifecycle.batches import keyset_bound_sql, run_in_batches
 from lifecycle.db import describe_db_error
 from lifecycle.orders import SAMPLE_IDS
 from lifecycle.policy import Policy
+from lifecycle.retention import liveness
 from lifecycle.retention.coverage import require_personal_coverage
 from lifecycle.retention.rules import Cutoffs, RetentionSql
 
@@ -209,6 +210,7 @@ def run_purge(
     report = PurgeReport(
         run_id=run_id, as_of=as_of, policy_version=policy.version, policy_hash=policy.sha256
     )
+    alive, _ = liveness.claim_run(engine, run_id)  # and marks runs whose process died `killed`
     _record(
         engine,
         _START_RUN,
@@ -256,6 +258,7 @@ def run_purge(
             purged=report.purged,
             summary=json.dumps(summary),
         )
+        alive.release()
     return report
 
 

@@ -4,6 +4,7 @@ The one analytical use the privacy statement allows ("count platform commodity s
 optimize product inventory allocation and adjust product line layout"), built in the database.
 One module per job: `source` (the raw tables as the policy maps them), `capture` (triggers that
 record which hours changed), `daily` (the k rule, the nightly refresh and backfills of
-analytics.sales_volume_daily), `planning` (weekly demand, product-line summary), `previews` and
-`charts` (what a person looks at). docs/sales.md explains the design.
+analytics.sales_volume_daily), `planning` (weekly demand, product-line summary, rolled up),
+`rollup` (hierarchies and remainders), `differencing` (the guard's audit), `utility` (what a
+planner gets), `previews` and `charts` (what a person looks at). docs/sales.md explains the design.
 """

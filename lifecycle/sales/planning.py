@@ -1,148 +1,267 @@
-"""Planning tables a merchandiser reads, rebuilt from the published daily table only.
+"""Planning tables at the grains a planner plans on, built from the raw zone and rolled up.
 
-analytics.weekly_demand (units per ISO week, sku and region, with a trailing 4-week average and
-week-over-week change) and analytics.product_line_summary (7/28/91-day units and revenue shares
-per sku, with an ABC class by revenue). Both read analytics.sales_volume_daily and nothing raw,
-under the daily build's lock, so they show nothing the daily table does not publish.
+analytics.weekly_demand: units per ISO week × sku × region over the last 13 complete weeks.
+analytics.product_line_summary: units per sku and product line over the 7, 28 and 91 days up to
+the last complete day. A cell under k customers is not withheld but rolled up its hierarchy
+(region → OTHER, sku → its product line's OTHER, line → OTHER), so units not visible at a fine
+grain are counted once, correctly, one level up (lifecycle/sales/rollup.py).
+
+Publishing several grains beside the daily table opens subtractions; each build then merges the
+cells that would leave a remainder under k (secondary suppression) until none is left against the
+daily table and, for the summary, the weekly table and its other windows. The guard recomputes
+the same remainders from what was published (lifecycle/sales/differencing.py).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from lifecycle.policy import Policy
-from lifecycle.sales.daily import LOCK_KEY, last_complete_day
+from lifecycle.sales import rollup
+from lifecycle.sales.daily import LOCK_KEY, SalesError, last_complete_day
+from lifecycle.sales.source import Source
+from lifecycle.sales.utility import Utility, measure_utility
+
+WEEKS = 13
+WINDOWS = (7, 28, 91)
+MAX_ROUNDS = 100  # merges per build; each round moves a cell one level up, so this is never hit
+WEEKLY = "weekly_demand"
+
+
+def window_part(days: int) -> str:
+    """The partition name of one window of the product-line summary."""
+    return f"product_line_summary_{days}d"
 
 
 @dataclass
 class PlanningBuild:
-    """One rebuilt planning table: its size and the day it is current to."""
+    """One rebuilt planning table: its size, what it shows, and what the protection cost."""
 
     table: str
     as_of_date: date
-    rows: int
-    seconds: float
+    rows: int = 0
+    seconds: float = 0.0
+    units_total: int = 0
+    units_published: int = 0
+    rows_per_level: dict[str, int] = field(default_factory=dict)
+    cells_merged: int = 0
+    rounds: int = 0
+    utility: Utility | None = None
 
     def metadata(self) -> dict[str, object]:
-        """Table, size and currency for the planning asset's materialization."""
+        """Counts and shares only, for the planning asset's materialization."""
+        share = self.units_published / self.units_total if self.units_total else 1.0
         return {
             "table": self.table,
             "as_of_date": self.as_of_date.isoformat(),
             "rows": self.rows,
+            "rows_per_level": self.rows_per_level,
+            "units_total": self.units_total,
+            "units_published": self.units_published,
+            "units_published_pct": round(100 * share, 2),
+            "cells_merged_against_differencing": self.cells_merged,
+            "suppression_rounds": self.rounds,
             "seconds": round(self.seconds, 3),
+            **(self.utility.metadata() if self.utility else {}),
         }
 
 
-# Weeks are ISO weeks (Monday first), in plain date arithmetic so no session time zone enters.
-# The grid gives every (sku, region) a row for each week since it first sold, so weeks without
-# sales count as zero in the trailing average; rows are kept while that average is above zero.
-_WEEKLY_SQL = sa.text("""
-WITH weekly AS (
-    SELECT sales_date - (extract(isodow FROM sales_date)::int - 1) AS week_start, sku, region,
-           sum(units) AS units, sum(orders) AS orders, sum(revenue) AS revenue,
-           count(*) AS days_with_sales, max(customers) AS customers
-    FROM analytics.sales_volume_daily WHERE sales_date <= :as_of_date
-    GROUP BY 1, 2, 3
-), span AS (
-    SELECT sku, region, min(week_start) AS first_week FROM weekly GROUP BY sku, region
-), grid AS (
-    SELECT s.sku, s.region, s.first_week + 7 * n AS week_start
-    FROM span s, generate_series(0, (:this_week - s.first_week) / 7) AS n
-), dense AS (
-    SELECT g.week_start, g.sku, g.region,
-           coalesce(w.units, 0) AS units, coalesce(w.orders, 0) AS orders,
-           coalesce(w.revenue, 0) AS revenue, coalesce(w.days_with_sales, 0) AS days_with_sales,
-           coalesce(w.customers, 0) AS customers,
-           avg(coalesce(w.units, 0)) OVER last_4_weeks AS units_avg_4w,
-           lag(coalesce(w.units, 0)) OVER series AS previous_units
-    FROM grid g LEFT JOIN weekly w USING (week_start, sku, region)
-    WINDOW series AS (PARTITION BY g.sku, g.region ORDER BY g.week_start),
-           last_4_weeks AS (series ROWS BETWEEN 3 PRECEDING AND CURRENT ROW)
-)
-INSERT INTO analytics.weekly_demand (week_start, sku, region, week_complete, units, orders, revenue,
-    days_with_sales, units_avg_4w, units_change_wow, units_change_wow_pct, customers)
-SELECT week_start, sku, region, week_start + 6 <= :as_of_date, units, orders, revenue,
-       days_with_sales, round(units_avg_4w, 2), units - previous_units,
-       CASE WHEN previous_units > 0
-            THEN round(100.0 * (units - previous_units) / previous_units, 1) END,
-       customers
-FROM dense WHERE units > 0 OR units_avg_4w > 0
-ORDER BY week_start, sku, region
-""")
-
-_SUMMARY_SQL = sa.text("""
-WITH per_sku AS (
-    SELECT sku,
-           coalesce(sum(units) FILTER (WHERE sales_date > :as_of_date - 7), 0) AS units_7d,
-           coalesce(sum(units) FILTER (WHERE sales_date > :as_of_date - 28), 0) AS units_28d,
-           coalesce(sum(units) FILTER (WHERE sales_date > :as_of_date - 91), 0) AS units_91d,
-           coalesce(sum(units) FILTER (WHERE sales_date > :as_of_date - 56
-                                         AND sales_date <= :as_of_date - 28), 0) AS units_prior_28d,
-           coalesce(sum(revenue) FILTER (WHERE sales_date > :as_of_date - 7), 0) AS revenue_7d,
-           coalesce(sum(revenue) FILTER (WHERE sales_date > :as_of_date - 28), 0) AS revenue_28d,
-           coalesce(sum(revenue) FILTER (WHERE sales_date > :as_of_date - 91), 0) AS revenue_91d,
-           max(customers) FILTER (WHERE sales_date > :as_of_date - 91) AS customers
-    FROM analytics.sales_volume_daily
-    WHERE sales_date > :as_of_date - 91 AND sales_date <= :as_of_date
-    GROUP BY sku
-), shares AS (
-    SELECT p.*,
-           sum(units_7d) OVER () AS all_units_7d, sum(units_28d) OVER () AS all_units_28d,
-           sum(units_91d) OVER () AS all_units_91d, sum(revenue_7d) OVER () AS all_revenue_7d,
-           sum(revenue_28d) OVER () AS all_revenue_28d, sum(revenue_91d) OVER () AS all_revenue_91d,
-           rank() OVER (ORDER BY revenue_91d DESC) AS revenue_rank_91d,
-           coalesce(sum(revenue_91d) OVER (ORDER BY revenue_91d DESC, sku
-               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS revenue_before
-    FROM per_sku p WHERE units_91d > 0
-)
-INSERT INTO analytics.product_line_summary (as_of_date, sku, units_7d, units_28d, units_91d,
-    revenue_7d, revenue_28d, revenue_91d,
-    units_share_7d_pct, units_share_28d_pct, units_share_91d_pct,
-    revenue_share_7d_pct, revenue_share_28d_pct, revenue_share_91d_pct, units_change_28d_pct,
-    revenue_rank_91d, abc_class, customers)
-SELECT :as_of_date, sku, units_7d, units_28d, units_91d, revenue_7d, revenue_28d, revenue_91d,
-       coalesce(round(100.0 * units_7d / nullif(all_units_7d, 0), 2), 0),
-       coalesce(round(100.0 * units_28d / nullif(all_units_28d, 0), 2), 0),
-       coalesce(round(100.0 * units_91d / nullif(all_units_91d, 0), 2), 0),
-       coalesce(round(100.0 * revenue_7d / nullif(all_revenue_7d, 0), 2), 0),
-       coalesce(round(100.0 * revenue_28d / nullif(all_revenue_28d, 0), 2), 0),
-       coalesce(round(100.0 * revenue_91d / nullif(all_revenue_91d, 0), 2), 0),
-       CASE WHEN units_prior_28d > 0
-            THEN round(100.0 * (units_28d - units_prior_28d) / units_prior_28d, 1) END,
-       revenue_rank_91d,
-       CASE WHEN revenue_before < 0.80 * all_revenue_91d THEN 'A'
-            WHEN revenue_before < 0.95 * all_revenue_91d THEN 'B' ELSE 'C' END,
-       customers
-FROM shares ORDER BY sku
-""")
+def weekly_span(day: date) -> tuple[date, date]:
+    """Mondays of the first and last of the WEEKS complete ISO weeks up to `day`."""
+    sunday = day - timedelta(days=(day.weekday() + 1) % 7)
+    last = sunday - timedelta(days=6)
+    return last - timedelta(weeks=WEEKS - 1), last
 
 
-def _rebuild_table(
-    engine: Engine, table: str, statement: sa.TextClause, as_of_date: date, **params
-) -> PlanningBuild:
-    started = time.perf_counter()
-    with engine.begin() as conn:
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
-        conn.execute(sa.text(f"DELETE FROM {table}"))
-        rows = conn.execute(statement, {"as_of_date": as_of_date, **params}).rowcount
-    return PlanningBuild(
-        table=table, as_of_date=as_of_date, rows=rows, seconds=time.perf_counter() - started
+def lines_span(day: date) -> tuple[date, date]:
+    """Sales dates [first, after) that either planning table reads."""
+    first_week, _ = weekly_span(day)
+    return min(first_week, day - timedelta(days=max(WINDOWS) - 1)), day + timedelta(days=1)
+
+
+def weekly_partition(day: date) -> rollup.Partition:
+    first, last = weekly_span(day)
+    return rollup.Partition(
+        WEEKLY,
+        "week_start",
+        f"week_start BETWEEN DATE '{first.isoformat()}' AND DATE '{last.isoformat()}'",
+        rollup.WEEKLY_LEVELS,
     )
 
 
+def window_partition(day: date, days: int) -> rollup.Partition:
+    return rollup.Partition(
+        window_part(days),
+        f"'{days}'",
+        f"sales_date > DATE '{day.isoformat()}' - {days} AND sales_date <= DATE '{day.isoformat()}'",
+        rollup.WINDOW_LEVELS,
+    )
+
+
+def _label(part: rollup.Partition, attr: str) -> str:
+    cases = " ".join(f"WHEN {n} THEN {getattr(level, attr)}" for n, level in enumerate(part.levels))
+    return f"min(CASE a.level {cases} END)"
+
+
+def _level_name(part: rollup.Partition) -> str:
+    cases = " ".join(f"WHEN {n} THEN '{level.name}'" for n, level in enumerate(part.levels))
+    return f"CASE a.level {cases} END"
+
+
+def _published_rows(part: rollup.Partition) -> str:
+    """SELECT of one row per published cell of `part`, from the line assignment."""
+    return f"""
+    SELECT a.row_key, {_level_name(part)} AS level, min(l.week_start) AS week_start,
+           {_label(part, "product_line")} AS product_line, {_label(part, "sku")} AS sku,
+           {_label(part, "region")} AS region,
+           count(DISTINCT l.order_id) AS orders, sum(l.units) AS units, sum(l.revenue) AS revenue,
+           count(DISTINCT l.customer_id) AS customers
+    FROM pg_temp.sales_assign a JOIN pg_temp.sales_lines l USING (line_id)
+    WHERE a.part = '{part.name}'
+    GROUP BY a.row_key, a.level
+    """
+
+
+def _suppress(
+    conn: Connection, moving: list[rollup.Partition], fixed: list[str], k: int
+) -> tuple[int, int]:
+    """Assigns the `moving` partitions, merging their cells upward until no remainder between
+    any of them and the `fixed` ones covers fewer than k customers. Returns (cells merged, rounds)."""
+    forbidden: dict[str, set[str]] = {p.name: set() for p in moving}
+    names = {p.name for p in moving}
+    everything = [p.name for p in moving] + fixed
+    for rounds in range(1, MAX_ROUNDS + 1):
+        for part in moving:
+            rollup.assign(conn, part, k, forbidden[part.name])
+        found = [
+            r
+            for outer in everything
+            for inner in everything
+            if outer != inner and (outer in names or inner in names)
+            for r in rollup.remainders_under_k(conn, outer, inner, k)
+        ]
+        if not found:
+            return sum(len(f) for f in forbidden.values()), rounds
+        for r in found:
+            if r.outer in names:
+                forbidden[r.outer].add(r.outer_key)
+            else:
+                forbidden[r.inner].add(r.smallest_inner_key)
+    raise SalesError(
+        f"secondary suppression did not settle in {MAX_ROUNDS} rounds; nothing was published"
+    )
+
+
+_UNITS_IN = sa.text("""  -- the span names only columns of sales_lines
+    SELECT coalesce(sum(l.units), 0) AS total,
+           coalesce(sum(l.units) FILTER (WHERE a.line_id IS NOT NULL), 0) AS published
+    FROM pg_temp.sales_lines l
+    LEFT JOIN pg_temp.sales_assign a ON a.part = :p AND a.line_id = l.line_id
+    WHERE {span}
+""")
+
+
+def _units(conn: Connection, part: rollup.Partition) -> tuple[int, int]:
+    sql = sa.text(_UNITS_IN.text.format(span=part.span))
+    total, published = conn.execute(sql, {"p": part.name}).one()
+    return int(total), int(published)
+
+
+def _levels(conn: Connection, table: str) -> dict[str, int]:
+    rows = conn.execute(sa.text(f"SELECT level, count(*) FROM {table} GROUP BY level ORDER BY 1"))
+    return {level: n for level, n in rows}
+
+
+def _begin(conn: Connection, policy: Policy, day: date) -> Source:
+    src = Source(policy)
+    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
+    conn.execute(sa.text("SET LOCAL work_mem = '64MB'"))
+    first, after = lines_span(day)
+    rollup.load_lines(conn, src, policy.raw.catalogue, first, after)
+    rollup.assign_daily(conn)
+    return src
+
+
 def build_weekly_demand(engine: Engine, policy: Policy, as_of: datetime) -> PlanningBuild:
-    """Rebuilds analytics.weekly_demand from the daily table, current to the last complete day."""
+    """Rebuilds analytics.weekly_demand from the raw zone: the last 13 complete weeks, rolled up."""
+    started = time.perf_counter()
     day = last_complete_day(engine, policy, as_of)
-    this_week = day - timedelta(days=day.weekday())
-    return _rebuild_table(engine, "analytics.weekly_demand", _WEEKLY_SQL, day, this_week=this_week)
+    part = weekly_partition(day)
+    build = PlanningBuild(table="analytics.weekly_demand", as_of_date=day)
+    with engine.begin() as conn:
+        src = _begin(conn, policy, day)
+        build.cells_merged, build.rounds = _suppress(conn, [part], [rollup.DAILY], src.k)
+        conn.execute(sa.text("DELETE FROM analytics.weekly_demand"))
+        build.rows = conn.execute(
+            sa.text(f"""
+            INSERT INTO analytics.weekly_demand (week_start, level, product_line, sku, region,
+                orders, units, revenue, customers)
+            SELECT week_start, level, product_line, sku, region, orders, units, revenue, customers
+            FROM ({_published_rows(part)}) r ORDER BY week_start, product_line, sku, region
+        """)
+        ).rowcount
+        build.units_total, build.units_published = _units(conn, part)
+        build.rows_per_level = _levels(conn, "analytics.weekly_demand")
+        build.utility = measure_utility(conn, day, weekly=part.name, summary=None)
+    build.seconds = time.perf_counter() - started
+    return build
 
 
 def build_product_line_summary(engine: Engine, policy: Policy, as_of: datetime) -> PlanningBuild:
-    """Rebuilds analytics.product_line_summary (7/28/91-day shares per sku) from the daily table."""
+    """Rebuilds analytics.product_line_summary (7/28/91 days per sku and product line) from the raw
+    zone, merged so that it opens no subtraction against the daily and weekly tables."""
+    started = time.perf_counter()
     day = last_complete_day(engine, policy, as_of)
-    return _rebuild_table(engine, "analytics.product_line_summary", _SUMMARY_SQL, day)
+    parts = [window_partition(day, days) for days in WINDOWS]
+    build = PlanningBuild(table="analytics.product_line_summary", as_of_date=day)
+    with engine.begin() as conn:
+        src = _begin(conn, policy, day)
+        assign_published_weekly(conn, day)
+        build.cells_merged, build.rounds = _suppress(conn, parts, [rollup.DAILY, WEEKLY], src.k)
+        conn.execute(sa.text("DELETE FROM analytics.product_line_summary"))
+        for days, part in zip(WINDOWS, parts, strict=True):
+            build.rows += conn.execute(
+                sa.text(f"""
+                INSERT INTO analytics.product_line_summary (as_of_date, window_days, level,
+                    product_line, sku, orders, units, revenue, units_share_pct, customers)
+                SELECT :day, :days, level, product_line, sku, orders, units, revenue,
+                       round(100.0 * units / sum(units) OVER (), 2), customers
+                FROM ({_published_rows(part)}) r ORDER BY product_line, sku
+            """),
+                {"day": day, "days": days},
+            ).rowcount
+            total, published = _units(conn, part)
+            if days == max(WINDOWS):
+                build.units_total, build.units_published = total, published
+        build.rows_per_level = _levels(conn, "analytics.product_line_summary")
+        build.utility = measure_utility(conn, day, weekly=None, summary=window_part(28))
+    build.seconds = time.perf_counter() - started
+    return build
+
+
+def assign_published_weekly(conn: Connection, day: date) -> None:
+    """Maps the lines to the rows analytics.weekly_demand publishes (its finest matching row)."""
+    rollup.assign_published(conn, weekly_partition(day), "analytics.weekly_demand", "week_start")
+
+
+def assign_published_summary(conn: Connection, day: date) -> list[str]:
+    """Maps the lines to the rows analytics.product_line_summary publishes, one partition per
+    window; returns the partition names."""
+    names = []
+    for days in WINDOWS:
+        part = window_partition(day, days)
+        rollup.assign_published(
+            conn,
+            part,
+            f"(SELECT * FROM analytics.product_line_summary WHERE window_days = {days} "
+            f"AND as_of_date = DATE '{day.isoformat()}')",
+            f"'{days}'",
+            region="''",
+        )
+        names.append(part.name)
+    return names

@@ -51,15 +51,15 @@ def preview_markdown(engine: Engine, day: date, limit: int = PREVIEW_ROWS) -> st
 
 
 _WEEKLY_PREVIEW = sa.text("""
-    SELECT week_start, sku, region, units, units_avg_4w, units_change_wow, units_change_wow_pct
+    SELECT week_start, level, product_line, sku, region, units, customers
     FROM analytics.weekly_demand
-    WHERE week_start = (SELECT max(week_start) FROM analytics.weekly_demand WHERE week_complete)
-    ORDER BY units DESC, sku, region LIMIT :n
+    WHERE week_start = (SELECT max(week_start) FROM analytics.weekly_demand)
+    ORDER BY units DESC, product_line, sku, region LIMIT :n
 """)
 _PRODUCT_LINE_PREVIEW = sa.text("""
-    SELECT sku, abc_class, units_28d, revenue_28d, revenue_share_28d_pct, units_change_28d_pct,
-           revenue_rank_91d
-    FROM analytics.product_line_summary ORDER BY revenue_rank_91d, sku LIMIT :n
+    SELECT level, product_line, sku, units, revenue, units_share_pct
+    FROM analytics.product_line_summary WHERE window_days = 28
+    ORDER BY units DESC, product_line, sku LIMIT :n
 """)
 
 
@@ -73,30 +73,22 @@ def _preview(
 
 
 def weekly_demand_preview(engine: Engine) -> str:
-    """The last complete week's largest rows of analytics.weekly_demand, as markdown."""
+    """The last published week's largest rows of analytics.weekly_demand, as markdown."""
     return _preview(
         engine,
         _WEEKLY_PREVIEW,
-        ["week", "sku", "region", "units", "4-week avg", "change", "change %"],
-        {3, 4, 5, 6},
+        ["week", "level", "product line", "sku", "region", "units", "customers"],
+        {5, 6},
         "No complete week published yet.",
     )
 
 
 def product_line_preview(engine: Engine) -> str:
-    """The top skus of analytics.product_line_summary by 91-day revenue, as markdown."""
+    """The largest 28-day rows of analytics.product_line_summary, as markdown."""
     return _preview(
         engine,
         _PRODUCT_LINE_PREVIEW,
-        [
-            "sku",
-            "class",
-            "units 28 d",
-            "revenue 28 d",
-            "revenue share 28 d %",
-            "units change 28 d %",
-            "rank (91 d revenue)",
-        ],
-        {2, 3, 4, 5, 6},
+        ["level", "product line", "sku", "units 28 d", "revenue 28 d", "units share 28 d %"],
+        {3, 4, 5},
         "No sales published in the last 91 days.",
     )

@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from assets.guard import analytics_zone, guard_assets, guard_checks
+from assets.guard import GUARD_CHECKS, analytics_zone, guard_assets, guard_checks
 from assets.retention import retention_assets, retention_checks
 from assets.sales import sales_assets
 from lifecycle.settings import PROJECT_DIR
@@ -88,7 +88,7 @@ def test_a_clean_night_passes_every_guard_check_and_publishes(shop):
     assert all(verdicts(result).values())
     assert result.asset_materializations_for_node("published_export")
     [zone] = result.asset_materializations_for_node("analytics_zone")
-    assert zone.metadata["relation_count"].value == 3
+    assert zone.metadata["relation_count"].value == 4  # + analytics.sales_units_dp
 
 
 def test_a_planted_leak_fails_the_night_stops_downstream_and_stays_out_of_the_event_log(
@@ -156,7 +156,7 @@ def test_a_value_logged_by_an_earlier_night_is_found_in_its_stored_events(shop):
     assert PERSONAL["receiver_email"] not in check.description
 
 
-def test_a_scan_the_database_refuses_fails_its_check_with_the_reason_and_stops_the_run(
+def test_a_relation_the_database_refuses_fails_its_check_with_the_reason_and_stops_the_run(
     shop, engine
 ):
     with engine.begin() as conn:
@@ -182,9 +182,13 @@ def test_a_scan_the_database_refuses_fails_its_check_with_the_reason_and_stops_t
         for e in result.get_asset_check_evaluations()
         if e.check_name == "no_raw_values_in_analytics"
     ]
+    # A finding for that relation; every other check still ran and reported.
     assert not check.passed and not result.success
-    assert check.description == "could not run: 22P02: InvalidTextRepresentation"
-    assert check.metadata["error"].value == "22P02: InvalidTextRepresentation"
+    assert "22P02: InvalidTextRepresentation" in check.description
+    assert check.metadata["failed_on"].value == ["analytics.adhoc_broken.remark"]
+    assert "Wang Fang" not in check.description
+    evaluated = {e.check_name for e in result.get_asset_check_evaluations()}
+    assert evaluated == {c.name for c in GUARD_CHECKS} | {"no_raw_values_in_run_history"}
 
 
 def test_the_nightly_job_runs_the_guard_after_the_published_tables_and_every_check_blocks():
@@ -199,6 +203,6 @@ def test_the_nightly_job_runs_the_guard_after_the_published_tables_and_every_che
         "product_line_summary",
     }
     specs = [spec for checks in guard_checks for spec in checks.check_specs]
-    assert len(specs) == 7 and all(
+    assert len(specs) == 8 and all(
         spec.blocking and spec.asset_key == analytics_zone.key for spec in specs
     )

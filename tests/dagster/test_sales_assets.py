@@ -75,8 +75,13 @@ def test_nightly_refresh_shows_rows_protection_cost_preview_and_chart(engine, da
         "data:image/svg+xml;base64," in chart and "| SH | 12 |" in chart and "| ZJ | 5 |" in chart
     )
     assert {YESTERDAY.isoformat(), (YESTERDAY - 10 * DAY).isoformat()} <= partitions
-    assert metadata(result, "weekly_demand")["rows"] >= 2
-    assert metadata(result, "product_line_summary")["rows"] == 1
+    weekly = metadata(result, "weekly_demand")
+    summary = metadata(result, "product_line_summary")
+    assert (weekly["rows"], weekly["units_published_pct"]) == (1, 100.0)  # ZJ's complete week
+    # Every window holds yesterday's published SH row and the four buyers withheld beside it:
+    # any summary row would give their units away by subtraction, so all are merged away.
+    assert (summary["rows"], summary["units_published"]) == (0, 0)
+    assert summary["cells_merged_against_differencing"] > 0
     assert not leaked(logs)
 
 

@@ -36,7 +36,7 @@ def test_guard_passes_a_clean_zone_and_keeps_its_key_outside_the_database(
         add_delivered(conn, 1, datetime.now(UTC) - timedelta(days=2))
     result = guard(dagster_settings, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr[-2000:]
-    assert "no leaks: 7 checks passed" in result.stdout
+    assert "no leaks: 8 checks passed" in result.stdout
     assert "no_raw_values_in_run_history" in result.stdout and "runs=0" in result.stdout
     assert (tmp_path / "home" / "guard.key").stat().st_mode & 0o777 == 0o600
 

@@ -30,6 +30,9 @@ def test_refresh_on_demand_hands_off_and_writes_the_carrier_files(
     result = run(database_url, policy_file, tmp_path / "exports")
     assert result.exit_code == 0, result.output
     assert "sf_express: 1 pending deliveries" in result.output and "checks passed" in result.output
+    assert "sf_express: 1 rows in sf_express/deliveries.csv" in result.output
+    assert "zto_express: no file, reads its rows as database role" in result.output
+    assert "{'" not in result.output
     assert (tmp_path / "exports" / "logistics" / "sf_express" / "deliveries.csv").exists()
     assert not any(value in result.output for value in PERSONAL.values())
 

@@ -62,6 +62,9 @@ def test_each_file_taking_carrier_gets_its_own_deliveries_only(engine, shop, out
     }
     assert [row["order_id"] for row in read_csv(out / "jd_logistics" / "deliveries.csv")] == ["4"]
     assert report.metadata()["rows_by_carrier"] == {"sf_express": 2, "jd_logistics": 1}
+    assert report.metadata()["carriers_without_file"] == {
+        "zto_express": "reads its rows as database role lifecycle_carrier_zto_express"
+    }
 
 
 def test_the_file_holds_the_delivery_fields_exactly_and_nothing_else(engine, shop, out):

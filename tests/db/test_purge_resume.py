@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from lifecycle.retention import purge
+from lifecycle.retention import liveness, purge
 from tests.conftest import AS_OF
 from tests.shop import add_delivered
 
@@ -143,3 +143,77 @@ def _wait_for_orphaned_backend(engine) -> None:
             return
         time.sleep(0.02)
     raise AssertionError("the killed run's backend never finished")
+
+
+def test_a_killed_run_is_marked_killed_when_the_next_run_starts(engine, policy):
+    seed(engine)
+    with engine.begin() as conn:  # slow each row down so the run is still working when killed
+        conn.execute(
+            sa.text("""
+            CREATE FUNCTION shop.slow() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN PERFORM pg_sleep(0.01); RETURN NEW; END $$;
+            CREATE TRIGGER slow BEFORE UPDATE ON shop.orders FOR EACH ROW EXECUTE FUNCTION shop.slow();
+        """)
+        )
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            _WORKER,
+            engine.url.render_as_string(hide_password=False),
+            AS_OF.isoformat(),
+        ],
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and status_of(engine, "killed") != "running":
+            time.sleep(0.02)
+        assert status_of(engine, "killed") == "running"
+        # A run that is alive is left alone by another run starting meanwhile.
+        assert liveness.mark_killed_runs(engine, by_run="meanwhile") == []
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    _wait_for_orphaned_backend(engine)
+    _wait_for_released_lock(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TRIGGER slow ON shop.orders; DROP FUNCTION shop.slow()"))
+    assert status_of(engine, "killed") == "running"  # nothing noticed yet
+
+    purge.run_purge(engine, policy, run_id="next", as_of=AS_OF)
+
+    assert status_of(engine, "killed") == "killed"
+    assert status_of(engine, "next") == "succeeded"
+    with engine.connect() as conn:
+        summary = conn.execute(
+            sa.text("SELECT summary FROM lifecycle.purge_runs WHERE run_id = 'killed'")
+        ).scalar()
+    assert summary["marked_by_run"] == "next"
+
+
+def status_of(engine, run_id: str) -> str | None:
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.text("SELECT status FROM lifecycle.purge_runs WHERE run_id = :r"), {"r": run_id}
+        ).scalar()
+
+
+def _wait_for_released_lock(engine) -> None:
+    """The killed client's idle session, which held the run's lock, ends once the server notices."""
+    for _ in range(500):
+        with engine.connect() as conn:
+            held = conn.execute(
+                sa.text("""
+                SELECT count(*) FROM pg_locks
+                WHERE locktype = 'advisory' AND granted AND classid = :space
+                  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            """),
+                {"space": liveness.LOCK_SPACE},
+            ).scalar()
+        if not held:
+            return
+        time.sleep(0.02)
+    raise AssertionError("the killed run's lock was never released")

@@ -138,10 +138,17 @@ def test_a_failed_check_leaves_its_night_marked_with_what_stayed_overdue(
     assert any("still held personal data afterwards" in text for text in problems)
 
 
+def installed(engine, at):
+    """Records when lifecycle was installed on the test shop (each test starts with it empty)."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO lifecycle.installation VALUES (:at)"), {"at": at})
+
+
 def test_days_without_a_successful_run_are_named(
     engine, policy, dagster_settings, dagster_instance, policy_file
 ):
     seed(engine)
+    installed(engine, now() - 10 * DAY)
     bad = policy_file('version: "1"\nraw:\n  orders:\n    personal_columns: [receiver_nam]\n')
     assert not run_nightly(dagster_settings, dagster_instance, policy_path=bad).success
     assert run_nightly(dagster_settings, dagster_instance).success
@@ -156,7 +163,8 @@ def test_days_without_a_successful_run_are_named(
         (today, "failed"),
         (today, "succeeded"),
     ]
-    assert not report.verdict()[0][0] and "3 of 3 days" in report.verdict()[0][1]
+    # Judged: the three days without a success, and today, which has one.
+    assert not report.verdict()[0][0] and "3 of 4 days" in report.verdict()[0][1]
 
 
 def test_physical_erasure_comes_from_the_erasure_log(
@@ -270,7 +278,7 @@ def test_alerts_raised_in_the_period_are_listed(engine, policy, dagster_instance
         )
     report = build(engine, policy, dagster_instance)
     assert [(a.kind, a.run_id, a.delivered) for a in report.alerts] == [("run_failed", "r1", True)]
-    assert "1 alerts were raised" in " ".join(text for _, text in report.verdict())
+    assert "1 alert was raised" in " ".join(text for _, text in report.verdict())
 
 
 def test_forecast_days_are_listed_even_when_nothing_becomes_due(engine, policy, dagster_instance):
@@ -278,3 +286,97 @@ def test_forecast_days_are_listed_even_when_nothing_becomes_due(engine, policy, 
     assert list(report.forecast)[0] == now().date() and len(report.forecast) == 31
     assert set(report.forecast.values()) == {0}
     assert isinstance(list(report.forecast)[0], date)
+
+
+def test_a_shop_installed_yesterday_that_ran_every_night_opens_green(
+    engine, policy, dagster_settings, dagster_instance
+):
+    installed(engine, now() - DAY)
+    run_nightly(dagster_settings, dagster_instance)
+    report = build(engine, policy, dagster_instance)
+    ok, first = report.verdict()[0]
+    today = now().date()
+    assert (
+        ok
+        and "(1 day)" in first
+        and first.startswith("A nightly run succeeded on every day since the shop was installed")
+    )
+    assert report.days_without_success == [] and today > report.installed_at.date()
+
+
+def test_nights_before_installation_are_not_judged_and_missed_ones_are(
+    engine, policy, dagster_settings, dagster_instance
+):
+    installed(engine, now() - 3 * DAY)
+    run_nightly(dagster_settings, dagster_instance)
+    report = build(engine, policy, dagster_instance)
+    today = now().date()
+    # The installation day (no run on it) is not owed a run; the two days after it are.
+    assert report.days_without_success == [today - timedelta(days=2), today - timedelta(days=1)]
+    ok, first = report.verdict()[0]
+    assert (
+        not ok and "No successful nightly run on 2 of 3 days since the shop was installed" in first
+    )
+    assert {n.result for n in report.nights if n.day < today - timedelta(days=3)} == {
+        "not installed yet"
+    }
+    md = render(report, "md")
+    assert "not installed yet (27 days)" in md
+    assert f"| {today - timedelta(days=1)} | 0 | 0 | – | no run | 0 |" in md
+
+
+def test_each_check_is_listed_with_what_it_proves(
+    engine, policy, dagster_settings, dagster_instance
+):
+    run_nightly(dagster_settings, dagster_instance)
+    sentence = "No order past its window still holds personal fields once the purge has run."
+    t = now()
+    report = report_from_history(
+        engine,
+        policy,
+        dagster_instance,
+        t - 30 * DAY,
+        t,
+        check_sentences={"no_overdue_personal_data": sentence},
+    )
+    for fmt in ("html", "md", "json"):
+        assert sentence in render(report, fmt)
+    md = render(report, "md")
+    assert f"| no_overdue_personal_data | {sentence} | 1 | 0 |" in md
+    assert "|---|---|---:|---:|" in md  # passes and failures right-aligned under their headers
+    html = render(report, "html")
+    assert '<th class="n">Passed</th><th class="n">Failed</th>' in html
+    assert "th.n,td.n{text-align:right" in html
+
+
+def test_pending_erasure_is_in_the_verdict(engine, policy, dagster_settings, dagster_instance):
+    with engine.begin() as conn:  # cleared 30 hours ago, and no rewrite of the files since
+        conn.execute(
+            sa.text("""INSERT INTO lifecycle.purge_ledger (run_id, order_id, purged_at, recorded_at,
+                       action, reason, policy_version, policy_hash, cleared_columns)
+                       VALUES ('r1', 99, now(), now() - interval '30 hours', 'purge', 'erase_request',
+                               '1', 'h', ARRAY['receiver_name'])""")
+        )
+    report = build(engine, policy, dagster_instance)
+    assert report.pending_erasure.orders == 1
+    [(ok, text)] = [(ok, t) for ok, t in report.verdict() if "Erasure from disk pending" in t]
+    assert not ok and "for 1 cleared order (the oldest cleared 30 hours ago)" in text
+    seed(engine)
+    run_nightly(dagster_settings, dagster_instance)  # purges, then rewrites: nothing pending
+    report = build(engine, policy, dagster_instance)
+    assert (report.pending_erasure.orders, report.pending_erasure.since) == (0, None)
+    assert (
+        True,
+        "Every cleared order's old values have been rewritten out of the data files.",
+    ) in (report.verdict())
+
+
+def test_counts_of_one_read_as_one(engine, policy, dagster_settings, dagster_instance):
+    with engine.begin() as conn:
+        add_delivered(conn, 1, now() - 40 * DAY)  # overdue for ten days, arrives after no run
+    report = build(engine, policy, dagster_instance)
+    text = " ".join(t for _, t in report.verdict())
+    assert (
+        "Now: 1 order has been past its window for more than 26 hours; 1 is past it in all" in text
+    )
+    assert "1 orders" not in text and "1 are" not in text

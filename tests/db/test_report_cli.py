@@ -35,7 +35,7 @@ def test_report_writes_html_unless_the_file_says_md_or_json(
         assert result.exit_code == 0, result.output
         assert (
             f"wrote {tmp_path / name}" in result.output
-            and "1 nightly runs over 8 days" in result.output
+            and "1 nightly run over 8 days" in result.output
         )
     assert (tmp_path / "report.html").read_text().startswith("<!doctype html>")
     assert (tmp_path / "report.md").read_text().startswith("# Privacy compliance report")

@@ -73,7 +73,8 @@ def built_by(engine) -> dict[date, str]:
 
 def policy_with(policy_file, **analytics) -> object:
     body = ", ".join(f"{k}: {v}" for k, v in analytics.items())
-    return load_policy(policy_file(f'version: "test"\nanalytics: {{{body}}}\n'))
+    ack = "acknowledge: [k_of_one]\n" if analytics.get("min_customers_per_cell") == 1 else ""
+    return load_policy(policy_file(f'version: "test"\n{ack}analytics: {{{body}}}\n'))
 
 
 def refresh(engine, policy, run_id="night-1", as_of=AS_OF) -> daily.SalesBuild:

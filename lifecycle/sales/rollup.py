@@ -1,0 +1,256 @@
+"""Roll-up and differencing over sales lines: the machinery the planning tables and the guard share.
+
+Every published sales table is a *partition* of the sales lines of its span: each line counts in
+exactly one published row, or in none (withheld). A planning table's rows sit at levels of a
+hierarchy (sku × region → sku → product line → all): a line counts in its finest cell that
+reaches k customers, so what is too small below is counted, correctly, one level up.
+
+Two partitions A and B open a subtraction: a row a of A minus the rows of B that lie wholly
+inside it leaves a *remainder*, a set of lines anyone can total. `remainders_under_k` finds every
+remainder that covers between 1 and k−1 customers; the planning build merges cells upward until
+there is none (secondary suppression), and the guard recomputes them from the published tables.
+
+All of it runs in temp tables of the caller's transaction: pg_temp.sales_lines (one row per
+sales line of the span) and pg_temp.sales_assign (partition, line, row key, level).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from lifecycle.sales.source import Source
+
+OTHER = "OTHER"
+CATALOGUE_NONE = "ALL"  # the one product line of a shop without a catalogue
+UNLISTED = "UNLISTED"  # the product line of a sku the catalogue does not list
+
+_LINES_SQL = """
+CREATE TEMP TABLE sales_lines ON COMMIT DROP AS
+SELECT row_number() OVER () AS line_id, line.*,
+       line.sales_date - (extract(isodow FROM line.sales_date)::int - 1) AS week_start
+FROM (
+    SELECT ({placed} AT TIME ZONE :tz)::date AS sales_date,
+           CAST(i.{sku} AS text) COLLATE "C" AS sku,
+           {product_line} COLLATE "C" AS product_line,
+           coalesce(nullif(CAST(o.{region} AS text), ''), '{other}') COLLATE "C" AS region,
+           o.{order_id} AS order_id, o.{customer_id} AS customer_id,
+           i.{quantity} AS units, i.{quantity} * i.{unit_price} AS revenue
+    FROM {orders} o
+    JOIN {items} i ON i.{item_order} = o.{order_id}
+    {catalogue_join}
+    WHERE o.{status} IN ({statuses})
+      AND {placed} >= (CAST(:first AS date)::timestamp AT TIME ZONE :tz)
+      AND {placed} < (CAST(:after AS date)::timestamp AT TIME ZONE :tz)
+) line
+"""
+_ASSIGN_TABLE = sa.text("""
+CREATE TEMP TABLE IF NOT EXISTS sales_assign (
+    part text NOT NULL, line_id bigint NOT NULL, row_key text NOT NULL, level int NOT NULL,
+    PRIMARY KEY (part, line_id)
+) ON COMMIT DROP
+""")
+
+
+def load_lines(conn: Connection, src: Source, catalogue, first, after) -> int:
+    """Fills pg_temp.sales_lines with the sales lines placed on first..after-1 (local dates)."""
+    o, i = src.o, src.i
+    if catalogue is None:
+        product_line, join = f"'{CATALOGUE_NONE}'", ""
+    else:
+        product_line = f"coalesce(CAST(p.{catalogue.col('product_line')} AS text), '{UNLISTED}')"
+        join = (
+            f"LEFT JOIN {catalogue.sql} p ON CAST(p.{catalogue.col('sku')} AS text) = i.{i['sku']}"
+        )
+    sql = _LINES_SQL.format(
+        placed=f"o.{o['placed_at']}",
+        sku=i["sku"],
+        product_line=product_line,
+        region=o["ship_region"],
+        order_id=o["order_id"],
+        customer_id=o["customer_id"],
+        quantity=i["quantity"],
+        unit_price=i["unit_price"],
+        orders=src.orders,
+        items=src.items,
+        item_order=i["order_id"],
+        catalogue_join=join,
+        status=o["status"],
+        statuses=src.statuses,
+        other=OTHER,
+    )
+    rows = conn.execute(sa.text(sql), {"tz": src.tz, "first": first, "after": after}).rowcount
+    conn.execute(sa.text("CREATE INDEX ON pg_temp.sales_lines (line_id)"))
+    conn.execute(sa.text("ANALYZE pg_temp.sales_lines"))
+    conn.execute(_ASSIGN_TABLE)
+    return rows
+
+
+@dataclass(frozen=True)
+class Level:
+    """One level of a hierarchy: the labels its rows carry, as SQL over a sales line."""
+
+    name: str
+    product_line: str
+    sku: str
+    region: str
+    eligible: str = "true"  # which lines may count at this level
+
+
+@dataclass(frozen=True)
+class Partition:
+    """A published table, or one window of it, as a partition of the sales lines."""
+
+    name: str
+    period: str  # SQL over a line: the period label (a week's Monday, a window's length)
+    span: str  # SQL over a line: true when the line is in the table's span
+    levels: tuple[Level, ...]
+
+    def key(self, level: Level) -> str:
+        return f"concat_ws('|', {self.period}, {level.product_line}, {level.sku}, {level.region})"
+
+
+WEEKLY_LEVELS = (
+    Level("sku_region", "product_line", "sku", "region", eligible=f"region <> '{OTHER}'"),
+    Level("sku", "product_line", "sku", f"'{OTHER}'"),
+    Level("product_line", "product_line", f"'{OTHER}'", f"'{OTHER}'"),
+    Level("all", f"'{OTHER}'", f"'{OTHER}'", f"'{OTHER}'"),
+)
+WINDOW_LEVELS = (
+    Level("sku", "product_line", "sku", "''"),
+    Level("product_line", "product_line", f"'{OTHER}'", "''"),
+    Level("all", f"'{OTHER}'", f"'{OTHER}'", "''"),
+)
+
+
+def assign(conn: Connection, part: Partition, k: int, forbidden: set[str]) -> None:
+    """Counts each line of `part`'s span in its finest cell that covers at least k customers
+    and is not forbidden; a line with no such cell, not even at the top, is withheld."""
+    conn.execute(sa.text("DELETE FROM pg_temp.sales_assign WHERE part = :p"), {"p": part.name})
+    for depth, level in enumerate(part.levels):
+        conn.execute(
+            sa.text(f"""
+            WITH cand AS (
+                SELECT l.line_id, l.customer_id, {part.key(level)} AS row_key
+                FROM pg_temp.sales_lines l
+                WHERE ({part.span}) AND ({level.eligible}) AND NOT EXISTS (
+                    SELECT 1 FROM pg_temp.sales_assign a WHERE a.part = :p AND a.line_id = l.line_id)
+            ), ok AS (
+                SELECT row_key FROM cand GROUP BY row_key
+                HAVING count(DISTINCT customer_id) >= :k
+                   AND NOT (row_key = ANY(CAST(:forbidden AS text[])))
+            )
+            INSERT INTO pg_temp.sales_assign (part, line_id, row_key, level)
+            SELECT :p, line_id, row_key, :depth FROM cand JOIN ok USING (row_key)
+        """),
+            {"p": part.name, "k": k, "forbidden": sorted(forbidden), "depth": depth},
+        )
+
+
+@dataclass(frozen=True)
+class Remainder:
+    """A row of `outer` minus the rows of `inner` inside it: fewer than k customers are left."""
+
+    outer: str
+    outer_key: str
+    inner: str
+    smallest_inner_key: str
+    customers: int
+
+
+# For each row a of partition A that wholly contains at least one row of B: the lines of a that
+# are in no such row, and the distinct customers behind them.
+_REMAINDERS = sa.text("""
+WITH ab AS (
+    SELECT l.line_id, l.customer_id, a.row_key AS ak, b.row_key AS bk
+    FROM pg_temp.sales_lines l
+    JOIN pg_temp.sales_assign a ON a.part = :a AND a.line_id = l.line_id
+    LEFT JOIN pg_temp.sales_assign b ON b.part = :b AND b.line_id = l.line_id
+), b_rows AS (
+    SELECT b.row_key AS bk, count(*) AS lines, count(DISTINCT l.customer_id) AS customers,
+           count(a.row_key) AS in_a, min(a.row_key) AS ak, max(a.row_key) AS ak_max
+    FROM pg_temp.sales_assign b
+    JOIN pg_temp.sales_lines l ON l.line_id = b.line_id
+    LEFT JOIN pg_temp.sales_assign a ON a.part = :a AND a.line_id = b.line_id
+    WHERE b.part = :b
+    GROUP BY b.row_key
+), inside AS (
+    SELECT bk, ak, customers FROM b_rows WHERE in_a = lines AND ak = ak_max
+), rest AS (
+    SELECT ab.ak, count(DISTINCT ab.customer_id) FILTER (WHERE i.bk IS NULL) AS customers,
+           count(*) FILTER (WHERE i.bk IS NULL) AS lines, bool_or(i.bk IS NOT NULL) AS opened
+    FROM ab LEFT JOIN inside i ON i.bk = ab.bk
+    GROUP BY ab.ak
+)
+SELECT r.ak, r.customers,
+       (SELECT i.bk FROM inside i WHERE i.ak = r.ak ORDER BY i.customers, i.bk LIMIT 1)
+FROM rest r
+WHERE r.opened AND r.lines > 0 AND r.customers < :k
+ORDER BY r.ak
+""")
+
+
+def remainders_under_k(conn: Connection, outer: str, inner: str, k: int) -> list[Remainder]:
+    """Every row of partition `outer` that, minus the rows of `inner` it contains, leaves lines of
+    fewer than k customers: a figure anyone could derive by subtraction."""
+    rows = conn.execute(_REMAINDERS, {"a": outer, "b": inner, "k": k}).all()
+    return [Remainder(outer, ak, inner, bk, customers) for ak, customers, bk in rows]
+
+
+def audit(conn: Connection, parts: list[str], k: int) -> list[Remainder]:
+    """Remainders under k between every ordered pair of the given partitions."""
+    found: list[Remainder] = []
+    for outer in parts:
+        for inner in parts:
+            if outer != inner:
+                found += remainders_under_k(conn, outer, inner, k)
+    return found
+
+
+DAILY = "sales_volume_daily"
+# The published daily table as a partition: a line counts in its own region's row, else in its
+# sku's OTHER row of the day, else it is withheld.
+_DAILY_ASSIGN = sa.text(f"""
+INSERT INTO pg_temp.sales_assign (part, line_id, row_key, level)
+SELECT '{DAILY}', l.line_id,
+       concat_ws('|', l.sales_date, l.sku, coalesce(own.region, other.region)),
+       CASE WHEN own.region IS NOT NULL THEN 0 ELSE 1 END
+FROM pg_temp.sales_lines l
+LEFT JOIN analytics.sales_volume_daily own
+       ON own.sales_date = l.sales_date AND own.sku = l.sku AND own.region = l.region
+      AND l.region <> '{OTHER}'
+LEFT JOIN analytics.sales_volume_daily other
+       ON other.sales_date = l.sales_date AND other.sku = l.sku AND other.region = '{OTHER}'
+WHERE own.region IS NOT NULL OR other.region IS NOT NULL
+""")
+
+
+def assign_daily(conn: Connection) -> None:
+    """Maps the lines to the published rows of analytics.sales_volume_daily."""
+    conn.execute(sa.text("DELETE FROM pg_temp.sales_assign WHERE part = :p"), {"p": DAILY})
+    conn.execute(_DAILY_ASSIGN)
+
+
+def assign_published(
+    conn: Connection, part: Partition, table: str, period: str, region: str = "region"
+) -> None:
+    """Maps the lines of `part`'s span to the finest published row of `table` that matches them,
+    level by level: how a reader of the published table can place each sale."""
+    conn.execute(sa.text("DELETE FROM pg_temp.sales_assign WHERE part = :p"), {"p": part.name})
+    published = (
+        f"SELECT concat_ws('|', {period}, product_line, sku, {region}) AS row_key FROM {table} t"
+    )
+    for depth, level in enumerate(part.levels):
+        conn.execute(
+            sa.text(f"""
+            INSERT INTO pg_temp.sales_assign (part, line_id, row_key, level)
+            SELECT :p, l.line_id, {part.key(level)}, :depth
+            FROM pg_temp.sales_lines l
+            WHERE ({part.span}) AND ({level.eligible}) AND NOT EXISTS (
+                SELECT 1 FROM pg_temp.sales_assign a WHERE a.part = :p AND a.line_id = l.line_id)
+              AND {part.key(level)} IN ({published})
+        """),
+            {"p": part.name, "depth": depth},
+        )

@@ -1,0 +1,112 @@
+"""What a planner gets from a planning table: the relative error of the 28-day totals they compute.
+
+A planner sums a table's rows for a sku, a region or a product line. Units rolled up past that
+grain are not in the sum, so the figure is low by exactly those units. Measured on the build's
+own line assignment (lifecycle/sales/rollup.py), over 28 days: per sku for the skus that make up
+80% of units, per region and per product line. Counts and percentages only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from lifecycle.sales.rollup import OTHER
+
+TOP_SHARE = 0.80
+
+# One grain: `grain` is the line's sku, region or product line; a line counts for it when the
+# row it was assigned to is at most `deepest` levels up (the rows a planner sums for that grain).
+_ERRORS = sa.text("""
+WITH per AS (
+    SELECT {grain} AS g, sum(l.units) AS true_units,
+           coalesce(sum(l.units) FILTER (WHERE a.level <= :deepest), 0) AS shown_units
+    FROM pg_temp.sales_lines l
+    LEFT JOIN pg_temp.sales_assign a ON a.part = :p AND a.line_id = l.line_id
+    WHERE l.sales_date >= :first AND l.sales_date <= :last AND {grain} <> :other
+    GROUP BY 1
+), ranked AS (
+    SELECT per.*, abs(true_units - shown_units)::float8 / true_units AS err,
+           coalesce(sum(true_units) OVER (ORDER BY true_units DESC, g
+               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before,
+           sum(true_units) OVER () AS everything
+    FROM per
+)
+SELECT count(*), avg((err = 0)::int), percentile_cont(0.5) WITHIN GROUP (ORDER BY err)
+FROM ranked WHERE NOT :top OR before < :share * everything
+""")
+
+
+@dataclass(frozen=True)
+class GrainError:
+    """Relative error of the 28-day totals of one grain: how many, share exact, median."""
+
+    count: int
+    exact_pct: float
+    median_error_pct: float
+
+
+@dataclass
+class Utility:
+    """The 28-day totals a planner computes from one table, against the true totals."""
+
+    first: date
+    last: date
+    errors: dict[str, GrainError]
+
+    def metadata(self) -> dict[str, object]:
+        """Figures for the asset's materialization (and bench/RESULTS.md)."""
+        out: dict[str, object] = {"utility_window": f"{self.first}..{self.last}"}
+        for grain, e in self.errors.items():
+            out[f"{grain}_count"] = e.count
+            out[f"{grain}_exact_pct"] = e.exact_pct
+            out[f"{grain}_median_rel_error_pct"] = e.median_error_pct
+        return out
+
+
+def _grain(
+    conn: Connection, part: str, grain: str, deepest: int, first: date, last: date, top: bool
+) -> GrainError:
+    count, exact, median = conn.execute(
+        sa.text(_ERRORS.text.format(grain=grain)),
+        {
+            "p": part,
+            "deepest": deepest,
+            "first": first,
+            "last": last,
+            "other": OTHER,
+            "top": top,
+            "share": TOP_SHARE,
+        },
+    ).one()
+    return GrainError(
+        int(count),
+        round(100 * float(exact or 0), 1),
+        round(100 * float(median or 0), 2),
+    )
+
+
+def measure_utility(
+    conn: Connection, day: date, weekly: str | None, summary: str | None
+) -> Utility:
+    """28-day errors per sku (top 80% of units), region and product line of one planning table:
+    the weekly table over its last four weeks, the summary over its 28-day window."""
+    if weekly is not None:
+        sunday = day - timedelta(days=(day.weekday() + 1) % 7)
+        first, last = sunday - timedelta(days=27), sunday
+        levels = {"sku": 1, "region": 0, "product_line": 2}
+        part = weekly
+    else:
+        first, last = day - timedelta(days=27), day
+        levels = {"sku": 0, "product_line": 1}
+        part = summary or ""
+    errors = {
+        f"{grain}_28d{'_top80' if grain == 'sku' else ''}": _grain(
+            conn, part, f"l.{grain}", deepest, first, last, top=grain == "sku"
+        )
+        for grain, deepest in levels.items()
+    }
+    return Utility(first, last, errors)

@@ -1,0 +1,54 @@
+"""One rewrite at a time: the step that rewrites shop tables waits for the `shop_rewrite` pool's
+single slot while another run holds it, even in a run the CLI executes in its own process."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from orchestration.names import SHOP_REWRITE_POOL
+from tests.nightly import run_nightly
+from tests.shop import add_delivered
+
+OTHER_RUN = "another-run-rewriting"
+
+
+def erasures_of(engine, run_id: str) -> int:
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.text("SELECT count(*) FROM lifecycle.erasure_runs WHERE run_id = :r"), {"r": run_id}
+        ).scalar()
+
+
+def test_a_rewrite_waits_while_another_run_holds_the_shop_rewrite_slot(
+    engine, dagster_settings, dagster_instance
+):
+    with engine.begin() as conn:
+        add_delivered(conn, 1, datetime.now(UTC) - timedelta(days=100))
+    storage = dagster_instance.event_log_storage
+    storage.initialize_concurrency_limit_to_default(SHOP_REWRITE_POOL)
+    assert storage.get_concurrency_info(SHOP_REWRITE_POOL).slot_count == 1
+    held = storage.claim_concurrency_slot(SHOP_REWRITE_POOL, OTHER_RUN, "erased_purged_storage")
+    assert held.is_claimed
+
+    outcome = {}
+    runner = threading.Thread(
+        target=lambda: outcome.update(run=run_nightly(dagster_settings, dagster_instance))
+    )
+    runner.start()
+    deadline = time.monotonic() + 120
+    while not storage.get_concurrency_info(SHOP_REWRITE_POOL).pending_run_ids:
+        assert runner.is_alive() and time.monotonic() < deadline, "the rewrite never queued"
+        time.sleep(0.2)
+    [waiting] = storage.get_concurrency_info(SHOP_REWRITE_POOL).pending_run_ids
+    time.sleep(1)
+    assert runner.is_alive() and erasures_of(engine, waiting) == 0
+
+    storage.free_concurrency_slots_for_run(OTHER_RUN)
+    runner.join(timeout=180)
+    assert not runner.is_alive() and outcome["run"].success
+    assert outcome["run"].run_id == waiting and erasures_of(engine, waiting) == 1
+    assert storage.get_concurrency_info(SHOP_REWRITE_POOL).claimed_slots == []

@@ -1,0 +1,187 @@
+"""The audit trail is hash-chained: each kind of tampering is found and named by link, row id and run id."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from lifecycle.ledger.chain import heads, verify
+
+LEDGER_ROWS = """
+    INSERT INTO lifecycle.purge_ledger (run_id, order_id, purged_at, action, reason, policy_version,
+                                        policy_hash, cleared_columns)
+    SELECT :run, g, now(), 'purge', 'after_sales_window', '1', 'h', ARRAY['receiver_name']
+    FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) g
+"""
+
+
+def write(engine, run: str, first: int, last: int) -> None:
+    """One writer's statement: orders first..last cleared by `run`."""
+    with engine.begin() as conn:
+        conn.execute(sa.text(LEDGER_ROWS), {"run": run, "first": first, "last": last})
+
+
+@pytest.fixture
+def ledger(engine):
+    """Three nights of the purge ledger (ids 1-5, 6-8, 9-10) and an alert: four links."""
+    write(engine, "night-1", 101, 105)
+    write(engine, "night-2", 106, 108)
+    write(engine, "night-3", 109, 110)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("""INSERT INTO lifecycle.alerts (kind, dedupe_key, run_id, message)
+                       VALUES ('run_failed', 'night-2', 'night-2', 'nightly run night-2 failed')""")
+        )
+    return engine
+
+
+def tamper(engine, sql: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.text(sql))
+
+
+def first_break(engine, anchors=None):
+    result = verify(engine, anchors)
+    assert not result.intact
+    return result.breaks[0]
+
+
+def test_an_untouched_ledger_verifies_with_one_link_per_statement(ledger):
+    result = verify(ledger, heads(ledger))
+    assert result.intact, result.summary()
+    by_chain = {r.chain: r for r in result.ranges}
+    assert (by_chain["purge_ledger"].links, by_chain["purge_ledger"].rows) == (3, 10)
+    assert (by_chain["alerts"].links, by_chain["alerts"].rows) == (1, 1)
+    assert result.anchors_checked == 2 and result.summary().startswith("intact: 11 rows in 4 links")
+
+
+def test_an_edited_row_is_found(ledger):
+    tamper(ledger, "UPDATE lifecycle.purge_ledger SET order_id = 999 WHERE ledger_id = 7")
+    found = first_break(ledger)
+    assert (found.chain, found.link_seq, found.row_id, found.run_id) == (
+        "purge_ledger",
+        2,
+        6,
+        "night-2",
+    )
+    assert "altered" in found.kind and "999" not in found.line()
+
+
+def test_an_edited_alert_message_is_found_but_its_delivery_may_change(ledger):
+    tamper(ledger, "UPDATE lifecycle.alerts SET delivered_at = now(), attempts = 1")
+    assert verify(ledger).intact
+    tamper(ledger, "UPDATE lifecycle.alerts SET message = 'all fine'")
+    assert first_break(ledger).chain == "alerts"
+
+
+def test_a_deleted_row_is_found(ledger):
+    tamper(ledger, "DELETE FROM lifecycle.purge_ledger WHERE ledger_id = 3")
+    found = first_break(ledger)
+    assert (found.link_seq, found.run_id) == (1, "night-1")
+    assert found.kind == "1 of its 5 rows are missing (deleted)"
+
+
+def test_a_forged_row_inserted_around_the_triggers_is_found(ledger):
+    tamper(
+        ledger,
+        """ALTER TABLE lifecycle.purge_ledger DISABLE TRIGGER USER;
+        INSERT INTO lifecycle.purge_ledger (ledger_id, run_id, order_id, purged_at, action, reason,
+            policy_version, policy_hash, cleared_columns)
+        VALUES (50, 'night-9', 500, now(), 'purge', 'after_sales_window', '1', 'h', ARRAY['x']);
+        ALTER TABLE lifecycle.purge_ledger ENABLE TRIGGER USER""",
+    )
+    found = first_break(ledger)
+    assert (found.link_seq, found.row_id) == (3, 50) and "belongs to no link" in found.kind
+
+
+def test_a_forged_row_inside_a_link_is_found(ledger):
+    tamper(ledger, "DELETE FROM lifecycle.purge_ledger WHERE ledger_id = 4")
+    tamper(
+        ledger,
+        """ALTER TABLE lifecycle.purge_ledger DISABLE TRIGGER USER;
+        INSERT INTO lifecycle.purge_ledger (ledger_id, run_id, order_id, purged_at, action, reason,
+            policy_version, policy_hash, cleared_columns)
+        VALUES (4, 'night-1', 104, now(), 'purge', 'after_sales_window', '1', 'h', ARRAY['receiver_name']);
+        ALTER TABLE lifecycle.purge_ledger ENABLE TRIGGER USER""",
+    )
+    found = first_break(ledger)
+    assert (found.link_seq, found.row_id) == (1, 1) and "altered" in found.kind
+
+
+def test_reordered_rows_are_found(ledger):
+    tamper(
+        ledger,
+        """UPDATE lifecycle.purge_ledger SET ledger_id = -ledger_id WHERE ledger_id IN (1, 2);
+           UPDATE lifecycle.purge_ledger SET ledger_id = 2 WHERE ledger_id = -1;
+           UPDATE lifecycle.purge_ledger SET ledger_id = 1 WHERE ledger_id = -2""",
+    )
+    found = first_break(ledger)
+    assert (found.link_seq, found.row_id, found.run_id) == (1, 1, "night-1")
+
+
+def test_reordered_links_are_found(ledger):
+    tamper(
+        ledger,
+        """UPDATE lifecycle.ledger_links SET link_seq = -link_seq WHERE chain = 'purge_ledger' AND link_seq IN (2, 3);
+           UPDATE lifecycle.ledger_links SET link_seq = 3 WHERE link_seq = -2;
+           UPDATE lifecycle.ledger_links SET link_seq = 2 WHERE link_seq = -3""",
+    )
+    found = first_break(ledger)
+    # Link 1 is now followed by night-3's ids, so night-2's rows sit in no link; link 2 is altered.
+    assert (found.chain, found.link_seq, found.row_id) == ("purge_ledger", 1, 6)
+    assert [b.kind for b in verify(ledger).breaks][:1] == [found.kind]
+
+
+def test_a_truncated_tail_is_found_by_the_anchors(ledger):
+    anchors = heads(ledger)  # what last night recorded in the run history
+    tamper(
+        ledger,
+        """DELETE FROM lifecycle.purge_ledger WHERE ledger_id > 8;
+           DELETE FROM lifecycle.ledger_links WHERE chain = 'purge_ledger' AND link_seq = 3""",
+    )
+    assert verify(ledger).intact  # the chain alone cannot tell: it ends cleanly at link 2
+    found = first_break(ledger, anchors)
+    assert (found.chain, found.link_seq) == ("purge_ledger", 3) and "truncated" in found.kind
+
+
+def test_a_rebuilt_chain_differs_from_its_anchor(ledger):
+    anchors = heads(ledger)
+    # Whoever edits a row and recomputes every hash after it still differs from the anchor.
+    tamper(
+        ledger,
+        """UPDATE lifecycle.purge_ledger SET order_id = 999 WHERE ledger_id = 9;
+           UPDATE lifecycle.ledger_links SET content_hash = '\\x00', link_hash = lifecycle.ledger_link_hash(
+               chain, link_seq, first_id, last_id, rows, '\\x00', prev_hash)
+           WHERE chain = 'purge_ledger' AND link_seq = 3""",
+    )
+    found = first_break(ledger, anchors)
+    assert found.link_seq == 3
+
+
+def test_since_verifies_only_the_later_links_but_their_order_from_the_start(ledger):
+    tamper(
+        ledger,
+        "UPDATE lifecycle.ledger_links SET recorded_at = now() - interval '2 days' WHERE link_seq = 1",
+    )
+    tamper(ledger, "UPDATE lifecycle.purge_ledger SET order_id = 999 WHERE ledger_id = 2")
+    later = verify(ledger, since=datetime.now(UTC) - timedelta(days=1))
+    assert later.intact and {r.chain: r.rows for r in later.ranges}["purge_ledger"] == 5
+    assert not verify(ledger).intact
+
+
+def test_concurrent_writers_are_serialised_into_one_chain(engine):
+    """A second writer waits for the first's commit, so their ids never interleave."""
+    first = engine.connect()
+    tx = first.begin()
+    first.execute(sa.text(LEDGER_ROWS), {"run": "a", "first": 1, "last": 3})
+    second = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    second.execute(sa.text("SET lock_timeout = '200ms'"))
+    with pytest.raises(sa.exc.OperationalError, match="lock timeout"):
+        second.execute(sa.text(LEDGER_ROWS), {"run": "b", "first": 4, "last": 5})
+    tx.commit()
+    second.execute(sa.text(LEDGER_ROWS), {"run": "b", "first": 4, "last": 5})
+    first.close()
+    second.close()
+    assert verify(engine).intact

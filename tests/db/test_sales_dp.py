@@ -1,0 +1,113 @@
+"""Differential privacy as the policy's mechanism: OpenDP's privacy map equals the policy's ε,
+a release is stored and not redrawn, late data spends budget, and an exhausted budget fails."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+import sqlalchemy as sa
+
+from lifecycle.policy import load_policy
+from lifecycle.sales import dp
+from lifecycle.sales.daily import SalesError
+from tests.conftest import AS_OF
+from tests.db.test_sales import add_sale, noon
+
+WEEK = date(2026, 5, 25)  # the last complete ISO week before AS_OF
+
+
+def dp_policy(policy_file, budget: float = 2.0, catalogue: bool = True):
+    raw = "raw: {catalogue: {table: shop.products}}\n" if catalogue else ""
+    return load_policy(
+        policy_file(
+            'version: "test"\n'
+            "analytics:\n  mechanism: differential_privacy\n"
+            f"  differential_privacy: {{epsilon_per_release: 1.0, epsilon_budget_per_week: {budget},"
+            " max_units_per_customer_per_cell: 2, max_units_per_customer_per_week: 3}\n" + raw
+        )
+    )
+
+
+def shop(engine) -> None:
+    with engine.begin() as conn:
+        for sku, line in [("A", "tea"), ("B", "tea"), ("C", "pet")]:
+            conn.execute(
+                sa.text("INSERT INTO shop.products VALUES (:s, :l)"), {"s": sku, "l": line}
+            )
+        for n in range(40):
+            add_sale(conn, 1 + n, 1 + n, noon(date(2026, 5, 26)), sku="A", quantity=1)
+        add_sale(conn, 100, 7, noon(date(2026, 5, 27)), sku="B", quantity=50)  # clipped to 2
+
+
+def released(engine) -> dict[tuple[date, str], int]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT week_start, sku, units FROM analytics.sales_units_dp"))
+        return {(w, s): u for w, s, u in rows}
+
+
+def test_the_privacy_map_of_a_release_equals_the_policys_epsilon(policy_file):
+    bounds = dp_policy(policy_file).analytics.differential_privacy
+    assert dp.privacy_loss(bounds) == pytest.approx(bounds.epsilon_per_release)
+
+
+def test_every_catalogue_sku_is_released_every_week_as_a_non_negative_count(engine, policy_file):
+    shop(engine)
+    report = dp.release(engine, dp_policy(policy_file), AS_OF, run_id="night-1")
+    rows = released(engine)
+    assert len(report.released) == 13 and report.refused == []
+    assert {sku for _, sku in rows} == {"A", "B", "C"} and len(rows) == 13 * 3
+    assert all(units >= 0 for units in rows.values())
+    assert abs(rows[(WEEK, "A")] - 40) < 40  # noise of scale 3 around 40, not a withheld cell
+    assert report.metadata()["epsilon_left_per_week"][WEEK.isoformat()] == 1.0
+
+
+def test_a_rerun_does_not_redraw_and_late_data_spends_budget(engine, policy_file):
+    policy = dp_policy(policy_file)
+    shop(engine)
+    dp.release(engine, policy, AS_OF, run_id="night-1")
+    first = released(engine)
+    again = dp.release(engine, policy, AS_OF, run_id="night-2")
+    assert released(engine) == first and again.released == [] and len(again.kept) == 13
+    assert again.epsilon_spent_now == 0
+    with engine.begin() as conn:  # a late order in the last week
+        add_sale(conn, 200, 500, noon(date(2026, 5, 28)), sku="C", quantity=1)
+    late = dp.release(engine, policy, AS_OF, run_id="night-3")
+    assert late.released == [WEEK] and late.spent_per_week[WEEK.isoformat()] == 2.0
+    with engine.connect() as conn:
+        ledger = conn.execute(
+            sa.text(
+                "SELECT reason, epsilon FROM lifecycle.dp_ledger WHERE week_start = :w "
+                "ORDER BY entry_id"
+            ),
+            {"w": WEEK},
+        ).all()
+    assert ledger == [("first release", 1.0), ("re-release: the source changed", 1.0)]
+    assert dp.budget_check(engine, policy).passed
+
+
+def test_an_exhausted_budget_refuses_the_release_and_fails_the_check(engine, policy_file):
+    policy = dp_policy(policy_file, budget=1.0)
+    shop(engine)
+    dp.release(engine, policy, AS_OF, run_id="night-1")
+    before = released(engine)
+    with engine.begin() as conn:
+        add_sale(conn, 200, 500, noon(date(2026, 5, 28)), sku="C", quantity=1)
+    late = dp.release(engine, policy, AS_OF, run_id="night-2")
+    assert late.refused == [WEEK] and released(engine) == before  # the old release stays
+    check = dp.budget_check(engine, policy)
+    assert not check.passed
+    assert [(f.kind, f.count) for f in check.findings] == [("release_refused_over_budget", 1)]
+
+
+def test_without_a_catalogue_there_is_no_public_key_set_and_nothing_is_released(
+    engine, policy_file
+):
+    with pytest.raises(SalesError, match="needs the public list of skus: map raw.catalogue"):
+        dp.release(engine, dp_policy(policy_file, catalogue=False), AS_OF, run_id="night-1")
+
+
+def test_under_the_k_mechanism_nothing_is_released(engine, policy):
+    shop(engine)
+    report = dp.release(engine, policy, AS_OF, run_id="night-1")
+    assert report.mechanism == "k_threshold" and report.released == [] and released(engine) == {}
