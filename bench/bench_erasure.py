@@ -108,6 +108,17 @@ def night(engine, policy, bench: Bench, label: str, size: int) -> None:
         f"ours / reference = **{bench.ratio(ours, reference):.2f}×**; longest ACCESS EXCLUSIVE on "
         f"shop.orders*: ours {lock:.2f} s, reference {ref_lock:.2f} s; pending: {report.pending or 'none'}"
     )
+    steps = report.step_seconds
+    orders = sum(v for k, v in steps.items() if k.startswith("rewrite shop.orders"))
+    cases = sum(v for k, v in steps.items() if k.startswith("rewrite shop.after_sales_cases"))
+    bench.notes.append(
+        f"{label}: step {report.seconds:.2f} s = waiting for older snapshots "
+        f"{steps.get('waiting', 0.0):.2f} s + orders {orders:.2f} s + cases {cases:.2f} s + "
+        f"hand-off {steps.get('rewrite logistics.handoff', 0.0):.2f} s + data_requests "
+        f"{steps.get('rewrite shop.data_requests', 0.0):.2f} s + pg_statistic "
+        f"{steps.get('statistics', 0.0):.2f} s + the rest (backlog, sizes, records) "
+        f"{report.seconds - sum(steps.values()):.2f} s"
+    )
 
 
 def main() -> None:

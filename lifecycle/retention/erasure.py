@@ -53,6 +53,9 @@ class ErasureReport:
     statistics: str = "not needed"
     dead_versions_kept: int = 0
     seconds: float = 0.0
+    # Where the time went, so a slow night says whether it waited for other sessions or rewrote:
+    # "waiting" (older snapshots), "rewrite <relation>" each, "statistics" (pg_statistic).
+    step_seconds: dict[str, float] = field(default_factory=dict)
     bytes_before: int = 0
     bytes_after: int = 0
 
@@ -68,6 +71,7 @@ class ErasureReport:
             "statistics": self.statistics,
             "dead_versions_kept": self.dead_versions_kept,
             "seconds": round(self.seconds, 3),
+            "step_seconds": {k: round(v, 3) for k, v in self.step_seconds.items()},
             "bytes_before": self.bytes_before,
             "bytes_after": self.bytes_after,
         }
@@ -186,7 +190,9 @@ def erase_purged_storage(
         xids = [p.newest_xid for t, p in pending.items() if t in tables]
         if xids:
             newest = conn.execute(_NEWEST, {"xids": xids}).scalar_one()
+            waited = time.perf_counter()
             held = wait_for_horizon(conn, newest, timeout)
+            report.step_seconds["waiting"] = time.perf_counter() - waited
             if held:
                 _record_wait(conn, run_id, tables, pending, held)
                 return ErasureReport(
@@ -198,6 +204,7 @@ def erase_purged_storage(
                     pending=tables,
                     waiting_for=held,
                     seconds=time.perf_counter() - clock,
+                    step_seconds=report.step_seconds,
                 )
         started_at = conn.execute(sa.text("SELECT clock_timestamp()")).scalar_one()
         covers_until, horizon_xid = conn.execute(_COVERAGE).one()
@@ -207,12 +214,14 @@ def erase_purged_storage(
         conn.execute(sa.text(f"SET lock_timeout = '{int(timeout)}s'"))
         try:  # the timeout is a session setting: never hand it back to the pool
             for table in tables:
+                step = time.perf_counter()
                 try:
                     if online:
                         repack.repack(engine.url, table, int(timeout))
                     else:
                         report.dead_versions_kept += _rewrite(conn, table)
                     report.tables.append(table)
+                    report.step_seconds[f"rewrite {table}"] = time.perf_counter() - step
                 except repack.RepackSkipped:
                     report.pending.append(table)
                     report.waiting_for.append(f"lock on {table} not granted within {timeout} s")
@@ -230,7 +239,9 @@ def erase_purged_storage(
                     report.pending.append(table)
                     report.waiting_for.append(f"lock on {table} not granted within {timeout} s")
             if report.tables:
+                step = time.perf_counter()
                 report.statistics = statistics.erase_old_statistics(conn, timeout)
+                report.step_seconds["statistics"] = time.perf_counter() - step
         finally:
             conn.execute(sa.text("RESET lock_timeout"))
         if report.tables:

@@ -22,16 +22,19 @@ MARKERS = [f"ZQMARKER{i:04d}XJ" for i in range(40)]
 
 
 def relation_bytes(engine, table: str) -> bytes:
-    """Every data file PostgreSQL keeps for `table`: heap, TOAST and indexes, read from disk."""
+    """Every data file PostgreSQL keeps for `table` (or each of its partitions): heap, TOAST and
+    indexes, read from disk."""
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("CHECKPOINT"))
         paths = (
             conn.execute(
                 sa.text("""
+            WITH leaves AS (SELECT CAST(:t AS regclass) AS relid  -- a plain table has no tree
+                            UNION SELECT relid FROM pg_partition_tree(CAST(:t AS regclass)))
             SELECT pg_relation_filepath(c.oid) FROM pg_class c
-            WHERE c.oid = CAST(:t AS regclass)
-               OR c.oid = (SELECT reltoastrelid FROM pg_class WHERE oid = CAST(:t AS regclass))
-               OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = CAST(:t AS regclass))
+            WHERE c.oid IN (SELECT relid FROM leaves)
+               OR c.oid IN (SELECT reltoastrelid FROM pg_class WHERE oid IN (SELECT relid FROM leaves))
+               OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid IN (SELECT relid FROM leaves))
         """),
                 {"t": table},
             )
@@ -42,6 +45,20 @@ def relation_bytes(engine, table: str) -> bytes:
             conn.execute(sa.text("SELECT pg_read_binary_file(:p)"), {"p": p}).scalar()
             for p in paths
             if p
+        )
+
+
+def roots(engine, relations) -> set[str]:
+    """The tables `relations` belong to: a partition stands for its partitioned table, so the
+    same assertions hold on the plain and the partitioned schema (LIFECYCLE_TEST_PARTITIONED)."""
+    with engine.connect() as conn:
+        return set(
+            conn.execute(
+                sa.text("""SELECT CAST(coalesce(pg_partition_root(CAST(r AS regclass)),
+                                                CAST(r AS regclass)) AS text)
+                           FROM unnest(CAST(:r AS text[])) r"""),
+                {"r": list(relations)},
+            ).scalars()
         )
 
 
@@ -72,7 +89,7 @@ def test_purged_values_leave_the_data_files_after_erasure(engine, policy):
     settle(engine, policy)
     report = erasure.erase_purged_storage(engine, policy, run_id="erase-1")
 
-    assert report.ran and {"shop.orders", "shop.after_sales_cases"} <= set(report.tables)
+    assert report.ran and {"shop.orders", "shop.after_sales_cases"} <= roots(engine, report.tables)
     assert found(engine, "shop.orders") == 0
     assert found(engine, "shop.after_sales_cases") == 0
     assert not erasure.erasure_pending(engine)
@@ -159,9 +176,13 @@ def test_a_locked_table_leaves_the_erasure_pending_and_the_night_green(engine, p
     finally:
         holder.rollback()
         holder.close()
-    assert "shop.orders" in report.pending and "shop.orders" not in report.tables
+    assert "shop.orders" in roots(engine, report.pending) and "shop.orders" not in roots(
+        engine, report.tables
+    )
     assert any("lock on shop.orders" in w for w in report.waiting_for)
-    assert "shop.orders" in {p.relation for p in erasure.pending_erasures(engine, policy)}
+    assert "shop.orders" in roots(
+        engine, [p.relation for p in erasure.pending_erasures(engine, policy)]
+    )
     # Every connection the pool holds (the erasure's among them) is back at the server's default.
     pooled = [engine.connect() for _ in range(3)]
     try:
@@ -179,20 +200,24 @@ def test_a_snapshot_in_the_same_database_leaves_the_erasure_pending_not_failed(e
         purge.run_purge(engine, policy, run_id="r1", as_of=AS_OF)
         report = erasure.erase_purged_storage(engine, impatient(policy), run_id="r1")
         assert not report.ran and "pending" in report.reason
-        assert "shop.orders" in report.pending
+        assert "shop.orders" in roots(engine, report.pending)
         assert any("in this database" in w for w in report.waiting_for)
         assert found(engine, "shop.orders") > 0
         (pending,) = [
-            p for p in erasure.pending_erasures(engine, policy) if p.relation == "shop.orders"
+            p
+            for p in erasure.pending_erasures(engine, policy)
+            if roots(engine, [p.relation]) == {"shop.orders"}
         ]
         assert pending.changes == 5 and pending.waiting_for
         with engine.connect() as conn:
             waits = conn.execute(sa.text("SELECT relations FROM lifecycle.erasure_waits")).all()
-        assert len(waits) == 1 and "shop.orders" in waits[0][0]
+        assert len(waits) == 1 and "shop.orders" in roots(engine, waits[0][0])
     settle(engine, policy)
     report = erasure.erase_purged_storage(engine, policy, run_id="r2")
     assert report.ran and found(engine, "shop.orders") == 0
-    assert "shop.orders" not in {p.relation for p in erasure.pending_erasures(engine, policy)}
+    assert "shop.orders" not in roots(
+        engine, [p.relation for p in erasure.pending_erasures(engine, policy)]
+    )
 
 
 def test_a_snapshot_in_another_database_does_not_hold_the_erasure(engine, policy, other_database):
@@ -204,7 +229,7 @@ def test_a_snapshot_in_another_database_does_not_hold_the_erasure(engine, policy
         if not report.ran:  # another test run on the shared server was writing meanwhile
             settle(engine, policy)
             report = erasure.erase_purged_storage(engine, policy, run_id="r2")
-        assert report.ran and "shop.orders" in report.tables and not report.pending
+        assert report.ran and "shop.orders" in roots(engine, report.tables) and not report.pending
         assert found(engine, "shop.orders") == 0
 
 
@@ -228,13 +253,15 @@ def test_the_deadline_check_fails_only_once_values_stayed_past_the_deadline(
 ):
     purged_markers(engine, policy, 1)
     (pending,) = [
-        p for p in erasure.pending_erasures(engine, policy) if p.relation == "shop.orders"
+        p
+        for p in erasure.pending_erasures(engine, policy)
+        if roots(engine, [p.relation]) == {"shop.orders"}
     ]
     deadline = pending.cleared_since + timedelta(hours=policy.retention.erasure_deadline_hours)
     result = backlog.erasure_deadline(engine, policy, now=deadline + timedelta(minutes=minutes))
     assert result.passed is passed
     if not passed:
-        assert {f.table for f in result.findings} >= {"shop.orders"}
+        assert roots(engine, [f.table for f in result.findings]) >= {"shop.orders"}
         assert all(f.kind == "erasure_overdue" for f in result.findings)
     settle(engine, policy)
     erasure.erase_purged_storage(engine, policy, run_id="r1")
@@ -264,9 +291,11 @@ def test_a_corrections_old_payload_leaves_the_files_on_a_night_with_nothing_purg
     assert marker.encode() in relation_bytes(engine, "shop.data_requests")  # not yet in the file
     settle(engine, policy)
     report = erasure.erase_purged_storage(engine, policy, run_id="night")
-    assert report.ran and "shop.data_requests" in report.tables
-    assert "shop.orders" in report.tables  # the correction replaced the order's old values
-    assert "shop.after_sales_cases" not in report.tables  # nothing changed there
+    assert report.ran and "shop.data_requests" in roots(engine, report.tables)
+    assert "shop.orders" in roots(
+        engine, report.tables
+    )  # the correction replaced the order's old values
+    assert "shop.after_sales_cases" not in roots(engine, report.tables)  # nothing changed there
     assert marker.encode() not in relation_bytes(engine, "shop.data_requests")
     assert not erasure.erase_purged_storage(engine, policy, run_id="night-2").ran
 
@@ -333,7 +362,7 @@ def test_where_the_server_has_pg_repack_the_rewrite_is_online_and_clean(engine, 
     settle(engine, policy)
     report = erasure.erase_purged_storage(engine, policy, run_id="r1")
     assert report.ran and report.mechanism == "pg_repack"
-    assert {"shop.orders", "shop.after_sales_cases"} <= set(report.tables)
+    assert {"shop.orders", "shop.after_sales_cases"} <= roots(engine, report.tables)
     assert found(engine, "shop.orders") == 0 and found(engine, "shop.after_sales_cases") == 0
     with engine.connect() as conn:
         assert (
