@@ -153,6 +153,29 @@ def _rewrite(conn: Connection, table: str) -> int:
     return kept.count
 
 
+# A partitioned table's own statistics (stainherit) sample its partitions; a partition's rewrite
+# refreshes only the partition's. Autovacuum never analyzes a partitioned table, so they exist only
+# where someone ran ANALYZE on it, and then may hold purged values: refreshed here when present.
+_INHERITED_STATS = sa.text("""
+    SELECT DISTINCT format('%I.%I', n.nspname, c.relname)
+    FROM unnest(CAST(:tables AS text[])) t
+    JOIN pg_class c ON c.oid = pg_partition_root(CAST(t AS regclass))
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE EXISTS (SELECT 1 FROM pg_stats s WHERE s.schemaname = n.nspname
+                  AND s.tablename = c.relname AND s.inherited)
+""")
+
+
+def _analyze_partitioned(conn: Connection, tables: list[str]) -> list[str]:
+    """ANALYZE of each partitioned table holding statistics over rewritten partitions (it samples
+    every partition, bounded by the statistics target; no lock the shop's writes wait for)."""
+    roots = list(conn.execute(_INHERITED_STATS, {"tables": tables}).scalars())
+    for root in roots:
+        schema, name = root.split(".")
+        conn.execute(sa.text(f'ANALYZE "{schema}"."{name}"'))
+    return roots
+
+
 def _record_wait(
     conn: Connection, run_id: str, relations: list[str], pending: dict, held: list[str]
 ) -> None:
@@ -240,6 +263,7 @@ def erase_purged_storage(
                     report.waiting_for.append(f"lock on {table} not granted within {timeout} s")
             if report.tables:
                 step = time.perf_counter()
+                _analyze_partitioned(conn, report.tables)
                 report.statistics = statistics.erase_old_statistics(conn, timeout)
                 report.step_seconds["statistics"] = time.perf_counter() - step
         finally:

@@ -1,6 +1,8 @@
 """A subset of the purge, request and erasure tests, collected here again so they run on the
 partitioned shop (this folder's conftest.py): the rules, a resumed purge, a re-clear, a request's
-erasure and correction, and the data files after the rewrite. The same test functions, unchanged."""
+erasure and correction, the data files after the rewrite and pg_statistic (a partitioned table's
+own statistics, from an ANALYZE of it, hold sampled values too). The same test functions,
+unchanged."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import sqlalchemy as sa
 
 from tests.db.test_erasure import (
     test_a_corrections_old_payload_leaves_the_files_on_a_night_with_nothing_purged,
+    test_old_statistics_holding_purged_values_leave_pg_statistic,
     test_purged_values_leave_the_data_files_after_erasure,
 )
 from tests.db.test_purge_cleared import (
@@ -32,6 +35,7 @@ __all__ = [
     "test_erasure_clears_every_order_not_in_delivery_and_waits_for_the_rest",
     "test_failed_batch_rolls_back_alone_and_the_next_run_resumes",
     "test_ledger_names_columns_and_policy_and_holds_no_personal_value",
+    "test_old_statistics_holding_purged_values_leave_pg_statistic",
     "test_one_customer_keeps_orders_in_service_and_loses_finished_ones",
     "test_purged_values_leave_the_data_files_after_erasure",
 ]
