@@ -3,7 +3,9 @@ the machine's server (LIFECYCLE_TEST_DATABASE_URL, else 127.0.0.1:5432 as postgr
 
 Each backend gets a throw-away database for the session, migrated once; each test starts from
 empty tables. With LIFECYCLE_REQUIRE_ALL_BACKENDS=1 (set by .ci/run) an unreachable server fails
-the suite instead of skipping it.
+the suite instead of skipping it. With LIFECYCLE_TEST_PARTITIONED=1 that database's shop.orders
+and shop.after_sales_cases are range-partitioned by order_id (issue 13: every purge, request and
+erasure test passes on both schemas); tests/db/partitioned/ always runs a subset that way.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import sqlalchemy as sa
 
 from lifecycle import db, schema
 from lifecycle.policy import load_policy
+from lifecycle.retention.partitions import create_partitioned_shop
 from lifecycle.retention.server_log import RECOMMENDED
 from lifecycle.settings import PROJECT_DIR, Settings
 from orchestration.instance import open_instance
@@ -26,6 +29,7 @@ SERVER_URL = (
     os.environ.get("LIFECYCLE_TEST_DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 AS_OF = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+PARTITION_BOUNDS = [1000, 2000]  # tests' order ids fall on both sides of each bound
 
 
 def _admin_url(backend: str) -> sa.URL:
@@ -48,16 +52,18 @@ def _admin_url(backend: str) -> sa.URL:
     return url
 
 
-@pytest.fixture(scope="session", params=["embedded", "server"])
-def database_url(request) -> sa.URL:
-    """A freshly migrated database on one backend, dropped after the session."""
-    admin = _admin_url(request.param)
-    name = f"lifecycle_test_{os.getpid()}"
+def migrated_database(backend: str, partitioned: bool, suffix: str = ""):
+    """Creates and migrates a session database (partitioned shop tables first when asked),
+    yields its URL, drops it."""
+    admin = _admin_url(backend)
+    name = f"lifecycle_test_{os.getpid()}{suffix}"
     db.drop_database(admin, name)
     db.ensure_database(admin, name)
     url = admin.set(database=name)
     engine = db.create_engine(url)
     _keep_values_out_of_server_log(engine, name)
+    if partitioned:
+        create_partitioned_shop(engine, PARTITION_BOUNDS)
     schema.upgrade(engine)
     engine.dispose()
     yield url
@@ -70,6 +76,12 @@ def _keep_values_out_of_server_log(engine: sa.Engine, name: str) -> None:
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         for setting, value in RECOMMENDED.items():
             conn.execute(sa.text(f"ALTER DATABASE \"{name}\" SET {setting} = '{value}'"))
+
+
+@pytest.fixture(scope="session", params=["embedded", "server"])
+def database_url(request) -> sa.URL:
+    """A freshly migrated database on one backend, dropped after the session."""
+    yield from migrated_database(request.param, os.environ.get("LIFECYCLE_TEST_PARTITIONED") == "1")
 
 
 def truncate_all(engine: sa.Engine) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from lifecycle.db import describe_db_error
+from lifecycle.retention.coverage import PolicyCoverageError
 from lifecycle.retention.purge import PurgeError
 
 # SQLSTATE classes an unchanged request meets again on every retry: a value the column's type
@@ -20,8 +21,8 @@ def describe_failure(exc: Exception) -> str:
         return describe_db_error(exc)
     if isinstance(exc, OSError):
         return f"{type(exc).__name__} (errno {exc.errno}: {exc.strerror})"
-    if isinstance(exc, PurgeError):
-        return str(exc)  # built from describe_db_error and order ids only
+    if isinstance(exc, PurgeError | PolicyCoverageError):
+        return str(exc)  # built from describe_db_error, order ids and column names only
     return type(exc).__name__  # an unexpected error's text may quote what it was handling
 
 
@@ -41,4 +42,5 @@ def retry_may_help(exc: Exception) -> bool:
     if isinstance(exc, sa.exc.SQLAlchemyError | PurgeError):
         state = sqlstate(exc)
         return not (state and state[:2] in PERMANENT_SQLSTATE_CLASSES)
-    return isinstance(exc, OSError)
+    # A policy that leaves a personal column out is fixed by its owner: the request stays open.
+    return isinstance(exc, OSError | PolicyCoverageError)

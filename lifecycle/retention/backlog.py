@@ -22,10 +22,11 @@ from lifecycle.policy import Policy
 from lifecycle.policy.raw import DEFAULT_PERSONAL, DEFAULT_TABLES
 from lifecycle.tables import HANDOFF_TABLE, REQUESTS_TABLE
 
-_LEDGER = "SELECT recorded_at, xmin FROM lifecycle.purge_ledger WHERE recorded_at >= :mark"
-_CORRECTED = """SELECT recorded_at, xmin FROM lifecycle.request_actions
-    WHERE recorded_at >= :mark AND action = 'correct' AND outcome = 'corrected'"""
-_CASE_NOTES = _LEDGER + " AND cleared_columns && CAST(:case_columns AS text[])"
+# Each change names its order as l.order_id; {within} narrows it to one partition's orders.
+_LEDGER = "SELECT l.recorded_at, l.xmin FROM lifecycle.purge_ledger l WHERE l.recorded_at >= :mark {within}"
+_CORRECTED = """SELECT l.recorded_at, l.xmin FROM lifecycle.request_actions l
+    WHERE l.recorded_at >= :mark AND l.action = 'correct' AND l.outcome = 'corrected' {within}"""
+_CASE_NOTES = _LEDGER + " AND l.cleared_columns && CAST(:case_columns AS text[])"
 _HANDOFF_REFRESHED = """SELECT finished_at, xmin FROM lifecycle.handoff_refreshes
     WHERE finished_at >= :mark AND removed + updated > 0"""
 # A row version written by the last rewrite's horizon transaction or later may predate nothing of
@@ -33,6 +34,15 @@ _HANDOFF_REFRESHED = """SELECT finished_at, xmin FROM lifecycle.handoff_refreshe
 _REQUESTS_ANSWERED = f"""SELECT coalesce(completed_at, now()), xmin FROM {REQUESTS_TABLE}
     WHERE status NOT IN ('received', 'in_progress')
       AND (CAST(:horizon AS xid8) IS NULL OR age(xmin) <= age(xid(CAST(:horizon AS xid8))))"""
+# A partitioned table is rewritten one leaf partition at a time: the one holding the change's order.
+_WITHIN = """AND EXISTS (SELECT 1 FROM {table} t WHERE t.{order_id} = l.order_id
+                         AND t.tableoid = CAST(CAST(:relation AS text) AS regclass))"""
+_LEAVES = sa.text("""
+    SELECT format('%I.%I', n.nspname, c.relname)
+    FROM pg_partition_tree(to_regclass(:table)) t
+    JOIN pg_class c ON c.oid = t.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE t.isleaf ORDER BY t.relid
+""")
 
 _MARK = sa.text("""
     SELECT coalesce(covers_until, started_at), CAST(horizon_xid AS text)
@@ -63,16 +73,42 @@ class PendingErasure:
         return (now or datetime.now(UTC)) - self.cleared_since
 
 
-def sources(policy: Policy | None) -> dict[str, list[str]]:
-    """Each table physical erasure rewrites, with the SQL of the changes that leave copies in it."""
-    orders = policy.raw.orders.table if policy else DEFAULT_TABLES["orders"]
-    cases = policy.raw.after_sales_cases.table if policy else DEFAULT_TABLES["after_sales_cases"]
-    return {
-        orders: [_LEDGER, _CORRECTED],
-        cases: [_CASE_NOTES],
-        HANDOFF_TABLE: [_LEDGER, _CORRECTED, _HANDOFF_REFRESHED],
-        REQUESTS_TABLE: [_REQUESTS_ANSWERED],
-    }
+@dataclass(frozen=True)
+class Source:
+    """A table physical erasure rewrites, the SQL of the changes that leave copies in it, and the
+    column by which those changes name an order (to place them in a partition)."""
+
+    table: str
+    sql: str
+    changes: tuple[str, ...]
+    order_id: str | None = None
+
+
+def sources(policy: Policy | None) -> list[Source]:
+    """Each table physical erasure rewrites, with what changes it."""
+    orders = policy.raw.orders if policy else None
+    cases = policy.raw.after_sales_cases if policy else None
+    return [
+        Source(
+            orders.table if orders else DEFAULT_TABLES["orders"],
+            orders.sql if orders else "shop.orders",
+            (_LEDGER, _CORRECTED),
+            orders.col("order_id") if orders else "order_id",
+        ),
+        Source(
+            cases.table if cases else DEFAULT_TABLES["after_sales_cases"],
+            cases.sql if cases else "shop.after_sales_cases",
+            (_CASE_NOTES,),
+            cases.col("order_id") if cases else "order_id",
+        ),
+        Source(HANDOFF_TABLE, HANDOFF_TABLE, (_LEDGER, _CORRECTED, _HANDOFF_REFRESHED)),
+        Source(REQUESTS_TABLE, REQUESTS_TABLE, (_REQUESTS_ANSWERED,)),
+    ]
+
+
+def relations(conn: Connection, source: Source) -> list[str]:
+    """The relations a rewrite of `source` works on: its leaf partitions, or the table itself."""
+    return list(conn.execute(_LEAVES, {"table": source.table}).scalars()) or [source.table]
 
 
 def _case_columns(policy: Policy | None) -> list[str]:
@@ -86,9 +122,10 @@ def _case_columns(policy: Policy | None) -> list[str]:
 
 
 def pending_for(
-    conn: Connection, relation: str, changes_sql: list[str], case_columns: list[str]
+    conn: Connection, relation: str, source: Source, case_columns: list[str]
 ) -> PendingErasure | None:
-    """The changes to `relation` since its last rewrite, or None when its files hold none."""
+    """The changes to `relation` (a table or one of its partitions) since its last rewrite, or
+    None when its files hold none."""
     mark, horizon = conn.execute(_MARK, {"relation": relation}).one_or_none() or (None, None)
     params = {
         "mark": mark or datetime(1970, 1, 1, tzinfo=UTC),
@@ -96,7 +133,10 @@ def pending_for(
         "case_columns": case_columns,
         "relation": relation,
     }
-    union = " UNION ALL ".join(f"({sql})" for sql in changes_sql)
+    within = ""
+    if relation != source.table and source.order_id:
+        within = _WITHIN.format(table=source.sql, order_id=source.order_id)
+    union = " UNION ALL ".join(f"({sql.format(within=within)})" for sql in source.changes)
     first, count, newest, waited, waiting_for = conn.execute(
         sa.text(f"""
         WITH e(at, x) AS ({union})
@@ -113,17 +153,21 @@ def pending_for(
 
 
 def pending_erasures(engine: Engine, policy: Policy | None = None) -> list[PendingErasure]:
-    """Every table whose cleared values still sit in its data files, oldest first (for the report
-    and the deadline check). Without a policy, the reference schema's table names are used. A
+    """Every table (or partition) whose cleared values still sit in its data files, oldest first,
+    for the report and the deadline check. Without a policy, the reference schema's names. A
     table the shop does not have (e.g. no shop.data_requests) holds nothing to erase."""
     found = []
     with engine.connect() as conn:
-        for relation, changes_sql in sources(policy).items():
-            if conn.execute(sa.text("SELECT to_regclass(:r)"), {"r": relation}).scalar() is None:
+        for source in sources(policy):
+            if (
+                conn.execute(sa.text("SELECT to_regclass(:r)"), {"r": source.table}).scalar()
+                is None
+            ):
                 continue
-            pending = pending_for(conn, relation, changes_sql, _case_columns(policy))
-            if pending:
-                found.append(pending)
+            for relation in relations(conn, source):
+                pending = pending_for(conn, relation, source, _case_columns(policy))
+                if pending:
+                    found.append(pending)
     return sorted(found, key=lambda p: p.cleared_since)
 
 

@@ -44,9 +44,10 @@ def _contract_gaps(engine: Engine, policy: Policy) -> list[str]:
     return gaps
 
 
-def require_personal_coverage(engine: Engine, policy: Policy) -> None:
+def require_personal_coverage(engine: Engine, policy: Policy, refused: str = "purge") -> None:
     """Raises PolicyCoverageError (one line) unless every personal raw column is in the policy's
-    personal_columns; reads only the catalog, and counts rows only of unclassified columns."""
+    personal_columns; reads only the catalog, and counts rows only of unclassified columns.
+    `refused` names what was refused: the nightly purge, or a request's erasure."""
     gaps = _contract_gaps(engine, policy)
     minimisation = unclassified_raw_columns(engine, policy)
     if minimisation.error:
@@ -59,5 +60,5 @@ def require_personal_coverage(engine: Engine, policy: Policy) -> None:
     if gaps:
         more = f" (and {len(gaps) - SHOWN} more)" if len(gaps) > SHOWN else ""
         raise PolicyCoverageError(
-            "purge refused, nothing written: " + "; ".join(gaps[:SHOWN]) + more
+            f"{refused} refused, nothing written: " + "; ".join(gaps[:SHOWN]) + more
         )

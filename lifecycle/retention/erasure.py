@@ -2,9 +2,10 @@
 
 An UPDATE writes a new row version and leaves the old one on disk; plain VACUUM marks its space
 free but leaves the bytes readable in the page. `VACUUM FULL` rewrites the table, its TOAST and
-its indexes into new files and unlinks the old ones. Only the tables with changes since their own
-last rewrite are rewritten (lifecycle/retention/backlog.py). Each takes an ACCESS EXCLUSIVE lock
-for its duration, waited for at most `erasure_lock_timeout_seconds`.
+its indexes into new files and unlinks the old ones; where the shop database has pg_repack, the
+rewrite runs online instead (lifecycle/retention/repack.py). Only the tables, or partitions, with
+changes since their own last rewrite are rewritten (lifecycle/retention/backlog.py). A VACUUM FULL
+holds an ACCESS EXCLUSIVE lock for its duration, waited for at most `erasure_lock_timeout_seconds`.
 
 A rewrite must copy every row version some snapshot can still see, so it first waits (within the
 same timeout) for exactly the snapshots that hold those versions back (lifecycle/retention/
@@ -27,9 +28,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from lifecycle.db import describe_db_error
 from lifecycle.policy import Policy
-from lifecycle.retention import horizon, statistics
+from lifecycle.retention import backlog, horizon, repack, statistics
 from lifecycle.retention.backlog import PendingErasure, pending_erasures
-from lifecycle.tables import HANDOFF_TABLE, REQUESTS_TABLE
 
 __all__ = ["ErasureError", "ErasureReport", "erase_purged_storage", "pending_erasures"]
 
@@ -49,9 +49,13 @@ class ErasureReport:
     tables: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
     waiting_for: list[str] = field(default_factory=list)
+    mechanism: str = ""
     statistics: str = "not needed"
     dead_versions_kept: int = 0
     seconds: float = 0.0
+    # Where the time went, so a slow night says whether it waited for other sessions or rewrote:
+    # "waiting" (older snapshots), "rewrite <relation>" each, "statistics" (pg_statistic).
+    step_seconds: dict[str, float] = field(default_factory=dict)
     bytes_before: int = 0
     bytes_after: int = 0
 
@@ -63,9 +67,11 @@ class ErasureReport:
             "tables": self.tables,
             "pending_tables": self.pending,
             "waiting_for": self.waiting_for[:5],
+            "mechanism": self.mechanism,
             "statistics": self.statistics,
             "dead_versions_kept": self.dead_versions_kept,
             "seconds": round(self.seconds, 3),
+            "step_seconds": {k: round(v, 3) for k, v in self.step_seconds.items()},
             "bytes_before": self.bytes_before,
             "bytes_after": self.bytes_after,
         }
@@ -74,12 +80,7 @@ class ErasureReport:
 def erasure_tables(policy: Policy) -> list[str]:
     """Every table whose cleared values must leave the disk (the carrier hand-off keeps copies; a
     request's payload is redacted once answered, and its old row version must go too)."""
-    return [
-        policy.raw.orders.table,
-        policy.raw.after_sales_cases.table,
-        HANDOFF_TABLE,
-        REQUESTS_TABLE,
-    ]
+    return [source.table for source in backlog.sources(policy)]
 
 
 _SIZE = sa.text(
@@ -99,7 +100,7 @@ _RECORD = sa.text("""
     INSERT INTO lifecycle.erasure_runs
         (run_id, started_at, finished_at, mechanism, tables, bytes_before, bytes_after,
          covers_until, horizon_xid)
-    VALUES (:run_id, :started_at, now(), 'vacuum_full', :tables, :before, :after,
+    VALUES (:run_id, :started_at, now(), :mechanism, :tables, :before, :after,
             :covers_until, CAST(:horizon AS xid8))
 """)
 _RECORD_WAIT = sa.text("""
@@ -152,6 +153,29 @@ def _rewrite(conn: Connection, table: str) -> int:
     return kept.count
 
 
+# A partitioned table's own statistics (stainherit) sample its partitions; a partition's rewrite
+# refreshes only the partition's. Autovacuum never analyzes a partitioned table, so they exist only
+# where someone ran ANALYZE on it, and then may hold purged values: refreshed here when present.
+_INHERITED_STATS = sa.text("""
+    SELECT DISTINCT format('%I.%I', n.nspname, c.relname)
+    FROM unnest(CAST(:tables AS text[])) t
+    JOIN pg_class c ON c.oid = pg_partition_root(CAST(t AS regclass))
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE EXISTS (SELECT 1 FROM pg_stats s WHERE s.schemaname = n.nspname
+                  AND s.tablename = c.relname AND s.inherited)
+""")
+
+
+def _analyze_partitioned(conn: Connection, tables: list[str]) -> list[str]:
+    """ANALYZE of each partitioned table holding statistics over rewritten partitions (it samples
+    every partition, bounded by the statistics target; no lock the shop's writes wait for)."""
+    roots = list(conn.execute(_INHERITED_STATS, {"tables": tables}).scalars())
+    for root in roots:
+        schema, name = root.split(".")
+        conn.execute(sa.text(f'ANALYZE "{schema}"."{name}"'))
+    return roots
+
+
 def _record_wait(
     conn: Connection, run_id: str, relations: list[str], pending: dict, held: list[str]
 ) -> None:
@@ -177,7 +201,9 @@ def erase_purged_storage(
             ran=False, reason="disabled by policy (retention.physical_erasure: none)"
         )
     pending: dict[str, PendingErasure] = {p.relation: p for p in pending_erasures(engine, policy)}
-    tables = [t for t in erasure_tables(policy) if force or t in pending]
+    with engine.connect() as conn:  # a partitioned table is rewritten partition by partition
+        every = [r for source in backlog.sources(policy) for r in backlog.relations(conn, source)]
+    tables = [t for t in every if force or t in pending]
     if not tables:
         return ErasureReport(ran=False, reason="nothing cleared since the last rewrite")
     timeout = policy.retention.erasure_lock_timeout_seconds
@@ -187,7 +213,9 @@ def erase_purged_storage(
         xids = [p.newest_xid for t, p in pending.items() if t in tables]
         if xids:
             newest = conn.execute(_NEWEST, {"xids": xids}).scalar_one()
+            waited = time.perf_counter()
             held = wait_for_horizon(conn, newest, timeout)
+            report.step_seconds["waiting"] = time.perf_counter() - waited
             if held:
                 _record_wait(conn, run_id, tables, pending, held)
                 return ErasureReport(
@@ -199,16 +227,31 @@ def erase_purged_storage(
                     pending=tables,
                     waiting_for=held,
                     seconds=time.perf_counter() - clock,
+                    step_seconds=report.step_seconds,
                 )
         started_at = conn.execute(sa.text("SELECT clock_timestamp()")).scalar_one()
         covers_until, horizon_xid = conn.execute(_COVERAGE).one()
         before = conn.execute(_SIZE, {"tables": tables}).scalar_one()
+        online = repack.available(conn)
+        report.mechanism = "pg_repack" if online else "vacuum_full"
         conn.execute(sa.text(f"SET lock_timeout = '{int(timeout)}s'"))
         try:  # the timeout is a session setting: never hand it back to the pool
             for table in tables:
+                step = time.perf_counter()
                 try:
-                    report.dead_versions_kept += _rewrite(conn, table)
+                    if online:
+                        repack.repack(engine.url, table, int(timeout))
+                    else:
+                        report.dead_versions_kept += _rewrite(conn, table)
                     report.tables.append(table)
+                    report.step_seconds[f"rewrite {table}"] = time.perf_counter() - step
+                except repack.RepackSkipped:
+                    report.pending.append(table)
+                    report.waiting_for.append(f"lock on {table} not granted within {timeout} s")
+                except repack.RepackError as exc:
+                    raise ErasureError(
+                        f"{exc}. Cleared fields stay cleared; see docs/retention.md"
+                    ) from None
                 except sa.exc.DBAPIError as exc:
                     if getattr(exc.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
                         raise ErasureError(
@@ -219,7 +262,10 @@ def erase_purged_storage(
                     report.pending.append(table)
                     report.waiting_for.append(f"lock on {table} not granted within {timeout} s")
             if report.tables:
+                step = time.perf_counter()
+                _analyze_partitioned(conn, report.tables)
                 report.statistics = statistics.erase_old_statistics(conn, timeout)
+                report.step_seconds["statistics"] = time.perf_counter() - step
         finally:
             conn.execute(sa.text("RESET lock_timeout"))
         if report.tables:
@@ -234,6 +280,7 @@ def erase_purged_storage(
                     "before": before,
                     "after": report.bytes_after,
                     "covers_until": covers_until,
+                    "mechanism": report.mechanism,
                     "horizon": horizon_xid,
                 },
             )

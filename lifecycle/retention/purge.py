@@ -338,6 +338,9 @@ def erase_for_request(
     The nightly's batch statement under the requested-erasure rule, ledgered with the request id,
     so physical erasure (lifecycle/erasure.py) picks these rows up like any purge.
     """
+    # Like the nightly: a policy that leaves a personal column out would mark these orders cleared
+    # while keeping its values, so the request's erasure is refused before it writes anything.
+    require_personal_coverage(conn.engine, policy, refused="request erasure")
     q = RetentionSql(policy)
     params = {
         "as_of": as_of,

@@ -88,3 +88,32 @@ def test_a_policy_naming_a_missing_column_fails_the_run_before_any_purge(
     )
     with engine.connect() as conn:
         assert not is_purged(conn, 1)
+
+
+def test_a_snapshot_that_can_see_the_cleared_rows_leaves_the_erasure_pending_and_the_run_green(
+    engine, database_url, policy_file
+):
+    seed_small_shop(engine)
+    text = (PROJECT_DIR / "policy.yaml").read_text()
+    assert "erasure_lock_timeout_seconds: 30" in text
+    path = policy_file(
+        text.replace("erasure_lock_timeout_seconds: 30", "erasure_lock_timeout_seconds: 1")
+    )
+    reader = engine.connect()  # a report's snapshot in the shop database, open all night
+    try:
+        reader.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+        reader.execute(sa.text("SELECT count(*) FROM shop.orders"))
+        with dg.DagsterInstance.ephemeral() as instance:
+            result = materialize(database_url, instance, policy_path=path)
+    finally:
+        reader.rollback()
+        reader.close()
+    assert result.success
+    erased = metadata(result, "erased_purged_storage")
+    assert erased["ran"] is False and "shop.orders" in erased["pending_tables"]
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks["erasure_within_deadline"] is True  # pending for seconds, not past 48 h
+    with engine.connect() as conn:
+        assert is_purged(conn, 1)
+        waits = conn.execute(sa.text("SELECT count(*) FROM lifecycle.erasure_waits")).scalar()
+    assert waits == 1

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import time
 from contextlib import contextmanager
 from datetime import timedelta
@@ -11,24 +13,28 @@ import pytest
 import sqlalchemy as sa
 
 from lifecycle import db
-from lifecycle.retention import backlog, erasure, horizon, purge
+from lifecycle.requests.handling import handle_requests
+from lifecycle.retention import backlog, erasure, horizon, purge, statistics
 from tests.conftest import AS_OF
-from tests.shop import add_case, add_delivered
+from tests.shop import add_case, add_delivered, add_order
 
 MARKERS = [f"ZQMARKER{i:04d}XJ" for i in range(40)]
 
 
 def relation_bytes(engine, table: str) -> bytes:
-    """Every data file PostgreSQL keeps for `table`: heap, TOAST and indexes, read from disk."""
+    """Every data file PostgreSQL keeps for `table` (or each of its partitions): heap, TOAST and
+    indexes, read from disk."""
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("CHECKPOINT"))
         paths = (
             conn.execute(
                 sa.text("""
+            WITH leaves AS (SELECT CAST(:t AS regclass) AS relid  -- a plain table has no tree
+                            UNION SELECT relid FROM pg_partition_tree(CAST(:t AS regclass)))
             SELECT pg_relation_filepath(c.oid) FROM pg_class c
-            WHERE c.oid = CAST(:t AS regclass)
-               OR c.oid = (SELECT reltoastrelid FROM pg_class WHERE oid = CAST(:t AS regclass))
-               OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = CAST(:t AS regclass))
+            WHERE c.oid IN (SELECT relid FROM leaves)
+               OR c.oid IN (SELECT reltoastrelid FROM pg_class WHERE oid IN (SELECT relid FROM leaves))
+               OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid IN (SELECT relid FROM leaves))
         """),
                 {"t": table},
             )
@@ -39,6 +45,20 @@ def relation_bytes(engine, table: str) -> bytes:
             conn.execute(sa.text("SELECT pg_read_binary_file(:p)"), {"p": p}).scalar()
             for p in paths
             if p
+        )
+
+
+def roots(engine, relations) -> set[str]:
+    """The tables `relations` belong to: a partition stands for its partitioned table, so the
+    same assertions hold on the plain and the partitioned schema (LIFECYCLE_TEST_PARTITIONED)."""
+    with engine.connect() as conn:
+        return set(
+            conn.execute(
+                sa.text("""SELECT CAST(coalesce(pg_partition_root(CAST(r AS regclass)),
+                                                CAST(r AS regclass)) AS text)
+                           FROM unnest(CAST(:r AS text[])) r"""),
+                {"r": list(relations)},
+            ).scalars()
         )
 
 
@@ -69,7 +89,7 @@ def test_purged_values_leave_the_data_files_after_erasure(engine, policy):
     settle(engine, policy)
     report = erasure.erase_purged_storage(engine, policy, run_id="erase-1")
 
-    assert report.ran and {"shop.orders", "shop.after_sales_cases"} <= set(report.tables)
+    assert report.ran and {"shop.orders", "shop.after_sales_cases"} <= roots(engine, report.tables)
     assert found(engine, "shop.orders") == 0
     assert found(engine, "shop.after_sales_cases") == 0
     assert not erasure.erasure_pending(engine)
@@ -156,9 +176,13 @@ def test_a_locked_table_leaves_the_erasure_pending_and_the_night_green(engine, p
     finally:
         holder.rollback()
         holder.close()
-    assert "shop.orders" in report.pending and "shop.orders" not in report.tables
+    assert "shop.orders" in roots(engine, report.pending) and "shop.orders" not in roots(
+        engine, report.tables
+    )
     assert any("lock on shop.orders" in w for w in report.waiting_for)
-    assert "shop.orders" in {p.relation for p in erasure.pending_erasures(engine, policy)}
+    assert "shop.orders" in roots(
+        engine, [p.relation for p in erasure.pending_erasures(engine, policy)]
+    )
     # Every connection the pool holds (the erasure's among them) is back at the server's default.
     pooled = [engine.connect() for _ in range(3)]
     try:
@@ -176,20 +200,24 @@ def test_a_snapshot_in_the_same_database_leaves_the_erasure_pending_not_failed(e
         purge.run_purge(engine, policy, run_id="r1", as_of=AS_OF)
         report = erasure.erase_purged_storage(engine, impatient(policy), run_id="r1")
         assert not report.ran and "pending" in report.reason
-        assert "shop.orders" in report.pending
+        assert "shop.orders" in roots(engine, report.pending)
         assert any("in this database" in w for w in report.waiting_for)
         assert found(engine, "shop.orders") > 0
         (pending,) = [
-            p for p in erasure.pending_erasures(engine, policy) if p.relation == "shop.orders"
+            p
+            for p in erasure.pending_erasures(engine, policy)
+            if roots(engine, [p.relation]) == {"shop.orders"}
         ]
         assert pending.changes == 5 and pending.waiting_for
         with engine.connect() as conn:
             waits = conn.execute(sa.text("SELECT relations FROM lifecycle.erasure_waits")).all()
-        assert len(waits) == 1 and "shop.orders" in waits[0][0]
+        assert len(waits) == 1 and "shop.orders" in roots(engine, waits[0][0])
     settle(engine, policy)
     report = erasure.erase_purged_storage(engine, policy, run_id="r2")
     assert report.ran and found(engine, "shop.orders") == 0
-    assert "shop.orders" not in {p.relation for p in erasure.pending_erasures(engine, policy)}
+    assert "shop.orders" not in roots(
+        engine, [p.relation for p in erasure.pending_erasures(engine, policy)]
+    )
 
 
 def test_a_snapshot_in_another_database_does_not_hold_the_erasure(engine, policy, other_database):
@@ -201,7 +229,7 @@ def test_a_snapshot_in_another_database_does_not_hold_the_erasure(engine, policy
         if not report.ran:  # another test run on the shared server was writing meanwhile
             settle(engine, policy)
             report = erasure.erase_purged_storage(engine, policy, run_id="r2")
-        assert report.ran and "shop.orders" in report.tables and not report.pending
+        assert report.ran and "shop.orders" in roots(engine, report.tables) and not report.pending
         assert found(engine, "shop.orders") == 0
 
 
@@ -225,15 +253,119 @@ def test_the_deadline_check_fails_only_once_values_stayed_past_the_deadline(
 ):
     purged_markers(engine, policy, 1)
     (pending,) = [
-        p for p in erasure.pending_erasures(engine, policy) if p.relation == "shop.orders"
+        p
+        for p in erasure.pending_erasures(engine, policy)
+        if roots(engine, [p.relation]) == {"shop.orders"}
     ]
     deadline = pending.cleared_since + timedelta(hours=policy.retention.erasure_deadline_hours)
     result = backlog.erasure_deadline(engine, policy, now=deadline + timedelta(minutes=minutes))
     assert result.passed is passed
     if not passed:
-        assert {f.table for f in result.findings} >= {"shop.orders"}
+        assert roots(engine, [f.table for f in result.findings]) >= {"shop.orders"}
         assert all(f.kind == "erasure_overdue" for f in result.findings)
     settle(engine, policy)
     erasure.erase_purged_storage(engine, policy, run_id="r1")
     later = backlog.erasure_deadline(engine, policy, now=deadline + timedelta(days=30))
     assert later.passed
+
+
+def test_a_corrections_old_payload_leaves_the_files_on_a_night_with_nothing_purged(
+    engine, policy, tmp_path
+):
+    marker = "ZQPAYLOAD4411XJ"
+    with engine.begin() as conn:
+        add_order(conn, 1, "placed", AS_OF - timedelta(days=1), customer_id=7)
+        conn.execute(
+            sa.text("""INSERT INTO shop.data_requests (request_id, customer_id, kind, payload, received_at)
+                       VALUES (100, 7, 'correct', CAST(:p AS jsonb), :at)"""),
+            {
+                "p": json.dumps({"fields": {"receiver_phone": marker}, "order_ids": [1]}),
+                "at": AS_OF - timedelta(days=1),
+            },
+        )
+    handle_requests(engine, policy, tmp_path / "exports", run_id="req", as_of=AS_OF)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM lifecycle.purge_ledger")).scalar() == 0
+        payload = conn.execute(sa.text("SELECT payload FROM shop.data_requests")).scalar()
+    assert marker not in json.dumps(payload)  # redacted in the row,
+    assert marker.encode() in relation_bytes(engine, "shop.data_requests")  # not yet in the file
+    settle(engine, policy)
+    report = erasure.erase_purged_storage(engine, policy, run_id="night")
+    assert report.ran and "shop.data_requests" in roots(engine, report.tables)
+    assert "shop.orders" in roots(
+        engine, report.tables
+    )  # the correction replaced the order's old values
+    assert "shop.after_sales_cases" not in roots(engine, report.tables)  # nothing changed there
+    assert marker.encode() not in relation_bytes(engine, "shop.data_requests")
+    assert not erasure.erase_purged_storage(engine, policy, run_id="night-2").ran
+
+
+def test_old_statistics_holding_purged_values_leave_pg_statistic(engine, policy):
+    marker = "ZQSTATMARKER01XJ"
+    with engine.begin() as conn:
+        for i in range(1, 31):  # one value in every row: ANALYZE keeps it as most common
+            add_delivered(conn, i, AS_OF - timedelta(days=100), receiver_name=marker)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("ANALYZE shop.orders"))  # as autovacuum would, before the purge
+    assert marker.encode() in relation_bytes(engine, "pg_catalog.pg_statistic")
+    purge.run_purge(engine, policy, run_id="r1", as_of=AS_OF)
+    settle(engine, policy)
+    report = erasure.erase_purged_storage(engine, policy, run_id="r1")
+    assert report.ran and report.statistics == "rewritten"
+    assert marker.encode() not in relation_bytes(engine, "pg_catalog.pg_statistic")
+    assert marker.encode() not in relation_bytes(engine, "shop.orders")
+
+
+def test_a_user_who_may_not_rewrite_pg_statistic_is_told_what_a_dba_runs(engine):
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(
+            sa.text("""DO $$ BEGIN CREATE ROLE lifecycle_retention_plain NOLOGIN;
+                       EXCEPTION WHEN duplicate_object THEN NULL; END $$""")
+        )
+        conn.execute(sa.text("SET ROLE lifecycle_retention_plain"))
+        try:
+            outcome = statistics.erase_old_statistics(conn, timeout=1)
+        finally:
+            conn.execute(sa.text("RESET ROLE"))
+    assert outcome.startswith("not rewritten") and "VACUUM FULL pg_catalog.pg_statistic" in outcome
+
+
+@pytest.fixture
+def pg_repack(engine):
+    """The pg_repack extension in the test database, where the server and the machine have it."""
+    if shutil.which("pg_repack") is None:
+        pytest.skip("pg_repack client not installed (Debian: postgresql-15-repack)")
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pg_repack"))
+    except sa.exc.DBAPIError:
+        pytest.skip("this server has no pg_repack extension (the embedded server never has)")
+    yield
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP EXTENSION pg_repack CASCADE"))
+
+
+def test_where_the_server_has_pg_repack_the_rewrite_is_online_and_clean(engine, policy, pg_repack):
+    with engine.begin() as conn:
+        for i, marker in enumerate(MARKERS[:5]):
+            add_delivered(conn, i + 1, AS_OF - timedelta(days=100), receiver_name=marker)
+            add_case(
+                conn,
+                i + 1,
+                i + 1,
+                AS_OF - timedelta(days=99),
+                AS_OF - timedelta(days=98),
+                note=marker,
+            )
+    purge.run_purge(engine, policy, run_id="r1", as_of=AS_OF)
+    assert found(engine, "shop.orders") > 0
+    settle(engine, policy)
+    report = erasure.erase_purged_storage(engine, policy, run_id="r1")
+    assert report.ran and report.mechanism == "pg_repack"
+    assert {"shop.orders", "shop.after_sales_cases"} <= roots(engine, report.tables)
+    assert found(engine, "shop.orders") == 0 and found(engine, "shop.after_sales_cases") == 0
+    with engine.connect() as conn:
+        assert (
+            conn.execute(sa.text("SELECT mechanism FROM lifecycle.erasure_runs")).scalar()
+            == "pg_repack"
+        )

@@ -126,3 +126,29 @@ def test_a_case_note_left_on_a_cleared_order_is_cleared_again(engine, policy):
     assert report.recleared == 1 and report.notes_cleared == 1
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT note FROM shop.after_sales_cases")).scalar() is None
+
+
+def test_a_request_erasure_under_a_policy_missing_email_is_refused_before_it_writes(
+    engine, policy_file, policy, tmp_path
+):
+    from lifecycle.requests.handling import handle_requests
+    from tests.db.test_requests import add_request, request_row
+
+    missing = variant(policy_file, FULL, FULL.replace(" receiver_email,", ""))
+    with engine.begin() as conn:
+        add_delivered(conn, 1, AS_OF - 100 * DAY, customer_id=42)
+        add_request(conn, 100, "erase", customer_id=42)
+    report = handle_requests(engine, missing, tmp_path / "exports", run_id="req-1", as_of=AS_OF)
+
+    message = report.failed[100]
+    assert "\n" not in message and message.startswith("request erasure refused, nothing written")
+    assert "'receiver_email' of shop.orders" in message and not leaked(message)
+    assert nothing_written(engine)
+    with engine.connect() as conn:
+        row = request_row(conn, 100)
+        actions = conn.execute(sa.text("SELECT count(*) FROM lifecycle.request_actions")).scalar()
+    assert row["status"] in ("received", "in_progress") and row["completed_at"] is None
+    assert actions == 0  # the request's transaction rolled back whole: not even its audit
+
+    fixed = handle_requests(engine, policy, tmp_path / "exports", run_id="req-2", as_of=AS_OF)
+    assert fixed.failed == {} and nothing_written(engine) is False  # answered once fixed

@@ -1,0 +1,111 @@
+"""A shop whose orders (and after-sales cases) are range-partitioned by order_id: the erasure
+rewrites only the partitions holding rows cleared since their last rewrite, and their files no
+longer hold the values."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from lifecycle import db, schema
+from lifecycle.retention import erasure, purge
+from lifecycle.retention.partitions import create_partitioned_orders, create_partitioned_shop
+from tests.conftest import AS_OF
+from tests.db.test_erasure import relation_bytes, settle
+from tests.shop import add_case, add_delivered
+
+PARTITIONS = ["shop.orders_p0", "shop.orders_p1", "shop.orders_p2"]
+CASE_PARTITIONS = [p.replace("orders", "after_sales_cases") for p in PARTITIONS]
+MARKERS = {1001: "ZQPART1001XJ", 1002: "ZQPART1002XJ"}
+
+
+def _fresh(database_url, suffix: str, create, expected: list[str]):
+    name = f"lifecycle_retention_{suffix}_{os.getpid()}"
+    db.drop_database(database_url, name)
+    db.ensure_database(database_url, name)
+    engine = db.create_engine(database_url.set(database=name))
+    assert create(engine, [1000, 2000]) == expected
+    schema.upgrade(engine)
+    yield engine
+    engine.dispose()
+    db.drop_database(database_url, name)
+
+
+@pytest.fixture
+def partitioned(database_url):
+    """An engine on a fresh database of the same server whose shop.orders is partitioned."""
+    yield from _fresh(database_url, "parts", create_partitioned_orders, PARTITIONS)
+
+
+@pytest.fixture
+def partitioned_shop(database_url):
+    """The same, with shop.after_sales_cases partitioned by order_id too."""
+    yield from _fresh(
+        database_url, "shopparts", create_partitioned_shop, PARTITIONS + CASE_PARTITIONS
+    )
+
+
+def filenodes(engine, partitions=PARTITIONS) -> dict[str, int]:
+    with engine.connect() as conn:
+        return {
+            p: conn.execute(
+                sa.text("SELECT pg_relation_filenode(CAST(:p AS regclass))"), {"p": p}
+            ).scalar()
+            for p in partitions
+        }
+
+
+def test_only_partitions_holding_cleared_rows_are_rewritten(partitioned, policy):
+    engine = partitioned
+    with engine.begin() as conn:
+        add_delivered(conn, 1, AS_OF - timedelta(days=2))  # p0: still in its window
+        for order_id, marker in MARKERS.items():  # p1: due tonight
+            add_delivered(conn, order_id, AS_OF - timedelta(days=100), receiver_name=marker)
+        add_delivered(conn, 2001, AS_OF - timedelta(days=2))  # p2: still in its window
+    report = purge.run_purge(engine, policy, run_id="night-1", as_of=AS_OF)
+    assert report.purged == 2
+    pending = {p.relation for p in erasure.pending_erasures(engine, policy)}
+    assert "shop.orders_p1" in pending and not pending & {"shop.orders_p0", "shop.orders_p2"}
+    assert all(m.encode() in relation_bytes(engine, "shop.orders_p1") for m in MARKERS.values())
+
+    before = filenodes(engine)
+    settle(engine, policy)
+    erased = erasure.erase_purged_storage(engine, policy, run_id="night-1")
+    after = filenodes(engine)
+
+    assert "shop.orders_p1" in erased.tables
+    assert not set(erased.tables) & {"shop.orders", "shop.orders_p0", "shop.orders_p2"}
+    assert after["shop.orders_p1"] != before["shop.orders_p1"]  # new files
+    assert [after[p] == before[p] for p in ("shop.orders_p0", "shop.orders_p2")] == [True, True]
+    assert not any(m.encode() in relation_bytes(engine, "shop.orders_p1") for m in MARKERS.values())
+    assert not erasure.erase_purged_storage(engine, policy, run_id="night-2").ran
+
+
+def test_only_case_partitions_holding_cleared_notes_are_rewritten(partitioned_shop, policy):
+    engine = partitioned_shop
+    note = "ZQCASENOTE2002XJ"
+    with engine.begin() as conn:
+        add_delivered(conn, 1, AS_OF - timedelta(days=2))  # p0: still in its window
+        add_case(conn, 1, 1, AS_OF - timedelta(days=1), note="kept: case of a recent order")
+        add_delivered(conn, 2002, AS_OF - timedelta(days=100))  # p2: due tonight, with a note
+        add_case(conn, 2, 2002, AS_OF - timedelta(days=99), AS_OF - timedelta(days=98), note=note)
+    assert purge.run_purge(engine, policy, run_id="night-1", as_of=AS_OF).purged == 1
+    pending = {p.relation for p in erasure.pending_erasures(engine, policy)}
+    assert {"shop.orders_p2", "shop.after_sales_cases_p2"} <= pending
+    assert not pending & {*PARTITIONS[:2], *CASE_PARTITIONS[:2]}
+    assert note.encode() in relation_bytes(engine, "shop.after_sales_cases_p2")
+
+    everything = PARTITIONS + CASE_PARTITIONS
+    before = filenodes(engine, everything)
+    settle(engine, policy)
+    erased = erasure.erase_purged_storage(engine, policy, run_id="night-1")
+    after = filenodes(engine, everything)
+
+    rewritten = {p for p in everything if after[p] != before[p]}
+    assert rewritten == {"shop.orders_p2", "shop.after_sales_cases_p2"}
+    assert rewritten <= set(erased.tables)
+    assert note.encode() not in relation_bytes(engine, "shop.after_sales_cases_p2")
+    assert not erasure.erase_purged_storage(engine, policy, run_id="night-2").ran
