@@ -4,13 +4,13 @@ Mapped in the policy as the optional raw.catalogue; the planning tables roll a s
 small to show up to its product line (docs/sales.md).
 
 Revision ID: 0030
-Revises: 0006
+Revises: 0010
 """
 
 from alembic import op
 
 revision = "0030"
-down_revision = "0006"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

@@ -12,13 +12,13 @@ Roles are cluster-wide, created only when missing, tolerating another database's
 creating it at the same moment (as 0004 does).
 
 Revision ID: 0040
-Revises: 0006
+Revises: 0033
 """
 
 from alembic import op
 
 revision = "0040"
-down_revision = "0006"
+down_revision = "0033"
 branch_labels = None
 depends_on = None
 

@@ -1,13 +1,13 @@
 """When lifecycle was installed on this shop: the report judges nights only from then on.
 
 Revision ID: 0050
-Revises: 0006
+Revises: 0041
 """
 
 from alembic import op
 
 revision = "0050"
-down_revision = "0006"
+down_revision = "0041"
 branch_labels = None
 depends_on = None
 

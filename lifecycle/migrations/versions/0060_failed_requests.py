@@ -5,13 +5,13 @@ every retry; such a request is answered `failed` with its SQLSTATE instead of st
 forever. It stays open (completed_at NULL, in the open-requests index) until a person acts.
 
 Revision ID: 0060
-Revises: 0006
+Revises: 0052
 """
 
 from alembic import op
 
 revision = "0060"
-down_revision = "0006"
+down_revision = "0052"
 branch_labels = None
 depends_on = None
 
