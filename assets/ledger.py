@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from lifecycle.ledger.chain import heads, verify
+from lifecycle.ledger.chain import heads, shop_identity, verify
 from orchestration import names
 from orchestration.anchors import anchor_metadata, recorded_anchors
 from orchestration.resources import ShopDatabase
@@ -17,7 +17,8 @@ from orchestration.resources import ShopDatabase
 )
 def ledger_anchor(shop: ShopDatabase) -> dg.MaterializeResult:
     """The last link of every audit chain after the night's writes, recorded outside the database."""
-    return dg.MaterializeResult(metadata=anchor_metadata(heads(shop.engine())))
+    engine = shop.engine()
+    return dg.MaterializeResult(metadata=anchor_metadata(heads(engine), shop_identity(engine)))
 
 
 @dg.asset_check(
@@ -31,7 +32,8 @@ def ledger_chain_intact(
     context: dg.AssetCheckExecutionContext, shop: ShopDatabase
 ) -> dg.AssetCheckResult:
     """Recomputes every chain and checks every anchor the run history holds."""
-    result = verify(shop.engine(), recorded_anchors(context.instance))
+    engine = shop.engine()
+    result = verify(engine, recorded_anchors(context.instance, shop_identity(engine)))
     return dg.AssetCheckResult(
         passed=result.intact, description=result.summary(), metadata=result.metadata()
     )

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 import click
 
 from cli.context import engine_for, fail_cleanly, pass_settings
+from lifecycle.ledger.chain import shop_identity
 from lifecycle.ledger.chain import verify as verify_chains
 from lifecycle.report.build import ReportError, parse_since
 from lifecycle.settings import Settings
@@ -31,9 +32,10 @@ def verify(settings: Settings, since: str | None) -> None:
             raise click.BadParameter(
                 str(exc).removeprefix("--since: "), param_hint="--since"
             ) from None
+    engine = engine_for(settings)
     with open_instance(settings) as instance:
-        anchors = recorded_anchors(instance, start)
-    result = verify_chains(engine_for(settings), anchors, start)
+        anchors = recorded_anchors(instance, shop_identity(engine), start)
+    result = verify_chains(engine, anchors, start)
     for span in result.ranges:
         click.echo(
             f"  {span.chain:<16} {span.rows:>12,} rows  {span.links:>8,} links"

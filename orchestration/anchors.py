@@ -15,18 +15,23 @@ from lifecycle.ledger.chain import Head
 from orchestration import names
 
 ANCHORS_KEY = "anchors"
+SHOP_KEY = "shop"  # lifecycle.ledger.chain.shop_identity of the database anchored
 
 
-def anchor_metadata(heads: list[Head]) -> dict[str, object]:
+def anchor_metadata(heads: list[Head], shop: str) -> dict[str, object]:
     """The materialisation metadata of tonight's anchor: one text per chain, and a table a person reads."""
     return {
         ANCHORS_KEY: dg.MetadataValue.json([head.as_text() for head in heads]),
+        SHOP_KEY: shop,
         **{head.chain: f"link {head.link_seq}, sha256 {head.link_hash[:16]}…" for head in heads},
     }
 
 
-def recorded_anchors(instance: dg.DagsterInstance, since: datetime | None = None) -> list[Head]:
-    """Every anchor the run history holds (since `since`), oldest first."""
+def recorded_anchors(
+    instance: dg.DagsterInstance, shop: str, since: datetime | None = None
+) -> list[Head]:
+    """Every anchor the run history holds for `shop` (since `since`), oldest first; anchors of
+    other shop databases sharing the history are not evidence about this one."""
     found: list[Head] = []
     cursor = None
     while True:
@@ -41,9 +46,15 @@ def recorded_anchors(instance: dg.DagsterInstance, since: datetime | None = None
         )
         for record in page.records:
             mat = record.asset_materialization
-            value = mat.metadata.get(ANCHORS_KEY) if mat is not None else None
+            if mat is None or _text(mat.metadata.get(SHOP_KEY)) != shop:
+                continue
+            value = mat.metadata.get(ANCHORS_KEY)
             for text in value.value if value is not None else []:
                 found.append(Head.from_text(text))
         if not page.has_more:
             return found
         cursor = page.cursor
+
+
+def _text(value) -> str | None:
+    return getattr(value, "value", value)

@@ -192,6 +192,21 @@ FROM (SELECT 1) one LEFT JOIN LATERAL (
 """
 
 
+# Which shop a night's anchors belong to: one run history may serve several shop databases (a
+# shared Dagster storage, a test server), and an anchor of another shop is no evidence about this one.
+_SHOP = sa.text("""
+    SELECT encode(sha256(convert_to(current_database() || '/' || coalesce((
+        SELECT CAST(extract(epoch FROM min(installed_at)) AS text) FROM lifecycle.installation
+    ), ''), 'UTF8')), 'hex')
+""")
+
+
+def shop_identity(engine: Engine) -> str:
+    """A stable digest naming this shop database (its name and when lifecycle was installed)."""
+    with engine.connect() as conn:
+        return conn.execute(_SHOP).scalar()[:16]
+
+
 def heads(engine: Engine) -> list[Head]:
     """The last link of every chain now: what tonight's run records as its anchor."""
     with engine.connect() as conn:

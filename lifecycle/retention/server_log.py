@@ -19,19 +19,12 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from lifecycle import db
 from lifecycle.checks import CheckResult, Finding
 
 TABLE = "server log"  # how a finding names where the values would land
 # What a DBA sets (postgresql.conf, or ALTER DATABASE/ROLE ... SET) so the check passes.
-RECOMMENDED = {
-    "log_min_error_statement": "panic",
-    "log_parameter_max_length_on_error": "0",
-    "log_statement": "ddl",
-    "log_min_duration_statement": "-1",
-    "log_min_duration_sample": "-1",
-    "log_transaction_sample_rate": "0",
-    "log_parameter_max_length": "0",
-}
+RECOMMENDED = db.PRIVATE_LOG_SETTINGS
 
 _SETTINGS = sa.text("""
     SELECT name, setting FROM pg_settings

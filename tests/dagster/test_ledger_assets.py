@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from assets.ledger import ledger_assets, ledger_checks
 from assets.retention import retention_assets, retention_checks
 from cli import main
-from lifecycle.ledger.chain import heads
+from lifecycle.ledger.chain import heads, shop_identity
 from lifecycle.report.render import render
 from orchestration import tags
 from orchestration.anchors import recorded_anchors
@@ -52,7 +52,8 @@ def test_each_night_anchors_the_heads_and_checks_the_chain(
         add_delivered(conn, 2, datetime.now(UTC) - 50 * DAY)
     result = night(dagster_settings, dagster_instance)
     assert result.success and ledger_check(result).passed
-    assert recorded_anchors(dagster_instance) == heads(engine)
+    assert recorded_anchors(dagster_instance, shop_identity(engine)) == heads(engine)
+    assert recorded_anchors(dagster_instance, "another shop") == []
     assert {h.chain for h in heads(engine)} == {"purge_ledger", "erasure_runs"}
 
 

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from assets.server_log import server_log_keeps_no_values
+from lifecycle import db
 from lifecycle.retention.server_log import RECOMMENDED, server_log_settings
 from lifecycle.settings import PROJECT_DIR
 from orchestration.resources import ShopDatabase
@@ -26,7 +27,10 @@ def set_database(engine):
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             for setting, value in settings.items():
                 conn.execute(sa.text(f"ALTER DATABASE \"{name}\" SET {setting} = '{value}'"))
-        engine.dispose()  # pooled connections keep the settings they started with
+        # Pooled connections keep the settings they started with: this engine's and the shared
+        # ones (lifecycle.db.engine_for) the Dagster resource uses.
+        engine.dispose()
+        db.dispose_engines()
 
     yield alter
     alter(**RECOMMENDED)
