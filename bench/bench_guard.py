@@ -53,8 +53,9 @@ def build_zone(engine, policy, orders: int) -> None:
     print(f"seeding {orders:,} orders and building the analytics zone")
     synthetic.seed_shop(engine, orders=orders, seed=7, as_of=AS_OF)
     daily.refresh(engine, policy, run_id=f"bench-{orders}", as_of=AS_OF)
-    planning.build_weekly_demand(engine, policy, AS_OF)
+    # In the nightly's order: the summary first, then weekly demand merged against it (docs/sales.md).
     planning.build_product_line_summary(engine, policy, AS_OF)
+    planning.build_weekly_demand(engine, policy, AS_OF)
     run_sql(engine, "DROP TABLE IF EXISTS analytics.bench_notes")
     run_sql(engine, ADHOC_NOTES)
     vacuum_analyze(
