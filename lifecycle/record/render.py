@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
-
-import jinja2
 
 from lifecycle.record.build import Record
+from lifecycle.templates import environment
 
 FORMATS = ("html", "md", "json")
 SECTIONS = (
@@ -25,19 +23,6 @@ def render(record: Record, fmt: str) -> str:
         return json.dumps(record.as_dict(), indent=2) + "\n"
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; one of {FORMATS}")
-    template = _environment(fmt == "html").get_template(f"record.{fmt}.j2")
+    template = environment("lifecycle.record", fmt == "html").get_template(f"record.{fmt}.j2")
     sections = [(title, getattr(record, attr)) for title, attr in SECTIONS]
     return template.render(r=record, sections=sections).rstrip("\n") + "\n"
-
-
-@lru_cache(maxsize=2)
-def _environment(html: bool) -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("lifecycle.record", "templates"),
-        autoescape=html,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        undefined=jinja2.StrictUndefined,
-    )
-    env.filters["md"] = lambda text: str(text).replace("|", "\\|").replace("\n", " ")
-    return env

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import json
 from datetime import date, timedelta
-from functools import lru_cache
-
-import jinja2
 
 from lifecycle.report import charts
 from lifecycle.report.build import DayFigures, Night, Report
+from lifecycle.templates import environment
 
 FORMATS = ("html", "md", "json")
 
@@ -83,22 +81,8 @@ def render(report: Report, fmt: str) -> str:
         return json.dumps(report.as_dict(), indent=2) + "\n"
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; one of {FORMATS}")
-    template = _environment(fmt == "html").get_template(f"report.{fmt}.j2")
+    template = environment("lifecycle.report", fmt == "html").get_template(f"report.{fmt}.j2")
     return template.render(**_view(report)).rstrip("\n") + "\n"
-
-
-@lru_cache(maxsize=2)
-def _environment(html: bool) -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("lifecycle.report", "templates"),
-        autoescape=html,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-    )
-    env.filters["md"] = lambda text: str(text).replace("|", "\\|").replace("\n", " ")
-    return env
 
 
 def _view(report: Report) -> dict:
