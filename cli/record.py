@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from cli.context import engine_for, fail_cleanly, pass_settings
+from cli.documents import chosen_format, document_options
 from cli.report import check_sentences
 from lifecycle.files import write_private
 from lifecycle.policy import load_policy
@@ -18,15 +19,7 @@ from orchestration.reporting import report_from_history
 
 
 @click.command()
-@click.option(
-    "--out", type=click.Path(path_type=Path, dir_okay=False), required=True, help="File to write."
-)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["html", "md", "json"]),
-    help="Default: from the --out suffix (.md, .json), else html.",
-)
+@document_options
 @click.option("--since", default="30d", show_default=True, help="Period of the evidence.")
 @pass_settings
 @fail_cleanly
@@ -46,7 +39,7 @@ def record(settings: Settings, out: Path, fmt: str | None, since: str) -> None:
         built = build_record(policy, report)
     except RecordError as exc:
         raise click.ClickException(str(exc)) from None
-    fmt = fmt or {".md": "md", ".json": "json"}.get(out.suffix.lower(), "html")
+    fmt = chosen_format(out, fmt)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_private(out, render(built, fmt).encode("utf-8"))
     click.echo(

@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from cli.context import engine_for, fail_cleanly, pass_settings
+from cli.documents import chosen_format, document_options
 from lifecycle import db
 from lifecycle.files import write_private
 from lifecycle.guard.documents import raw_values_in_document, refusal
@@ -25,15 +26,7 @@ from orchestration.reporting import report_from_history
     show_default=True,
     help="Period: 30d, 12h, 6w, or a date such as 2026-10-01.",
 )
-@click.option(
-    "--out", type=click.Path(path_type=Path, dir_okay=False), required=True, help="File to write."
-)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["html", "md", "json"]),
-    help="Default: from the --out suffix (.md, .json), else html.",
-)
+@document_options
 @click.option(
     "--ui-url", help="Dagster UI address for links to each run, e.g. http://127.0.0.1:3000."
 )
@@ -52,7 +45,7 @@ def report(settings: Settings, since: str, out: Path, fmt: str | None, ui_url: s
         built = report_from_history(
             engine, policy, instance, start, now, ui_url, check_sentences(settings)
         )
-    fmt = fmt or {".md": "md", ".json": "json"}.get(out.suffix.lower(), "html")
+    fmt = chosen_format(out, fmt)
     text = render(built, fmt)
     # The report has no fixed folder to scan later: it is checked for raw values before it exists.
     key = load_key(settings.guard_secret, settings.guard_key_file)
