@@ -54,7 +54,7 @@ def main() -> None:
         f"--repeat {args.repeat}",
     )
     policy = load_policy(PROJECT_DIR / "policy.yaml")
-    engine = fresh_database("bench_ledger")
+    engine = fresh_database("ledger_bench")
     purged = 0
     for attempt in range(1, args.repeat + 1):
         for on in (False, True):

@@ -1,10 +1,11 @@
 """Verifying the hash-chained audit trail, and reading the heads that each night anchors.
 
-Migration 0051 puts two statement-level triggers on every chained table (lifecycle.ledger_chains):
-before the statement, an advisory lock per chain, so the ids one statement takes are never
-interleaved with another writer's; after it, one link in lifecycle.ledger_links holding the id
-range, the row count, the SHA-256 of the rows' canonical text and the previous link's hash. Cost
-is one aggregate per statement, never a round trip per row.
+Migrations 0051 and 0070 put two statement-level triggers on every chained table: before the
+statement, an advisory lock per chain, so the ids one statement takes are never interleaved with
+another writer's; after it, one link in lifecycle.ledger_links holding the id range, the row
+count, the SHA-256 of the rows (form 2: of their binary send form concatenated in id order; form
+1, links written before 0070: of their text digests) and the previous link's hash. Cost is one
+aggregate and one digest per statement, never a round trip or a digest per row.
 
 Anyone who can write lifecycle.* could rebuild the whole chain after an edit, so each night's
 heads are also recorded in the run history (the `ledger_anchor` asset's metadata): verification
@@ -129,13 +130,25 @@ _CHAINS = sa.text("""
 """)
 
 
-def chains(conn) -> list[tuple[str, str, str, str, bool]]:
-    """(chain, table, id column, canonical text, trigger enabled) of every chained table."""
+@dataclass(frozen=True)
+class Chain:
+    """One chained table as its trigger defines it: the row forms of both link forms."""
+
+    name: str
+    table: str
+    id_column: str
+    binary: str  # form 2: an expression giving one row's bytes
+    text: str  # form 1: an expression giving one row's canonical text
+    enabled: bool
+
+
+def chains(conn) -> list[Chain]:
+    """Every chained table, read back from its `ledger_link` trigger's arguments."""
     found = []
     for table, args, enabled in conn.execute(_CHAINS):
-        chain, id_column, _run, canonical = bytes(args).decode().split("\x00")[:4]
-        found.append((chain, table, id_column, canonical, enabled))
-    return sorted(found)
+        name, id_column, _run, binary, text = bytes(args).decode().split("\x00")[:5]
+        found.append(Chain(name, table, id_column, binary, text, enabled))
+    return sorted(found, key=lambda c: c.name)
 
 
 _HEADS = sa.text("""
@@ -148,7 +161,8 @@ _FROM_SEQ = sa.text("""
 """)
 
 # Every link of the chain is checked against its neighbours (links are one per statement, few);
-# the rows are re-hashed only for the links from :from_seq on, each through an id-range scan.
+# the rows are re-hashed only for the links from :from_seq on, each through an id-range scan that
+# delivers them in id order (no sort), in the form its link was written in (only that branch runs).
 _VERIFY = """
 WITH links AS (
     SELECT l.*,
@@ -168,9 +182,17 @@ WITH links AS (
              WHERE t.{id} > l.last_id AND t.{id} < coalesce(l.next_first, 9223372036854775807)) AS stray
     FROM links l
     CROSS JOIN LATERAL (
-        SELECT count(*) AS n, sha256(string_agg(d, ''::bytea)) AS content
-        FROM (SELECT sha256(textsend({canonical})) AS d FROM {table} t
-              WHERE t.{id} BETWEEN l.first_id AND l.last_id ORDER BY t.{id}) s
+        SELECT * FROM (
+            SELECT count(*) AS n, sha256(string_agg(d, ''::bytea)) AS content
+            FROM (SELECT {binary} AS d FROM {table} t
+                  WHERE t.{id} BETWEEN l.first_id AND l.last_id ORDER BY t.{id}) s
+        ) f2 WHERE l.form = 2
+        UNION ALL
+        SELECT * FROM (
+            SELECT count(*) AS n, sha256(string_agg(d, ''::bytea)) AS content
+            FROM (SELECT sha256(textsend({text})) AS d FROM {table} t
+                  WHERE t.{id} BETWEEN l.first_id AND l.last_id ORDER BY t.{id}) s
+        ) f1 WHERE l.form <> 2
     ) r
     WHERE l.link_seq >= :from_seq
 )
@@ -244,16 +266,15 @@ def verify(
     checks each anchor against the link it names."""
     result = Verification(since=since)
     with engine.connect() as conn:
-        for chain, table, id_column, canonical, enabled in chains(conn):
-            if not enabled:
+        for each in chains(conn):
+            chain = each.name
+            if not each.enabled:
                 result.breaks.append(
                     Break(chain, None, None, None, "its trigger is disabled: inserts go unlinked")
                 )
             from_seq = conn.execute(_FROM_SEQ, {"chain": chain, "since": since}).scalar()
             sql = _VERIFY.format(
-                table=table,
-                id=f'"{id_column}"',
-                canonical=canonical,
+                table=each.table, id=f'"{each.id_column}"', binary=each.binary, text=each.text
             )
             row = conn.execute(sa.text(sql), {"chain": chain, "from_seq": from_seq}).one()
             result.ranges.append(

@@ -4,7 +4,9 @@ One selection decides it: orders awaiting delivery (`lifecycle.orders.IN_DELIVER
 the policy assigned, not purged) with their order id, carrier and the policy's fields, which can
 only come from the allow-list lifecycle.policy.LOGISTICS_FIELDS. A refresh makes logistics.handoff
 equal to that selection (insert new, update changed, delete the rest) one committed range of order
-ids at a time, so a delivered, cancelled or purged order leaves it in the same nightly run.
+ids at a time, so a delivered, cancelled or purged order leaves it in the same nightly run. Each
+batch's removals are logged in lifecycle.handoff_removals (order ids per carrier and reason), a
+hash-chained audit table (migration 0070), by the same statement that removes them.
 """
 
 from __future__ import annotations
@@ -154,7 +156,21 @@ def _refresh_batch_sql(q: Selection) -> str:
         DELETE FROM {HANDOFF} h
         WHERE h.order_id > :after AND h.order_id <= :upto
           AND NOT EXISTS (SELECT 1 FROM selection s WHERE s.order_id = h.order_id)
-        RETURNING h.order_id
+        RETURNING h.order_id, h.carrier
+    ), removed_why AS (
+        SELECT r.order_id, r.carrier,
+               CASE WHEN {q.oid} IS NULL THEN 'order_gone'
+                    WHEN {q.purged_at} IS NOT NULL THEN 'purged'
+                    WHEN {q.status} = 'delivered' THEN 'delivered'
+                    WHEN {q.status} = 'cancelled' THEN 'cancelled'
+                    WHEN {q.in_delivery} THEN 'carrier_unmatched'
+                    ELSE 'not_awaiting_delivery' END AS reason
+        FROM removed r LEFT JOIN {q.orders} o ON {q.oid} = r.order_id
+    ), removal_log AS (
+        -- Written in the batch's own statement, so a removal is never committed unlogged.
+        INSERT INTO lifecycle.handoff_removals (run_id, carrier, reason, removed, order_ids)
+        SELECT :run_id, carrier, reason, count(*), array_agg(order_id ORDER BY order_id)
+        FROM removed_why GROUP BY carrier, reason
     ), inserted AS (
         INSERT INTO {HANDOFF} ({q.columns})
         SELECT {q.columns} FROM selection WHERE is_new
@@ -174,13 +190,7 @@ def _refresh_batch_sql(q: Selection) -> str:
         UNION ALL
         SELECT 'updated', order_id FROM updated
         UNION ALL
-        SELECT 'removed:' || CASE WHEN {q.oid} IS NULL THEN 'order_gone'
-                                  WHEN {q.purged_at} IS NOT NULL THEN 'purged'
-                                  WHEN {q.status} = 'delivered' THEN 'delivered'
-                                  WHEN {q.status} = 'cancelled' THEN 'cancelled'
-                                  WHEN {q.in_delivery} THEN 'carrier_unmatched'
-                                  ELSE 'not_awaiting_delivery' END, r.order_id
-        FROM removed r LEFT JOIN {q.orders} o ON {q.oid} = r.order_id
+        SELECT 'removed:' || reason, order_id FROM removed_why
         UNION ALL
         SELECT CASE WHEN carrier IS NULL THEN 'awaiting_carrier' ELSE 'unmatched_carrier' END,
                order_id
@@ -243,7 +253,11 @@ def refresh_handoff(
     carriers = list(policy.logistics.carriers)
 
     def batch(conn: Connection, after: int, upto: int) -> _Outcome:
-        return _run_batch(conn, batch_sql, {"after": after, "upto": upto, "carriers": carriers})
+        return _run_batch(
+            conn,
+            batch_sql,
+            {"after": after, "upto": upto, "carriers": carriers, "run_id": run_id},
+        )
 
     started = time.perf_counter()
     status = "failed"

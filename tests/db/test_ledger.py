@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from lifecycle.ledger.chain import heads, verify
+from lifecycle.ledger.chain import chains, heads, verify
 
 LEDGER_ROWS = """
     INSERT INTO lifecycle.purge_ledger (run_id, order_id, purged_at, action, reason, policy_version,
@@ -185,3 +185,66 @@ def test_concurrent_writers_are_serialised_into_one_chain(engine):
     first.close()
     second.close()
     assert verify(engine).intact
+
+
+def test_a_link_written_before_migration_0070_still_verifies_in_its_own_form(ledger):
+    """Links of form 1 (a SHA-256 of each row's text) keep verifying next to form-2 links."""
+    with ledger.begin() as conn:
+        [alerts] = [c for c in chains(conn) if c.name == "alerts"]
+    rewrite_as_form_1 = f"""
+        UPDATE lifecycle.ledger_links l SET form = 1, content_hash = c.content,
+               link_hash = lifecycle.ledger_link_hash(chain, link_seq, first_id, last_id, rows,
+                                                      c.content, prev_hash)
+        FROM (SELECT sha256(string_agg(d, ''::bytea)) AS content
+              FROM (SELECT sha256(textsend({alerts.text})) AS d FROM lifecycle.alerts
+                    ORDER BY alert_id) s) c
+        WHERE l.chain = 'alerts'"""
+    tamper(ledger, rewrite_as_form_1)
+    assert verify(ledger).intact
+    tamper(ledger, "UPDATE lifecycle.alerts SET message = 'all fine'")
+    assert first_break(ledger).chain == "alerts"
+
+
+def test_a_link_whose_form_was_switched_is_found(ledger):
+    tamper(
+        ledger,
+        "UPDATE lifecycle.ledger_links SET form = 1 WHERE chain = 'purge_ledger' AND link_seq = 2",
+    )
+    found = first_break(ledger)
+    assert (found.chain, found.link_seq, found.row_id, found.run_id) == (
+        "purge_ledger",
+        2,
+        6,
+        "night-2",
+    )
+
+
+REMOVALS = """
+    INSERT INTO lifecycle.handoff_removals (run_id, carrier, reason, removed, order_ids)
+    VALUES (:run, 'sf_express', 'delivered', 2, ARRAY[101, 102]), (:run, 'zto_express', 'purged', 1, ARRAY[103])
+"""
+
+
+@pytest.mark.parametrize(
+    "tampering, kind",
+    [
+        (
+            "UPDATE lifecycle.handoff_removals SET order_ids = ARRAY[101] WHERE removal_id = 1",
+            "altered",
+        ),
+        (
+            "UPDATE lifecycle.handoff_removals SET reason = 'order_gone' WHERE removal_id = 3",
+            "altered",
+        ),
+        ("DELETE FROM lifecycle.handoff_removals WHERE removal_id = 4", "missing"),
+    ],
+)
+def test_tampering_with_the_hand_off_removal_log_is_found(engine, tampering, kind):
+    for run in ("night-1", "night-2"):
+        with engine.begin() as conn:
+            conn.execute(sa.text(REMOVALS), {"run": run})
+    assert verify(engine).intact
+    tamper(engine, tampering)
+    found = first_break(engine)
+    assert found.chain == "handoff_removals" and kind in found.kind
+    assert "sf_express" not in found.line() and "101" not in found.line()

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
+from lifecycle.ledger.chain import verify
 from lifecycle.logistics.handoff import LogisticsError, refresh_handoff
 from lifecycle.policy import PolicyError, check_policy_against_database, load_policy
 from lifecycle.retention import erasure, purge
@@ -140,6 +141,36 @@ def test_a_row_whose_order_disappeared_is_removed(engine, policy_file):
     with engine.connect() as conn:
         assert handoff(conn) == {}
     assert report.removed == {"order_gone": 1}
+
+
+def test_removals_are_logged_per_carrier_and_reason_with_ids_only_and_chained(engine, policy_file):
+    policy = carriers_policy(policy_file)
+    with engine.begin() as conn:
+        for order_id, carrier in [
+            (1, "sf_express"),
+            (2, "sf_express"),
+            (3, "zto_express"),
+            (4, "sf_express"),
+        ]:
+            add_pending(conn, order_id, carrier, status="shipped")
+    refresh(engine, policy, "night-1")
+    with engine.begin() as conn:
+        set_order(conn, 1, status="delivered", delivered_at=AS_OF)
+        set_order(conn, 2, status="delivered", delivered_at=AS_OF)
+        set_order(conn, 3, status="cancelled", cancelled_at=AS_OF)
+    refresh(engine, policy, "night-2")
+    with engine.connect() as conn:
+        log = conn.execute(
+            sa.text("""SELECT run_id, carrier, reason, removed, order_ids
+                       FROM lifecycle.handoff_removals ORDER BY removal_id""")
+        ).all()
+    assert sorted(map(tuple, log)) == [
+        ("night-2", "sf_express", "delivered", 2, [1, 2]),
+        ("night-2", "zto_express", "cancelled", 1, [3]),
+    ]
+    result = verify(engine)
+    assert result.intact, result.summary()
+    assert {r.chain: r.rows for r in result.ranges}["handoff_removals"] == 2
 
 
 def test_a_changed_address_or_carrier_is_updated_in_place(engine, policy_file):
