@@ -89,10 +89,6 @@ END $$;
 """
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _legacy_canonical(table: str) -> str:
     """Form 1's row text for `table`, read back from the trigger migration 0051 created."""
     bind = op.get_bind()
@@ -138,7 +134,7 @@ def upgrade() -> None:
                 FOR EACH STATEMENT EXECUTE FUNCTION lifecycle.ledger_lock('{chain}');
             CREATE TRIGGER ledger_link AFTER INSERT ON {table} REFERENCING NEW TABLE AS new_rows
                 FOR EACH STATEMENT EXECUTE FUNCTION lifecycle.ledger_link(
-                    '{chain}', '{id_column}', '{run_column}', {_literal(binary)}, {_literal(legacy)});
+                    '{chain}', '{id_column}', '{run_column}', $form${binary}$form$, $form${legacy}$form$);
             """
         )
 
