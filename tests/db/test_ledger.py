@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
+from lifecycle import db, schema
 from lifecycle.ledger.chain import chains, heads, verify
 
 LEDGER_ROWS = """
@@ -248,3 +249,36 @@ def test_tampering_with_the_hand_off_removal_log_is_found(engine, tampering, kin
     found = first_break(engine)
     assert found.chain == "handoff_removals" and kind in found.kind
     assert "sf_express" not in found.line() and "101" not in found.line()
+
+
+@pytest.fixture
+def database_at_0060(database_url):
+    """A database of its own, migrated up to just before the ledger's second form."""
+    name = f"{database_url.database}_before_0070"
+    admin = database_url
+    db.drop_database(admin, name)
+    db.ensure_database(admin, name)
+    engine = db.create_engine(admin.set(database=name))
+    schema.upgrade(engine, "0060")
+    yield engine
+    engine.dispose()
+    db.drop_database(admin, name)
+
+
+def test_links_written_before_the_upgrade_to_0070_keep_verifying_after_it(database_at_0060):
+    engine = database_at_0060
+    write(engine, "night-1", 101, 105)
+    schema.upgrade(engine)
+    write(engine, "night-2", 106, 108)
+    with engine.connect() as conn:
+        forms = conn.execute(
+            sa.text(
+                "SELECT form FROM lifecycle.ledger_links WHERE chain = 'purge_ledger' ORDER BY link_seq"
+            )
+        ).scalars()
+        assert list(forms) == [1, 2]
+    result = verify(engine)
+    assert result.intact, result.summary()
+    tamper(engine, "UPDATE lifecycle.purge_ledger SET order_id = 999 WHERE ledger_id = 2")
+    found = first_break(engine)
+    assert (found.link_seq, found.run_id) == (1, "night-1")
