@@ -55,11 +55,18 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=250_000)
     parser.add_argument("--ledger-rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--section",
+        default="ledger",
+        help="the section of bench/RESULTS.md to write, e.g. ledger-server for a run against "
+        "LIFECYCLE_DATABASE_URL, so it does not replace the embedded server's figures",
+    )
     args = parser.parse_args()
     bench = Bench(
-        "ledger",
+        args.section,
         f"python bench/bench_ledger.py --orders {args.orders} --ledger-rows {args.ledger_rows} "
-        f"--repeat {args.repeat}",
+        f"--repeat {args.repeat}"
+        + (f" --section {args.section}" if args.section != "ledger" else ""),
     )
     policy = load_policy(PROJECT_DIR / "policy.yaml")
     engine = fresh_database("ledger_bench")
@@ -91,6 +98,11 @@ def main() -> None:
     slow = bench.best(f"{args.orders:,} orders: purge, chain on") / off
     added = bench.best(f"{purged:,} ledger rows as the purge writes them, chain on") - bench.best(
         f"{purged:,} ledger rows as the purge writes them, chain off"
+    )
+    spread = [m.seconds for m in bench.measurements if "purge, chain off" in m.label]
+    bench.notes.append(
+        f"The machine was shared with other sessions: the same purge without the chain took "
+        f"{min(spread):.1f} to {max(spread):.1f} s across the repeats, so compare ratios of one run."
     )
     bench.notes.append(
         f"{args.orders:,} orders ({purged:,} purged in 50,000-order batches): purge with the chain / "
