@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from lifecycle.assertions import ASSERTS
 from lifecycle.ledger.chain import heads, shop_identity, verify
 from orchestration import names
 from orchestration.anchors import anchor_metadata, recorded_anchors
@@ -25,8 +26,7 @@ def ledger_anchor(shop: ShopDatabase) -> dg.MaterializeResult:
     name=names.LEDGER_CHECK,
     asset=ledger_anchor,
     blocking=False,
-    description="No audit-trail row was edited, deleted, inserted around the chain or cut off "
-    "since it was written: every hash and every anchored head still match.",
+    description=ASSERTS[names.LEDGER_CHECK],
 )
 def ledger_chain_intact(
     context: dg.AssetCheckExecutionContext, shop: ShopDatabase

@@ -4,6 +4,7 @@ import dagster as dg
 
 from assets.check_results import as_asset_check_result
 from assets.retention import purged_orders
+from lifecycle.assertions import ASSERTS
 from lifecycle.logistics.access import ensure_carrier_access
 from lifecycle.logistics.checks import (
     check_carrier_isolation,
@@ -47,21 +48,29 @@ def carrier_handoff(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg
     )
 
 
-@dg.asset_check(asset=carrier_handoff, blocking=True)
+@dg.asset_check(
+    asset=carrier_handoff, blocking=True, description=ASSERTS["handoff_has_only_allowed_columns"]
+)
 def handoff_has_only_allowed_columns(shop: ShopDatabase) -> dg.AssetCheckResult:
-    """The hand-off has exactly the allow-listed columns; fields the policy leaves out are empty."""
+    """Compares the hand-off's columns with the allow-list; counts values in the left-out ones."""
     return as_asset_check_result(check_columns(shop.engine(), shop.policy()))
 
 
-@dg.asset_check(asset=carrier_handoff, blocking=True)
+@dg.asset_check(
+    asset=carrier_handoff, blocking=True, description=ASSERTS["no_handoff_row_for_finished_orders"]
+)
 def no_handoff_row_for_finished_orders(shop: ShopDatabase) -> dg.AssetCheckResult:
-    """No row for an order delivered, cancelled or purged before the refresh began."""
+    """Orders that changed after the refresh began are counted and leave at the next refresh."""
     return as_asset_check_result(check_finished_orders_gone(shop.engine(), shop.policy()))
 
 
-@dg.asset_check(asset=carrier_handoff, blocking=True)
+@dg.asset_check(
+    asset=carrier_handoff,
+    blocking=True,
+    description=ASSERTS["carrier_roles_see_only_their_own_rows"],
+)
 def carrier_roles_see_only_their_own_rows(shop: ShopDatabase) -> dg.AssetCheckResult:
-    """As each carrier role: its own rows and granted columns only, no other table, no writes."""
+    """Connects as each carrier role; its probe rows are rolled back with the check's transaction."""
     return as_asset_check_result(check_carrier_isolation(shop.engine(), shop.policy()))
 
 

@@ -4,6 +4,7 @@ import dagster as dg
 
 from assets.metadata import compact
 from assets.retention import purged_orders
+from lifecycle.assertions import ASSERTS
 from lifecycle.orders import SAMPLE_IDS
 from lifecycle.requests.deadlines import open_requests
 from lifecycle.requests.exports import EXPORTS_SUBDIR, delete_expired_exports
@@ -98,9 +99,7 @@ def open_data_requests(
     return dg.MaterializeResult(metadata=compact(metadata))
 
 
-@dg.asset_check(
-    asset=open_data_requests, description="Every request is answered within the policy's deadline."
-)
+@dg.asset_check(asset=open_data_requests, description=ASSERTS["no_overdue_data_requests"])
 def no_overdue_data_requests(
     context: dg.AssetCheckExecutionContext, shop: ShopDatabase
 ) -> dg.AssetCheckResult:

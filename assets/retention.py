@@ -4,6 +4,7 @@ import dagster as dg
 
 from assets.check_results import as_asset_check_result
 from assets.metadata import compact
+from lifecycle.assertions import ASSERTS
 from lifecycle.retention import backlog, erasure, purge, standing
 from orchestration import names
 from orchestration.resources import ShopDatabase
@@ -34,16 +35,18 @@ def purged_orders(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.M
     return dg.MaterializeResult(metadata=compact(report.metadata()))
 
 
-@dg.asset_check(asset=purged_orders, blocking=True)
+@dg.asset_check(asset=purged_orders, blocking=True, description=ASSERTS["no_overdue_personal_data"])
 def no_overdue_personal_data(shop: ShopDatabase) -> dg.AssetCheckResult:
-    """No order past its window still holds personal fields once the purge has run."""
+    """Counts the orders still due after the purge, at the run's instant."""
     overdue = standing.count_overdue(shop.engine(), shop.policy(), shop.as_of())
     return dg.AssetCheckResult(passed=overdue == 0, metadata={"overdue_orders": overdue})
 
 
-@dg.asset_check(asset=purged_orders, blocking=True)
+@dg.asset_check(
+    asset=purged_orders, blocking=True, description=ASSERTS["cleared_orders_hold_no_personal_data"]
+)
 def cleared_orders_hold_no_personal_data(shop: ShopDatabase) -> dg.AssetCheckResult:
-    """Every order marked cleared has each personal column, and its cases' notes, NULL."""
+    """Reads the cleared orders' personal columns for anything left (counts only)."""
     return as_asset_check_result(standing.values_left_after_clear(shop.engine(), shop.policy()))
 
 
@@ -73,9 +76,11 @@ def erased_purged_storage(
 
 
 # Not blocking: an erasure that waits for an old snapshot is normal; only an overdue one alerts.
-@dg.asset_check(asset=erased_purged_storage, blocking=False)
+@dg.asset_check(
+    asset=erased_purged_storage, blocking=False, description=ASSERTS["erasure_within_deadline"]
+)
 def erasure_within_deadline(shop: ShopDatabase) -> dg.AssetCheckResult:
-    """Cleared values have left the data files within retention.erasure_deadline_hours."""
+    """A wait shorter than the deadline is normal and passes; only an overdue table fails."""
     return as_asset_check_result(backlog.erasure_deadline(shop.engine(), shop.policy()))
 
 

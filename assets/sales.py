@@ -14,6 +14,7 @@ from datetime import date
 import dagster as dg
 
 from assets.check_results import as_asset_check_result
+from lifecycle.assertions import ASSERTS
 from lifecycle.sales import daily, dp
 from lifecycle.sales.charts import units_per_region_markdown
 from lifecycle.sales.planning import build_product_line_summary, build_weekly_demand
@@ -155,7 +156,7 @@ def sales_units_dp(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.
 @dg.asset_check(
     asset=sales_units_dp,
     blocking=True,
-    description="No 28-day period spends more ε than its budget; no changed period is left unreleased.",
+    description=ASSERTS["dp_release_within_budget"],
 )
 def dp_release_within_budget(shop: ShopDatabase) -> dg.AssetCheckResult:
     """Reads the ε ledger and the refused re-releases."""

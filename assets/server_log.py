@@ -8,14 +8,16 @@ import dagster as dg
 
 from assets.check_results import as_asset_check_result
 from assets.retention import purged_orders
+from lifecycle.assertions import ASSERTS
 from lifecycle.retention.server_log import server_log_settings
 from orchestration.resources import ShopDatabase
 
 
-@dg.asset_check(asset=purged_orders, blocking=False)
+@dg.asset_check(
+    asset=purged_orders, blocking=False, description=ASSERTS["server_log_keeps_no_values"]
+)
 def server_log_keeps_no_values(shop: ShopDatabase) -> dg.AssetCheckResult:
-    """The PostgreSQL server would not write failing statements' text or statement parameters to
-    its log (log_min_error_statement, log_parameter_max_length[_on_error], log_statement)."""
+    """Reads the server's logging settings; a risky one warns rather than stops the night."""
     result = server_log_settings(shop.engine())
     return as_asset_check_result(result, severity=dg.AssetCheckSeverity.WARN)
 

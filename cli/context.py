@@ -11,7 +11,6 @@ import click
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from cli import launch
 from lifecycle import db
 from lifecycle.policy import Policy, PolicyError, check_policy_against_database, load_policy
 from lifecycle.settings import Settings
@@ -131,7 +130,10 @@ def leave(status: int) -> NoReturn:
 def run_job(settings: Settings, trigger: str, job: str = names.NIGHTLY_JOB) -> bool:
     """Runs `job` through Dagster, prints one line per step; False if the run failed.
 
-    The verb ends with `leave` (exit 1 if the run failed)."""
+    The verb ends with `leave` (exit 1 if the run failed). Dagster and the definitions are imported
+    here, not when the command starts: verbs that run no job do without them."""
+    from cli import launch
+
     click.echo(f"running {job} …")
     result = launch.run_job(settings, job, trigger, progress=lambda line: click.echo(f"  {line}"))
     for line in launch.summary_lines(result.events):

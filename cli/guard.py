@@ -1,19 +1,20 @@
-"""`lifecycle guard`: the leak guard's checks, now, with a table of findings."""
+"""`lifecycle guard`: the leak guard's checks, now, with a table of findings.
 
-import sys
+The checks come from the Dagster-free list (lifecycle/guard/checks.py); Dagster is imported, and
+its instance opened, only for the run-history scan.
+"""
+
 from datetime import UTC, datetime
 
 import click
 
-from assets.guard import GUARD_CHECKS, exports_check, run_history_check
-from cli.context import checked_policy, engine_for, fail_cleanly, pass_settings
+from cli.context import checked_policy, engine_for, fail_cleanly, leave, pass_settings
+from lifecycle.guard.checks import GUARD_CHECKS, exports_check
 from lifecycle.guard.key import load_key
 from lifecycle.guard.reader import reader_engine
 from lifecycle.guard.terminal import findings_table, status_line
 from lifecycle.requests.exports import EXPORTS_SUBDIR
 from lifecycle.settings import Settings
-from orchestration.history import nightly_runs_to_scan
-from orchestration.instance import open_instance
 
 
 @click.command(name="guard")
@@ -21,9 +22,10 @@ from orchestration.instance import open_instance
     "--run-history/--no-run-history",
     default=True,
     show_default=True,
-    help="Also scan Dagster's stored events of the last nightly run.",
+    help="Also scan Dagster's stored events and compute logs written since the last clean scan "
+    "(the first time: the last nightly run's).",
 )
-@click.option("--run-id", help="Scan this run's stored events instead of the last nightly run's.")
+@click.option("--run-id", help="Scan this run's stored events whole instead.")
 @pass_settings
 @fail_cleanly
 def guard(settings: Settings, run_history: bool, run_id: str | None) -> None:
@@ -43,20 +45,18 @@ def guard(settings: Settings, run_history: bool, run_id: str | None) -> None:
 
     run([*GUARD_CHECKS, exports_check(settings.export_dir / EXPORTS_SUBDIR, datetime.now(UTC))])
     if run_history:
+        # Dagster's import and instance cost about a second: paid only for the history scan.
+        from orchestration.history_scan import run_history_check
+        from orchestration.instance import open_instance
+
         with open_instance(settings) as instance:
-            run(
-                [
-                    run_history_check(
-                        instance, [run_id] if run_id else nightly_runs_to_scan(instance)
-                    )
-                ]
-            )
+            run([run_history_check(instance, [run_id] if run_id else None)])
     failed = [(name, result) for name, result in results if not result.passed]
     if not failed:
         click.echo(f"no leaks: {len(results)} checks passed")
-        return
+        leave(0)  # Dagster's teardown would add most of a second
     findings = sum(len(result.findings) for _, result in failed)
     click.echo("")
     click.echo(findings_table(failed))
     click.echo(f"\n{findings} finding(s) in {len(failed)} check(s)")
-    sys.exit(1)
+    leave(1)

@@ -9,7 +9,6 @@ from lifecycle.ledger.chain import shop_identity
 from lifecycle.ledger.chain import verify as verify_chains
 from lifecycle.report.build import ReportError, parse_since
 from lifecycle.settings import Settings
-from orchestration.anchors import recorded_anchors
 from orchestration.instance import open_instance
 
 
@@ -33,6 +32,8 @@ def verify(settings: Settings, since: str | None) -> None:
                 str(exc).removeprefix("--since: "), param_hint="--since"
             ) from None
     engine = engine_for(settings)
+    from orchestration.anchors import recorded_anchors  # Dagster, for this verb only
+
     with open_instance(settings) as instance:
         anchors = recorded_anchors(instance, shop_identity(engine), start)
     result = verify_chains(engine, anchors, start)

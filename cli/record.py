@@ -7,7 +7,6 @@ import click
 
 from cli.context import engine_for, fail_cleanly, pass_settings
 from cli.documents import chosen_format, document_options
-from cli.report import check_sentences
 from lifecycle.files import write_private
 from lifecycle.policy import load_policy
 from lifecycle.record.build import RecordError, build_record
@@ -15,7 +14,6 @@ from lifecycle.record.render import render
 from lifecycle.report.build import ReportError, parse_since
 from lifecycle.settings import Settings
 from orchestration.instance import open_instance
-from orchestration.reporting import report_from_history
 
 
 @click.command()
@@ -31,10 +29,10 @@ def record(settings: Settings, out: Path, fmt: str | None, since: str) -> None:
         start = parse_since(since, now)
     except ReportError as exc:
         raise click.BadParameter(str(exc).removeprefix("--since: "), param_hint="--since") from None
+    from orchestration.reporting import report_from_history  # Dagster, for this verb only
+
     with open_instance(settings) as instance:
-        report = report_from_history(
-            engine_for(settings), policy, instance, start, now, None, check_sentences(settings)
-        )
+        report = report_from_history(engine_for(settings), policy, instance, start, now)
     try:
         built = build_record(policy, report)
     except RecordError as exc:

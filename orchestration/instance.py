@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import dagster as dg
 import sqlalchemy as sa
 import yaml
 from sqlalchemy.engine import URL
@@ -19,6 +19,9 @@ from sqlalchemy.engine import URL
 from lifecycle import db
 from lifecycle.files import private_dir, write_private
 from lifecycle.settings import Settings
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 DAGSTER_DATABASE = "dagster"
 # Files a run writes under DAGSTER_HOME (compute logs: whatever a step printed) are private.
@@ -121,7 +124,12 @@ def write_instance_config(settings: Settings) -> Path:
 
 
 def open_instance(settings: Settings) -> dg.DagsterInstance:
-    """The Dagster instance the settings describe, its dagster.yaml written first."""
+    """The Dagster instance the settings describe, its dagster.yaml written first.
+
+    Dagster is imported here rather than with the module: the CLI reads where the history lives
+    (`storage_url`) in every verb, and opens the instance in few of them."""
+    import dagster as dg
+
     home = write_instance_config(settings)
     # dagster-postgres retries a failed connection for a quarter of a minute and then reports
     # only "too many retries"; one probe first says at once what is wrong.

@@ -74,6 +74,18 @@ def test_leak_and_retention_checks_block_what_follows():
     assert {name for name, b in blocking.items() if not b} == NON_BLOCKING_CHECKS
 
 
+def test_every_check_says_what_it_asserts_in_the_one_sentence_the_report_reads():
+    """The UI's description of each check is its sentence in lifecycle/assertions.py, which the
+    report and `lifecycle guard` read without loading these definitions."""
+    from lifecycle.assertions import ASSERTS
+
+    described = {
+        spec.name: spec.description for checks in defs.asset_checks for spec in checks.check_specs
+    }
+    assert described == ASSERTS
+    assert all(sentence.endswith(".") and "\n" not in sentence for sentence in ASSERTS.values())
+
+
 def test_jobs_schedule_and_sensors_exist():
     assert {"nightly_lifecycle", "data_requests"} <= {
         job.name for job in defs.resolve_all_job_defs()
