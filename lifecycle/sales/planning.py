@@ -150,13 +150,7 @@ def _suppress(
     for rounds in range(1, MAX_ROUNDS + 1):
         for part in moving:
             rollup.assign(conn, part, k, forbidden[part.name])
-        found = [
-            r
-            for outer in everything
-            for inner in everything
-            if outer != inner and (outer in names or inner in names)
-            for r in rollup.remainders_under_k(conn, outer, inner, k)
-        ]
+        found = rollup.audit(conn, everything, k, involving=names)
         if not found:
             return sum(len(f) for f in forbidden.values()), rounds
         for r in found:

@@ -6,7 +6,7 @@ hierarchy (sku × region → sku → product line → all): a line counts in its
 reaches k customers, so what is too small below is counted, correctly, one level up.
 
 Two partitions A and B open a subtraction: a row a of A minus the rows of B that lie wholly
-inside it leaves a *remainder*, a set of lines anyone can total. `remainders_under_k` finds every
+inside it leaves a *remainder*, a set of lines anyone can total. `audit` finds every
 remainder that covers between 1 and k−1 customers; the planning build merges cells upward until
 there is none (secondary suppression), and the guard recomputes them from the published tables.
 
@@ -48,7 +48,8 @@ FROM (
 """
 _ASSIGN_TABLE = sa.text("""
 CREATE TEMP TABLE IF NOT EXISTS sales_assign (
-    part text NOT NULL, line_id bigint NOT NULL, row_key text NOT NULL, level int NOT NULL,
+    part text NOT NULL, line_id bigint NOT NULL, row_key text COLLATE "C" NOT NULL,
+    level int NOT NULL,
     PRIMARY KEY (part, line_id)
 ) ON COMMIT DROP
 """)
@@ -160,28 +161,32 @@ class Remainder:
     customers: int
 
 
-# For each row a of partition A that wholly contains at least one row of B: the lines of a that
-# are in no such row, and the distinct customers behind them.
-_REMAINDERS = sa.text("""
-WITH ab AS (
-    SELECT l.line_id, l.customer_id, a.row_key AS ak, b.row_key AS bk
-    FROM pg_temp.sales_lines l
-    JOIN pg_temp.sales_assign a ON a.part = :a AND a.line_id = l.line_id
-    LEFT JOIN pg_temp.sales_assign b ON b.part = :b AND b.line_id = l.line_id
-), b_rows AS (
-    SELECT b.row_key AS bk, count(*) AS lines, count(DISTINCT l.customer_id) AS customers,
-           count(a.row_key) AS in_a, min(a.row_key) AS ak, max(a.row_key) AS ak_max
-    FROM pg_temp.sales_assign b
-    JOIN pg_temp.sales_lines l ON l.line_id = b.line_id
-    LEFT JOIN pg_temp.sales_assign a ON a.part = :a AND a.line_id = b.line_id
-    WHERE b.part = :b
-    GROUP BY b.row_key
+# Every line of the audited partitions with its row key in each (k0, k1, ...: NULL where the line
+# is in no row of that partition): one pass over the assignment per audit round, so that each
+# pair below reads one narrow table instead of joining the assignment twice.
+_WIDE = """
+CREATE TEMP TABLE sales_wide ON COMMIT DROP AS
+SELECT l.customer_id, w.*
+FROM (SELECT line_id, {columns} FROM pg_temp.sales_assign
+      WHERE part = ANY(CAST(:parts AS text[])) GROUP BY line_id) w
+JOIN pg_temp.sales_lines l USING (line_id)
+"""
+# For each row a of partition A (column {a}) that wholly contains at least one row of B (column
+# {b}): the lines of a that are in no such row, and the distinct customers behind them.
+_REMAINDERS = """
+WITH ab AS MATERIALIZED (
+    SELECT customer_id, {a} AS ak, {b} AS bk
+    FROM pg_temp.sales_wide WHERE {a} IS NOT NULL OR {b} IS NOT NULL
 ), inside AS (
-    SELECT bk, ak, customers FROM b_rows WHERE in_a = lines AND ak = ak_max
+    SELECT bk, min(ak) AS ak, count(DISTINCT customer_id) AS customers
+    FROM ab WHERE bk IS NOT NULL
+    GROUP BY bk
+    HAVING count(ak) = count(*) AND min(ak) = max(ak)
 ), rest AS (
     SELECT ab.ak, count(DISTINCT ab.customer_id) FILTER (WHERE i.bk IS NULL) AS customers,
            count(*) FILTER (WHERE i.bk IS NULL) AS lines, bool_or(i.bk IS NOT NULL) AS opened
     FROM ab LEFT JOIN inside i ON i.bk = ab.bk
+    WHERE ab.ak IS NOT NULL
     GROUP BY ab.ak
 )
 SELECT r.ak, r.customers,
@@ -189,23 +194,29 @@ SELECT r.ak, r.customers,
 FROM rest r
 WHERE r.opened AND r.lines > 0 AND r.customers < :k
 ORDER BY r.ak
-""")
+"""
 
 
-def remainders_under_k(conn: Connection, outer: str, inner: str, k: int) -> list[Remainder]:
-    """Every row of partition `outer` that, minus the rows of `inner` it contains, leaves lines of
-    fewer than k customers: a figure anyone could derive by subtraction."""
-    rows = conn.execute(_REMAINDERS, {"a": outer, "b": inner, "k": k}).all()
-    return [Remainder(outer, ak, inner, bk, customers) for ak, customers, bk in rows]
-
-
-def audit(conn: Connection, parts: list[str], k: int) -> list[Remainder]:
-    """Remainders under k between every ordered pair of the given partitions."""
+def audit(
+    conn: Connection, parts: list[str], k: int, involving: set[str] | None = None
+) -> list[Remainder]:
+    """Every row of one partition that, minus the rows of another it contains, leaves lines of
+    fewer than k customers (a figure anyone could derive by subtraction), over every ordered pair
+    of `parts`, or only the pairs with a partition of `involving` in them."""
+    columns = ", ".join(
+        f"max(row_key) FILTER (WHERE part = :p{n}) AS k{n}" for n in range(len(parts))
+    )
+    names = {f"p{n}": name for n, name in enumerate(parts)}
+    conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.sales_wide"))
+    conn.execute(sa.text(_WIDE.format(columns=columns)), {"parts": parts, **names})
     found: list[Remainder] = []
-    for outer in parts:
-        for inner in parts:
-            if outer != inner:
-                found += remainders_under_k(conn, outer, inner, k)
+    for a, outer in enumerate(parts):
+        for b, inner in enumerate(parts):
+            if outer == inner or (involving is not None and not {outer, inner} & involving):
+                continue
+            sql = sa.text(_REMAINDERS.format(a=f"k{a}", b=f"k{b}"))
+            rows = conn.execute(sql, {"k": k}).all()
+            found += [Remainder(outer, ak, inner, bk, n) for ak, n, bk in rows]
     return found
 
 
