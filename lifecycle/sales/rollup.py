@@ -27,11 +27,8 @@ OTHER = "OTHER"
 CATALOGUE_NONE = "ALL"  # the one product line of a shop without a catalogue
 UNLISTED = "UNLISTED"  # the product line of a sku the catalogue does not list
 
-_LINES_SQL = """
-CREATE TEMP TABLE sales_lines ON COMMIT DROP AS
-SELECT row_number() OVER () AS line_id, line.*,
-       line.sales_date - (extract(isodow FROM line.sales_date)::int - 1) AS week_start
-FROM (
+# The sales lines placed on local dates :first..:after-1, one row per order line.
+_LINES_SELECT = """
     SELECT ({placed} AT TIME ZONE :tz)::date AS sales_date,
            CAST(i.{sku} AS text) COLLATE "C" AS sku,
            {product_line} COLLATE "C" AS product_line,
@@ -44,7 +41,12 @@ FROM (
     WHERE o.{status} IN ({statuses})
       AND {placed} >= (CAST(:first AS date)::timestamp AT TIME ZONE :tz)
       AND {placed} < (CAST(:after AS date)::timestamp AT TIME ZONE :tz)
-) line
+"""
+_LINES_SQL = """
+CREATE TEMP TABLE sales_lines ON COMMIT DROP AS
+SELECT row_number() OVER () AS line_id, line.*,
+       line.sales_date - (extract(isodow FROM line.sales_date)::int - 1) AS week_start
+FROM ({lines}) line
 """
 _ASSIGN_TABLE = sa.text("""
 CREATE TEMP TABLE IF NOT EXISTS sales_assign (
@@ -55,8 +57,8 @@ CREATE TEMP TABLE IF NOT EXISTS sales_assign (
 """)
 
 
-def load_lines(conn: Connection, src: Source, catalogue, first, after) -> int:
-    """Fills pg_temp.sales_lines with the sales lines placed on first..after-1 (local dates)."""
+def lines_select(src: Source, catalogue) -> str:
+    """SELECT of the sales lines placed on local dates :first..:after-1 (binds :tz too)."""
     o, i = src.o, src.i
     if catalogue is None:
         product_line, join = f"'{CATALOGUE_NONE}'", ""
@@ -65,7 +67,7 @@ def load_lines(conn: Connection, src: Source, catalogue, first, after) -> int:
         join = (
             f"LEFT JOIN {catalogue.sql} p ON CAST(p.{catalogue.col('sku')} AS text) = i.{i['sku']}"
         )
-    sql = _LINES_SQL.format(
+    return _LINES_SELECT.format(
         placed=f"o.{o['placed_at']}",
         sku=i["sku"],
         product_line=product_line,
@@ -82,6 +84,11 @@ def load_lines(conn: Connection, src: Source, catalogue, first, after) -> int:
         statuses=src.statuses,
         other=OTHER,
     )
+
+
+def load_lines(conn: Connection, src: Source, catalogue, first, after) -> int:
+    """Fills pg_temp.sales_lines with the sales lines placed on first..after-1 (local dates)."""
+    sql = _LINES_SQL.format(lines=lines_select(src, catalogue))
     rows = conn.execute(sa.text(sql), {"tz": src.tz, "first": first, "after": after}).rowcount
     conn.execute(sa.text("CREATE INDEX ON pg_temp.sales_lines (line_id)"))
     conn.execute(sa.text("ANALYZE pg_temp.sales_lines"))
