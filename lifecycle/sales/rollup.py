@@ -135,26 +135,38 @@ WINDOW_LEVELS = (
 
 def assign(conn: Connection, part: Partition, k: int, forbidden: set[str]) -> None:
     """Counts each line of `part`'s span in its finest cell that covers at least k customers
-    and is not forbidden; a line with no such cell, not even at the top, is withheld."""
+    and is not forbidden; a line with no such cell, not even at the top, is withheld.
+
+    One statement for all levels: each level's candidates are the lines the levels below did not
+    place, carried from CTE to CTE, so no level looks its lines up in the assignment again."""
     conn.execute(sa.text("DELETE FROM pg_temp.sales_assign WHERE part = :p"), {"p": part.name})
-    for depth, level in enumerate(part.levels):
-        conn.execute(
-            sa.text(f"""
-            WITH cand AS (
-                SELECT l.line_id, l.customer_id, {part.key(level)} AS row_key
-                FROM pg_temp.sales_lines l
-                WHERE ({part.span}) AND ({level.eligible}) AND NOT EXISTS (
-                    SELECT 1 FROM pg_temp.sales_assign a WHERE a.part = :p AND a.line_id = l.line_id)
-            ), ok AS (
-                SELECT row_key FROM cand GROUP BY row_key
-                HAVING count(DISTINCT customer_id) >= :k
-                   AND NOT (row_key = ANY(CAST(:forbidden AS text[])))
+    ctes = [f"r0 AS MATERIALIZED (SELECT * FROM pg_temp.sales_lines WHERE {part.span})"]
+    for n, level in enumerate(part.levels):
+        ctes += [
+            f"""c{n} AS MATERIALIZED (
+                SELECT line_id, customer_id, ({part.key(level)}) COLLATE "C" AS row_key
+                FROM r{n} WHERE {level.eligible})""",
+            f"""p{n} AS MATERIALIZED (
+                SELECT line_id, row_key FROM c{n} JOIN (
+                    SELECT row_key FROM c{n} GROUP BY row_key
+                    HAVING count(DISTINCT customer_id) >= :k
+                       AND NOT (row_key = ANY(CAST(:forbidden AS text[])))) ok USING (row_key))""",
+        ]
+        if n + 1 < len(part.levels):
+            ctes.append(
+                f"""r{n + 1} AS MATERIALIZED (SELECT * FROM r{n}
+                WHERE NOT EXISTS (SELECT 1 FROM p{n} WHERE p{n}.line_id = r{n}.line_id))"""
             )
-            INSERT INTO pg_temp.sales_assign (part, line_id, row_key, level)
-            SELECT :p, line_id, row_key, :depth FROM cand JOIN ok USING (row_key)
-        """),
-            {"p": part.name, "k": k, "forbidden": sorted(forbidden), "depth": depth},
-        )
+    placed = " UNION ALL ".join(
+        f"SELECT :p, line_id, row_key, {n} FROM p{n}" for n in range(len(part.levels))
+    )
+    conn.execute(
+        sa.text(
+            f"WITH {', '.join(ctes)} "
+            f"INSERT INTO pg_temp.sales_assign (part, line_id, row_key, level) {placed}"
+        ),
+        {"p": part.name, "k": k, "forbidden": sorted(forbidden)},
+    )
 
 
 @dataclass(frozen=True)
@@ -173,34 +185,37 @@ class Remainder:
 # pair below reads one narrow table instead of joining the assignment twice.
 _WIDE = """
 CREATE TEMP TABLE sales_wide ON COMMIT DROP AS
-SELECT l.customer_id, w.*
-FROM (SELECT line_id, {columns} FROM pg_temp.sales_assign
-      WHERE part = ANY(CAST(:parts AS text[])) GROUP BY line_id) w
-JOIN pg_temp.sales_lines l USING (line_id)
+SELECT l.customer_id, {columns}
+FROM pg_temp.sales_lines l {joins}
 """
 # For each row a of partition A (column {a}) that wholly contains at least one row of B (column
-# {b}): the lines of a that are in no such row, and the distinct customers behind them.
+# {b}): the lines of a that are in no such row, and the distinct customers behind them. Hash
+# aggregates only (distinct customers as DISTINCT pairs), and customers are counted only for the
+# rows that are opened and keep lines: most rows of a long-tail shop are neither.
 _REMAINDERS = """
 WITH ab AS MATERIALIZED (
     SELECT customer_id, {a} AS ak, {b} AS bk
     FROM pg_temp.sales_wide WHERE {a} IS NOT NULL OR {b} IS NOT NULL
-), inside AS (
-    SELECT bk, min(ak) AS ak, count(DISTINCT customer_id) AS customers
-    FROM ab WHERE bk IS NOT NULL
-    GROUP BY bk
-    HAVING count(ak) = count(*) AND min(ak) = max(ak)
-), rest AS (
-    SELECT ab.ak, count(DISTINCT ab.customer_id) FILTER (WHERE i.bk IS NULL) AS customers,
-           count(*) FILTER (WHERE i.bk IS NULL) AS lines, bool_or(i.bk IS NOT NULL) AS opened
-    FROM ab LEFT JOIN inside i ON i.bk = ab.bk
-    WHERE ab.ak IS NOT NULL
-    GROUP BY ab.ak
+), inside AS MATERIALIZED (
+    SELECT bk, min(ak) AS ak FROM ab WHERE bk IS NOT NULL
+    GROUP BY bk HAVING count(ak) = count(*) AND min(ak) = max(ak)
+), placed AS MATERIALIZED (
+    SELECT ab.ak, ab.bk, ab.customer_id, i.bk IS NOT NULL AS covered
+    FROM ab LEFT JOIN inside i ON i.bk = ab.bk WHERE ab.ak IS NOT NULL
+), opened AS (
+    SELECT ak FROM placed GROUP BY ak HAVING bool_or(covered) AND NOT bool_and(covered)
+), found AS MATERIALIZED (
+    SELECT ak, count(*) AS customers
+    FROM (SELECT DISTINCT p.ak, p.customer_id FROM placed p JOIN opened USING (ak)
+          WHERE NOT p.covered) d
+    GROUP BY ak HAVING count(*) < :k
+), partners AS (
+    SELECT p.ak, p.bk, count(DISTINCT p.customer_id) AS customers
+    FROM placed p JOIN found USING (ak) WHERE p.covered GROUP BY p.ak, p.bk
 )
-SELECT r.ak, r.customers,
-       (SELECT i.bk FROM inside i WHERE i.ak = r.ak ORDER BY i.customers, i.bk LIMIT 1)
-FROM rest r
-WHERE r.opened AND r.lines > 0 AND r.customers < :k
-ORDER BY r.ak
+SELECT f.ak, f.customers,
+       (SELECT bk FROM partners q WHERE q.ak = f.ak ORDER BY q.customers, q.bk LIMIT 1)
+FROM found f ORDER BY f.ak
 """
 
 
@@ -210,12 +225,14 @@ def audit(
     """Every row of one partition that, minus the rows of another it contains, leaves lines of
     fewer than k customers (a figure anyone could derive by subtraction), over every ordered pair
     of `parts`, or only the pairs with a partition of `involving` in them."""
-    columns = ", ".join(
-        f"max(row_key) FILTER (WHERE part = :p{n}) AS k{n}" for n in range(len(parts))
+    columns = ", ".join(f"a{n}.row_key AS k{n}" for n in range(len(parts)))
+    joins = " ".join(
+        f"LEFT JOIN pg_temp.sales_assign a{n} ON a{n}.part = :p{n} AND a{n}.line_id = l.line_id"
+        for n in range(len(parts))
     )
     names = {f"p{n}": name for n, name in enumerate(parts)}
     conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.sales_wide"))
-    conn.execute(sa.text(_WIDE.format(columns=columns)), {"parts": parts, **names})
+    conn.execute(sa.text(_WIDE.format(columns=columns, joins=joins)), names)
     found: list[Remainder] = []
     for a, outer in enumerate(parts):
         for b, inner in enumerate(parts):
