@@ -145,6 +145,7 @@ def dp_errors(
     )
 
 
+FORGET_BUILDS = "DELETE FROM lifecycle.planning_builds"
 # One order 10 days back gets one more unit: a late correction the change capture records.
 ONE_CHANGED_DAY = """
 UPDATE shop.order_items SET quantity = quantity + 1
@@ -199,6 +200,7 @@ def shop(bench: Bench, orders: int, policy) -> sa.Engine:
     )
     reference = f"{size}: hand-written CTAS of the same grains (reference)"
     for attempt in (1, 2):
+        run_sql(engine, FORGET_BUILDS)  # a full build each attempt, not a skip of an unchanged one
         with bench.measure(f"{reference} #{attempt}") as box:
             box["rows"] = dba_build(engine, day)
         with bench.measure(f"{size}: product_line_summary #{attempt}") as box:
