@@ -233,6 +233,7 @@ def audit(
     names = {f"p{n}": name for n, name in enumerate(parts)}
     conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.sales_wide"))
     conn.execute(sa.text(_WIDE.format(columns=columns, joins=joins)), names)
+    conn.execute(sa.text("ANALYZE pg_temp.sales_wide"))  # temp tables get no autovacuum statistics
     found: list[Remainder] = []
     for a, outer in enumerate(parts):
         for b, inner in enumerate(parts):
