@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from lifecycle.policy import Policy
-from lifecycle.sales import rollup
+from lifecycle.sales import freshness, rollup
 from lifecycle.sales.daily import LOCK_KEY, SalesError, last_complete_day
 from lifecycle.sales.source import Source
 from lifecycle.sales.utility import Utility, measure_utility
@@ -34,6 +34,8 @@ WEEKS = 13
 WINDOWS = (7, 28, 91)
 MAX_ROUNDS = 100  # merges per build; each round moves a cell one level up, so this is never hit
 WEEKLY = "weekly_demand"
+WEEKLY_TABLE = "analytics.weekly_demand"
+SUMMARY_TABLE = "analytics.product_line_summary"
 
 
 def window_part(days: int) -> str:
@@ -55,13 +57,23 @@ class PlanningBuild:
     cells_merged: int = 0
     rounds: int = 0
     utility: Utility | None = None
+    mode: str = "rebuilt"  # or "unchanged": nothing it depends on moved since its last build
 
     def metadata(self) -> dict[str, object]:
         """Counts and shares only, for the planning asset's materialization."""
+        if self.mode == "unchanged":
+            return {
+                "table": self.table,
+                "as_of_date": self.as_of_date.isoformat(),
+                "mode": self.mode,
+                "rows": self.rows,
+                "seconds": round(self.seconds, 3),
+            }
         share = self.units_published / self.units_total if self.units_total else 1.0
         return {
             "table": self.table,
             "as_of_date": self.as_of_date.isoformat(),
+            "mode": self.mode,
             "rows": self.rows,
             "rows_per_level": self.rows_per_level,
             "units_total": self.units_total,
@@ -150,13 +162,7 @@ def _suppress(
     for rounds in range(1, MAX_ROUNDS + 1):
         for part in moving:
             rollup.assign(conn, part, k, forbidden[part.name])
-        found = [
-            r
-            for outer in everything
-            for inner in everything
-            if outer != inner and (outer in names or inner in names)
-            for r in rollup.remainders_under_k(conn, outer, inner, k)
-        ]
+        found = rollup.audit(conn, everything, k, involving=names)
         if not found:
             return sum(len(f) for f in forbidden.values()), rounds
         for r in found:
@@ -190,9 +196,26 @@ def _levels(conn: Connection, table: str) -> dict[str, int]:
     return {level: n for level, n in rows}
 
 
+def _lock(
+    conn: Connection, policy: Policy, day: date, table: str, upstream: str | None = None
+) -> tuple[str | None, bool]:
+    """Takes the sales lock; returns the hash of what `table` would be built from, and whether
+    the table already shows exactly that (lifecycle/sales/freshness.py)."""
+    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
+    first, _ = lines_span(day)
+    signature = freshness.source_signature(conn, policy, first, day, upstream)
+    return signature, freshness.is_current(conn, table, day, signature)
+
+
+def _unchanged(conn: Connection, build: PlanningBuild, started: float) -> PlanningBuild:
+    build.mode = "unchanged"
+    build.rows = conn.execute(sa.text(f"SELECT count(*) FROM {build.table}")).scalar_one()
+    build.seconds = time.perf_counter() - started
+    return build
+
+
 def _begin(conn: Connection, policy: Policy, day: date) -> Source:
     src = Source(policy)
-    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
     conn.execute(sa.text("SET LOCAL work_mem = '64MB'"))
     first, after = lines_span(day)
     rollup.load_lines(conn, src, policy.raw.catalogue, first, after)
@@ -206,8 +229,11 @@ def build_weekly_demand(engine: Engine, policy: Policy, as_of: datetime) -> Plan
     started = time.perf_counter()
     day = last_complete_day(engine, policy, as_of)
     part = weekly_partition(day)
-    build = PlanningBuild(table="analytics.weekly_demand", as_of_date=day)
+    build = PlanningBuild(table=WEEKLY_TABLE, as_of_date=day)
     with engine.begin() as conn:
+        signature, current = _lock(conn, policy, day, WEEKLY_TABLE, upstream=SUMMARY_TABLE)
+        if current:
+            return _unchanged(conn, build, started)
         src = _begin(conn, policy, day)
         summary = assign_published_summary(conn, day)
         build.cells_merged, build.rounds = _suppress(conn, [part], [rollup.DAILY, *summary], src.k)
@@ -223,6 +249,7 @@ def build_weekly_demand(engine: Engine, policy: Policy, as_of: datetime) -> Plan
         build.units_total, build.units_published = _units(conn, part)
         build.rows_per_level = _levels(conn, "analytics.weekly_demand")
         build.utility = measure_utility(conn, day, weekly=part.name, summary=None, k=src.k)
+        freshness.record(conn, WEEKLY_TABLE, day, signature)
     build.seconds = time.perf_counter() - started
     return build
 
@@ -234,8 +261,11 @@ def build_product_line_summary(engine: Engine, policy: Policy, as_of: datetime) 
     started = time.perf_counter()
     day = last_complete_day(engine, policy, as_of)
     parts = [window_partition(day, days) for days in WINDOWS]
-    build = PlanningBuild(table="analytics.product_line_summary", as_of_date=day)
+    build = PlanningBuild(table=SUMMARY_TABLE, as_of_date=day)
     with engine.begin() as conn:
+        signature, current = _lock(conn, policy, day, SUMMARY_TABLE)
+        if current:
+            return _unchanged(conn, build, started)
         src = _begin(conn, policy, day)
         build.cells_merged, build.rounds = _suppress(
             conn, parts, [rollup.DAILY], src.k, protected=window_part(28)
@@ -257,6 +287,7 @@ def build_product_line_summary(engine: Engine, policy: Policy, as_of: datetime) 
                 build.units_total, build.units_published = total, published
         build.rows_per_level = _levels(conn, "analytics.product_line_summary")
         build.utility = measure_utility(conn, day, weekly=None, summary=window_part(28), k=src.k)
+        freshness.record(conn, SUMMARY_TABLE, day, signature)
     build.seconds = time.perf_counter() - started
     return build
 

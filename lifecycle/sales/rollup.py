@@ -6,7 +6,7 @@ hierarchy (sku × region → sku → product line → all): a line counts in its
 reaches k customers, so what is too small below is counted, correctly, one level up.
 
 Two partitions A and B open a subtraction: a row a of A minus the rows of B that lie wholly
-inside it leaves a *remainder*, a set of lines anyone can total. `remainders_under_k` finds every
+inside it leaves a *remainder*, a set of lines anyone can total. `audit` finds every
 remainder that covers between 1 and k−1 customers; the planning build merges cells upward until
 there is none (secondary suppression), and the guard recomputes them from the published tables.
 
@@ -27,11 +27,8 @@ OTHER = "OTHER"
 CATALOGUE_NONE = "ALL"  # the one product line of a shop without a catalogue
 UNLISTED = "UNLISTED"  # the product line of a sku the catalogue does not list
 
-_LINES_SQL = """
-CREATE TEMP TABLE sales_lines ON COMMIT DROP AS
-SELECT row_number() OVER () AS line_id, line.*,
-       line.sales_date - (extract(isodow FROM line.sales_date)::int - 1) AS week_start
-FROM (
+# The sales lines placed on local dates :first..:after-1, one row per order line.
+_LINES_SELECT = """
     SELECT ({placed} AT TIME ZONE :tz)::date AS sales_date,
            CAST(i.{sku} AS text) COLLATE "C" AS sku,
            {product_line} COLLATE "C" AS product_line,
@@ -44,18 +41,24 @@ FROM (
     WHERE o.{status} IN ({statuses})
       AND {placed} >= (CAST(:first AS date)::timestamp AT TIME ZONE :tz)
       AND {placed} < (CAST(:after AS date)::timestamp AT TIME ZONE :tz)
-) line
+"""
+_LINES_SQL = """
+CREATE TEMP TABLE sales_lines ON COMMIT DROP AS
+SELECT row_number() OVER () AS line_id, line.*,
+       line.sales_date - (extract(isodow FROM line.sales_date)::int - 1) AS week_start
+FROM ({lines}) line
 """
 _ASSIGN_TABLE = sa.text("""
 CREATE TEMP TABLE IF NOT EXISTS sales_assign (
-    part text NOT NULL, line_id bigint NOT NULL, row_key text NOT NULL, level int NOT NULL,
+    part text NOT NULL, line_id bigint NOT NULL, row_key text COLLATE "C" NOT NULL,
+    level int NOT NULL,
     PRIMARY KEY (part, line_id)
 ) ON COMMIT DROP
 """)
 
 
-def load_lines(conn: Connection, src: Source, catalogue, first, after) -> int:
-    """Fills pg_temp.sales_lines with the sales lines placed on first..after-1 (local dates)."""
+def lines_select(src: Source, catalogue) -> str:
+    """SELECT of the sales lines placed on local dates :first..:after-1 (binds :tz too)."""
     o, i = src.o, src.i
     if catalogue is None:
         product_line, join = f"'{CATALOGUE_NONE}'", ""
@@ -64,7 +67,7 @@ def load_lines(conn: Connection, src: Source, catalogue, first, after) -> int:
         join = (
             f"LEFT JOIN {catalogue.sql} p ON CAST(p.{catalogue.col('sku')} AS text) = i.{i['sku']}"
         )
-    sql = _LINES_SQL.format(
+    return _LINES_SELECT.format(
         placed=f"o.{o['placed_at']}",
         sku=i["sku"],
         product_line=product_line,
@@ -81,6 +84,11 @@ def load_lines(conn: Connection, src: Source, catalogue, first, after) -> int:
         statuses=src.statuses,
         other=OTHER,
     )
+
+
+def load_lines(conn: Connection, src: Source, catalogue, first, after) -> int:
+    """Fills pg_temp.sales_lines with the sales lines placed on first..after-1 (local dates)."""
+    sql = _LINES_SQL.format(lines=lines_select(src, catalogue))
     rows = conn.execute(sa.text(sql), {"tz": src.tz, "first": first, "after": after}).rowcount
     conn.execute(sa.text("CREATE INDEX ON pg_temp.sales_lines (line_id)"))
     conn.execute(sa.text("ANALYZE pg_temp.sales_lines"))
@@ -127,26 +135,38 @@ WINDOW_LEVELS = (
 
 def assign(conn: Connection, part: Partition, k: int, forbidden: set[str]) -> None:
     """Counts each line of `part`'s span in its finest cell that covers at least k customers
-    and is not forbidden; a line with no such cell, not even at the top, is withheld."""
+    and is not forbidden; a line with no such cell, not even at the top, is withheld.
+
+    One statement for all levels: each level's candidates are the lines the levels below did not
+    place, carried from CTE to CTE, so no level looks its lines up in the assignment again."""
     conn.execute(sa.text("DELETE FROM pg_temp.sales_assign WHERE part = :p"), {"p": part.name})
-    for depth, level in enumerate(part.levels):
-        conn.execute(
-            sa.text(f"""
-            WITH cand AS (
-                SELECT l.line_id, l.customer_id, {part.key(level)} AS row_key
-                FROM pg_temp.sales_lines l
-                WHERE ({part.span}) AND ({level.eligible}) AND NOT EXISTS (
-                    SELECT 1 FROM pg_temp.sales_assign a WHERE a.part = :p AND a.line_id = l.line_id)
-            ), ok AS (
-                SELECT row_key FROM cand GROUP BY row_key
-                HAVING count(DISTINCT customer_id) >= :k
-                   AND NOT (row_key = ANY(CAST(:forbidden AS text[])))
+    ctes = [f"r0 AS MATERIALIZED (SELECT * FROM pg_temp.sales_lines WHERE {part.span})"]
+    for n, level in enumerate(part.levels):
+        ctes += [
+            f"""c{n} AS MATERIALIZED (
+                SELECT line_id, customer_id, ({part.key(level)}) COLLATE "C" AS row_key
+                FROM r{n} WHERE {level.eligible})""",
+            f"""p{n} AS MATERIALIZED (
+                SELECT line_id, row_key FROM c{n} JOIN (
+                    SELECT row_key FROM c{n} GROUP BY row_key
+                    HAVING count(DISTINCT customer_id) >= :k
+                       AND NOT (row_key = ANY(CAST(:forbidden AS text[])))) ok USING (row_key))""",
+        ]
+        if n + 1 < len(part.levels):
+            ctes.append(
+                f"""r{n + 1} AS MATERIALIZED (SELECT * FROM r{n}
+                WHERE NOT EXISTS (SELECT 1 FROM p{n} WHERE p{n}.line_id = r{n}.line_id))"""
             )
-            INSERT INTO pg_temp.sales_assign (part, line_id, row_key, level)
-            SELECT :p, line_id, row_key, :depth FROM cand JOIN ok USING (row_key)
-        """),
-            {"p": part.name, "k": k, "forbidden": sorted(forbidden), "depth": depth},
-        )
+    placed = " UNION ALL ".join(
+        f"SELECT :p, line_id, row_key, {n} FROM p{n}" for n in range(len(part.levels))
+    )
+    conn.execute(
+        sa.text(
+            f"WITH {', '.join(ctes)} "
+            f"INSERT INTO pg_temp.sales_assign (part, line_id, row_key, level) {placed}"
+        ),
+        {"p": part.name, "k": k, "forbidden": sorted(forbidden)},
+    )
 
 
 @dataclass(frozen=True)
@@ -160,52 +180,68 @@ class Remainder:
     customers: int
 
 
-# For each row a of partition A that wholly contains at least one row of B: the lines of a that
-# are in no such row, and the distinct customers behind them.
-_REMAINDERS = sa.text("""
-WITH ab AS (
-    SELECT l.line_id, l.customer_id, a.row_key AS ak, b.row_key AS bk
-    FROM pg_temp.sales_lines l
-    JOIN pg_temp.sales_assign a ON a.part = :a AND a.line_id = l.line_id
-    LEFT JOIN pg_temp.sales_assign b ON b.part = :b AND b.line_id = l.line_id
-), b_rows AS (
-    SELECT b.row_key AS bk, count(*) AS lines, count(DISTINCT l.customer_id) AS customers,
-           count(a.row_key) AS in_a, min(a.row_key) AS ak, max(a.row_key) AS ak_max
-    FROM pg_temp.sales_assign b
-    JOIN pg_temp.sales_lines l ON l.line_id = b.line_id
-    LEFT JOIN pg_temp.sales_assign a ON a.part = :a AND a.line_id = b.line_id
-    WHERE b.part = :b
-    GROUP BY b.row_key
-), inside AS (
-    SELECT bk, ak, customers FROM b_rows WHERE in_a = lines AND ak = ak_max
-), rest AS (
-    SELECT ab.ak, count(DISTINCT ab.customer_id) FILTER (WHERE i.bk IS NULL) AS customers,
-           count(*) FILTER (WHERE i.bk IS NULL) AS lines, bool_or(i.bk IS NOT NULL) AS opened
-    FROM ab LEFT JOIN inside i ON i.bk = ab.bk
-    GROUP BY ab.ak
+# Every line of the audited partitions with its row key in each (k0, k1, ...: NULL where the line
+# is in no row of that partition): one pass over the assignment per audit round, so that each
+# pair below reads one narrow table instead of joining the assignment twice.
+_WIDE = """
+CREATE TEMP TABLE sales_wide ON COMMIT DROP AS
+SELECT l.customer_id, {columns}
+FROM pg_temp.sales_lines l {joins}
+"""
+# For each row a of partition A (column {a}) that wholly contains at least one row of B (column
+# {b}): the lines of a that are in no such row, and the distinct customers behind them. Hash
+# aggregates only (distinct customers as DISTINCT pairs), and customers are counted only for the
+# rows that are opened and keep lines: most rows of a long-tail shop are neither.
+_REMAINDERS = """
+WITH ab AS MATERIALIZED (
+    SELECT customer_id, {a} AS ak, {b} AS bk
+    FROM pg_temp.sales_wide WHERE {a} IS NOT NULL OR {b} IS NOT NULL
+), inside AS MATERIALIZED (
+    SELECT bk, min(ak) AS ak FROM ab WHERE bk IS NOT NULL
+    GROUP BY bk HAVING count(ak) = count(*) AND min(ak) = max(ak)
+), placed AS MATERIALIZED (
+    SELECT ab.ak, ab.bk, ab.customer_id, i.bk IS NOT NULL AS covered
+    FROM ab LEFT JOIN inside i ON i.bk = ab.bk WHERE ab.ak IS NOT NULL
+), opened AS (
+    SELECT ak FROM placed GROUP BY ak HAVING bool_or(covered) AND NOT bool_and(covered)
+), found AS MATERIALIZED (
+    SELECT ak, count(*) AS customers
+    FROM (SELECT DISTINCT p.ak, p.customer_id FROM placed p JOIN opened USING (ak)
+          WHERE NOT p.covered) d
+    GROUP BY ak HAVING count(*) < :k
+), partners AS (
+    SELECT p.ak, p.bk, count(DISTINCT p.customer_id) AS customers
+    FROM placed p JOIN found USING (ak) WHERE p.covered GROUP BY p.ak, p.bk
 )
-SELECT r.ak, r.customers,
-       (SELECT i.bk FROM inside i WHERE i.ak = r.ak ORDER BY i.customers, i.bk LIMIT 1)
-FROM rest r
-WHERE r.opened AND r.lines > 0 AND r.customers < :k
-ORDER BY r.ak
-""")
+SELECT f.ak, f.customers,
+       (SELECT bk FROM partners q WHERE q.ak = f.ak ORDER BY q.customers, q.bk LIMIT 1)
+FROM found f ORDER BY f.ak
+"""
 
 
-def remainders_under_k(conn: Connection, outer: str, inner: str, k: int) -> list[Remainder]:
-    """Every row of partition `outer` that, minus the rows of `inner` it contains, leaves lines of
-    fewer than k customers: a figure anyone could derive by subtraction."""
-    rows = conn.execute(_REMAINDERS, {"a": outer, "b": inner, "k": k}).all()
-    return [Remainder(outer, ak, inner, bk, customers) for ak, customers, bk in rows]
-
-
-def audit(conn: Connection, parts: list[str], k: int) -> list[Remainder]:
-    """Remainders under k between every ordered pair of the given partitions."""
+def audit(
+    conn: Connection, parts: list[str], k: int, involving: set[str] | None = None
+) -> list[Remainder]:
+    """Every row of one partition that, minus the rows of another it contains, leaves lines of
+    fewer than k customers (a figure anyone could derive by subtraction), over every ordered pair
+    of `parts`, or only the pairs with a partition of `involving` in them."""
+    columns = ", ".join(f"a{n}.row_key AS k{n}" for n in range(len(parts)))
+    joins = " ".join(
+        f"LEFT JOIN pg_temp.sales_assign a{n} ON a{n}.part = :p{n} AND a{n}.line_id = l.line_id"
+        for n in range(len(parts))
+    )
+    names = {f"p{n}": name for n, name in enumerate(parts)}
+    conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.sales_wide"))
+    conn.execute(sa.text(_WIDE.format(columns=columns, joins=joins)), names)
+    conn.execute(sa.text("ANALYZE pg_temp.sales_wide"))  # temp tables get no autovacuum statistics
     found: list[Remainder] = []
-    for outer in parts:
-        for inner in parts:
-            if outer != inner:
-                found += remainders_under_k(conn, outer, inner, k)
+    for a, outer in enumerate(parts):
+        for b, inner in enumerate(parts):
+            if outer == inner or (involving is not None and not {outer, inner} & involving):
+                continue
+            sql = sa.text(_REMAINDERS.format(a=f"k{a}", b=f"k{b}"))
+            rows = conn.execute(sql, {"k": k}).all()
+            found += [Remainder(outer, ak, inner, bk, n) for ak, n, bk in rows]
     return found
 
 

@@ -1,0 +1,97 @@
+"""Whether a planning table is already up to date: a night with nothing new rebuilds nothing.
+
+A planning table's figures depend on the sales lines of its span, the rules it was built under
+(Source.signature, k), the catalogue, the daily table it is merged against, and for weekly_demand
+the summary published before it. All of these are summed up in one hash, read in the build's own
+transaction, at a cost of one day's orders: the daily table's per-day build times over the span
+before its last day (the nightly refresh rebuilds such a day only when the change capture saw
+one of its orders change, lifecycle/sales/capture.py, or when its rules change), a digest of the
+last day's own sales lines (the refresh rebuilds that day every night, so its build time says
+nothing), the catalogue's content, and the upstream table's own hash. A change the capture has
+recorded but the daily refresh has not consumed yet makes the table stale without a hash.
+
+What it cannot do is rebuild only the changed weeks: the summary's windows end on the last
+complete day, so every row of it moves every night, and the weekly table is merged against the
+summary (docs/sales.md, "The nightly cost of the planning tables").
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from lifecycle.policy import Policy
+from lifecycle.sales import rollup
+from lifecycle.sales.source import Source
+
+_PENDING = sa.text("""
+    SELECT EXISTS (
+        SELECT 1 FROM lifecycle.sales_changes
+        WHERE hour IS NULL OR (hour >= CAST(:first AS timestamp) - interval '1 day'
+                               AND hour < CAST(:after AS timestamp) + interval '1 day'))
+""")
+_DAILY_BUILDS = sa.text("""
+    SELECT coalesce(string_agg(concat_ws('@', sales_date, built_at), ',' ORDER BY sales_date), '')
+    FROM lifecycle.sales_days WHERE sales_date >= :first AND sales_date < :day
+""")
+_LAST_DAY_DIGEST = """
+    SELECT md5(coalesce(string_agg(concat_ws('|', sku, product_line, region, order_id,
+                                             customer_id, units, revenue), ','
+                                   ORDER BY order_id, sku, units, revenue, region), ''))
+    FROM ({lines}) line
+"""
+_CATALOGUE = (
+    "SELECT md5(coalesce(string_agg(CAST({sku} AS text) || '|' || "
+    "coalesce(CAST({line} AS text), ''), ',' ORDER BY CAST({sku} AS text)), '')) FROM {table}"
+)
+_STORED = sa.text("""
+    SELECT signature FROM lifecycle.planning_builds WHERE table_name = :t AND as_of_date = :day
+""")
+_RECORD = sa.text("""
+    INSERT INTO lifecycle.planning_builds (table_name, as_of_date, signature, built_at)
+    VALUES (:t, :day, :sig, now())
+    ON CONFLICT (table_name) DO UPDATE SET as_of_date = EXCLUDED.as_of_date,
+        signature = EXCLUDED.signature, built_at = EXCLUDED.built_at
+""")
+_ANY = sa.text("SELECT signature FROM lifecycle.planning_builds WHERE table_name = :t")
+
+
+def source_signature(
+    conn: Connection, policy: Policy, first: date, day: date, upstream: str | None = None
+) -> str | None:
+    """A hash of everything the figures of a table spanning first..day depend on, or None when a
+    recorded change is not yet in the daily table (then nothing can be vouched for)."""
+    after = day + timedelta(days=1)
+    if conn.execute(_PENDING, {"first": first, "after": after}).scalar_one():
+        return None
+    src = Source(policy)
+    digest = sa.text(_LAST_DAY_DIGEST.format(lines=rollup.lines_select(src, policy.raw.catalogue)))
+    parts = [
+        src.signature,
+        conn.execute(_DAILY_BUILDS, {"first": first, "day": day}).scalar_one(),
+        conn.execute(digest, {"tz": src.tz, "first": day, "after": after}).scalar_one(),
+    ]
+    catalogue = policy.raw.catalogue
+    if catalogue is not None:
+        sql = _CATALOGUE.format(
+            sku=catalogue.col("sku"), line=catalogue.col("product_line"), table=catalogue.sql
+        )
+        parts.append(conn.execute(sa.text(sql)).scalar_one())
+    if upstream is not None:
+        parts.append(conn.execute(_ANY, {"t": upstream}).scalar() or "none")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def is_current(conn: Connection, table: str, day: date, signature: str | None) -> bool:
+    """True when `table` was last built for `day` from exactly this source."""
+    if signature is None:
+        return False
+    return conn.execute(_STORED, {"t": table, "day": day}).scalar() == signature
+
+
+def record(conn: Connection, table: str, day: date, signature: str | None) -> None:
+    """Notes what `table` was just built from (no hash: the next build will not skip)."""
+    conn.execute(_RECORD, {"t": table, "day": day, "sig": signature or "stale"})
