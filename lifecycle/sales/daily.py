@@ -259,7 +259,7 @@ _WRITE_STATE = sa.text("""
 """)
 _LAST_BUILT = sa.text("SELECT max(sales_date) FROM lifecycle.sales_days")
 _TABLE_ROWS = sa.text("SELECT count(*) FROM analytics.sales_volume_daily")
-_HOUR_DAYS = """
+HOUR_DAYS = """
     LEFT JOIN LATERAL (
         VALUES ((g.hour AT TIME ZONE :tz)::date),
                (((g.hour + interval '1 hour' - interval '1 microsecond') AT TIME ZONE :tz)::date)
@@ -273,7 +273,7 @@ _CONSUME_BEFORE = sa.text(f"""
     )
     SELECT count(*), coalesce(bool_or(g.hour IS NULL), false),
            coalesce(array_agg(DISTINCT v.day) FILTER (WHERE v.day IS NOT NULL), '{{}}')
-    FROM gone g {_HOUR_DAYS}
+    FROM gone g {HOUR_DAYS}
 """)
 _CONSUME_WITHIN = sa.text(f"""
     DELETE FROM lifecycle.sales_changes
@@ -475,7 +475,7 @@ def last_complete_day(engine: Engine, policy: Policy, as_of: datetime) -> date:
 
 
 _PENDING_DAYS = sa.text(f"""
-    SELECT DISTINCT v.day FROM lifecycle.sales_changes g {_HOUR_DAYS}
+    SELECT DISTINCT v.day FROM lifecycle.sales_changes g {HOUR_DAYS}
     WHERE v.day IS NOT NULL ORDER BY 1
 """)
 

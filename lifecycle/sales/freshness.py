@@ -1,18 +1,18 @@
 """Whether a planning table is already up to date: a night with nothing new rebuilds nothing.
 
-A planning table's figures depend on the sales lines of its span, the rules it was built under
-(Source.signature, k), the catalogue, the daily table it is merged against, and for weekly_demand
-the summary published before it. All of these are summed up in one hash, read in the build's own
-transaction, at a cost of one day's orders: the daily table's per-day build times over the span
-before its last day (the nightly refresh rebuilds such a day only when the change capture saw
-one of its orders change, lifecycle/sales/capture.py, or when its rules change), a digest of the
-last day's own sales lines (the refresh rebuilds that day every night, so its build time says
-nothing), the catalogue's content, and the upstream table's own hash. A change the capture has
-recorded but the daily refresh has not consumed yet makes the table stale without a hash.
-
-What it cannot do is rebuild only the changed weeks: the summary's windows end on the last
-complete day, so every row of it moves every night, and the weekly table is merged against the
-summary (docs/sales.md, "The nightly cost of the planning tables").
+Both planning tables end on the Sunday of the last complete ISO week (planning.window_end), so on
+the six nights after it they read exactly the same sales lines, and a table is left as it is
+unless one of them, or something else its figures depend on, changed. Those are the sales lines
+of its span, the rules it was built under (Source.signature, k), the catalogue, the daily table
+it is merged against, and for weekly_demand the summary published before it. All of these are
+summed up in one hash, read in the build's own transaction, at a cost of one day's orders: the
+daily table's per-day build times over the span before its last day (the nightly refresh rebuilds
+such a day only when the change capture saw one of its orders change, lifecycle/sales/capture.py,
+or when its rules change), a digest of the last day's own sales lines (on the night it became
+complete that day was built as the newest one, which the refresh rebuilds every night, so its
+build time is not used), the catalogue's content, and the upstream table's own hash. A change the
+capture has recorded for a day of the span but the daily refresh has not consumed yet makes the
+table stale without a hash; new orders of the days after the span do not.
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ from sqlalchemy.engine import Connection
 
 from lifecycle.policy import Policy
 from lifecycle.sales import rollup
+from lifecycle.sales.daily import HOUR_DAYS
 from lifecycle.sales.source import Source
 
-_PENDING = sa.text("""
+_PENDING = sa.text(f"""
     SELECT EXISTS (
-        SELECT 1 FROM lifecycle.sales_changes
-        WHERE hour IS NULL OR (hour >= CAST(:first AS timestamp) - interval '1 day'
-                               AND hour < CAST(:after AS timestamp) + interval '1 day'))
+        SELECT 1 FROM lifecycle.sales_changes g {HOUR_DAYS}
+        WHERE g.hour IS NULL OR (v.day >= :first AND v.day < :after))
 """)
 _DAILY_BUILDS = sa.text("""
     SELECT coalesce(string_agg(concat_ws('@', sales_date, built_at), ',' ORDER BY sales_date), '')
@@ -63,11 +63,12 @@ def source_signature(
     conn: Connection, policy: Policy, first: date, day: date, upstream: str | None = None
 ) -> str | None:
     """A hash of everything the figures of a table spanning first..day depend on, or None when a
-    recorded change is not yet in the daily table (then nothing can be vouched for)."""
+    recorded change to a day of that span is not yet in the daily table (then nothing can be
+    vouched for)."""
     after = day + timedelta(days=1)
-    if conn.execute(_PENDING, {"first": first, "after": after}).scalar_one():
-        return None
     src = Source(policy)
+    if conn.execute(_PENDING, {"first": first, "after": after, "tz": src.tz}).scalar_one():
+        return None
     digest = sa.text(_LAST_DAY_DIGEST.format(lines=rollup.lines_select(src, policy.raw.catalogue)))
     parts = [
         src.signature,

@@ -2,7 +2,7 @@
 
 analytics.weekly_demand: units per ISO week × sku × region over the last 13 complete weeks.
 analytics.product_line_summary: units per sku and product line over the 7, 28 and 91 days up to
-the last complete day. A cell under k customers is not withheld but rolled up its hierarchy
+the end of the last complete ISO week (its as_of_date, a Sunday). A cell under k customers is not withheld but rolled up its hierarchy
 (region → OTHER, sku → its product line's OTHER, line → OTHER), so units not visible at a fine
 grain are counted once, correctly, one level up (lifecycle/sales/rollup.py).
 
@@ -86,17 +86,26 @@ class PlanningBuild:
         }
 
 
+def window_end(day: date) -> date:
+    """The Sunday that ends the last complete ISO week up to `day`: where both planning tables end.
+
+    Planners plan weekly, and a window that ends on the last complete day moves every row every
+    night, so nothing could be left as it is; anchored on the week, the six nights after a Sunday
+    read exactly the same lines and the tables are rebuilt only when the week turns or a late
+    order lands in their span (docs/sales.md, "The nightly cost of the planning tables")."""
+    return day - timedelta(days=(day.weekday() + 1) % 7)
+
+
 def weekly_span(day: date) -> tuple[date, date]:
     """Mondays of the first and last of the WEEKS complete ISO weeks up to `day`."""
-    sunday = day - timedelta(days=(day.weekday() + 1) % 7)
-    last = sunday - timedelta(days=6)
+    last = window_end(day) - timedelta(days=6)
     return last - timedelta(weeks=WEEKS - 1), last
 
 
-def lines_span(day: date) -> tuple[date, date]:
-    """Sales dates [first, after) that either planning table reads."""
-    first_week, _ = weekly_span(day)
-    return min(first_week, day - timedelta(days=max(WINDOWS) - 1)), day + timedelta(days=1)
+def lines_span(end: date) -> tuple[date, date]:
+    """Sales dates [first, after) that either planning table ending on `end` reads."""
+    first_week, _ = weekly_span(end)
+    return min(first_week, end - timedelta(days=max(WINDOWS) - 1)), end + timedelta(days=1)
 
 
 def weekly_partition(day: date) -> rollup.Partition:
@@ -227,7 +236,7 @@ def build_weekly_demand(engine: Engine, policy: Policy, as_of: datetime) -> Plan
     """Rebuilds analytics.weekly_demand from the raw zone: the last 13 complete weeks, rolled up and
     merged against the daily table and the product-line summary published before it."""
     started = time.perf_counter()
-    day = last_complete_day(engine, policy, as_of)
+    day = window_end(last_complete_day(engine, policy, as_of))
     part = weekly_partition(day)
     build = PlanningBuild(table=WEEKLY_TABLE, as_of_date=day)
     with engine.begin() as conn:
@@ -255,11 +264,11 @@ def build_weekly_demand(engine: Engine, policy: Policy, as_of: datetime) -> Plan
 
 
 def build_product_line_summary(engine: Engine, policy: Policy, as_of: datetime) -> PlanningBuild:
-    """Rebuilds analytics.product_line_summary (7/28/91 days per sku and product line) from the raw
-    zone, merged so that it opens no subtraction against the daily table or between its windows
+    """Rebuilds analytics.product_line_summary (7/28/91 days per sku and product line, up to the
+    end of the last complete ISO week) from the raw zone, merged so that it opens no subtraction against the daily table or between its windows
     (the weekly table, built after it, is merged against it)."""
     started = time.perf_counter()
-    day = last_complete_day(engine, policy, as_of)
+    day = window_end(last_complete_day(engine, policy, as_of))
     parts = [window_partition(day, days) for days in WINDOWS]
     build = PlanningBuild(table=SUMMARY_TABLE, as_of_date=day)
     with engine.begin() as conn:

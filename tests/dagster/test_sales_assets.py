@@ -16,7 +16,7 @@ from assets.sales import (
     sales_volume_daily,
     weekly_demand,
 )
-from lifecycle.sales import dp
+from lifecycle.sales import dp, planning
 from lifecycle.settings import PROJECT_DIR
 from orchestration.resources import ShopDatabase
 from sensors.schedules import nightly_lifecycle
@@ -81,10 +81,16 @@ def test_nightly_refresh_shows_rows_protection_cost_preview_and_chart(engine, da
     weekly = metadata(result, "weekly_demand")
     summary = metadata(result, "product_line_summary")
     assert (weekly["rows"], weekly["units_published_pct"]) == (1, 100.0)  # ZJ's complete week
-    # Every window holds yesterday's published SH row and the four buyers withheld beside it:
-    # any summary row would give their units away by subtraction, so all are merged away.
-    assert (summary["rows"], summary["units_published"]) == (0, 0)
-    assert summary["cells_merged_against_differencing"] > 0
+    end = planning.window_end(YESTERDAY)  # the run is dated by the clock: its weekday varies
+    assert summary["as_of_date"] == end.isoformat()
+    if end == YESTERDAY:
+        # Every window holds yesterday's published SH row and the four buyers withheld beside it:
+        # any summary row would give their units away by subtraction, so all are merged away.
+        assert (summary["rows"], summary["units_published"]) == (0, 0)
+        assert summary["cells_merged_against_differencing"] > 0
+    else:  # the windows end on the last complete week, before yesterday: only ZJ's five buyers
+        windows = [d for d in planning.WINDOWS if YESTERDAY - 10 * DAY > end - timedelta(days=d)]
+        assert (summary["rows"], summary["units_published"]) == (len(windows), 5)
     assert not leaked(logs)
 
 

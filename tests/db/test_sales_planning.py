@@ -3,7 +3,7 @@ instead of withheld, and merged further where a subtraction against another tabl
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -40,7 +40,7 @@ def buys(conn, order_id: int, customer: int, day: int, sku: str, region: str, un
         conn,
         order_id,
         customer,
-        noon(date(2026, 5, 25 + day)),
+        noon(WEEK + timedelta(days=day)),
         region=region,
         sku=sku,
         quantity=units,
@@ -227,3 +227,39 @@ def test_a_catalogue_change_or_a_new_summary_rebuilds_the_weekly_table(engine, p
         conn.execute(sa.text("UPDATE lifecycle.planning_builds SET signature = 'old'"))
     assert planning.build_product_line_summary(engine, policy, AS_OF).mode == "rebuilt"
     assert planning.build_weekly_demand(engine, policy, AS_OF).mode == "rebuilt"
+
+
+def test_the_nights_inside_a_week_leave_both_planning_tables_and_the_week_turning_rebuilds(
+    engine, policy_file
+):
+    """Both tables end on the last complete ISO week (Sunday 2026-05-31 from AS_OF on): the
+    Tuesday and Wednesday nights only bring orders of days after that, so nothing is rebuilt;
+    the Monday night after the next Sunday moves the window and rebuilds both."""
+    policy = k3_with_catalogue(policy_file)
+    small_shop(engine)
+    first = nightly_planning(engine, policy)
+    assert [(b.mode, b.as_of_date) for b in first] == [("rebuilt", date(2026, 5, 31))] * 2
+    shown = "SELECT * FROM analytics.{} ORDER BY 1, 2, 3, 4, 5"
+    published = [rows(engine, shown.format(t)) for t in ("product_line_summary", "weekly_demand")]
+    for night in (1, 2):  # the new day's orders, then the refresh that publishes that day
+        with engine.begin() as conn:
+            for n in range(3):
+                buys(conn, 100 * night + n, 50 + n, 7 + night - 1, "Y", "SH", units=night)
+        as_of = AS_OF + timedelta(days=night)
+        summary, weekly = nightly_planning(engine, policy, as_of)
+        assert daily.built_days(engine)[-1] == date(2026, 5, 31) + timedelta(days=night)
+        assert (summary.mode, weekly.mode) == ("unchanged", "unchanged")
+        assert [
+            rows(engine, shown.format(t)) for t in ("product_line_summary", "weekly_demand")
+        ] == (published)
+    summary, weekly = nightly_planning(engine, policy, AS_OF + timedelta(days=7))
+    assert [(b.mode, b.as_of_date) for b in (summary, weekly)] == [
+        ("rebuilt", date(2026, 6, 7))
+    ] * 2
+    assert rows(  # the new week: Y's six orders of Monday and Tuesday, nine units
+        engine, "SELECT sum(units) FROM analytics.product_line_summary WHERE window_days = 7"
+    ) == [(9,)]
+    assert rows(engine, "SELECT max(week_start) FROM analytics.weekly_demand") == [
+        (date(2026, 6, 1),)
+    ]
+    assert differencing_remainders(engine, policy).passed
