@@ -154,8 +154,9 @@ def main() -> None:
         if args.ui:
             ui_pages(bench, Path(tmp))
     bench.notes.append(
-        "On the worktree's demo shop after `make demo`, each command a fresh process; the "
-        "machine's two cores were shared with other sessions, so the figures are noisy."
+        "On the worktree's demo shop (`lifecycle demo`: 50,000 orders, its nights so far), each "
+        "command a fresh process; the machine's two cores were shared with other sessions (load "
+        f"average {os.getloadavg()[0]:.1f} at the end), so compare the ratios, not the seconds."
     )
     bench.write(engine_for(Settings.from_env()))
 
