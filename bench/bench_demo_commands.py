@@ -153,6 +153,16 @@ def main() -> None:
         commands(bench, args.repeat, Path(tmp), before)
         if args.ui:
             ui_pages(bench, Path(tmp))
+    if args.before:
+        bench.notes.append(
+            f"before: the code at {args.before} (`git archive`), on the same venv, shop and "
+            "history, alternating with ours."
+        )
+    if args.ui:
+        bench.notes.append(
+            "A lineage page's time runs from navigation until every asset of the group is drawn: "
+            "Dagster's page and its GraphQL queries (README, 'The Dagster UI on the demo')."
+        )
     bench.notes.append(
         "On the worktree's demo shop (`lifecycle demo`: 50,000 orders, its nights so far), each "
         "command a fresh process; the machine's two cores were shared with other sessions (load "
