@@ -5,8 +5,8 @@ import shlex
 
 import click
 
-from cli.context import engine_for, fail_cleanly, pass_settings
-from lifecycle import db, schema
+from cli.context import engine_for, fail_cleanly, migrated, pass_settings
+from lifecycle import db
 from lifecycle.settings import Settings
 
 
@@ -20,8 +20,9 @@ def db_group() -> None:
 @fail_cleanly
 def upgrade(settings: Settings) -> None:
     """Creates or migrates the schemas to the newest revision (safe to run again)."""
-    engine = engine_for(settings)
-    schema.upgrade(engine)
+    from lifecycle import schema
+
+    engine = migrated(settings)
     click.echo(
         f"database at revision {schema.current_revision(engine)} ({db.safe_url(engine.url)})"
     )

@@ -2,8 +2,7 @@
 
 import click
 
-from cli.context import engine_for, fail_cleanly, leave, pass_settings, run_job
-from lifecycle import schema
+from cli.context import engine_for, fail_cleanly, leave, migrated, pass_settings, run_job
 from lifecycle.policy import load_policy
 from lifecycle.requests.deadlines import open_requests
 from lifecycle.requests.exports import EXPORTS_SUBDIR
@@ -21,7 +20,7 @@ def requests_group() -> None:
 @fail_cleanly
 def run(settings: Settings) -> None:
     """Answers every open request now through the `data_requests` job, as the sensor would."""
-    schema.upgrade(engine_for(settings))
+    migrated(settings)
     leave(0 if run_job(settings, trigger="cli", job=names.DATA_REQUESTS_JOB) else 1)
 
 

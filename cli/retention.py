@@ -10,10 +10,11 @@ from cli.context import (
     engine_for,
     fail_cleanly,
     leave,
+    migrated,
     pass_settings,
     run_job,
 )
-from lifecycle import db, schema
+from lifecycle import db
 from lifecycle.policy import load_policy
 from lifecycle.retention import standing
 from lifecycle.settings import Settings
@@ -46,8 +47,7 @@ def demo(settings: Settings, orders: int, seed: int) -> None:
     # Faker and the generator cost a second of import; only the demo seeds, so only it pays.
     from lifecycle import synthetic
 
-    engine = engine_for(settings)
-    schema.upgrade(engine)
+    engine = migrated(settings)
     click.echo(f"database: {db.safe_url(engine.url)}")
     carriers = list(
         load_policy(settings.policy_path).logistics.carriers
@@ -79,5 +79,5 @@ def demo(settings: Settings, orders: int, seed: int) -> None:
 @fail_cleanly
 def nightly(settings: Settings) -> None:
     """Runs the `nightly_lifecycle` job once through Dagster, recorded in its run history."""
-    schema.upgrade(engine_for(settings))
+    migrated(settings)
     leave(0 if run_job(settings, trigger="cli") else 1)

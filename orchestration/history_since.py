@@ -52,6 +52,12 @@ def read(instance: dg.DagsterInstance, run_ids: list[str], positions: dict[str, 
     for run_id in run_ids:
         floor = positions.get(run_id, 0)
         high = floor
+        new.reached[run_id] = floor
+        # The newest record first: a run with nothing past its position is not read (its
+        # hundreds of events would be deserialised only to be skipped).
+        newest = instance.get_records_for_run(run_id, limit=1, ascending=False).records
+        if not newest or newest[0].storage_id <= floor:
+            continue
         for record in instance.get_records_for_run(run_id).records:
             if record.storage_id <= floor:
                 continue

@@ -63,6 +63,22 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def start_webserver(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
+    """dagster-webserver on the workspace, on a free loopback port, writing to `log`; its own
+    process group, so the caller stops it with everything it started."""
+    port = _free_port()
+    with open(log, "w") as out:
+        server = subprocess.Popen(
+            [BIN / "dagster-webserver", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+            env=env,
+            cwd=PROJECT_DIR,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return server, f"http://127.0.0.1:{port}"
+
+
 def _wait_for(url: str, server: subprocess.Popen, log: Path, seconds: float = 180) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -114,18 +130,10 @@ def demo(tmp_path_factory):
     with open_instance(settings) as instance:
         run = history.last_success(instance)
     assert run is not None, seeded.stdout
-    port, log = _free_port(), tmp / "webserver.log"
-    with open(log, "w") as out:
-        server = subprocess.Popen(
-            [BIN / "dagster-webserver", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-            env=env,
-            cwd=PROJECT_DIR,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    log = tmp / "webserver.log"
+    server, base = start_webserver(env, log)
     try:
-        _wait_for(f"http://127.0.0.1:{port}/server_info", server, log)
+        _wait_for(f"{base}/server_info", server, log)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             context = browser.new_context(viewport={"width": 1440, "height": 900})
@@ -133,7 +141,7 @@ def demo(tmp_path_factory):
             # Dagster's "join the community" dialog would cover the pages on a first visit.
             context.add_init_script("window.localStorage.setItem('communityNux', '1')")
             yield {
-                "base": f"http://127.0.0.1:{port}",
+                "base": base,
                 "run": run,
                 "page": context.new_page(),
                 "tmp": tmp,
