@@ -8,7 +8,7 @@ also fails the nightly run.
 """
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
@@ -22,6 +22,7 @@ from lifecycle.checks import CheckResult
 from lifecycle.guard import (
     accepted,
     cells,
+    changes,
     minimisation,
     names,
     positions,
@@ -190,9 +191,11 @@ def analytics_zone(shop: ShopDatabase) -> dg.MaterializeResult:
 def _asset_check(check: GuardCheck) -> dg.AssetChecksDefinition:
     @dg.asset_check(name=check.name, asset=analytics_zone, blocking=True, description=check.asserts)
     def guard_check(shop: ShopDatabase, guard_secret: GuardSecret) -> dg.AssetCheckResult:
-        engine, today = shop.engine(), shop.as_of().date()
+        engine, night, policy = shop.engine(), shop.as_of(), shop.policy()
         reader = guard_secret.reader(engine)
-        result = check.run(engine, shop.policy(), guard_secret.key(), reader, today)
+        full_every = timedelta(days=policy.guard.full_scan_every_days)
+        with changes.incremental(night, full_every):  # the nightly reads what changed
+            result = check.run(engine, policy, guard_secret.key(), reader, night.date())
         return as_asset_check_result(result)
 
     return guard_check

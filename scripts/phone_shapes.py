@@ -13,6 +13,7 @@ families of regex (lifecycle/guard/patterns.py joins them into PHONE):
   `06 12 34 56 78`), by the region's formats, separators optional;
 - `grouped`: a national number without a prefix, by the region's formats, with a separator between
   every group (`792 601 815`, `11 7280-3852`, `(913)441-2524`): bare, such a run is an order id;
+  a two-group form (`555-0123`) must also start with the format's leading digits;
 - `bare_mobile`: a bare mobile number of 10 or more digits, in the regions whose mobiles are
   written without a trunk prefix (`2125550123`, `13800138000`, `3517393360`). Nine digits and
   fewer are left out: an order id is written exactly so.
@@ -67,7 +68,7 @@ def national_formats(meta: PhoneMetadata) -> list[tuple[str, list[tuple[int, int
     out = []
     for fmt in meta.number_format:
         shape = groups(fmt.pattern)
-        if shape is None or sum(high for _, high in shape) < MIN_DIGITS:
+        if shape is None or sum(low for low, _ in shape) < MIN_DIGITS:
             continue
         lead = fmt.leading_digits_pattern[0] if fmt.leading_digits_pattern else ""
         out.append((sql_safe(lead), shape, fmt.national_prefix_formatting_rule))
@@ -95,16 +96,19 @@ def lengths(meta: PhoneMetadata) -> tuple[int, int]:
     return max(min(found), MIN_DIGITS), max(found)
 
 
-def grouped_shapes(meta: PhoneMetadata) -> list[str]:
+def grouped_shapes(meta: PhoneMetadata) -> list[tuple[str, str]]:
     """`792 601 815`, `(913)441-2524`: a national number by its groups, a separator between each."""
     shapes = []
     for lead, shape, _ in national_formats(meta):
         if len(shape) < 2:
             continue
         g1 = repeat(*shape[0])
-        first = f"{_lead(lead)}(?:\\({g1}\\)[ ]?|{g1}{SEP})"
+        first = f"(?:\\({g1}\\)[ ]?|{g1}{SEP})"
         rest = SEP.join(repeat(*g) for g in shape[1:])
-        shapes.append(first + rest)
+        # Three groups or more are a phone's shape whatever their digits; two (555-0123) are
+        # also a code's, so they must start as the plan's numbers do. Each leading-digit test
+        # costs PostgreSQL's regex engine, so only those.
+        shapes.append((lead if len(shape) == 2 else "", first + rest))
     return shapes
 
 
@@ -130,20 +134,37 @@ def bare_mobile(meta: PhoneMetadata) -> str | None:
 
 
 def international() -> str:
-    """`+` or `00`, a country code, an optional `(0)`, then the region's national length in digits
-    that spaces, dots, hyphens or parentheses may separate; codes grouped by that length."""
-    by_length: dict[tuple[int, int], set[int]] = {}
+    """`+` or `00`, a country code of any region, an optional `(0)`, then from the shortest to the
+    longest national number any region has, in digits that spaces, dots, hyphens or parentheses
+    may separate. One shape for all codes: per-region lengths cost PostgreSQL's regex engine
+    some thirty times the time and tell a `+`-prefixed number from no other text."""
+    codes: set[int] = set()
+    low, high = 99, 0
     for region in sorted(phonenumbers.SUPPORTED_REGIONS):
         meta = PhoneMetadata.metadata_for_region(region)
         if max(meta.general_desc.possible_length) < MIN_DIGITS:
             continue
-        by_length.setdefault(lengths(meta), set()).add(meta.country_code)
-    alternatives = []
-    for (low, high), codes in sorted(by_length.items()):
-        code = "|".join(str(c) for c in sorted(codes, key=lambda c: (-len(str(c)), c)))
-        digits = f"[0-9](?:[ .()-]{{0,2}}[0-9]){{{low - 1},{high - 1}}}"
-        alternatives.append(f"[(]?(?:[+]|00)(?:{code})[)]?[ .-]?(?:[(]0[)][ ]?)?{digits}")
-    return "|".join(alternatives)
+        codes.add(meta.country_code)
+        shortest, longest = lengths(meta)
+        low, high = min(low, shortest), max(high, longest)
+    code = "|".join(str(c) for c in sorted(codes, key=lambda c: (-len(str(c)), c)))
+    digits = f"[0-9](?:[ .()-]{{0,2}}[0-9]){{{low - 1},{high - 1}}}"
+    return f"[(]?(?:[+]|00)(?:{code})[)]?[ .-]?(?:[(]0[)][ ]?)?{digits}"
+
+
+def merged(shapes: list[tuple[str, str]]) -> str:
+    """(leading digits, shape) pairs as one alternation, one branch per shape with the union of
+    its leading digits: fewer branches for PostgreSQL's regex engine to carry."""
+    leads: dict[str, list[str]] = {}
+    for lead, shape in shapes:
+        leads.setdefault(shape, [])
+        if lead not in leads[shape]:
+            leads[shape].append(lead)
+    branches = []
+    for shape, found in leads.items():
+        lead = "" if "" in found else "|".join(found)
+        branches.append(f"{_lead(lead)}{shape}")
+    return "|".join(branches)
 
 
 def generate() -> dict[str, object]:
@@ -153,7 +174,7 @@ def generate() -> dict[str, object]:
     families = {
         "international": international(),
         "trunk": "|".join(dict.fromkeys(s for meta in metas if (s := trunk_shape(meta)))),
-        "grouped": "|".join(dict.fromkeys(s for meta in metas for s in grouped_shapes(meta))),
+        "grouped": merged([s for meta in metas for s in grouped_shapes(meta)]),
         "bare_mobile": "|".join(dict.fromkeys(bare)),
     }
     return {

@@ -13,13 +13,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from lifecycle.checks import CheckResult, Finding
-from lifecycle.guard import fingerprints
+from lifecycle.guard import changes, fingerprints
 from lifecycle.guard.key import GuardKey
 from lifecycle.guard.privilege import INSUFFICIENT_PRIVILEGE
 from lifecycle.guard.reader import reader_engine
 from lifecycle.guard.scan import reason, scan
-from lifecycle.guard.zone import discover, quote_name, relation_sql
+from lifecycle.guard.tokens import SQL_PARAMS as TOKENIZER
+from lifecycle.guard.zone import ANALYTICS, discover, quote_name, relation_sql
 from lifecycle.policy import Policy
+
+SCAN = "raw_values"  # its positions (lifecycle.guard.changes)
 
 
 def unreadable(table: str, column: str, exc: sa.exc.StatementError) -> Finding:
@@ -51,8 +54,9 @@ def raw_values_in_zone(
     """
     reader = reader or reader_engine(engine)
     findings: list[Finding] = []
+    tonight = changes.plan(engine, SCAN, _compared_with(engine, policy))
     with reader.connect() as rconn, engine.begin() as conn:
-        relations = discover(rconn)
+        relations = tonight.wanted(discover(rconn))
         fingerprints.create_candidates(conn)
         columns = {
             (r.table, c.name): (relation_sql(rconn, r.name), quote_name(rconn, c.name))
@@ -79,12 +83,25 @@ def raw_values_in_zone(
                 continue
             rows.update({(*where, kind): count for kind, count in counted.items()})
     found = fingerprints.matches(hits, rows)
+    findings += [match.finding() for match in found]
+    dirty = {f.table.removeprefix(f"{ANALYTICS}.") for f in findings}
+    tonight.save(engine, [r.name for r in relations], dirty)
     return CheckResult(
-        findings=[*findings, *(match.finding() for match in found)],
+        findings=findings,
         scanned={
             "relations": len(relations),
             "text_columns": len(columns),
             "distinct_tokens": tokens,
             "raw_columns": len(fingerprints.raw_sources(policy)),
+            **tonight.metadata(len(relations)),
         },
     )
+
+
+def _compared_with(engine: Engine, policy: Policy) -> str:
+    """What the zone's tokens are compared with: the raw zone as it stands (any write to a raw
+    table reads every relation again) and the tokenizer."""
+    tables = sorted({spec.table for spec in policy.raw.tables().values()})
+    with engine.connect() as conn:
+        raw = changes.tables_signature(conn, tables)
+    return repr((raw, sorted(fingerprints.raw_sources(policy).values()), TOKENIZER))
