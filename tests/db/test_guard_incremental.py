@@ -55,16 +55,24 @@ def write(engine, table: str, sql: str, **params) -> None:
 @pytest.fixture
 def zone(engine):
     """Two analytics tables of the kind analysts make, clean; a delivered order in the raw zone."""
+    before = counters(engine, "shop.orders")
     with engine.begin() as conn:
         add_delivered(conn, 1, AS_OF - 2 * DAY)
         conn.execute(
             sa.text(
                 "CREATE TABLE analytics.adhoc_notes (note text); "
-                "INSERT INTO analytics.adhoc_notes VALUES ('blue kettle sold out'), ('restock'); "
-                "CREATE TABLE analytics.adhoc_cells (week text, customers int); "
-                "INSERT INTO analytics.adhoc_cells VALUES ('2026-W01', 40)"
+                "CREATE TABLE analytics.adhoc_cells (week text, customers int)"
             )
         )
+    wait_for_statistics(engine, "shop.orders", before)
+    write(
+        engine,
+        "analytics.adhoc_notes",
+        "INSERT INTO analytics.adhoc_notes VALUES ('blue kettle sold out'), ('restock')",
+    )
+    write(
+        engine, "analytics.adhoc_cells", "INSERT INTO analytics.adhoc_cells VALUES ('2026-W01', 40)"
+    )
     yield engine
     with engine.begin() as conn:
         conn.execute(sa.text("DROP TABLE analytics.adhoc_notes, analytics.adhoc_cells"))
