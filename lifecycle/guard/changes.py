@@ -7,8 +7,9 @@ list, columns, view definition, and the rows inserted, updated and deleted
 (pg_stat_all_tables); a view's or partitioned table's signature covers every relation it reads
 (pg_depend through its rules, pg_inherits), in any schema. When in doubt the relation is read:
 a view that calls a function that is not immutable (now(), a function of its author's), a
-foreign table. The signature also carries what the scan compares against (its rules, k, or the
-raw zone's own signature for the fingerprints), so new rules or a new raw value rescan everything.
+foreign table. The signature also carries what the scan compares against (its rules, k, the
+fingerprints' raw columns, tokenizer and key), so new rules read every relation again. (A raw
+value added tonight is compared with the digests the fingerprint scan kept: raw_values.py.)
 
 Signatures are stored as positions (lifecycle.guard.positions, one row per scan and relation)
 only for relations that passed clean: a relation with any finding, accepted ones included, is read
@@ -115,17 +116,6 @@ def zone_signatures(conn: Connection) -> dict[str, str | None]:
     return _signatures(conn, conn.execute(_ZONE_OIDS, {"schema": ANALYTICS}).scalar())
 
 
-def tables_signature(conn: Connection, tables: Iterable[str]) -> str:
-    """One signature for schema-qualified `tables` (the raw zone), changed by any write to them."""
-    oids = [conn.execute(sa.text("SELECT to_regclass(:t)::oid"), {"t": t}).scalar() for t in tables]
-    found = _signatures(conn, [o for o in oids if o is not None])
-    return _digest(repr((sorted(found.items(), key=lambda kv: kv[0]), oids)))
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def _position(signature: str) -> int:
     """A signature as a bigint position (64 bits of its digest)."""
     return int.from_bytes(hashlib.sha256(signature.encode()).digest()[:8], "big", signed=True)
@@ -140,6 +130,10 @@ class Plan:
     signatures: dict[str, int | None] = field(default_factory=dict)
     unchanged: frozenset[str] = frozenset()
     full: bool = True
+
+    def everything(self) -> Plan:
+        """The same night, reading every relation (a scan that cannot rely on what it kept)."""
+        return Plan(self.scan, self.night, self.signatures, frozenset(), self.full)
 
     def wanted(self, relations: list[Relation]) -> list[Relation]:
         """The relations to read: all on a full scan, else those changed or in doubt."""

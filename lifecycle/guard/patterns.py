@@ -226,9 +226,9 @@ def matches_sql(kind: str, text: str) -> str:
             f"OR (regexp_split_to_array({text}, {sql_literal(STREET_TYPE_SPLIT)}) && {types} "
             f"AND {text} ~ {sql_literal(STREET_TYPE_FIRST)}) "
             f"OR {text} ~* {sql_literal(STREET_COMPOUND)} OR ("
-            f"{text} ~ '[0-9] ?[A-Za-z]*[[:space:]][^[:space:]]' AND EXISTS ("
+            f"{text} ~ '[0-9] ?[A-Za-z]*\\s\\S' AND EXISTS ("
             f"SELECT 1 FROM regexp_matches({text}, {sql_literal(STREET_WORDS)}, 'g') AS m, "
-            f"unnest((regexp_split_to_array(lower(btrim(m[1], ' ' || chr(10))), '[[:space:]]+'))[2:]) AS w "
+            f"unnest((regexp_split_to_array(lower(btrim(m[1], ' ' || chr(10))), '\\s+'))[2:]) AS w "
             f"WHERE {word} = ANY({suffixes}) "
             f"OR regexp_replace({word}, 's$', '') = ANY({suffixes}))))"
         )

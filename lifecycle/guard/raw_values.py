@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from lifecycle.checks import CheckResult, Finding
-from lifecycle.guard import changes, fingerprints
+from lifecycle.guard import changes, fingerprints, positions
 from lifecycle.guard.key import GuardKey
 from lifecycle.guard.privilege import INSUFFICIENT_PRIVILEGE
 from lifecycle.guard.reader import reader_engine
@@ -50,27 +50,44 @@ def raw_values_in_zone(
 
     Three phases: the reader hashes every distinct token of the zone into the job's temp table;
     the job joins them against the raw zone's digests in one pass; the reader counts the rows of
-    the columns that hit.
+    the columns that hit. In the nightly (lifecycle.guard.changes) the reader hashes only the
+    relations changed since their last clean scan; the digests kept from the others meet only the
+    raw values written since the last scan.
     """
     reader = reader or reader_engine(engine)
     findings: list[Finding] = []
-    tonight = changes.plan(engine, SCAN, _compared_with(engine, policy))
+    tonight = changes.plan(engine, SCAN, _compared_with(policy, key))
     with reader.connect() as rconn, engine.begin() as conn:
-        relations = tonight.wanted(discover(rconn))
+        zone = discover(rconn)
+        read_at = conn.execute(_SNAPSHOT_XMIN).scalar()
+        new_since = _raw_since(engine, read_at) if tonight.night and not tonight.full else None
+        if tonight.night and not tonight.full and new_since is None:
+            tonight = tonight.everything()  # no usable raw position: read the whole zone
+        relations = tonight.wanted(zone)
+        kept = [r.table for r in zone if r.name in tonight.unchanged]
         fingerprints.create_candidates(conn)
+        fingerprints.add_kept_candidates(conn, kept)
         columns = {
             (r.table, c.name): (relation_sql(rconn, r.name), quote_name(rconn, c.name))
-            for r in relations
+            for r in zone
             for c in r.text_columns
         }
         tokens = 0
-        for where, sql in columns.items():
-            try:
-                with rconn.begin_nested(), conn.begin_nested():
-                    tokens += fingerprints.add_column_candidates(rconn, conn, key, *sql, *where)
-            except sa.exc.DBAPIError as exc:
-                findings.append(unreadable(*where, exc))
-        hits = fingerprints.find_hits(conn, key, policy)
+        for r in relations:
+            for c in r.text_columns:
+                where = (r.table, c.name)
+                try:
+                    with rconn.begin_nested(), conn.begin_nested():
+                        tokens += fingerprints.add_column_candidates(
+                            rconn, conn, key, *columns[where], *where
+                        )
+                except sa.exc.DBAPIError as exc:
+                    findings.append(unreadable(*where, exc))
+        hits = fingerprints.find_hits(conn, key, policy, new_since if kept else None)
+        if tonight.night:
+            fingerprints.keep_candidates(
+                conn, [r.table for r in relations], [r.table for r in zone]
+            )
     rows = {}
     with reader.connect() as rconn:
         for where in sorted({(h.relation, h.column) for h in hits}):
@@ -86,22 +103,38 @@ def raw_values_in_zone(
     findings += [match.finding() for match in found]
     dirty = {f.table.removeprefix(f"{ANALYTICS}.") for f in findings}
     tonight.save(engine, [r.name for r in relations], dirty)
+    if tonight.night:
+        positions.save(engine, SCAN, {RAW_SINCE: read_at}, tonight.night.now)
     return CheckResult(
         findings=findings,
         scanned={
             "relations": len(relations),
-            "text_columns": len(columns),
+            "text_columns": sum(len(r.text_columns) for r in relations),
             "distinct_tokens": tokens,
             "raw_columns": len(fingerprints.raw_sources(policy)),
             **tonight.metadata(len(relations)),
+            **({"raw_values": "new only" if kept else "all"} if tonight.night else {}),
         },
     )
 
 
-def _compared_with(engine: Engine, policy: Policy) -> str:
-    """What the zone's tokens are compared with: the raw zone as it stands (any write to a raw
-    table reads every relation again) and the tokenizer."""
-    tables = sorted({spec.table for spec in policy.raw.tables().values()})
-    with engine.connect() as conn:
-        raw = changes.tables_signature(conn, tables)
-    return repr((raw, sorted(fingerprints.raw_sources(policy).values()), TOKENIZER))
+# Where the raw zone was read last (a snapshot's xmin, as xid8): rows written since have an xmin
+# at least its low 32 bits, within the same xid epoch.
+RAW_SINCE = "raw zone read at"
+_SNAPSHOT_XMIN = sa.text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+
+
+def _raw_since(engine: Engine, read_at: int) -> int | None:
+    """The low 32 bits of the last scan's raw position, or None when there is none or the xid
+    epoch has turned since (then a row's 32-bit xmin does not tell old from new)."""
+    stored = positions.positions(engine, SCAN, [RAW_SINCE]).get(RAW_SINCE)
+    if stored is None or stored >> 32 != read_at >> 32 or stored > read_at:
+        return None
+    return stored & 0xFFFFFFFF
+
+
+def _compared_with(policy: Policy, key: GuardKey) -> str:
+    """What the zone's tokens are compared with: the raw columns, the tokenizer and the key (a
+    new key makes every kept digest useless, so every relation is read again)."""
+    key_id = key.digest("lifecycle guard: kept digests").hex()
+    return repr((sorted(fingerprints.raw_sources(policy).values()), TOKENIZER, key_id))
