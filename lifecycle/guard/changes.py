@@ -116,6 +116,14 @@ def zone_signatures(conn: Connection) -> dict[str, str | None]:
     return _signatures(conn, conn.execute(_ZONE_OIDS, {"schema": ANALYTICS}).scalar())
 
 
+def tables_position(conn: Connection, tables: Iterable[str]) -> int:
+    """One signature, as a position, for schema-qualified `tables` (the raw zone): any write to
+    them changes it, once its statistics have arrived."""
+    oids = [conn.execute(sa.text("SELECT to_regclass(:t)::oid"), {"t": t}).scalar() for t in tables]
+    found = _signatures(conn, [o for o in oids if o is not None])
+    return _position(repr((sorted(found.items(), key=lambda kv: kv[0]), oids)))
+
+
 def _position(signature: str) -> int:
     """A signature as a bigint position (64 bits of its digest)."""
     return int.from_bytes(hashlib.sha256(signature.encode()).digest()[:8], "big", signed=True)

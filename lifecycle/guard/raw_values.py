@@ -60,11 +60,16 @@ def raw_values_in_zone(
     with reader.connect() as rconn, engine.begin() as conn:
         zone = discover(rconn)
         read_at = conn.execute(_SNAPSHOT_XMIN).scalar()
-        new_since = _raw_since(engine, read_at) if tonight.night and not tonight.full else None
-        if tonight.night and not tonight.full and new_since is None:
-            tonight = tonight.everything()  # no usable raw position: read the whole zone
+        raw_now = changes.tables_position(conn, _raw_tables(policy))
+        new_since, raw_changed = None, True
+        if tonight.night and not tonight.full:
+            new_since, raw_changed = _raw_since(engine, read_at, raw_now)
+            if new_since is None:
+                tonight = tonight.everything()  # no usable raw position: read the whole zone
         relations = tonight.wanted(zone)
-        kept = [r.table for r in zone if r.name in tonight.unchanged]
+        unchanged = [r.table for r in zone if r.name in tonight.unchanged]
+        # Kept digests matter only when the raw zone changed: nothing else could match them now.
+        kept = unchanged if raw_changed else []
         fingerprints.create_candidates(conn)
         fingerprints.add_kept_candidates(conn, kept)
         columns = {
@@ -103,8 +108,10 @@ def raw_values_in_zone(
     findings += [match.finding() for match in found]
     dirty = {f.table.removeprefix(f"{ANALYTICS}.") for f in findings}
     tonight.save(engine, [r.name for r in relations], dirty)
-    if tonight.night:
-        positions.save(engine, SCAN, {RAW_SINCE: read_at}, tonight.night.now)
+    if tonight.night and (kept or not unchanged):  # every relation met tonight's raw zone
+        positions.save(
+            engine, SCAN, {RAW_SINCE: read_at, RAW_SIGNATURE: raw_now}, tonight.night.now, False
+        )
     return CheckResult(
         findings=findings,
         scanned={
@@ -113,7 +120,7 @@ def raw_values_in_zone(
             "distinct_tokens": tokens,
             "raw_columns": len(fingerprints.raw_sources(policy)),
             **tonight.metadata(len(relations)),
-            **({"raw_values": "new only" if kept else "all"} if tonight.night else {}),
+            **({"raw_values": _raw_read(relations, kept, unchanged)} if tonight.night else {}),
         },
     )
 
@@ -121,16 +128,32 @@ def raw_values_in_zone(
 # Where the raw zone was read last (a snapshot's xmin, as xid8): rows written since have an xmin
 # at least its low 32 bits, within the same xid epoch.
 RAW_SINCE = "raw zone read at"
+RAW_SIGNATURE = "raw zone signature"  # its statistics then: unchanged, no raw value is new
 _SNAPSHOT_XMIN = sa.text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
 
 
-def _raw_since(engine: Engine, read_at: int) -> int | None:
-    """The low 32 bits of the last scan's raw position, or None when there is none or the xid
-    epoch has turned since (then a row's 32-bit xmin does not tell old from new)."""
-    stored = positions.positions(engine, SCAN, [RAW_SINCE]).get(RAW_SINCE)
-    if stored is None or stored >> 32 != read_at >> 32 or stored > read_at:
-        return None
-    return stored & 0xFFFFFFFF
+def _raw_tables(policy: Policy) -> list[str]:
+    return sorted({spec.table for spec in policy.raw.tables().values()})
+
+
+def _raw_since(engine: Engine, read_at: int, raw_now: int) -> tuple[int | None, bool]:
+    """The low 32 bits of the last scan's raw position (None when there is none or the xid epoch
+    has turned since: a row's 32-bit xmin then does not tell old from new), and whether the raw
+    zone's signature changed since. Unchanged, the position is not moved, so a write whose
+    statistics had not arrived yet is still read as new the next night."""
+    stored = positions.positions(engine, SCAN, [RAW_SINCE, RAW_SIGNATURE])
+    since = stored.get(RAW_SINCE)
+    if since is None or since >> 32 != read_at >> 32 or since > read_at:
+        return None, True
+    return since & 0xFFFFFFFF, stored.get(RAW_SIGNATURE) != raw_now
+
+
+def _raw_read(relations: list, kept: list[str], unchanged: list[str]) -> str:
+    """What of the raw zone the scan read: all (for relations read tonight), only values written
+    since the last scan (for the unchanged ones), or none."""
+    if kept:
+        return "all and new" if relations else "new only"
+    return "all" if relations else "none (unchanged)"
 
 
 def _compared_with(policy: Policy, key: GuardKey) -> str:
