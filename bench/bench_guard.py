@@ -181,8 +181,14 @@ def unchanged_night(bench: Bench, engine, policy, key, label: str) -> None:
     read = {}
     for name, night, change in nights:
         if change:
+            table = "shop.orders" if "shop.orders" in change else "analytics.bench_notes"
+            before = statistics(engine, table)
             run_sql(engine, change)
-            time.sleep(2)  # the writer's statistics reach the signatures within a second
+            waited = time.monotonic()
+            # The writer's statistics reach the signatures a second or more after its commit
+            # (on this loaded machine once after more than two): the nightly's steps end earlier.
+            while statistics(engine, table) == before and time.monotonic() - waited < 60:
+                time.sleep(0.2)
         with bench.measure(f"{label}: {name}, pattern + fingerprint + small-cell scans"):
             reports = zone_scans(engine, policy, key, night)
         assert all(r.passed for r in reports), [r.description() for r in reports]
@@ -199,6 +205,20 @@ def unchanged_night(bench: Bench, engine, policy, key, label: str) -> None:
         "the raw values written since its last scan. A note added: that relation alone is read "
         "(here the 100,000-note table, the bulk of the zone's text)."
     )
+
+
+def statistics(engine, table: str) -> tuple:
+    """The rows written to `table` as the cumulative statistics have them so far."""
+    with engine.connect() as conn:
+        return tuple(
+            conn.execute(
+                sa.text(
+                    "SELECT n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_all_tables "
+                    "WHERE relid = to_regclass(:t)"
+                ),
+                {"t": table},
+            ).one()
+        )
 
 
 def count(engine, sql: str, params: dict | None = None) -> int:
