@@ -194,7 +194,7 @@ def unchanged_night(bench: Bench, engine, policy, key, label: str) -> None:
         assert all(r.passed for r in reports), [r.description() for r in reports]
         read[name] = [r.scanned["relations_scanned"] for r in reports]
     bench.notes.append(
-        f"{label}, the nightly's zone scans (patterns, fingerprints, small cells) on three nights: "
+        f"{label}, the nightly's zone scans (patterns, fingerprints, small cells) on four nights: "
         + "; ".join(
             f"{name} {bench.seconds(f'{label}: {name}, pattern + fingerprint + small-cell scans'):.2f} s, "
             f"relations read {'/'.join(map(str, n))}"
