@@ -7,12 +7,14 @@ publishes from analytics (an export, a dashboard refresh) should depend on `anal
 failed check stops it; the failure also fails the nightly run.
 """
 
+from datetime import timedelta
+
 import dagster as dg
 
 from assets.check_results import as_asset_check_result
 from assets.metadata import compact
 from assets.sales import product_line_summary, refreshed_sales_volume, weekly_demand
-from lifecycle.guard import zone
+from lifecycle.guard import changes, zone
 from lifecycle.guard.checks import (
     EXPORTS_ASSERTS,
     EXPORTS_CHECK,
@@ -45,9 +47,11 @@ def analytics_zone(shop: ShopDatabase) -> dg.MaterializeResult:
 def _asset_check(check: GuardCheck) -> dg.AssetChecksDefinition:
     @dg.asset_check(name=check.name, asset=analytics_zone, blocking=True, description=check.asserts)
     def guard_check(shop: ShopDatabase, guard_secret: GuardSecret) -> dg.AssetCheckResult:
-        engine, today = shop.engine(), shop.as_of().date()
+        engine, night, policy = shop.engine(), shop.as_of(), shop.policy()
         reader = guard_secret.reader(engine)
-        result = check.run(engine, shop.policy(), guard_secret.key(), reader, today)
+        full_every = timedelta(days=policy.guard.full_scan_every_days)
+        with changes.incremental(night, full_every):  # the nightly reads what changed
+            result = check.run(engine, policy, guard_secret.key(), reader, night.date())
         return as_asset_check_result(result)
 
     return guard_check

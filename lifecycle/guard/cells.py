@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 
 from lifecycle.checks import CheckResult, Finding
-from lifecycle.guard import counts
+from lifecycle.guard import changes, counts
 from lifecycle.guard.reader import reader_engine
 from lifecycle.guard.scan import scan
 from lifecycle.guard.zone import ANALYTICS, Relation, discover
@@ -19,6 +19,7 @@ from lifecycle.policy import Policy
 
 CUSTOMERS_COLUMN = "customers"  # a published row's count of distinct customers
 _COUNT_TYPES = ("bigint", "integer", "smallint", "numeric")
+SCAN = "small_cells"  # its positions (lifecycle.guard.changes)
 
 
 def _published(relation: Relation) -> bool:
@@ -33,8 +34,9 @@ def small_cells(engine: Engine, policy: Policy, reader: Engine | None = None) ->
     """
     k = policy.analytics.min_customers_per_cell
     reader = reader or reader_engine(engine)
+    tonight = changes.plan(engine, SCAN, f"k={k}")
     with reader.connect() as conn:
-        published = [r for r in discover(conn) if _published(r)]
+        published = [r for r in tonight.wanted(discover(conn)) if _published(r)]
     column = CUSTOMERS_COLUMN
     small = f"{column} IS NULL OR ({column} > 0 AND {column} < {int(k)})"
     suites = {r.name: [counts.Rule(column, "small_cell", condition=small)] for r in published}
@@ -42,6 +44,7 @@ def small_cells(engine: Engine, policy: Policy, reader: Engine | None = None) ->
         f"rows cover fewer than k={k} customers (analytics.min_customers_per_cell); "
         "fold or withhold them before publishing"
     )
+    outcomes = counts.validate(reader, ANALYTICS, suites)
     findings = [
         Finding(
             f"{ANALYTICS}.{o.relation}",
@@ -50,6 +53,10 @@ def small_cells(engine: Engine, policy: Policy, reader: Engine | None = None) ->
             o.count,
             detail=detail,
         )
-        for o in counts.validate(reader, ANALYTICS, suites)
+        for o in outcomes
     ]
-    return CheckResult(findings=findings, scanned={"relations": len(published), "k": k})
+    tonight.save(engine, [r.name for r in published], [o.relation for o in outcomes])
+    return CheckResult(
+        findings=findings,
+        scanned={"relations": len(published), "k": k, **tonight.metadata(len(published))},
+    )

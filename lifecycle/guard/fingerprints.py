@@ -44,7 +44,8 @@ _CANDIDATES = sa.text("""
         kind        text NOT NULL,
         len         int NOT NULL,
         h           bytea NOT NULL,
-        mask        text NOT NULL
+        mask        text NOT NULL,
+        fresh       boolean NOT NULL DEFAULT true  -- read tonight; false: kept from a past night
     ) ON COMMIT DROP
 """)
 
@@ -218,8 +219,10 @@ def raw_sources(policy: Policy) -> dict[str, str]:
     return {f"src_{i}": name for i, name in enumerate(names)}
 
 
-def raw_fingerprints_sql(policy: Policy) -> str | None:
-    """Rows (source, h): the digest of every distinct personal value in the raw zone, read once.
+def raw_fingerprints_sql(policy: Policy, new_only: bool = False) -> str | None:
+    """Rows (source, h): the digest of every distinct personal value in the raw zone, read once;
+    with `new_only`, of the values in rows written since transaction `:fp_new_xmin` (the low 32
+    bits of a snapshot's xmin: a row's xmin is at least that when written after it).
 
     Flat expressions over DISTINCT values, no per-row subquery. A value is hashed only when its
     token is as long as some candidate token (guard_lengths): no digest can match otherwise, and
@@ -231,7 +234,10 @@ def raw_fingerprints_sql(policy: Policy) -> str | None:
     for spec in policy.raw.tables().values():
         for column in spec.personal_columns:
             col, src = quote_ident(column), f":src_{len(branches) // 2}"
-            distinct = f"SELECT DISTINCT {col}::text AS v FROM {spec.sql} WHERE {col} IS NOT NULL"
+            new = " AND xmin::text::bigint >= :fp_new_xmin" if new_only else ""
+            distinct = (
+                f"SELECT DISTINCT {col}::text AS v FROM {spec.sql} WHERE {col} IS NOT NULL{new}"
+            )
             branches.append(f"""
                 SELECT {src} AS source, {hmac_sql("'v:' || n.norm")} AS h
                 FROM (SELECT {norm_sql("s.v")} AS norm FROM ({distinct}) s OFFSET 0) n
@@ -269,23 +275,77 @@ _HITS = sa.text(
 )
 
 
-def find_hits(conn: Connection, key: GuardKey, policy: Policy) -> list[Hit]:
+_CREATE_HITS = sa.text("""
+    CREATE TEMP TABLE guard_hits (
+        relation text, column_name text, kind text, h bytea, mask text, source text
+    ) ON COMMIT DROP
+""")
+
+
+def find_hits(
+    conn: Connection, key: GuardKey, policy: Policy, new_since: int | None = None
+) -> list[Hit]:
     """Joins the transaction's candidates against the raw zone's digests in one pass over the raw
-    tables, keeping the hits in guard_hits for the exact counts that follow."""
-    raw = raw_fingerprints_sql(policy)
-    if raw is None or not conn.execute(_ANY_CANDIDATE).scalar():
+    tables, keeping the hits in guard_hits for the exact counts that follow. With `new_since`
+    (a snapshot xmin), candidates kept from a past night (`fresh` false) meet only the raw values
+    written since: their relation has not changed, so only a new raw value can match it now."""
+    if raw_fingerprints_sql(policy) is None or not conn.execute(_ANY_CANDIDATE).scalar():
         return []
     conn.execute(sa.text("ANALYZE guard_candidates"))
     conn.execute(_LENGTHS)
-    conn.execute(
-        sa.text(f"""
-        CREATE TEMP TABLE guard_hits ON COMMIT DROP AS
-        SELECT DISTINCT c.relation, c.column_name, c.kind, c.h, c.mask, r.source
-        FROM guard_candidates c JOIN ({raw}) r ON r.h = c.h
-    """),
-        {**SQL_PARAMS, **key.params(), **raw_sources(policy)},
-    )
+    conn.execute(_CREATE_HITS)
+    passes = [("true", raw_fingerprints_sql(policy), {})]
+    if new_since is not None:
+        passes = [
+            ("c.fresh", raw_fingerprints_sql(policy), {}),
+            (
+                "NOT c.fresh",
+                raw_fingerprints_sql(policy, new_only=True),
+                {"fp_new_xmin": new_since},
+            ),
+        ]
+    for which, raw, extra in passes:
+        if not conn.execute(
+            sa.text(f"SELECT EXISTS (SELECT 1 FROM guard_candidates c WHERE {which})")
+        ).scalar():
+            continue
+        conn.execute(
+            sa.text(f"""
+            INSERT INTO guard_hits
+            SELECT DISTINCT c.relation, c.column_name, c.kind, c.h, c.mask, r.source
+            FROM guard_candidates c JOIN ({raw}) r ON r.h = c.h
+            WHERE {which}
+        """),
+            {**SQL_PARAMS, **key.params(), **raw_sources(policy), **extra},
+        )
     return [Hit(*row) for row in conn.execute(_HITS)]
+
+
+_KEPT = sa.text("""
+    INSERT INTO guard_candidates (relation, column_name, kind, len, h, mask, fresh)
+    SELECT relation, column_name, kind, len, h, mask, false FROM lifecycle.guard_zone_digests
+    WHERE relation = ANY(:relations)
+""")
+_FORGET = sa.text(
+    "DELETE FROM lifecycle.guard_zone_digests WHERE relation = ANY(:read) OR relation <> ALL(:zone)"
+)
+_KEEP = sa.text("""
+    INSERT INTO lifecycle.guard_zone_digests (relation, column_name, kind, len, h, mask)
+    SELECT relation, column_name, kind, len, h, mask FROM guard_candidates WHERE fresh
+""")
+
+
+def add_kept_candidates(conn: Connection, relations: list[str]) -> None:
+    """The digests kept from the night each of `relations` was last read, as candidates."""
+    if relations:
+        conn.execute(_KEPT, {"relations": relations})
+
+
+def keep_candidates(conn: Connection, read: list[str], zone: list[str]) -> None:
+    """Keeps tonight's digests of the relations read (`read`, as findings name them) for the
+    nights they do not change; drops those of relations no longer in the zone."""
+    conn.execute(_FORGET, {"read": read, "zone": zone})
+    conn.execute(_KEEP)
 
 
 @dataclass(frozen=True)

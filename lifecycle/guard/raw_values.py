@@ -13,13 +13,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from lifecycle.checks import CheckResult, Finding
-from lifecycle.guard import fingerprints
+from lifecycle.guard import changes, fingerprints, positions
 from lifecycle.guard.key import GuardKey
 from lifecycle.guard.privilege import INSUFFICIENT_PRIVILEGE
 from lifecycle.guard.reader import reader_engine
 from lifecycle.guard.scan import reason, scan
-from lifecycle.guard.zone import discover, quote_name, relation_sql
+from lifecycle.guard.tokens import SQL_PARAMS as TOKENIZER
+from lifecycle.guard.zone import ANALYTICS, discover, quote_name, relation_sql
 from lifecycle.policy import Policy
+
+SCAN = "raw_values"  # its positions (lifecycle.guard.changes)
 
 
 def unreadable(table: str, column: str, exc: sa.exc.StatementError) -> Finding:
@@ -47,26 +50,49 @@ def raw_values_in_zone(
 
     Three phases: the reader hashes every distinct token of the zone into the job's temp table;
     the job joins them against the raw zone's digests in one pass; the reader counts the rows of
-    the columns that hit.
+    the columns that hit. In the nightly (lifecycle.guard.changes) the reader hashes only the
+    relations changed since their last clean scan; the digests kept from the others meet only the
+    raw values written since the last scan.
     """
     reader = reader or reader_engine(engine)
     findings: list[Finding] = []
+    tonight = changes.plan(engine, SCAN, _compared_with(policy, key))
     with reader.connect() as rconn, engine.begin() as conn:
-        relations = discover(rconn)
+        zone = discover(rconn)
+        read_at = conn.execute(_SNAPSHOT_XMIN).scalar()
+        raw_now = changes.tables_position(conn, _raw_tables(policy))
+        new_since, raw_changed = None, True
+        if tonight.night and not tonight.full:
+            new_since, raw_changed = _raw_since(engine, read_at, raw_now)
+            if new_since is None:
+                tonight = tonight.everything()  # no usable raw position: read the whole zone
+        relations = tonight.wanted(zone)
+        unchanged = [r.table for r in zone if r.name in tonight.unchanged]
+        # Kept digests matter only when the raw zone changed: nothing else could match them now.
+        kept = unchanged if raw_changed else []
         fingerprints.create_candidates(conn)
+        fingerprints.add_kept_candidates(conn, kept)
         columns = {
             (r.table, c.name): (relation_sql(rconn, r.name), quote_name(rconn, c.name))
-            for r in relations
+            for r in zone
             for c in r.text_columns
         }
         tokens = 0
-        for where, sql in columns.items():
-            try:
-                with rconn.begin_nested(), conn.begin_nested():
-                    tokens += fingerprints.add_column_candidates(rconn, conn, key, *sql, *where)
-            except sa.exc.DBAPIError as exc:
-                findings.append(unreadable(*where, exc))
-        hits = fingerprints.find_hits(conn, key, policy)
+        for r in relations:
+            for c in r.text_columns:
+                where = (r.table, c.name)
+                try:
+                    with rconn.begin_nested(), conn.begin_nested():
+                        tokens += fingerprints.add_column_candidates(
+                            rconn, conn, key, *columns[where], *where
+                        )
+                except sa.exc.DBAPIError as exc:
+                    findings.append(unreadable(*where, exc))
+        hits = fingerprints.find_hits(conn, key, policy, new_since if kept else None)
+        if tonight.night:
+            fingerprints.keep_candidates(
+                conn, [r.table for r in relations], [r.table for r in zone]
+            )
     rows = {}
     with reader.connect() as rconn:
         for where in sorted({(h.relation, h.column) for h in hits}):
@@ -79,12 +105,59 @@ def raw_values_in_zone(
                 continue
             rows.update({(*where, kind): count for kind, count in counted.items()})
     found = fingerprints.matches(hits, rows)
+    findings += [match.finding() for match in found]
+    dirty = {f.table.removeprefix(f"{ANALYTICS}.") for f in findings}
+    tonight.save(engine, [r.name for r in relations], dirty)
+    if tonight.night and (kept or not unchanged):  # every relation met tonight's raw zone
+        positions.save(
+            engine, SCAN, {RAW_SINCE: read_at, RAW_SIGNATURE: raw_now}, tonight.night.now, False
+        )
     return CheckResult(
-        findings=[*findings, *(match.finding() for match in found)],
+        findings=findings,
         scanned={
             "relations": len(relations),
-            "text_columns": len(columns),
+            "text_columns": sum(len(r.text_columns) for r in relations),
             "distinct_tokens": tokens,
             "raw_columns": len(fingerprints.raw_sources(policy)),
+            **tonight.metadata(len(relations)),
+            **({"raw_values": _raw_read(relations, kept, unchanged)} if tonight.night else {}),
         },
     )
+
+
+# Where the raw zone was read last (a snapshot's xmin, as xid8): rows written since have an xmin
+# at least its low 32 bits, within the same xid epoch.
+RAW_SINCE = "raw zone read at"
+RAW_SIGNATURE = "raw zone signature"  # its statistics then: unchanged, no raw value is new
+_SNAPSHOT_XMIN = sa.text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+
+
+def _raw_tables(policy: Policy) -> list[str]:
+    return sorted({spec.table for spec in policy.raw.tables().values()})
+
+
+def _raw_since(engine: Engine, read_at: int, raw_now: int) -> tuple[int | None, bool]:
+    """The low 32 bits of the last scan's raw position (None when there is none or the xid epoch
+    has turned since: a row's 32-bit xmin then does not tell old from new), and whether the raw
+    zone's signature changed since. Unchanged, the position is not moved, so a write whose
+    statistics had not arrived yet is still read as new the next night."""
+    stored = positions.positions(engine, SCAN, [RAW_SINCE, RAW_SIGNATURE])
+    since = stored.get(RAW_SINCE)
+    if since is None or since >> 32 != read_at >> 32 or since > read_at:
+        return None, True
+    return since & 0xFFFFFFFF, stored.get(RAW_SIGNATURE) != raw_now
+
+
+def _raw_read(relations: list, kept: list[str], unchanged: list[str]) -> str:
+    """What of the raw zone the scan read: all (for relations read tonight), only values written
+    since the last scan (for the unchanged ones), or none."""
+    if kept:
+        return "all and new" if relations else "new only"
+    return "all" if relations else "none (unchanged)"
+
+
+def _compared_with(policy: Policy, key: GuardKey) -> str:
+    """What the zone's tokens are compared with: the raw columns, the tokenizer and the key (a
+    new key makes every kept digest useless, so every relation is read again)."""
+    key_id = key.digest("lifecycle guard: kept digests").hex()
+    return repr((sorted(fingerprints.raw_sources(policy).values()), TOKENIZER, key_id))

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from lifecycle.checks import CheckResult, Finding
-from lifecycle.guard import counts, patterns
+from lifecycle.guard import changes, counts, patterns
 from lifecycle.guard.key import SAMPLES, GuardKey, hmac_sql, mask_sql
 from lifecycle.guard.reader import reader_engine
 from lifecycle.guard.scan import scan
@@ -23,6 +23,9 @@ PHRASES = {
     "street_address": "street addresses",
     "card_number": "payment card numbers (Luhn-valid)",
 }
+SCAN = "personal_patterns"  # its positions (lifecycle.guard.changes)
+# What the relations are compared with: new patterns read every relation again.
+RULES = repr([patterns.matches_sql(kind, "v") for kind in patterns.KINDS])
 
 
 def pattern_rules(engine: Engine, relation: Relation) -> list[counts.Rule]:
@@ -35,7 +38,7 @@ def pattern_rules(engine: Engine, relation: Relation) -> list[counts.Rule]:
     for column in relation.text_columns:
         text = f"{quote_name(engine, column.name)}::text"
         for kind in patterns.KINDS:
-            if column.text and kind in patterns.VALUE_PATTERNS:
+            if column.text and kind in patterns.PLAIN_REGEX_KINDS:
                 rules.append(counts.Rule(column.name, kind, regex=patterns.VALUE_PATTERNS[kind]))
             else:
                 rules.append(
@@ -88,14 +91,21 @@ def personal_value_patterns(
 ) -> CheckResult:
     """No text in analytics looks like an email, phone, Luhn-valid card number or street address."""
     reader = reader or reader_engine(engine)
+    tonight = changes.plan(engine, SCAN, RULES)
     with reader.connect() as conn:
-        relations = discover(conn)
+        relations = tonight.wanted(discover(conn))
     outcomes = counts.validate(
         reader, ANALYTICS, {r.name: pattern_rules(reader, r) for r in relations}
     )
     with reader.connect() as conn:
         findings = [_finding(conn, key, o) for o in outcomes]
+    tonight.save(engine, [r.name for r in relations], [o.relation for o in outcomes])
     text_columns = sum(len(r.text_columns) for r in relations)
     return CheckResult(
-        findings, scanned={"relations": len(relations), "text_columns": text_columns}
+        findings,
+        scanned={
+            "relations": len(relations),
+            "text_columns": text_columns,
+            **tonight.metadata(len(relations)),
+        },
     )

@@ -43,6 +43,8 @@ class AcceptedFinding(Strict):
 
 
 class Guard(Strict):
-    """The leak guard's settings: the findings accepted for now."""
+    """The leak guard's settings: the findings accepted for now, and how often the nightly reads
+    the whole analytics zone rather than only what changed (lifecycle.guard.changes)."""
 
     accepted_findings: tuple[AcceptedFinding, ...] = ()
+    full_scan_every_days: int = Field(default=7, ge=1, le=31)

@@ -95,6 +95,21 @@ def test_a_clean_night_passes_every_guard_check_and_publishes(shop):
     assert result.asset_materializations_for_node("published_export")
     [zone] = result.asset_materializations_for_node("analytics_zone")
     assert zone.metadata["relation_count"].value == 4  # + analytics.sales_units_dp
+    # The nightly reads the zone incrementally; its first night is a full scan.
+    zone_scans = {
+        e.check_name: e.metadata
+        for e in result.get_asset_check_evaluations()
+        if e.check_name
+        in {
+            "no_personal_patterns_in_analytics",
+            "no_raw_values_in_analytics",
+            "published_cells_cover_k_customers",
+        }
+    }
+    assert len(zone_scans) == 3
+    for metadata in zone_scans.values():
+        assert metadata["scanned_full_scan"].value is True
+        assert metadata["scanned_relations_unchanged_skipped"].value == 0
 
 
 def test_a_planted_leak_fails_the_night_stops_downstream_and_stays_out_of_the_event_log(

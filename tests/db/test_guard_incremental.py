@@ -1,0 +1,192 @@
+"""The zone scans follow the night's work: in the nightly (`changes.incremental`) an unchanged
+night reads no relation, a changed relation is read again and a value planted in it is caught, a
+new raw value is looked for in every relation (through the digests kept from unchanged ones), and
+the whole zone is read once a week."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from lifecycle.guard import cells, changes, raw_values, values
+from lifecycle.guard.key import GuardKey
+from tests.conftest import AS_OF
+from tests.shop import add_delivered
+
+KEY = GuardKey(b"test-guard-key-not-for-production")
+DAY = timedelta(days=1)
+WEEK = timedelta(days=7)
+
+
+def wait_for_statistics(engine, table: str, before: tuple) -> None:
+    """The writer's session reports its row counts to the cumulative statistics within about a
+    second of committing; a scan before that would see the old signature (docs/guard.md)."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if counters(engine, table) != before:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"statistics of {table} never moved")
+
+
+def counters(engine, table: str) -> tuple:
+    with engine.connect() as conn:
+        return tuple(
+            conn.execute(
+                sa.text(
+                    "SELECT n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_all_tables "
+                    "WHERE relid = to_regclass(:t)"
+                ),
+                {"t": table},
+            ).one()
+        )
+
+
+def write(engine, table: str, sql: str, **params) -> None:
+    """Runs `sql` and waits until the statistics show it, as they would by the next night."""
+    before = counters(engine, table)
+    with engine.begin() as conn:
+        conn.execute(sa.text(sql), params)
+    wait_for_statistics(engine, table, before)
+
+
+@pytest.fixture
+def zone(engine):
+    """Two analytics tables of the kind analysts make, clean; a delivered order in the raw zone."""
+    before = counters(engine, "shop.orders")
+    with engine.begin() as conn:
+        add_delivered(conn, 1, AS_OF - 2 * DAY)
+        conn.execute(
+            sa.text(
+                "CREATE TABLE analytics.adhoc_notes (note text); "
+                "CREATE TABLE analytics.adhoc_cells (week text, customers int)"
+            )
+        )
+    wait_for_statistics(engine, "shop.orders", before)
+    write(
+        engine,
+        "analytics.adhoc_notes",
+        "INSERT INTO analytics.adhoc_notes VALUES ('blue kettle sold out'), ('restock')",
+    )
+    write(
+        engine, "analytics.adhoc_cells", "INSERT INTO analytics.adhoc_cells VALUES ('2026-W01', 40)"
+    )
+    yield engine
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE analytics.adhoc_notes, analytics.adhoc_cells"))
+
+
+def night(engine, policy, at):
+    """The three zone scans as the nightly runs them on the night `at`."""
+    with changes.incremental(at, WEEK):
+        return {
+            "patterns": values.personal_value_patterns(engine, KEY),
+            "fingerprints": raw_values.raw_values_in_zone(engine, policy, KEY),
+            "cells": cells.small_cells(engine, policy),
+        }
+
+
+def test_an_unchanged_night_reads_no_relation(zone, policy):
+    first = night(zone, policy, AS_OF)
+    assert all(r.passed for r in first.values()), [r.description() for r in first.values()]
+    assert first["patterns"].scanned["relations_scanned"] >= 2
+    assert first["patterns"].scanned["full_scan"] is True
+    second = night(zone, policy, AS_OF + DAY)
+    for name, result in second.items():
+        assert result.passed, name
+        assert result.scanned["relations_scanned"] == 0, name
+        assert result.scanned["full_scan"] is False, name
+    assert second["patterns"].scanned["relations_unchanged_skipped"] >= 2
+
+
+def test_a_changed_relation_is_read_and_a_value_planted_in_it_caught(zone, policy):
+    night(zone, policy, AS_OF)
+    write(
+        zone,
+        "analytics.adhoc_notes",
+        "INSERT INTO analytics.adhoc_notes VALUES ('ring +44 20 7946 0958 after six')",
+    )
+    write(zone, "analytics.adhoc_cells", "UPDATE analytics.adhoc_cells SET customers = 2")
+    second = night(zone, policy, AS_OF + DAY)
+    assert second["patterns"].scanned["relations_scanned"] == 2  # the two changed
+    assert {(f.table, f.kind) for f in second["patterns"].findings} == {
+        ("analytics.adhoc_notes", "phone")
+    }
+    assert second["cells"].scanned["relations_scanned"] == 1
+    assert [f.kind for f in second["cells"].findings] == ["small_cell"]
+    # A relation with findings is read again every night until fixed, even unchanged.
+    third = night(zone, policy, AS_OF + 2 * DAY)
+    assert not third["patterns"].passed and not third["cells"].passed
+
+
+def test_a_raw_value_added_tonight_is_looked_for_in_unchanged_relations(zone, policy):
+    night(zone, policy, AS_OF)
+    write(
+        zone,
+        "analytics.adhoc_notes",
+        "INSERT INTO analytics.adhoc_notes VALUES ('Zofia Wróblewska-Kowal')",
+    )
+    quiet = night(zone, policy, AS_OF + DAY)
+    assert quiet["fingerprints"].passed  # no customer of that name yet
+    before = counters(zone, "shop.orders")
+    with zone.begin() as conn:
+        add_delivered(conn, 2, AS_OF, customer_id=2, receiver_name="Zofia Wróblewska-Kowal")
+    wait_for_statistics(zone, "shop.orders", before)
+    after = night(zone, policy, AS_OF + 2 * DAY)
+    # Analytics did not change: no relation is read; the kept digests meet the new raw value.
+    assert after["patterns"].scanned["relations_scanned"] == 0
+    assert after["fingerprints"].scanned["relations_scanned"] == 0
+    assert after["fingerprints"].scanned["raw_values"] == "new only"
+    assert {(f.table, f.column) for f in after["fingerprints"].findings} == {
+        ("analytics.adhoc_notes", "note")
+    }
+
+
+def test_a_new_key_reads_every_relation_again(zone, policy):
+    night(zone, policy, AS_OF)
+    with changes.incremental(AS_OF + DAY, WEEK):
+        rotated = raw_values.raw_values_in_zone(zone, policy, GuardKey(b"another-key-0123456789"))
+    assert rotated.passed and rotated.scanned["relations_scanned"] >= 2
+
+
+def test_the_whole_zone_is_read_once_the_full_scan_is_due(zone, policy):
+    night(zone, policy, AS_OF)
+    before_due = night(zone, policy, AS_OF + WEEK - timedelta(minutes=1))
+    assert before_due["patterns"].scanned["relations_scanned"] == 0
+    due = night(zone, policy, AS_OF + WEEK)
+    assert due["patterns"].scanned["full_scan"] is True
+    assert due["patterns"].scanned["relations_scanned"] >= 2
+    assert due["cells"].scanned["relations_scanned"] >= 1
+
+
+def test_outside_the_nightly_every_relation_is_read_and_nothing_stored(zone, policy):
+    result = values.personal_value_patterns(zone, KEY)
+    assert result.scanned["relations"] >= 2 and "relations_scanned" not in result.scanned
+    with zone.connect() as conn:
+        stored = conn.execute(sa.text("SELECT count(*) FROM lifecycle.guard_positions")).scalar()
+    assert stored == 0
+
+
+def test_a_view_changes_with_the_table_it_reads(zone, policy):
+    with zone.begin() as conn:
+        conn.execute(
+            sa.text("CREATE VIEW analytics.adhoc_view AS SELECT note FROM analytics.adhoc_notes")
+        )
+    try:
+        night(zone, policy, AS_OF)
+        write(
+            zone,
+            "analytics.adhoc_notes",
+            "INSERT INTO analytics.adhoc_notes VALUES ('mail me: jan@example.org')",
+        )
+        second = night(zone, policy, AS_OF + DAY)
+        assert {f.table for f in second["patterns"].findings} == {
+            "analytics.adhoc_notes",
+            "analytics.adhoc_view",
+        }
+    finally:
+        with zone.begin() as conn:
+            conn.execute(sa.text("DROP VIEW analytics.adhoc_view"))
