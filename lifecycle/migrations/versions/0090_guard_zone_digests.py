@@ -6,13 +6,13 @@ Keyed HMAC-SHA256 digests and masked forms only, never a value; the key lives ou
 database, and a new key replaces them all.
 
 Revision ID: 0090
-Revises: 0060
+Revises: 0070
 """
 
 from alembic import op
 
 revision = "0090"
-down_revision = "0060"
+down_revision = "0070"
 branch_labels = None
 depends_on = None
 

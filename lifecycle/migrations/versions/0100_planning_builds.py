@@ -6,13 +6,13 @@ over its span, the catalogue, and for weekly_demand the summary it was merged ag
 whose hash is unchanged leaves the table as it is (lifecycle/sales/freshness.py).
 
 Revision ID: 0100
-Revises: 0060
+Revises: 0090
 """
 
 from alembic import op
 
 revision = "0100"
-down_revision = "0060"
+down_revision = "0090"
 branch_labels = None
 depends_on = None
 
