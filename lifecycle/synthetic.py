@@ -266,6 +266,13 @@ def _pools(seed: int) -> dict[str, list[str]]:
     }
 
 
+# clock_timestamp(), not now(): a reseed in the same transaction as an installation still differs.
+_NEW_INSTALLATION = """
+    DELETE FROM lifecycle.installation;
+    INSERT INTO lifecycle.installation (installed_at) VALUES (clock_timestamp())
+"""
+
+
 def seed_shop(
     engine: Engine,
     orders: int = 50_000,
@@ -295,12 +302,16 @@ def seed_shop(
                     "lifecycle.purge_runs, lifecycle.erasure_runs, lifecycle.erasure_waits, lifecycle.demo_seeds"
                 )
             )
-            # Their hash chains start again with the new shop (lifecycle/ledger/chain.py).
+            # Their hash chains start again with the new shop (lifecycle/ledger/chain.py), and the
+            # new shop is a new installation: its identity changes, so the anchors the run history
+            # holds for the previous demo shop are no evidence about this one (a second `make demo`
+            # would otherwise fail ledger_chain_intact on links that no longer exist).
             conn.execute(
                 sa.text(
                     "DELETE FROM lifecycle.ledger_links WHERE chain IN ('purge_ledger', 'erasure_runs')"
                 )
             )
+            conn.execute(sa.text(_NEW_INSTALLATION))
         # One wide expression per row: compiling it (JIT) costs more than evaluating it.
         conn.execute(sa.text("SET LOCAL jit = off"))
         has_products = conn.execute(_HAS_PRODUCTS).scalar()
