@@ -11,6 +11,12 @@ longest ACCESS EXCLUSIVE lock held on shop.orders. Where the fixed cost outside 
 measured by starting the interpreter and importing each layer in fresh processes.
 
     .venv/bin/python bench/bench_nightly.py [--orders 250000] [--increment 3000]
+        [--nights whole,unchanged,increment,snapshots] [--no-process-costs]
+
+An unchanged night (nothing new since the last one) shows the fixed cost and every step that
+still reads all of the history; `--nights unchanged,increment` skips the comparison of the first
+night (it still runs, to bring the shop to where a night leaves it). Where the server offers the
+pg_repack extension it is created in the shop database, so the erasure rewrites online.
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ TABLES = ("shop.orders", "shop.order_items", "shop.after_sales_cases")
 CHECKOUT_IDS = 900_000_000  # the checkout writer's orders, far above the seeded ids
 INCREMENT_IDS = 800_000_000  # the increment's newly due orders
 # Named after the lane that wrote it: the machine's shared server holds other people's databases.
-DATABASE = "bench_nightly_operations"
+DATABASE = "nightly_bench"
 
 DBA_UPDATE = """
 UPDATE shop.orders o
@@ -361,40 +367,89 @@ def record(bench: Bench, label: str, seconds: float, rss_mb: float = 0.0) -> Non
     print(f"  {label:<58} {seconds:8.3f} s  peak RSS {rss_mb:6.0f} MB")
 
 
+NIGHTS = ("whole", "unchanged", "increment", "snapshots")
+
+
+def night_note(label: str, night: dict, reference_seconds: float | None) -> str:
+    """One night's figures: the ratio to the reference, time in and outside the steps, and every
+    step's time (slowest first) so the lead can attribute each to its area."""
+    in_steps = sum(night["steps"].values())
+    ratio = (
+        f"lifecycle / reference = **{night['wall'] / reference_seconds:.2f}×**; "
+        if reference_seconds
+        else ""
+    )
+    steps = ", ".join(
+        f"{k} {v:.2f}" for k, v in sorted(night["steps"].items(), key=lambda kv: -kv[1])
+    )
+    return (
+        f"{label} ({night['status']}): {ratio}{night['wall']:.1f} s wall, {in_steps:.1f} s in steps, "
+        f"{night['wall'] - in_steps:.1f} s outside them ({night['before_run']:.1f} s before the run "
+        f"starts, {night['between_steps']:.1f} s between steps, {night['after_run']:.1f} s after it "
+        f"ends); steps (s): {steps}"
+    )
+
+
+def enable_repack(engine: sa.Engine) -> str:
+    """`CREATE EXTENSION pg_repack` in the shop database where the server offers it (the erasure
+    then rewrites online); returns the mechanism the night will use."""
+    with engine.begin() as conn:
+        offered = conn.execute(
+            sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_repack'")
+        ).scalar()
+        if offered:
+            conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pg_repack"))
+    return "pg_repack" if offered else "VACUUM FULL"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--orders", type=int, default=250_000)
     parser.add_argument("--increment", type=int, default=3_000)
+    parser.add_argument(
+        "--nights",
+        default=",".join(NIGHTS),
+        help="which nights to measure, of " + ", ".join(NIGHTS) + " (the first night always "
+        "runs: without `whole` it only prepares the shop and is not compared)",
+    )
+    parser.add_argument("--no-process-costs", action="store_true", help="skip the import timings")
     args = parser.parse_args()
+    nights = [n.strip() for n in args.nights.split(",") if n.strip()]
+    if unknown := set(nights) - set(NIGHTS):
+        sys.exit(f"unknown night(s): {', '.join(sorted(unknown))}; choose from {', '.join(NIGHTS)}")
     policy = load_policy(PROJECT_DIR / "policy.yaml")
     bench = Bench(
         "nightly",
-        f"python bench/bench_nightly.py --orders {args.orders} --increment {args.increment}",
+        f"python bench/bench_nightly.py --orders {args.orders} --increment {args.increment} "
+        f"--nights {','.join(nights)}",
     )
     size = f"{args.orders:,}"
 
-    print("fixed cost of a process, fresh interpreter each")
-    for label, statement in (
-        ("interpreter start", "pass"),
-        ("import dagster", "import dagster"),
-        ("import cli (the `lifecycle` command)", "import cli"),
-        ("import definitions (every asset, check, job)", "import definitions"),
-        ("import great_expectations (only the guard's checks)", "import great_expectations"),
-    ):
-        record(bench, f"process: {label}", min(import_seconds(statement) for _ in range(2)))
+    if not args.no_process_costs:
+        print("fixed cost of a process, fresh interpreter each")
+        for label, statement in (
+            ("interpreter start", "pass"),
+            ("import dagster", "import dagster"),
+            ("import cli (the `lifecycle` command)", "import cli"),
+            ("import definitions (every asset, check, job)", "import definitions"),
+            ("import great_expectations (only the guard's checks)", "import great_expectations"),
+        ):
+            record(bench, f"process: {label}", min(import_seconds(statement) for _ in range(2)))
 
     engine = fresh_database(DATABASE)
-    with bench.measure(f"{size}: seed the shop (not compared)"):
+    mechanism = enable_repack(engine)
+    seed_label = f"{size}: seed the shop (not compared)"
+    with bench.measure(seed_label):
         synthetic.seed_shop(engine, orders=args.orders, seed=7)
         vacuum_analyze(engine, *TABLES)
+    bench.notes.append(
+        f"Seeding (set-based SQL, lifecycle/synthetic.py): {args.orders / bench.seconds(seed_label):,.0f} "
+        f"orders/s; the erasure rewrites with {mechanism}"
+    )
     reference = clone(engine, f"{DATABASE}_reference")
     engine = db.create_engine(engine.url)
-    cut = rules.Cutoffs.at(datetime.now(UTC), policy)
-
-    with Checkout(reference.url.render_as_string(hide_password=False)) as checkout:
-        with bench.measure(f"{size}: whole night, hand-written (reference)"):
-            reference_night(reference, cut)
-    bench.notes.append(f"{size} whole night, reference: {checkout.figures()}")
+    url = engine.url.render_as_string(hide_password=False)
+    reference_url = reference.url.render_as_string(hide_password=False)
 
     workdir = Path(tempfile.mkdtemp(prefix="bench_nightly_"))
     storage = engine.url.set(database=f"{DATABASE}_dagster")
@@ -403,90 +458,81 @@ def main() -> None:
     storage_url = storage.set(drivername="postgresql+psycopg2").render_as_string(
         hide_password=False
     )
-    with Checkout(engine.url.render_as_string(hide_password=False)) as checkout:
-        night = lifecycle_night(engine.url, workdir / "dagster", storage_url)
-    record(
-        bench,
-        f"{size}: whole night, lifecycle nightly (own process)",
-        night["wall"],
-        night["rss_mb"],
-    )
-    in_steps = sum(night["steps"].values())
-    slowest = sorted(night["steps"].items(), key=lambda kv: -kv[1])[:4]
-    bench.notes.append(
-        f"{size} whole night: lifecycle / reference = **{night['wall'] / bench.seconds(f'{size}: whole night, hand-written (reference)'):.2f}×**; "
-        f"{in_steps:.1f} s in steps, {night['wall'] - in_steps:.1f} s outside them "
-        f"({night['before_run']:.1f} s before the run starts, {night['between_steps']:.1f} s "
-        f"between steps, {night['after_run']:.1f} s after it ends); slowest steps "
-        + ", ".join(f"{k} {v:.2f} s" for k, v in slowest)
-    )
-    bench.notes.append(f"{size} whole night, lifecycle ({night['status']}): {checkout.figures()}")
 
-    # The increment: orders that became due since, on both copies.
-    for target in (reference, engine):
-        add_due(target, args.increment, policy)
-        vacuum_analyze(target, *TABLES)
-    cut = rules.Cutoffs.at(datetime.now(UTC), policy)
-    with Checkout(reference.url.render_as_string(hide_password=False)) as checkout:
-        with bench.measure(f"{size} + {args.increment:,} due: increment, hand-written (reference)"):
-            reference_night(reference, cut)
-    bench.notes.append(f"{size} increment, reference: {checkout.figures()}")
-    with Checkout(engine.url.render_as_string(hide_password=False)) as checkout:
-        night = lifecycle_night(engine.url, workdir / "dagster", storage_url)
-    record(
-        bench,
-        f"{size} + {args.increment:,} due: increment, lifecycle nightly",
-        night["wall"],
-        night["rss_mb"],
-    )
-    in_steps = sum(night["steps"].values())
-    slowest = sorted(night["steps"].items(), key=lambda kv: -kv[1])[:4]
-    reference_seconds = bench.seconds(
-        f"{size} + {args.increment:,} due: increment, hand-written (reference)"
-    )
-    bench.notes.append(
-        f"{size} increment: lifecycle / reference = **{night['wall'] / reference_seconds:.2f}×**; "
-        f"{in_steps:.1f} s in steps, {night['wall'] - in_steps:.1f} s outside them "
-        f"({night['before_run']:.1f} s before the run starts, {night['between_steps']:.1f} s "
-        f"between steps, {night['after_run']:.1f} s after it ends); slowest steps "
-        + ", ".join(f"{k} {v:.2f} s" for k, v in slowest)
-    )
-    bench.notes.append(f"{size} increment, lifecycle ({night['status']}): {checkout.figures()}")
-    bench.notes.append(f"{size} increment, erasure: {erasure_state(engine, night['run_id'])}")
+    def compare(label: str, with_writer: bool = True) -> dict:
+        """The reference night then ours, each with the checkout writer beside it."""
+        cut = rules.Cutoffs.at(datetime.now(UTC), policy)
+        with Checkout(reference_url) as checkout:
+            with bench.measure(f"{label}, hand-written (reference)"):
+                reference_night(reference, cut)
+        bench.notes.append(f"{label}, reference: {checkout.figures()}")
+        with Checkout(url) as checkout:
+            night = lifecycle_night(engine.url, workdir / "dagster", storage_url)
+        record(bench, f"{label}, lifecycle nightly", night["wall"], night["rss_mb"])
+        bench.notes.append(
+            night_note(label, night, bench.seconds(f"{label}, hand-written (reference)"))
+        )
+        bench.notes.append(f"{label}, lifecycle: {checkout.figures()}")
+        bench.notes.append(f"{label}, erasure: {erasure_state(engine, night['run_id'])}")
+        return night
 
-    # Another increment with snapshots open the whole night (another database, pg_dump), then
-    # one more night without them: when did the values leave the files?
-    add_due(engine, args.increment, policy)
-    vacuum_analyze(engine, *TABLES)
-    with Snapshots(engine) as snapshots:
+    if "whole" in nights:
+        compare(f"{size}: whole night")
+    else:  # the shop as a night leaves it, for the nights that follow; not compared
+        reference_night(reference, rules.Cutoffs.at(datetime.now(UTC), policy))
         night = lifecycle_night(engine.url, workdir / "dagster", storage_url)
-    record(
-        bench,
-        f"{size} + {args.increment:,} due: increment with REPEATABLE READ elsewhere + pg_dump",
-        night["wall"],
-        night["rss_mb"],
-    )
-    bench.notes.append(
-        f"{size} increment with a REPEATABLE READ transaction open in another database and "
-        f"{snapshots.dumps} pg_dump(s) of the shop running the whole night: lifecycle "
-        f"{night['status']}; erasure: {erasure_state(engine, night['run_id'])}"
-    )
-    night = lifecycle_night(engine.url, workdir / "dagster", storage_url)
-    record(bench, f"{size}: next night, snapshots gone", night["wall"], night["rss_mb"])
-    bench.notes.append(
-        f"{size} next night, the snapshots gone: lifecycle {night['status']}; "
-        f"erasure: {erasure_state(engine, night['run_id'])}"
-    )
+        record(
+            bench,
+            f"{size}: first night (prepares the shop, not compared)",
+            night["wall"],
+            night["rss_mb"],
+        )
+        bench.notes.append(night_note(f"{size} first night (not compared)", night, None))
+
+    if "unchanged" in nights:  # nothing new since the last night: what is left is fixed cost
+        compare(f"{size}: unchanged night")
+
+    if "increment" in nights:  # orders that became due since, on both copies
+        for target in (reference, engine):
+            add_due(target, args.increment, policy)
+            vacuum_analyze(target, *TABLES)
+        compare(f"{size} + {args.increment:,} due: increment")
+
+    if "snapshots" in nights:
+        # Another increment with snapshots open the whole night (another database, pg_dump),
+        # then one more night without them: when did the values leave the files?
+        add_due(engine, args.increment, policy)
+        vacuum_analyze(engine, *TABLES)
+        with Snapshots(engine) as snapshots:
+            night = lifecycle_night(engine.url, workdir / "dagster", storage_url)
+        record(
+            bench,
+            f"{size} + {args.increment:,} due: increment with REPEATABLE READ elsewhere + pg_dump",
+            night["wall"],
+            night["rss_mb"],
+        )
+        bench.notes.append(
+            f"{size} increment with a REPEATABLE READ transaction open in another database and "
+            f"{snapshots.dumps} pg_dump(s) of the shop running the whole night: lifecycle "
+            f"{night['status']}; erasure: {erasure_state(engine, night['run_id'])}"
+        )
+        night = lifecycle_night(engine.url, workdir / "dagster", storage_url)
+        record(bench, f"{size}: next night, snapshots gone", night["wall"], night["rss_mb"])
+        bench.notes.append(
+            f"{size} next night, the snapshots gone: lifecycle {night['status']}; "
+            f"erasure: {erasure_state(engine, night['run_id'])}"
+        )
     bench.notes.append(
         "process rows: a fresh interpreter importing each layer, best of 2; the command imports "
         "`cli` at start and `definitions` only for the verbs that run a job, and Great "
         "Expectations only inside the guard's checks that use it (lifecycle/guard/gx.py). "
-        "Peak RSS of the nightly is RUSAGE_CHILDREN's maximum (the `lifecycle` process)."
+        "Peak RSS of the nightly is RUSAGE_CHILDREN's maximum (the `lifecycle` processes so far)."
     )
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     bench.notes.append(
-        f"Load average when written: {load} on {os.cpu_count()} CPUs. Each process figure is "
-        "wall time, so a loaded machine inflates them; compare the ratios of one run."
+        f"Load average when written: {load} on {os.cpu_count()} CPUs; the machine is shared with "
+        "four other lanes. Each process figure is wall time, so a loaded machine inflates them; "
+        "compare the ratios of one run."
     )
     reference.dispose()
     bench.write(engine)

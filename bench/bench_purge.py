@@ -12,6 +12,7 @@ became due during the following 36 hours, among a table already purged).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -102,6 +103,11 @@ def main() -> None:
     bench.notes.append(
         "Python peak MB is tracemalloc's peak during the step: it stays flat as the table "
         "grows because rows never leave the database."
+    )
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    bench.notes.append(
+        f"Load average when written: {load} on {os.cpu_count()} CPUs (the machine is shared "
+        "with other sessions): absolute times are inflated, the ratios of one run compare."
     )
     bench.write(engine)
 

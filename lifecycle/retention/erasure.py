@@ -133,13 +133,19 @@ class _KeptVersions:
 
 
 def wait_for_horizon(
-    conn: Connection, newest_xid: str, timeout: float, catalog: bool = False
+    conn: Connection,
+    newest_xid: str,
+    timeout: float,
+    catalog: bool = False,
+    this_database_only: bool = False,
 ) -> list[str]:
     """Waits up to `timeout` seconds until no snapshot holds back versions of `newest_xid`; returns
     what still does (empty when the rewrite may run)."""
     deadline = time.monotonic() + timeout
     while True:
-        held = horizon.holders(conn, newest_xid, catalog=catalog)
+        held = horizon.holders(
+            conn, newest_xid, catalog=catalog, this_database_only=this_database_only
+        )
         if not held or time.monotonic() >= deadline:
             return held
         time.sleep(0.2)
@@ -210,11 +216,13 @@ def erase_purged_storage(
     report = ErasureReport(ran=False, reason="")
     clock = time.perf_counter()
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        online = repack.available(conn)
         xids = [p.newest_xid for t, p in pending.items() if t in tables]
         if xids:
             newest = conn.execute(_NEWEST, {"xids": xids}).scalar_one()
             waited = time.perf_counter()
-            held = wait_for_horizon(conn, newest, timeout)
+            # pg_repack copies only what its snapshot sees: only this database's sessions matter.
+            held = wait_for_horizon(conn, newest, timeout, this_database_only=online)
             report.step_seconds["waiting"] = time.perf_counter() - waited
             if held:
                 _record_wait(conn, run_id, tables, pending, held)
@@ -232,7 +240,6 @@ def erase_purged_storage(
         started_at = conn.execute(sa.text("SELECT clock_timestamp()")).scalar_one()
         covers_until, horizon_xid = conn.execute(_COVERAGE).one()
         before = conn.execute(_SIZE, {"tables": tables}).scalar_one()
-        online = repack.available(conn)
         report.mechanism = "pg_repack" if online else "vacuum_full"
         conn.execute(sa.text(f"SET lock_timeout = '{int(timeout)}s'"))
         try:  # the timeout is a session setting: never hand it back to the pool

@@ -20,6 +20,12 @@ Lazy VACUUM workers are left out of the horizon by PostgreSQL itself, so they ar
 A holder blocks only if it is at least as old as the newest change to be erased (`newest_xid`):
 the versions that change left are removable exactly when every part of the horizon is newer.
 tests/db/test_erasure.py shows both sides with real transactions.
+
+pg_repack is different: it copies only the rows its own MVCC snapshot sees, so no horizon makes it
+keep a cleared version. It waits, unbounded, for the transactions of *this* database open when it
+starts (its `virtualxid` query filters on `current_database()`); so before it only the holders in
+this database are waited for (`this_database_only`), with the erasure's bounded timeout, and a
+writer, a prepared transaction or a slot elsewhere on the server never delays it.
 """
 
 from __future__ import annotations
@@ -48,25 +54,35 @@ _HOLDERS = sa.text("""
            || coalesce(to_char(a.xact_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC', '?')
            || ')'
     FROM pg_stat_activity a, newest n
-    WHERE a.pid <> pg_backend_pid() AND a.datname IS DISTINCT FROM current_database()
+    WHERE NOT :this_database_only
+      AND a.pid <> pg_backend_pid() AND a.datname IS DISTINCT FROM current_database()
       AND age(a.backend_xid) >= n.age
     UNION ALL
     SELECT 'standby feedback through walsender pid ' || a.pid
     FROM pg_stat_activity a, newest n
-    WHERE a.backend_type = 'walsender' AND age(a.backend_xmin) >= n.age
+    WHERE NOT :this_database_only AND a.backend_type = 'walsender' AND age(a.backend_xmin) >= n.age
     UNION ALL
     SELECT 'prepared transaction ' || p.gid || ' in database ' || p.database
-    FROM pg_prepared_xacts p, newest n WHERE age(p.transaction) >= n.age
+    FROM pg_prepared_xacts p, newest n
+    WHERE age(p.transaction) >= n.age
+      AND (NOT :this_database_only OR p.database = current_database())
     UNION ALL
     SELECT 'replication slot ' || s.slot_name
     FROM pg_replication_slots s, newest n
-    WHERE age(s.xmin) >= n.age OR (:catalog AND age(s.catalog_xmin) >= n.age)
+    WHERE NOT :this_database_only
+      AND (age(s.xmin) >= n.age OR (:catalog AND age(s.catalog_xmin) >= n.age))
 """)
 
 
-def holders(conn: Connection, newest_xid: str, catalog: bool = False) -> list[str]:
+def holders(
+    conn: Connection, newest_xid: str, catalog: bool = False, this_database_only: bool = False
+) -> list[str]:
     """What still holds back the removal of versions left by transaction `newest_xid` (and older):
-    process ids, database and slot names, never a value. Empty means a rewrite now drops them all."""
-    return list(
-        conn.execute(_HOLDERS, {"newest_xid": newest_xid, "catalog": catalog}).scalars().all()
-    )
+    process ids, database and slot names, never a value. Empty means a rewrite now drops them all.
+    `this_database_only` for pg_repack, which only this database's transactions can hold."""
+    params = {
+        "newest_xid": newest_xid,
+        "catalog": catalog,
+        "this_database_only": this_database_only,
+    }
+    return list(conn.execute(_HOLDERS, params).scalars().all())

@@ -64,12 +64,13 @@ class DueSummary:
 
 
 def _summary_sql(q: RetentionSql) -> str:
+    # Only the orders not cleared yet are classified (read through shop.orders_not_purged_idx);
+    # the cleared ones are only counted, so the summary does not judge every order ever placed.
     oc, cc = q.oc, q.cc
     return f"""
     WITH classified AS (
         SELECT {oc["order_id"]} AS order_id, a.anomaly,
                CASE
-                   WHEN NOT ({q.not_purged}) THEN 'purged'
                    WHEN a.anomaly IS NOT NULL THEN 'anomaly'
                    WHEN {oc["status"]} IN ({sql_list(IN_DELIVERY)}) THEN
                         CASE WHEN {oc["placed_at"]} <= :stale_cutoff THEN 'stale' ELSE 'in_service' END
@@ -82,6 +83,7 @@ def _summary_sql(q: RetentionSql) -> str:
                :as_of - {q.status_cutoff} AS window_length
         FROM {q.orders} o
         CROSS JOIN LATERAL (SELECT {q.anomaly} AS anomaly) a
+        WHERE {q.not_purged}
     )
     SELECT class, anomaly, count(*) AS n,
            (array_agg(order_id ORDER BY order_id) FILTER (WHERE class IN ('anomaly', 'stale')))[1:{SAMPLE_IDS}],
@@ -90,11 +92,15 @@ def _summary_sql(q: RetentionSql) -> str:
                     + window_length) END)
     FROM classified
     GROUP BY class, anomaly
+    UNION ALL
+    SELECT 'purged', NULL, count(*), NULL, NULL FROM {q.orders} o WHERE NOT ({q.not_purged})
+    HAVING count(*) > 0
     """
 
 
 def summarize(engine: Engine, policy: Policy, as_of: datetime) -> DueSummary:
-    """Classifies every order in one scan: due, kept and why, stale, anomalies."""
+    """Classifies every order not cleared yet (due, kept and why, stale, anomalies); counts the
+    cleared ones."""
     cutoffs = Cutoffs.at(as_of, policy)
     counts: dict[str, int] = {}
     anomalies: dict[str, int] = {}

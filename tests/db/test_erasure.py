@@ -369,3 +369,18 @@ def test_where_the_server_has_pg_repack_the_rewrite_is_online_and_clean(engine, 
             conn.execute(sa.text("SELECT mechanism FROM lifecycle.erasure_runs")).scalar()
             == "pg_repack"
         )
+
+
+def test_with_pg_repack_a_writing_transaction_in_another_database_does_not_hold_the_erasure(
+    engine, policy, other_database, pg_repack
+):
+    # pg_repack copies only the rows its own snapshot sees: a running writer elsewhere on the
+    # server, which makes VACUUM FULL keep the cleared versions, cannot make it keep them.
+    with open_snapshot(other_database, write=True) as writer:
+        pid = writer.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+        purged_markers(engine, policy)
+        report = erasure.erase_purged_storage(engine, impatient(policy, 5), run_id="r1")
+        assert not any(f"pid {pid} " in w for w in report.waiting_for)
+        assert report.ran and report.mechanism == "pg_repack"
+        assert "shop.orders" in roots(engine, report.tables)
+        assert found(engine, "shop.orders") == 0
