@@ -10,13 +10,13 @@ migration then keeps it. A shop whose orders table has no `purged_at` column (a 
 own columns) is left alone: the purge works without the index, at the cost of a full walk.
 
 Revision ID: 0110
-Revises: 0060
+Revises: 0100
 """
 
 from alembic import op
 
 revision = "0110"
-down_revision = "0060"
+down_revision = "0100"
 branch_labels = None
 depends_on = None
 
