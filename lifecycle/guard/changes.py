@@ -5,7 +5,12 @@ A relation's signature comes from the catalog and the cumulative statistics, nev
 its oid, kind, file node (TRUNCATE, VACUUM FULL, REFRESH and column rewrites change it), access
 list, columns, view definition, and the rows inserted, updated and deleted
 (pg_stat_all_tables); a view's or partitioned table's signature covers every relation it reads
-(pg_depend through its rules, pg_inherits), in any schema. When in doubt the relation is read:
+(pg_depend through its rules, pg_inherits), in any schema. The statistics reach the catalog up to
+seconds after a writer commits, so each table of the analytics schema itself (aggregates, small)
+also carries the count and transaction ids of its row versions (`xmin`, read without any column):
+an insert, update or delete committed before the scan changes them at once, and the nightly's own
+refresh steps, which write seconds before the guard, are never taken for unchanged. Tables of other
+schemas that a view reads rely on the statistics alone (docs/guard.md). When in doubt the relation is read:
 a view that calls a function that is not immutable (now(), a function of its author's), a
 foreign table. The signature also carries what the scan compares against (its rules, k, the
 fingerprints' raw columns, tokenizer and key), so new rules read every relation again. (A raw
@@ -80,7 +85,8 @@ _SIGNATURES = sa.text("""
         JOIN pg_proc p ON p.oid = d.refobjid
         WHERE p.provolatile <> 'i' OR p.pronamespace <> 'pg_catalog'::regnamespace
         UNION
-        SELECT r.root FROM reads r JOIN pg_class c ON c.oid = r.rel WHERE c.relkind = 'f'
+        SELECT r.root FROM reads r JOIN pg_class c ON c.oid = r.rel
+        WHERE c.relkind = 'f' OR c.relrowsecurity  -- a policy's functions would run to count it
     )
     SELECT ro.name, ro.oid IN (SELECT root FROM doubtful) AS doubtful,
            md5(string_agg(concat_ws('|', c.oid, c.relkind, c.relfilenode, c.relacl::text,
@@ -90,7 +96,10 @@ _SIGNATURES = sa.text("""
                                       ',' ORDER BY a.attnum)
                     FROM pg_attribute a
                     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)),
-                   ';' ORDER BY c.oid)) AS signature
+                   ';' ORDER BY c.oid)) AS signature,
+           array_agg(c.oid::regclass::text ORDER BY c.oid) FILTER (
+               WHERE c.relkind IN ('r', 'm') AND c.relnamespace = to_regnamespace(:zone_schema)
+           ) AS own_tables
     FROM roots ro
     JOIN reads r ON r.root = ro.oid
     JOIN pg_class c ON c.oid = r.rel
@@ -105,10 +114,24 @@ _ZONE_OIDS = sa.text("""
 """)
 
 
+# Row versions of one analytics table, without reading a column: any committed insert or update
+# brings a new transaction id, a delete lowers the count. (Frozen versions read as xid 2: a freeze
+# only makes the table look changed once.)
+_VERSIONS = "SELECT count(*), max(CAST(CAST(xmin AS text) AS bigint)), sum(CAST(CAST(xmin AS text) AS bigint)) FROM {}"
+
+
 def _signatures(conn: Connection, oids: list[int]) -> dict[str, str | None]:
     """Relation name -> signature, or None when only reading it tells (see the module)."""
-    rows = conn.execute(_SIGNATURES, {"oids": oids})
-    return {r.name: None if r.doubtful else r.signature for r in rows}
+    rows = conn.execute(_SIGNATURES, {"oids": oids, "zone_schema": ANALYTICS}).all()
+    tables = {t for r in rows if not r.doubtful for t in r.own_tables or []}
+    # `t` is PostgreSQL's own quoted rendering of a catalog oid (regclass), never the policy's text.
+    versions = {t: conn.execute(sa.text(_VERSIONS.format(t))).one() for t in sorted(tables)}
+    return {
+        r.name: None
+        if r.doubtful
+        else f"{r.signature}|{[tuple(versions[t]) for t in r.own_tables or []]}"
+        for r in rows
+    }
 
 
 def zone_signatures(conn: Connection) -> dict[str, str | None]:

@@ -122,6 +122,25 @@ def test_a_changed_relation_is_read_and_a_value_planted_in_it_caught(zone, polic
     assert not third["patterns"].passed and not third["cells"].passed
 
 
+def test_a_write_just_before_the_scan_is_read_before_its_statistics_arrive(zone, policy):
+    """The nightly's refresh writes seconds before the guard: the row versions themselves say the
+    table changed, whether or not the writer's statistics have reached the catalog yet."""
+    night(zone, policy, AS_OF)
+    with zone.begin() as conn:  # no wait for the statistics
+        conn.execute(
+            sa.text("INSERT INTO analytics.adhoc_notes VALUES ('ring +44 20 7946 0958 after six')")
+        )
+    second = night(zone, policy, AS_OF + DAY)
+    assert second["patterns"].scanned["relations_scanned"] == 1
+    assert [(f.table, f.kind) for f in second["patterns"].findings] == [
+        ("analytics.adhoc_notes", "phone")
+    ]
+    with zone.begin() as conn:  # a delete leaves no new row version; the count tells
+        conn.execute(sa.text("DELETE FROM analytics.adhoc_notes WHERE note LIKE 'ring%'"))
+    third = night(zone, policy, AS_OF + 2 * DAY)
+    assert third["patterns"].passed and third["patterns"].scanned["relations_scanned"] == 1
+
+
 def test_a_raw_value_added_tonight_is_looked_for_in_unchanged_relations(zone, policy):
     night(zone, policy, AS_OF)
     write(
