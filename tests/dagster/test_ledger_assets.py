@@ -54,7 +54,12 @@ def test_each_night_anchors_the_heads_and_checks_the_chain(
     assert result.success and ledger_check(result).passed
     assert recorded_anchors(dagster_instance, shop_identity(engine)) == heads(engine)
     assert recorded_anchors(dagster_instance, "another shop") == []
-    assert {h.chain for h in heads(engine)} == {"purge_ledger", "erasure_runs"}
+    chained = {h.chain for h in heads(engine)}
+    if "erasure_runs" not in chained:  # the rewrite waited: only for another database's writer
+        with engine.connect() as conn:
+            waits = conn.execute(sa.text("SELECT waiting_for FROM lifecycle.erasure_waits")).all()
+        assert waits and all("writing in database" in w for (held,) in waits for w in held)
+    assert chained <= {"purge_ledger", "erasure_runs"} and "purge_ledger" in chained
 
 
 def test_a_tail_cut_after_the_anchor_fails_the_next_nights_check(

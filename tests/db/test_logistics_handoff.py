@@ -15,7 +15,7 @@ from lifecycle.policy import PolicyError, check_policy_against_database, load_po
 from lifecycle.retention import erasure, purge
 from tests.carriers import NEVER_SHARED, add_pending, carriers_policy, handoff, set_order
 from tests.conftest import AS_OF
-from tests.db.test_erasure import relation_bytes
+from tests.db.test_erasure import relation_bytes, settle
 from tests.shop import PERSONAL, add_delivered, add_order
 
 
@@ -352,6 +352,7 @@ def test_a_removed_row_leaves_the_hand_off_files_with_the_nights_erasure(engine,
     assert marker.encode() in relation_bytes(
         engine, "logistics.handoff"
     )  # deleted, still in the pages
+    settle(engine, policy)  # another session of the shared server may be writing meanwhile
     report = erasure.erase_purged_storage(engine, policy, run_id="night-2")
     assert report.ran and "logistics.handoff" in report.tables
     deadline = time.monotonic() + 30
