@@ -72,9 +72,9 @@ def run_job(
             if queue.wait_for_dequeue(instance, run_id) or not queue.withdraw(instance, run_id):
                 return _through_the_queue(instance, run_id, progress)
             progress(
-                f"run {run_id} was not dequeued within {queue.DEQUEUE_BOUND_SECONDS:.0f} s "
-                "(the daemon's heartbeat is from a daemon that has stopped): withdrawn from the "
-                "queue, running in this process"
+                f"run {run_id} was not dequeued within {queue.DEQUEUE_BOUND_SECONDS:.0f} s: no "
+                "dagster-daemon serves the queue (a stopped one's heartbeat looked fresh); "
+                "withdrawn from the queue, running it in this process"
             )
         return _in_this_process(instance, job, run_tags)
 
