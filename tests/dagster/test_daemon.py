@@ -63,8 +63,16 @@ def daemon(dagster_settings, environment):
                 time.sleep(0.5)
             yield process
         finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=60)
+            _stop(process)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Stops the daemon as Ctrl-C on `make ui` does, with its code server and run workers."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:  # already stopped by the test
+        return
+    process.wait(timeout=60)
 
 
 def test_no_daemon_means_no_fresh_heartbeat(dagster_instance):
@@ -161,10 +169,26 @@ def test_nightly_runs_in_process_when_the_heartbeat_is_from_a_stopped_daemon(
     engine, dagster_settings, environment
 ):
     """`make ui` stopped seconds ago: its heartbeat looks alive, nothing will dequeue the run."""
-    with engine.begin() as conn:
-        add_delivered(conn, 1, datetime.now(UTC) - timedelta(days=100))
     with open_instance(dagster_settings) as instance:
         _beat(instance, 10)
+    _nightly_withdraws_its_queued_run_and_runs_in_process(engine, dagster_settings, environment)
+
+
+@pytest.mark.daemon
+def test_nightly_right_after_the_daemon_stops_runs_in_process(
+    engine, dagster_settings, environment, daemon
+):
+    _stop(daemon)
+    with open_instance(dagster_settings) as instance:
+        assert queue.daemon_running(instance)  # its last beat is still fresh
+    _nightly_withdraws_its_queued_run_and_runs_in_process(engine, dagster_settings, environment)
+
+
+def _nightly_withdraws_its_queued_run_and_runs_in_process(
+    engine, dagster_settings, environment
+) -> None:
+    with engine.begin() as conn:
+        add_delivered(conn, 1, datetime.now(UTC) - timedelta(days=100))
     process = subprocess.Popen(
         [str(BIN / "lifecycle"), "nightly"],
         env={**environment, "PYTHONUNBUFFERED": "1"},
