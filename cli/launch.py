@@ -57,6 +57,9 @@ def run_job(
     Through the queue the run carries its code location (the UI's Overview shows it) and obeys
     the run and pool limits with every other run. Without a daemon nothing would ever dequeue it,
     so it runs here; the pool still holds its rewriting step while another run's holds the slot.
+    A daemon stopped moments ago still looks alive by its heartbeat: a run it never dequeues is
+    withdrawn from the queue (queue.wait_for_dequeue, queue.withdraw) before it runs here, so
+    the night never has two runs.
     The definitions are imported only here: the command's other verbs need no Dagster job.
     """
     keep_run_files_private()
@@ -65,34 +68,53 @@ def run_job(
         if queue.daemon_running(instance):
             progress("a dagster-daemon is running: submitting to the instance's run queue")
             run_id = queue.submit(instance, job, run_tags)
-            run = queue.wait(
-                instance, run_id, lambda status: progress(f"run {run_id} {status} (run queue)")
+            progress(f"run {run_id} queued (run queue)")
+            if queue.wait_for_dequeue(instance, run_id) or not queue.withdraw(instance, run_id):
+                return _through_the_queue(instance, run_id, progress)
+            progress(
+                f"run {run_id} was not dequeued within {queue.DEQUEUE_BOUND_SECONDS:.0f} s: no "
+                "dagster-daemon serves the queue (a stopped one's heartbeat looked fresh); "
+                "withdrawn from the queue, running it in this process"
             )
-            return RunOutcome(
-                run_id=run_id,
-                success=run.status == dg.DagsterRunStatus.SUCCESS,
-                events=queue.run_events(instance, run_id),
-            )
-        # Created the way a launch from the UI creates it (the code location's origin and the
-        # job's Python origin), then executed here: the UI lists it under the `definitions`
-        # location like any other run, and the terminal gets the result at once.
-        from definitions import defs
+        return _in_this_process(instance, job, run_tags)
 
-        recon_job = ReconstructableRepository.for_module(
-            DEFINITIONS_MODULE, "defs"
-        ).get_reconstructable_job(job)
-        job_def = defs.resolve_job_def(job)
-        run = instance.create_run_for_job(
-            job_def,
-            # The run history keeps every event (warnings included, shown in the UI); the
-            # terminal shows only the human summary, so Dagster's console logger stays quiet.
-            run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
-            tags={**job_def.tags, **run_tags},
-            remote_job_origin=_remote_origin(job),
-            job_code_origin=recon_job.get_python_origin(),
-        )
-        result = execute_run(recon_job, run, instance, raise_on_error=False)
-        return RunOutcome(run_id=result.run_id, success=result.success, events=result.all_events)
+
+def _through_the_queue(
+    instance: dg.DagsterInstance, run_id: str, progress: Callable[[str], None]
+) -> RunOutcome:
+    run = queue.wait(
+        instance, run_id, lambda status: progress(f"run {run_id} {status} (run queue)")
+    )
+    return RunOutcome(
+        run_id=run_id,
+        success=run.status == dg.DagsterRunStatus.SUCCESS,
+        events=queue.run_events(instance, run_id),
+    )
+
+
+def _in_this_process(
+    instance: dg.DagsterInstance, job: str, run_tags: dict[str, str]
+) -> RunOutcome:
+    """Created the way a launch from the UI creates it (the code location's origin and the job's
+    Python origin), then executed here: the UI lists it under the `definitions` location like any
+    other run, and the terminal gets the result at once."""
+    from definitions import defs
+
+    recon_job = ReconstructableRepository.for_module(
+        DEFINITIONS_MODULE, "defs"
+    ).get_reconstructable_job(job)
+    job_def = defs.resolve_job_def(job)
+    run = instance.create_run_for_job(
+        job_def,
+        # The run history keeps every event (warnings included, shown in the UI); the terminal
+        # shows only the human summary, so Dagster's console logger stays quiet.
+        run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+        tags={**job_def.tags, **run_tags},
+        remote_job_origin=_remote_origin(job),
+        job_code_origin=recon_job.get_python_origin(),
+    )
+    result = execute_run(recon_job, run, instance, raise_on_error=False)
+    return RunOutcome(run_id=result.run_id, success=result.success, events=result.all_events)
 
 
 def _error_class(error) -> str:

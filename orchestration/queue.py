@@ -19,11 +19,27 @@ import dagster as dg
 
 from lifecycle.settings import PROJECT_DIR
 
-# The daemon beats every 30 s; two missed beats and a margin mean it is gone.
-DAEMON_FRESH_SECONDS = 90
+# A daemon writes its heartbeat between its loop's iterations, every 30 s
+# (dagster/_daemon/controller.py, DEFAULT_HEARTBEAT_INTERVAL_SECONDS): a live one's newest beat is
+# at most that old, plus one slow iteration; 15 s of margin. A stopped one's beat stays stored,
+# so this only narrows the window in which a stopped daemon still looks alive (`wait_for_dequeue`).
+DAEMON_FRESH_SECONDS = 45
+# The queue daemon looks at the queue every 5 s (QueuedRunCoordinator's dequeue_interval_seconds)
+# and marks a run STARTING before it launches it; a run still QUEUED after four looks, with no
+# other run in progress to wait behind, has no daemon serving the queue.
+DEQUEUE_BOUND_SECONDS = 20.0
+# The daemon reads a run's status and marks it STARTING milliseconds later (_dequeue_run); a cancel
+# landing in between is overwritten. Reading the status after this pause says which one won.
+CANCEL_SETTLE_SECONDS = 2.0
 QUEUE_DAEMON = "QUEUED_RUN_COORDINATOR"
 CODE_LOCATION_MODULE = "definitions"
 POLL_SECONDS = 1.0
+# What the queue daemon counts against the run limits (dagster's ACTIVE_RUN_STATUSES).
+_HOLDING_THE_QUEUE = [
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
 
 
 class QueueError(RuntimeError):
@@ -87,6 +103,58 @@ def submit(instance: dg.DagsterInstance, job: str, run_tags: dict[str, str]) -> 
     return run.run_id
 
 
+def _run(instance: dg.DagsterInstance, run_id: str) -> dg.DagsterRun:
+    run = instance.get_run_by_id(run_id)
+    if run is None:
+        raise QueueError(f"run {run_id} is not in the run history")
+    return run
+
+
+def _runs_in_progress(instance: dg.DagsterInstance) -> int:
+    return instance.get_runs_count(filters=dg.RunsFilter(statuses=_HOLDING_THE_QUEUE))
+
+
+def wait_for_dequeue(
+    instance: dg.DagsterInstance, run_id: str, bound_seconds: float = DEQUEUE_BOUND_SECONDS
+) -> bool:
+    """True once a daemon has taken the run off the queue; False when none serves the queue.
+
+    A heartbeat stays stored when its daemon stops (`make ui` ended with Ctrl-C), so a fresh one
+    does not prove a daemon is there to dequeue. Past `bound_seconds` a run still QUEUED is
+    served by nobody unless other runs are in progress ahead of it (the instance's run limits
+    hold it) and the daemon still beats: it then waits its turn as long as the daemon beats.
+    """
+    started = time.monotonic()
+    while True:
+        if _run(instance, run_id).status != dg.DagsterRunStatus.QUEUED:
+            return True
+        if time.monotonic() - started >= bound_seconds and not (
+            _runs_in_progress(instance) and daemon_running(instance)
+        ):
+            return False
+        time.sleep(POLL_SECONDS)
+
+
+def withdraw(instance: dg.DagsterInstance, run_id: str) -> bool:
+    """Cancels a run no daemon dequeued and removes it from the run history; False when a daemon
+    took it first (it then runs there and is left alone).
+
+    Canceled as the queue's own cancel does it (QueuedRunCoordinator.cancel_run), without its
+    fallback of terminating a run that has started; removed so the night has one run in the
+    history, the one that does the work, not a canceled twin on the Overview and in the report.
+    """
+    run = _run(instance, run_id)
+    if run.status != dg.DagsterRunStatus.QUEUED:
+        return False
+    instance.report_run_canceling(run, message="No dagster-daemon dequeued it; run in-process.")
+    instance.report_run_canceled(run)
+    time.sleep(CANCEL_SETTLE_SECONDS)
+    if _run(instance, run_id).status != dg.DagsterRunStatus.CANCELED:
+        return False
+    instance.delete_run(run_id)
+    return True
+
+
 def wait(
     instance: dg.DagsterInstance,
     run_id: str,
@@ -96,9 +164,7 @@ def wait(
     """Waits until the run has finished, telling `on_status` each status it passes through."""
     started, seen = time.monotonic(), None
     while True:
-        run = instance.get_run_by_id(run_id)
-        if run is None:
-            raise QueueError(f"run {run_id} is not in the run history")
+        run = _run(instance, run_id)
         if run.status != seen:
             seen = run.status
             on_status(run.status.value.lower())
