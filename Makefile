@@ -6,11 +6,15 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install db demo lint test bench ui report stop shell clean pg-repack
 
+# pip's own notices (the machine's index configuration, setuptools' editable-install banner) go to
+# $(VENV)/install.log, printed only when the install fails: nothing there asks a person to act.
 $(STAMP): pyproject.toml constraints.txt
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
-	touch $(STAMP)
+	@echo "installing into $(VENV) (log: $(VENV)/install.log)"
+	@$(PYTHON) -m venv $(VENV)
+	@{ $(BIN)/pip install -q --upgrade pip && \
+	   $(BIN)/pip install -q -c constraints.txt -e '.[test]'; } > $(VENV)/install.log 2>&1 \
+	   || { cat $(VENV)/install.log >&2; echo "make: the install failed (log above)" >&2; exit 1; }
+	@touch $(STAMP)
 
 install: $(STAMP)
 
