@@ -11,6 +11,7 @@ from assets.retention import retention_assets, retention_checks
 from definitions import defs
 from orchestration.resources import ExportFolder, ShopDatabase
 from tests.carriers import ALL_FIELDS, CARRIERS_POLICY, add_pending, set_order
+from tests.db.test_erasure import quiet_horizon
 from tests.shop import add_delivered, leaked
 
 NOW = datetime.now(UTC)
@@ -53,6 +54,7 @@ def test_the_nightly_assets_hand_off_check_and_export_after_the_purge(
 ):
     seed(engine)
     path = policy_file(CARRIERS_POLICY.format(fields=ALL_FIELDS, batch_size=50_000))
+    quiet_horizon(engine)  # the night's erasure rewrites the hand-off too
     with dg.DagsterInstance.ephemeral() as instance:
         result = materialize(database_url, instance, path, tmp_path / "exports")
         logs = " ".join(str(e) for e in instance.all_logs(result.run_id))
