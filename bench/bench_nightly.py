@@ -474,6 +474,7 @@ def main() -> None:
         )
         bench.notes.append(f"{label}, lifecycle: {checkout.figures()}")
         bench.notes.append(f"{label}, erasure: {erasure_state(engine, night['run_id'])}")
+        bench.write(engine)  # after each night: a run stopped later still leaves its figures
         return night
 
     if "whole" in nights:
@@ -488,6 +489,7 @@ def main() -> None:
             night["rss_mb"],
         )
         bench.notes.append(night_note(f"{size} first night (not compared)", night, None))
+        bench.write(engine)
 
     if "unchanged" in nights:  # nothing new since the last night: what is left is fixed cost
         compare(f"{size}: unchanged night")

@@ -62,6 +62,11 @@ def incremental(now: datetime, full_every: timedelta) -> Iterator[None]:
         _NIGHT.reset(token)
 
 
+def night() -> Night | None:
+    """The night an incremental scan runs for, or None outside the nightly (read everything)."""
+    return _NIGHT.get()
+
+
 _SIGNATURES = sa.text("""
     WITH RECURSIVE roots AS (
         SELECT c.oid, c.relname AS name FROM pg_class c
