@@ -36,6 +36,7 @@ from lifecycle.guard.zone import Relation, discover  # noqa: E402
 from lifecycle.policy import load_policy  # noqa: E402
 from lifecycle.sales import daily, planning  # noqa: E402
 from lifecycle.settings import PROJECT_DIR  # noqa: E402
+from tests.db.test_guard_incremental import counters  # noqa: E402
 
 AS_OF = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
 NOTES = 100_000
@@ -182,12 +183,12 @@ def unchanged_night(bench: Bench, engine, policy, key, label: str) -> None:
     for name, night, change in nights:
         if change:
             table = "shop.orders" if "shop.orders" in change else "analytics.bench_notes"
-            before = statistics(engine, table)
+            before = counters(engine, table)
             run_sql(engine, change)
             waited = time.monotonic()
             # The writer's statistics reach the signatures a second or more after its commit
             # (on this loaded machine once after more than two): the nightly's steps end earlier.
-            while statistics(engine, table) == before and time.monotonic() - waited < 60:
+            while counters(engine, table) == before and time.monotonic() - waited < 60:
                 time.sleep(0.2)
         with bench.measure(f"{label}: {name}, pattern + fingerprint + small-cell scans"):
             reports = zone_scans(engine, policy, key, night)
@@ -205,20 +206,6 @@ def unchanged_night(bench: Bench, engine, policy, key, label: str) -> None:
         "the raw values written since its last scan. A note added: that relation alone is read "
         "(here the 100,000-note table, the bulk of the zone's text)."
     )
-
-
-def statistics(engine, table: str) -> tuple:
-    """The rows written to `table` as the cumulative statistics have them so far."""
-    with engine.connect() as conn:
-        return tuple(
-            conn.execute(
-                sa.text(
-                    "SELECT n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_all_tables "
-                    "WHERE relid = to_regclass(:t)"
-                ),
-                {"t": table},
-            ).one()
-        )
 
 
 def count(engine, sql: str, params: dict | None = None) -> int:
