@@ -567,9 +567,8 @@ def main() -> None:
     )
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     bench.notes.append(
-        f"Load average when written: {load} on {os.cpu_count()} CPUs; the machine is shared with "
-        "four other lanes. Each process figure is wall time, so a loaded machine inflates them; "
-        "compare the ratios of one run."
+        f"Load average when written: {load} on {os.cpu_count()} CPUs. Each process figure is wall "
+        "time, so a loaded machine inflates them; compare the ratios of one run."
     )
     reference.dispose()
     bench.write(engine)
