@@ -1,11 +1,14 @@
 """The audit trail's anchor and its nightly verification (lifecycle/ledger, docs/compliance.md)."""
 
+from datetime import timedelta
+
 import dagster as dg
 
 from lifecycle.assertions import ASSERTS
+from lifecycle.ledger import seals
 from lifecycle.ledger.chain import heads, shop_identity, verify
 from orchestration import names
-from orchestration.anchors import anchor_metadata, recorded_anchors
+from orchestration.anchors import anchor_metadata, recorded_anchors, recorded_seals, seal_metadata
 from orchestration.resources import ShopDatabase
 
 
@@ -31,11 +34,24 @@ def ledger_anchor(shop: ShopDatabase) -> dg.MaterializeResult:
 def ledger_chain_intact(
     context: dg.AssetCheckExecutionContext, shop: ShopDatabase
 ) -> dg.AssetCheckResult:
-    """Recomputes every chain and checks every anchor the run history holds."""
-    engine = shop.engine()
-    result = verify(engine, recorded_anchors(context.instance, shop_identity(engine)))
+    """Verifies every chain against the seals and anchors the run history holds, re-hashing in
+    full each chain whose last full recompute is `ledger.full_verify_every_days` old (so the
+    night's cost follows the links written since the last seal), then seals what it found intact
+    and records the seals' hashes in this evaluation's metadata."""
+    engine, identity = shop.engine(), shop_identity(shop.engine())
+    result = verify(
+        engine,
+        recorded_anchors(context.instance, identity),
+        seal_anchors=recorded_seals(context.instance, identity),
+        full_every=timedelta(days=shop.policy().ledger.full_verify_every_days),
+        now=shop.as_of(),
+        seal=True,
+    )
+    anchored = seals.save(engine, result.new_seals)
     return dg.AssetCheckResult(
-        passed=result.intact, description=result.summary(), metadata=result.metadata()
+        passed=result.intact,
+        description=result.summary(),
+        metadata={**result.metadata(), **seal_metadata(anchored, identity)},
     )
 
 

@@ -308,7 +308,8 @@ def seed_shop(
             # would otherwise fail ledger_chain_intact on links that no longer exist).
             conn.execute(
                 sa.text(
-                    "DELETE FROM lifecycle.ledger_links WHERE chain IN ('purge_ledger', 'erasure_runs')"
+                    "DELETE FROM lifecycle.ledger_links WHERE chain IN ('purge_ledger', 'erasure_runs'); "
+                    "DELETE FROM lifecycle.ledger_seals WHERE chain IN ('purge_ledger', 'erasure_runs')"
                 )
             )
             conn.execute(sa.text(_NEW_INSTALLATION))

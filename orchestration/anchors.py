@@ -12,9 +12,14 @@ from datetime import datetime
 import dagster as dg
 
 from lifecycle.ledger.chain import Head
+from lifecycle.ledger.seals import SealAnchor
 from orchestration import names
 
 ANCHORS_KEY = "anchors"
+SEALS_KEY = "seals"
+# Seals are looked for in this many of the check's latest evaluations: a chain whose seals are all
+# older (a month of broken or failed checks) is simply re-hashed in full.
+SEAL_EVALUATIONS = 60
 SHOP_KEY = "shop"  # lifecycle.ledger.chain.shop_identity of the database anchored
 
 
@@ -58,3 +63,24 @@ def recorded_anchors(
 
 def _text(value) -> str | None:
     return getattr(value, "value", value)
+
+
+def seal_metadata(seals: list[SealAnchor], shop: str) -> dict[str, object]:
+    """The check's metadata naming tonight's seals (ids and hashes only)."""
+    return {SEALS_KEY: dg.MetadataValue.json([s.as_text() for s in seals]), SHOP_KEY: shop}
+
+
+def recorded_seals(instance: dg.DagsterInstance, shop: str) -> list[SealAnchor]:
+    """The seals the latest nightly checks recorded for `shop`, newest first."""
+    key = dg.AssetCheckKey(dg.AssetKey(names.LEDGER_ANCHOR), names.LEDGER_CHECK)
+    found: list[SealAnchor] = []
+    for record in instance.event_log_storage.get_asset_check_execution_history(
+        key, limit=SEAL_EVALUATIONS
+    ):
+        event = record.event.dagster_event if record.event else None
+        evaluation = event.event_specific_data if event else None
+        metadata = getattr(evaluation, "metadata", None) or {}
+        if _text(metadata.get(SHOP_KEY)) != shop or SEALS_KEY not in metadata:
+            continue
+        found.extend(SealAnchor.from_text(text) for text in metadata[SEALS_KEY].value)
+    return found

@@ -11,15 +11,24 @@ Anyone who can write lifecycle.* could rebuild the whole chain after an edit, so
 heads are also recorded in the run history (the `ledger_anchor` asset's metadata): verification
 checks that every anchored link still has its anchored hash. Findings name a chain, a link, a
 row id and a run id, never a value.
+
+Two ways to verify (docs/compliance.md): the full recompute re-hashes every link's rows, a chain
+with many rows in two halves on two connections at once; the sealed verification re-hashes only
+the links written since the last trusted seal and proves the sealed range untouched with one
+pass that reads no column (lifecycle/ledger/seals.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+
+from lifecycle.ledger import seals
+from lifecycle.ledger.seals import SealAnchor
 
 # The nightly asset check that runs `verify`; the report reads its last verdict from the history.
 CHECK_NAME = "ledger_chain_intact"
@@ -62,7 +71,8 @@ class Break:
 
 @dataclass(frozen=True)
 class ChainRange:
-    """What was verified in one chain: links, rows, and the period they cover."""
+    """What was verified in one chain: links, rows, and the period they cover; how many of the
+    rows were re-hashed (the others were proven untouched since a seal), and how."""
 
     chain: str
     links: int
@@ -71,6 +81,8 @@ class ChainRange:
     last_seq: int | None
     first_recorded: datetime | None
     last_recorded: datetime | None
+    rehashed: int | None = None  # None: all `rows`
+    mode: str = "full"
 
 
 @dataclass
@@ -81,6 +93,7 @@ class Verification:
     anchors_checked: int = 0
     breaks: list[Break] = field(default_factory=list)
     since: datetime | None = None
+    new_seals: list[seals.Seal] = field(default_factory=list)  # tonight's, when asked to seal
 
     @property
     def intact(self) -> bool:
@@ -89,6 +102,10 @@ class Verification:
     @property
     def rows(self) -> int:
         return sum(r.rows for r in self.ranges)
+
+    @property
+    def rehashed(self) -> int:
+        return sum(r.rows if r.rehashed is None else r.rehashed for r in self.ranges)
 
     def summary(self) -> str:
         """One line for a person: what was verified, or the first broken link."""
@@ -101,9 +118,15 @@ class Verification:
             if spans[0] and ends[0]
             else ""
         )
+        sealed = self.rows - self.rehashed
+        how = (
+            f" ({self.rehashed:,} re-hashed, {sealed:,} untouched since their seal)"
+            if sealed
+            else ""
+        )
         return (
             f"intact: {self.rows:,} rows in {sum(r.links for r in self.ranges):,} links of "
-            f"{len(self.ranges)} chains{period}; {self.anchors_checked} anchors match"
+            f"{len(self.ranges)} chains{period}{how}; {self.anchors_checked} anchors match"
         )
 
     def metadata(self) -> dict[str, object]:
@@ -111,7 +134,9 @@ class Verification:
         data: dict[str, object] = {
             "intact": self.intact,
             "rows_verified": self.rows,
+            "rows_rehashed": self.rehashed,
             "anchors_checked": self.anchors_checked,
+            "modes": {r.chain: r.mode for r in self.ranges},
             "verified": {
                 r.chain: f"links {r.first_seq}..{r.last_seq}, {r.rows} rows" if r.links else "empty"
                 for r in self.ranges
@@ -159,10 +184,17 @@ _FROM_SEQ = sa.text("""
     SELECT coalesce(min(link_seq), 1 + coalesce(max(link_seq), 0)) FROM lifecycle.ledger_links
     WHERE chain = :chain AND (CAST(:since AS timestamptz) IS NULL OR recorded_at >= :since)
 """)
+_LINK_ROWS = sa.text("""
+    SELECT link_seq, rows FROM lifecycle.ledger_links
+    WHERE chain = :chain AND link_seq BETWEEN :from_seq AND :to_seq ORDER BY link_seq
+""")
 
-# Every link of the chain is checked against its neighbours (links are one per statement, few);
-# the rows are re-hashed only for the links from :from_seq on, each through an id-range scan that
-# delivers them in id order (no sort), in the form its link was written in (only that branch runs).
+# Every link of the chain is checked against its fields and its neighbours (links are one per
+# statement, few), and each gap between links is probed for rows in no link (one index probe per
+# link); the rows are re-hashed only for the links :from_seq..:to_seq, each through an id-range
+# scan that delivers them in id order (no sort), in the form its link was written in (only that
+# branch runs; a link outside the range skips both). Links up to :sealed_seq are covered by a seal
+# (lifecycle/ledger/seals.py) and counted as verified without being re-hashed.
 _VERIFY = """
 WITH links AS (
     SELECT l.*,
@@ -173,45 +205,56 @@ WITH links AS (
     WINDOW w AS (ORDER BY link_seq)
 ), checked AS (
     SELECT l.link_seq, l.first_id, l.last_id, l.run_id, l.rows, l.recorded_at,
+           l.link_seq BETWEEN :from_seq AND :to_seq AS rehashed,
+           l.link_seq <= :sealed_seq OR l.link_seq BETWEEN :from_seq AND :to_seq AS covered,
            l.link_hash = lifecycle.ledger_link_hash(l.chain, l.link_seq, l.first_id, l.last_id,
                                                     l.rows, l.content_hash, l.prev_hash) AS link_ok,
            l.prev_hash IS NOT DISTINCT FROM l.before_hash
                AND l.link_seq = coalesce(l.before_seq, 0) + 1 AS order_ok,
-           r.n, r.content = l.content_hash AS content_ok,
+           r.n, coalesce(r.content = l.content_hash, false) AS content_ok,
            (SELECT min({id}) FROM {table} t
              WHERE t.{id} > l.last_id AND t.{id} < coalesce(l.next_first, 9223372036854775807)) AS stray
     FROM links l
-    CROSS JOIN LATERAL (
+    LEFT JOIN LATERAL (
         SELECT * FROM (
             SELECT count(*) AS n, sha256(string_agg(d, ''::bytea)) AS content
             FROM (SELECT {binary} AS d FROM {table} t
                   WHERE t.{id} BETWEEN l.first_id AND l.last_id ORDER BY t.{id}) s
-        ) f2 WHERE l.form = 2
+        ) f2 WHERE l.form = 2 AND l.link_seq BETWEEN :from_seq AND :to_seq
         UNION ALL
         SELECT * FROM (
             SELECT count(*) AS n, sha256(string_agg(d, ''::bytea)) AS content
             FROM (SELECT sha256(textsend({text})) AS d FROM {table} t
                   WHERE t.{id} BETWEEN l.first_id AND l.last_id ORDER BY t.{id}) s
-        ) f1 WHERE l.form <> 2
-    ) r
-    WHERE l.link_seq >= :from_seq
+        ) f1 WHERE l.form <> 2 AND l.link_seq BETWEEN :from_seq AND :to_seq
+    ) r ON true
 )
-SELECT (SELECT count(*) FROM checked) AS links, (SELECT coalesce(sum(rows), 0) FROM checked) AS rows,
-       (SELECT min(link_seq) FROM checked) AS first_seq, (SELECT max(link_seq) FROM checked) AS last_seq,
-       (SELECT min(recorded_at) FROM checked) AS first_recorded,
-       (SELECT max(recorded_at) FROM checked) AS last_recorded,
+SELECT (SELECT count(*) FROM checked WHERE covered) AS links,
+       (SELECT coalesce(sum(rows), 0) FROM checked WHERE covered) AS rows,
+       (SELECT coalesce(sum(rows), 0) FROM checked WHERE rehashed) AS rehashed_rows,
+       (SELECT min(link_seq) FROM checked WHERE covered) AS first_seq,
+       (SELECT max(link_seq) FROM checked WHERE covered) AS last_seq,
+       (SELECT min(recorded_at) FROM checked WHERE covered) AS first_recorded,
+       (SELECT max(recorded_at) FROM checked WHERE covered) AS last_recorded,
        (SELECT min({id}) FROM {table} t
          WHERE t.{id} < coalesce((SELECT min(first_id) FROM lifecycle.ledger_links WHERE chain = :chain),
-                                 9223372036854775807)
-           AND :from_seq <= 1) AS stray_before,
+                                 9223372036854775807)) AS stray_before,
        b.*
 FROM (SELECT 1) one LEFT JOIN LATERAL (
-    SELECT link_seq, first_id, last_id, run_id, rows AS link_rows, n, link_ok, order_ok, content_ok, stray
+    SELECT link_seq, first_id, last_id, run_id, rows AS link_rows, n, rehashed, link_ok, order_ok,
+           content_ok, stray
     FROM checked
-    WHERE NOT (link_ok AND order_ok AND content_ok AND n = rows) OR stray IS NOT NULL
+    WHERE NOT (link_ok AND order_ok) OR (rehashed AND NOT (content_ok AND n = rows))
+          OR stray IS NOT NULL
     ORDER BY link_seq LIMIT 1
 ) b ON true
 """
+
+# A chain with more rows than this to re-hash is split in two halves verified on two connections
+# at once (the server hashes one statement on one core); different chains also run side by side.
+SPLIT_ROWS = 200_000
+WORKERS = 2
+_LAST = 9223372036854775807
 
 
 # Which shop a night's anchors belong to: one run history may serve several shop databases (a
@@ -242,11 +285,11 @@ def _first_break(chain: str, row) -> Break | None:
         kind = "the link itself was altered (its hash does not match its fields)"
     elif not row.order_ok:
         kind = "the link before it is missing, altered or out of order"
-    elif row.n < row.link_rows:
+    elif row.rehashed and row.n < row.link_rows:
         kind = f"{row.link_rows - row.n} of its {row.link_rows} rows are missing (deleted)"
-    elif row.n > row.link_rows:
+    elif row.rehashed and row.n > row.link_rows:
         kind = f"{row.n - row.link_rows} rows were added to its id range"
-    elif not row.content_ok:
+    elif row.rehashed and not row.content_ok:
         kind = "a row in its id range was altered or reordered"
     else:
         return Break(
@@ -259,48 +302,173 @@ def _first_break(chain: str, row) -> Break | None:
     return Break(chain, row.link_seq, row.first_id, row.run_id, kind)
 
 
+@dataclass(frozen=True)
+class _Part:
+    """One statement of the verification: a chain's links to re-hash, and what a seal covers."""
+
+    chain: Chain
+    from_seq: int
+    to_seq: int
+    sealed_seq: int
+
+    def run(self, conn):
+        sql = _VERIFY.format(
+            table=self.chain.table,
+            id=f'"{self.chain.id_column}"',
+            binary=self.chain.binary,
+            text=self.chain.text,
+        )
+        params = {
+            "chain": self.chain.name,
+            "from_seq": self.from_seq,
+            "to_seq": self.to_seq,
+            "sealed_seq": self.sealed_seq,
+        }
+        return conn.execute(sa.text(sql), params).one()
+
+
+def _parts(conn, chain: Chain, from_seq: int, to_seq: int, sealed_seq: int) -> list[_Part]:
+    """The chain's statements: one, or two halves (by rows) when it has many rows to re-hash."""
+    links = conn.execute(
+        _LINK_ROWS, {"chain": chain.name, "from_seq": from_seq, "to_seq": to_seq}
+    ).all()
+    total = sum(rows for _seq, rows in links)
+    if total <= SPLIT_ROWS or len(links) < 2:
+        return [_Part(chain, from_seq, to_seq, sealed_seq)]
+    running = 0
+    seq = from_seq
+    for seq, rows in links[:-1]:  # noqa: B007 (the split link is the loop's last)
+        running += rows
+        if running * 2 >= total:
+            break
+    return [_Part(chain, from_seq, seq, sealed_seq), _Part(chain, seq + 1, to_seq, 0)]
+
+
+def _run_parts(engine: Engine, conn, parts: list[_Part]) -> list:
+    """Every statement, two at a time on their own connections when there are several."""
+    if len(parts) == 1:
+        return [parts[0].run(conn)]
+
+    def on_own_connection(part: _Part):
+        with engine.connect() as own:
+            return part.run(own)
+
+    # Largest first is unknown here; the halves of one chain come together, which keeps both
+    # connections busy on the chain that dominates.
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        return list(pool.map(on_own_connection, parts))
+
+
+def _merge(chain: str, rows: list, mode: str) -> tuple[ChainRange, Break | None, int | None]:
+    """One chain's range, first break and stray row before its first link, from its parts."""
+
+    def pick(values, fn):
+        present = [v for v in values if v is not None]
+        return fn(present) if present else None
+
+    span = ChainRange(
+        chain,
+        sum(r.links for r in rows),
+        int(sum(r.rows for r in rows)),
+        pick([r.first_seq for r in rows], min),
+        pick([r.last_seq for r in rows], max),
+        pick([r.first_recorded for r in rows], min),
+        pick([r.last_recorded for r in rows], max),
+        rehashed=int(sum(r.rehashed_rows for r in rows)),
+        mode=mode,
+    )
+    found = [b for b in (_first_break(chain, r) for r in rows) if b is not None]
+    first = min(found, key=lambda b: b.link_seq or 0) if found else None
+    return span, first, pick([r.stray_before for r in rows], min)
+
+
 def verify(
-    engine: Engine, anchors: list[Head] | None = None, since: datetime | None = None
+    engine: Engine,
+    anchors: list[Head] | None = None,
+    since: datetime | None = None,
+    *,
+    seal_anchors: list[SealAnchor] | None = None,
+    full: bool = False,
+    full_every: timedelta | None = None,
+    now: datetime | None = None,
+    seal: bool = False,
 ) -> Verification:
-    """Recomputes every chain (links recorded since `since`, each linked to the one before) and
-    checks each anchor against the link it names."""
+    """Verifies every chain and checks each anchor against the link it names.
+
+    A chain with a trusted seal (one of `seal_anchors` whose fields still match) is verified
+    sealed: one pass proves the sealed range untouched and only later links are re-hashed; with
+    `full`, when no seal is trusted, when the seal's last full recompute is `full_every` old, or
+    when the pass cannot prove the range, every link recorded since `since` is re-hashed. With
+    `seal`, the result carries tonight's seals for the chains found intact (to be saved and
+    anchored by the caller)."""
+    if seal and since is not None:
+        raise ValueError("a seal covers every link: verify without `since` to seal")
     result = Verification(since=since)
     with engine.connect() as conn:
-        for each in chains(conn):
-            chain = each.name
+        found = chains(conn)
+        point = seals.seal_point(conn) if seal else {}
+        trust = seals.trusted(conn, seal_anchors or [])
+        for anchor, forged in trust.forged:
+            result.breaks.append(
+                Break(
+                    anchor.chain,
+                    forged.link_seq if forged else None,
+                    None,
+                    None,
+                    f"seal {anchor.seal_id} differs from the one the run history recorded (forged)",
+                )
+            )
+        now = now or conn.execute(sa.text("SELECT now()")).scalar()
+        plan: list[tuple[Chain, list[_Part], str, seals.Seal | None]] = []
+        for each in found:
             if not each.enabled:
                 result.breaks.append(
-                    Break(chain, None, None, None, "its trigger is disabled: inserts go unlinked")
+                    Break(
+                        each.name, None, None, None, "its trigger is disabled: inserts go unlinked"
+                    )
                 )
-            from_seq = conn.execute(_FROM_SEQ, {"chain": chain, "since": since}).scalar()
-            sql = _VERIFY.format(
-                table=each.table, id=f'"{each.id_column}"', binary=each.binary, text=each.text
-            )
-            row = conn.execute(sa.text(sql), {"chain": chain, "from_seq": from_seq}).one()
-            result.ranges.append(
-                ChainRange(
-                    chain,
-                    row.links,
-                    int(row.rows),
-                    row.first_seq,
-                    row.last_seq,
-                    row.first_recorded,
-                    row.last_recorded,
-                )
-            )
-            found = _first_break(chain, row)
-            if found is None and row.stray_before is not None:
-                found = Break(
-                    chain,
+            to_seq = point[each.name].link_seq if each.name in point else _LAST
+            sealed = None if full else trust.seals.get(each.name)
+            if sealed is None:
+                mode = "full" if full or not seal_anchors else "full (no seal)"
+            elif full_every is not None and sealed.full_due(now, full_every):
+                mode, sealed = "full (due)", sealed
+            else:
+                why = seals.unproven(conn, each.table, each.id_column, sealed)
+                mode = "sealed" if why is None else f"full ({why})"
+            if mode == "sealed":
+                from_seq, sealed_seq = sealed.link_seq + 1, sealed.link_seq
+            else:
+                from_seq = conn.execute(_FROM_SEQ, {"chain": each.name, "since": since}).scalar()
+                sealed_seq = 0
+            plan.append((each, _parts(conn, each, from_seq, to_seq, sealed_seq), mode, sealed))
+        parts = [part for _each, chain_parts, _mode, _sealed in plan for part in chain_parts]
+        outcomes = dict(zip(parts, _run_parts(engine, conn, parts), strict=True))
+        for each, chain_parts, mode, _sealed in plan:
+            span, first, stray_before = _merge(each.name, [outcomes[p] for p in chain_parts], mode)
+            result.ranges.append(span)
+            if first is None and stray_before is not None:
+                first = Break(
+                    each.name,
                     None,
-                    row.stray_before,
+                    stray_before,
                     None,
                     "a row before the first link belongs to no link",
                 )
-            if found:
-                result.breaks.append(found)
-        result.breaks.extend(_check_anchors(conn, anchors or [], result))
+            if first:
+                result.breaks.append(first)
+        anchored = list(anchors or []) + [
+            Head(s.chain, s.link_seq, s.link_hash) for s in trust.seals.values()
+        ]
+        result.breaks.extend(_check_anchors(conn, anchored, result))
     result.breaks.sort(key=lambda b: (b.chain, b.link_seq or 0))
+    broken = {b.chain for b in result.breaks}
+    for each, _chain_parts, mode, sealed in plan:
+        at = point.get(each.name)
+        if at is None or each.name in broken:
+            continue
+        full_at = sealed.full_at if mode == "sealed" and sealed else at.verified_at
+        result.new_seals.append(replace(at, full_at=full_at))
     return result
 
 

@@ -12,6 +12,7 @@ from lifecycle.policy.base import Strict
 from lifecycle.policy.controller import Controller
 from lifecycle.policy.guard import Guard
 from lifecycle.policy.history import RunHistory
+from lifecycle.policy.ledger import Ledger
 from lifecycle.policy.logistics import Logistics
 from lifecycle.policy.raw import RawZone
 from lifecycle.policy.requests import DataRequests
@@ -33,6 +34,7 @@ class Policy(Strict):
     run_history: RunHistory = RunHistory()
     controller: Controller | None = None
     guard: Guard = Guard()
+    ledger: Ledger = Ledger()
     # Settings that give a promise away on purpose (acknowledgements.py): zero_window, k_of_one.
     acknowledge: tuple[Acknowledgement, ...] = ()
 

@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from lifecycle import db, schema
+from lifecycle.ledger import seals
 from lifecycle.ledger.chain import chains, heads, verify
 
 LEDGER_ROWS = """
@@ -302,3 +303,190 @@ def test_a_reseeded_demo_shop_is_a_new_installation_whose_chains_owe_nothing_to_
     assert verify(engine, heads(engine)).intact
     # What the old anchors say about the new chain: broken. Filtering by identity avoids it.
     assert not verify(engine, first_anchors).intact
+
+
+# Sealed verification (lifecycle/ledger/seals.py): the nightly seals what it found intact and the
+# next verification re-hashes only later links, proving the sealed rows untouched by their count
+# and their row versions' transaction ids.
+
+
+def seal(engine):
+    """What the nightly check does: verify, seal, and record the seals' hashes (returned here as
+    the run history would hold them)."""
+    result = verify(engine, heads(engine), seal=True)
+    assert result.intact, result.summary()
+    return seals.save(engine, result.new_seals)
+
+
+def sealed_break(engine, anchors, seal_anchors):
+    """The first break found by the sealed verification; the full one must agree it is broken."""
+    result = verify(engine, anchors, seal_anchors=seal_anchors)
+    assert not result.intact
+    full = verify(engine, anchors, seal_anchors=seal_anchors, full=True)
+    assert not full.intact and full.breaks[0].chain == result.breaks[0].chain
+    return result.breaks[0], result
+
+
+def test_a_sealed_ledger_verifies_without_re_hashing_and_later_links_are_re_hashed(ledger):
+    anchors, sealed = heads(ledger), seal(ledger)
+    result = verify(ledger, anchors, seal_anchors=sealed)
+    assert result.intact, result.summary()
+    modes = {r.chain: r.mode for r in result.ranges}
+    assert modes["purge_ledger"] == modes["alerts"] == "sealed"
+    assert (result.rows, result.rehashed) == (11, 0)
+    assert (
+        "11 rows in 4 links" in result.summary()
+        and "untouched since their seal" in result.summary()
+    )
+    write(ledger, "night-4", 111, 112)
+    later = verify(ledger, heads(ledger), seal_anchors=sealed)
+    assert later.intact and (later.rows, later.rehashed) == (13, 2)
+    tamper(ledger, "UPDATE lifecycle.purge_ledger SET order_id = 999 WHERE ledger_id = 12")
+    result = verify(ledger, seal_anchors=sealed)
+    assert not result.intact and result.ranges[-2].mode == "sealed"  # the new link is re-hashed
+    assert (result.breaks[0].link_seq, result.breaks[0].run_id) == (4, "night-4")
+
+
+@pytest.mark.parametrize(
+    "tampering, link_seq, words",
+    [
+        ("UPDATE lifecycle.purge_ledger SET order_id = 999 WHERE ledger_id = 7", 2, "altered"),
+        ("DELETE FROM lifecycle.purge_ledger WHERE ledger_id = 3", 1, "missing"),
+        (  # same count, same ids: only the row versions tell
+            """DELETE FROM lifecycle.purge_ledger WHERE ledger_id = 4;
+            ALTER TABLE lifecycle.purge_ledger DISABLE TRIGGER USER;
+            INSERT INTO lifecycle.purge_ledger (ledger_id, run_id, order_id, purged_at, action,
+                reason, policy_version, policy_hash, cleared_columns)
+            VALUES (4, 'night-1', 104, now(), 'purge', 'after_sales_window', '1', 'h', ARRAY['x']);
+            ALTER TABLE lifecycle.purge_ledger ENABLE TRIGGER USER""",
+            1,
+            "altered",
+        ),
+        (
+            """ALTER TABLE lifecycle.purge_ledger DISABLE TRIGGER USER;
+            INSERT INTO lifecycle.purge_ledger (ledger_id, run_id, order_id, purged_at, action,
+                reason, policy_version, policy_hash, cleared_columns)
+            VALUES (50, 'night-9', 500, now(), 'purge', 'after_sales_window', '1', 'h', ARRAY['x']);
+            ALTER TABLE lifecycle.purge_ledger ENABLE TRIGGER USER""",
+            3,
+            "belongs to no link",
+        ),
+        (
+            """UPDATE lifecycle.purge_ledger SET ledger_id = -ledger_id WHERE ledger_id IN (1, 2);
+            UPDATE lifecycle.purge_ledger SET ledger_id = 2 WHERE ledger_id = -1;
+            UPDATE lifecycle.purge_ledger SET ledger_id = 1 WHERE ledger_id = -2""",
+            1,
+            "altered or reordered",
+        ),
+        (
+            """DELETE FROM lifecycle.purge_ledger WHERE ledger_id > 8;
+            DELETE FROM lifecycle.ledger_links WHERE chain = 'purge_ledger' AND link_seq = 3""",
+            3,
+            "truncated",
+        ),
+    ],
+    ids=["edit", "delete", "delete-and-reinsert", "forged-insert", "reorder", "truncate-tail"],
+)
+def test_each_tampering_under_a_seal_is_found_by_the_sealed_and_the_full_verification(
+    ledger, tampering, link_seq, words
+):
+    anchors, sealed = heads(ledger), seal(ledger)
+    tamper(ledger, tampering)
+    found, result = sealed_break(ledger, anchors, sealed)
+    assert (found.chain, found.link_seq) == ("purge_ledger", link_seq) and words in found.kind
+    assert result.metadata()["modes"]["alerts"] == "sealed"  # untouched chains stay sealed
+
+
+def test_a_row_changed_by_a_transaction_running_while_the_seal_was_taken_is_found(ledger):
+    """Its transaction id is older than the seal's horizon: the seal lists it as in progress."""
+    anchors = heads(ledger)
+    running = ledger.connect()
+    tx = running.begin()
+    running.execute(sa.text("SELECT pg_current_xact_id()"))  # it has an id before the seal
+    sealed = seal(ledger)
+    running.execute(sa.text("UPDATE lifecycle.purge_ledger SET order_id = 999 WHERE ledger_id = 2"))
+    tx.commit()
+    running.close()
+    found, result = sealed_break(ledger, anchors, sealed)
+    assert (found.link_seq, found.run_id) == (1, "night-1")
+    assert "written after the seal" in result.metadata()["modes"]["purge_ledger"]
+
+
+def test_a_vacuum_full_or_a_reload_of_a_sealed_table_is_no_false_alarm(engine, ledger):
+    anchors, sealed = heads(ledger), seal(ledger)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("VACUUM FULL lifecycle.purge_ledger"))
+    result = verify(ledger, anchors, seal_anchors=sealed)
+    assert result.intact, result.summary()
+    assert result.metadata()["modes"]["purge_ledger"] == "sealed"  # it keeps the row versions' xmin
+    # A pg_repack or a dump and reload writes every row again, unchanged: the pass cannot prove
+    # the range, so the chain is re-hashed in full, which finds it intact.
+    tamper(
+        ledger,
+        """CREATE TEMP TABLE copy AS SELECT * FROM lifecycle.purge_ledger;
+        ALTER TABLE lifecycle.purge_ledger DISABLE TRIGGER USER;
+        TRUNCATE lifecycle.purge_ledger;
+        INSERT INTO lifecycle.purge_ledger SELECT * FROM copy;
+        ALTER TABLE lifecycle.purge_ledger ENABLE TRIGGER USER""",
+    )
+    reloaded = verify(ledger, anchors, seal_anchors=sealed)
+    assert reloaded.intact, reloaded.summary()
+    assert (
+        reloaded.metadata()["modes"]["purge_ledger"]
+        == "full (10 row versions written after the seal)"
+    )
+
+
+def test_a_forged_seal_in_the_database_is_caught_by_its_anchor(ledger):
+    anchors, sealed = heads(ledger), seal(ledger)
+    tamper(ledger, "UPDATE lifecycle.purge_ledger SET order_id = 999 WHERE ledger_id = 7")
+    # Whoever edited the row moves the seal's horizon past the edit, so the pass would pass it.
+    tamper(
+        ledger,
+        """UPDATE lifecycle.ledger_seals
+           SET horizon = CAST(CAST(pg_snapshot_xmax(pg_current_snapshot()) AS text) AS bigint) % 4294967296""",
+    )
+    result = verify(ledger, anchors, seal_anchors=sealed)
+    kinds = [b.kind for b in result.breaks]
+    assert any("differs from the one the run history recorded (forged)" in k for k in kinds)
+    assert any("altered" in k for k in kinds)  # the forged seal was not used: re-hashed in full
+    assert result.metadata()["modes"]["purge_ledger"] == "full (no seal)"
+
+
+def test_a_seal_the_run_history_never_recorded_is_not_used(ledger):
+    anchors, sealed = heads(ledger), seal(ledger)
+    tamper(ledger, "UPDATE lifecycle.purge_ledger SET order_id = 999 WHERE ledger_id = 7")
+    with ledger.connect() as conn:  # a forger's own seal, taken after the edit
+        seals.save(ledger, [seals.seal_point(conn)["purge_ledger"]])
+    found, _result = sealed_break(ledger, anchors, sealed)
+    assert (found.link_seq, found.row_id) == (2, 6)
+
+
+def test_the_nightly_re_hashes_in_full_once_the_last_full_recompute_is_a_week_old(ledger):
+    sealed = seal(ledger)
+    week = timedelta(days=7)
+    soon = datetime.now(UTC) + timedelta(days=6)
+    assert verify(ledger, seal_anchors=sealed, full_every=week, now=soon).ranges[0].mode == "sealed"
+    late = verify(
+        ledger, seal_anchors=sealed, full_every=week, now=soon + timedelta(days=1), seal=True
+    )
+    assert {r.mode for r in late.ranges if r.links} == {"full (due)"}
+    again = seals.save(ledger, late.new_seals)
+    with ledger.connect() as conn:
+        trusted = seals.trusted(conn, sealed + again).seals
+    assert trusted["purge_ledger"].full_at == trusted["purge_ledger"].verified_at  # restarted
+    resealed = verify(ledger, seal_anchors=sealed + again, full_every=week, now=soon, seal=True)
+    [kept] = [s for s in resealed.new_seals if s.chain == "purge_ledger"]
+    assert kept.full_at == trusted["purge_ledger"].full_at  # a sealed night keeps the full's time
+
+
+def test_a_chain_with_many_rows_is_re_hashed_in_two_halves_that_find_the_same_break(
+    ledger, monkeypatch
+):
+    from lifecycle.ledger import chain as chain_module
+
+    tamper(ledger, "UPDATE lifecycle.purge_ledger SET order_id = 999 WHERE ledger_id = 9")
+    whole = first_break(ledger)
+    monkeypatch.setattr(chain_module, "SPLIT_ROWS", 1)
+    halves = verify(ledger)
+    assert halves.breaks[0] == whole and halves.rows == verify(ledger).rows
