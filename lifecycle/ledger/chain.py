@@ -430,7 +430,7 @@ def verify(
             to_seq = point[each.name].link_seq if each.name in point else _LAST
             sealed = None if full else trust.seals.get(each.name)
             if sealed is None:
-                mode = "full" if full or not seal_anchors else "full (no seal)"
+                mode = "full" if full else "full (no seal)"
             elif full_every is not None and sealed.full_due(now, full_every):
                 mode, sealed = "full (due)", sealed
             else:

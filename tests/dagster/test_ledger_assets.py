@@ -12,7 +12,7 @@ from cli import main
 from lifecycle.ledger.chain import heads, shop_identity
 from lifecycle.report.render import render
 from orchestration import tags
-from orchestration.anchors import recorded_anchors
+from orchestration.anchors import recorded_anchors, recorded_seals
 from orchestration.reporting import report_from_history
 from orchestration.resources import ShopDatabase
 from sensors.schedules import nightly_lifecycle
@@ -127,3 +127,28 @@ def test_the_report_shows_the_verified_range_at_a_glance(
     assert ok and "verified intact" in text and "2 rows against 2 anchors" in text
     assert "purge_ledger links 1..1, 1 rows" in text
     assert text in render(report, "md")
+
+
+def test_the_next_night_verifies_sealed_and_a_forged_seal_fails_its_check(
+    engine, dagster_settings, dagster_instance
+):
+    with engine.begin() as conn:
+        add_delivered(conn, 1, datetime.now(UTC) - 40 * DAY)
+    first = ledger_check(night(dagster_settings, dagster_instance))
+    assert first.passed and first.metadata["modes"].value["purge_ledger"] == "full (no seal)"
+    recorded = recorded_seals(dagster_instance, shop_identity(engine))
+    assert "purge_ledger" in {s.chain for s in recorded}
+    second = ledger_check(night(dagster_settings, dagster_instance))
+    assert second.passed and second.metadata["modes"].value["purge_ledger"] == "sealed"
+    runner = CliRunner()
+    sealed = runner.invoke(main, ["ledger", "verify"], env=env_for(dagster_settings))
+    assert sealed.exit_code == 0 and "sealed" in sealed.output, sealed.output
+    full = runner.invoke(main, ["ledger", "verify", "--full"], env=env_for(dagster_settings))
+    assert full.exit_code == 0 and " sealed" not in full.output, full.output
+    with engine.begin() as conn:  # rows and seals rewritten by someone who can write lifecycle.*
+        conn.execute(sa.text("UPDATE lifecycle.purge_ledger SET reason = 'x'"))
+        conn.execute(sa.text("UPDATE lifecycle.ledger_seals SET horizon = horizon + 1000"))
+    third = ledger_check(night(dagster_settings, dagster_instance))
+    assert not third.passed and "forged" in third.description
+    broken = runner.invoke(main, ["ledger", "verify"], env=env_for(dagster_settings))
+    assert broken.exit_code == 1 and "forged" in broken.output
