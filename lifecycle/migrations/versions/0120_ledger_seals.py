@@ -13,6 +13,11 @@ the range reading no column proves it untouched (lifecycle/ledger/seals.py). `fu
 chain was last re-hashed in full. `seal_hash` is the SHA-256 of the other fields; the nightly check
 records it in the run history, outside lifecycle.*, and verification trusts a seal only when its
 hash matches that record. Ids, counts, hashes and transaction ids only.
+
+The link trigger's function is also replaced by one that sorts the statement's stored rows by id
+before building their binary form, instead of sorting rows that already carry their serialised
+bytes: the same bytes in the same order, so the same content hash, with a narrower sort
+(bench/RESULTS.md, ledger).
 """
 
 from alembic import op
@@ -22,8 +27,40 @@ down_revision = "0110"
 branch_labels = None
 depends_on = None
 
+_LINK_FUNCTION = r"""
+CREATE OR REPLACE FUNCTION lifecycle.ledger_link() RETURNS trigger LANGUAGE plpgsql
+SET work_mem = '64MB' AS $$
+DECLARE
+    chain_name text := TG_ARGV[0];
+    n bigint; lo bigint; hi bigint; run text; content bytea;
+    head_seq bigint; head_hash bytea;
+BEGIN
+    -- Arguments: chain, id column, run-id column ('' for none), form-2 row bytes, form-1 row text.
+    -- The rows are sorted by id first, then serialised in that order inside the aggregate.
+    EXECUTE format(
+        'SELECT count(*), min(ledger_link_i), max(ledger_link_i), min(ledger_link_r), '
+        '       sha256(string_agg(%3$s, ''''::bytea)) '
+        'FROM (SELECT %1$I AS ledger_link_i, %2$s AS ledger_link_r, * FROM new_rows ORDER BY %1$I) s',
+        TG_ARGV[1], CASE WHEN TG_ARGV[2] = '' THEN 'NULL::text' ELSE quote_ident(TG_ARGV[2]) END,
+        TG_ARGV[3])
+      INTO n, lo, hi, run, content;
+    IF n = 0 THEN
+        RETURN NULL;
+    END IF;
+    SELECT link_seq, link_hash INTO head_seq, head_hash FROM lifecycle.ledger_links
+     WHERE ledger_links.chain = chain_name ORDER BY link_seq DESC LIMIT 1;
+    head_seq := coalesce(head_seq, 0) + 1;
+    INSERT INTO lifecycle.ledger_links
+        (chain, link_seq, first_id, last_id, rows, run_id, content_hash, prev_hash, link_hash, form)
+    VALUES (chain_name, head_seq, lo, hi, n, run, content, head_hash,
+            lifecycle.ledger_link_hash(chain_name, head_seq, lo, hi, n, content, head_hash), 2);
+    RETURN NULL;
+END $$;
+"""
+
 
 def upgrade() -> None:
+    op.execute(_LINK_FUNCTION)
     op.execute(
         """
         CREATE TABLE lifecycle.ledger_seals (
@@ -49,4 +86,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("DROP TABLE lifecycle.ledger_seals")
+    raise NotImplementedError(
+        "0120 is not undone: drop lifecycle.ledger_seals and re-run 0070's ledger_link function by hand"
+    )
