@@ -353,8 +353,8 @@ def _run_parts(engine: Engine, conn, parts: list[_Part]) -> list:
         with engine.connect() as own:
             return part.run(own)
 
-    # Largest first is unknown here; the halves of one chain come together, which keeps both
-    # connections busy on the chain that dominates.
+    # Each statement has its own snapshot: a link committed meanwhile is simply seen by some
+    # (every statement checks the links it sees; none re-hashes past the seal point's head).
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         return list(pool.map(on_own_connection, parts))
 
@@ -432,7 +432,7 @@ def verify(
             if sealed is None:
                 mode = "full" if full else "full (no seal)"
             elif full_every is not None and sealed.full_due(now, full_every):
-                mode, sealed = "full (due)", sealed
+                mode = "full (due)"
             else:
                 why = seals.unproven(conn, each.table, each.id_column, sealed)
                 mode = "sealed" if why is None else f"full ({why})"
