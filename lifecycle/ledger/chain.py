@@ -138,7 +138,10 @@ class Verification:
             "anchors_checked": self.anchors_checked,
             "modes": {r.chain: r.mode for r in self.ranges},
             "verified": {
-                r.chain: f"links {r.first_seq}..{r.last_seq}, {r.rows} rows" if r.links else "empty"
+                # The mode goes with the range, so the report says how each chain was verified.
+                r.chain: f"links {r.first_seq}..{r.last_seq}, {r.rows} rows, {r.mode}"
+                if r.links
+                else "empty"
                 for r in self.ranges
             },
         }
