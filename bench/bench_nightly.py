@@ -51,7 +51,8 @@ LIFECYCLE = str(Path(sys.executable).with_name("lifecycle"))
 TABLES = ("shop.orders", "shop.order_items", "shop.after_sales_cases")
 CHECKOUT_IDS = 900_000_000  # the checkout writer's orders, far above the seeded ids
 INCREMENT_IDS = 800_000_000  # the increment's newly due orders
-# Named after the lane that wrote it: the machine's shared server holds other people's databases.
+# The shop database's default name (--database): the machine's shared server holds other
+# people's databases, so a run names its own.
 DATABASE = "nightly_bench"
 
 DBA_UPDATE = """
@@ -196,7 +197,7 @@ class Snapshots:
 
     def __init__(self, shop: sa.Engine) -> None:
         self.shop = shop
-        self.other_name = f"{DATABASE}_other"
+        self.other_name = f"{shop.url.database}_other"
         self.dumps = 0
         self._stop = threading.Event()
 
@@ -445,6 +446,12 @@ def main() -> None:
         help="the section of bench/RESULTS.md to write (e.g. nightly-increment for a run of some "
         "nights only, so it does not replace the full run's figures)",
     )
+    parser.add_argument(
+        "--database",
+        default=DATABASE,
+        help="the shop database's name (the reference, Dagster storage and snapshot databases "
+        "are named after it)",
+    )
     args = parser.parse_args()
     nights = [n.strip() for n in args.nights.split(",") if n.strip()]
     if unknown := set(nights) - set(NIGHTS):
@@ -469,7 +476,7 @@ def main() -> None:
         ):
             record(bench, f"process: {label}", min(import_seconds(statement) for _ in range(2)))
 
-    engine = fresh_database(DATABASE)
+    engine = fresh_database(args.database)
     mechanism = enable_repack(engine)
     seed_label = f"{size}: seed the shop (not compared)"
     with bench.measure(seed_label):
@@ -481,13 +488,13 @@ def main() -> None:
         f"Seeding (set-based SQL, lifecycle/synthetic.py): {args.orders / bench.seconds(seed_label):,.0f} "
         f"orders/s; the erasure rewrites with {mechanism}"
     )
-    reference = clone(engine, f"{DATABASE}_reference")
+    reference = clone(engine, f"{args.database}_reference")
     engine = db.create_engine(engine.url)
     url = engine.url.render_as_string(hide_password=False)
     reference_url = reference.url.render_as_string(hide_password=False)
 
     workdir = Path(tempfile.mkdtemp(prefix="bench_nightly_"))
-    storage = engine.url.set(database=f"{DATABASE}_dagster")
+    storage = engine.url.set(database=f"{args.database}_dagster")
     db.drop_database(engine.url, storage.database)
     db.ensure_database(engine.url, storage.database)
     storage_url = storage.set(drivername="postgresql+psycopg2").render_as_string(
