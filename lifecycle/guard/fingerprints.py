@@ -224,45 +224,34 @@ def raw_fingerprints_sql(policy: Policy, new_only: bool = False) -> str | None:
     with `new_only`, of the values in rows written since transaction `:fp_new_xmin` (the low 32
     bits of a snapshot's xmin: a row's xmin is at least that when written after it).
 
-    One pass over each raw table, whatever the number of its personal columns: the scan keeps
-    the rows holding any personal value (and, `new_only`, written since), a LATERAL VALUES turns
-    each into (source, value) pairs, and the distinct pairs are materialised once for both forms
-    (a column per scan read the orders table twelve times, 5 s of a 1M-order night). Flat
-    expressions over DISTINCT values, no per-row subquery. A value is hashed only when its token
-    is as long as some candidate token (guard_lengths): no digest can match otherwise, and a zone
-    of short codes then costs a normalisation per raw value, not two SHA-256. OFFSET 0 keeps
+    Flat expressions over DISTINCT values, no per-row subquery. A value is hashed only when its
+    token is as long as some candidate token (guard_lengths): no digest can match otherwise, and
+    a zone of short codes then costs a normalisation per raw value, not two SHA-256. OFFSET 0 keeps
     PostgreSQL from inlining (and so recomputing) the normal form and the phone digits.
     """
-    scans, n = [], 0
-    for spec in policy.raw.tables().values():
-        if not spec.personal_columns:
-            continue
-        cols = [quote_ident(column) for column in spec.personal_columns]
-        pairs = ", ".join(f"(:src_{n + i}, t.{col}::text)" for i, col in enumerate(cols))
-        n += len(cols)
-        held = " OR ".join(f"t.{col} IS NOT NULL" for col in cols)
-        new = " AND t.xmin::text::bigint >= :fp_new_xmin" if new_only else ""
-        scans.append(f"""
-            SELECT DISTINCT x.source, x.v FROM {spec.sql} t
-            CROSS JOIN LATERAL (VALUES {pairs}) x(source, v)
-            WHERE ({held}){new} AND x.v IS NOT NULL""")
-    if not scans:
-        return None
+    branches = []
     lengths = "IN (SELECT len FROM guard_lengths)"
-    return f"""
-        WITH raw_values AS MATERIALIZED ({" UNION ALL ".join(scans)})
-        SELECT n.source, {hmac_sql("'v:' || n.norm")} AS h
-        FROM (SELECT r.source, {norm_sql("r.v")} AS norm FROM raw_values r OFFSET 0) n
-        WHERE length(n.norm) + 2 {lengths}
-        UNION ALL
-        SELECT p.source, {hmac_sql("'p:' || p.v")} FROM (
-            SELECT c.source, unnest({phone_forms_sql("c.core", "c.intl")}) AS v FROM (
-                SELECT d.source, regexp_replace(d.digits, '^00?', '') AS core,
-                       d.v LIKE '+%' OR d.digits LIKE '00%' AS intl
-                FROM (SELECT r.source, r.v, regexp_replace(r.v, '[^0-9]', '', 'g') AS digits
-                      FROM raw_values r WHERE r.v ~ :fp_raw_phone OFFSET 0) d
-                OFFSET 0) c) p
-        WHERE length(p.v) >= :fp_min_phone AND length(p.v) + 2 {lengths}"""
+    for spec in policy.raw.tables().values():
+        for column in spec.personal_columns:
+            col, src = quote_ident(column), f":src_{len(branches) // 2}"
+            new = " AND xmin::text::bigint >= :fp_new_xmin" if new_only else ""
+            distinct = (
+                f"SELECT DISTINCT {col}::text AS v FROM {spec.sql} WHERE {col} IS NOT NULL{new}"
+            )
+            branches.append(f"""
+                SELECT {src} AS source, {hmac_sql("'v:' || n.norm")} AS h
+                FROM (SELECT {norm_sql("s.v")} AS norm FROM ({distinct}) s OFFSET 0) n
+                WHERE length(n.norm) + 2 {lengths}""")
+            branches.append(f"""
+                SELECT {src}, {hmac_sql("'p:' || p.v")} FROM (
+                    SELECT unnest({phone_forms_sql("c.core", "c.intl")}) AS v FROM (
+                        SELECT regexp_replace(d.digits, '^00?', '') AS core,
+                               d.v LIKE '+%' OR d.digits LIKE '00%' AS intl
+                        FROM (SELECT s.v, regexp_replace(s.v, '[^0-9]', '', 'g') AS digits
+                              FROM ({distinct} AND {col}::text ~ :fp_raw_phone) s OFFSET 0) d
+                        OFFSET 0) c) p
+                WHERE length(p.v) >= :fp_min_phone AND length(p.v) + 2 {lengths}""")
+    return " UNION ALL ".join(branches) if branches else None
 
 
 @dataclass(frozen=True)
