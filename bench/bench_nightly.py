@@ -41,9 +41,10 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import Bench, Measurement, fresh_database, run_sql, vacuum_analyze  # noqa: E402
-from lifecycle import db, synthetic  # noqa: E402
+from lifecycle import db, schema, synthetic  # noqa: E402
 from lifecycle.policy import load_policy  # noqa: E402
 from lifecycle.retention import rules  # noqa: E402
+from lifecycle.retention.partitions import create_partitioned_shop  # noqa: E402
 from lifecycle.settings import PROJECT_DIR  # noqa: E402
 
 PYTHON = sys.executable
@@ -51,7 +52,8 @@ LIFECYCLE = str(Path(sys.executable).with_name("lifecycle"))
 TABLES = ("shop.orders", "shop.order_items", "shop.after_sales_cases")
 CHECKOUT_IDS = 900_000_000  # the checkout writer's orders, far above the seeded ids
 INCREMENT_IDS = 800_000_000  # the increment's newly due orders
-# Named after the lane that wrote it: the machine's shared server holds other people's databases.
+# The shop database's default name (--database): the machine's shared server holds other
+# people's databases, so a run names its own.
 DATABASE = "nightly_bench"
 
 DBA_UPDATE = """
@@ -89,7 +91,7 @@ LOCK_SAMPLE = """
 SELECT pid FROM pg_locks
 WHERE locktype = 'relation' AND mode = 'AccessExclusiveLock' AND granted
   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-  AND relation = 'shop.orders'::regclass
+  AND relation IN (SELECT relid FROM pg_partition_tree('shop.orders'))  -- or one of its partitions
 """
 
 
@@ -196,7 +198,7 @@ class Snapshots:
 
     def __init__(self, shop: sa.Engine) -> None:
         self.shop = shop
-        self.other_name = f"{DATABASE}_other"
+        self.other_name = f"{shop.url.database}_other"
         self.dumps = 0
         self._stop = threading.Event()
 
@@ -387,6 +389,25 @@ def add_due(engine: sa.Engine, n: int, policy) -> int:
     return run_sql(engine, ADD_DUE, {"offset": INCREMENT_IDS, "delivered": delivered, "n": n})
 
 
+def fresh_shop(name: str, orders: int, partitions: int) -> sa.Engine:
+    """A new, migrated shop database; with `partitions` > 1, shop.orders and
+    shop.after_sales_cases are the reference schema's range partitions by order_id (equal ranges
+    of the seeded ids; the increment's and the checkout writer's ids fall in the last one),
+    created before the migrations as lifecycle/retention/partitions.py asks."""
+    if partitions <= 1:
+        return fresh_database(name)
+    engine = fresh_database(name)  # resolves the server and creates the database, migrated
+    url = engine.url
+    engine.dispose()
+    db.drop_database(url.set(database="postgres"), name)
+    db.ensure_database(url.set(database="postgres"), name)
+    engine = db.create_engine(url)
+    step = orders // partitions
+    create_partitioned_shop(engine, [step * i for i in range(1, partitions)])
+    schema.upgrade(engine)
+    return engine
+
+
 def record(bench: Bench, label: str, seconds: float, rss_mb: float = 0.0) -> None:
     """A figure measured outside this process (a subprocess's wall time and peak RSS)."""
     bench.measurements.append(Measurement(label, seconds, 0.0, rss_mb))
@@ -445,6 +466,20 @@ def main() -> None:
         help="the section of bench/RESULTS.md to write (e.g. nightly-increment for a run of some "
         "nights only, so it does not replace the full run's figures)",
     )
+    parser.add_argument(
+        "--database",
+        default=DATABASE,
+        help="the shop database's name (the reference, Dagster storage and snapshot databases "
+        "are named after it)",
+    )
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=0,
+        help="range-partition shop.orders and shop.after_sales_cases by order_id into this many "
+        "partitions (the reference schema's partitioned form); the erasure then rewrites only "
+        "the partitions holding cleared rows",
+    )
     args = parser.parse_args()
     nights = [n.strip() for n in args.nights.split(",") if n.strip()]
     if unknown := set(nights) - set(NIGHTS):
@@ -454,6 +489,7 @@ def main() -> None:
         args.section,
         f"python bench/bench_nightly.py --orders {args.orders} --increment {args.increment} "
         f"--nights {','.join(nights)}"
+        + (f" --partitions {args.partitions}" if args.partitions > 1 else "")
         + (f" --section {args.section}" if args.section != "nightly" else ""),
     )
     size = f"{args.orders:,}"
@@ -469,7 +505,7 @@ def main() -> None:
         ):
             record(bench, f"process: {label}", min(import_seconds(statement) for _ in range(2)))
 
-    engine = fresh_database(DATABASE)
+    engine = fresh_shop(args.database, args.orders, args.partitions)
     mechanism = enable_repack(engine)
     seed_label = f"{size}: seed the shop (not compared)"
     with bench.measure(seed_label):
@@ -480,14 +516,20 @@ def main() -> None:
     bench.notes.append(
         f"Seeding (set-based SQL, lifecycle/synthetic.py): {args.orders / bench.seconds(seed_label):,.0f} "
         f"orders/s; the erasure rewrites with {mechanism}"
+        + (
+            f"; shop.orders and shop.after_sales_cases in {args.partitions} order_id range "
+            "partitions"
+            if args.partitions > 1
+            else ""
+        )
     )
-    reference = clone(engine, f"{DATABASE}_reference")
+    reference = clone(engine, f"{args.database}_reference")
     engine = db.create_engine(engine.url)
     url = engine.url.render_as_string(hide_password=False)
     reference_url = reference.url.render_as_string(hide_password=False)
 
     workdir = Path(tempfile.mkdtemp(prefix="bench_nightly_"))
-    storage = engine.url.set(database=f"{DATABASE}_dagster")
+    storage = engine.url.set(database=f"{args.database}_dagster")
     db.drop_database(engine.url, storage.database)
     db.ensure_database(engine.url, storage.database)
     storage_url = storage.set(drivername="postgresql+psycopg2").render_as_string(

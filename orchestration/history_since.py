@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import dagster as dg
+from dagster._core.storage.event_log.base import EventLogCursor
 
 from orchestration.compute_logs import compute_log_texts
 from orchestration.history import entry_texts, nightly_runs_to_scan
@@ -58,7 +59,11 @@ def read(instance: dg.DagsterInstance, run_ids: list[str], positions: dict[str, 
         newest = instance.get_records_for_run(run_id, limit=1, ascending=False).records
         if not newest or newest[0].storage_id <= floor:
             continue
-        for record in instance.get_records_for_run(run_id).records:
+        # Only the events past the position are fetched and deserialised (an id cursor is a
+        # `WHERE id > floor` on the event log's primary key): a run the last scan saw half of
+        # costs its new events, not all of them.
+        cursor = EventLogCursor.from_storage_id(floor).to_string() if floor else None
+        for record in instance.get_records_for_run(run_id, cursor=cursor).records:
             if record.storage_id <= floor:
                 continue
             high = max(high, record.storage_id)

@@ -267,6 +267,7 @@ class Hit:
 
 
 _ANY_CANDIDATE = sa.text("SELECT EXISTS (SELECT 1 FROM guard_candidates)")
+_ANY_FRESH = sa.text("SELECT EXISTS (SELECT 1 FROM guard_candidates WHERE fresh)")
 _LENGTHS = sa.text(
     "CREATE TEMP TABLE guard_lengths ON COMMIT DROP AS SELECT DISTINCT len FROM guard_candidates"
 )
@@ -287,22 +288,27 @@ def find_hits(
 ) -> list[Hit]:
     """Joins the transaction's candidates against the raw zone's digests in one pass over the raw
     tables, keeping the hits in guard_hits for the exact counts that follow. With `new_since`
-    (a snapshot xmin), candidates kept from a past night (`fresh` false) meet only the raw values
-    written since: their relation has not changed, so only a new raw value can match it now."""
+    (a snapshot xmin) and only candidates kept from a past night (`fresh` false), they meet only
+    the raw values written since: their relation has not changed, so only a new raw value can
+    match it now. With fresh candidates too, all meet the whole raw zone in one pass."""
     if raw_fingerprints_sql(policy) is None or not conn.execute(_ANY_CANDIDATE).scalar():
         return []
     conn.execute(sa.text("ANALYZE guard_candidates"))
     conn.execute(_LENGTHS)
     conn.execute(_CREATE_HITS)
     passes = [("true", raw_fingerprints_sql(policy), {})]
-    if new_since is not None:
+    if new_since is not None and not conn.execute(_ANY_FRESH).scalar():
+        # Only kept candidates: they need only the raw values written since. With any fresh
+        # candidate the raw zone is hashed whole anyway, and the kept ones ride along in that one
+        # pass: they find the same hits (an old raw value matching a kept digest would have kept
+        # its relation from passing clean), and the second pass over "rows written since" is
+        # saved, which after a rewrite that renews transaction ids (pg_repack) is every row.
         passes = [
-            ("c.fresh", raw_fingerprints_sql(policy), {}),
             (
                 "NOT c.fresh",
                 raw_fingerprints_sql(policy, new_only=True),
                 {"fp_new_xmin": new_since},
-            ),
+            )
         ]
     for which, raw, extra in passes:
         if not conn.execute(

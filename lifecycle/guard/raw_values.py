@@ -52,7 +52,8 @@ def raw_values_in_zone(
     the job joins them against the raw zone's digests in one pass; the reader counts the rows of
     the columns that hit. In the nightly (lifecycle.guard.changes) the reader hashes only the
     relations changed since their last clean scan; the digests kept from the others meet only the
-    raw values written since the last scan.
+    raw values written since the last scan, or, when a changed relation has the raw zone hashed
+    whole anyway, the whole raw zone in that same pass (fingerprints.find_hits).
     """
     reader = reader or reader_engine(engine)
     findings: list[Finding] = []

@@ -294,3 +294,39 @@ def test_the_run_history_scan_reads_only_what_was_written_since_its_last_clean_s
     # Not passed clean, so not skipped: the leak is found again until the run is deleted.
     again = scan()
     assert not again.passed and again.scanned["events"] == found.scanned["events"]
+
+
+def test_the_run_history_read_fetches_only_the_events_past_a_runs_position(
+    dagster_instance, monkeypatch
+):
+    """A run the last scan saw part of costs its new events: the older ones are neither fetched
+    nor deserialised (the store is asked for the ids past the position)."""
+    from orchestration.history_since import read
+
+    @dg.asset(name="step")
+    def step(context: dg.AssetExecutionContext) -> None:
+        for n in range(20):
+            context.log.info(f"line {n}")
+
+    defs = dg.Definitions(assets=[step], jobs=[dg.define_asset_job("nightly_lifecycle")])
+    run_id = (
+        defs.resolve_job_def("nightly_lifecycle")
+        .execute_in_process(instance=dagster_instance)
+        .run_id
+    )
+    ids = [r.storage_id for r in dagster_instance.get_records_for_run(run_id).records]
+    floor = ids[len(ids) // 2]
+    fetched = []
+    original = dagster_instance.get_records_for_run
+
+    def counting(*args, **kwargs):
+        connection = original(*args, **kwargs)
+        if kwargs.get("limit") != 1:  # the newest-record probe is one row whatever the history
+            fetched.extend(r.storage_id for r in connection.records)
+        return connection
+
+    monkeypatch.setattr(dagster_instance, "get_records_for_run", counting)
+    new = read(dagster_instance, [run_id], {run_id: floor})
+    assert new.events == len([i for i in ids if i > floor]) > 0
+    assert sorted(fetched) == [i for i in ids if i > floor]
+    assert new.reached[run_id] == ids[-1]

@@ -164,6 +164,40 @@ def test_a_raw_value_added_tonight_is_looked_for_in_unchanged_relations(zone, po
     }
 
 
+def test_with_a_changed_relation_the_kept_digests_ride_along_in_the_one_raw_pass(zone, policy):
+    """A night with a changed relation hashes the whole raw zone for it; the unchanged relations'
+    kept digests meet the raw zone in that same pass (one comparison, not a second one over the
+    rows written since) and a new raw value in an unchanged relation is still found."""
+    night(zone, policy, AS_OF)
+    write(
+        zone,
+        "analytics.adhoc_notes",
+        "INSERT INTO analytics.adhoc_notes VALUES ('Zofia Wróblewska-Kowal')",
+    )
+    night(zone, policy, AS_OF + DAY)  # adhoc_notes read clean: its digests are kept
+    before = counters(zone, "shop.orders")
+    with zone.begin() as conn:
+        add_delivered(conn, 2, AS_OF, customer_id=2, receiver_name="Zofia Wróblewska-Kowal")
+    wait_for_statistics(zone, "shop.orders", before)
+    write(zone, "analytics.adhoc_cells", "UPDATE analytics.adhoc_cells SET customers = 41")
+    passes = []
+
+    def count(conn, cursor, statement, *args):
+        if statement.lstrip().startswith("INSERT INTO guard_hits"):
+            passes.append(statement)
+
+    sa.event.listen(zone, "before_cursor_execute", count)
+    try:
+        with changes.incremental(AS_OF + 2 * DAY, WEEK):
+            found = raw_values.raw_values_in_zone(zone, policy, KEY)
+    finally:
+        sa.event.remove(zone, "before_cursor_execute", count)
+    assert found.scanned["relations_scanned"] == 1  # adhoc_cells, changed
+    assert found.scanned["raw_values"] == "all and new"
+    assert len(passes) == 1
+    assert {(f.table, f.column) for f in found.findings} == {("analytics.adhoc_notes", "note")}
+
+
 def test_a_new_key_reads_every_relation_again(zone, policy):
     night(zone, policy, AS_OF)
     with changes.incremental(AS_OF + DAY, WEEK):
