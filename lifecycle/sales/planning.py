@@ -168,18 +168,30 @@ def _suppress(
     forbidden: dict[str, set[str]] = {p.name: set() for p in moving}
     names = {p.name for p in moving}
     everything = [p.name for p in moving] + fixed
+    for part in moving:
+        rollup.assign(conn, part, k, forbidden[part.name])
+    found = rollup.audit(conn, everything, k, involving=names)
     for rounds in range(1, MAX_ROUNDS + 1):
-        for part in moving:
-            rollup.assign(conn, part, k, forbidden[part.name])
-        found = rollup.audit(conn, everything, k, involving=names)
         if not found:
             return sum(len(f) for f in forbidden.values()), rounds
+        new: dict[str, set[str]] = {p.name: set() for p in moving}
         for r in found:
             partner_moves = r.inner in names and r.smallest_inner_key is not None
             if r.outer in names and not (r.outer == protected and partner_moves):
-                forbidden[r.outer].add(r.outer_key)
+                new[r.outer].add(r.outer_key)
             else:
-                forbidden[r.inner].add(r.smallest_inner_key)
+                new[r.inner].add(r.smallest_inner_key)
+        # Only the periods of the merged cells are assigned again, and only the rows the moved
+        # lines can affect are audited again: the rest audited clean in this round and has not
+        # changed (rollup.scope_audit), so each later round costs what its merges touch.
+        for part in moving:
+            if new[part.name]:
+                forbidden[part.name] |= new[part.name]
+                periods = {key.split("|", 1)[0] for key in new[part.name]}
+                rollup.reassign(conn, part, k, forbidden[part.name], periods)
+        rollup.scope_audit(conn)
+        changed = {name for name, keys in new.items() if keys}
+        found = rollup.audit(conn, everything, k, involving=changed, scoped=True)
     raise SalesError(
         f"secondary suppression did not settle in {MAX_ROUNDS} rounds; nothing was published"
     )
