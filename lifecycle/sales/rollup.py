@@ -140,26 +140,25 @@ def assign(
     part: Partition,
     k: int,
     forbidden: set[str],
-    periods: set[str] | None = None,
+    redo: bool = False,
 ) -> None:
     """Counts each line of `part`'s span in its finest cell that covers at least k customers
     and is not forbidden; a line with no such cell, not even at the top, is withheld.
 
     One statement for all levels: each level's candidates are the lines the levels below did not
     place, carried from CTE to CTE, so no level looks its lines up in the assignment again.
-    With `periods`, only the lines of those periods (a week's Monday, a window's length) are
-    assigned again: a cell never spans two periods, so a merge changes nothing outside its own."""
-    scope = part.span
-    if periods is None:
+    With `redo`, only the lines of pg_temp.sales_redo are assigned again (`reassign`)."""
+    source = f"SELECT * FROM pg_temp.sales_lines WHERE {part.span}"
+    if not redo:
         conn.execute(sa.text("DELETE FROM pg_temp.sales_assign WHERE part = :p"), {"p": part.name})
     else:
-        scope = f"({part.span}) AND CAST({part.period} AS text) = ANY(CAST(:periods AS text[]))"
         conn.execute(
-            sa.text(f"""DELETE FROM pg_temp.sales_assign a USING pg_temp.sales_lines l
-                WHERE a.part = :p AND a.line_id = l.line_id AND {scope}"""),
-            {"p": part.name, "periods": sorted(periods)},
+            sa.text("""DELETE FROM pg_temp.sales_assign a USING pg_temp.sales_redo r
+                WHERE a.part = :p AND a.line_id = r.line_id"""),
+            {"p": part.name},
         )
-    ctes = [f"r0 AS MATERIALIZED (SELECT * FROM pg_temp.sales_lines WHERE {scope})"]
+        source = "SELECT l.* FROM pg_temp.sales_lines l JOIN pg_temp.sales_redo USING (line_id)"
+    ctes = [f"r0 AS MATERIALIZED ({source})"]
     for n, level in enumerate(part.levels):
         ctes += [
             f"""c{n} AS MATERIALIZED (
@@ -184,7 +183,7 @@ def assign(
             f"WITH {', '.join(ctes)} "
             f"INSERT INTO pg_temp.sales_assign (part, line_id, row_key, level) {placed}"
         ),
-        {"p": part.name, "k": k, "forbidden": sorted(forbidden), "periods": sorted(periods or ())},
+        {"p": part.name, "k": k, "forbidden": sorted(forbidden)},
     )
 
 
@@ -194,38 +193,50 @@ CREATE TEMP TABLE IF NOT EXISTS sales_moved (
     part text NOT NULL, line_id bigint NOT NULL, row_key text COLLATE "C" NOT NULL
 ) ON COMMIT DROP
 """
+_REDO = """
+CREATE TEMP TABLE sales_redo ON COMMIT DROP AS
+SELECT line_id FROM pg_temp.sales_lines
+WHERE ({span}) AND CAST({period} AS text) = ANY(CAST(:periods AS text[]))
+"""
 _BEFORE = """
 CREATE TEMP TABLE sales_before ON COMMIT DROP AS
-SELECT a.line_id, a.row_key FROM pg_temp.sales_assign a JOIN pg_temp.sales_lines l USING (line_id)
-WHERE a.part = :p AND ({span}) AND CAST({period} AS text) = ANY(CAST(:periods AS text[]))
+SELECT a.line_id, a.row_key FROM pg_temp.sales_assign a JOIN pg_temp.sales_redo USING (line_id)
+WHERE a.part = :p
 """
+# A line of the re-assigned periods whose row changed (or that was withheld, or is no longer),
+# once under its old row and once under its new one.
 _MOVED = """
 INSERT INTO pg_temp.sales_moved (part, line_id, row_key)
-SELECT :p, line_id, row_key FROM (
-    (SELECT line_id, row_key FROM pg_temp.sales_before
-     EXCEPT SELECT a.line_id, a.row_key FROM pg_temp.sales_assign a
-            JOIN pg_temp.sales_lines l USING (line_id)
-            WHERE a.part = :p AND ({span}) AND CAST({period} AS text) = ANY(CAST(:periods AS text[])))
-    UNION
-    (SELECT a.line_id, a.row_key FROM pg_temp.sales_assign a
-            JOIN pg_temp.sales_lines l USING (line_id)
-            WHERE a.part = :p AND ({span}) AND CAST({period} AS text) = ANY(CAST(:periods AS text[]))
-     EXCEPT SELECT line_id, row_key FROM pg_temp.sales_before)) d
+SELECT :p, d.line_id, v.row_key FROM (
+    SELECT r.line_id, b.row_key AS old, a.row_key AS new
+    FROM pg_temp.sales_redo r
+    LEFT JOIN pg_temp.sales_before b USING (line_id)
+    LEFT JOIN pg_temp.sales_assign a ON a.part = :p AND a.line_id = r.line_id
+    WHERE b.row_key IS DISTINCT FROM a.row_key
+) d CROSS JOIN LATERAL (VALUES (d.old), (d.new)) v(row_key) WHERE v.row_key IS NOT NULL
 """
+
+
+def _redo(conn: Connection, part: Partition, periods: set[str]) -> None:
+    """pg_temp.sales_redo: the lines of `part`'s span in `periods`, once per re-assignment."""
+    conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.sales_redo"))
+    conn.execute(
+        sa.text(_REDO.format(span=part.span, period=part.period)), {"periods": sorted(periods)}
+    )
 
 
 def reassign(
     conn: Connection, part: Partition, k: int, forbidden: set[str], periods: set[str]
 ) -> None:
-    """Assigns the lines of `periods` again (as `assign`) and records in pg_temp.sales_moved
+    """Assigns the lines of `periods` again (as `assign`: a cell never spans two periods, a
+    week's Monday or a window's length, so a merge changes nothing outside its own) and records in pg_temp.sales_moved
     every line whose row changed, under its old and its new row: what `scope_audit` starts from."""
     conn.execute(sa.text(_MOVED_TABLE))
     conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.sales_before"))
-    fmt = {"span": part.span, "period": part.period}
-    params = {"p": part.name, "periods": sorted(periods)}
-    conn.execute(sa.text(_BEFORE.format(**fmt)), params)
-    assign(conn, part, k, forbidden, periods)
-    conn.execute(sa.text(_MOVED.format(**fmt)), params)
+    _redo(conn, part, periods)
+    conn.execute(sa.text(_BEFORE), {"p": part.name})
+    assign(conn, part, k, forbidden, redo=True)
+    conn.execute(sa.text(_MOVED), {"p": part.name})
 
 
 # What can audit differently after some lines moved: a row's remainder against another partition
