@@ -161,10 +161,12 @@ def _suppress(
     """Assigns the `moving` partitions, merging their cells upward until no remainder between
     any of them and the `fixed` ones covers fewer than k customers. Returns (cells merged, rounds).
 
-    The cell merged for a remainder is its partner, the smallest row inside it, when that partner
-    is movable and the outer row belongs to the `protected` partition (the 28-day window a planner
-    sums per sku): as statistical offices do, the small cell goes, never the top seller. Otherwise
-    the outer row moves up (a fixed inner partner, such as the daily table, cannot move)."""
+    The cells merged for a remainder are its partners, the smallest rows inside it, as many as
+    its customers need to reach k counted with theirs (rollup.Remainder.partners_to_merge), when
+    they are movable and the outer row belongs to the `protected` partition (the 28-day window a
+    planner sums per sku), or the outer row is fixed: as statistical offices do, the small cells
+    go, never the top seller. Otherwise the outer row moves up (a fixed inner partner, such as the
+    daily table, cannot move)."""
     forbidden: dict[str, set[str]] = {p.name: set() for p in moving}
     names = {p.name for p in moving}
     everything = [p.name for p in moving] + fixed
@@ -180,7 +182,7 @@ def _suppress(
             if r.outer in names and not (r.outer == protected and partner_moves):
                 new[r.outer].add(r.outer_key)
             else:
-                new[r.inner].add(r.smallest_inner_key)
+                new[r.inner].update(r.partners_to_merge(k))
         # Only the periods of the merged cells are assigned again, and only the rows the moved
         # lines can affect are audited again: the rest audited clean in this round and has not
         # changed (rollup.scope_audit), so each later round costs what its merges touch.

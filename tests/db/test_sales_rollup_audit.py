@@ -134,3 +134,12 @@ def test_after_lines_move_the_scoped_audit_misses_nothing_the_move_could_change(
     assert scoped <= involving_b
     assert involving_b - scoped <= before
     assert involving_b != before, "the move must change some finding, or this test proves nothing"
+
+
+def test_a_remainder_merges_the_smallest_partners_its_customers_need_to_reach_k():
+    """One buyer left over, partners of 1, 1 and 2 buyers: with k = 3 the two smallest close it
+    (1 + 1 + 1), with k = 5 all three are needed, with k = 2 the smallest alone."""
+    r = rollup.Remainder("o", "o1", "i", "i1", 1, (("i1", 1), ("i2", 1), ("i3", 2)))
+    assert r.partners_to_merge(3) == ["i1", "i2"]
+    assert r.partners_to_merge(5) == ["i1", "i2", "i3"]
+    assert r.partners_to_merge(2) == ["i1"]
