@@ -173,6 +173,7 @@ def _suppress(
     for part in moving:
         rollup.assign(conn, part, k, forbidden[part.name])
     found = rollup.audit(conn, everything, k, involving=names)
+    seen: set[tuple[str, str, str, int]] = set()
     for rounds in range(1, MAX_ROUNDS + 1):
         if not found:
             return sum(len(f) for f in forbidden.values()), rounds
@@ -181,8 +182,15 @@ def _suppress(
             partner_moves = r.inner in names and r.smallest_inner_key is not None
             if r.outer in names and not (r.outer == protected and partner_moves):
                 new[r.outer].add(r.outer_key)
+            elif (r.outer, r.outer_key, r.inner, r.customers) in seen:
+                # The same remainder again: the partners merged last round moved up into a row
+                # still inside it (a week's sku_region cell into its sku row, both inside a
+                # 28-day line row). Merging one partner a round walked the 1M-order shop through
+                # 31 rounds; all of them at once leaves the remainder in a round or two.
+                new[r.inner].update(key for key, _ in r.partners)
             else:
                 new[r.inner].update(r.partners_to_merge(k))
+            seen.add((r.outer, r.outer_key, r.inner, r.customers))
         # Only the periods of the merged cells are assigned again, and only the rows the moved
         # lines can affect are audited again: the rest audited clean in this round and has not
         # changed (rollup.scope_audit), so each later round costs what its merges touch.
