@@ -53,7 +53,8 @@ CREATE TEMP TABLE IF NOT EXISTS sales_assign (
     part text NOT NULL, line_id bigint NOT NULL, row_key text COLLATE "C" NOT NULL,
     level int NOT NULL,
     PRIMARY KEY (part, line_id)
-) ON COMMIT DROP
+) ON COMMIT DROP;
+CREATE INDEX IF NOT EXISTS sales_assign_rows ON pg_temp.sales_assign (part, row_key)
 """)
 
 
@@ -92,7 +93,8 @@ def load_lines(conn: Connection, src: Source, catalogue, first, after) -> int:
     rows = conn.execute(sa.text(sql), {"tz": src.tz, "first": first, "after": after}).rowcount
     conn.execute(sa.text("CREATE INDEX ON pg_temp.sales_lines (line_id)"))
     conn.execute(sa.text("ANALYZE pg_temp.sales_lines"))
-    conn.execute(_ASSIGN_TABLE)
+    for statement in _ASSIGN_TABLE.text.split(";"):
+        conn.execute(sa.text(statement))
     return rows
 
 
@@ -133,14 +135,30 @@ WINDOW_LEVELS = (
 )
 
 
-def assign(conn: Connection, part: Partition, k: int, forbidden: set[str]) -> None:
+def assign(
+    conn: Connection,
+    part: Partition,
+    k: int,
+    forbidden: set[str],
+    redo: bool = False,
+) -> None:
     """Counts each line of `part`'s span in its finest cell that covers at least k customers
     and is not forbidden; a line with no such cell, not even at the top, is withheld.
 
     One statement for all levels: each level's candidates are the lines the levels below did not
-    place, carried from CTE to CTE, so no level looks its lines up in the assignment again."""
-    conn.execute(sa.text("DELETE FROM pg_temp.sales_assign WHERE part = :p"), {"p": part.name})
-    ctes = [f"r0 AS MATERIALIZED (SELECT * FROM pg_temp.sales_lines WHERE {part.span})"]
+    place, carried from CTE to CTE, so no level looks its lines up in the assignment again.
+    With `redo`, only the lines of pg_temp.sales_redo are assigned again (`reassign`)."""
+    source = f"SELECT * FROM pg_temp.sales_lines WHERE {part.span}"
+    if not redo:
+        conn.execute(sa.text("DELETE FROM pg_temp.sales_assign WHERE part = :p"), {"p": part.name})
+    else:
+        conn.execute(
+            sa.text("""DELETE FROM pg_temp.sales_assign a USING pg_temp.sales_redo r
+                WHERE a.part = :p AND a.line_id = r.line_id"""),
+            {"p": part.name},
+        )
+        source = "SELECT l.* FROM pg_temp.sales_lines l JOIN pg_temp.sales_redo USING (line_id)"
+    ctes = [f"r0 AS MATERIALIZED ({source})"]
     for n, level in enumerate(part.levels):
         ctes += [
             f"""c{n} AS MATERIALIZED (
@@ -148,8 +166,8 @@ def assign(conn: Connection, part: Partition, k: int, forbidden: set[str]) -> No
                 FROM r{n} WHERE {level.eligible})""",
             f"""p{n} AS MATERIALIZED (
                 SELECT line_id, row_key FROM c{n} JOIN (
-                    SELECT row_key FROM c{n} GROUP BY row_key
-                    HAVING count(DISTINCT customer_id) >= :k
+                    SELECT row_key FROM (SELECT DISTINCT row_key, customer_id FROM c{n}) d
+                    GROUP BY row_key HAVING count(*) >= :k
                        AND NOT (row_key = ANY(CAST(:forbidden AS text[])))) ok USING (row_key))""",
         ]
         if n + 1 < len(part.levels):
@@ -169,6 +187,96 @@ def assign(conn: Connection, part: Partition, k: int, forbidden: set[str]) -> No
     )
 
 
+# The (partition, line, row) triples a re-assignment changed, both the old and the new ones.
+_MOVED_TABLE = """
+CREATE TEMP TABLE IF NOT EXISTS sales_moved (
+    part text NOT NULL, line_id bigint NOT NULL, row_key text COLLATE "C" NOT NULL
+) ON COMMIT DROP
+"""
+_REDO = """
+CREATE TEMP TABLE sales_redo ON COMMIT DROP AS
+SELECT line_id FROM pg_temp.sales_lines
+WHERE ({span}) AND CAST({period} AS text) = ANY(CAST(:periods AS text[]))
+"""
+_BEFORE = """
+CREATE TEMP TABLE sales_before ON COMMIT DROP AS
+SELECT a.line_id, a.row_key FROM pg_temp.sales_assign a JOIN pg_temp.sales_redo USING (line_id)
+WHERE a.part = :p
+"""
+# A line of the re-assigned periods whose row changed (or that was withheld, or is no longer),
+# once under its old row and once under its new one.
+_MOVED = """
+INSERT INTO pg_temp.sales_moved (part, line_id, row_key)
+SELECT :p, d.line_id, v.row_key FROM (
+    SELECT r.line_id, b.row_key AS old, a.row_key AS new
+    FROM pg_temp.sales_redo r
+    LEFT JOIN pg_temp.sales_before b USING (line_id)
+    LEFT JOIN pg_temp.sales_assign a ON a.part = :p AND a.line_id = r.line_id
+    WHERE b.row_key IS DISTINCT FROM a.row_key
+) d CROSS JOIN LATERAL (VALUES (d.old), (d.new)) v(row_key) WHERE v.row_key IS NOT NULL
+"""
+
+
+def _redo(conn: Connection, part: Partition, periods: set[str]) -> None:
+    """pg_temp.sales_redo: the lines of `part`'s span in `periods`, once per re-assignment."""
+    conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.sales_redo"))
+    conn.execute(
+        sa.text(_REDO.format(span=part.span, period=part.period)), {"periods": sorted(periods)}
+    )
+
+
+def reassign(
+    conn: Connection, part: Partition, k: int, forbidden: set[str], periods: set[str]
+) -> None:
+    """Assigns the lines of `periods` again (as `assign`: a cell never spans two periods, a
+    week's Monday or a window's length, so a merge changes nothing outside its own) and records in pg_temp.sales_moved
+    every line whose row changed, under its old and its new row: what `scope_audit` starts from."""
+    conn.execute(sa.text(_MOVED_TABLE))
+    conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.sales_before"))
+    _redo(conn, part, periods)
+    conn.execute(sa.text(_BEFORE), {"p": part.name})
+    assign(conn, part, k, forbidden, redo=True)
+    conn.execute(sa.text(_MOVED), {"p": part.name})
+
+
+# What can audit differently after some lines moved: a row's remainder against another partition
+# depends only on its own lines, their rows in the other partition and whether those rows lie
+# wholly inside one of its rows. So only rows holding a touched line (a moved line, or a line of a
+# row that gained or lost one) are audited again (pg_temp.sales_relevant), and the audit reads
+# only their lines and every line of any row sharing a line with them (pg_temp.sales_scope), which
+# is all that whether a row lies inside them needs. The rest audits as in the last round: clean.
+_SCOPE = """
+CREATE TEMP TABLE sales_relevant ON COMMIT DROP AS
+WITH touched AS (
+    SELECT line_id FROM pg_temp.sales_moved
+    UNION
+    SELECT a.line_id FROM pg_temp.sales_assign a
+    JOIN (SELECT DISTINCT part, row_key FROM pg_temp.sales_moved) m USING (part, row_key)
+)
+SELECT DISTINCT a.part, a.row_key FROM pg_temp.sales_assign a JOIN touched USING (line_id);
+CREATE TEMP TABLE sales_scope ON COMMIT DROP AS
+WITH near AS (
+    SELECT DISTINCT a.line_id FROM pg_temp.sales_assign a
+    JOIN pg_temp.sales_relevant USING (part, row_key)
+), near_rows AS (
+    SELECT DISTINCT a.part, a.row_key FROM pg_temp.sales_assign a JOIN near USING (line_id)
+)
+SELECT DISTINCT a.line_id FROM pg_temp.sales_assign a JOIN near_rows USING (part, row_key);
+TRUNCATE pg_temp.sales_moved
+"""
+
+
+def scope_audit(conn: Connection) -> int:
+    """Narrows the next `audit(scoped=True)` to the rows the recorded moves can affect; returns
+    how many lines it will read."""
+    conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.sales_relevant, pg_temp.sales_scope"))
+    conn.execute(sa.text("ANALYZE pg_temp.sales_moved"))
+    for statement in _SCOPE.split(";"):
+        conn.execute(sa.text(statement))
+    conn.execute(sa.text("ANALYZE pg_temp.sales_relevant"))
+    return conn.execute(sa.text("SELECT count(*) FROM pg_temp.sales_scope")).scalar_one()
+
+
 @dataclass(frozen=True)
 class Remainder:
     """A row of `outer` minus the rows of `inner` inside it: fewer than k customers are left."""
@@ -178,70 +286,135 @@ class Remainder:
     inner: str
     smallest_inner_key: str
     customers: int
+    # The rows of `inner` inside it, smallest first, with their customers: the cells that can be
+    # merged to close the remainder.
+    partners: tuple[tuple[str, int], ...] = ()
+
+    def partners_to_merge(self, k: int) -> list[str]:
+        """The smallest partners whose customers, added to the remainder's, reach k: merging
+        them closes the remainder unless they share customers (then the next round merges
+        more). Merging one a round took 31 rounds on the 1M-order shop, a week a round."""
+        take, customers = [], self.customers
+        for key, n in self.partners:
+            take.append(key)
+            customers += n
+            if customers >= k:
+                break
+        return take
 
 
 # Every line of the audited partitions with its row key in each (k0, k1, ...: NULL where the line
-# is in no row of that partition): one pass over the assignment per audit round, so that each
-# pair below reads one narrow table instead of joining the assignment twice.
+# is in no row of that partition): one pass over the assignment per audit round, so that the
+# statements below read one narrow table instead of joining the assignment again.
 _WIDE = """
 CREATE TEMP TABLE sales_wide ON COMMIT DROP AS
 SELECT l.customer_id, {columns}
-FROM pg_temp.sales_lines l {joins}
+FROM pg_temp.sales_lines l {scope} {joins}
 """
-# For each row a of partition A (column {a}) that wholly contains at least one row of B (column
-# {b}): the lines of a that are in no such row, and the distinct customers behind them. Hash
-# aggregates only (distinct customers as DISTINCT pairs), and customers are counted only for the
-# rows that are opened and keep lines: most rows of a long-tail shop are neither.
+# For one partition B (column {b}): each of its rows, and for every partition A audited against
+# it, whether the row lies wholly inside one row of A (all its lines in the same A row). One hash
+# aggregate per B serves every pair (A, B), where a pair-by-pair audit grouped the lines of B
+# once per pair.
+_INSIDE = """
+CREATE TEMP TABLE sales_inside_{b} ON COMMIT DROP AS
+SELECT {b} AS bk, {flags}
+FROM pg_temp.sales_wide WHERE {b} IS NOT NULL GROUP BY {b}
+"""
+_INSIDE_FLAG = "(count({a}) = count(*) AND min({a}) = max({a})) AS in_{a}"
+# For one partition A (column {a}) against every partition B of its pairs at once: each line of A
+# is `covered` for B when its B row lies wholly inside its A row; an A row is opened for B when
+# some of its lines are covered and some are not; the remainder is its uncovered lines, and only
+# for opened rows are their distinct customers counted (most rows of a long-tail shop are not
+# opened). The partners returned are the B rows inside it, smallest first (customers, then key).
 _REMAINDERS = """
-WITH ab AS MATERIALIZED (
-    SELECT customer_id, {a} AS ak, {b} AS bk
-    FROM pg_temp.sales_wide WHERE {a} IS NOT NULL OR {b} IS NOT NULL
-), inside AS MATERIALIZED (
-    SELECT bk, min(ak) AS ak FROM ab WHERE bk IS NOT NULL
-    GROUP BY bk HAVING count(ak) = count(*) AND min(ak) = max(ak)
-), placed AS MATERIALIZED (
-    SELECT ab.ak, ab.bk, ab.customer_id, i.bk IS NOT NULL AS covered
-    FROM ab LEFT JOIN inside i ON i.bk = ab.bk WHERE ab.ak IS NOT NULL
-), opened AS (
-    SELECT ak FROM placed GROUP BY ak HAVING bool_or(covered) AND NOT bool_and(covered)
+WITH cov AS MATERIALIZED (
+    SELECT w.customer_id, w.{a} AS ak, {covered}
+    FROM pg_temp.sales_wide w {joins}
+    WHERE w.{a} IS NOT NULL AND w.{r}
+), opened AS MATERIALIZED (
+    SELECT ak, {opened} FROM cov GROUP BY ak HAVING {any_opened}
+), kept AS (
+    SELECT DISTINCT c.ak, v.b, c.customer_id
+    FROM cov c JOIN opened o USING (ak)
+    CROSS JOIN LATERAL (VALUES {kept}) v(b, keep) WHERE v.keep
 ), found AS MATERIALIZED (
-    SELECT ak, count(*) AS customers
-    FROM (SELECT DISTINCT p.ak, p.customer_id FROM placed p JOIN opened USING (ak)
-          WHERE NOT p.covered) d
-    GROUP BY ak HAVING count(*) < :k
+    SELECT ak, b, count(*) AS customers FROM kept GROUP BY ak, b HAVING count(*) < :k
 ), partners AS (
-    SELECT p.ak, p.bk, count(DISTINCT p.customer_id) AS customers
-    FROM placed p JOIN found USING (ak) WHERE p.covered GROUP BY p.ak, p.bk
+    SELECT f.ak, f.b, v.bk, count(DISTINCT c.customer_id) AS customers
+    FROM found f JOIN cov c USING (ak)
+    CROSS JOIN LATERAL (VALUES {partner}) v(b, covered, bk)
+    WHERE v.b = f.b AND v.covered GROUP BY f.ak, f.b, v.bk
 )
-SELECT f.ak, f.customers,
-       (SELECT bk FROM partners q WHERE q.ak = f.ak ORDER BY q.customers, q.bk LIMIT 1)
-FROM found f ORDER BY f.ak
+SELECT f.b, f.ak, f.customers, p.keys, p.sizes
+FROM found f
+LEFT JOIN (SELECT ak, b, array_agg(bk ORDER BY customers, bk) AS keys,
+                  array_agg(customers ORDER BY customers, bk) AS sizes
+           FROM partners GROUP BY ak, b) p USING (ak, b)
+ORDER BY f.b, f.ak
 """
 
 
 def audit(
-    conn: Connection, parts: list[str], k: int, involving: set[str] | None = None
+    conn: Connection,
+    parts: list[str],
+    k: int,
+    involving: set[str] | None = None,
+    scoped: bool = False,
 ) -> list[Remainder]:
     """Every row of one partition that, minus the rows of another it contains, leaves lines of
     fewer than k customers (a figure anyone could derive by subtraction), over every ordered pair
-    of `parts`, or only the pairs with a partition of `involving` in them."""
+    of `parts`, or only the pairs with a partition of `involving` in them.
+
+    One statement per partition B finds which of its rows lie inside a row of each A, and one per
+    partition A audits it against all its Bs at once: 2n statements for n partitions, where a
+    pair-by-pair audit ran n(n-1), each grouping the lines again. `scoped`: only the rows
+    `scope_audit` kept, after a round of merges (the others audit as they did before it)."""
+    pairs = [
+        (a, b)
+        for a, outer in enumerate(parts)
+        for b, inner in enumerate(parts)
+        if outer != inner and (involving is None or {outer, inner} & involving)
+    ]
     columns = ", ".join(f"a{n}.row_key AS k{n}" for n in range(len(parts)))
+    if scoped:
+        relevant = "coalesce(a{n}.row_key IN (SELECT row_key FROM pg_temp.sales_relevant r WHERE r.part = :p{n}), false)"
+        columns += ", " + ", ".join(f"{relevant.format(n=n)} AS r{n}" for n in range(len(parts)))
+    else:
+        columns += ", " + ", ".join(f"true AS r{n}" for n in range(len(parts)))
+    scope = "JOIN pg_temp.sales_scope s ON s.line_id = l.line_id" if scoped else ""
     joins = " ".join(
         f"LEFT JOIN pg_temp.sales_assign a{n} ON a{n}.part = :p{n} AND a{n}.line_id = l.line_id"
         for n in range(len(parts))
     )
     names = {f"p{n}": name for n, name in enumerate(parts)}
     conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.sales_wide"))
-    conn.execute(sa.text(_WIDE.format(columns=columns, joins=joins)), names)
+    conn.execute(sa.text(_WIDE.format(columns=columns, joins=joins, scope=scope)), names)
     conn.execute(sa.text("ANALYZE pg_temp.sales_wide"))  # temp tables get no autovacuum statistics
+    for b in sorted({b for _, b in pairs}):
+        flags = ", ".join(_INSIDE_FLAG.format(a=f"k{a}") for a, bb in pairs if bb == b)
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS pg_temp.sales_inside_k{b}"))
+        conn.execute(sa.text(_INSIDE.format(b=f"k{b}", flags=flags)))
     found: list[Remainder] = []
-    for a, outer in enumerate(parts):
-        for b, inner in enumerate(parts):
-            if outer == inner or (involving is not None and not {outer, inner} & involving):
-                continue
-            sql = sa.text(_REMAINDERS.format(a=f"k{a}", b=f"k{b}"))
-            rows = conn.execute(sql, {"k": k}).all()
-            found += [Remainder(outer, ak, inner, bk, n) for ak, n, bk in rows]
+    for a in sorted({a for a, _ in pairs}):
+        bs = [b for aa, b in pairs if aa == a]
+        sql = _REMAINDERS.format(
+            a=f"k{a}",
+            r=f"r{a}",
+            covered=", ".join(
+                f"w.k{b} AS bk{b}, coalesce(i{b}.in_k{a}, false) AS c{b}" for b in bs
+            ),
+            joins=" ".join(
+                f"LEFT JOIN pg_temp.sales_inside_k{b} i{b} ON i{b}.bk = w.k{b}" for b in bs
+            ),
+            opened=", ".join(f"bool_or(c{b}) AND NOT bool_and(c{b}) AS o{b}" for b in bs),
+            any_opened=" OR ".join(f"(bool_or(c{b}) AND NOT bool_and(c{b}))" for b in bs),
+            kept=", ".join(f"({b}, o.o{b} AND NOT c.c{b})" for b in bs),
+            partner=", ".join(f"({b}, c.c{b}, c.bk{b})" for b in bs),
+        )
+        for b, ak, n, keys, sizes in conn.execute(sa.text(sql), {"k": k}):
+            partners = tuple(zip(keys or (), sizes or (), strict=True))
+            smallest = partners[0][0] if partners else None
+            found.append(Remainder(parts[a], ak, parts[b], smallest, n, partners))
     return found
 
 
@@ -272,21 +445,32 @@ def assign_daily(conn: Connection) -> None:
 def assign_published(
     conn: Connection, part: Partition, table: str, period: str, region: str = "region"
 ) -> None:
-    """Maps the lines of `part`'s span to the finest published row of `table` that matches them,
-    level by level: how a reader of the published table can place each sale."""
+    """Maps the lines of `part`'s span to the finest published row of `table` that matches them:
+    how a reader of the published table can place each sale. One statement: each level's key is
+    looked up in the published keys, and the finest match wins."""
     conn.execute(sa.text("DELETE FROM pg_temp.sales_assign WHERE part = :p"), {"p": part.name})
-    published = (
-        f"SELECT concat_ws('|', {period}, product_line, sku, {region}) AS row_key FROM {table} t"
+    keys = ", ".join(
+        f'CASE WHEN {level.eligible} THEN ({part.key(level)}) COLLATE "C" END AS k{n}'
+        for n, level in enumerate(part.levels)
     )
-    for depth, level in enumerate(part.levels):
-        conn.execute(
-            sa.text(f"""
-            INSERT INTO pg_temp.sales_assign (part, line_id, row_key, level)
-            SELECT :p, l.line_id, {part.key(level)}, :depth
-            FROM pg_temp.sales_lines l
-            WHERE ({part.span}) AND ({level.eligible}) AND NOT EXISTS (
-                SELECT 1 FROM pg_temp.sales_assign a WHERE a.part = :p AND a.line_id = l.line_id)
-              AND {part.key(level)} IN ({published})
-        """),
-            {"p": part.name, "depth": depth},
+    joins = " ".join(
+        f"LEFT JOIN published p{n} ON p{n}.row_key = c.k{n}" for n in range(len(part.levels))
+    )
+    found = ", ".join(f"p{n}.row_key" for n in range(len(part.levels)))
+    depth = " ".join(f"WHEN p{n}.row_key IS NOT NULL THEN {n}" for n in range(len(part.levels)))
+    conn.execute(
+        sa.text(f"""
+        WITH published AS MATERIALIZED (
+            SELECT DISTINCT concat_ws('|', {period}, product_line, sku, {region}) COLLATE "C"
+                   AS row_key
+            FROM {table} t
+        ), candidates AS MATERIALIZED (
+            SELECT l.line_id, {keys} FROM pg_temp.sales_lines l WHERE {part.span}
         )
+        INSERT INTO pg_temp.sales_assign (part, line_id, row_key, level)
+        SELECT :p, c.line_id, coalesce({found}), CASE {depth} END
+        FROM candidates c {joins}
+        WHERE coalesce({found}) IS NOT NULL
+        """),
+        {"p": part.name},
+    )

@@ -1,0 +1,129 @@
+"""Per-statement profile of the planning builds: where the time goes, per round.
+
+Seeds a synthetic shop (embedded server by default), refreshes the daily table, then builds both
+planning tables once with every SQL statement timed (a SQLAlchemy cursor event), and prints the
+totals per statement kind and the number of suppression rounds next to a hand-written CTAS.
+
+    .venv/bin/python bench/profile_sales_planning.py --orders 50000 [--reuse] [--attempts 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import sqlalchemy as sa  # noqa: E402
+
+from bench.bench_sales_planning import AS_OF, FORGET_BUILDS, dba_build  # noqa: E402
+from bench.harness import fresh_database, run_sql, vacuum_analyze  # noqa: E402
+from lifecycle import db, synthetic  # noqa: E402
+from lifecycle.policy import load_policy  # noqa: E402
+from lifecycle.sales import daily, planning  # noqa: E402
+from lifecycle.sales.differencing import differencing_remainders  # noqa: E402
+from lifecycle.settings import PROJECT_DIR, Settings  # noqa: E402
+
+
+def kind(statement: str) -> str:
+    """A short label for a statement (its first distinctive words), nothing of its parameters."""
+    s = " ".join(statement.split())
+    for pattern, label in (
+        (r"CREATE TEMP TABLE sales_lines", "load lines"),
+        (r"CREATE TEMP TABLE sales_cells", "cells"),
+        (
+            r"INSERT INTO pg_temp.sales_assign \(part, line_id, row_key, level\) SELECT 'sales_volume_daily'",
+            "assign daily",
+        ),
+        (r"^WITH r0 AS", "assign partition"),
+        (r"^WITH cov AS", "audit: one partition against its pairs"),
+        (r"CREATE TEMP TABLE sales_inside", "audit: rows inside"),
+        (r"CREATE TEMP TABLE sales_wide", "audit: wide table"),
+        (r"^WITH ab AS", "audit: one pair"),
+        (r"INSERT INTO analytics", "publish rows"),
+        (r"^WITH per AS", "utility"),
+        (r"pg_advisory_xact_lock|planning_builds|sales_changes|md5", "freshness"),
+        (r"INSERT INTO pg_temp.sales_assign", "assign published"),
+        (r"ANALYZE", "analyze"),
+    ):
+        if re.search(pattern, s):
+            return label
+    return s[:60]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--orders", type=int, default=50000)
+    parser.add_argument("--reuse", action="store_true", help="reuse the seeded database")
+    parser.add_argument("--attempts", type=int, default=2, help="full builds to time")
+    parser.add_argument("--no-guard", action="store_true", help="skip timing the guard's audit")
+    args = parser.parse_args()
+    policy = load_policy(PROJECT_DIR / "policy.yaml")
+    name = f"lane_plan_profile_{args.orders}"
+    if args.reuse:
+        settings = Settings.from_env()
+        admin = db.normalise_url(
+            settings.database_url or db.start_embedded_server(settings.embedded_data_dir)
+        )
+        engine = db.create_engine(admin.set(database=name))
+    else:
+        engine = fresh_database(name)
+        t = time.perf_counter()
+        synthetic.seed_shop(engine, orders=args.orders, seed=7, as_of=AS_OF)
+        vacuum_analyze(engine, "shop.orders", "shop.order_items", "shop.products")
+        daily.refresh(engine, policy, run_id="bench", as_of=AS_OF)
+        print(f"seeded and refreshed in {time.perf_counter() - t:.1f} s")
+    day = planning.window_end(daily.last_complete_day(engine, policy, AS_OF))
+    times: dict[str, list[float]] = defaultdict(list)
+    current: list[float] = []
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def _before(conn, cursor, statement, parameters, context, executemany):
+        current.append(time.perf_counter())
+
+    @sa.event.listens_for(engine, "after_cursor_execute")
+    def _after(conn, cursor, statement, parameters, context, executemany):
+        label = kind(statement)
+        if label == "assign partition" and isinstance(parameters, dict):
+            label += f" {parameters.get('p')}"
+        times[label].append(time.perf_counter() - current.pop())
+
+    for attempt in range(1, args.attempts + 1):
+        run_sql(engine, FORGET_BUILDS)
+        times.clear()
+        t = time.perf_counter()
+        dba_build(engine, day)
+        ctas = time.perf_counter() - t
+        times.clear()
+        builds = {}
+        for fn in (planning.build_product_line_summary, planning.build_weekly_demand):
+            t = time.perf_counter()
+            b = fn(engine, policy, AS_OF)
+            builds[b.table] = (time.perf_counter() - t, b.rounds, b.cells_merged, b.rows)
+        total = sum(v[0] for v in builds.values())
+        print(
+            f"\n== attempt {attempt}: CTAS {ctas:.2f} s; builds {total:.2f} s = {total / ctas:.1f}x"
+        )
+        for table, (s, rounds, merged, rows) in builds.items():
+            print(f"  {table}: {s:.2f} s, {rounds} rounds, {merged} merged, {rows} rows")
+        for label, ts in sorted(times.items(), key=lambda kv: -sum(kv[1])):
+            print(f"  {sum(ts):7.2f} s  {len(ts):4d}x  {label}")
+    if args.no_guard:
+        return
+    times.clear()
+    t = time.perf_counter()
+    check = differencing_remainders(engine, policy)
+    print(
+        f"\nguard check: {'passed' if check.passed else 'FAILED'} {time.perf_counter() - t:.2f} s"
+    )
+    for label, ts in sorted(times.items(), key=lambda kv: -sum(kv[1])):
+        print(f"  {sum(ts):7.2f} s  {len(ts):4d}x  {label}")
+    run_sql(engine, "DROP TABLE IF EXISTS public.dba_planning")
+
+
+if __name__ == "__main__":
+    main()
