@@ -409,8 +409,9 @@ def verify(
     result = Verification(since=since)
     with engine.connect() as conn:
         found = chains(conn)
-        point = seals.seal_point(conn) if seal else {}
         trust = seals.trusted(conn, seal_anchors or [])
+        now_here = seals.here(conn) if seal or trust.seals else None
+        point = seals.seal_point(conn, now_here) if seal else {}
         for anchor, forged in trust.forged:
             result.breaks.append(
                 Break(
@@ -437,7 +438,9 @@ def verify(
             elif full_every is not None and sealed.full_due(now, full_every):
                 mode = "full (due)"
             else:
-                why = seals.unproven(conn, each.table, each.id_column, sealed)
+                why = seals.elsewhere(sealed, now_here) or seals.unproven(
+                    conn, each.table, each.id_column, sealed
+                )
                 mode = "sealed" if why is None else f"full ({why})"
             if mode == "sealed":
                 from_seq, sealed_seq = sealed.link_seq + 1, sealed.link_seq

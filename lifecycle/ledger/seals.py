@@ -14,6 +14,13 @@ that reads no column:
 - the sealed link still there with its hash, and every link still hashing to its fields and
   following the one before (the links are few and checked in full every time).
 
+A row version's `xmin` only means something in the database that wrote it: a dump restored into
+another cluster, or a cluster whose transaction counter was set back, may hold rows whose `xmin`
+lies before a copied seal's horizon although they were written after it. So a seal is used only in
+the database it names (same system identifier, same oid) and only while its 64-bit horizon is not
+ahead of that cluster's transaction counter; otherwise, or when the job's role may not read
+`pg_control_system()`, that chain is re-hashed in full and its mode says why.
+
 Only the links after the sealed one are re-hashed. The proof is about changes made through SQL:
 someone who edits a data file in place keeps the old `xmin` and is found only by the full
 recompute, which the nightly runs every `ledger.full_verify_every_days` (docs/compliance.md).
@@ -35,6 +42,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_XID_SPACE = 4294967296  # a row version's xmin is the low 32 bits of the 64-bit transaction id
 # A seal whose horizon lies further back than this many transactions is not compared by xid age
 # (ages wrap at 2^31); that chain is re-hashed in full instead.
 MAX_HORIZON_AGE = 1_000_000_000
@@ -67,10 +75,12 @@ class Seal:
     first_id: int
     last_id: int
     rows: int
-    horizon: int
-    in_progress: tuple[int, ...]
+    horizon: int  # 64-bit: epoch and xid
+    in_progress: tuple[int, ...]  # 64-bit
     verified_at: datetime
     full_at: datetime
+    system_id: int | None  # the cluster's system identifier; None when the role could not read it
+    database_oid: int
     seal_id: int | None = None
 
     def digest(self) -> str:
@@ -88,6 +98,8 @@ class Seal:
                 ",".join(str(x) for x in sorted(self.in_progress)),
                 _micros(self.verified_at),
                 _micros(self.full_at),
+                "" if self.system_id is None else self.system_id,
+                self.database_oid,
             )
         )
         return hashlib.sha256(text.encode()).hexdigest()
@@ -100,12 +112,61 @@ def _micros(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
+@dataclass(frozen=True)
+class Here:
+    """The database a verification runs in, and its transaction counter (64-bit) now."""
+
+    system_id: int | None  # None: the role may not execute pg_control_system()
+    database_oid: int
+    next_xid: int
+
+
+_MAY_READ_CONTROL = sa.text(
+    "SELECT has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE')"
+)
+_HERE = sa.text("""
+    SELECT (SELECT oid FROM pg_database WHERE datname = current_database()) AS database_oid,
+           CAST(CAST(pg_snapshot_xmax(pg_current_snapshot()) AS text) AS bigint) AS next_xid
+""")
+
+
+def here(conn) -> Here:
+    """Which cluster and database this is. pg_control_system() is asked for only when the role may
+    execute it (a refused call would abort the transaction); without it no seal is used."""
+    system_id = None
+    if conn.execute(_MAY_READ_CONTROL).scalar():
+        system_id = conn.execute(
+            sa.text("SELECT system_identifier FROM pg_control_system()")
+        ).scalar()
+    row = conn.execute(_HERE).one()
+    return Here(system_id, row.database_oid, row.next_xid)
+
+
+def elsewhere(seal: Seal, now: Here) -> str | None:
+    """Why a seal cannot vouch for the row versions of this database, or None when it can. Its
+    horizon compares with `xmin` only in the cluster that took it, and only while that cluster's
+    transaction counter has not gone back behind it (a restored or reset cluster)."""
+    if now.system_id is None:
+        return "the job's role may not read the cluster's identity (pg_control_system)"
+    if seal.system_id is None:
+        return "the seal does not name its cluster"
+    if seal.system_id != now.system_id:
+        return "the seal was taken on another cluster"
+    if seal.database_oid != now.database_oid:
+        return "the seal was taken in another database"
+    if seal.horizon > now.next_xid:
+        return "the seal's horizon is ahead of this cluster's transaction counter"
+    if now.next_xid - seal.horizon > MAX_HORIZON_AGE:
+        return "the seal is too many transactions old"
+    return None
+
+
 # Every chain's head and totals, and the transaction horizon, in one statement: one snapshot, so
 # the links a seal names are exactly those committed before its horizon.
 _POINT = sa.text("""
     SELECT h.chain, h.link_seq, encode(h.link_hash, 'hex') AS link_hash, t.first_id, h.last_id,
-           t.rows, CAST(CAST(pg_snapshot_xmax(s.snap) AS text) AS bigint) % 4294967296 AS horizon,
-           ARRAY(SELECT CAST(CAST(x AS text) AS bigint) % 4294967296
+           t.rows, CAST(CAST(pg_snapshot_xmax(s.snap) AS text) AS bigint) AS horizon,
+           ARRAY(SELECT CAST(CAST(x AS text) AS bigint)
                  FROM pg_snapshot_xip(s.snap) x) AS in_progress,
            now() AS verified_at
     FROM (SELECT pg_current_snapshot() AS snap) s,
@@ -116,8 +177,9 @@ _POINT = sa.text("""
 """)
 
 
-def seal_point(conn) -> dict[str, Seal]:
-    """Every chain's seal as of now, before its links are verified (full_at still to be set)."""
+def seal_point(conn, now: Here) -> dict[str, Seal]:
+    """Every chain's seal as of now, before its links are verified (full_at still to be set), in
+    the database `now` names."""
     return {
         row.chain: Seal(
             row.chain,
@@ -130,6 +192,8 @@ def seal_point(conn) -> dict[str, Seal]:
             tuple(row.in_progress),
             row.verified_at,
             row.verified_at,
+            now.system_id,
+            now.database_oid,
         )
         for row in conn.execute(_POINT)
     }
@@ -137,9 +201,11 @@ def seal_point(conn) -> dict[str, Seal]:
 
 _SAVE = sa.text("""
     INSERT INTO lifecycle.ledger_seals (chain, link_seq, link_hash, first_id, last_id, rows, horizon,
-                                        in_progress, verified_at, full_at, seal_hash)
+                                        in_progress, verified_at, full_at, system_id,
+                                        database_oid, seal_hash)
     VALUES (:chain, :link_seq, decode(:link_hash, 'hex'), :first_id, :last_id, :rows, :horizon,
-            CAST(:in_progress AS bigint[]), :verified_at, :full_at, decode(:seal_hash, 'hex'))
+            CAST(:in_progress AS bigint[]), :verified_at, :full_at, :system_id, :database_oid,
+            decode(:seal_hash, 'hex'))
     RETURNING seal_id
 """)
 
@@ -163,6 +229,8 @@ def save(engine, seals: list[Seal]) -> list[SealAnchor]:
                     "in_progress": list(seal.in_progress),
                     "verified_at": seal.verified_at,
                     "full_at": seal.full_at,
+                    "system_id": seal.system_id,
+                    "database_oid": seal.database_oid,
                     "seal_hash": digest,
                 },
             ).scalar()
@@ -172,7 +240,7 @@ def save(engine, seals: list[Seal]) -> list[SealAnchor]:
 
 _STORED = sa.text("""
     SELECT seal_id, chain, link_seq, encode(link_hash, 'hex') AS link_hash, first_id, last_id, rows,
-           horizon, in_progress, verified_at, full_at
+           horizon, in_progress, verified_at, full_at, system_id, database_oid
     FROM lifecycle.ledger_seals WHERE seal_id = ANY(CAST(:ids AS bigint[]))
 """)
 
@@ -204,6 +272,8 @@ def trusted(conn, anchors: list[SealAnchor]) -> Trusted:
             tuple(row.in_progress),
             row.verified_at,
             row.full_at,
+            row.system_id,
+            row.database_oid,
             row.seal_id,
         )
         for row in conn.execute(_STORED, {"ids": [a.seal_id for a in anchors]})
@@ -246,8 +316,8 @@ def unproven(conn, table: str, id_column: str, seal: Seal) -> str | None:
                 "link_seq": seal.link_seq,
                 "first_id": seal.first_id,
                 "last_id": seal.last_id,
-                "horizon": str(seal.horizon),
-                "in_progress": [str(x) for x in seal.in_progress],
+                "horizon": str(seal.horizon % _XID_SPACE),
+                "in_progress": [str(x % _XID_SPACE) for x in seal.in_progress],
             },
         )
         .mappings()

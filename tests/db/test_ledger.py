@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -444,7 +446,7 @@ def test_a_forged_seal_in_the_database_is_caught_by_its_anchor(ledger):
     tamper(
         ledger,
         """UPDATE lifecycle.ledger_seals
-           SET horizon = CAST(CAST(pg_snapshot_xmax(pg_current_snapshot()) AS text) AS bigint) % 4294967296""",
+           SET horizon = CAST(CAST(pg_snapshot_xmax(pg_current_snapshot()) AS text) AS bigint)""",
     )
     result = verify(ledger, anchors, seal_anchors=sealed)
     kinds = [b.kind for b in result.breaks]
@@ -457,7 +459,7 @@ def test_a_seal_the_run_history_never_recorded_is_not_used(ledger):
     anchors, sealed = heads(ledger), seal(ledger)
     tamper(ledger, "UPDATE lifecycle.purge_ledger SET order_id = 999 WHERE ledger_id = 7")
     with ledger.connect() as conn:  # a forger's own seal, taken after the edit
-        seals.save(ledger, [seals.seal_point(conn)["purge_ledger"]])
+        seals.save(ledger, [seals.seal_point(conn, seals.here(conn))["purge_ledger"]])
     found, _result = sealed_break(ledger, anchors, sealed)
     assert (found.link_seq, found.row_id) == (2, 6)
 
@@ -490,3 +492,90 @@ def test_a_chain_with_many_rows_is_re_hashed_in_two_halves_that_find_the_same_br
     monkeypatch.setattr(chain_module, "SPLIT_ROWS", 1)
     halves = verify(ledger)
     assert halves.breaks[0] == whole and halves.rows == verify(ledger).rows
+
+
+def recorded_seal_covering_an_edit(engine, edit: bool, **changes):
+    """A seal taken while the ledger was intact, then (after an optional edit) given a horizon
+    past the edit and the `changes` (fields or functions of the database it runs in), saved and
+    recorded in the run history as honestly as the nightly would: what a seal copied with its
+    record from another cluster, or kept across a restore, looks like."""
+    [taken] = [s for s in verify(engine, seal=True).new_seals if s.chain == "purge_ledger"]
+    if edit:
+        tamper(engine, "UPDATE lifecycle.purge_ledger SET order_id = 999 WHERE ledger_id = 7")
+    with engine.connect() as conn:
+        here = seals.here(conn)
+    values = {"horizon": here.next_xid, "in_progress": ()}
+    values.update({k: v(here) if callable(v) else v for k, v in changes.items()})
+    return seals.save(engine, [replace(taken, **values)])
+
+
+IDENTITY_CASES = {
+    "another-cluster": (
+        {"system_id": lambda here: here.system_id + 1},
+        "full (the seal was taken on another cluster)",
+    ),
+    "another-database": (
+        {"database_oid": lambda here: here.database_oid + 1},
+        "full (the seal was taken in another database)",
+    ),
+    "no-cluster-named": ({"system_id": None}, "full (the seal does not name its cluster)"),
+    # The same low 32 bits one epoch later: by xmin alone the edit would look older than the seal.
+    "horizon-ahead": (
+        {"horizon": lambda here: here.next_xid + 2**32},
+        "full (the seal's horizon is ahead of this cluster's transaction counter)",
+    ),
+}
+
+
+@pytest.mark.parametrize("edit", [False, True], ids=["untouched", "edited"])
+@pytest.mark.parametrize("case", list(IDENTITY_CASES), ids=list(IDENTITY_CASES))
+def test_a_seal_from_another_database_or_ahead_of_the_counter_is_not_used(ledger, case, edit):
+    changes, mode = IDENTITY_CASES[case]
+    # The recorded seal's horizon lies after the edit: a cheap pass trusting it would pass it.
+    sealed = recorded_seal_covering_an_edit(ledger, edit, **changes)
+    result = verify(ledger, seal_anchors=sealed)
+    assert result.metadata()["modes"]["purge_ledger"] == mode
+    if edit:  # re-hashed in full instead, which finds the edit
+        [found] = result.breaks
+        assert (found.chain, found.link_seq, found.row_id) == ("purge_ledger", 2, 6)
+    else:  # and no false alarm
+        assert result.intact, result.summary()
+
+
+def test_the_same_seal_in_its_own_database_is_used(ledger):
+    """The control for the cases above: only the named difference makes them fall back."""
+    sealed = recorded_seal_covering_an_edit(ledger, False)
+    assert verify(ledger, seal_anchors=sealed).metadata()["modes"]["purge_ledger"] == "sealed"
+
+
+def test_a_role_that_may_not_read_the_cluster_identity_falls_back_to_full(engine, ledger):
+    """The tests' role is a superuser; a job role without EXECUTE on pg_control_system() (the
+    function's grant is per database) gets no usable seal, and says so, rather than an error."""
+    sealed = seal(ledger)
+    role = f"lifecycle_test_{os.getpid()}_job"
+    admin = engine.execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE ROLE "{role}" NOLOGIN'))
+        conn.execute(sa.text(f'GRANT USAGE ON SCHEMA lifecycle TO "{role}"'))
+        conn.execute(sa.text(f'GRANT SELECT ON ALL TABLES IN SCHEMA lifecycle TO "{role}"'))
+        conn.execute(sa.text("REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC"))
+    job = db.create_engine(engine.url)
+
+    @sa.event.listens_for(job, "connect")
+    def _as_job(dbapi_connection, _record):
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f'SET ROLE "{role}"')
+
+    try:
+        result = verify(job, seal_anchors=sealed, seal=True)
+        assert result.intact, result.summary()
+        assert result.metadata()["modes"]["purge_ledger"] == (
+            "full (the job's role may not read the cluster's identity (pg_control_system))"
+        )
+        assert {s.system_id for s in result.new_seals} == {None}  # and its seals are never used
+    finally:
+        job.dispose()
+        with admin.connect() as conn:
+            conn.execute(sa.text("GRANT EXECUTE ON FUNCTION pg_control_system() TO PUBLIC"))
+            conn.execute(sa.text(f'DROP OWNED BY "{role}"'))
+            conn.execute(sa.text(f'DROP ROLE "{role}"'))

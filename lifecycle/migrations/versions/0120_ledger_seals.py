@@ -6,13 +6,18 @@ Revises: 0110
 A seal records, per chain, the links a verification found intact (up to `link_seq`, whose hash it
 names), the id range and row count they cover, and the transaction horizon of the moment the
 verification began (`horizon`, the next transaction id then, and `in_progress`, the ids still
-running; both as 32-bit xids, what a row version's `xmin` holds). Any later SQL change to a row in
-the sealed range (UPDATE, DELETE and INSERT, TRUNCATE and reload) leaves a row version whose xmin is
-at or after the horizon or among `in_progress`, and a DELETE changes the count, so one pass over
-the range reading no column proves it untouched (lifecycle/ledger/seals.py). `full_at` is when the
-chain was last re-hashed in full. `seal_hash` is the SHA-256 of the other fields; the nightly check
-records it in the run history, outside lifecycle.*, and verification trusts a seal only when its
-hash matches that record. Ids, counts, hashes and transaction ids only.
+running; both as full 64-bit transaction ids, epoch and xid, whose low 32 bits are what a row
+version's `xmin` holds). Any later SQL change to a row in the sealed range (UPDATE, DELETE and
+INSERT, TRUNCATE and reload) leaves a row version whose xmin is at or after the horizon or among
+`in_progress`, and a DELETE changes the count, so one pass over the range reading no column proves
+it untouched (lifecycle/ledger/seals.py). That proof holds only in the database whose row versions
+the seal saw, so the seal names it: `system_id`, the cluster's system identifier from
+pg_control_system() (NULL when the job's role may not read it: such a seal is never used), and
+`database_oid`; a seal is used only there, and only while its 64-bit horizon is not ahead of that
+cluster's transaction counter (a restored dump or a counter set back re-hashes the chain in full
+instead). `full_at` is when the chain was last re-hashed in full. `seal_hash` is the SHA-256 of the
+other fields; the nightly check records it in the run history, outside lifecycle.*, and verification
+trusts a seal only when its hash matches that record. Ids, counts, hashes and transaction ids only.
 
 The link trigger's function is also replaced by one that sorts the statement's stored rows by id
 before building their binary form, instead of sorting rows that already carry their serialised
@@ -75,12 +80,15 @@ def upgrade() -> None:
             in_progress bigint[] NOT NULL,
             verified_at timestamptz NOT NULL,
             full_at     timestamptz NOT NULL,
+            system_id   bigint,
+            database_oid bigint NOT NULL,
             seal_hash   bytea NOT NULL
         );
         CREATE INDEX ledger_seals_chain_idx ON lifecycle.ledger_seals (chain, seal_id);
         COMMENT ON TABLE lifecycle.ledger_seals IS
             'What each nightly verification proved per chain (links, id range, row count, transaction '
-            'horizon), anchored in the run history by seal_hash. Ids, counts and hashes only.';
+            'horizon, cluster and database identity), anchored in the run history by seal_hash. Ids, '
+            'counts and hashes only.';
         """
     )
 
