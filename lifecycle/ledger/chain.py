@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from lifecycle.ledger import seals
+from lifecycle.ledger.anchored import AnchoredText
 from lifecycle.ledger.seals import SealAnchor
 
 # The nightly asset check that runs `verify`; the report reads its last verdict from the history.
@@ -35,20 +36,12 @@ CHECK_NAME = "ledger_chain_intact"
 
 
 @dataclass(frozen=True)
-class Head:
+class Head(AnchoredText):
     """The last link of one chain: what a night anchors outside the database."""
 
     chain: str
     link_seq: int
     link_hash: str  # hex
-
-    def as_text(self) -> str:
-        return f"{self.chain}:{self.link_seq}:{self.link_hash}"
-
-    @classmethod
-    def from_text(cls, text: str) -> Head:
-        chain, seq, digest = text.split(":")
-        return cls(chain, int(seq), digest)
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,8 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
+from lifecycle.ledger.anchored import AnchoredText
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _XID_SPACE = 4294967296  # a row version's xmin is the low 32 bits of the 64-bit transaction id
 # A seal whose horizon lies further back than this many transactions is not compared by xid age
@@ -49,20 +51,12 @@ MAX_HORIZON_AGE = 1_000_000_000
 
 
 @dataclass(frozen=True)
-class SealAnchor:
+class SealAnchor(AnchoredText):
     """A seal as the run history recorded it: which seal row, and the hash of its fields."""
 
     chain: str
     seal_id: int
     seal_hash: str  # hex
-
-    def as_text(self) -> str:
-        return f"{self.chain}:{self.seal_id}:{self.seal_hash}"
-
-    @classmethod
-    def from_text(cls, text: str) -> SealAnchor:
-        chain, seal_id, digest = text.split(":")
-        return cls(chain, int(seal_id), digest)
 
 
 @dataclass(frozen=True)
