@@ -414,6 +414,47 @@ def test_a_row_changed_by_a_transaction_running_while_the_seal_was_taken_is_foun
     assert "written after the seal" in result.metadata()["modes"]["purge_ledger"]
 
 
+def test_a_row_changed_in_a_subtransaction_running_while_the_seal_was_taken_is_found(ledger):
+    """A snapshot lists running top-level transactions only: a subtransaction's id, below the
+    horizon once a later transaction committed, is found running in the commit log instead."""
+    anchors = heads(ledger)
+    running = ledger.connect()
+    tx = running.begin()
+    running.execute(sa.text("SELECT pg_current_xact_id()"))
+    inner = running.begin_nested()
+    running.execute(sa.text("CREATE TEMP TABLE sub_id (x int)"))
+    running.execute(sa.text("INSERT INTO sub_id VALUES (1)"))  # the subtransaction has an id now
+    with ledger.begin() as other:  # a later transaction commits: the horizon moves past it
+        other.execute(sa.text("SELECT pg_current_xact_id()"))
+    sealed = seal(ledger)
+    running.execute(sa.text("UPDATE lifecycle.purge_ledger SET order_id = 999 WHERE ledger_id = 2"))
+    inner.commit()
+    tx.commit()
+    running.close()
+    found, result = sealed_break(ledger, anchors, sealed)
+    assert (found.link_seq, found.run_id) == (1, "night-1")
+    assert "written after the seal" in result.metadata()["modes"]["purge_ledger"]
+
+
+def test_no_seal_is_taken_while_too_many_transactions_ran_since_the_oldest_running_one(
+    ledger, monkeypatch
+):
+    """Listing every running subtransaction costs one commit-log lookup per id in the window; past
+    the bound the night seals nothing and the chains keep the seal they had."""
+    earlier = seal(ledger)
+    monkeypatch.setattr(seals, "MAX_SEAL_WINDOW", 0)
+    running = ledger.connect()
+    tx = running.begin()
+    running.execute(sa.text("SELECT pg_current_xact_id()"))
+    with ledger.begin() as other:
+        other.execute(sa.text("SELECT pg_current_xact_id()"))
+    tonight = verify(ledger, heads(ledger), seal=True, seal_anchors=earlier)
+    tx.rollback()
+    running.close()
+    assert tonight.intact and tonight.new_seals == []
+    assert tonight.metadata()["modes"]["purge_ledger"] == "sealed"  # the earlier seal still holds
+
+
 def test_a_vacuum_full_or_a_reload_of_a_sealed_table_is_no_false_alarm(engine, ledger):
     anchors, sealed = heads(ledger), seal(ledger)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
