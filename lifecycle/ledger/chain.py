@@ -3,9 +3,11 @@
 Migrations 0051 and 0070 put two statement-level triggers on every chained table: before the
 statement, an advisory lock per chain, so the ids one statement takes are never interleaved with
 another writer's; after it, one link in lifecycle.ledger_links holding the id range, the row
-count, the SHA-256 of the rows (form 2: of their binary send form concatenated in id order; form
-1, links written before 0070: of their text digests) and the previous link's hash. Cost is one
-aggregate and one digest per statement, never a round trip or a digest per row.
+count, the SHA-256 of the rows and the previous link's hash. The rows are hashed in id order in
+the form their link was written in: form 3 (migration 0130), each row's key columns and, only when
+they differ from the row before, the rest of its columns, all as binary send forms; form 2 (0070),
+every row's whole binary send form; form 1 (0051), their text digests. Cost is one aggregate and
+one digest per statement, never a round trip or a digest per row.
 
 Anyone who can write lifecycle.* could rebuild the whole chain after an edit, so each night's
 heads are also recorded in the run history (the `ledger_anchor` asset's metadata): verification
@@ -143,6 +145,10 @@ class Verification:
         return data
 
 
+# A chain whose trigger predates form 3 (migration 0130) has no link of that form: a placeholder
+# keeps the verification statement well-typed, and its form-3 branch never runs.
+_NO_FORM_3 = "ROW(NULL::int)"
+
 # The chained tables and their canonical row text, as the migration gave them to the triggers.
 _CHAINS = sa.text("""
     SELECT format('%I.%I', n.nspname, c.relname) AS table_name, t.tgargs, t.tgenabled <> 'D' AS enabled
@@ -153,7 +159,7 @@ _CHAINS = sa.text("""
 
 @dataclass(frozen=True)
 class Chain:
-    """One chained table as its trigger defines it: the row forms of both link forms."""
+    """One chained table as its trigger defines it: the row forms of every link form."""
 
     name: str
     table: str
@@ -161,14 +167,16 @@ class Chain:
     binary: str  # form 2: an expression giving one row's bytes
     text: str  # form 1: an expression giving one row's canonical text
     enabled: bool
+    key: str = _NO_FORM_3  # form 3: the row of columns sent for every row
+    rest: str = _NO_FORM_3  # form 3: the row of columns sent when it differs from the row before
 
 
 def chains(conn) -> list[Chain]:
     """Every chained table, read back from its `ledger_link` trigger's arguments."""
     found = []
     for table, args, enabled in conn.execute(_CHAINS):
-        name, id_column, _run, binary, text = bytes(args).decode().split("\x00")[:5]
-        found.append(Chain(name, table, id_column, binary, text, enabled))
+        name, id_column, _run, binary, text, *form_3 = bytes(args).decode().split("\x00")[:7]
+        found.append(Chain(name, table, id_column, binary, text, enabled, *form_3))
     return sorted(found, key=lambda c: c.name)
 
 
@@ -219,10 +227,19 @@ WITH links AS (
         ) f2 WHERE l.form = 2 AND l.link_seq BETWEEN :from_seq AND :to_seq
         UNION ALL
         SELECT * FROM (
+            SELECT count(*) AS n,
+                   sha256(string_agg(CASE WHEN k *= p THEN b || '\\x00'::bytea
+                                          ELSE b || '\\x01'::bytea || record_send(k) END,
+                                     ''::bytea)) AS content
+            FROM (SELECT record_send({key}) AS b, {rest} AS k, lag({rest}) OVER (ORDER BY t.{id}) AS p
+                  FROM {table} t WHERE t.{id} BETWEEN l.first_id AND l.last_id) s
+        ) f3 WHERE l.form = 3 AND l.link_seq BETWEEN :from_seq AND :to_seq
+        UNION ALL
+        SELECT * FROM (
             SELECT count(*) AS n, sha256(string_agg(d, ''::bytea)) AS content
             FROM (SELECT sha256(textsend({text})) AS d FROM {table} t
                   WHERE t.{id} BETWEEN l.first_id AND l.last_id ORDER BY t.{id}) s
-        ) f1 WHERE l.form <> 2 AND l.link_seq BETWEEN :from_seq AND :to_seq
+        ) f1 WHERE l.form = 1 AND l.link_seq BETWEEN :from_seq AND :to_seq
     ) r ON true
 )
 SELECT (SELECT count(*) FROM checked WHERE covered) AS links,
@@ -313,6 +330,8 @@ class _Part:
             id=f'"{self.chain.id_column}"',
             binary=self.chain.binary,
             text=self.chain.text,
+            key=self.chain.key,
+            rest=self.chain.rest,
         )
         params = {
             "chain": self.chain.name,

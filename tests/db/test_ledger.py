@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -255,36 +256,105 @@ def test_tampering_with_the_hand_off_removal_log_is_found(engine, tampering, kin
 
 
 @pytest.fixture
-def database_at_0060(database_url):
-    """A database of its own, migrated up to just before the ledger's second form."""
-    name = f"{database_url.database}_before_0070"
+def database_at(database_url, request):
+    """A database of its own, migrated up to the revision `request.param` only."""
+    name = f"{database_url.database}_at_{request.param}"
     admin = database_url
     db.drop_database(admin, name)
     db.ensure_database(admin, name)
     engine = db.create_engine(admin.set(database=name))
-    schema.upgrade(engine, "0060")
+    schema.upgrade(engine, request.param)
     yield engine
     engine.dispose()
     db.drop_database(admin, name)
 
 
-def test_links_written_before_the_upgrade_to_0070_keep_verifying_after_it(database_at_0060):
-    engine = database_at_0060
+@pytest.mark.parametrize(
+    "database_at, forms",
+    [("0060", [1, 3]), ("0120", [2, 3])],
+    indirect=["database_at"],
+    ids=["before-0070", "before-0130"],
+)
+def test_links_written_before_an_upgrade_keep_verifying_in_their_own_form_after_it(
+    database_at, forms
+):
+    engine = database_at
     write(engine, "night-1", 101, 105)
     schema.upgrade(engine)
     write(engine, "night-2", 106, 108)
     with engine.connect() as conn:
-        forms = conn.execute(
+        written = conn.execute(
             sa.text(
                 "SELECT form FROM lifecycle.ledger_links WHERE chain = 'purge_ledger' ORDER BY link_seq"
             )
         ).scalars()
-        assert list(forms) == [1, 2]
+        assert list(written) == forms
     result = verify(engine)
     assert result.intact, result.summary()
     tamper(engine, "UPDATE lifecycle.purge_ledger SET order_id = 999 WHERE ledger_id = 2")
     found = first_break(engine)
     assert (found.link_seq, found.run_id) == (1, "night-1")
+
+
+# One statement whose rows alternate between two rests (an order with an after-sales case clears
+# one column more), so form 3 sends some rows' rest and not others'.
+MIXED_ROWS = """
+    INSERT INTO lifecycle.purge_ledger (run_id, order_id, purged_at, action, reason, policy_version,
+                                        policy_hash, cleared_columns)
+    SELECT 'night-4', g, now(), 'purge', 'after_sales_window', '1', 'h',
+           CASE WHEN g % 3 = 0 THEN ARRAY['receiver_name', 'note'] ELSE ARRAY['receiver_name'] END
+    FROM generate_series(201, 212) g
+"""
+
+
+def test_a_form_3_link_hashes_each_key_and_only_the_rests_that_differ_from_the_row_before(ledger):
+    """The link's content, recomputed here in Python from each row's two send forms, byte for byte
+    as migration 0130 documents it."""
+    tamper(ledger, MIXED_ROWS)
+    with ledger.connect() as conn:
+        [purges] = [c for c in chains(conn) if c.name == "purge_ledger"]
+        first, last, stored = conn.execute(
+            sa.text("""SELECT first_id, last_id, content_hash FROM lifecycle.ledger_links
+                       WHERE chain = 'purge_ledger' AND form = 3 ORDER BY link_seq DESC LIMIT 1""")
+        ).one()
+        rows = conn.execute(
+            sa.text(f"""SELECT record_send({purges.key}), record_send({purges.rest})
+                        FROM lifecycle.purge_ledger WHERE ledger_id BETWEEN :a AND :b
+                        ORDER BY ledger_id"""),
+            {"a": first, "b": last},
+        ).all()
+    content, before, sent = b"", None, 0
+    for key, rest in rows:
+        if rest == before:
+            content += bytes(key) + b"\x00"
+        else:
+            content += bytes(key) + b"\x01" + bytes(rest)
+            sent += 1
+        before = rest
+    assert len(rows) == 12 and sent == 8  # the first row, then each change of rest
+    assert bytes(stored) == hashlib.sha256(content).digest()
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        # a row that differed from the one before made to repeat it: its rest is no longer sent
+        "UPDATE lifecycle.purge_ledger SET cleared_columns = ARRAY['receiver_name'] WHERE order_id = 204",
+        # a row that repeated the one before made to differ
+        "UPDATE lifecycle.purge_ledger SET reason = 'request' WHERE order_id = 206",
+        # two rows swapping their rests
+        "UPDATE lifecycle.purge_ledger SET cleared_columns = CASE order_id WHEN 207 THEN ARRAY['receiver_name'] "
+        "ELSE ARRAY['receiver_name', 'note'] END WHERE order_id IN (207, 208)",
+    ],
+    ids=["made-to-repeat", "made-to-differ", "rests-swapped"],
+)
+def test_a_form_3_row_edited_against_the_row_before_is_found(ledger, edit):
+    tamper(ledger, MIXED_ROWS)
+    assert verify(ledger).intact
+    tamper(ledger, edit)
+    found = first_break(ledger)
+    assert (found.chain, found.run_id) == ("purge_ledger", "night-4")
+    assert "receiver_name" not in found.line()
 
 
 def test_a_reseeded_demo_shop_is_a_new_installation_whose_chains_owe_nothing_to_old_anchors(engine):
