@@ -127,7 +127,9 @@ def _purge_batch_sql(q: RetentionSql, rule: _Rule | None = None) -> str:
     the first one's WHERE: under an `OR` PostgreSQL cannot turn the due rule's `NOT EXISTS` over
     the cases into a hashed anti-join and probes the cases' index once per order (2.3× the
     hand-written UPDATE at 250k orders, bench/RESULTS.md). The two select disjoint rows
-    (`purged_at` NULL or not), so no row is changed twice.
+    (`purged_at` NULL or not), so no row is changed twice. The re-clear finds its rows through
+    the partial indexes of migration 0140 (`values_left_ids`), so it costs what is left to clear,
+    not a scan of the range's cleared orders; `values_left` is checked again on the row itself.
     """
     oc, cc = q.oc, q.cc
     rule = rule or _retention_rule(q)
@@ -141,7 +143,9 @@ def _purge_batch_sql(q: RetentionSql, rule: _Rule | None = None) -> str:
     if rule.reclear:
         purged += f""", recleared AS (
         UPDATE {q.orders} o SET {clear}
-        WHERE {rule.orders_scope} AND {q.values_left}
+        WHERE {rule.orders_scope} AND {oc["order_id"]} IN (
+            {q.values_left_ids(rule.orders_scope, rule.cases_scope)})
+          AND {q.values_left}
         {returning}, true AS reclear
     ), purged AS (SELECT * FROM cleared UNION ALL SELECT * FROM recleared)"""
     else:
@@ -235,7 +239,7 @@ def run_purge(
     batch_sql = sa.text(_purge_batch_sql(q))
     # Batches are sized by the orders not cleared yet (shop.orders_not_purged_idx, migration 0110),
     # so a night costs what is left to clear; the ranges still cover every id, so the re-clear of
-    # values left sees every cleared order.
+    # values left (read through migration 0140's indexes) sees every cleared order.
     bound_sql = keyset_bound_sql(q.orders, q.oc["order_id"], where=q.not_purged)
     started = time.perf_counter()
     status = "failed"

@@ -186,8 +186,9 @@ def values_left_after_clear(engine: Engine, policy: Policy) -> CheckResult:
     """Orders marked cleared (`purged_at` set) that still hold a personal value in the order or
     one of its cases: none after a good purge, which clears any it finds again."""
     q = RetentionSql(policy)
-    sql = f"""SELECT count(*), (array_agg({q.oc["order_id"]} ORDER BY {q.oc["order_id"]}))[1:{SAMPLE_IDS}]
-              FROM {q.orders} o WHERE {q.values_left}"""
+    # Through the partial indexes of migration 0140: what is left to clear, not every cleared order.
+    sql = f"""SELECT count(*), (array_agg(order_id ORDER BY order_id))[1:{SAMPLE_IDS}]
+              FROM ({q.values_left_ids()}) AS left_to_clear (order_id)"""
     with engine.connect() as conn:
         count, ids = conn.execute(sa.text(sql)).one()
     result = CheckResult(scanned={"orders": policy.raw.orders.table})
