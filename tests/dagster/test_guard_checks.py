@@ -177,7 +177,9 @@ def test_a_value_logged_by_an_earlier_night_is_found_in_its_stored_events(shop):
     assert PERSONAL["receiver_email"] not in check.description
 
 
-def test_one_raw_pass_catches_a_value_in_analytics_and_another_in_the_run_history(shop, planted):
+def test_one_raw_pass_catches_a_value_in_analytics_and_another_in_the_run_history(
+    shop, planted, engine
+):
     """The two raw-value checks share one comparison with the raw zone (one step): each still
     finds its own leak, named by its own relation, and the raw zone is hashed once."""
 
@@ -224,6 +226,13 @@ def test_one_raw_pass_catches_a_value_in_analytics_and_another_in_the_run_histor
     assert "shop.orders.payment_ref" in history.description
     assert history.metadata["scanned_runs"].value == 2  # the earlier night and this one so far
     assert len(passes) == 1  # one comparison with the raw zone for both checks
+    with engine.connect() as conn:  # the log's digests are compared, never kept between nights
+        kept = set(
+            conn.execute(
+                sa.text("SELECT DISTINCT relation FROM lifecycle.guard_zone_digests")
+            ).scalars()
+        )
+    assert kept and all(relation.startswith("analytics.") for relation in kept)
     for check in checks.values():
         assert PERSONAL["payment_ref"] not in check.description
         assert PERSONAL["receiver_email"] not in check.description
