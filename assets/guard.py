@@ -7,6 +7,7 @@ publishes from analytics (an export, a dashboard refresh) should depend on `anal
 failed check stops it; the failure also fails the nightly run.
 """
 
+from collections.abc import Iterator
 from datetime import timedelta
 
 import dagster as dg
@@ -19,13 +20,14 @@ from lifecycle.guard.checks import (
     EXPORTS_ASSERTS,
     EXPORTS_CHECK,
     GUARD_CHECKS,
+    RAW_VALUES_CHECK,
     RUN_HISTORY_ASSERTS,
     RUN_HISTORY_CHECK,
     GuardCheck,
     exports_check,
 )
 from lifecycle.requests.exports import EXPORTS_SUBDIR
-from orchestration.history_scan import run_history_check
+from orchestration.history_scan import raw_values_in_zone_and_run_history, run_history_check
 from orchestration.resources import ExportFolder, GuardSecret, ShopDatabase
 
 
@@ -57,18 +59,44 @@ def _asset_check(check: GuardCheck) -> dg.AssetChecksDefinition:
     return guard_check
 
 
-@dg.asset_check(
-    name=RUN_HISTORY_CHECK, asset=analytics_zone, blocking=True, description=RUN_HISTORY_ASSERTS
+_RAW_VALUES = next(check for check in GUARD_CHECKS if check.name == RAW_VALUES_CHECK)
+
+
+@dg.multi_asset_check(
+    specs=[
+        dg.AssetCheckSpec(
+            RAW_VALUES_CHECK, asset=analytics_zone, blocking=True, description=_RAW_VALUES.asserts
+        ),
+        dg.AssetCheckSpec(
+            RUN_HISTORY_CHECK, asset=analytics_zone, blocking=True, description=RUN_HISTORY_ASSERTS
+        ),
+    ],
+    can_subset=True,
 )
-def run_history_asset_check(
+def raw_value_checks(
     context: dg.AssetCheckExecutionContext, shop: ShopDatabase, guard_secret: GuardSecret
-) -> dg.AssetCheckResult:
-    """Reads this instance's event log and compute logs: what was written since the last clean
-    scan (the first time, the last finished nightly run's, and this run's so far)."""
-    check = run_history_check(context.instance, current_run_id=context.run.run_id)
-    today = shop.as_of().date()
-    result = check.run(shop.engine(), shop.policy(), guard_secret.key(), None, today)
-    return as_asset_check_result(result)
+) -> Iterator[dg.AssetCheckResult]:
+    """Analytics and this instance's run history (what was written since the last clean scan: the
+    first time, the last finished nightly run's, and this run's so far) against the raw zone's
+    personal values, hashed once for both checks. One step, as hashing every distinct raw value is
+    the night's largest guard cost; each check can still be run alone."""
+    engine, night, policy = shop.engine(), shop.as_of(), shop.policy()
+    key, reader, today = guard_secret.key(), guard_secret.reader(engine), night.date()
+    selected = {check_key.name for check_key in context.selected_asset_check_keys}
+    full_every = timedelta(days=policy.guard.full_scan_every_days)
+    with changes.incremental(night, full_every):  # the nightly reads what changed
+        if selected == {RAW_VALUES_CHECK, RUN_HISTORY_CHECK}:
+            results = raw_values_in_zone_and_run_history(
+                context.instance, context.run.run_id, engine, policy, key, reader, today
+            )
+            found = dict(zip((RAW_VALUES_CHECK, RUN_HISTORY_CHECK), results, strict=True))
+        elif RAW_VALUES_CHECK in selected:
+            found = {RAW_VALUES_CHECK: _RAW_VALUES.run(engine, policy, key, reader, today)}
+        else:
+            history = run_history_check(context.instance, current_run_id=context.run.run_id)
+            found = {RUN_HISTORY_CHECK: history.run(engine, policy, key, None, today)}
+    for name, result in found.items():
+        yield as_asset_check_result(result, check_name=name)
 
 
 @dg.asset_check(
@@ -84,6 +112,9 @@ def exports_asset_check(
 
 
 guard_assets = [analytics_zone]
-guard_checks = [*(_asset_check(check) for check in GUARD_CHECKS), run_history_asset_check]
+guard_checks = [
+    *(_asset_check(check) for check in GUARD_CHECKS if check.name != RAW_VALUES_CHECK),
+    raw_value_checks,
+]
 # Apart, as it needs the export folder too: the side stores the guard looks at besides the database.
 side_store_checks = [exports_asset_check]

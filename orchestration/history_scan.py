@@ -3,20 +3,54 @@ imported only where an instance is open (the nightly's asset check, `lifecycle g
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import dagster as dg
 from sqlalchemy.engine import Engine
 
 from lifecycle.checks import CheckResult
-from lifecycle.guard import positions, run_log
-from lifecycle.guard.checks import RUN_HISTORY_ASSERTS, RUN_HISTORY_CHECK, GuardCheck
+from lifecycle.guard import accepted, positions, raw_values, run_log
+from lifecycle.guard.checks import (
+    GUARD_CHECKS,
+    RAW_VALUES_CHECK,
+    RUN_HISTORY_ASSERTS,
+    RUN_HISTORY_CHECK,
+    GuardCheck,
+)
 from lifecycle.guard.key import GuardKey
 from lifecycle.guard.scan import scan as scan_of_a_check
 from lifecycle.policy import Policy
-from orchestration.history_since import history_since, read
+from orchestration.history_since import NewHistory, history_since, read
 
 RUN_LOG = "dagster event log"  # how a run-history finding names the table it was found in
+
+
+def _new_history(
+    instance: dg.DagsterInstance,
+    engine: Engine,
+    run_ids: list[str] | None,
+    current_run_id: str | None,
+) -> NewHistory:
+    """The texts to read: of `run_ids` whole, or (None) what was written since the last clean scan."""
+    if run_ids is not None:
+        return read(instance, run_ids, {})
+    last = positions.last_scanned_at(engine, positions.RUN_HISTORY)
+    return history_since(
+        instance,
+        last,
+        lambda ids: positions.positions(engine, positions.RUN_HISTORY, ids),
+        current_run_id,
+    )
+
+
+def _finish(
+    engine: Engine, result: CheckResult, new: NewHistory, started: datetime, incremental: bool
+) -> CheckResult:
+    """The run-history result with what was read, its positions saved when it passed clean."""
+    result.scanned = {"runs": len(new.run_ids), "events": new.events, **result.scanned}
+    if incremental and result.passed and new.reached:
+        positions.save(engine, positions.RUN_HISTORY, new.reached, started)
+    return result
 
 
 def run_history_check(
@@ -32,21 +66,43 @@ def run_history_check(
     def scan(
         engine: Engine, policy: Policy, key: GuardKey, reader: Engine | None = None
     ) -> CheckResult:
-        if run_ids is not None:
-            new = read(instance, run_ids, {})
-        else:
-            last = positions.last_scanned_at(engine, positions.RUN_HISTORY)
-            new = history_since(
-                instance,
-                last,
-                lambda ids: positions.positions(engine, positions.RUN_HISTORY, ids),
-                current_run_id,
-            )
+        new = _new_history(instance, engine, run_ids, current_run_id)
         started = datetime.now(UTC)
         result = run_log.raw_values_in_run_log(engine, policy, key, new.texts, log=RUN_LOG)
-        result.scanned = {"runs": len(new.run_ids), "events": new.events, **result.scanned}
-        if run_ids is None and result.passed and new.reached:
-            positions.save(engine, positions.RUN_HISTORY, new.reached, started)
-        return result
+        return _finish(engine, result, new, started, run_ids is None)
 
     return GuardCheck(RUN_HISTORY_CHECK, RUN_HISTORY_ASSERTS, scan)
+
+
+def raw_values_in_zone_and_run_history(
+    instance: dg.DagsterInstance,
+    current_run_id: str,
+    engine: Engine,
+    policy: Policy,
+    key: GuardKey,
+    reader: Engine | None,
+    today: date,
+) -> tuple[CheckResult, CheckResult]:
+    """The night's two raw-value checks, `no_raw_values_in_analytics` and
+    `no_raw_values_in_run_history`, from one pass over the raw zone (raw_values_in_zone_and_log),
+    each with the findings the policy accepts applied as its own check applies them. The history
+    is read first; if it cannot be, the zone is still compared alone and the history's check fails
+    with the reason."""
+    zone_check = next(c for c in GUARD_CHECKS if c.name == RAW_VALUES_CHECK)
+    history = run_history_check(instance, current_run_id=current_run_id)
+    try:
+        new = _new_history(instance, engine, None, current_run_id)
+    except Exception:  # noqa: BLE001 - the history's check fails with the reason; the zone's runs
+        return (
+            zone_check.run(engine, policy, key, reader, today),
+            history.run(engine, policy, key, reader, today),
+        )
+    started = datetime.now(UTC)
+    zone, from_log = raw_values.raw_values_in_zone_and_log(
+        engine, policy, key, reader, new.texts, RUN_LOG
+    )
+    from_log = _finish(engine, from_log, new, started, True)
+    accepted_findings = policy.guard.accepted_findings
+    return accepted.apply(zone, accepted_findings, today), accepted.apply(
+        from_log, accepted_findings, today
+    )

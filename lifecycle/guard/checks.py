@@ -42,6 +42,10 @@ class GuardCheck(NamedTuple):
         return accepted.apply(result, policy.guard.accepted_findings, today)
 
 
+# Compared with the raw zone in the same pass as RUN_HISTORY_CHECK in the nightly
+# (orchestration/history_scan.py, raw_values_in_zone_and_run_history).
+RAW_VALUES_CHECK = "no_raw_values_in_analytics"
+
 # In the order the nightly runs them and `lifecycle guard` prints them.
 GUARD_CHECKS = [
     GuardCheck(
@@ -71,7 +75,7 @@ GUARD_CHECKS = [
         ),
     ),
     GuardCheck(
-        "no_raw_values_in_analytics",
+        RAW_VALUES_CHECK,
         "No analytics value, nor a name, phone or email inside one, equals a personal raw value "
         "(keyed hashes).",
         raw_values.raw_values_in_zone,

@@ -337,7 +337,8 @@ _FORGET = sa.text(
 )
 _KEEP = sa.text("""
     INSERT INTO lifecycle.guard_zone_digests (relation, column_name, kind, len, h, mask)
-    SELECT relation, column_name, kind, len, h, mask FROM guard_candidates WHERE fresh
+    SELECT relation, column_name, kind, len, h, mask FROM guard_candidates
+    WHERE fresh AND relation = ANY(:read)
 """)
 
 
@@ -349,9 +350,10 @@ def add_kept_candidates(conn: Connection, relations: list[str]) -> None:
 
 def keep_candidates(conn: Connection, read: list[str], zone: list[str]) -> None:
     """Keeps tonight's digests of the relations read (`read`, as findings name them) for the
-    nights they do not change; drops those of relations no longer in the zone."""
+    nights they do not change; drops those of relations no longer in the zone. Other candidates
+    of the same pass (a run log's) are never kept."""
     conn.execute(_FORGET, {"read": read, "zone": zone})
-    conn.execute(_KEEP)
+    conn.execute(_KEEP, {"read": read})
 
 
 @dataclass(frozen=True)

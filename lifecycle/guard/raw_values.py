@@ -9,6 +9,8 @@ that column; the others are still compared.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -55,6 +57,46 @@ def raw_values_in_zone(
     raw values written since the last scan, or, when a changed relation has the raw zone hashed
     whole anyway, the whole raw zone in that same pass (fingerprints.find_hits).
     """
+    return _compare(engine, policy, key, reader)[0]
+
+
+def raw_values_in_zone_and_log(
+    engine: Engine,
+    policy: Policy,
+    key: GuardKey,
+    reader: Engine | None,
+    texts: Iterable[tuple[str, int, str]],
+    log: str,
+) -> tuple[CheckResult, CheckResult]:
+    """The zone's check (as `raw_values_in_zone`) and a run log's (as
+    `run_log.raw_values_in_run_log`) from one comparison with the raw zone: the log's tokens join
+    the zone's in the same candidates, the raw zone is hashed once for both, and the hits are
+    split by relation. A night hashes every distinct raw value once instead of once per check.
+
+    An error fails both results alike (neither has been proved); each carries the shared time.
+    """
+    logged: list[CheckResult] = []
+
+    @scan
+    def both() -> CheckResult:
+        zone, from_log = _compare(engine, policy, key, reader, (list(texts), log))
+        logged.append(from_log)
+        return zone
+
+    zone = both()
+    from_log = logged[0] if logged else CheckResult(error=zone.error)
+    from_log.seconds = zone.seconds
+    return zone, from_log
+
+
+def _compare(
+    engine: Engine,
+    policy: Policy,
+    key: GuardKey,
+    reader: Engine | None = None,
+    also_log: tuple[list[tuple[str, int, str]], str] | None = None,
+) -> tuple[CheckResult, CheckResult | None]:
+    """The zone's comparison, and with `also_log` (texts, log name) the log's in the same pass."""
     reader = reader or reader_engine(engine)
     findings: list[Finding] = []
     tonight = changes.plan(engine, SCAN, _compared_with(policy, key))
@@ -89,7 +131,14 @@ def raw_values_in_zone(
                         )
                 except sa.exc.DBAPIError as exc:
                     findings.append(unreadable(*where, exc))
-        hits = fingerprints.find_hits(conn, key, policy, new_since if kept else None)
+        logged = None
+        if also_log is not None:
+            texts, log = also_log
+            logged = fingerprints.add_text_candidates(conn, key, log, texts)
+        # Fresh tokens (a relation read tonight, or the log's) have the raw zone hashed whole.
+        whole = tokens > 0 or (logged is not None and logged.distinct_tokens() > 0)
+        every_hit = fingerprints.find_hits(conn, key, policy, new_since if kept else None)
+        hits = [h for h in every_hit if also_log is None or h.relation != also_log[1]]
         if tonight.night:
             fingerprints.keep_candidates(
                 conn, [r.table for r in relations], [r.table for r in zone]
@@ -113,7 +162,7 @@ def raw_values_in_zone(
         positions.save(
             engine, SCAN, {RAW_SINCE: read_at, RAW_SIGNATURE: raw_now}, tonight.night.now, False
         )
-    return CheckResult(
+    zone = CheckResult(
         findings=findings,
         scanned={
             "relations": len(relations),
@@ -121,8 +170,21 @@ def raw_values_in_zone(
             "distinct_tokens": tokens,
             "raw_columns": len(fingerprints.raw_sources(policy)),
             **tonight.metadata(len(relations)),
-            **({"raw_values": _raw_read(relations, kept, unchanged)} if tonight.night else {}),
+            **(
+                {"raw_values": _raw_read(relations, kept, unchanged, whole)}
+                if tonight.night
+                else {}
+            ),
         },
+    )
+    if also_log is None:
+        return zone, None
+    texts, log = also_log
+    log_hits = [h for h in every_hit if h.relation == log]
+    rows = {(log, *where): n for where, n in logged.hit_rows({h.h for h in log_hits}).items()}
+    return zone, CheckResult(
+        findings=[match.finding() for match in fingerprints.matches(log_hits, rows)],
+        scanned={"texts": len(texts), "distinct_tokens": logged.distinct_tokens()},
     )
 
 
@@ -149,11 +211,12 @@ def _raw_since(engine: Engine, read_at: int, raw_now: int) -> tuple[int | None, 
     return since & 0xFFFFFFFF, stored.get(RAW_SIGNATURE) != raw_now
 
 
-def _raw_read(relations: list, kept: list[str], unchanged: list[str]) -> str:
-    """What of the raw zone the scan read: all (for relations read tonight), only values written
-    since the last scan (for the unchanged ones), or none."""
+def _raw_read(relations: list, kept: list[str], unchanged: list[str], whole: bool) -> str:
+    """What of the raw zone the scan read: all (for relations read tonight, or a run log's
+    tokens compared in the same pass), only values written since the last scan (for the
+    unchanged ones), or none."""
     if kept:
-        return "all and new" if relations else "new only"
+        return "all and new" if whole else "new only"
     return "all" if relations else "none (unchanged)"
 
 

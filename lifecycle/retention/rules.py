@@ -134,15 +134,43 @@ class RetentionSql:
         # Marked cleared but still holding a personal value (e.g. a column the policy named only
         # later): the purge clears it again and the standing check counts it. Cleared means every
         # personal column of the order and of its cases is NULL.
+        own = " OR ".join(f"o.{col} IS NOT NULL" for col in self.personal)
+        # The order's own side in the shape of the partial index shop.orders_values_left_idx
+        # (migration 0140), so PostgreSQL reads that index (empty on a healthy shop), not the table.
+        self.own_values_left = f"({oc['purged_at']} IS NOT NULL AND ({own}))" if own else "FALSE"
+        # A case still holding a value, in the shape of shop.after_sales_cases_values_held_idx.
+        self.case_values_held = (
+            "(" + " OR ".join(f"c.{col} IS NOT NULL" for col in self.case_personal) + ")"
+            if self.case_personal
+            else ""
+        )
         left = [f"o.{col} IS NOT NULL" for col in self.personal]
         if self.case_personal:
-            held = " OR ".join(f"c.{col} IS NOT NULL" for col in self.case_personal)
             left.append(
-                f"EXISTS (SELECT 1 FROM {self.cases} c WHERE {cc['order_id']} = {oc['order_id']} AND ({held}))"
+                f"EXISTS (SELECT 1 FROM {self.cases} c WHERE {cc['order_id']} = {oc['order_id']} "
+                f"AND {self.case_values_held})"
             )
         self.values_left = (
             f"({oc['purged_at']} IS NOT NULL AND ({' OR '.join(left)}))" if left else "FALSE"
         )
+
+    def values_left_ids(self, orders_scope: str = "TRUE", cases_scope: str = "TRUE") -> str:
+        """The ids of the orders (within the scopes) that `values_left` holds for, read from the
+        two partial indexes of migration 0140: cleared orders holding a value of their own, and
+        cleared orders with a case holding one. Both together cost what is left to clear (and the
+        cases holding a note, those of orders in flight), where `values_left` as a filter reads
+        every cleared order."""
+        oc, cc = self.oc, self.cc
+        ids = f"SELECT {oc['order_id']} FROM {self.orders} o WHERE {orders_scope} AND {self.own_values_left}"
+        if self.case_values_held:
+            # Driven by the cases holding a value, each order looked up by its key: a scalar
+            # subquery, since as a join PostgreSQL would rather scan every cleared order.
+            ids += f"""
+            UNION SELECT {cc["order_id"]} FROM {self.cases} c
+            WHERE {cases_scope} AND {self.case_values_held}
+              AND (SELECT {oc["purged_at"]} FROM {self.orders} o
+                   WHERE {oc["order_id"]} = {cc["order_id"]}) IS NOT NULL"""
+        return ids
 
 
 def due_condition(policy: Policy) -> str:

@@ -177,6 +177,84 @@ def test_a_value_logged_by_an_earlier_night_is_found_in_its_stored_events(shop):
     assert PERSONAL["receiver_email"] not in check.description
 
 
+def test_one_raw_pass_catches_a_value_in_analytics_and_another_in_the_run_history(
+    shop, planted, engine
+):
+    """The two raw-value checks share one comparison with the raw zone (one step): each still
+    finds its own leak, named by its own relation, and the raw zone is hashed once."""
+
+    @dg.asset(name="chatty_step")
+    def chatty_step(context: dg.AssetExecutionContext) -> None:
+        context.log.info(PERSONAL["payment_ref"])
+
+    passes = []
+
+    def count(conn, cursor, statement, *args):
+        if statement.lstrip().startswith("INSERT INTO guard_hits"):
+            passes.append(statement)
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        earlier = dg.Definitions(
+            assets=[chatty_step], jobs=[dg.define_asset_job("nightly_lifecycle")]
+        )
+        assert (
+            earlier.resolve_job_def("nightly_lifecycle")
+            .execute_in_process(instance=instance)
+            .success
+        )
+        sa.event.listen(sa.engine.Engine, "before_cursor_execute", count)
+        try:
+            result = nightly(shop, instance, published_export)
+        finally:
+            sa.event.remove(sa.engine.Engine, "before_cursor_execute", count)
+    checks = {
+        e.check_name: e
+        for e in result.get_asset_check_evaluations()
+        if e.check_name in {"no_raw_values_in_analytics", "no_raw_values_in_run_history"}
+    }
+    assert not result.success and not any(c.passed for c in checks.values())
+    assert result.asset_materializations_for_node("published_export") == []
+    assert checks["no_raw_values_in_analytics"].metadata["failed_on"].value == [
+        "analytics.adhoc_leads.contact",
+        "analytics.adhoc_leads.remark",
+    ]
+    history = checks["no_raw_values_in_run_history"]
+    assert history.metadata["failed_on"].value and all(
+        where.startswith("dagster event log.run ") and where.endswith("/ chatty_step")
+        for where in history.metadata["failed_on"].value
+    )
+    assert "shop.orders.payment_ref" in history.description
+    assert history.metadata["scanned_runs"].value == 2  # the earlier night and this one so far
+    assert len(passes) == 1  # one comparison with the raw zone for both checks
+    with engine.connect() as conn:  # the log's digests are compared, never kept between nights
+        kept = set(
+            conn.execute(
+                sa.text("SELECT DISTINCT relation FROM lifecycle.guard_zone_digests")
+            ).scalars()
+        )
+    assert kept and all(relation.startswith("analytics.") for relation in kept)
+    for check in checks.values():
+        assert PERSONAL["payment_ref"] not in check.description
+        assert PERSONAL["receiver_email"] not in check.description
+
+
+def test_either_raw_value_check_runs_alone_when_selected_alone(shop, planted):
+    """The shared step answers only the checks selected (a re-execution from the UI, say)."""
+    with dg.DagsterInstance.ephemeral() as instance:
+        for name, passed in (
+            ("no_raw_values_in_analytics", False),
+            ("no_raw_values_in_run_history", True),
+        ):
+            result = dg.materialize(
+                [analytics_zone, *guard_checks],
+                selection=dg.AssetSelection.checks(dg.AssetCheckKey(analytics_zone.key, name)),
+                resources={"shop": shop, "guard_secret": SECRET},
+                instance=instance,
+                raise_on_error=False,
+            )
+            assert verdicts(result) == {name: passed}
+
+
 def test_a_relation_the_database_refuses_fails_its_check_with_the_reason_and_stops_the_run(
     shop, engine
 ):

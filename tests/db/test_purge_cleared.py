@@ -128,6 +128,95 @@ def test_a_case_note_left_on_a_cleared_order_is_cleared_again(engine, policy):
         assert conn.execute(sa.text("SELECT note FROM shop.after_sales_cases")).scalar() is None
 
 
+def _index_names(conn, index: str) -> set[str]:
+    """The index and, on a partitioned table, its partitions' indexes."""
+    return {index.split(".")[1]} | set(
+        conn.execute(
+            sa.text(
+                "SELECT c.relname FROM pg_partition_tree(CAST(:i AS regclass)) t "
+                "JOIN pg_class c ON c.oid = t.relid"
+            ),
+            {"i": index},
+        ).scalars()
+    )
+
+
+def _plan(conn, sql: str, params: dict | None = None) -> str:
+    """The plan PostgreSQL would choose with table scans priced out of reach: an index whose
+    predicate the statement does not imply still cannot appear in it."""
+    conn.execute(sa.text("SET LOCAL enable_seqscan = off"))
+    return "\n".join(conn.execute(sa.text("EXPLAIN " + sql), params or {}).scalars())
+
+
+def test_migration_indexes_hold_the_policys_personal_columns(engine, policy):
+    """Migration 0140's partial indexes name the reference policy's personal columns, so the
+    re-clear and the check, built from the policy, can read them."""
+    with engine.connect() as conn:
+        defs = dict(
+            conn.execute(
+                sa.text("""SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'shop'
+                AND indexname IN ('orders_values_left_idx', 'after_sales_cases_values_held_idx')""")
+            ).all()
+        )
+    assert "purged_at IS NOT NULL" in defs["orders_values_left_idx"]
+    for column in policy.raw.orders.personal_columns:
+        assert f"{column} IS NOT NULL" in defs["orders_values_left_idx"]
+    for column in policy.raw.after_sales_cases.personal_columns:
+        assert f"{column} IS NOT NULL" in defs["after_sales_cases_values_held_idx"]
+
+
+def test_the_check_and_the_reclear_read_what_is_left_to_clear_through_the_partial_indexes(
+    engine, policy
+):
+    from lifecycle.retention.rules import Cutoffs, RetentionSql
+
+    q = RetentionSql(policy)
+    with engine.begin() as conn:
+        orders = _index_names(conn, "shop.orders_values_left_idx")
+        cases = _index_names(conn, "shop.after_sales_cases_values_held_idx")
+        check = _plan(conn, q.values_left_ids())
+        batch = _plan(
+            conn,
+            purge._purge_batch_sql(q),
+            {
+                **Cutoffs.at(AS_OF, policy).params(),
+                "after": 0,
+                "upto": 10_000,
+                "run_id": "r",
+                "policy_version": "v",
+                "policy_hash": "h",
+            },
+        )
+        conn.rollback()
+    for plan in (check, batch):
+        assert any(name in plan for name in orders) and any(name in plan for name in cases)
+    recleared = batch.split("CTE recleared")[1].split("CTE purged")[0]
+    assert any(name in recleared for name in orders) and any(name in recleared for name in cases)
+
+
+def test_a_value_planted_in_a_cleared_order_fails_the_check_until_cleared_again(engine, policy):
+    """The check reads only the partial indexes: a value written into a cleared order after the
+    purge (its own column, or its case's note) is still in them and still fails it."""
+    with engine.begin() as conn:
+        for order_id in (1, 2, 1500, 2500):  # on both sides of the test partitions' bounds
+            add_delivered(conn, order_id, AS_OF - 100 * DAY)
+        add_case(conn, 10, 2500, AS_OF - 99 * DAY, AS_OF - 98 * DAY)
+    purge.run_purge(engine, policy, run_id="night-1", as_of=AS_OF)
+    assert standing.values_left_after_clear(engine, policy).passed
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE shop.orders SET payment_ref = :v WHERE order_id = 1500"),
+            {"v": PERSONAL["payment_ref"]},
+        )
+        conn.execute(sa.text("UPDATE shop.after_sales_cases SET note = 'rang again'"))
+    check = standing.values_left_after_clear(engine, policy)
+    assert not check.passed and check.figures == {"cleared_orders_with_values": 2}
+    assert "[1500, 2500]" in check.findings[0].detail and not leaked(check.findings[0].line())
+    report = purge.run_purge(engine, policy, run_id="night-2", as_of=AS_OF)
+    assert (report.purged, report.recleared) == (0, 2)
+    assert standing.values_left_after_clear(engine, policy).passed
+
+
 def test_a_request_erasure_under_a_policy_missing_email_is_refused_before_it_writes(
     engine, policy_file, policy, tmp_path
 ):
