@@ -18,13 +18,13 @@ tables while it builds (the orders' index is empty on a healthy shop, the cases'
 DBA may build them first with CREATE INDEX CONCURRENTLY and this migration keeps them.
 
 Revision ID: 0140
-Revises: 0120
+Revises: 0130
 """
 
 from alembic import op
 
 revision = "0140"
-down_revision = "0120"
+down_revision = "0130"
 branch_labels = None
 depends_on = None
 
