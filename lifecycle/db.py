@@ -193,6 +193,9 @@ def resolve_url(settings: Settings) -> URL:
 # on the machine's PostgreSQL 15 (built with LLVM) the due summary's correlated case subplans cost
 # ~800k, so a night spent 1.6-1.9 s compiling a statement that then ran in 0.16 s at 200k orders,
 # and each purge batch 0.88 s of compiling in 0.97 s; compile time does not shrink with the shop.
+# Measured with JIT off for every session (docs/retention.md, "JIT"): no step of the nightly got
+# slower, the large analytics builds included (weekly_demand, product_line_summary and the daily
+# rebuild as fast or faster), and a first night's raw-value step took 2.4-3.2 s, not 4.6-5.0 s.
 # The embedded server (the PG 18 wheel) has no JIT provider at all. Whoever wants JIT says so the
 # libpq way, `options` in the URL (`?options=-c%20jit%3Don`) or PGOPTIONS: they come after this
 # setting, so theirs wins. A role's or database's own setting (ALTER ROLE … SET jit) does not: the
