@@ -7,6 +7,7 @@ wheel (data in .lifecycle/pgdata, unix socket only), so a fresh clone needs no s
 
 from __future__ import annotations
 
+import os
 import re
 from functools import cache
 from pathlib import Path
@@ -186,9 +187,40 @@ def resolve_url(settings: Settings) -> URL:
     return embedded_url(settings.embedded_data_dir)
 
 
+# Every session the project opens runs with JIT off, as a DBA sets it for batch work made of many
+# mid-sized statements. PostgreSQL decides to JIT-compile from the plan's estimated cost, not from
+# the rows a statement will touch, and the project's statements are costed far above what they do:
+# on the machine's PostgreSQL 15 (built with LLVM) the due summary's correlated case subplans cost
+# ~800k, so a night spent 1.6-1.9 s compiling a statement that then ran in 0.16 s at 200k orders,
+# and each purge batch 0.88 s of compiling in 0.97 s; compile time does not shrink with the shop.
+# Measured with JIT off for every session (docs/retention.md, "JIT"): no step of the nightly got
+# slower, the large analytics builds included (weekly_demand, product_line_summary and the daily
+# rebuild as fast or faster), and a first night's raw-value step took 2.4-3.2 s, not 4.6-5.0 s.
+# The embedded server (the PG 18 wheel) has no JIT provider at all. Whoever wants JIT says so the
+# libpq way, `options` in the URL (`?options=-c%20jit%3Don`) or PGOPTIONS: they come after this
+# setting, so theirs wins. A role's or database's own setting (ALTER ROLE … SET jit) does not: the
+# session's options override it.
+SESSION_OPTIONS = "-c jit=off"
+
+
+def session_options(url: URL, environ: dict[str, str] | None = None) -> str:
+    """The libpq `options` for a session: JIT off, then whatever the user asked for.
+
+    Passing `options` to the driver replaces the URL's own `options` and libpq's PGOPTIONS, so
+    both are carried over, after ours: a later `-c` for the same setting wins.
+    """
+    env = os.environ if environ is None else environ
+    asked = url.query.get("options") or env.get("PGOPTIONS") or ""
+    if isinstance(asked, tuple):  # `options` given twice in the URL: libpq keeps the last
+        asked = asked[-1]
+    return f"{SESSION_OPTIONS} {asked}".strip()
+
+
 def create_engine(url: str | URL) -> Engine:
-    """An engine on the psycopg 3 driver; `pool_pre_ping` survives a restarted server."""
-    return sa.create_engine(normalise_url(url), pool_pre_ping=True)
+    """An engine on the psycopg 3 driver; `pool_pre_ping` survives a restarted server. Its
+    sessions run with SESSION_OPTIONS (JIT off, see above)."""
+    url = normalise_url(url)
+    return sa.create_engine(url, pool_pre_ping=True, connect_args={"options": session_options(url)})
 
 
 _ENGINES: dict[str, Engine] = {}

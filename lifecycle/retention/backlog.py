@@ -35,8 +35,13 @@ _REQUESTS_ANSWERED = f"""SELECT coalesce(completed_at, now()), xmin FROM {REQUES
     WHERE status NOT IN ('received', 'in_progress')
       AND (CAST(:horizon AS xid8) IS NULL OR age(xmin) <= age(xid(CAST(:horizon AS xid8))))"""
 # A partitioned table is rewritten one leaf partition at a time: the one holding the change's order.
-_WITHIN = """AND EXISTS (SELECT 1 FROM {table} t WHERE t.{order_id} = l.order_id
-                         AND t.tableoid = CAST(CAST(:relation AS text) AS regclass))"""
+# An order the shop has deleted since it was cleared is in no partition now, but its old row
+# versions still are, in the one it was in; which one is not known any more, so the change counts
+# for every partition (each is rewritten once, then covered). Without this a cleared-then-deleted
+# order left its values on disk with no pending erasure and no deadline.
+_WITHIN = """AND (EXISTS (SELECT 1 FROM {table} t WHERE t.{order_id} = l.order_id
+                          AND t.tableoid = CAST(CAST(:relation AS text) AS regclass))
+             OR NOT EXISTS (SELECT 1 FROM {table} t WHERE t.{order_id} = l.order_id))"""
 _LEAVES = sa.text("""
     SELECT format('%I.%I', n.nspname, c.relname)
     FROM pg_partition_tree(to_regclass(:table)) t

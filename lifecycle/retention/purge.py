@@ -282,20 +282,12 @@ def run_purge(
     return report
 
 
-# The batch statement's CTEs are costed far above their work (the estimate of each CTE's rows
-# is the table's, not the batch's), so a server built with LLVM JIT-compiled it with inlining and
-# optimisation: 0.88 s of the 0.97 s a night's one batch took on a 200k-order shop (EXPLAIN
-# ANALYZE, PostgreSQL 15). Off for the batch's transaction (a request's, when it runs in one).
-_NO_JIT = sa.text("SET LOCAL jit = off")
-
-
 def _run_batch(
     conn: Connection, statement: sa.TextClause, params: dict
 ) -> tuple[int, int, list[int] | None, int]:
     """Runs one batch; returns (orders purged, of which with case notes cleared, sample ids,
     orders cleared again)."""
     try:
-        conn.execute(_NO_JIT)
         return tuple(conn.execute(statement, params).one())
     except sa.exc.DBAPIError as exc:
         # The driver's text can carry row contents (e.g. "Failing row contains ..."): keep only

@@ -21,12 +21,6 @@ from lifecycle.retention.rules import Cutoffs, RetentionSql
 
 # ---------------------------------------------------------------- what is due
 
-# The summary's and the checks' CASE labels and per-order case subqueries are costed far above
-# what they do (a misestimate of the correlated subplans), so a server built with LLVM JIT-compiles
-# them: 1.9 s of compiling for 0.16 s of work on a 200k-order shop (EXPLAIN ANALYZE, PostgreSQL 15),
-# the same seconds at any size. Off for these read-only statements only.
-_NO_JIT = sa.text("SET LOCAL jit = off")
-
 
 @dataclass
 class DueSummary:
@@ -114,7 +108,6 @@ def summarize(engine: Engine, policy: Policy, as_of: datetime) -> DueSummary:
     stale_ids: list[int] = []
     oldest_end: datetime | None = None
     with engine.begin() as conn:
-        conn.execute(_NO_JIT)
         rows = conn.execute(sa.text(_summary_sql(RetentionSql(policy))), cutoffs.params()).all()
     for cls, anomaly, n, ids, earliest_end in rows:
         counts[cls] = counts.get(cls, 0) + n
@@ -140,7 +133,6 @@ def count_overdue(engine: Engine, policy: Policy, as_of: datetime) -> int:
     q = RetentionSql(policy)
     sql = f"SELECT count(*) FROM {q.orders} o WHERE {q.not_purged} AND {q.due}"
     with engine.begin() as conn:
-        conn.execute(_NO_JIT)
         return conn.execute(sa.text(sql), Cutoffs.at(as_of, policy).params()).scalar_one()
 
 
@@ -198,7 +190,6 @@ def values_left_after_clear(engine: Engine, policy: Policy) -> CheckResult:
     sql = f"""SELECT count(*), (array_agg(order_id ORDER BY order_id))[1:{SAMPLE_IDS}]
               FROM ({q.values_left_ids()}) AS left_to_clear (order_id)"""
     with engine.begin() as conn:
-        conn.execute(_NO_JIT)
         count, ids = conn.execute(sa.text(sql)).one()
     result = CheckResult(scanned={"orders": policy.raw.orders.table})
     result.figures = {"cleared_orders_with_values": count}

@@ -109,3 +109,27 @@ def test_only_case_partitions_holding_cleared_notes_are_rewritten(partitioned_sh
     assert rewritten <= set(erased.tables)
     assert note.encode() not in relation_bytes(engine, "shop.after_sales_cases_p2")
     assert not erasure.erase_purged_storage(engine, policy, run_id="night-2").ran
+
+
+def test_an_order_deleted_after_it_was_cleared_still_has_its_partition_rewritten(
+    partitioned, policy
+):
+    """Its old row versions stay in the partition it was in; that partition is not known any more
+    once the row is gone, so every partition is pending once and rewritten."""
+    engine = partitioned
+    marker = MARKERS[1001]
+    with engine.begin() as conn:
+        add_delivered(conn, 1001, AS_OF - timedelta(days=100), receiver_name=marker)
+    assert purge.run_purge(engine, policy, run_id="night-1", as_of=AS_OF).purged == 1
+    with engine.begin() as conn:  # the shop deletes the cleared order
+        conn.execute(sa.text("DELETE FROM shop.order_items WHERE order_id = 1001"))
+        conn.execute(sa.text("DELETE FROM shop.orders WHERE order_id = 1001"))
+    assert marker.encode() in relation_bytes(engine, "shop.orders_p1")
+    pending = {p.relation for p in erasure.pending_erasures(engine, policy)}
+    assert set(PARTITIONS) <= pending
+
+    settle(engine, policy)
+    erased = erasure.erase_purged_storage(engine, policy, run_id="night-1")
+    assert set(PARTITIONS) <= set(erased.tables)
+    assert marker.encode() not in relation_bytes(engine, "shop.orders_p1")
+    assert not erasure.erase_purged_storage(engine, policy, run_id="night-2").ran
