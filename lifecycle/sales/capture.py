@@ -106,13 +106,17 @@ _INSTALLED_TRIGGERS = sa.text(r"""
            t.tgenabled = 'O' AS enabled,
            obj_description(to_regprocedure('lifecycle.sales_capture_orders_rows()'), 'pg_proc')
                AS signature
-    FROM pg_trigger t WHERE t.tgname LIKE 'lifecycle\_sales\_%' AND NOT t.tgisinternal
+    FROM pg_trigger t
+    WHERE t.tgname LIKE 'lifecycle\_sales\_%' AND NOT t.tgisinternal AND t.tgparentid = 0
 """)
 # Triggers of an earlier mapping (another table) are dropped before the current ones are created.
+# On a partitioned table PostgreSQL clones each trigger onto every partition (`tgparentid` names
+# the one it was cloned from); a clone belongs to its parent and goes when the parent is dropped,
+# so both statements read the triggers that were created, never their clones.
 _DROP_CAPTURE_TRIGGERS = r"""
 DO $$ DECLARE t record; BEGIN
     FOR t IN SELECT tgname, tgrelid::regclass AS rel FROM pg_trigger
-             WHERE tgname LIKE 'lifecycle\_sales\_%' AND NOT tgisinternal LOOP
+             WHERE tgname LIKE 'lifecycle\_sales\_%' AND NOT tgisinternal AND tgparentid = 0 LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, t.rel);
     END LOOP;
 END $$"""

@@ -143,20 +143,22 @@ def test_a_planted_leak_fails_the_night_stops_downstream_and_stays_out_of_the_ev
         assert value.lower() not in events.lower()
 
 
-def test_a_value_logged_by_an_earlier_night_is_found_in_its_stored_events(shop):
+def an_earlier_night_logging(instance: dg.DagsterInstance, message: str) -> None:
+    """A finished nightly run in `instance` whose one step logged `message`."""
+
     @dg.asset(name="chatty_step")
     def chatty_step(context: dg.AssetExecutionContext) -> None:
-        context.log.info(f"sent the receipt to {PERSONAL['receiver_email']}")
+        context.log.info(message)
 
+    earlier = dg.Definitions(assets=[chatty_step], jobs=[dg.define_asset_job("nightly_lifecycle")])
+    assert (
+        earlier.resolve_job_def("nightly_lifecycle").execute_in_process(instance=instance).success
+    )
+
+
+def test_a_value_logged_by_an_earlier_night_is_found_in_its_stored_events(shop):
     with dg.DagsterInstance.ephemeral() as instance:
-        earlier = dg.Definitions(
-            assets=[chatty_step], jobs=[dg.define_asset_job("nightly_lifecycle")]
-        )
-        assert (
-            earlier.resolve_job_def("nightly_lifecycle")
-            .execute_in_process(instance=instance)
-            .success
-        )
+        an_earlier_night_logging(instance, f"sent the receipt to {PERSONAL['receiver_email']}")
         result = dg.materialize(
             [analytics_zone, *guard_checks],
             resources={"shop": shop, "guard_secret": SECRET},
@@ -183,10 +185,6 @@ def test_one_raw_pass_catches_a_value_in_analytics_and_another_in_the_run_histor
     """The two raw-value checks share one comparison with the raw zone (one step): each still
     finds its own leak, named by its own relation, and the raw zone is hashed once."""
 
-    @dg.asset(name="chatty_step")
-    def chatty_step(context: dg.AssetExecutionContext) -> None:
-        context.log.info(PERSONAL["payment_ref"])
-
     passes = []
 
     def count(conn, cursor, statement, *args):
@@ -194,14 +192,7 @@ def test_one_raw_pass_catches_a_value_in_analytics_and_another_in_the_run_histor
             passes.append(statement)
 
     with dg.DagsterInstance.ephemeral() as instance:
-        earlier = dg.Definitions(
-            assets=[chatty_step], jobs=[dg.define_asset_job("nightly_lifecycle")]
-        )
-        assert (
-            earlier.resolve_job_def("nightly_lifecycle")
-            .execute_in_process(instance=instance)
-            .success
-        )
+        an_earlier_night_logging(instance, PERSONAL["payment_ref"])
         sa.event.listen(sa.engine.Engine, "before_cursor_execute", count)
         try:
             result = nightly(shop, instance, published_export)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from lifecycle.sales.capture import capture_signature, ensure_capture
+from lifecycle.sales.source import Source
 from tests.db.test_erasure import (
     test_a_corrections_old_payload_leaves_the_files_on_a_night_with_nothing_purged,
     test_old_statistics_holding_purged_values_leave_pg_statistic,
@@ -51,3 +53,20 @@ def test_the_shop_tables_here_are_partitioned(engine):
             ).all()
         )
     assert kinds == {"orders": "p", "after_sales_cases": "p"}
+
+
+def test_the_sales_capture_triggers_install_once_and_reinstall_cleanly(engine, policy):
+    """PostgreSQL clones a partitioned table's triggers onto its partitions. The capture reads
+    only the triggers it created: installed once, found in place the next night, and replaced
+    without tripping over the clones (which go with their parent) when the mapping changes."""
+    src, signature = Source(policy), capture_signature(policy)
+    with engine.begin() as conn:
+        ensure_capture(conn, src, signature)
+    with engine.begin() as conn:
+        assert not ensure_capture(conn, src, signature)
+        assert ensure_capture(conn, src, "another mapping")
+        clones = conn.execute(
+            sa.text("""SELECT count(*) FROM pg_trigger
+                       WHERE tgname LIKE 'lifecycle\\_sales\\_%' AND tgparentid <> 0""")
+        ).scalar()
+    assert clones > 0  # the partitions do carry clones, so the case is exercised
