@@ -107,7 +107,7 @@ def summarize(engine: Engine, policy: Policy, as_of: datetime) -> DueSummary:
     samples: dict[str, list[int]] = {}
     stale_ids: list[int] = []
     oldest_end: datetime | None = None
-    with engine.begin() as conn:
+    with engine.connect() as conn:
         rows = conn.execute(sa.text(_summary_sql(RetentionSql(policy))), cutoffs.params()).all()
     for cls, anomaly, n, ids, earliest_end in rows:
         counts[cls] = counts.get(cls, 0) + n
@@ -132,7 +132,7 @@ def count_overdue(engine: Engine, policy: Policy, as_of: datetime) -> int:
     """Orders past their window that still hold personal fields: zero after a good run."""
     q = RetentionSql(policy)
     sql = f"SELECT count(*) FROM {q.orders} o WHERE {q.not_purged} AND {q.due}"
-    with engine.begin() as conn:
+    with engine.connect() as conn:
         return conn.execute(sa.text(sql), Cutoffs.at(as_of, policy).params()).scalar_one()
 
 
@@ -189,7 +189,7 @@ def values_left_after_clear(engine: Engine, policy: Policy) -> CheckResult:
     # Through the partial indexes of migration 0140: what is left to clear, not every cleared order.
     sql = f"""SELECT count(*), (array_agg(order_id ORDER BY order_id))[1:{SAMPLE_IDS}]
               FROM ({q.values_left_ids()}) AS left_to_clear (order_id)"""
-    with engine.begin() as conn:
+    with engine.connect() as conn:
         count, ids = conn.execute(sa.text(sql)).one()
     result = CheckResult(scanned={"orders": policy.raw.orders.table})
     result.figures = {"cleared_orders_with_values": count}
