@@ -8,7 +8,7 @@ ledger row per order, and most of each row is the same for the whole statement: 
 the policy's version and hash, the action, the reason and the cleared columns (about 300 of its
 ~380 bytes). On a server without OpenSSL (the embedded one, 143 MB/s of SHA-256) hashing those
 bytes was most of what the chain added to a purge: 3.5 µs a row, 1.11× the purge without the chain
-on a quiet machine (bench/RESULTS.md, ledger; issue 16 allows 1.10×).
+on a quiet machine (docs/compliance.md, "The chain's write cost"; issue 16 allows 1.10×).
 
 Form 3 splits each chained table's covered columns (the same columns as forms 1 and 2) into a key,
 sent for every row, and the rest, sent only when it differs from the row before it in id order:
@@ -38,7 +38,7 @@ depends_on = None
 # key holds what differs from row to row, the rest what one statement mostly repeats. A purge batch
 # interleaves orders cleared for different reasons (about a third of its rows have another reason
 # than the row before), so the reason is in the key: with it in the rest, those rows re-sent the
-# whole rest (3.1 µs a row in the trigger against 2.1, embedded server, bench/RESULTS.md, ledger).
+# whole rest (3.1 µs a row in the trigger against 2.1, embedded server, docs/compliance.md).
 SPLITS = {
     "lifecycle.purge_ledger": (
         "ledger_id, order_id, reason",
