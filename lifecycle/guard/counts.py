@@ -64,15 +64,18 @@ def _error(exc: Exception) -> str:
     return f"{sqlstate}: {type(orig).__name__}" if sqlstate else type(exc).__name__
 
 
-def _counts(conn: Connection, table: str, rules: list[Rule]) -> list[int]:
+def _counts(conn: Connection, table: str, rules: list[Rule], where: str | None) -> list[int]:
     filters = ", ".join(f"count(*) FILTER (WHERE {rule.sql(conn)})" for rule in rules)
-    return list(conn.execute(sa.text(f"SELECT {filters} FROM {table}")).one())
+    rows = f" WHERE {where}" if where else ""
+    return list(conn.execute(sa.text(f"SELECT {filters} FROM {table}{rows}")).one())
 
 
-def _relation(conn: Connection, table: str, relation: str, rules: list[Rule]) -> list[Outcome]:
+def _relation(
+    conn: Connection, table: str, relation: str, rules: list[Rule], where: str | None = None
+) -> list[Outcome]:
     try:
         with conn.begin_nested():
-            counts = _counts(conn, table, rules)
+            counts = _counts(conn, table, rules, where)
     except sa.exc.DBAPIError as exc:
         try:
             with conn.begin_nested():
@@ -83,7 +86,7 @@ def _relation(conn: Connection, table: str, relation: str, rules: list[Rule]) ->
         for rule in rules:  # pin the error to its rule; the others still count
             try:
                 with conn.begin_nested():
-                    [count] = _counts(conn, table, [rule])
+                    [count] = _counts(conn, table, [rule], where)
             except sa.exc.DBAPIError as exc:
                 outcomes.append(Outcome(relation, rule.column, rule.kind, 0, error=_error(exc)))
                 continue
@@ -97,13 +100,21 @@ def _relation(conn: Connection, table: str, relation: str, rules: list[Rule]) ->
     ]
 
 
-def validate(engine: Engine, schema: str, suites: dict[str, Iterable[Rule]]) -> list[Outcome]:
-    """Counts each relation's rule breaks in one statement; returns the breaks and errors only."""
+def validate(
+    engine: Engine,
+    schema: str,
+    suites: dict[str, Iterable[Rule]],
+    rows: dict[str, str] | None = None,
+) -> list[Outcome]:
+    """Counts each relation's rule breaks in one statement; returns the breaks and errors only.
+    `rows` limits a relation to the rows meeting its condition (lifecycle.guard.new_rows: the rows
+    written since its last clean scan); the others are read whole."""
     outcomes: list[Outcome] = []
+    rows = rows or {}
     with engine.connect() as conn:
         for relation, rules in suites.items():
             rules = list(rules)
             if rules:
                 table = f"{quote_name(conn, schema)}.{quote_name(conn, relation)}"
-                outcomes += _relation(conn, table, relation, rules)
+                outcomes += _relation(conn, table, relation, rules, rows.get(relation))
     return outcomes

@@ -1,6 +1,7 @@
 """Value patterns: no text in analytics looks like an email, phone, Luhn-valid card number or street
 address, whoever it belongs to. one SQL statement per relation counts inside the database
-(lifecycle.guard.counts);
+(lifecycle.guard.counts); in the nightly a changed table is read only for the rows written since
+its last clean scan (lifecycle.guard.new_rows);
 the masked samples are computed in SQL, so no value reaches Python. Both read as the guard's
 reader (lifecycle.guard.reader), never as the job.
 """
@@ -11,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from lifecycle.checks import CheckResult, Finding
-from lifecycle.guard import changes, counts, patterns
+from lifecycle.guard import changes, counts, new_rows, patterns
 from lifecycle.guard.key import SAMPLES, GuardKey, hmac_sql, mask_sql
 from lifecycle.guard.reader import reader_engine
 from lifecycle.guard.scan import scan
@@ -94,12 +95,15 @@ def personal_value_patterns(
     tonight = changes.plan(engine, SCAN, RULES)
     with reader.connect() as conn:
         relations = tonight.wanted(discover(conn))
+        rows = new_rows.plan(conn, engine, SCAN, tonight, [r.name for r in relations], RULES)
     outcomes = counts.validate(
-        reader, ANALYTICS, {r.name: pattern_rules(reader, r) for r in relations}
+        reader, ANALYTICS, {r.name: pattern_rules(reader, r) for r in relations}, rows.conditions()
     )
     with reader.connect() as conn:
         findings = [_finding(conn, key, o) for o in outcomes]
-    tonight.save(engine, [r.name for r in relations], [o.relation for o in outcomes])
+    read, dirty = [r.name for r in relations], [o.relation for o in outcomes]
+    tonight.save(engine, read, dirty)
+    rows.save(engine, read, dirty)
     text_columns = sum(len(r.text_columns) for r in relations)
     return CheckResult(
         findings,
@@ -107,5 +111,6 @@ def personal_value_patterns(
             "relations": len(relations),
             "text_columns": text_columns,
             **tonight.metadata(len(relations)),
+            **rows.metadata(),
         },
     )
