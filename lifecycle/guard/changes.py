@@ -152,6 +152,11 @@ def tables_position(conn: Connection, tables: Iterable[str]) -> int:
     return _position(repr((sorted(found.items(), key=lambda kv: kv[0]), oids)))
 
 
+def position_of(text: str) -> int:
+    """Any text as a bigint position (64 bits of its digest), e.g. what a scan compared with."""
+    return _position(text)
+
+
 def _position(signature: str) -> int:
     """A signature as a bigint position (64 bits of its digest)."""
     return int.from_bytes(hashlib.sha256(signature.encode()).digest()[:8], "big", signed=True)
