@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from lifecycle.checks import Finding
-from lifecycle.guard.key import SAMPLES, GuardKey, hmac_sql, mask, mask_sql
+from lifecycle.guard.key import SAMPLES, GuardKey, hmac_sql, mask_sql
 from lifecycle.guard.tokens import (
     SQL_PARAMS,
     is_number,
@@ -177,10 +177,18 @@ class TextTokens:
         return len({pair for pairs in self.by_item.values() for pair in pairs})
 
 
-_INSERT_CANDIDATE = sa.text(
-    "INSERT INTO guard_candidates (relation, column_name, kind, len, h, mask) "
-    "VALUES (:relation, :column, :kind, :len, :h, :mask)"
-)
+# One statement for all of a log's tokens (a row per statement cost 40 µs a token: 0.4 s for a
+# night's 10,000): the digests packed in one blob as a column's are, locations and kinds as
+# indexes into short arrays; the mask is computed in SQL as for a column's tokens.
+_INSERT_CANDIDATES = sa.text(f"""
+    INSERT INTO guard_candidates (relation, column_name, kind, len, h, mask)
+    SELECT :relation, (CAST(:locations AS text[]))[t.location], (CAST(:kinds AS text[]))[t.kind],
+           t.len, u.h, {mask_sql("t.len - 2", "u.h")}
+    FROM unnest(CAST(:location_of AS int[]), CAST(:kind_of AS int[]), CAST(:lens AS int[]))
+         WITH ORDINALITY AS t(location, kind, len, i)
+    CROSS JOIN LATERAL (SELECT substr(CAST(:hs AS bytea), CAST((t.i - 1) * 32 + 1 AS int), 32)
+                        AS h) u
+""")
 
 
 def add_text_candidates(
@@ -195,28 +203,30 @@ def add_text_candidates(
     Bare numbers are dropped by default: run logs are full of counts, which are not personal.
     """
     kept = TextTokens()
-    rows: dict[tuple[str, str, bytes], tuple[int, str]] = {}
+    rows: dict[tuple[str, str, bytes], int] = {}
     for location, item, text in texts:
         for kind, token in tokens(text):
             if drop_numbers and token.startswith("v:") and is_number(token[2:]):
                 continue
             digest = key.digest(token)
             kept.by_item.setdefault((location, item), set()).add((kind, digest))
-            rows[(location, kind, digest)] = (len(token), mask(len(token) - 2, digest))
+            rows[(location, kind, digest)] = len(token)
     if rows:
+        locations = sorted({location for location, _, _ in rows})
+        kinds = sorted({kind for _, kind, _ in rows})
+        at = {location: n for n, location in enumerate(locations, 1)}
+        kind_at = {kind: n for n, kind in enumerate(kinds, 1)}
         conn.execute(
-            _INSERT_CANDIDATE,
-            [
-                {
-                    "relation": relation,
-                    "column": location,
-                    "kind": kind,
-                    "len": n,
-                    "h": h,
-                    "mask": m,
-                }
-                for (location, kind, h), (n, m) in rows.items()
-            ],
+            _INSERT_CANDIDATES,
+            {
+                "relation": relation,
+                "locations": locations,
+                "kinds": kinds,
+                "location_of": [at[location] for location, _, _ in rows],
+                "kind_of": [kind_at[kind] for _, kind, _ in rows],
+                "lens": list(rows.values()),
+                "hs": b"".join(h for _, _, h in rows),
+            },
         )
     return kept
 
