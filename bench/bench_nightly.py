@@ -249,13 +249,22 @@ def erasure_state(engine: sa.Engine, run_id: str) -> str:
             ),
             {"r": run_id},
         ).all()
-    parts = [f"rewritten ({m}) at {t:%H:%M:%S}" for m, t in done]
+        # What the night's purge cleared: an "unchanged" night still purges the orders whose
+        # window closed while the previous night ran (the seed is anchored at the wall clock:
+        # 11 orders in the ~5 minutes of a first night at 1M), and their erasure is owed.
+        purged = conn.execute(
+            sa.text("SELECT count(*) FROM lifecycle.purge_ledger WHERE run_id = :r"), {"r": run_id}
+        ).scalar()
+    parts = [f"the night's purge cleared {purged:,} order(s)"]
+    parts += [f"rewritten ({m}) at {t:%H:%M:%S}" for m, t in done]
     parts += [
         f"pending for {', '.join(rel)} (cleared since {since:%H:%M:%S}, waiting for "
         f"{len(waiting)} snapshot(s)/lock(s))"
         for rel, since, waiting in waits
     ]
-    return "; ".join(parts) or "no erasure recorded"
+    if not done and not waits:
+        parts.append("no erasure recorded")
+    return "; ".join(parts)
 
 
 def reference_night(engine: sa.Engine, cut: rules.Cutoffs) -> None:

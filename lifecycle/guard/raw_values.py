@@ -53,9 +53,10 @@ def raw_values_in_zone(
     Three phases: the reader hashes every distinct token of the zone into the job's temp table;
     the job joins them against the raw zone's digests in one pass; the reader counts the rows of
     the columns that hit. In the nightly (lifecycle.guard.changes) the reader hashes only the
-    relations changed since their last clean scan; the digests kept from the others meet only the
-    raw values written since the last scan, or, when a changed relation has the raw zone hashed
-    whole anyway, the whole raw zone in that same pass (fingerprints.find_hits).
+    relations changed since their last clean scan; the digests kept from the others, and the
+    changed relations' tokens that a past clean pass already compared (kept under any relation),
+    meet only the raw values written since the last scan; a token never compared has the raw zone
+    hashed whole, and all meet it in that same pass (fingerprints.find_hits, mark_compared).
     """
     return _compare(engine, policy, key, reader)[0]
 
@@ -99,14 +100,15 @@ def _compare(
     """The zone's comparison, and with `also_log` (texts, log name) the log's in the same pass."""
     reader = reader or reader_engine(engine)
     findings: list[Finding] = []
-    tonight = changes.plan(engine, SCAN, _compared_with(policy, key))
+    compared_with = _compared_with(policy, key)
+    tonight = changes.plan(engine, SCAN, compared_with)
     with reader.connect() as rconn, engine.begin() as conn:
         zone = discover(rconn)
         read_at = conn.execute(_SNAPSHOT_XMIN).scalar()
         raw_now = changes.tables_position(conn, _raw_tables(policy))
         new_since, raw_changed = None, True
         if tonight.night and not tonight.full:
-            new_since, raw_changed = _raw_since(engine, read_at, raw_now)
+            new_since, raw_changed = _raw_since(engine, read_at, raw_now, compared_with)
             if new_since is None:
                 tonight = tonight.everything()  # no usable raw position: read the whole zone
         relations = tonight.wanted(zone)
@@ -135,9 +137,13 @@ def _compare(
         if also_log is not None:
             texts, log = also_log
             logged = fingerprints.add_text_candidates(conn, key, log, texts)
-        # Fresh tokens (a relation read tonight, or the log's) have the raw zone hashed whole.
-        whole = tokens > 0 or (logged is not None and logged.distinct_tokens() > 0)
-        every_hit = fingerprints.find_hits(conn, key, policy, new_since if kept else None)
+        # Fresh tokens (a relation read tonight, or the log's) that no clean pass has compared
+        # with the raw zone have it hashed whole; those kept from one meet only new raw values.
+        never = fingerprints.mark_compared(conn) if new_since is not None else None
+        fresh_tokens = tokens + (logged.distinct_tokens() if logged is not None else 0)
+        fresh = fresh_tokens > 0
+        whole = fresh and (never is None or never > 0)
+        every_hit = fingerprints.find_hits(conn, key, policy, new_since)
         hits = [h for h in every_hit if also_log is None or h.relation != also_log[1]]
         if tonight.night:
             fingerprints.keep_candidates(
@@ -160,7 +166,11 @@ def _compare(
     tonight.save(engine, [r.name for r in relations], dirty)
     if tonight.night and (kept or not unchanged):  # every relation met tonight's raw zone
         positions.save(
-            engine, SCAN, {RAW_SINCE: read_at, RAW_SIGNATURE: raw_now}, tonight.night.now, False
+            engine,
+            SCAN,
+            {RAW_SINCE: read_at, RAW_SIGNATURE: raw_now, RAW_COMPARED: _kept_terms(compared_with)},
+            tonight.night.now,
+            False,
         )
     zone = CheckResult(
         findings=findings,
@@ -171,7 +181,10 @@ def _compare(
             "raw_columns": len(fingerprints.raw_sources(policy)),
             **tonight.metadata(len(relations)),
             **(
-                {"raw_values": _raw_read(relations, kept, unchanged, whole)}
+                {
+                    "raw_values": _raw_read(kept, fresh, whole),
+                    "tokens_never_compared": never if never is not None else fresh_tokens,
+                }
                 if tonight.night
                 else {}
             ),
@@ -192,6 +205,16 @@ def _compare(
 # at least its low 32 bits, within the same xid epoch.
 RAW_SINCE = "raw zone read at"
 RAW_SIGNATURE = "raw zone signature"  # its statistics then: unchanged, no raw value is new
+# What the kept digests were compared with (raw columns, tokenizer, key) and on what terms (hits
+# never kept): a digest kept under other terms proves nothing tonight, so the zone is read whole.
+RAW_COMPARED = "raw zone compared with"
+_KEPT_TERMS = "kept digests: compared with the raw zone, no hit"
+
+
+def _kept_terms(compared_with: str) -> int:
+    return changes.position_of(f"{_KEPT_TERMS}|{compared_with}")
+
+
 _SNAPSHOT_XMIN = sa.text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
 
 
@@ -199,25 +222,30 @@ def _raw_tables(policy: Policy) -> list[str]:
     return sorted({spec.table for spec in policy.raw.tables().values()})
 
 
-def _raw_since(engine: Engine, read_at: int, raw_now: int) -> tuple[int | None, bool]:
-    """The low 32 bits of the last scan's raw position (None when there is none or the xid epoch
-    has turned since: a row's 32-bit xmin then does not tell old from new), and whether the raw
-    zone's signature changed since. Unchanged, the position is not moved, so a write whose
+def _raw_since(
+    engine: Engine, read_at: int, raw_now: int, compared_with: str
+) -> tuple[int | None, bool]:
+    """The low 32 bits of the last scan's raw position (None when there is none, the xid epoch
+    has turned since: a row's 32-bit xmin then does not tell old from new, or the kept digests
+    were compared with other raw columns, tokenizer or key, or kept on other terms), and whether
+    the raw zone's signature changed since. Unchanged, the position is not moved, so a write whose
     statistics had not arrived yet is still read as new the next night."""
-    stored = positions.positions(engine, SCAN, [RAW_SINCE, RAW_SIGNATURE])
+    stored = positions.positions(engine, SCAN, [RAW_SINCE, RAW_SIGNATURE, RAW_COMPARED])
     since = stored.get(RAW_SINCE)
     if since is None or since >> 32 != read_at >> 32 or since > read_at:
+        return None, True
+    if stored.get(RAW_COMPARED) != _kept_terms(compared_with):
         return None, True
     return since & 0xFFFFFFFF, stored.get(RAW_SIGNATURE) != raw_now
 
 
-def _raw_read(relations: list, kept: list[str], unchanged: list[str], whole: bool) -> str:
-    """What of the raw zone the scan read: all (for relations read tonight, or a run log's
-    tokens compared in the same pass), only values written since the last scan (for the
-    unchanged ones), or none."""
-    if kept:
-        return "all and new" if whole else "new only"
-    return "all" if relations else "none (unchanged)"
+def _raw_read(kept: list[str], fresh: bool, whole: bool) -> str:
+    """What of the raw zone the scan read: all (for tokens no clean pass compared with it: of
+    relations read tonight, or a run log's compared in the same pass), only values written since
+    the last scan (for kept digests and tokens compared before), or none."""
+    if whole:
+        return "all and new" if kept else "all"
+    return "new only" if kept or fresh else "none (unchanged)"
 
 
 def _compared_with(policy: Policy, key: GuardKey) -> str:

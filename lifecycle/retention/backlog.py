@@ -49,6 +49,14 @@ _LEAVES = sa.text("""
     WHERE t.isleaf ORDER BY t.relid
 """)
 
+# A change recorded after the mark may still be covered: the mark (covers_until) is the start of
+# the oldest transaction open in the database when the rewrite began, and any open transaction
+# pulls it back, one that never writes too (an autovacuum worker, a report idle in its transaction,
+# a pg_dump). The rewrite's horizon (the snapshot xmin then) is exact: a change whose transaction
+# id is older had committed (or aborted) before the rewrite began, so it is covered. Only changes
+# at or after it are owed. (A frozen xmin reads as the oldest: covered.)
+_AFTER_HORIZON = "(CAST(:horizon AS xid8) IS NULL OR age(u.x) <= age(xid(CAST(:horizon AS xid8))))"
+
 _MARK = sa.text("""
     SELECT coalesce(covers_until, started_at), CAST(horizon_xid AS text)
     FROM lifecycle.erasure_runs WHERE :relation = ANY(tables)
@@ -144,7 +152,7 @@ def pending_for(
     union = " UNION ALL ".join(f"({sql.format(within=within)})" for sql in source.changes)
     first, count, newest, waited, waiting_for = conn.execute(
         sa.text(f"""
-        WITH e(at, x) AS ({union})
+        WITH e(at, x) AS (SELECT u.at, u.x FROM ({union}) AS u(at, x) WHERE {_AFTER_HORIZON})
         SELECT (SELECT min(at) FROM e), (SELECT count(*) FROM e),
                (SELECT CAST(x AS text) FROM e ORDER BY age(x) LIMIT 1), w.*
         FROM ({_WAITS}) w

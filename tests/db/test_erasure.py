@@ -107,6 +107,50 @@ def test_erasure_is_skipped_when_nothing_was_cleared_since_the_last_rewrite(engi
         assert conn.execute(sa.text("SELECT count(*) FROM lifecycle.erasure_runs")).scalar() == 1
 
 
+def test_a_transaction_open_since_before_the_purge_does_not_make_the_next_night_rewrite(
+    engine, policy
+):
+    """A session that opened a transaction before the purge and wrote nothing (an autovacuum
+    worker on the table the purge just updated, a report idle in its transaction) holds no
+    snapshot the rewrite waits for, and the rewrite covers every change committed before it
+    began: the next night, with nothing cleared since, rewrites nothing. (Before, the rewrite's
+    mark was that transaction's start, so the night's purge counted as uncovered and the next,
+    unchanged night rewrote the tables again.)"""
+    with engine.begin() as conn:
+        for i in range(3):
+            add_delivered(conn, i + 1, AS_OF - timedelta(days=100))
+    idle = engine.connect()  # READ COMMITTED: a transaction, no snapshot once its statement ends
+    try:
+        idle.execute(sa.text("SELECT 1"))
+        purge.run_purge(engine, policy, run_id="r1", as_of=AS_OF)
+        settle(engine, policy)
+        first = erasure.erase_purged_storage(engine, policy, run_id="r1")
+        assert first.ran and "shop.orders" in roots(engine, first.tables)
+    finally:
+        idle.rollback()
+        idle.close()
+    assert not erasure.erasure_pending(engine, policy)
+    again = erasure.erase_purged_storage(engine, policy, run_id="r2")
+    assert not again.ran and "nothing cleared" in again.reason
+
+
+def test_a_purge_after_the_rewrite_is_still_owed(engine, policy):
+    """The rewrite's horizon drops only changes older than the rewrite: a purge after it is
+    owed by the next night."""
+    with engine.begin() as conn:
+        for i in range(2):
+            add_delivered(conn, i + 1, AS_OF - timedelta(days=100))
+    purge.run_purge(engine, policy, run_id="r1", as_of=AS_OF)
+    settle(engine, policy)
+    assert erasure.erase_purged_storage(engine, policy, run_id="r1").ran
+    with engine.begin() as conn:
+        add_delivered(conn, 3, AS_OF - timedelta(days=100))
+    purge.run_purge(engine, policy, run_id="r2", as_of=AS_OF)
+    assert "shop.orders" in roots(
+        engine, [p.relation for p in erasure.pending_erasures(engine, policy)]
+    )
+
+
 def impatient(policy, seconds: int = 1):
     """The policy with a short lock and snapshot wait, so a test of waiting takes a second."""
     return policy.model_copy(

@@ -179,23 +179,138 @@ def test_with_a_changed_relation_the_kept_digests_ride_along_in_the_one_raw_pass
     with zone.begin() as conn:
         add_delivered(conn, 2, AS_OF, customer_id=2, receiver_name="Zofia Wróblewska-Kowal")
     wait_for_statistics(zone, "shop.orders", before)
-    write(zone, "analytics.adhoc_cells", "UPDATE analytics.adhoc_cells SET customers = 41")
+    # A week no pass has seen: a token never compared, so the raw zone is hashed whole.
+    write(zone, "analytics.adhoc_cells", "UPDATE analytics.adhoc_cells SET week = '2026-W02'")
+    found, passes = night_counting_passes(zone, policy, AS_OF + 2 * DAY)
+    assert found.scanned["relations_scanned"] == 1  # adhoc_cells, changed
+    assert found.scanned["raw_values"] == "all and new"
+    assert found.scanned["tokens_never_compared"] >= 1
+    assert passes == ["all"]
+    assert {(f.table, f.column) for f in found.findings} == {("analytics.adhoc_notes", "note")}
+
+
+def night_counting_passes(engine, policy, at, texts=None):
+    """The fingerprint scan of the night `at` (with a run log's `texts`, the nightly's combined
+    pass), and its passes over the raw zone: "all" or "new" (rows written since the last)."""
     passes = []
 
     def count(conn, cursor, statement, *args):
         if statement.lstrip().startswith("INSERT INTO guard_hits"):
-            passes.append(statement)
+            passes.append(
+                "new" if ":fp_new_xmin" in statement or "%(fp_new_xmin)s" in statement else "all"
+            )
 
-    sa.event.listen(zone, "before_cursor_execute", count)
+    sa.event.listen(engine, "before_cursor_execute", count)
     try:
-        with changes.incremental(AS_OF + 2 * DAY, WEEK):
-            found = raw_values.raw_values_in_zone(zone, policy, KEY)
+        with changes.incremental(at, WEEK):
+            if texts is None:
+                found = raw_values.raw_values_in_zone(engine, policy, KEY)
+            else:
+                found = raw_values.raw_values_in_zone_and_log(
+                    engine, policy, KEY, None, texts, "dagster event log"
+                )
     finally:
-        sa.event.remove(zone, "before_cursor_execute", count)
+        sa.event.remove(engine, "before_cursor_execute", count)
+    return found, passes
+
+
+def test_a_changed_relation_whose_tokens_were_compared_before_reads_only_new_raw_values(
+    zone, policy
+):
+    """The nightly's sales refresh rewrites its table every night with the same texts: tokens a
+    clean pass compared with the whole raw zone meet only the raw values written since it."""
+    night(zone, policy, AS_OF)
+    write(zone, "analytics.adhoc_cells", "UPDATE analytics.adhoc_cells SET customers = 41")
+    found, passes = night_counting_passes(zone, policy, AS_OF + DAY)
+    assert found.passed
     assert found.scanned["relations_scanned"] == 1  # adhoc_cells, changed
-    assert found.scanned["raw_values"] == "all and new"
-    assert len(passes) == 1
-    assert {(f.table, f.column) for f in found.findings} == {("analytics.adhoc_notes", "note")}
+    assert found.scanned["tokens_never_compared"] == 0
+    assert found.scanned["raw_values"] == "new only"
+    assert passes == ["new"]
+
+
+def test_a_leak_in_a_new_raw_row_against_a_token_compared_before_is_caught(zone, policy):
+    """A token a past pass found clean, read again in a changed relation, meets the raw rows
+    written since: a customer who now has that name is found."""
+    write(
+        zone,
+        "analytics.adhoc_notes",
+        "INSERT INTO analytics.adhoc_notes VALUES ('Zofia Wróblewska-Kowal')",
+    )
+    night(zone, policy, AS_OF)  # clean: no customer of that name yet
+    before = counters(zone, "shop.orders")
+    with zone.begin() as conn:
+        add_delivered(conn, 2, AS_OF, customer_id=2, receiver_name="Zofia Wróblewska-Kowal")
+    wait_for_statistics(zone, "shop.orders", before)
+    # The relation changes, but only with texts already compared.
+    write(zone, "analytics.adhoc_notes", "INSERT INTO analytics.adhoc_notes VALUES ('restock')")
+    found, passes = night_counting_passes(zone, policy, AS_OF + DAY)
+    assert found.scanned["relations_scanned"] == 1 and passes == ["new"]
+    assert found.scanned["raw_values"] == "new only"
+    assert {(f.table, f.column, f.kind) for f in found.findings} == {
+        ("analytics.adhoc_notes", "note", "raw_value")
+    }
+
+
+def test_a_new_analytics_token_against_old_raw_values_is_caught_and_never_kept(zone, policy):
+    """A token no pass compared meets the whole raw zone; a hit is never kept as compared, so the
+    next night, the relation unchanged but dirty, finds it again against the old raw row."""
+    night(zone, policy, AS_OF)
+    night(zone, policy, AS_OF + DAY)  # a position: the next night could read new rows only
+    write(
+        zone,
+        "analytics.adhoc_notes",
+        "INSERT INTO analytics.adhoc_notes VALUES ('Wang Fang'), ('restock')",
+    )
+    found, passes = night_counting_passes(zone, policy, AS_OF + 2 * DAY)
+    assert passes == ["all"] and found.scanned["raw_values"] == "all"
+    assert {(f.table, f.kind) for f in found.findings} == {("analytics.adhoc_notes", "raw_value")}
+    again, passes = night_counting_passes(zone, policy, AS_OF + 3 * DAY)
+    assert passes == ["all"]
+    assert {(f.table, f.kind) for f in again.findings} == {("analytics.adhoc_notes", "raw_value")}
+    with zone.connect() as conn:
+        kept = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM lifecycle.guard_zone_digests "
+                "WHERE relation = 'analytics.adhoc_notes' AND mask LIKE '9 chars%'"
+            )
+        ).scalar()
+    assert kept == 0  # 'Wang Fang' (9 characters normalised) hit: not kept
+
+
+def test_the_run_log_compared_in_the_same_pass_still_catches_a_leak(zone, policy):
+    """The run log's tokens are never kept: a log text holding an old raw value meets the whole
+    raw zone (and a log token equal to a kept analytics digest meets the new raw rows)."""
+    night(zone, policy, AS_OF)
+    night(zone, policy, AS_OF + DAY)
+    clean, passes = night_counting_passes(
+        zone, policy, AS_OF + 2 * DAY, [("run 1 / step", 1, "blue kettle sold out")]
+    )
+    zone_result, log_result = clean
+    assert log_result.passed and passes == ["new"]  # the text's tokens all kept from analytics
+    leak, passes = night_counting_passes(
+        zone, policy, AS_OF + 3 * DAY, [("run 2 / step", 1, "shipping to Wang Fang today")]
+    )
+    zone_result, log_result = leak
+    assert passes == ["all"] and zone_result.passed
+    assert {(f.table, f.kind) for f in log_result.findings} == {
+        ("dagster event log", "raw_value_in_text")
+    }
+
+
+def test_kept_digests_compared_on_other_terms_read_the_whole_raw_zone(zone, policy):
+    """Digests kept before hits were left out (or with other raw columns, tokenizer or key) prove
+    nothing: without the stored terms the night compares everything with the whole raw zone."""
+    night(zone, policy, AS_OF)
+    with zone.begin() as conn:
+        conn.execute(
+            sa.text("DELETE FROM lifecycle.guard_positions WHERE source = :s"),
+            {"s": raw_values.RAW_COMPARED},
+        )
+    write(zone, "analytics.adhoc_cells", "UPDATE analytics.adhoc_cells SET customers = 42")
+    found, passes = night_counting_passes(zone, policy, AS_OF + DAY)
+    assert passes == ["all"] and found.scanned["raw_values"] == "all"
+    assert found.scanned["relations_scanned"] >= 2  # everything read again
 
 
 def test_a_new_key_reads_every_relation_again(zone, policy):
