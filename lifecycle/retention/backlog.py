@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from lifecycle.checks import CheckResult, Finding
 from lifecycle.policy import Policy
 from lifecycle.policy.raw import DEFAULT_PERSONAL, DEFAULT_TABLES
+from lifecycle.retention import statistics
 from lifecycle.tables import HANDOFF_TABLE, REQUESTS_TABLE
 
 # Each change names its order as l.order_id; {within} narrows it to one partition's orders.
@@ -181,6 +182,8 @@ def pending_erasures(engine: Engine, policy: Policy | None = None) -> list[Pendi
                 pending = pending_for(conn, relation, source, _case_columns(policy))
                 if pending:
                     found.append(pending)
+        if owed := statistics.owed(conn):  # old statistics rows sampled before the purge
+            found.append(PendingErasure(statistics.RELATION, owed.since, 0, "", (owed.outcome,)))
     return sorted(found, key=lambda p: p.cleared_since)
 
 

@@ -210,9 +210,9 @@ def erase_purged_storage(
     with engine.connect() as conn:  # a partitioned table is rewritten partition by partition
         every = [r for source in backlog.sources(policy) for r in backlog.relations(conn, source)]
     tables = [t for t in every if force or t in pending]
-    if not tables:
-        return ErasureReport(ran=False, reason="nothing cleared since the last rewrite")
     timeout = policy.retention.erasure_lock_timeout_seconds
+    if not tables:
+        return _retry_statistics(engine, run_id, timeout)
     report = ErasureReport(ran=False, reason="")
     clock = time.perf_counter()
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -272,6 +272,8 @@ def erase_purged_storage(
                 step = time.perf_counter()
                 _analyze_partitioned(conn, report.tables)
                 report.statistics = statistics.erase_old_statistics(conn, timeout)
+                cleared = [pending[t].cleared_since for t in report.tables if t in pending]
+                statistics.record(conn, run_id, report.statistics, min(cleared, default=started_at))
                 report.step_seconds["statistics"] = time.perf_counter() - step
         finally:
             conn.execute(sa.text("RESET lock_timeout"))
@@ -301,6 +303,32 @@ def erase_purged_storage(
     )
     report.seconds = time.perf_counter() - clock
     return report
+
+
+def _retry_statistics(engine: Engine, run_id: str, timeout: float) -> ErasureReport:
+    """A night with no table to rewrite: retries the rewrite of pg_statistic if an earlier one is
+    still owed (its old rows may hold cleared values), else does nothing."""
+    nothing = "nothing cleared since the last rewrite"
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        earlier = statistics.owed(conn)
+        if earlier is None:
+            return ErasureReport(ran=False, reason=nothing)
+        clock = time.perf_counter()
+        conn.execute(sa.text(f"SET lock_timeout = '{int(timeout)}s'"))
+        try:  # the timeout is a session setting: never hand it back to the pool
+            outcome = statistics.erase_old_statistics(conn, timeout)
+        finally:
+            conn.execute(sa.text("RESET lock_timeout"))
+        statistics.record(conn, run_id, outcome, earlier.since)
+    seconds = time.perf_counter() - clock
+    return ErasureReport(
+        ran=False,
+        reason=f"{nothing}; pg_statistic, owed since an earlier rewrite: {outcome}",
+        statistics=outcome,
+        pending=[] if outcome == statistics.REWRITTEN else [statistics.RELATION],
+        seconds=seconds,
+        step_seconds={"statistics": seconds},
+    )
 
 
 def erasure_pending(engine: Engine, policy: Policy | None = None) -> bool:

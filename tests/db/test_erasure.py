@@ -390,6 +390,43 @@ def test_a_user_who_may_not_rewrite_pg_statistic_is_told_what_a_dba_runs(engine)
     assert outcome.startswith("not rewritten") and "VACUUM FULL pg_catalog.pg_statistic" in outcome
 
 
+def test_a_rewrite_of_pg_statistic_that_could_not_run_is_owed_retried_and_held_to_the_deadline(
+    engine, policy
+):
+    """pg_statistic's old rows hold values sampled before the purge. When its rewrite cannot run
+    (here its lock is held; on a shared server, a writer in another database), it is a pending
+    erasure with the time the values were cleared, shown and held to the deadline, and the next
+    night retries it even with no table to rewrite."""
+    marker = "ZQSTATOWED02XJ"
+    with engine.begin() as conn:
+        for i in range(1, 31):
+            add_delivered(conn, i, AS_OF - timedelta(days=100), receiver_name=marker)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("ANALYZE shop.orders"))
+    purge.run_purge(engine, policy, run_id="r1", as_of=AS_OF)
+    settle(engine, policy)
+    with engine.connect() as holder:  # no snapshot, no transaction id: only the lock
+        holder.execute(sa.text("LOCK TABLE pg_catalog.pg_statistic IN ACCESS SHARE MODE"))
+        night = erasure.erase_purged_storage(engine, impatient(policy), run_id="r1")
+        holder.rollback()
+    assert night.ran and night.statistics.startswith("pending")
+    assert marker.encode() in relation_bytes(engine, "pg_catalog.pg_statistic")
+    (owed,) = [
+        p for p in erasure.pending_erasures(engine, policy) if p.relation == statistics.RELATION
+    ]
+    deadline = owed.cleared_since + timedelta(hours=policy.retention.erasure_deadline_hours)
+    assert backlog.erasure_deadline(engine, policy, now=deadline - timedelta(minutes=1)).passed
+    late = backlog.erasure_deadline(engine, policy, now=deadline + timedelta(minutes=1))
+    assert [(f.table, f.kind) for f in late.findings] == [(statistics.RELATION, "erasure_overdue")]
+    quiet_horizon(engine)
+    retried = erasure.erase_purged_storage(engine, policy, run_id="r2")
+    assert not retried.ran and retried.statistics == statistics.REWRITTEN
+    assert "pg_statistic" in retried.reason
+    assert marker.encode() not in relation_bytes(engine, "pg_catalog.pg_statistic")
+    assert not erasure.pending_erasures(engine, policy)
+    assert erasure.erase_purged_storage(engine, policy, run_id="r3").statistics == "not needed"
+
+
 @pytest.fixture
 def pg_repack(engine):
     """The pg_repack extension in the test database, where the server and the machine have it."""
