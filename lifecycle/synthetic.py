@@ -299,7 +299,8 @@ def seed_shop(
             conn.execute(
                 sa.text(
                     "TRUNCATE shop.after_sales_cases, shop.order_items, shop.orders, lifecycle.purge_ledger, "
-                    "lifecycle.purge_runs, lifecycle.erasure_runs, lifecycle.erasure_waits, lifecycle.demo_seeds"
+                    "lifecycle.purge_runs, lifecycle.erasure_runs, lifecycle.erasure_waits, "
+                    "lifecycle.statistics_erasures, lifecycle.demo_seeds"
                 )
             )
             # Their hash chains start again with the new shop (lifecycle/ledger/chain.py), and the
