@@ -7,7 +7,8 @@ versions carry the transaction that wrote them (`xmin`), and every row a transac
 the last clean scan's snapshot wrote was visible to that scan and passed it; an insert or update
 since gives the row a newer `xmin`. So a changed table is read only for rows whose `xmin` is at
 least the snapshot xmin stored at its last clean scan, as the raw zone already is for the
-fingerprints (lifecycle.guard.raw_values).
+fingerprints (lifecycle.guard.raw_values). A freeze keeps a row's xmin (PostgreSQL 9.4 and later
+set hint bits instead), so a row written and frozen between two scans still reads as new.
 
 This holds only while the table is the one that was scanned, with the columns it had: its oid,
 kind and columns (name, type, and whether a column added with a default fills old rows without
