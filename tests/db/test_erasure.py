@@ -409,8 +409,9 @@ def test_a_rewrite_of_pg_statistic_that_could_not_run_is_owed_retried_and_held_t
         holder.execute(sa.text("LOCK TABLE pg_catalog.pg_statistic IN ACCESS SHARE MODE"))
         night = erasure.erase_purged_storage(engine, impatient(policy), run_id="r1")
         holder.rollback()
+    # (The old rows may or may not still be in the files now: page pruning can reclaim versions
+    # no snapshot needs. What matters is that the rewrite is owed until it runs.)
     assert night.ran and night.statistics.startswith("pending")
-    assert marker.encode() in relation_bytes(engine, "pg_catalog.pg_statistic")
     (owed,) = [
         p for p in erasure.pending_erasures(engine, policy) if p.relation == statistics.RELATION
     ]
