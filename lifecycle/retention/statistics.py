@@ -33,6 +33,8 @@ _ALLOWED = sa.text("""
            OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
     FROM pg_database d WHERE d.datname = current_database()
 """)
+REWRITTEN = "rewritten"
+RELATION = "pg_catalog.pg_statistic"  # how a pending rewrite of it is named among the tables
 # A fresh transaction id: newer than the ANALYZE that just replaced the statistics' rows.
 _NOW_XID = sa.text("SELECT CAST(xid(pg_current_xact_id()) AS text)")
 LOCK_NOT_AVAILABLE = "55P03"
@@ -58,18 +60,15 @@ def erase_old_statistics(conn: Connection, timeout: float) -> str:
         if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
             return f"pending: lock on pg_statistic not granted within {timeout} s"
         return f"not rewritten: {describe_db_error(exc)}"
-    return "rewritten"
+    return REWRITTEN
 
-
-REWRITTEN = "rewritten"
-RELATION = "pg_catalog.pg_statistic"  # how a pending rewrite of it is named among the tables
 
 _RECORD = sa.text("""
     INSERT INTO lifecycle.statistics_erasures (run_id, outcome, owed_since)
     VALUES (:run_id, :outcome, :owed_since)
 """)
 _LATEST = sa.text("""
-    SELECT outcome, owed_since, recorded_at FROM lifecycle.statistics_erasures
+    SELECT outcome, owed_since FROM lifecycle.statistics_erasures
     ORDER BY statistics_erasure_id DESC LIMIT 1
 """)
 
