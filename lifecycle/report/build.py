@@ -370,7 +370,11 @@ class Report:
         if not pending:
             return True, "Every cleared value has been rewritten out of the data files."
         hours = max(p.age(self.generated_at).total_seconds() for p in pending) / 3600
-        tables = ", ".join(f"{p.relation} ({plural(p.changes, 'change')})" for p in pending)
+        # pg_statistic's owed rewrite counts no changes of its own (backlog.pending_erasures).
+        tables = ", ".join(
+            f"{p.relation} ({plural(p.changes, 'change')})" if p.changes else p.relation
+            for p in pending
+        )
         return (
             hours <= self.erasure_deadline_hours,
             f"Erasure from disk pending in {tables}; the oldest cleared {hours:.0f} hours ago "

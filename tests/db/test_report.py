@@ -361,6 +361,21 @@ def test_each_check_is_listed_with_what_it_proves(
     assert "th.n,td.n{text-align:right" in html
 
 
+def test_an_owed_rewrite_of_pg_statistic_is_in_the_verdict(engine, policy, dagster_instance):
+    """pg_statistic's owed rewrite (lifecycle.statistics_erasures) is a pending erasure of its own,
+    named without a count of changes, and past the deadline it turns the line red."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("""INSERT INTO lifecycle.statistics_erasures (run_id, outcome, owed_since)
+                       VALUES ('r1', 'pending: lock on pg_statistic not granted within 30 s',
+                               now() - interval '50 hours')""")
+        )
+    report = build(engine, policy, dagster_instance)
+    [(ok, text)] = [(ok, t) for ok, t in report.verdict() if "Erasure from disk pending" in t]
+    assert not ok and "pg_catalog.pg_statistic;" in text and "0 changes" not in text
+    assert "the oldest cleared 50 hours ago (deadline 48 hours)" in text
+
+
 def test_pending_erasure_is_in_the_verdict(engine, policy, dagster_settings, dagster_instance):
     """The report reads the retention lane's backlog, judged against its erasure deadline."""
     assert policy.retention.erasure_deadline_hours == 48
