@@ -61,7 +61,8 @@ _CREATE_HITS = sa.text("""
 
 def create_candidates(conn: Connection) -> None:
     """The transaction's table of hashed tokens, one row per distinct token of a column, and of
-    the hits find_hits finds, both dropped at commit; work_mem is raised for the transaction, so values and n-grams hash in memory."""
+    the hits find_hits finds, both dropped at commit; work_mem is raised for the transaction, so
+    values and n-grams hash in memory."""
     conn.execute(sa.text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
     conn.execute(_CANDIDATES)
     conn.execute(_CREATE_HITS)
