@@ -271,9 +271,9 @@ def database_at(database_url, request):
 
 @pytest.mark.parametrize(
     "database_at, forms",
-    [("0060", [1, 3]), ("0120", [2, 3])],
+    [("0060", [1, 3]), ("0120", [2, 3]), ("0160", [3, 3])],
     indirect=["database_at"],
-    ids=["before-0070", "before-0130"],
+    ids=["before-0070", "before-0130", "before-0170"],
 )
 def test_links_written_before_an_upgrade_keep_verifying_in_their_own_form_after_it(
     database_at, forms
@@ -294,6 +294,67 @@ def test_links_written_before_an_upgrade_keep_verifying_in_their_own_form_after_
     tamper(engine, "UPDATE lifecycle.purge_ledger SET order_id = 999 WHERE ledger_id = 2")
     found = first_break(engine)
     assert (found.link_seq, found.run_id) == (1, "night-1")
+
+
+@pytest.mark.parametrize("database_at", ["0160"], indirect=True)
+def test_the_upgrade_that_links_rows_above_the_head_refuses_rows_in_no_link(database_at):
+    """From 0170 on, a statement links every row above the head link; an upgrade over a ledger
+    with rows there already would link them, so it stops and names the table and the first id."""
+    engine = database_at
+    write(engine, "night-1", 101, 105)
+    tamper(
+        engine,
+        """ALTER TABLE lifecycle.purge_ledger DISABLE TRIGGER USER;
+        INSERT INTO lifecycle.purge_ledger (ledger_id, run_id, order_id, purged_at, action, reason,
+            policy_version, policy_hash, cleared_columns)
+        VALUES (50, 'night-9', 500, now(), 'purge', 'after_sales_window', '1', 'h', ARRAY['x']);
+        ALTER TABLE lifecycle.purge_ledger ENABLE TRIGGER USER""",
+    )
+    with pytest.raises(Exception, match=r"lifecycle\.purge_ledger: row 50 .* in no ledger link"):
+        schema.upgrade(engine)
+    tamper(engine, "DELETE FROM lifecycle.purge_ledger WHERE ledger_id = 50")
+    schema.upgrade(engine)
+    write(engine, "night-2", 106, 108)
+    assert verify(engine).intact
+
+
+def test_the_chain_keeps_no_copy_of_a_statements_rows_and_links_each_statement_apart(engine):
+    """No chained table's trigger declares a transition table (PostgreSQL would copy every
+    inserted row for it, enabled or not); two statements of one transaction, and one statement
+    inserting twice into a table, each get exactly their own rows."""
+    with engine.connect() as conn:
+        capturing = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM pg_trigger WHERE tgname = 'ledger_link' "
+                "AND tgnewtable IS NOT NULL"
+            )
+        ).scalar()
+        chained = conn.execute(
+            sa.text("SELECT count(*) FROM pg_trigger WHERE tgname = 'ledger_link'")
+        ).scalar()
+    assert (capturing, chained) == (0, 5)
+    with engine.begin() as conn:
+        conn.execute(sa.text(LEDGER_ROWS), {"run": "a", "first": 1, "last": 3})
+        conn.execute(sa.text(LEDGER_ROWS), {"run": "b", "first": 4, "last": 7})
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "WITH first AS ("
+                + LEDGER_ROWS.replace(":run", "'c'")
+                + " RETURNING 1) "
+                + LEDGER_ROWS.replace(":run", "'c'").replace(":first", ":second")
+            ),
+            {"first": 8, "last": 9, "second": 9},
+        )
+        links = conn.execute(
+            sa.text(
+                "SELECT first_id, last_id, rows, run_id FROM lifecycle.ledger_links "
+                "WHERE chain = 'purge_ledger' ORDER BY link_seq"
+            )
+        ).all()
+    assert [tuple(link) for link in links][:2] == [(1, 3, 3, "a"), (4, 7, 4, "b")]
+    assert sum(link.rows for link in links[2:]) == 3 and links[-1].last_id == 10
+    assert verify(engine).intact
 
 
 # One statement whose rows alternate between two rests (an order with an after-sales case clears
