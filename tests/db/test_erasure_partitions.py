@@ -133,3 +133,49 @@ def test_an_order_deleted_after_it_was_cleared_still_has_its_partition_rewritten
     assert set(PARTITIONS) <= set(erased.tables)
     assert marker.encode() not in relation_bytes(engine, "shop.orders_p1")
     assert not erasure.erase_purged_storage(engine, policy, run_id="night-2").ran
+
+
+def test_every_partition_is_counted_in_one_statement_with_its_own_mark(partitioned_shop, policy):
+    """After one partition's rewrite only its later changes count for it; an order deleted since
+    its clearing counts for every partition; and the changes are read once for all partitions,
+    not once per partition (that was O(partitions x changes) on a large backlog)."""
+    engine = partitioned_shop
+    with engine.begin() as conn:
+        for order_id in (1, 2, 1001):
+            add_delivered(conn, order_id, AS_OF - timedelta(days=100))
+    assert purge.run_purge(engine, policy, run_id="night-1", as_of=AS_OF).purged == 3
+    settle(engine, policy)
+    assert erasure.erase_purged_storage(engine, policy, run_id="night-1").ran
+    assert not erasure.pending_erasures(engine, policy)
+
+    with engine.begin() as conn:  # the next night: two in p1, one in p2 later deleted
+        for order_id in (1002, 1003, 2001):
+            add_delivered(conn, order_id, AS_OF - timedelta(days=99))
+    assert (
+        purge.run_purge(engine, policy, run_id="night-2", as_of=AS_OF + timedelta(days=1)).purged
+        == 3
+    )
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM shop.order_items WHERE order_id = 2001"))
+        conn.execute(sa.text("DELETE FROM shop.orders WHERE order_id = 2001"))
+
+    reads = []
+
+    def count(conn, cursor, statement, *args):
+        if "lifecycle.purge_ledger" in statement:
+            reads.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        pending = {p.relation: p.changes for p in erasure.pending_erasures(engine, policy)}
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+
+    # orders: 1002, 1003 in p1, the deleted 2001 everywhere; cases hold no notes of them
+    assert {r: n for r, n in pending.items() if r.startswith("shop.orders")} == {
+        "shop.orders_p0": 1,
+        "shop.orders_p1": 3,
+        "shop.orders_p2": 1,
+    }
+    # one read each for orders, cases (all their partitions at once) and the hand-off table
+    assert len(reads) == 3
