@@ -22,6 +22,15 @@ LEDGER_ROWS = """
 """
 
 
+# Row 50, written with the chain's triggers disabled (the table owner's power): in no link.
+FORGED_ROW_AROUND_THE_TRIGGERS = """
+    ALTER TABLE lifecycle.purge_ledger DISABLE TRIGGER USER;
+    INSERT INTO lifecycle.purge_ledger (ledger_id, run_id, order_id, purged_at, action, reason,
+        policy_version, policy_hash, cleared_columns)
+    VALUES (50, 'night-9', 500, now(), 'purge', 'after_sales_window', '1', 'h', ARRAY['x']);
+    ALTER TABLE lifecycle.purge_ledger ENABLE TRIGGER USER"""
+
+
 def write(engine, run: str, first: int, last: int) -> None:
     """One writer's statement: orders first..last cleared by `run`."""
     with engine.begin() as conn:
@@ -89,14 +98,7 @@ def test_a_deleted_row_is_found(ledger):
 
 
 def test_a_forged_row_inserted_around_the_triggers_is_found(ledger):
-    tamper(
-        ledger,
-        """ALTER TABLE lifecycle.purge_ledger DISABLE TRIGGER USER;
-        INSERT INTO lifecycle.purge_ledger (ledger_id, run_id, order_id, purged_at, action, reason,
-            policy_version, policy_hash, cleared_columns)
-        VALUES (50, 'night-9', 500, now(), 'purge', 'after_sales_window', '1', 'h', ARRAY['x']);
-        ALTER TABLE lifecycle.purge_ledger ENABLE TRIGGER USER""",
-    )
+    tamper(ledger, FORGED_ROW_AROUND_THE_TRIGGERS)
     found = first_break(ledger)
     assert (found.link_seq, found.row_id) == (3, 50) and "belongs to no link" in found.kind
 
@@ -302,14 +304,7 @@ def test_the_upgrade_that_links_rows_above_the_head_refuses_rows_in_no_link(data
     with rows there already would link them, so it stops and names the table and the first id."""
     engine = database_at
     write(engine, "night-1", 101, 105)
-    tamper(
-        engine,
-        """ALTER TABLE lifecycle.purge_ledger DISABLE TRIGGER USER;
-        INSERT INTO lifecycle.purge_ledger (ledger_id, run_id, order_id, purged_at, action, reason,
-            policy_version, policy_hash, cleared_columns)
-        VALUES (50, 'night-9', 500, now(), 'purge', 'after_sales_window', '1', 'h', ARRAY['x']);
-        ALTER TABLE lifecycle.purge_ledger ENABLE TRIGGER USER""",
-    )
+    tamper(engine, FORGED_ROW_AROUND_THE_TRIGGERS)
     with pytest.raises(Exception, match=r"lifecycle\.purge_ledger: row 50 .* in no ledger link"):
         schema.upgrade(engine)
     tamper(engine, "DELETE FROM lifecycle.purge_ledger WHERE ledger_id = 50")
@@ -496,11 +491,7 @@ def test_a_sealed_ledger_verifies_without_re_hashing_and_later_links_are_re_hash
             "altered",
         ),
         (
-            """ALTER TABLE lifecycle.purge_ledger DISABLE TRIGGER USER;
-            INSERT INTO lifecycle.purge_ledger (ledger_id, run_id, order_id, purged_at, action,
-                reason, policy_version, policy_hash, cleared_columns)
-            VALUES (50, 'night-9', 500, now(), 'purge', 'after_sales_window', '1', 'h', ARRAY['x']);
-            ALTER TABLE lifecycle.purge_ledger ENABLE TRIGGER USER""",
+            FORGED_ROW_AROUND_THE_TRIGGERS,
             3,
             "belongs to no link",
         ),
