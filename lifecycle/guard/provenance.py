@@ -37,6 +37,15 @@ UUID_SPAN = re.compile(
 )
 SHA256_SPAN = re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{64}(?![0-9A-Za-z])")
 KEY_SPAN = re.compile(r"(?<![0-9A-Za-z])[a-z]{8}(?![0-9A-Za-z])")  # a compute-log key's shape
+# A date with a time of day (ISO 8601, as Dagster and the project write instants): the one span cut
+# by its shape. Its only tokens that are not folded are the phone forms of its digit runs, and its
+# fractional seconds (`17:48:51.938225` -> `51938225`) made a new "phone" most nights. A digit
+# run joined by `:` or a decimal point to more digits is a time, never a phone, as the pattern
+# check rules too (docs/guard.md, Value patterns).
+TIMESTAMP_SPAN = re.compile(
+    r"(?<![0-9A-Za-z])[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?"
+    r"(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?(?![0-9A-Za-z])"
+)
 _DIGITS = re.compile("[0-9]+")
 
 
@@ -45,7 +54,7 @@ class Provenance:
     """Strings the project or Dagster wrote, each confirmed against its record: this instance's
     run ids, the data versions Dagster computed, the ledger's hashes, the runs' compute-log keys."""
 
-    run_ids: frozenset[str] = frozenset()
+    run_ids: frozenset[str] = frozenset()  # (timestamps need no record: see TIMESTAMP_SPAN)
     hashes: frozenset[str] = frozenset()
     log_keys: frozenset[str] = frozenset()
     explained: dict[str, int] = field(default_factory=dict, compare=False)
@@ -57,11 +66,12 @@ class Provenance:
             (UUID_SPAN, self.run_ids, "run ids"),
             (SHA256_SPAN, self.hashes, "hashes"),
             (KEY_SPAN, self.log_keys, "compute log keys"),
+            (TIMESTAMP_SPAN, None, "timestamps"),
         ):
-            if not known:
+            if known is not None and not known:
                 continue
             for match in pattern.finditer(text):
-                if match.group(0) in known:
+                if known is None or match.group(0) in known:
                     spans.append(match.span())
                     self.explained[what] = self.explained.get(what, 0) + 1
         if not spans:

@@ -64,3 +64,12 @@ def test_a_personal_value_in_a_log_text_still_meets_its_own_form():
 def test_phones_are_compared_by_their_exact_digits():
     tokens = bodies(f"call {PERSONAL['receiver_phone']} now")
     assert {"p:" + v for v in phone_variants(PERSONAL["receiver_phone"])} <= tokens
+
+
+def test_a_timestamp_is_cut_out_and_its_fraction_is_no_phone():
+    tokens = bodies("as of 2026-12-03T17:48:51.938225+00:00")
+    assert tokens == {"v:as of", "v:as", "v:of"}
+    assert bodies("cleared since 2026-12-03 17:15 UTC") == bodies(
+        "cleared since 2025-01-09 02:01 UTC"
+    )
+    assert "p:51938225" in bodies("call 51.938225")  # not a timestamp: still a phone form
