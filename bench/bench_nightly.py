@@ -86,6 +86,29 @@ SELECT order_id + :offset, customer_id, 'delivered', :delivered - interval '5 da
        'Bench Name', '13800000000', 'bench@example.com', '1 Bench Road', '100000', 'ref-bench'
 FROM shop.orders WHERE status = 'delivered' ORDER BY order_id LIMIT :n
 """
+# The seed follows the wall clock, so orders keep becoming due while the bench runs and the
+# "unchanged" night would purge those that crossed their window during the first night. Moving
+# the ones that would cross in the next few hours back by that much makes them due on the first
+# night, and the unchanged night truly unchanged (the checkout writer still writes beside it).
+QUIET_HOURS = 6
+QUIET_ORDERS = """
+UPDATE shop.orders o SET
+    delivered_at = CASE WHEN o.status = 'delivered' AND o.delivered_at > :d
+                        THEN o.delivered_at - :gap ELSE o.delivered_at END,
+    cancelled_at = CASE WHEN o.status = 'cancelled' AND o.cancelled_at > :c
+                        THEN o.cancelled_at - :gap ELSE o.cancelled_at END,
+    placed_at = CASE WHEN o.status = 'placed' AND o.placed_at > :a
+                     THEN o.placed_at - :gap ELSE o.placed_at END
+WHERE o.order_id < :below
+  AND (   (o.status = 'delivered' AND o.delivered_at > :d AND o.delivered_at <= :d + :gap)
+       OR (o.status = 'cancelled' AND o.cancelled_at > :c AND o.cancelled_at <= :c + :gap)
+       OR (o.status = 'placed' AND o.placed_at > :a AND o.placed_at <= :a + :gap))
+"""
+QUIET_CASES = """
+UPDATE shop.after_sales_cases SET closed_at = closed_at - :gap,
+    opened_at = least(opened_at, closed_at - :gap)
+WHERE closed_at > least(:d, :c, :a) AND closed_at <= greatest(:d, :c, :a) + :gap
+"""
 DROP_DUE = "DELETE FROM shop.orders WHERE order_id >= :offset AND order_id < :offset + 100000000"
 LOCK_SAMPLE = """
 SELECT pid FROM pg_locks
@@ -398,6 +421,21 @@ def add_due(engine: sa.Engine, n: int, policy) -> int:
     return run_sql(engine, ADD_DUE, {"offset": INCREMENT_IDS, "delivered": delivered, "n": n})
 
 
+def quiet_hours(engine: sa.Engine, policy) -> int:
+    """No seeded order's window closes in the next QUIET_HOURS: those that would are moved back
+    that much (due on the first night instead), so a night run in that time finds none newly due.
+    Returns how many orders and cases moved."""
+    cut = rules.Cutoffs.at(datetime.now(UTC), policy)
+    params = {
+        "d": cut.delivered,
+        "c": cut.cancelled,
+        "a": cut.abandoned,
+        "gap": timedelta(hours=QUIET_HOURS),
+        "below": INCREMENT_IDS,
+    }
+    return run_sql(engine, QUIET_ORDERS, params) + run_sql(engine, QUIET_CASES, params)
+
+
 def fresh_shop(name: str, orders: int, partitions: int) -> sa.Engine:
     """A new, migrated shop database; with `partitions` > 1, shop.orders and
     shop.after_sales_cases are the reference schema's range partitions by order_id (equal ranges
@@ -519,12 +557,15 @@ def main() -> None:
     seed_label = f"{size}: seed the shop (not compared)"
     with bench.measure(seed_label):
         synthetic.seed_shop(engine, orders=args.orders, seed=7)
+        moved = quiet_hours(engine, policy)
         if "increment" in nights:
             add_in_service(engine, args.increment, policy)
         vacuum_analyze(engine, *TABLES)
     bench.notes.append(
         f"Seeding (set-based SQL, lifecycle/synthetic.py): {args.orders / bench.seconds(seed_label):,.0f} "
-        f"orders/s; the erasure rewrites with {mechanism}"
+        f"orders/s; {moved:,} orders and cases whose window would close in the next "
+        f"{QUIET_HOURS} h moved back that much (due on the first night: the unchanged night "
+        f"finds none newly due); the erasure rewrites with {mechanism}"
         + (
             f"; shop.orders and shop.after_sales_cases in {args.partitions} order_id range "
             "partitions"
@@ -577,8 +618,12 @@ def main() -> None:
         bench.notes.append(night_note(f"{size} first night (not compared)", night, None))
         bench.write(engine)
 
-    if "unchanged" in nights:  # nothing new since the last night: what is left is fixed cost
-        compare(f"{size}: unchanged night")
+    # Nothing new since the last night: what is left is fixed cost. Named twice (`unchanged,
+    # unchanged`), a second one follows: the first after a first night still meets some texts of
+    # that night's run for the first time (its steps after the guard's), the second is the steady
+    # state.
+    for n in range(nights.count("unchanged")):
+        compare(f"{size}: unchanged night" + (f" {n + 1}" if n else ""))
 
     if "increment" in nights:  # orders sold and published weeks ago that became due since
         for target in (reference, engine):

@@ -18,9 +18,10 @@ from lifecycle.guard.checks import (
     GuardCheck,
 )
 from lifecycle.guard.key import GuardKey
+from lifecycle.guard.provenance import Provenance, recorded_hashes
 from lifecycle.guard.scan import scan as scan_of_a_check
 from lifecycle.policy import Policy
-from orchestration.history_since import NewHistory, history_since, read
+from orchestration.history_since import NewHistory, history_since, provenance, read
 
 RUN_LOG = "dagster event log"  # how a run-history finding names the table it was found in
 
@@ -98,8 +99,12 @@ def raw_values_in_zone_and_run_history(
             history.run(engine, policy, key, reader, today),
         )
     started = datetime.now(UTC)
+    run_ids, versions, log_keys = provenance(instance, new)
+    with engine.connect() as conn:
+        hashes = recorded_hashes(conn, new.texts) | versions
+    explained = Provenance(frozenset(run_ids), frozenset(hashes), frozenset(log_keys))
     zone, from_log = raw_values.raw_values_in_zone_and_log(
-        engine, policy, key, reader, new.texts, RUN_LOG
+        engine, policy, key, reader, new.texts, RUN_LOG, explained
     )
     from_log = _finish(engine, from_log, new, started, True)
     accepted_findings = policy.guard.accepted_findings

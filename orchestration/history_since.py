@@ -10,7 +10,8 @@ from datetime import datetime, timedelta
 import dagster as dg
 from dagster._core.storage.event_log.base import EventLogCursor
 
-from orchestration.compute_logs import compute_log_texts
+from lifecycle.guard.provenance import UUID_SPAN
+from orchestration.compute_logs import compute_log_files, compute_log_texts
 from orchestration.history import entry_texts, nightly_runs_to_scan
 
 # Runs whose last update came a little before the last scan are read again (their events past
@@ -26,6 +27,10 @@ class NewHistory:
     texts: list[tuple[str, int, str]] = field(default_factory=list)
     events: int = 0
     reached: dict[str, int] = field(default_factory=dict)
+    # Data versions Dagster computed (not a step's own) in the materializations read, and the
+    # upstream versions those name: (asset key, version).
+    data_versions: set[str] = field(default_factory=set)
+    input_versions: set[tuple[str, str]] = field(default_factory=set)
 
 
 def history_since(
@@ -69,6 +74,7 @@ def read(instance: dg.DagsterInstance, run_ids: list[str], positions: dict[str, 
             high = max(high, record.storage_id)
             new.events += 1
             entry = record.event_log_entry
+            _note_data_versions(new, entry)
             where = f"run {run_id[:8]} / {entry.step_key or 'run'}"
             new.texts += [(where, record.storage_id, text) for text in entry_texts(entry)]
         new.reached[run_id] = high
@@ -76,3 +82,50 @@ def read(instance: dg.DagsterInstance, run_ids: list[str], positions: dict[str, 
             changed.append(run_id)
     new.texts += list(compute_log_texts(instance, changed))
     return new
+
+
+_DATA_VERSION = "dagster/data_version"
+_USER_PROVIDED = "dagster/data_version_is_user_provided"
+_INPUT_VERSION = "dagster/input_data_version/"
+
+
+def _versions_of(entry) -> tuple[str | None, dict[str, str]]:
+    """A materialization's data version when Dagster computed it (None when a step provided its
+    own), and the upstream versions it names by asset key."""
+    event = entry.dagster_event
+    if event is None or not event.is_step_materialization:
+        return None, {}
+    tags = event.step_materialization_data.materialization.tags or {}
+    own = None if tags.get(_USER_PROVIDED) == "true" else tags.get(_DATA_VERSION)
+    inputs = {
+        k.removeprefix(_INPUT_VERSION): v for k, v in tags.items() if k.startswith(_INPUT_VERSION)
+    }
+    return own, inputs
+
+
+def _note_data_versions(new: NewHistory, entry) -> None:
+    own, inputs = _versions_of(entry)
+    if own:
+        new.data_versions.add(own)
+    new.input_versions.update(inputs.items())
+
+
+def provenance(instance: dg.DagsterInstance, new: NewHistory) -> tuple[set, set, set]:
+    """What of `new`'s texts Dagster wrote, each confirmed against the instance's own records:
+    the run ids that name runs of this instance, the data versions Dagster computed (in the
+    events read, or an upstream's among its latest materializations), and the compute-log keys
+    of the runs read (their files' names). See lifecycle/guard/provenance.py."""
+    mentioned = {m.group(0) for _, _, text in new.texts for m in UUID_SPAN.finditer(text)}
+    run_ids = set(new.run_ids)
+    if mentioned - run_ids:
+        found = instance.get_run_ids(filters=dg.RunsFilter(run_ids=sorted(mentioned - run_ids)))
+        run_ids.update(found)
+    versions = set(new.data_versions)
+    for key in sorted({k for k, v in new.input_versions if v not in versions}):
+        records = instance.fetch_materializations(dg.AssetKey.from_user_string(key), limit=3)
+        for record in records.records:
+            own, _ = _versions_of(record.event_log_entry)
+            if own:
+                versions.add(own)
+    keys = {p.stem for run_id in new.run_ids for p in compute_log_files(instance, run_id)}
+    return run_ids, versions, keys

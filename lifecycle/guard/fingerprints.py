@@ -9,7 +9,8 @@ copied, and the temp tables are dropped at commit.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import itertools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -163,6 +164,7 @@ class TextTokens:
     """Digests of texts hashed in Python, kept by (location, item) so hits are counted exactly."""
 
     by_item: dict[tuple[str, int], set[tuple[str, bytes]]] = field(default_factory=dict)
+    folded: bool = False  # some tokens are folded (`f:`): the raw side must make its folded forms
 
     def hit_rows(self, hits: set[bytes]) -> dict[tuple[str, str], int]:
         """Items per (location, kind) holding a hit; a whole-text hit is counted as that alone."""
@@ -198,17 +200,21 @@ def add_text_candidates(
     relation: str,
     texts: Iterable[tuple[str, int, str]],
     drop_numbers: bool = True,
+    tokenize: Callable[[str], set[tuple[str, str]]] | None = None,
 ) -> TextTokens:
     """Hashes, in Python, the tokens of texts that never enter the database: (location, item, text).
 
     Bare numbers are dropped by default: run logs are full of counts, which are not personal.
+    `tokenize` replaces the tokenizer (lifecycle.guard.provenance.log_tokens: explained spans cut
+    out, digits folded); it drops what it will itself.
     """
     kept = TextTokens()
     rows: dict[tuple[str, str, bytes], int] = {}
     for location, item, text in texts:
-        for kind, token in tokens(text):
-            if drop_numbers and token.startswith("v:") and is_number(token[2:]):
+        for kind, token in tokenize(text) if tokenize else tokens(text):
+            if not tokenize and drop_numbers and token.startswith("v:") and is_number(token[2:]):
                 continue
+            kept.folded = kept.folded or token.startswith("f:")
             digest = key.digest(token)
             kept.by_item.setdefault((location, item), set()).add((kind, digest))
             rows[(location, kind, digest)] = len(token)
@@ -241,7 +247,15 @@ def raw_sources(policy: Policy) -> dict[str, str]:
     return {f"src_{i}": name for i, name in enumerate(names)}
 
 
-def raw_fingerprints_sql(policy: Policy, new_only: bool = False) -> str | None:
+# A personal value's folded form (lifecycle.guard.provenance.fold: every run of digits one `0`),
+# made only for values holding a digit and something else: a log's bare numbers are not compared.
+_FOLDED = "regexp_replace({norm}, '[0-9]+', '0', 'g')"
+_FOLDABLE = "{norm} ~ '[0-9]' AND {norm} ~ '[^0-9 ]'"
+
+
+def raw_fingerprints_sql(
+    policy: Policy, new_only: bool = False, folded: bool = False
+) -> str | None:
     """Rows (source, h): the digest of every distinct personal value in the raw zone; with
     `new_only`, of the values in rows written since transaction `:fp_new_xmin` (the low 32 bits of
     a snapshot's xmin: a row's xmin is at least that when written after it), read as
@@ -256,12 +270,13 @@ def raw_fingerprints_sql(policy: Policy, new_only: bool = False) -> str | None:
     on a loaded machine.)
     """
     if new_only:
-        return _new_fingerprints_sql(policy)
+        return _new_fingerprints_sql(policy, folded)
     branches = []
     lengths = "IN (SELECT len FROM guard_lengths)"
+    sources = itertools.count()  # src_N names the N-th personal column (raw_sources)
     for spec in policy.raw.tables().values():
         for column in spec.personal_columns:
-            col, src = quote_ident(column), f":src_{len(branches) // 2}"
+            col, src = quote_ident(column), f":src_{next(sources)}"
             distinct = f"SELECT DISTINCT {col}::text AS v FROM {spec.sql} WHERE {col} IS NOT NULL"
             branches.append(f"""
                 SELECT {src} AS source, {hmac_sql("'v:' || n.norm")} AS h
@@ -276,10 +291,23 @@ def raw_fingerprints_sql(policy: Policy, new_only: bool = False) -> str | None:
                               FROM ({distinct} AND {col}::text ~ :fp_raw_phone) s OFFSET 0) d
                         OFFSET 0) c) p
                 WHERE length(p.v) >= :fp_min_phone AND length(p.v) + 2 {lengths}""")
+            if folded:
+                digits = f"{distinct} AND {col}::text ~ '[0-9]'"
+                branches.append(_folded_branch(f"(SELECT {src} AS source, d.v FROM ({digits}) d)"))
     return " UNION ALL ".join(branches) if branches else None
 
 
-def _new_fingerprints_sql(policy: Policy) -> str | None:
+def _folded_branch(values: str) -> str:
+    """Rows (source, h) of the folded forms (`f:`) of the (source, v) rows `values` selects."""
+    return f"""
+        SELECT f.source, {hmac_sql("'f:' || f.folded")} AS h FROM (
+            SELECT n.source, {_FOLDED.format(norm="n.norm")} AS folded FROM (
+                SELECT s.source, {norm_sql("s.v")} AS norm FROM {values} s OFFSET 0) n
+            WHERE {_FOLDABLE.format(norm="n.norm")} OFFSET 0) f
+        WHERE length(f.folded) + 2 IN (SELECT len FROM guard_lengths)"""
+
+
+def _new_fingerprints_sql(policy: Policy, folded: bool = False) -> str | None:
     """raw_fingerprints_sql's rows for the values in rows written since `:fp_new_xmin`.
 
     Each raw table is read once, whatever its number of personal columns: its new rows are
@@ -320,6 +348,8 @@ def _new_fingerprints_sql(policy: Policy) -> str | None:
                           FROM {name} s WHERE s.v ~ :fp_raw_phone OFFSET 0) d
                     OFFSET 0) c) p
             WHERE length(p.v) >= :fp_min_phone AND length(p.v) + 2 {lengths}""")
+        if folded:
+            branches.append(_folded_branch(f"(SELECT source, v FROM {name} WHERE v ~ '[0-9]')"))
     if not branches:
         return None
     return "WITH " + ", ".join(ctes) + " " + " UNION ALL ".join(branches)
@@ -350,7 +380,11 @@ _HITS = sa.text(
 
 
 def find_hits(
-    conn: Connection, key: GuardKey, policy: Policy, new_since: int | None = None
+    conn: Connection,
+    key: GuardKey,
+    policy: Policy,
+    new_since: int | None = None,
+    folded: bool = False,
 ) -> list[Hit]:
     """Joins the transaction's candidates against the raw zone's digests in one pass over the raw
     tables, keeping the hits in guard_hits for the exact counts that follow.
@@ -361,14 +395,17 @@ def find_hits(
     hit, so only a new raw value can match it now. A candidate never compared (a token no clean
     pass has seen, the run log's new texts) has the raw zone hashed whole, and the others ride
     along in that one pass: they find the same hits, and the second pass over "rows written since",
-    which after a rewrite that renews transaction ids (pg_repack) is every row, is saved."""
+    which after a rewrite that renews transaction ids (pg_repack) is every row, is saved. With
+    `folded` (a run log's tokens, lifecycle.guard.provenance) the raw values' folded forms are
+    made too."""
     if raw_fingerprints_sql(policy) is None or not conn.execute(_ANY_CANDIDATE).scalar():
         return []
     conn.execute(sa.text("ANALYZE guard_candidates"))
     conn.execute(_LENGTHS)
-    raw, extra = raw_fingerprints_sql(policy), {}
+    raw, extra = raw_fingerprints_sql(policy, folded=folded), {}
     if new_since is not None and not conn.execute(_ANY_NEVER_COMPARED).scalar():
-        raw, extra = raw_fingerprints_sql(policy, new_only=True), {"fp_new_xmin": new_since}
+        raw = raw_fingerprints_sql(policy, new_only=True, folded=folded)
+        extra = {"fp_new_xmin": new_since}
     conn.execute(
         sa.text(f"""
         INSERT INTO guard_hits
@@ -406,9 +443,10 @@ _KEPT = sa.text("""
     SELECT relation, column_name, kind, len, h, mask, false FROM lifecycle.guard_zone_digests
     WHERE relation = ANY(:relations)
 """)
-_FORGET = sa.text(
-    "DELETE FROM lifecycle.guard_zone_digests WHERE relation = ANY(:read) OR relation <> ALL(:zone)"
-)
+_FORGET = sa.text("""
+    DELETE FROM lifecycle.guard_zone_digests
+    WHERE relation = ANY(:read) OR (relation <> ALL(:zone) AND relation <> ALL(:logs))
+""")
 # Hits are never kept: a kept digest stands for "met the raw zone and matched nothing", which
 # lets the same token, read again in a changed relation, meet only new raw values (mark_compared).
 _KEEP = sa.text("""
@@ -425,12 +463,38 @@ def add_kept_candidates(conn: Connection, relations: list[str]) -> None:
         conn.execute(_KEPT, {"relations": relations})
 
 
-def keep_candidates(conn: Connection, read: list[str], zone: list[str]) -> None:
+def keep_candidates(
+    conn: Connection, read: list[str], zone: list[str], logs: tuple[str, ...] = ()
+) -> None:
     """Keeps tonight's digests of the relations read (`read`, as findings name them) for the
     nights they do not change, except those that hit a raw value; drops those of relations no
-    longer in the zone. Other candidates of the same pass (a run log's) are never kept."""
-    conn.execute(_FORGET, {"read": read, "zone": zone})
+    longer in the zone (a run log's, named in `logs`, are kept by keep_log_candidates)."""
+    conn.execute(_FORGET, {"read": read, "zone": zone, "logs": list(logs)})
     conn.execute(_KEEP, {"read": read})
+
+
+# A run log's digests, one row per distinct digest (its locations name runs, which change nightly).
+_FORGET_LOG = sa.text("DELETE FROM lifecycle.guard_zone_digests WHERE relation = :log")
+_KEEP_LOG = sa.text("""
+    INSERT INTO lifecycle.guard_zone_digests (relation, column_name, kind, len, h, mask)
+    SELECT DISTINCT ON (c.h) c.relation, '', c.kind, c.len, c.h, c.mask FROM guard_candidates c
+    WHERE c.fresh AND c.relation = :log
+      AND NOT EXISTS (SELECT 1 FROM guard_hits h WHERE h.h = c.h)
+      AND NOT EXISTS (SELECT 1 FROM lifecycle.guard_zone_digests z
+                      WHERE z.relation = :log AND z.h = c.h)
+    ORDER BY c.h
+""")
+
+
+def keep_log_candidates(conn: Connection, log: str, replace: bool) -> None:
+    """Keeps the digests of a run log's tokens compared tonight without a hit, beside those kept
+    before (`replace`: instead of them, when the raw zone was compared on new terms), so the
+    same Dagster and project texts met again tomorrow need only the raw values written since.
+    On the same bargain as the zone's: they are digests of the log's text (its explained spans
+    cut out, its digits folded), never of a raw value, and a digest that hit is never kept."""
+    if replace:
+        conn.execute(_FORGET_LOG, {"log": log})
+    conn.execute(_KEEP_LOG, {"log": log})
 
 
 @dataclass(frozen=True)

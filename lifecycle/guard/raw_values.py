@@ -18,6 +18,7 @@ from lifecycle.checks import CheckResult, Finding
 from lifecycle.guard import changes, fingerprints, positions
 from lifecycle.guard.key import GuardKey
 from lifecycle.guard.privilege import INSUFFICIENT_PRIVILEGE
+from lifecycle.guard.provenance import Provenance, log_tokens
 from lifecycle.guard.reader import reader_engine
 from lifecycle.guard.scan import reason, scan
 from lifecycle.guard.tokens import SQL_PARAMS as TOKENIZER
@@ -68,11 +69,16 @@ def raw_values_in_zone_and_log(
     reader: Engine | None,
     texts: Iterable[tuple[str, int, str]],
     log: str,
+    provenance: Provenance | None = None,
 ) -> tuple[CheckResult, CheckResult]:
     """The zone's check (as `raw_values_in_zone`) and a run log's (as
     `run_log.raw_values_in_run_log`) from one comparison with the raw zone: the log's tokens join
     the zone's in the same candidates, the raw zone is hashed once for both, and the hits are
     split by relation. A night hashes every distinct raw value once instead of once per check.
+    With `provenance`, the log's texts are tokenized as lifecycle.guard.provenance.log_tokens
+    does (spans the project or Dagster wrote cut out, digits folded), and on a night the log's
+    clean digests are kept like the zone's, so only tokens no clean pass has compared need the
+    raw zone whole.
 
     An error fails both results alike (neither has been proved); each carries the shared time.
     """
@@ -80,7 +86,7 @@ def raw_values_in_zone_and_log(
 
     @scan
     def both() -> CheckResult:
-        zone, from_log = _compare(engine, policy, key, reader, (list(texts), log))
+        zone, from_log = _compare(engine, policy, key, reader, (list(texts), log, provenance))
         logged.append(from_log)
         return zone
 
@@ -95,9 +101,10 @@ def _compare(
     policy: Policy,
     key: GuardKey,
     reader: Engine | None = None,
-    also_log: tuple[list[tuple[str, int, str]], str] | None = None,
+    also_log: tuple[list[tuple[str, int, str]], str, Provenance | None] | None = None,
 ) -> tuple[CheckResult, CheckResult | None]:
-    """The zone's comparison, and with `also_log` (texts, log name) the log's in the same pass."""
+    """The zone's comparison, and with `also_log` (texts, log name, provenance or None) the log's
+    in the same pass."""
     reader = reader or reader_engine(engine)
     findings: list[Finding] = []
     compared_with = _compared_with(policy, key)
@@ -133,22 +140,32 @@ def _compare(
                         )
                 except sa.exc.DBAPIError as exc:
                     findings.append(unreadable(*where, exc))
-        logged = None
+        logged, log_name, provenance = None, None, None
         if also_log is not None:
-            texts, log = also_log
-            logged = fingerprints.add_text_candidates(conn, key, log, texts)
+            texts, log_name, provenance = also_log
+            tokenize = (lambda text: log_tokens(text, provenance)) if provenance else None
+            logged = fingerprints.add_text_candidates(conn, key, log_name, texts, tokenize=tokenize)
         # Fresh tokens (a relation read tonight, or the log's) that no clean pass has compared
         # with the raw zone have it hashed whole; those kept from one meet only new raw values.
         never = fingerprints.mark_compared(conn) if new_since is not None else None
         fresh_tokens = tokens + (logged.distinct_tokens() if logged is not None else 0)
         fresh = fresh_tokens > 0
         whole = fresh and (never is None or never > 0)
-        every_hit = fingerprints.find_hits(conn, key, policy, new_since)
-        hits = [h for h in every_hit if also_log is None or h.relation != also_log[1]]
+        # Every candidate met the raw zone before and it has not changed since: nothing can match,
+        # and no raw table is read (its statistics arriving late: the position stays, see below).
+        read_raw = whole or raw_changed
+        every_hit = []
+        if read_raw:
+            folded = logged is not None and logged.folded
+            every_hit = fingerprints.find_hits(conn, key, policy, new_since, folded)
+        hits = [h for h in every_hit if h.relation != log_name]
         if tonight.night:
+            logs = (log_name,) if log_name else ()
             fingerprints.keep_candidates(
-                conn, [r.table for r in relations], [r.table for r in zone]
+                conn, [r.table for r in relations], [r.table for r in zone], logs
             )
+            if logged is not None and provenance is not None and read_raw:
+                fingerprints.keep_log_candidates(conn, log_name, replace=new_since is None)
     rows = {}
     with reader.connect() as rconn:
         for where in sorted({(h.relation, h.column) for h in hits}):
@@ -164,7 +181,7 @@ def _compare(
     findings += [match.finding() for match in found]
     dirty = {f.table.removeprefix(f"{ANALYTICS}.") for f in findings}
     tonight.save(engine, [r.name for r in relations], dirty)
-    if tonight.night and (kept or not unchanged):  # every relation met tonight's raw zone
+    if tonight.night and read_raw and (kept or not unchanged):  # all met tonight's raw zone
         positions.save(
             engine,
             SCAN,
@@ -182,7 +199,7 @@ def _compare(
             **tonight.metadata(len(relations)),
             **(
                 {
-                    "raw_values": _raw_read(kept, fresh, whole),
+                    "raw_values": _raw_read(kept, fresh, whole, read_raw),
                     "tokens_never_compared": never if never is not None else fresh_tokens,
                 }
                 if tonight.night
@@ -192,12 +209,19 @@ def _compare(
     )
     if also_log is None:
         return zone, None
-    texts, log = also_log
+    texts, log, provenance = also_log
     log_hits = [h for h in every_hit if h.relation == log]
     rows = {(log, *where): n for where, n in logged.hit_rows({h.h for h in log_hits}).items()}
+    explained = dict(provenance.explained) if provenance else {}
     return zone, CheckResult(
         findings=[match.finding() for match in fingerprints.matches(log_hits, rows)],
-        scanned={"texts": len(texts), "distinct_tokens": logged.distinct_tokens()},
+        scanned={
+            "texts": len(texts),
+            "distinct_tokens": logged.distinct_tokens(),
+            **({"explained_spans": sum(explained.values())} if provenance else {}),
+            **{f"explained_{what.replace(' ', '_')}": n for what, n in explained.items()},
+            **({"raw_values": _raw_read(kept, fresh, whole, read_raw)} if tonight.night else {}),
+        },
     )
 
 
@@ -239,13 +263,14 @@ def _raw_since(
     return since & 0xFFFFFFFF, stored.get(RAW_SIGNATURE) != raw_now
 
 
-def _raw_read(kept: list[str], fresh: bool, whole: bool) -> str:
+def _raw_read(kept: list[str], fresh: bool, whole: bool, read: bool = True) -> str:
     """What of the raw zone the scan read: all (for tokens no clean pass compared with it: of
     relations read tonight, or a run log's compared in the same pass), only values written since
-    the last scan (for kept digests and tokens compared before), or none."""
+    the last scan (for kept digests and tokens compared before), or none (`read` false: every
+    token met it before and it has not changed since)."""
     if whole:
         return "all and new" if kept else "all"
-    return "new only" if kept or fresh else "none (unchanged)"
+    return "new only" if read and (kept or fresh) else "none (unchanged)"
 
 
 def _compared_with(policy: Policy, key: GuardKey) -> str:

@@ -18,7 +18,10 @@ from assets.guard import (
 )
 from assets.retention import retention_assets, retention_checks
 from assets.sales import sales_assets
+from lifecycle.guard.provenance import fold
+from lifecycle.guard.tokens import normalise
 from lifecycle.settings import PROJECT_DIR
+from orchestration.history_scan import RUN_LOG
 from orchestration.resources import GuardSecret, ShopDatabase
 from sensors.schedules import nightly_lifecycle
 from tests.shop import PERSONAL, add_delivered
@@ -217,13 +220,13 @@ def test_one_raw_pass_catches_a_value_in_analytics_and_another_in_the_run_histor
     assert "shop.orders.payment_ref" in history.description
     assert history.metadata["scanned_runs"].value == 2  # the earlier night and this one so far
     assert len(passes) == 1  # one comparison with the raw zone for both checks
-    with engine.connect() as conn:  # the log's digests are compared, never kept between nights
+    with engine.connect() as conn:  # the log's clean digests are kept; the leaked one never
         kept = set(
-            conn.execute(
-                sa.text("SELECT DISTINCT relation FROM lifecycle.guard_zone_digests")
-            ).scalars()
+            conn.execute(sa.text("SELECT relation, h FROM lifecycle.guard_zone_digests")).all()
         )
-    assert kept and all(relation.startswith("analytics.") for relation in kept)
+    assert {r for r, _ in kept} == {*{r for r, _ in kept if r.startswith("analytics.")}, RUN_LOG}
+    leaked = SECRET.key().digest("f:" + fold(normalise(PERSONAL["payment_ref"])))
+    assert (RUN_LOG, leaked) not in kept and any(r == RUN_LOG for r, _ in kept)
     for check in checks.values():
         assert PERSONAL["payment_ref"] not in check.description
         assert PERSONAL["receiver_email"] not in check.description

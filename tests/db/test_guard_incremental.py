@@ -13,8 +13,9 @@ import sqlalchemy as sa
 
 from lifecycle.guard import cells, changes, raw_values, values
 from lifecycle.guard.key import GuardKey
+from lifecycle.guard.provenance import Provenance
 from tests.conftest import AS_OF
-from tests.shop import add_delivered
+from tests.shop import PERSONAL, add_delivered
 
 KEY = GuardKey(b"test-guard-key-not-for-production")
 DAY = timedelta(days=1)
@@ -189,7 +190,7 @@ def test_with_a_changed_relation_the_kept_digests_ride_along_in_the_one_raw_pass
     assert {(f.table, f.column) for f in found.findings} == {("analytics.adhoc_notes", "note")}
 
 
-def night_counting_passes(engine, policy, at, texts=None):
+def night_counting_passes(engine, policy, at, texts=None, provenance=None):
     """The fingerprint scan of the night `at` (with a run log's `texts`, the nightly's combined
     pass), and its passes over the raw zone: "all" or "new" (rows written since the last)."""
     passes = []
@@ -207,7 +208,7 @@ def night_counting_passes(engine, policy, at, texts=None):
                 found = raw_values.raw_values_in_zone(engine, policy, KEY)
             else:
                 found = raw_values.raw_values_in_zone_and_log(
-                    engine, policy, KEY, None, texts, "dagster event log"
+                    engine, policy, KEY, None, texts, "dagster event log", provenance
                 )
     finally:
         sa.event.remove(engine, "before_cursor_execute", count)
@@ -225,8 +226,9 @@ def test_a_changed_relation_whose_tokens_were_compared_before_reads_only_new_raw
     assert found.passed
     assert found.scanned["relations_scanned"] == 1  # adhoc_cells, changed
     assert found.scanned["tokens_never_compared"] == 0
-    assert found.scanned["raw_values"] == "new only"
-    assert passes == ["new"]
+    # ... and with none written since (the raw zone's signature unchanged), no raw table is read.
+    assert found.scanned["raw_values"] == "none (unchanged)"
+    assert passes == []
 
 
 def test_a_leak_in_a_new_raw_row_against_a_token_compared_before_is_caught(zone, policy):
@@ -279,15 +281,16 @@ def test_a_new_analytics_token_against_old_raw_values_is_caught_and_never_kept(z
 
 
 def test_the_run_log_compared_in_the_same_pass_still_catches_a_leak(zone, policy):
-    """The run log's tokens are never kept: a log text holding an old raw value meets the whole
-    raw zone (and a log token equal to a kept analytics digest meets the new raw rows)."""
+    """Without provenance the run log's tokens are not kept: a log text holding an old raw value
+    meets the whole raw zone (and a log token equal to a kept analytics digest needs no raw read
+    when the raw zone has not changed)."""
     night(zone, policy, AS_OF)
     night(zone, policy, AS_OF + DAY)
     clean, passes = night_counting_passes(
         zone, policy, AS_OF + 2 * DAY, [("run 1 / step", 1, "blue kettle sold out")]
     )
     zone_result, log_result = clean
-    assert log_result.passed and passes == ["new"]  # the text's tokens all kept from analytics
+    assert log_result.passed and passes == []  # the text's tokens all kept from analytics
     leak, passes = night_counting_passes(
         zone, policy, AS_OF + 3 * DAY, [("run 2 / step", 1, "shipping to Wang Fang today")]
     )
@@ -358,3 +361,79 @@ def test_a_view_changes_with_the_table_it_reads(zone, policy):
     finally:
         with zone.begin() as conn:
             conn.execute(sa.text("DROP VIEW analytics.adhoc_view"))
+
+
+RUN_A, RUN_B, RUN_C = (f"{n}e7c2a1f-0b3d-4c5e-8f9a-1b2c3d4e5f6a" for n in "abc")
+HASH_A, HASH_B = (n * 64 for n in "ab")
+
+
+def project_log(run_id: str, digest: str, ms: int, pid: int, extra: str = "") -> list:
+    """A night's run log as Dagster and the project write it: a run id, a ledger head, a
+    duration, a process id; `extra` is whatever a step also logged."""
+    return [
+        (f"run {run_id[:8]} / run", 1, f"Executing steps in process (pid: {pid})"),
+        (
+            f"run {run_id[:8]} / purged_orders",
+            2,
+            f'Finished execution of step "purged_orders" in {ms}ms.',
+        ),
+        (f"run {run_id[:8]} / ledger_anchor", 3, f"purge_ledger:6:{digest}"),
+        (f"run {run_id[:8]} / run", 4, f"Started run {run_id} for job nightly_lifecycle"),
+        *([(f"run {run_id[:8]} / purged_orders", 5, extra)] if extra else []),
+    ]
+
+
+def test_a_night_whose_new_log_tokens_are_all_project_generated_reads_no_raw_table(zone, policy):
+    """The run log's run ids and ledger hashes (confirmed against their records) are cut out and
+    its digits folded, so a night whose log differs from the last only in those reads no raw
+    table; a personal value logged beside them, with digits or shaped like an id, is still caught
+    that night."""
+    night(zone, policy, AS_OF)
+    night(zone, policy, AS_OF + DAY)
+    first, passes = night_counting_passes(
+        zone,
+        policy,
+        AS_OF + 2 * DAY,
+        project_log(RUN_A, HASH_A, 86, 1234),
+        Provenance(frozenset({RUN_A}), frozenset({HASH_A})),
+    )
+    assert passes == ["all"] and all(r.passed for r in first)  # its tokens met nothing before
+
+    quiet, passes = night_counting_passes(
+        zone,
+        policy,
+        AS_OF + 3 * DAY,
+        project_log(RUN_B, HASH_B, 879, 99812),
+        Provenance(frozenset({RUN_B}), frozenset({HASH_B})),
+    )
+    zone_result, log_result = quiet
+    assert passes == []  # no raw table read
+    assert log_result.passed and log_result.scanned["raw_values"] == "none (unchanged)"
+    assert zone_result.scanned["tokens_never_compared"] == 0
+    assert log_result.scanned["explained_spans"] == 2  # the run id, the ledger hash
+
+    # A customer whose payment reference is shaped like a run id, but is none of this instance's.
+    before = counters(zone, "shop.orders")
+    with zone.begin() as conn:
+        add_delivered(conn, 3, AS_OF, customer_id=3, payment_ref=RUN_C)
+    wait_for_statistics(zone, "shop.orders", before)
+    for planted, kind in (
+        (f"refund to {PERSONAL['receiver_name']} in 12ms", "raw_value_in_text"),
+        (PERSONAL["receiver_address"], "raw_value"),  # digits: met folded on both sides
+        (PERSONAL["payment_ref"], "raw_value"),
+        (f"charged {PERSONAL['payment_ref']} twice", "raw_value_in_text"),
+        (f"call {PERSONAL['receiver_phone']} at 9", "raw_phone"),  # phones exact, not folded
+        (RUN_C, "raw_value"),  # shaped like a run id, but none of this instance's
+    ):
+        leak, passes = night_counting_passes(
+            zone,
+            policy,
+            AS_OF + 4 * DAY,
+            project_log(RUN_B, HASH_B, 91, 4321, extra=planted),
+            Provenance(frozenset({RUN_B}), frozenset({HASH_B})),
+        )
+        zone_result, log_result = leak
+        assert passes == ["all"], planted
+        assert [(f.table, f.kind) for f in log_result.findings] == [("dagster event log", kind)], (
+            planted
+        )

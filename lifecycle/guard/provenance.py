@@ -1,0 +1,126 @@
+"""Which parts of a run log's text the project or Dagster wrote, so the night's new log tokens that
+need the raw zone are only those nobody can account for (docs/guard.md, "What the run log's
+tokens are compared as").
+
+A night's run log holds about 1,200 tokens the previous night's did not: run ids, Dagster's data
+versions, the ledger's hashes, compute-log keys, durations, process ids, timestamps, counts beside
+words. Each used to have the whole raw zone hashed. Two things take them out, neither of which
+lets a personal value through:
+
+- **Identifiers by identity.** A span of a text that *is* one of this instance's run ids, a data
+  version Dagster computed, a hash the ledger holds, or a compute-log key of a run read is cut out
+  before the text is tokenized; the rest of the text, on either side, is tokenized as before. The
+  span is compared with those records exactly (a lookup, never a shape), so a value that merely
+  looks like a run id or a hash is still compared. What is cut out is Dagster's or the ledger's own
+  string; a personal value could only hide in it by containing one of them whole.
+- **Numbers folded, not dropped.** Each run of digits in a word token becomes one `0` (`in 86ms`
+  and `in 879ms` both `in 0ms`), on the log's side and on the raw zone's (lifecycle.guard.
+  fingerprints, the `f:` forms). Folding is a function of the text, so a raw value written into
+  the log still meets itself folded: the comparison finds every value it found before, and a few
+  more that differ only in digits (a false finding fails the night; it never hides one). Phones
+  are compared by their exact digits, unfolded, as before.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from lifecycle.guard.tokens import is_number, tokens
+
+UUID_SPAN = re.compile(
+    r"(?<![0-9A-Za-z])[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?![0-9A-Za-z])"
+)
+SHA256_SPAN = re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{64}(?![0-9A-Za-z])")
+KEY_SPAN = re.compile(r"(?<![0-9A-Za-z])[a-z]{8}(?![0-9A-Za-z])")  # a compute-log key's shape
+# A date with a time of day (ISO 8601, as Dagster and the project write instants): the one span cut
+# by its shape. Its only tokens that are not folded are the phone forms of its digit runs, and its
+# fractional seconds (`17:48:51.938225` -> `51938225`) made a new "phone" most nights. A digit
+# run joined by `:` or a decimal point to more digits is a time, never a phone, as the pattern
+# check rules too (docs/guard.md, Value patterns).
+TIMESTAMP_SPAN = re.compile(
+    r"(?<![0-9A-Za-z])[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?"
+    r"(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?(?![0-9A-Za-z])"
+)
+_DIGITS = re.compile("[0-9]+")
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Strings the project or Dagster wrote, each confirmed against its record: this instance's
+    run ids, the data versions Dagster computed, the ledger's hashes, the runs' compute-log keys."""
+
+    run_ids: frozenset[str] = frozenset()  # (timestamps need no record: see TIMESTAMP_SPAN)
+    hashes: frozenset[str] = frozenset()
+    log_keys: frozenset[str] = frozenset()
+    explained: dict[str, int] = field(default_factory=dict, compare=False)
+
+    def pieces(self, text: str) -> list[str]:
+        """The text cut at every span these records account for; counts what was cut."""
+        spans = []
+        for pattern, known, what in (
+            (UUID_SPAN, self.run_ids, "run ids"),
+            (SHA256_SPAN, self.hashes, "hashes"),
+            (KEY_SPAN, self.log_keys, "compute log keys"),
+            (TIMESTAMP_SPAN, None, "timestamps"),
+        ):
+            if known is not None and not known:
+                continue
+            for match in pattern.finditer(text):
+                if known is None or match.group(0) in known:
+                    spans.append(match.span())
+                    self.explained[what] = self.explained.get(what, 0) + 1
+        if not spans:
+            return [text]
+        out, at = [], 0
+        for start, end in sorted(spans):
+            if start >= at:
+                out.append(text[at:start])
+                at = end
+        out.append(text[at:])
+        return [piece for piece in out if piece.strip()]
+
+
+def fold(token_text: str) -> str:
+    """Every run of digits as one `0`: `in 879ms` -> `in 0ms` (the raw side folds the same way)."""
+    return _DIGITS.sub("0", token_text)
+
+
+def log_tokens(text: str, provenance: Provenance) -> set[tuple[str, str]]:
+    """(kind, token) pairs of a log text as the nightly compares them: the text cut at the spans
+    `provenance` accounts for, each piece tokenized as `tokens` does; bare numbers left out (as
+    before: a log is full of counts); word tokens holding a digit folded (`f:`); phones exact."""
+    out: set[tuple[str, str]] = set()
+    for piece in provenance.pieces(text):
+        for kind, token in tokens(piece):
+            body = token[2:]
+            if token.startswith("v:"):
+                if is_number(body):
+                    continue
+                if _DIGITS.search(body):
+                    token = "f:" + fold(body)
+            out.add((kind, token))
+    return out
+
+
+_RECORDED = sa.text("""
+    SELECT encode(h, 'hex') FROM (
+        SELECT unnest(ARRAY[link_hash, content_hash, prev_hash]) AS h FROM lifecycle.ledger_links
+        UNION ALL
+        SELECT unnest(ARRAY[seal_hash, link_hash]) FROM lifecycle.ledger_seals) x
+    WHERE h = ANY(CAST(:hashes AS bytea[]))
+""")
+
+
+def recorded_hashes(conn: Connection, texts: Iterable[tuple[str, int, str]]) -> set[str]:
+    """The sha256-shaped spans of `texts` that the ledger holds as a link, content or seal hash
+    (one row per chained statement or verification: a small read, never the raw zone)."""
+    spans = {m.group(0) for _, _, text in texts for m in SHA256_SPAN.finditer(text)}
+    if not spans:
+        return set()
+    found = conn.execute(_RECORDED, {"hashes": [bytes.fromhex(h) for h in sorted(spans)]})
+    return set(found.scalars())

@@ -1,0 +1,75 @@
+"""The run log's tokens as the nightly compares them (lifecycle/guard/provenance.py): spans the
+project or Dagster wrote are cut out only when they are one of the records named, digits are
+folded, phones stay exact, and a raw value written into a log text still meets itself."""
+
+from lifecycle.guard.provenance import Provenance, fold, log_tokens
+from lifecycle.guard.tokens import normalise, phone_variants
+from tests.shop import PERSONAL
+
+RUN = "2eaf580e-e83d-43aa-8305-0ec0cf68363f"
+OTHER = "ce7c2a1f-0b3d-4c5e-8f9a-1b2c3d4e5f6a"
+HASH = "2ea703340f5e5f869e355c5083f5267ba89a425e45f498ebfd9f3680903196a2"
+KNOWN = Provenance(frozenset({RUN}), frozenset({HASH}), frozenset({"yofeljeu"}))
+
+
+def bodies(text: str, provenance: Provenance = KNOWN) -> set[str]:
+    return {token for _, token in log_tokens(text, provenance)}
+
+
+def test_every_run_of_digits_folds_to_one_zero():
+    assert fold("in 879ms") == fold("in 86ms") == "in 0ms"
+    assert fold("pay 7781 2231") == "pay 0 0"
+
+
+def test_a_run_id_of_this_instance_is_cut_out_and_no_token_spans_the_cut():
+    tokens = bodies(f"Started run {RUN} for job nightly_lifecycle")
+    assert not any("e83d" in t or "0ec0cf" in t or "2eaf" in t for t in tokens)
+    assert "v:started run" in tokens and "v:for job nightly lifecycle" in tokens
+    assert not any("run for" in t for t in tokens)  # the words either side are not joined
+
+
+def test_a_string_shaped_like_a_run_id_or_hash_but_not_one_is_compared():
+    assert "f:" + fold(normalise(OTHER)) in bodies(OTHER)
+    assert "f:" + fold(HASH[::-1]) in bodies(HASH[::-1])
+
+
+def test_recorded_hashes_and_compute_log_keys_are_cut_out():
+    tokens = bodies(f"purge_ledger:6:{HASH}")
+    assert "v:purge ledger" in tokens and not any("ea" in t for t in tokens)
+    assert bodies("yofeljeu") == set()
+    assert bodies("yofeljeu", Provenance()) == {"v:yofeljeu"}
+
+
+def test_durations_and_process_ids_fold_to_the_same_tokens_every_night():
+    assert bodies('Finished execution of step "purged_orders" in 86ms.') == bodies(
+        'Finished execution of step "purged_orders" in 879ms.'
+    )
+    assert bodies("Executing steps in process (pid: 11152)") == bodies(
+        "Executing steps in process (pid: 4)"
+    )
+
+
+def test_a_personal_value_in_a_log_text_still_meets_its_own_form():
+    """The raw side makes `v:` + the normal form, and for a value with digits `f:` + its folded
+    form (fingerprints._folded_branch): one of them is among the text's tokens."""
+    for value in PERSONAL.values():
+        norm = normalise(value)
+        expected = "f:" + fold(norm) if any(c.isdigit() for c in norm) else "v:" + norm
+        if norm.replace(" ", "").isdigit():
+            continue  # a bare number is not compared in a log (docs/guard.md)
+        assert expected in bodies(value), value
+        assert expected in bodies(f"sent to {value}") or len(norm.split()) > 3, value
+
+
+def test_phones_are_compared_by_their_exact_digits():
+    tokens = bodies(f"call {PERSONAL['receiver_phone']} now")
+    assert {"p:" + v for v in phone_variants(PERSONAL["receiver_phone"])} <= tokens
+
+
+def test_a_timestamp_is_cut_out_and_its_fraction_is_no_phone():
+    tokens = bodies("as of 2026-12-03T17:48:51.938225+00:00")
+    assert tokens == {"v:as of", "v:as", "v:of"}
+    assert bodies("cleared since 2026-12-03 17:15 UTC") == bodies(
+        "cleared since 2025-01-09 02:01 UTC"
+    )
+    assert "p:51938225" in bodies("call 51.938225")  # not a timestamp: still a phone form
