@@ -20,6 +20,7 @@ from lifecycle.checks import Finding
 from lifecycle.guard.key import SAMPLES, GuardKey, hmac_sql, mask_sql
 from lifecycle.guard.tokens import (
     SQL_PARAMS,
+    TEXT_GRAM_WORDS,
     is_number,
     norm_sql,
     phone_forms_sql,
@@ -205,13 +206,14 @@ def add_text_candidates(
     """Hashes, in Python, the tokens of texts that never enter the database: (location, item, text).
 
     Bare numbers are dropped by default: run logs are full of counts, which are not personal.
+    Runs of up to TEXT_GRAM_WORDS words are tokens (a long address inside a sentence is one).
     `tokenize` replaces the tokenizer (lifecycle.guard.provenance.log_tokens: explained spans cut
     out, digits folded); it drops what it will itself.
     """
     kept = TextTokens()
     rows: dict[tuple[str, str, bytes], int] = {}
     for location, item, text in texts:
-        for kind, token in tokenize(text) if tokenize else tokens(text):
+        for kind, token in tokenize(text) if tokenize else tokens(text, TEXT_GRAM_WORDS):
             if not tokenize and drop_numbers and token.startswith("v:") and is_number(token[2:]):
                 continue
             kept.folded = kept.folded or token.startswith("f:")

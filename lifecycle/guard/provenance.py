@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from lifecycle.guard.tokens import is_number, tokens
+from lifecycle.guard.tokens import TEXT_GRAM_WORDS, is_number, tokens
 
 UUID_SPAN = re.compile(
     r"(?<![0-9A-Za-z])[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?![0-9A-Za-z])"
@@ -96,7 +96,7 @@ def log_tokens(text: str, provenance: Provenance) -> set[tuple[str, str]]:
     before: a log is full of counts); word tokens holding a digit folded (`f:`); phones exact."""
     out: set[tuple[str, str]] = set()
     for piece in provenance.pieces(text):
-        for kind, token in tokens(piece):
+        for kind, token in tokens(piece, TEXT_GRAM_WORDS):
             body = token[2:]
             if token.startswith("v:"):
                 if is_number(body):

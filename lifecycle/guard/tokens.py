@@ -14,6 +14,11 @@ from lifecycle.guard.patterns import EMAIL, PHONE_SHAPES
 
 MIN_PHONE_DIGITS = 8
 MAX_GRAM_WORDS = 4
+# Texts hashed in Python (the run log's, a report's lines) are few and short, so their runs of
+# words go up to 12: a raw value of five words or more written inside a sentence ("shipped to 12
+# Garden Road, Apt 3 today") is then a token of the text. Analytics values keep 4: they are
+# tokenized in SQL at a cost that follows the zone, and the pattern check finds addresses there.
+TEXT_GRAM_WORDS = 12
 CJK_GRAMS = (2, 3, 4)
 
 # Letters and digits of the scripts a shop's customers write in; anything else separates words.
@@ -150,9 +155,10 @@ def phone_variants(phone: str) -> set[str]:
     return {f for f in forms if len(f) >= MIN_PHONE_DIGITS}
 
 
-def tokens(text: str) -> set[tuple[str, str]]:
+def tokens(text: str, max_words: int = MAX_GRAM_WORDS) -> set[tuple[str, str]]:
     """(kind, token) pairs of a text: its whole normal form ('value'), emails and phones in it, and
-    every run of 1-4 words or 2-4 CJK characters that is not the whole text ('in_text')."""
+    every run of 1 to `max_words` words or 2-4 CJK characters that is not the whole text
+    ('in_text'). `tokens_sql` makes the same with the default `max_words`."""
     out: set[tuple[str, str]] = set()
     norm = normalise(text)
     if norm:
@@ -165,7 +171,7 @@ def tokens(text: str) -> set[tuple[str, str]]:
             out.update(("phone", "p:" + v) for v in phone_variants(phone.group(0)))
     words = norm.split(" ") if norm else []
     for i in range(len(words)):
-        for k in range(1, MAX_GRAM_WORDS + 1):
+        for k in range(1, max_words + 1):
             gram = " ".join(words[i : i + k])
             if i + k <= len(words) and gram != norm and not is_number(gram):
                 out.add(("in_text", "v:" + gram))

@@ -420,6 +420,8 @@ def test_a_night_whose_new_log_tokens_are_all_project_generated_reads_no_raw_tab
     for planted, kind in (
         (f"refund to {PERSONAL['receiver_name']} in 12ms", "raw_value_in_text"),
         (PERSONAL["receiver_address"], "raw_value"),  # digits: met folded on both sides
+        # five words inside a sentence: a run of words of the log text (up to TEXT_GRAM_WORDS)
+        (f"shipped to {PERSONAL['receiver_address']} today", "raw_value_in_text"),
         (PERSONAL["payment_ref"], "raw_value"),
         (f"charged {PERSONAL['payment_ref']} twice", "raw_value_in_text"),
         (f"call {PERSONAL['receiver_phone']} at 9", "raw_phone"),  # phones exact, not folded

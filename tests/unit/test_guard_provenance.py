@@ -3,7 +3,7 @@ project or Dagster wrote are cut out only when they are one of the records named
 folded, phones stay exact, and a raw value written into a log text still meets itself."""
 
 from lifecycle.guard.provenance import Provenance, fold, log_tokens
-from lifecycle.guard.tokens import normalise, phone_variants
+from lifecycle.guard.tokens import TEXT_GRAM_WORDS, normalise, phone_variants, tokens
 from tests.shop import PERSONAL
 
 RUN = "2eaf580e-e83d-43aa-8305-0ec0cf68363f"
@@ -73,3 +73,16 @@ def test_a_timestamp_is_cut_out_and_its_fraction_is_no_phone():
         "cleared since 2025-01-09 02:01 UTC"
     )
     assert "p:51938225" in bodies("call 51.938225")  # not a timestamp: still a phone form
+
+
+def test_a_raw_value_of_more_than_four_words_inside_a_log_text_is_one_of_its_tokens():
+    """Analytics texts are tokenized in runs of up to 4 words (in SQL); a log text, hashed in
+    Python, in runs of up to TEXT_GRAM_WORDS, so a long address written into a sentence is met."""
+    sentence = f"shipped to {PERSONAL['receiver_address']} today"
+    address = "f:" + fold(normalise(PERSONAL["receiver_address"]))
+    assert len(normalise(PERSONAL["receiver_address"]).split()) == 5
+    assert address in bodies(sentence)
+    assert ("in_text", "v:" + normalise(PERSONAL["receiver_address"])) not in tokens(sentence)
+    assert ("in_text", "v:" + normalise(PERSONAL["receiver_address"])) in tokens(
+        sentence, TEXT_GRAM_WORDS
+    )
