@@ -6,9 +6,11 @@ matches it (the daily table, the weekly table, each window of the product-line s
 recomputes, for every ordered pair of them, each row minus the rows of the other table that lie
 wholly inside it. A remainder with lines behind it and fewer than k customers is a leak.
 
-What it audits is containment between two tables, the subtraction a reader does by hand ("the
-national week minus its published regions"); a linear combination of three or more tables is not
-searched (that is an integer program, what tau-ARGUS audits).
+Two audits: containment between two tables, the subtraction a reader does by hand ("the national
+week minus its published regions"), whose remainders may be unions of many cells; and the exact
+audit of every atom (lifecycle.sales.derivable): a set of lines that sit in the same row of every
+table, whose figures some combination of published rows of any number of tables derives (a 91-day
+sku total minus its 28-day total minus the weeks shown leaves the week merged up).
 
 In the nightly (lifecycle.guard.changes.incremental) the audit is skipped when nothing it reads
 changed since its last clean pass: the two planning tables (their signatures, as the other zone
@@ -32,7 +34,7 @@ from lifecycle.checks import CheckResult, Finding
 from lifecycle.guard import changes, positions
 from lifecycle.guard.scan import scan
 from lifecycle.policy import Policy
-from lifecycle.sales import freshness, planning, rollup
+from lifecycle.sales import derivable, freshness, planning, rollup
 from lifecycle.sales.source import Source
 
 _PLANNING_DAY = sa.text("""
@@ -57,6 +59,17 @@ _TABLES = {
     **{
         planning.window_part(d): f"analytics.product_line_summary ({d} days)"
         for d in planning.WINDOWS
+    },
+    f"{planning.WEEKLY}_sku": "analytics.weekly_demand (a sku's week: its rows added up)",
+    f"{planning.WEEKLY}_line": "analytics.weekly_demand (a product line's week: its rows added up)",
+    f"{planning.WEEKLY}_week": "analytics.weekly_demand (a week: its rows added up)",
+    **{
+        f"{planning.window_part(a)}_minus_{b}d": (
+            f"analytics.product_line_summary ({a} days minus the {b}-day rows inside)"
+        )
+        for a in planning.WINDOWS
+        for b in planning.WINDOWS
+        if b < a
     },
 }
 
@@ -93,11 +106,18 @@ def differencing_remainders(engine: Engine, policy: Policy) -> CheckResult:
         rollup.assign_daily(conn)
         planning.assign_published_weekly(conn, day)
         parts = [rollup.DAILY, planning.WEEKLY, *planning.assign_published_summary(conn, day)]
-        found = rollup.audit(conn, parts, k)
+        differences = planning.assign_window_differences(conn)
+        sums = planning.assign_weekly_sums(conn)
+        found = rollup.audit(conn, [*parts, *differences], k)
+        found += rollup.audit(conn, [*sums, rollup.DAILY], k, involving=set(sums))
+        atoms = derivable.atoms(conn, parts)  # the sums are in the rows' span already
         conn.rollback()
+    derived = derivable.find_derivable(atoms, k)
     if storable:
-        tonight.save(engine, _PLANNING_TABLES, _PLANNING_TABLES if found else [])
-    elif found and tonight.night:  # whatever was stored before, audit again the next night
+        tonight.save(engine, _PLANNING_TABLES, _PLANNING_TABLES if found or derived else [])
+    elif (
+        found or derived
+    ) and tonight.night:  # whatever was stored before, audit again the next night
         positions.forget(engine, SCAN, [changes.RELATION + t for t in _PLANNING_TABLES])
     pairs = Counter((r.outer, r.inner) for r in found)
     detail = (
@@ -108,12 +128,27 @@ def differencing_remainders(engine: Engine, policy: Policy) -> CheckResult:
         Finding(_TABLES[outer], f"minus {_TABLES[inner]}", "differencing", n, detail=detail)
         for (outer, inner), n in sorted(pairs.items())
     ]
+    if derived:
+        findings.append(
+            Finding(
+                "analytics sales tables",
+                "a combination of their published rows",
+                "differencing",
+                len(derived),
+                detail=(
+                    f"adding and subtracting published rows of several tables gives the figures "
+                    f"of sales lines of fewer than k={k} customers; rebuild the planning tables "
+                    "(they merge a cell of each such chain)"
+                ),
+            )
+        )
     return CheckResult(
         findings=findings,
         scanned={
             "lines": lines,
             "tables": len(parts),
-            "pairs": len(parts) * (len(parts) - 1),
+            "derived": len(differences) + len(sums),
+            "atoms": len(atoms),
             "k": k,
             **tonight.metadata(len(_PLANNING_TABLES) + 1),
         },

@@ -3,7 +3,7 @@
 Both planning tables end on the Sunday of the last complete ISO week (planning.window_end), so on
 the six nights after it they read exactly the same sales lines, and a table is left as it is
 unless one of them, or something else its figures depend on, changed. Those are the sales lines
-of its span, the rules it was built under (Source.signature, k), the catalogue, the daily table
+of its span, the rules it was built under (Source.signature, k, rollup.PROTECTION), the catalogue, the daily table
 it is merged against, and for weekly_demand the summary published before it. All of these are
 summed up in one hash, read in the build's own transaction, at a cost of one day's orders: the
 daily table's per-day build times over the span before its last day (the nightly refresh rebuilds
@@ -71,6 +71,7 @@ def source_signature(
         return None
     digest = sa.text(_LAST_DAY_DIGEST.format(lines=rollup.lines_select(src, policy.raw.catalogue)))
     parts = [
+        f"protection {rollup.PROTECTION}",
         src.signature,
         conn.execute(_DAILY_BUILDS, {"first": first, "day": day}).scalar_one(),
         conn.execute(digest, {"tz": src.tz, "first": day, "after": after}).scalar_one(),

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from lifecycle.policy import Policy
-from lifecycle.sales import freshness, rollup
+from lifecycle.sales import derivable, freshness, rollup
 from lifecycle.sales.daily import LOCK_KEY, SalesError, last_complete_day
 from lifecycle.sales.source import Source
 from lifecycle.sales.utility import Utility, measure_utility
@@ -157,6 +157,7 @@ def _suppress(
     fixed: list[str],
     k: int,
     protected: str | None = None,
+    sums: bool = False,
 ) -> tuple[int, int]:
     """Assigns the `moving` partitions, merging their cells upward until no remainder between
     any of them and the `fixed` ones covers fewer than k customers. Returns (cells merged, rounds).
@@ -166,7 +167,15 @@ def _suppress(
     they are movable and the outer row belongs to the `protected` partition (the 28-day window a
     planner sums per sku), or the outer row is fixed: as statistical offices do, the small cells
     go, never the top seller. Otherwise the outer row moves up (a fixed inner partner, such as the
-    daily table, cannot move)."""
+    daily table, cannot move).
+
+    `sums` (the weekly build): when no pair leaves a remainder, the sums a reader adds up from
+    the weekly rows (WEEKLY_SUMS) are audited against the fixed tables, and each sum that leaves
+    one has its group's rows merged above it (`_sums_leaving_remainders`).
+
+    When neither leaves a remainder, the exact audit (lifecycle.sales.derivable) looks for a cell
+    under k that a longer chain of published rows derives; each one found merges a cell of the
+    chain (`_break_derivations`), and the rounds go on until neither audit finds anything."""
     forbidden: dict[str, set[str]] = {p.name: set() for p in moving}
     names = {p.name for p in moving}
     everything = [p.name for p in moving] + fixed
@@ -174,10 +183,16 @@ def _suppress(
         rollup.assign(conn, part, k, forbidden[part.name])
     found = rollup.audit(conn, everything, k, involving=names)
     seen: set[tuple[str, str, str, int]] = set()
+    seen_leaks: dict[tuple[object, ...], int] = {}
     for rounds in range(1, MAX_ROUNDS + 1):
-        if not found:
-            return sum(len(f) for f in forbidden.values()), rounds
         new: dict[str, set[str]] = {p.name: set() for p in moving}
+        if sums:  # beside the pairs: does a sum of weekly rows leave a remainder?
+            new[WEEKLY] = _sums_leaving_remainders(conn, k)
+        if not found and not any(new.values()):  # is a cell derivable through a longer chain?
+            leaks = derivable.small_derivable(conn, everything, k)
+            if not leaks:
+                return sum(len(f) for f in forbidden.values()), rounds
+            _break_derivations(leaks, everything, new, protected, seen_leaks)
         for r in found:
             partner_moves = r.inner in names and r.smallest_inner_key is not None
             if r.outer in names and not (r.outer == protected and partner_moves):
@@ -205,6 +220,80 @@ def _suppress(
     raise SalesError(
         f"secondary suppression did not settle in {MAX_ROUNDS} rounds; nothing was published"
     )
+
+
+# The weekly row to merge for each sum that leaves a remainder: its own top row (the sku's OTHER
+# row, the line's OTHER row, the week's all row) where it is published, else its smallest row.
+_SUM_ROW_TO_MERGE = sa.text("""
+SELECT DISTINCT ON (s.row_key) w.row_key
+FROM pg_temp.sales_assign s
+JOIN pg_temp.sales_assign w ON w.part = :weekly AND w.line_id = s.line_id
+JOIN pg_temp.sales_lines l ON l.line_id = s.line_id
+WHERE s.part = :sum AND s.row_key = ANY(CAST(:keys AS text[]))
+GROUP BY s.row_key, w.row_key
+ORDER BY s.row_key, w.row_key = s.row_key || :top DESC, count(DISTINCT l.customer_id), w.row_key
+""")
+
+
+def _sums_leaving_remainders(conn: Connection, k: int) -> set[str]:
+    """The weekly rows to merge so that no sum of a group's rows (a sku's week, a product line's
+    week, a week) opens a subtraction against the daily table. A sku's week shown whole (its
+    regions and its OTHER row) minus its days in the daily table is exactly the lines the daily
+    table withheld, and no single weekly row need hold a daily row whole for that (a region shown
+    in the week is folded into a day's OTHER row with another region). For each sum that leaves a
+    remainder, its top row moves up, so the sum is no longer whole (the next round audits the
+    level above); where the top row is not published, its smallest row does. Against the other
+    tables a sum leaves what the weekly rows inside it leave, which the pair audit checks."""
+    sums = assign_weekly_sums(conn)
+    keys: dict[str, set[str]] = {name: set() for name in sums}
+    for r in rollup.audit(conn, [*sums, rollup.DAILY], k, involving=set(sums)):
+        for part, key in ((r.outer, r.outer_key), (r.inner, r.smallest_inner_key)):
+            if part in keys and key is not None:
+                keys[part].add(key)
+    merged: set[str] = set()
+    for part, found in keys.items():
+        if found:
+            top = f"|{rollup.OTHER}" * (len(rollup.WEEKLY_LEVELS) - WEEKLY_SUMS[part][1])
+            params = {"weekly": WEEKLY, "sum": part, "keys": sorted(found), "top": top}
+            merged |= {key for (key,) in conn.execute(_SUM_ROW_TO_MERGE, params)}
+    return merged
+
+
+def _break_derivations(
+    leaks: list[derivable.Derivable],
+    parts: list[str],
+    new: dict[str, set[str]],
+    protected: str | None,
+    seen: dict[tuple[object, ...], int],
+) -> None:
+    """Adds to `new` (the cells to merge, per movable partition) cells of each leak's
+    certificate, the published rows that combine to the small atom. What is subtracted to leave
+    the atom is what must change: the smallest movable rows of the certificate that do not hold
+    the atom go (fewest lines; outside the `protected` partition while the certificate has other
+    rows; the atom's own rows only when nothing else can move). Another combination can remain, such as a sku's 91-day total minus its weeks in one
+    window when the merged week lay in the other; a leak found again (the same atom in the rows
+    this build cannot move) merges twice as many as the time before. A leak whose certificate has
+    no movable row cannot be closed by this build, so nothing is published."""
+    for leak in leaks:
+        own = set(leak.atom.rows())
+        movable = [(row, lines) for row, lines in leak.certificate if parts[row[0]] in new]
+        beside = [(row, lines) for row, lines in movable if row in leak.alongside]
+        others = [(row, lines) for row, lines in movable if row not in own]
+        movable = sorted(
+            (parts[row[0]] != protected, row[1].count(rollup.OTHER), -lines, parts[row[0]], row[1])
+            for row, lines in beside or others or movable
+        )
+        if not movable:
+            raise SalesError(
+                "a sales cell under k customers is derivable from tables this build cannot "
+                "change; nothing was published (run `lifecycle guard` to see which)"
+            )
+        fixed = tuple(key for n, key in enumerate(leak.atom.keys) if parts[n] not in new)
+        identity = (fixed, leak.atom.customers)
+        times = seen.get(identity, 0)
+        seen[identity] = times + 1
+        for *_, part, key in reversed(movable[-(2**times) :]):
+            new[part].add(key)
 
 
 _UNITS_IN = sa.text("""  -- the span names only columns of sales_lines
@@ -267,7 +356,10 @@ def build_weekly_demand(engine: Engine, policy: Policy, as_of: datetime) -> Plan
             return _unchanged(conn, build, started)
         src = _begin(conn, policy, day)
         summary = assign_published_summary(conn, day)
-        build.cells_merged, build.rounds = _suppress(conn, [part], [rollup.DAILY, *summary], src.k)
+        differences = assign_window_differences(conn)
+        build.cells_merged, build.rounds = _suppress(
+            conn, [part], [rollup.DAILY, *summary, *differences], src.k, sums=True
+        )
         conn.execute(sa.text("DELETE FROM analytics.weekly_demand"))
         build.rows = conn.execute(
             sa.text(f"""
@@ -326,6 +418,67 @@ def build_product_line_summary(engine: Engine, policy: Policy, as_of: datetime) 
 def assign_published_weekly(conn: Connection, day: date) -> None:
     """Maps the lines to the rows analytics.weekly_demand publishes (its finest matching row)."""
     rollup.assign_published(conn, weekly_partition(day), "analytics.weekly_demand", "week_start")
+
+
+# Sums a reader adds up from the weekly table's rows: a sku's week (its regions' rows and its OTHER
+# row), a product line's week (with its OTHER row) and the whole week. Each is a set of lines whose
+# figures are published, though no single row shows them.
+WEEKLY_SUMS = {
+    f"{WEEKLY}_sku": ("concat_ws('|', l.week_start, l.product_line, l.sku)", 1),
+    f"{WEEKLY}_line": ("concat_ws('|', l.week_start, l.product_line)", 2),
+    f"{WEEKLY}_week": ("CAST(l.week_start AS text)", 3),
+}
+
+
+def assign_weekly_sums(conn: Connection) -> list[str]:
+    """Adds the weekly table's sums (WEEKLY_SUMS) as partitions beside its rows, from the lines'
+    published weekly rows: a sum holds the lines of its rows up to its level."""
+    for name, (key, level) in WEEKLY_SUMS.items():
+        conn.execute(sa.text("DELETE FROM pg_temp.sales_assign WHERE part = :p"), {"p": name})
+        conn.execute(
+            sa.text(f"""
+            INSERT INTO pg_temp.sales_assign (part, line_id, row_key, level)
+            SELECT :p, a.line_id, {key}, a.level
+            FROM pg_temp.sales_assign a JOIN pg_temp.sales_lines l USING (line_id)
+            WHERE a.part = :weekly AND a.level <= :level
+            """),
+            {"p": name, "weekly": WEEKLY, "level": level},
+        )
+    return list(WEEKLY_SUMS)
+
+
+# What a reader subtracts between the summary's windows: a row of the longer window minus the
+# rows of the shorter one inside it (a sku's 91 days minus its 28 days: its first 63 days).
+_WINDOW_DIFFERENCE = sa.text("""
+WITH inside AS (
+    SELECT b.row_key FROM pg_temp.sales_assign b
+    LEFT JOIN pg_temp.sales_assign a ON a.part = :outer AND a.line_id = b.line_id
+    WHERE b.part = :inner
+    GROUP BY b.row_key HAVING count(a.row_key) = count(*) AND min(a.row_key) = max(a.row_key)
+)
+INSERT INTO pg_temp.sales_assign (part, line_id, row_key, level)
+SELECT :p, a.line_id, a.row_key, a.level
+FROM pg_temp.sales_assign a
+LEFT JOIN pg_temp.sales_assign b ON b.part = :inner AND b.line_id = a.line_id
+WHERE a.part = :outer AND (b.row_key IS NULL OR b.row_key NOT IN (SELECT row_key FROM inside))
+""")
+
+
+def assign_window_differences(conn: Connection) -> list[str]:
+    """Adds, as partitions, each longer window of the summary minus the rows of each shorter one
+    inside its rows (from the windows' assignments): figures a reader derives by one subtraction,
+    which a third table (the weekly one) can then be subtracted from. The weekly build merges
+    against them as against a published table, so a week merged up is not left alone between a
+    sku's 91- and 28-day totals and its other weeks."""
+    names = []
+    for longer in WINDOWS:
+        for shorter in (d for d in WINDOWS if d < longer):
+            name = f"{window_part(longer)}_minus_{shorter}d"
+            conn.execute(sa.text("DELETE FROM pg_temp.sales_assign WHERE part = :p"), {"p": name})
+            params = {"p": name, "outer": window_part(longer), "inner": window_part(shorter)}
+            conn.execute(_WINDOW_DIFFERENCE, params)
+            names.append(name)
+    return names
 
 
 def assign_published_summary(conn: Connection, day: date) -> list[str]:

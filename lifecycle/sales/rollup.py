@@ -24,6 +24,11 @@ from sqlalchemy.engine import Connection
 from lifecycle.sales.source import Source
 
 OTHER = "OTHER"
+# The protection the planning builds apply, part of the rules a table's freshness hash covers
+# (lifecycle.sales.freshness): raised whenever the same lines would now be published differently,
+# so tables built under an earlier one are rebuilt the next night instead of kept as current.
+# 2: the exact audit of derivable cells, the weekly sums and the window differences.
+PROTECTION = "2"
 CATALOGUE_NONE = "ALL"  # the one product line of a shop without a catalogue
 UNLISTED = "UNLISTED"  # the product line of a sku the catalogue does not list
 

@@ -15,6 +15,7 @@ from lifecycle.sales.differencing import differencing_remainders
 from tests.conftest import AS_OF
 from tests.db.test_guard_incremental import counters, wait_for_statistics
 from tests.db.test_sales_planning import (
+    PLANTED_FINDINGS,
     WEEK,
     buys,
     k3_with_catalogue,
@@ -107,9 +108,7 @@ def test_a_planted_leak_is_caught_on_the_night_it_appears_and_after(engine, poli
                 VALUES (:w, 'sku_region', 'UNLISTED', 'SKU-1', 'SH', 6, 8, 80, 6)"""),
             {"w": WEEK},
         )
-    expected = [
-        ("analytics.weekly_demand", "minus analytics.sales_volume_daily", "differencing", 1)
-    ]
+    expected = PLANTED_FINDINGS
     for night in (2, 3):  # a pass with findings stores nothing: audited again the next night
         result = audit(engine, policy, AS_OF + night * DAY)
         assert not result.passed and result.error is None

@@ -135,6 +135,23 @@ def test_a_weekly_cell_that_would_leave_one_buyer_beside_the_daily_table_is_merg
     assert differencing_remainders(engine, policy).passed
 
 
+# The week minus Monday, seen as that row minus the daily rows inside it, as each sum of the
+# week's rows (the row is the only one), and as an atom of one buyer some combination derives.
+PLANTED_FINDINGS = [
+    ("analytics.weekly_demand", "minus analytics.sales_volume_daily", "differencing", 1),
+    *[
+        (
+            f"analytics.weekly_demand ({group}: its rows added up)",
+            "minus analytics.sales_volume_daily",
+            "differencing",
+            1,
+        )
+        for group in ("a product line's week", "a sku's week", "a week")
+    ],
+    ("analytics sales tables", "a combination of their published rows", "differencing", 1),
+]
+
+
 def test_the_guard_catches_a_planted_differencing_leak(engine, policy):
     with engine.begin() as conn:
         for n in range(5):
@@ -151,9 +168,7 @@ def test_the_guard_catches_a_planted_differencing_leak(engine, policy):
         )
     result = differencing_remainders(engine, policy)
     assert not result.passed and result.error is None
-    assert [(f.table, f.column, f.kind, f.count) for f in result.findings] == [
-        ("analytics.weekly_demand", "minus analytics.sales_volume_daily", "differencing", 1)
-    ]
+    assert [(f.table, f.column, f.kind, f.count) for f in result.findings] == PLANTED_FINDINGS
     assert "99" not in result.description()  # counts only, never a customer
 
 

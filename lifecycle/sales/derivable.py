@@ -1,0 +1,227 @@
+"""Sales cells that some combination of published rows gives away: the exact differencing audit.
+
+Every published sales table partitions the sales lines of its span (lifecycle.sales.rollup). A
+reader holds every published row's figures and may add and subtract any of them, across all the
+tables, as often as they like; what they can compute is exactly the linear span of the rows'
+indicator vectors over the lines. Lines that sit in the same row of every table form an *atom*:
+no combination tells them apart. An atom's figures can be derived iff its own indicator vector
+lies in that span; then its units, revenue and orders are known to anyone, and if fewer than k
+customers stand behind them, the tables single those customers out.
+
+The pair audit (rollup.audit) finds a row minus the rows of one other table inside it. A chain
+through three tables is a combination it does not see: a sku's 91-day total, minus its 28-day
+total, minus the weeks the weekly table shows for that sku, leaves the one week the weekly build
+merged up, and that week's days withheld by the daily table are then its remainder. On the
+bench's long-tail shop the tables built with the pair audit alone let 50 atoms of 1-4 buyers be
+derived that way (docs/sales.md). This audit finds every derivable atom, whatever the chain.
+
+How: one statement groups the span's lines by their row in each partition and counts each
+atom's distinct customers; only row keys and counts leave the database, never a customer or an
+order. Rows and atoms fall into connected components (an atom joins the rows it is in), and only
+a component holding an atom under k customers is reduced, to reduced row echelon form modulo
+the prime 2^61 - 1, tracking which published rows make each basis vector. An atom is derivable
+iff it is a pivot whose basis vector is its own unit vector; the rows that combine to it (its
+*certificate*) are what a planning build merges to break it. Elimination is not set-based SQL; it
+runs on one component's atoms at a time (hundreds to a few thousand on the bench shops).
+
+Modulo a prime the span can only be larger than over the rationals, except when the prime
+divides a denominator of the combination (a minor of a 0/1 matrix, vanishingly unlikely at
+2^61 - 1): an atom derivable over the rationals is found, and a spurious find merges a cell more
+than needed, which is the safe side.
+
+What is exact: every single atom. A union of several atoms that is derivable while none of them
+is alone is searched as the pair audit's remainders (a row minus the rows of another table
+inside it); a union reachable only through a longer chain is not searched (a search over every
+union is an integer program).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+PRIME = (1 << 61) - 1
+
+Row = tuple[int, str]  # (index of the partition in the audited list, row key)
+
+_ATOMS = """
+SELECT {keys}, count(DISTINCT l.customer_id) AS customers, count(*) AS lines
+FROM pg_temp.sales_lines l {joins}
+WHERE {published}
+GROUP BY {keys}
+"""
+
+
+@dataclass(frozen=True)
+class Atom:
+    """Lines that sit in the same row of every audited partition (None: in no row of it)."""
+
+    keys: tuple[str | None, ...]
+    customers: int
+    lines: int
+
+    def rows(self) -> list[Row]:
+        return [(n, key) for n, key in enumerate(self.keys) if key is not None]
+
+
+@dataclass(frozen=True)
+class Derivable:
+    """An atom of fewer than k customers whose figures a combination of published rows gives,
+    with the published rows of one such combination (each with the lines it holds), and which
+    of them lie *alongside* the atom (`alongside`)."""
+
+    atom: Atom
+    certificate: tuple[tuple[Row, int], ...]
+    alongside: frozenset[Row] = frozenset()
+
+
+def atoms(conn: Connection, parts: list[str]) -> list[Atom]:
+    """The atoms of the lines assigned in pg_temp.sales_assign to any of `parts`."""
+    keys = ", ".join(f"a{n}.row_key" for n in range(len(parts)))
+    joins = " ".join(
+        f"LEFT JOIN pg_temp.sales_assign a{n} ON a{n}.part = :p{n} AND a{n}.line_id = l.line_id"
+        for n in range(len(parts))
+    )
+    published = " OR ".join(f"a{n}.row_key IS NOT NULL" for n in range(len(parts)))
+    sql = sa.text(_ATOMS.format(keys=keys, joins=joins, published=published))
+    names = {f"p{n}": name for n, name in enumerate(parts)}
+    return [Atom(tuple(r[: len(parts)]), int(r[-2]), int(r[-1])) for r in conn.execute(sql, names)]
+
+
+def small_derivable(conn: Connection, parts: list[str], k: int) -> list[Derivable]:
+    """Every atom of 1..k-1 customers that a linear combination of the published rows of
+    `parts` (as assigned in pg_temp.sales_assign) derives, each with its certificate."""
+    return find_derivable(atoms(conn, parts), k)
+
+
+def find_derivable(found: Iterable[Atom], k: int) -> list[Derivable]:
+    """The atoms under k customers whose unit vector lies in the span of the rows' vectors."""
+    result: list[Derivable] = []
+    for component in _components(list(found)):
+        if any(atom.customers < k for atom in component):
+            result += _derivable_in(component, k)
+    return result
+
+
+def _components(found: list[Atom]) -> list[list[Atom]]:
+    """The atoms grouped by connected component (two atoms meet when they share a row)."""
+    parent = list(range(len(found)))
+
+    def root(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    first_in: dict[Row, int] = {}
+    for n, atom in enumerate(found):
+        for row in atom.rows():
+            other = first_in.setdefault(row, n)
+            a, b = root(n), root(other)
+            if a != b:
+                parent[a] = b
+    groups: dict[int, list[Atom]] = defaultdict(list)
+    for n, atom in enumerate(found):
+        groups[root(n)].append(atom)
+    return list(groups.values())
+
+
+def _add(target: dict[int, int], factor: int, source: dict[int, int]) -> None:
+    """target += factor * source, modulo PRIME, dropping zeros."""
+    for key, value in source.items():
+        new = (target.get(key, 0) + factor * value) % PRIME
+        if new:
+            target[key] = new
+        else:
+            target.pop(key, None)
+
+
+def _derivable_in(component: list[Atom], k: int) -> list[Derivable]:
+    """Reduced row echelon form of one component's rows over its atoms, each basis vector with
+    the combination of rows that makes it; the small atoms whose unit vector is a basis vector."""
+    members: dict[Row, list[int]] = defaultdict(list)
+    for n, atom in enumerate(component):
+        for row in atom.rows():
+            members[row].append(n)
+    rows = sorted(members, key=lambda row: (len(members[row]), row))
+    basis: dict[int, tuple[dict[int, int], dict[int, int]]] = {}  # pivot -> (vector, combination)
+    holding: dict[int, set[int]] = defaultdict(set)  # atom -> pivots whose vectors have it
+    for r, row in enumerate(rows):
+        vector = dict.fromkeys(members[row], 1)
+        combination = {r: 1}
+        for pivot in [a for a in vector if a in basis]:
+            factor = vector.get(pivot)
+            if factor:
+                _add(vector, PRIME - factor, basis[pivot][0])
+                _add(combination, PRIME - factor, basis[pivot][1])
+        if not vector:
+            continue  # this row is a combination of the rows before it
+        pivot = min(vector)
+        inverse = pow(vector[pivot], PRIME - 2, PRIME)
+        vector = {a: v * inverse % PRIME for a, v in vector.items()}
+        combination = {c: v * inverse % PRIME for c, v in combination.items()}
+        for other in list(holding.get(pivot, ())):  # keep the form reduced: no other vector
+            other_vector, other_combination = basis[other]  # keeps a coefficient at the pivot
+            factor = other_vector[pivot]
+            before = set(other_vector)
+            _add(other_vector, PRIME - factor, vector)
+            _add(other_combination, PRIME - factor, combination)
+            for atom in before - set(other_vector):
+                holding[atom].discard(other)
+            for atom in set(other_vector) - before:
+                holding[atom].add(other)
+        basis[pivot] = (vector, combination)
+        for atom in vector:
+            holding[atom].add(pivot)
+    lines: dict[Row, int] = defaultdict(int)
+    for atom in component:
+        for row in atom.rows():
+            lines[row] += atom.lines
+    found = []
+    for pivot, (vector, combination) in basis.items():
+        atom = component[pivot]
+        if atom.customers < k and len(vector) == 1:
+            certificate = [rows[r] for r in sorted(combination)]
+            found.append(
+                Derivable(
+                    atom,
+                    tuple((row, lines[row]) for row in certificate),
+                    frozenset(_alongside(atom, certificate, members, component)),
+                )
+            )
+    return found
+
+
+def _alongside(
+    atom: Atom, certificate: list[Row], members: dict[Row, list[int]], component: list[Atom]
+) -> list[Row]:
+    """The rows of the certificate whose lines stand where the atom stands in every other table
+    of it: inside each of its rows that holds the atom, and apart from (or wholly around) each of
+    its rows that does not. Merged with the atom one level up, such a row's lines can no longer be
+    told from the atom's by that combination (a sku's week beside the week merged up, in the same
+    window block of the summary), where merging a row the combination only subtracts whole (a
+    week in another block) leaves another combination that derives the atom."""
+
+    def keys(row: Row, table: int) -> set[str | None]:
+        return {component[a].keys[table] for a in members[row]}
+
+    found = []
+    for row in certificate:
+        if row in atom.rows():
+            continue
+        for other in certificate:
+            table, key = other
+            if table == row[0]:
+                continue
+            inside = keys(row, table) == {key}
+            apart = key not in keys(row, table)
+            around = keys(other, row[0]) == {row[1]}
+            if not (inside if atom.keys[table] == key else apart or around):
+                break
+        else:
+            found.append(row)
+    return found

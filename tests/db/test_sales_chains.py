@@ -1,0 +1,196 @@
+"""Differencing through more than two tables: the guard finds a cell any combination of published
+rows derives (lifecycle/sales/derivable.py) and a sum of a table's rows minus another's, and the
+planning builds publish neither; on the synthetic shop, where the pair audit alone let such cells
+through, no cell under k can be derived from the published tables."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import sqlalchemy as sa
+
+from lifecycle import synthetic
+from lifecycle.sales import daily, derivable, planning, rollup
+from lifecycle.sales.differencing import differencing_remainders
+from lifecycle.sales.source import Source
+from tests.conftest import AS_OF
+from tests.db.test_sales import add_sale, noon
+from tests.db.test_sales_planning import WEEK, catalogue, k3_with_catalogue, rows
+
+WEEKS = [WEEK - timedelta(weeks=n) for n in (3, 2, 1, 0)]  # the four weeks of the 28-day window
+
+
+def buy(conn, order_id: int, customer: int, day: date, sku: str, region: str = "SH") -> None:
+    add_sale(conn, order_id, customer, noon(day), region=region, sku=sku)
+
+
+def chain_shop(engine, daily_row: bool = False) -> None:
+    """k = 3, line tea. X: 2 buyers in the first week, 3 in each of the others; Y: 3 buyers in
+    the last week; Z: 1 buyer in the first week. One buyer a day per sku: the daily table shows
+    nothing. With `daily_row`, three more buyers of X on one day of the first week, which the
+    daily table shows."""
+    with engine.begin() as conn:
+        catalogue(conn, tea=["X", "Y", "Z"])
+        order = 0
+        for week, buyers in zip(WEEKS, ([1, 2], [3, 4, 5], [6, 7, 8], [9, 10, 11]), strict=True):
+            for day, buyer in enumerate(buyers):
+                order += 1
+                buy(conn, order, buyer, week + timedelta(days=day), "X")
+        for day, buyer in enumerate((21, 22, 23)):
+            buy(conn, 100 + day, buyer, WEEKS[3] + timedelta(days=day), "Y")
+        buy(conn, 200, 31, WEEKS[0] + timedelta(days=4), "Z")
+        if daily_row:
+            for buyer in (41, 42, 43):
+                buy(conn, 300 + buyer, buyer, WEEKS[0] + timedelta(days=5), "X")
+
+
+def weekly_rows(engine, *published: tuple[date, str, str]) -> None:
+    """Replaces analytics.weekly_demand by rows (week, level, sku) of line tea; figures are not
+    read by the audit, only which rows exist."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM analytics.weekly_demand"))
+        for week, level, sku in published:
+            conn.execute(
+                sa.text("""INSERT INTO analytics.weekly_demand
+                    VALUES (:w, :level, 'tea', :sku, 'OTHER', 3, 3, 30, 3)"""),
+                {"w": week, "level": level, "sku": sku},
+            )
+
+
+def planted_chain(engine, policy, daily_row: bool = False) -> None:
+    """The shop's true summary, and a weekly table that shows X's two middle weeks but puts its
+    first and last weeks into the line's row (with Z, and with Y)."""
+    chain_shop(engine, daily_row)
+    daily.refresh(engine, policy, run_id="night", as_of=AS_OF)
+    planning.build_product_line_summary(engine, policy, AS_OF)
+    assert rows(
+        engine,
+        "SELECT window_days, sku, customers FROM analytics.product_line_summary "
+        "WHERE window_days IN (7, 28) ORDER BY 1, 2",
+    ) == [(7, "X", 3), (7, "Y", 3), (28, "X", 14 if daily_row else 11), (28, "Y", 3)]
+    weekly_rows(
+        engine,
+        (WEEKS[0], "product_line", "OTHER"),
+        (WEEKS[1], "sku", "X"),
+        (WEEKS[2], "sku", "X"),
+        (WEEKS[3], "product_line", "OTHER"),
+    )
+
+
+def test_a_chain_through_three_tables_is_caught_where_no_pair_leaves_a_remainder(
+    engine, policy_file
+):
+    """The 28-day X minus the 7-day X minus X's two middle weeks is X's first week: 2 buyers.
+    No pair of published tables leaves it (X's 28 days minus the weeks inside keep the first and
+    last weeks, 5 buyers); the summary's 28 days minus its 7 days, a figure one subtraction
+    gives, minus the weeks inside it does, and so does a combination of rows."""
+    policy = k3_with_catalogue(policy_file)
+    planted_chain(engine, policy)
+    result = differencing_remainders(engine, policy)
+    assert not result.passed and result.error is None
+    assert [(f.table, f.column, f.kind, f.count) for f in result.findings] == [
+        *[
+            (
+                f"analytics.product_line_summary ({days} days minus the 7-day rows inside)",
+                "minus analytics.weekly_demand",
+                "differencing",
+                1,
+            )
+            for days in (28, 91)
+        ],
+        ("analytics sales tables", "a combination of their published rows", "differencing", 2),
+    ]  # the combination: X's first week (2 buyers) and, with it, Z's one buyer in the line row
+    assert "31" not in result.description()  # counts only, never a customer
+
+
+def test_a_chain_through_four_tables_is_caught_by_the_exact_audit_alone(engine, policy_file):
+    """Three more buyers of X on one day of the first week, shown by the daily table: every pair
+    and every derived figure minus a table leaves at least k, and only the 28 days minus the 7
+    days minus the two middle weeks minus that day is X's first two buyers."""
+    policy = k3_with_catalogue(policy_file)
+    planted_chain(engine, policy, daily_row=True)
+    result = differencing_remainders(engine, policy)
+    assert not result.passed and result.error is None
+    assert [(f.table, f.column, f.kind, f.count) for f in result.findings] == [
+        ("analytics sales tables", "a combination of their published rows", "differencing", 2)
+    ]
+
+
+def test_the_weekly_build_leaves_no_chain_on_that_shop(engine, policy_file):
+    policy = k3_with_catalogue(policy_file)
+    chain_shop(engine)
+    daily.refresh(engine, policy, run_id="night", as_of=AS_OF)
+    planning.build_product_line_summary(engine, policy, AS_OF)
+    build = planning.build_weekly_demand(engine, policy, AS_OF)
+    assert build.cells_merged >= 1
+    assert differencing_remainders(engine, policy).passed
+
+
+def cover_shop(engine) -> None:
+    """k = 3, sku X, one week. Monday: SH 3 buyers (the daily table shows it), ZJ 2 and BJ 2
+    (folded into Monday's OTHER, 4 buyers, shown). Tuesday: ZJ 1 buyer; Wednesday: GD 1 buyer
+    (each day's OTHER under k: withheld). Over the week SH and ZJ reach 3 as regions and BJ with
+    GD make 3 in the sku's OTHER row, yet the week minus Monday's two daily rows is Tuesday's and
+    Wednesday's 2 buyers."""
+    with engine.begin() as conn:
+        catalogue(conn, tea=["X"])
+        sales = [(1, "SH", 0), (2, "SH", 0), (3, "SH", 0), (4, "ZJ", 0), (5, "ZJ", 0)]
+        sales += [(6, "BJ", 0), (7, "BJ", 0), (8, "ZJ", 1), (9, "GD", 2)]
+        for order, (buyer, region, day) in enumerate(sales, start=1):
+            buy(conn, order, buyer, WEEK + timedelta(days=day), "X", region)
+
+
+def test_a_skus_week_whose_withheld_days_are_under_k_is_not_shown_whole(engine, policy_file):
+    policy = k3_with_catalogue(policy_file)
+    cover_shop(engine)
+    daily.refresh(engine, policy, run_id="night", as_of=AS_OF)
+    assert rows(
+        engine, "SELECT region, customers FROM analytics.sales_volume_daily ORDER BY 1"
+    ) == [("OTHER", 4), ("SH", 3)]
+    planning.build_weekly_demand(engine, policy, AS_OF)
+    shown = rows(engine, "SELECT level, sku, region FROM analytics.weekly_demand ORDER BY 1, 3")
+    assert ("sku", "X", "OTHER") not in shown  # the row that would complete the week
+    assert ("sku_region", "X", "SH") in shown and ("sku_region", "X", "ZJ") in shown
+    assert differencing_remainders(engine, policy).passed
+
+
+def test_the_guard_catches_a_weeks_rows_added_up_minus_the_days(engine, policy_file):
+    """What the pair audit alone let through: ZJ's week straddles Monday's OTHER row, so no
+    weekly row holds a daily row whole except SH; the sum of X's three weekly rows does."""
+    policy = k3_with_catalogue(policy_file)
+    cover_shop(engine)
+    daily.refresh(engine, policy, run_id="night", as_of=AS_OF)
+    with engine.begin() as conn:
+        for region, buyers in (("SH", 3), ("ZJ", 3), ("OTHER", 3)):
+            level = "sku" if region == "OTHER" else "sku_region"
+            conn.execute(
+                sa.text("""INSERT INTO analytics.weekly_demand
+                    VALUES (:w, :level, 'tea', 'X', :region, :n, :n, 10 * :n, :n)"""),
+                {"w": WEEK, "level": level, "region": region, "n": buyers},
+            )
+    result = differencing_remainders(engine, policy)
+    assert not result.passed
+    assert (
+        "analytics.weekly_demand (a sku's week: its rows added up)",
+        "minus analytics.sales_volume_daily",
+    ) in [(f.table, f.column) for f in result.findings]
+
+
+def test_no_cell_under_k_can_be_derived_from_the_synthetic_shops_tables(engine, policy):
+    """The pair audit alone published cells of 1-4 buyers derivable through three tables on the
+    bench's shops (10 on the demo shop); both builds now merge until none is left."""
+    synthetic.seed_shop(engine, orders=20000, seed=7, as_of=AS_OF)
+    daily.refresh(engine, policy, run_id="night", as_of=AS_OF)
+    planning.build_product_line_summary(engine, policy, AS_OF)
+    weekly = planning.build_weekly_demand(engine, policy, AS_OF)
+    assert weekly.units_published >= 0.95 * weekly.units_total
+    day = weekly.as_of_date
+    with engine.begin() as conn:
+        first, after = planning.lines_span(day)
+        rollup.load_lines(conn, Source(policy), policy.raw.catalogue, first, after)
+        rollup.assign_daily(conn)
+        planning.assign_published_weekly(conn, day)
+        parts = [rollup.DAILY, planning.WEEKLY, *planning.assign_published_summary(conn, day)]
+        assert derivable.small_derivable(conn, parts, policy.analytics.min_customers_per_cell) == []
+        conn.rollback()
+    assert differencing_remainders(engine, policy).passed
