@@ -46,21 +46,32 @@ from sqlalchemy.engine import Connection
 
 PRIME = (1 << 61) - 1
 
-Row = tuple[int, str]  # (index of the partition in the audited list, row key)
+Row = tuple[int, str | int]  # (index of the partition in the audited list, row key or number)
 
-_ATOMS = """
-SELECT {keys}, count(DISTINCT l.customer_id) AS customers, count(*) AS lines
-FROM pg_temp.sales_lines l {joins}
-WHERE {published}
-GROUP BY {keys}
+# Every row of the audited partitions numbered, so that atoms travel as integers, not keys.
+_ROW_IDS = """
+CREATE TEMP TABLE sales_row_ids ON COMMIT DROP AS
+SELECT part, row_key, CAST(dense_rank() OVER (ORDER BY part, row_key) AS int) AS id
+FROM (SELECT DISTINCT part, row_key FROM pg_temp.sales_assign
+      WHERE part = ANY(CAST(:parts AS text[]))) r
 """
+_ATOMS = """
+WITH atom AS (
+    SELECT {keys}, count(DISTINCT l.customer_id) AS customers, count(*) AS lines
+    FROM pg_temp.sales_lines l {joins}
+    WHERE {published}
+    GROUP BY {grouped}
+)
+SELECT {ids}, atom.customers, atom.lines FROM atom {numbered}
+"""
+_ROW_KEYS = "SELECT id, row_key FROM pg_temp.sales_row_ids WHERE id = ANY(CAST(:ids AS int[]))"
 
 
 @dataclass(frozen=True)
 class Atom:
     """Lines that sit in the same row of every audited partition (None: in no row of it)."""
 
-    keys: tuple[str | None, ...]
+    keys: tuple[str | int | None, ...]  # row keys, or their numbers (pg_temp.sales_row_ids)
     customers: int
     lines: int
 
@@ -80,22 +91,56 @@ class Derivable:
 
 
 def atoms(conn: Connection, parts: list[str]) -> list[Atom]:
-    """The atoms of the lines assigned in pg_temp.sales_assign to any of `parts`."""
-    keys = ", ".join(f"a{n}.row_key" for n in range(len(parts)))
-    joins = " ".join(
-        f"LEFT JOIN pg_temp.sales_assign a{n} ON a{n}.part = :p{n} AND a{n}.line_id = l.line_id"
-        for n in range(len(parts))
+    """The atoms of the lines assigned in pg_temp.sales_assign to any of `parts`, their rows
+    numbered (pg_temp.sales_row_ids) rather than named: a few integers an atom in memory."""
+    conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.sales_row_ids"))
+    conn.execute(sa.text(_ROW_IDS), {"parts": parts})
+    n = range(len(parts))
+    sql = _ATOMS.format(
+        keys=", ".join(f"a{i}.row_key AS k{i}" for i in n),
+        grouped=", ".join(f"a{i}.row_key" for i in n),
+        joins=" ".join(
+            f"LEFT JOIN pg_temp.sales_assign a{i} ON a{i}.part = :p{i} AND a{i}.line_id = l.line_id"
+            for i in n
+        ),
+        published=" OR ".join(f"a{i}.row_key IS NOT NULL" for i in n),
+        ids=", ".join(f"i{i}.id" for i in n),
+        numbered=" ".join(
+            f"LEFT JOIN pg_temp.sales_row_ids i{i} ON i{i}.part = :p{i} AND i{i}.row_key = atom.k{i}"
+            for i in n
+        ),
     )
-    published = " OR ".join(f"a{n}.row_key IS NOT NULL" for n in range(len(parts)))
-    sql = sa.text(_ATOMS.format(keys=keys, joins=joins, published=published))
-    names = {f"p{n}": name for n, name in enumerate(parts)}
-    return [Atom(tuple(r[: len(parts)]), int(r[-2]), int(r[-1])) for r in conn.execute(sql, names)]
+    names = {f"p{i}": name for i, name in enumerate(parts)}
+    return [
+        Atom(tuple(r[: len(parts)]), int(r[-2]), int(r[-1]))
+        for r in conn.execute(sa.text(sql), names)
+    ]
 
 
 def small_derivable(conn: Connection, parts: list[str], k: int) -> list[Derivable]:
     """Every atom of 1..k-1 customers that a linear combination of the published rows of
-    `parts` (as assigned in pg_temp.sales_assign) derives, each with its certificate."""
-    return find_derivable(atoms(conn, parts), k)
+    `parts` (as assigned in pg_temp.sales_assign) derives, each with its certificate, its rows
+    named by their keys again."""
+    found = find_derivable(atoms(conn, parts), k)
+    ids = {key for leak in found for key in leak.atom.keys if key is not None}
+    ids |= {key for leak in found for (_, key), _ in leak.certificate}
+    names = dict(conn.execute(sa.text(_ROW_KEYS), {"ids": sorted(ids)}).all()) if ids else {}
+
+    def named(row: Row) -> Row:
+        return row[0], names[row[1]]
+
+    return [
+        Derivable(
+            Atom(
+                tuple(None if key is None else names[key] for key in leak.atom.keys),
+                leak.atom.customers,
+                leak.atom.lines,
+            ),
+            tuple((named(row), lines) for row, lines in leak.certificate),
+            frozenset(named(row) for row in leak.alongside),
+        )
+        for leak in found
+    ]
 
 
 def find_derivable(found: Iterable[Atom], k: int) -> list[Derivable]:
@@ -206,7 +251,7 @@ def _alongside(
     window block of the summary), where merging a row the combination only subtracts whole (a
     week in another block) leaves another combination that derives the atom."""
 
-    def keys(row: Row, table: int) -> set[str | None]:
+    def keys(row: Row, table: int) -> set[str | int | None]:
         return {component[a].keys[table] for a in members[row]}
 
     found = []
