@@ -177,8 +177,9 @@ def test_the_guard_catches_a_weeks_rows_added_up_minus_the_days(engine, policy_f
 
 
 def test_no_cell_under_k_can_be_derived_from_the_synthetic_shops_tables(engine, policy):
-    """The pair audit alone published cells of 1-4 buyers derivable through three tables on the
-    bench's shops (10 on the demo shop); both builds now merge until none is left."""
+    """Built with the pair audit alone, this shop's tables let 3 cells under k be derived through
+    three or more tables, and 2 window differences minus weeks leave remainders under k (10 and
+    50 cells on the bench's shops); both builds now merge until none is left."""
     synthetic.seed_shop(engine, orders=20000, seed=7, as_of=AS_OF)
     daily.refresh(engine, policy, run_id="night", as_of=AS_OF)
     planning.build_product_line_summary(engine, policy, AS_OF)
