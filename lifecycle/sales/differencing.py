@@ -67,9 +67,7 @@ _TABLES = {
         f"{planning.window_part(a)}_minus_{b}d": (
             f"analytics.product_line_summary ({a} days minus the {b}-day rows inside)"
         )
-        for a in planning.WINDOWS
-        for b in planning.WINDOWS
-        if b < a
+        for b, a in zip(planning.WINDOWS, planning.WINDOWS[1:], strict=False)
     },
 }
 

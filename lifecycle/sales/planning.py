@@ -158,6 +158,7 @@ def _suppress(
     k: int,
     protected: str | None = None,
     sums: bool = False,
+    forbidden_at_start: set[str] | None = None,
 ) -> tuple[int, int]:
     """Assigns the `moving` partitions, merging their cells upward until no remainder between
     any of them and the `fixed` ones covers fewer than k customers. Returns (cells merged, rounds).
@@ -176,7 +177,8 @@ def _suppress(
     When neither leaves a remainder, the exact audit (lifecycle.sales.derivable) looks for a cell
     under k that a longer chain of published rows derives; each one found merges a cell of the
     chain (`_break_derivations`), and the rounds go on until neither audit finds anything."""
-    forbidden: dict[str, set[str]] = {p.name: set() for p in moving}
+    start = forbidden_at_start or set()
+    forbidden: dict[str, set[str]] = {p.name: set(start) for p in moving}
     names = {p.name for p in moving}
     everything = [p.name for p in moving] + fixed
     for part in moving:
@@ -191,7 +193,7 @@ def _suppress(
         if not found and not any(new.values()):  # is a cell derivable through a longer chain?
             leaks = derivable.small_derivable(conn, everything, k)
             if not leaks:
-                return sum(len(f) for f in forbidden.values()), rounds
+                return sum(len(f - start) for f in forbidden.values()), rounds
             _break_derivations(leaks, everything, new, protected, seen_leaks)
         for r in found:
             partner_moves = r.inner in names and r.smallest_inner_key is not None
@@ -343,6 +345,30 @@ def _begin(conn: Connection, policy: Policy, day: date) -> Source:
     return src
 
 
+# The sku rows (region OTHER) of the weeks in which the lines the daily table withheld have between
+# 1 and k-1 customers.
+_THIN_WEEKS = """
+SELECT concat_ws('|', l.week_start, l.product_line, l.sku, '{other}')
+FROM pg_temp.sales_lines l
+LEFT JOIN pg_temp.sales_assign d ON d.part = :daily AND d.line_id = l.line_id
+WHERE {span}
+GROUP BY l.week_start, l.product_line, l.sku
+HAVING count(DISTINCT l.customer_id) FILTER (WHERE d.line_id IS NULL) BETWEEN 1 AND :k - 1
+"""
+
+
+def _weeks_thin_beside_daily(conn: Connection, part: rollup.Partition, k: int) -> set[str]:
+    """The weekly sku rows not to publish from the first round: a sku's week shown whole (its
+    regions' rows and its OTHER row) minus its days in the daily table is exactly the lines the
+    daily table withheld, so where those have 1..k-1 customers the sku's OTHER row goes up to its
+    line and the week is not whole at sku level (its regions' rows stay, each audited against the
+    days). The sums audit (`_sums_leaving_remainders`) would find each such week and merge the
+    same row, a round at a time; deciding it before the first round saves those rounds. It only
+    ever forbids, so it cannot open a remainder the audits would then miss."""
+    sql = _THIN_WEEKS.format(span=part.span, other=rollup.OTHER)
+    return {key for (key,) in conn.execute(sa.text(sql), {"daily": rollup.DAILY, "k": k})}
+
+
 def build_weekly_demand(engine: Engine, policy: Policy, as_of: datetime) -> PlanningBuild:
     """Rebuilds analytics.weekly_demand from the raw zone: the last 13 complete weeks, rolled up and
     merged against the daily table and the product-line summary published before it."""
@@ -357,8 +383,14 @@ def build_weekly_demand(engine: Engine, policy: Policy, as_of: datetime) -> Plan
         src = _begin(conn, policy, day)
         summary = assign_published_summary(conn, day)
         differences = assign_window_differences(conn)
+        thin = _weeks_thin_beside_daily(conn, part, src.k)
         build.cells_merged, build.rounds = _suppress(
-            conn, [part], [rollup.DAILY, *summary, *differences], src.k, sums=True
+            conn,
+            [part],
+            [rollup.DAILY, *summary, *differences],
+            src.k,
+            sums=True,
+            forbidden_at_start=thin,
         )
         conn.execute(sa.text("DELETE FROM analytics.weekly_demand"))
         build.rows = conn.execute(
@@ -465,19 +497,18 @@ WHERE a.part = :outer AND (b.row_key IS NULL OR b.row_key NOT IN (SELECT row_key
 
 
 def assign_window_differences(conn: Connection) -> list[str]:
-    """Adds, as partitions, each longer window of the summary minus the rows of each shorter one
+    """Adds, as partitions, each window of the summary minus the rows of the next shorter one
     inside its rows (from the windows' assignments): figures a reader derives by one subtraction,
     which a third table (the weekly one) can then be subtracted from. The weekly build merges
     against them as against a published table, so a week merged up is not left alone between a
     sku's 91- and 28-day totals and its other weeks."""
     names = []
-    for longer in WINDOWS:
-        for shorter in (d for d in WINDOWS if d < longer):
-            name = f"{window_part(longer)}_minus_{shorter}d"
-            conn.execute(sa.text("DELETE FROM pg_temp.sales_assign WHERE part = :p"), {"p": name})
-            params = {"p": name, "outer": window_part(longer), "inner": window_part(shorter)}
-            conn.execute(_WINDOW_DIFFERENCE, params)
-            names.append(name)
+    for shorter, longer in zip(WINDOWS, WINDOWS[1:], strict=False):  # 28 - 7, 91 - 28
+        name = f"{window_part(longer)}_minus_{shorter}d"
+        conn.execute(sa.text("DELETE FROM pg_temp.sales_assign WHERE part = :p"), {"p": name})
+        params = {"p": name, "outer": window_part(longer), "inner": window_part(shorter)}
+        conn.execute(_WINDOW_DIFFERENCE, params)
+        names.append(name)
     return names
 
 
