@@ -16,7 +16,7 @@ bench's long-tail shop the tables built with the pair audit alone let 50 atoms o
 derived that way (docs/sales.md). This audit finds every derivable atom, whatever the chain.
 
 How: one statement groups the span's lines by their row in each partition and counts each
-atom's distinct customers; only row keys and counts leave the database, never a customer or an
+atom's distinct customers; only row numbers and counts leave the database, never a customer or an
 order. Rows and atoms fall into connected components (an atom joins the rows it is in), and only
 a component holding an atom under k customers is reduced, to reduced row echelon form modulo
 the prime 2^61 - 1, tracking which published rows make each basis vector. An atom is derivable
