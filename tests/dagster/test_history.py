@@ -57,8 +57,13 @@ def test_run_history_survives_a_restart_of_the_instance(engine, dagster_settings
     assert result.success
     with dg.DagsterInstance.from_config(str(dagster_settings.dagster_home)) as reopened:
         [run] = history.job_runs(reopened, since=NOW - DAY)
+        erased = reopened.get_latest_materialization_event(dg.AssetKey("erased_purged_storage"))
     assert run.run_id == result.run_id and run.succeeded
-    assert (run.trigger, run.overdue_after, run.anomalies, run.erasure_ran) == ("cli", 0, 0, True)
+    assert (run.trigger, run.overdue_after, run.anomalies) == ("cli", 0, 0)
+    # Rewritten, or pending behind a snapshot another database of a shared server holds open
+    # (the night succeeds either way): the history keeps which, as the run recorded it.
+    assert erased is not None and erased.run_id == result.run_id
+    assert run.erasure_ran is erased.asset_materialization.metadata["ran"].value
     assert sorted((c.name, c.passed) for c in run.checks) == [
         ("cleared_orders_hold_no_personal_data", True),
         ("erasure_within_deadline", True),
