@@ -1,18 +1,18 @@
 """Whether a planning table is already up to date: a night with nothing new rebuilds nothing.
 
 Both planning tables end on the Sunday of the last complete ISO week (planning.window_end), so on
-the six nights after it they read exactly the same sales lines, and a table is left as it is
-unless one of them, or something else its figures depend on, changed. Those are the sales lines
-of its span, the rules it was built under (Source.signature, k, rollup.PROTECTION), the catalogue, the daily table
-it is merged against, and for weekly_demand the summary published before it. All of these are
-summed up in one hash, read in the build's own transaction, at a cost of one day's orders: the
-daily table's per-day build times over the span before its last day (the nightly refresh rebuilds
-such a day only when the change capture saw one of its orders change, lifecycle/sales/capture.py,
-or when its rules change), a digest of the last day's own sales lines (on the night it became
-complete that day was built as the newest one, which the refresh rebuilds every night, so its
-build time is not used), the catalogue's content, and the upstream table's own hash. A change the
-capture has recorded for a day of the span but the daily refresh has not consumed yet makes the
-table stale without a hash; new orders of the days after the span do not.
+the six nights after it they read exactly the same sales lines, and a table is left as it is unless
+one of them, or something else its figures depend on, changed. Those are the sales lines of its
+span, the rules it was built under (Source.signature, k, rollup.PROTECTION), the catalogue, the
+daily table it is merged against, and for weekly_demand the summary published before it. All of
+these are summed up in one hash, read in the build's own transaction, at a cost of one day's
+orders: the daily table's per-day build times over the span before its last day (the nightly
+refresh rebuilds such a day only when the change capture saw one of its orders change,
+lifecycle/sales/capture.py, or when its rules change), a digest of the last day's own sales lines
+(on the night it became complete that day was built as the newest one, which the refresh rebuilds
+every night, so its build time is not used), the catalogue's content, and the upstream table's own
+hash. A change the capture has recorded for a day of the span but the daily refresh has not
+consumed yet makes the table stale without a hash; new orders of the days after the span do not.
 """
 
 from __future__ import annotations

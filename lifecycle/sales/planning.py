@@ -170,13 +170,14 @@ def _suppress(
     go, never the top seller. Otherwise the outer row moves up (a fixed inner partner, such as the
     daily table, cannot move).
 
-    `sums` (the weekly build): when no pair leaves a remainder, the sums a reader adds up from
-    the weekly rows (WEEKLY_SUMS) are audited against the fixed tables, and each sum that leaves
-    one has its group's rows merged above it (`_sums_leaving_remainders`).
+    `sums` (the weekly build): every round, beside the pairs, the sums a reader adds up from the
+    weekly rows (WEEKLY_SUMS) are audited against the daily table, and each sum that leaves a
+    remainder has a row merged above it (`_sums_leaving_remainders`). `forbidden_at_start`: cells
+    never to publish, decided before the first round (not counted as merged).
 
     When neither leaves a remainder, the exact audit (lifecycle.sales.derivable) looks for a cell
     under k that a longer chain of published rows derives; each one found merges a cell of the
-    chain (`_break_derivations`), and the rounds go on until neither audit finds anything."""
+    chain (`_break_derivations`), and the rounds go on until no audit finds anything."""
     start = forbidden_at_start or set()
     forbidden: dict[str, set[str]] = {p.name: set(start) for p in moving}
     names = {p.name for p in moving}
@@ -269,13 +270,16 @@ def _break_derivations(
     seen: dict[tuple[object, ...], int],
 ) -> None:
     """Adds to `new` (the cells to merge, per movable partition) cells of each leak's
-    certificate, the published rows that combine to the small atom. What is subtracted to leave
-    the atom is what must change: the smallest movable rows of the certificate that do not hold
-    the atom go (fewest lines; outside the `protected` partition while the certificate has other
-    rows; the atom's own rows only when nothing else can move). Another combination can remain, such as a sku's 91-day total minus its weeks in one
-    window when the merged week lay in the other; a leak found again (the same atom in the rows
-    this build cannot move) merges twice as many as the time before. A leak whose certificate has
-    no movable row cannot be closed by this build, so nothing is published."""
+    certificate, the published rows that combine to the small atom: what is subtracted to leave
+    the atom is what must change. The movable rows of the certificate are taken in this order:
+    those alongside the atom (derivable.Derivable.alongside: the same sku's weeks in the same
+    window block), else any but the atom's own rows, else its own; outside the `protected`
+    partition first; the coarsest first (merging a region's row into its sku's row leaves the
+    sku's week whole); then the fewest lines. Another combination can remain, such as a sku's
+    91-day total minus its weeks in one window block when the merged week lay in the other, so a
+    leak found again (the same atom in the rows this build cannot move) merges twice as many as
+    the time before. A leak whose certificate has no movable row cannot be closed by this build,
+    so nothing is published."""
     for leak in leaks:
         own = set(leak.atom.rows())
         movable = [(row, lines) for row, lines in leak.certificate if parts[row[0]] in new]
