@@ -245,7 +245,8 @@ def _sums_leaving_remainders(conn: Connection, k: int) -> set[str]:
     table withheld, and no single weekly row need hold a daily row whole for that (a region shown
     in the week is folded into a day's OTHER row with another region). For each sum that leaves a
     remainder, its top row moves up, so the sum is no longer whole (the next round audits the
-    level above); where the top row is not published, its smallest row does. Against the other
+    level above); where the top row is not published, its smallest row does; a coarser sum that
+    holds a row merged for a finer one this round waits for the next. Against the other
     tables a sum leaves what the weekly rows inside it leave, which the pair audit checks."""
     sums = assign_weekly_sums(conn)
     keys: dict[str, set[str]] = {name: set() for name in sums}
@@ -254,9 +255,11 @@ def _sums_leaving_remainders(conn: Connection, k: int) -> set[str]:
             if part in keys and key is not None:
                 keys[part].add(key)
     merged: set[str] = set()
-    for part, found in keys.items():
+    for part, found in keys.items():  # finest sums first (WEEKLY_SUMS is in level order)
+        # A coarser sum holding a row merged for a finer one is no longer whole either.
+        found = {key for key in found if not any(m.startswith(key + "|") for m in merged)}
         if found:
-            top = f"|{rollup.OTHER}" * (len(rollup.WEEKLY_LEVELS) - WEEKLY_SUMS[part][1])
+            top = f"|{rollup.OTHER}" * WEEKLY_SUMS[part][1]  # its key's labels up to four
             params = {"weekly": WEEKLY, "sum": part, "keys": sorted(found), "top": top}
             merged |= {key for (key,) in conn.execute(_SUM_ROW_TO_MERGE, params)}
     return merged

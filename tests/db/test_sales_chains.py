@@ -192,3 +192,27 @@ def test_no_cell_under_k_can_be_derived_from_the_synthetic_shops_tables(engine, 
         assert derivable.small_derivable(conn, parts, policy.analytics.min_customers_per_cell) == []
         conn.rollback()
     assert differencing_remainders(engine, policy).passed
+
+
+def test_a_sum_that_leaves_a_remainder_merges_its_own_top_row_first(engine, policy_file):
+    """X's week shown whole: SH 3 buyers, ZJ 3, and an OTHER row of BJ and GD (4 buyers, the
+    largest row). Minus the days (Monday's SH and OTHER rows) it leaves Tuesday's ZJ buyer and
+    Wednesday's GD buyer: 2. The sku's OTHER row goes up, not its smallest region: with it gone
+    the week is no longer whole and the regions stay."""
+    policy = k3_with_catalogue(policy_file)
+    with engine.begin() as conn:
+        catalogue(conn, tea=["X"])
+        sales = [(1, "SH", 0), (2, "SH", 0), (3, "SH", 0), (4, "ZJ", 0), (5, "ZJ", 0)]
+        sales += [(6, "BJ", 0), (7, "BJ", 0), (8, "GD", 0), (9, "ZJ", 1), (10, "GD", 2)]
+        for order, (buyer, region, day) in enumerate(sales, start=1):
+            buy(conn, order, buyer, WEEK + timedelta(days=day), "X", region)
+    daily.refresh(engine, policy, run_id="night", as_of=AS_OF)
+    day = planning.window_end(AS_OF.date())
+    with engine.begin() as conn:
+        first, after = planning.lines_span(day)
+        rollup.load_lines(conn, Source(policy), policy.raw.catalogue, first, after)
+        rollup.assign_daily(conn)
+        rollup.assign(conn, planning.weekly_partition(day), 3, set())
+        merged = planning._sums_leaving_remainders(conn, 3)
+        conn.rollback()
+    assert merged == {f"{WEEK}|tea|X|OTHER"}
