@@ -17,8 +17,9 @@ changed since its last clean pass: the two planning tables (their signatures, as
 scans keep them), the rows of the daily table inside the span (the refresh rewrites its newest day
 every night, so the whole table's signature would never match; only the rows of the span can hold
 a line) and the sales lines of the span (lifecycle.sales.freshness.source_signature: the daily
-table's per-day build times, which a late or changed order moves, and a digest of the last day).
-A pass with findings stores nothing, so the audit runs again the next night; the whole audit runs
+table's per-day build times, which a late or changed order moves, and a digest of the last day),
+under the same protection (rollup.PROTECTION: a clean pass of an earlier audit vouches for
+nothing this one checks). A pass with findings stores nothing, so the audit runs again the next night; the whole audit runs
 once `guard.full_scan_every_days` has passed. `lifecycle guard` and direct calls always audit.
 """
 
@@ -81,7 +82,11 @@ def _tonight(
         return changes.plan(engine, SCAN, ""), False
     lines = freshness.source_signature(conn, policy, first, after - timedelta(days=1))
     daily = conn.execute(_DAILY_KEYS, {"first": first, "after": after}).scalar_one()
-    tonight = changes.plan(engine, SCAN, f"k={k}|lines={lines}|daily={daily}|{first}..{after}")
+    tonight = changes.plan(
+        engine,
+        SCAN,
+        f"k={k}|protection={rollup.PROTECTION}|lines={lines}|daily={daily}|{first}..{after}",
+    )
     if lines is None:
         return tonight.everything(), False
     return tonight, True
@@ -111,11 +116,10 @@ def differencing_remainders(engine: Engine, policy: Policy) -> CheckResult:
         atoms = derivable.atoms(conn, parts)  # the sums are in the rows' span already
         conn.rollback()
     derived = derivable.find_derivable(atoms, k)
+    leaked = bool(found or derived)
     if storable:
-        tonight.save(engine, _PLANNING_TABLES, _PLANNING_TABLES if found or derived else [])
-    elif (
-        found or derived
-    ) and tonight.night:  # whatever was stored before, audit again the next night
+        tonight.save(engine, _PLANNING_TABLES, _PLANNING_TABLES if leaked else [])
+    elif leaked and tonight.night:  # whatever was stored before, audit again the next night
         positions.forget(engine, SCAN, [changes.RELATION + t for t in _PLANNING_TABLES])
     pairs = Counter((r.outer, r.inner) for r in found)
     detail = (
