@@ -395,10 +395,11 @@ WHERE order_id >= :offset AND order_id < :offset + 100000000
 
 
 def add_in_service(engine: sa.Engine, n: int, policy) -> int:
-    """`n` delivered orders whose after-sales window closes an hour from now: sold weeks ago, so
-    the first night already publishes them; the increment night only finds them due."""
+    """`n` delivered orders whose after-sales window closes QUIET_HOURS from now: sold weeks ago,
+    so the first night already publishes them and, however long it takes (an hour at 10M orders),
+    does not purge them; the increment night only finds them due (`make_due`)."""
     delivered = datetime.now(UTC) - timedelta(
-        days=policy.retention.after_sales_window_days, hours=-1
+        days=policy.retention.after_sales_window_days, hours=-QUIET_HOURS
     )
     run_sql(engine, DROP_DUE, {"offset": INCREMENT_IDS})
     return run_sql(engine, ADD_DUE, {"offset": INCREMENT_IDS, "delivered": delivered, "n": n})
