@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from lifecycle.policy import Policy
-from lifecycle.sales import derivable, freshness, rollup
+from lifecycle.sales import derivable, freshness, rollup, weekly_sums
 from lifecycle.sales.daily import LOCK_KEY, SalesError, last_complete_day
 from lifecycle.sales.source import Source
 from lifecycle.sales.utility import Utility, measure_utility
@@ -180,6 +180,7 @@ def _suppress(
     chain (`_break_derivations`), and the rounds go on until no audit finds anything."""
     start = forbidden_at_start or set()
     forbidden: dict[str, set[str]] = {p.name: set(start) for p in moving}
+    weeks: set[str] | None = None  # the weeks whose sums to audit again; None: every week
     names = {p.name for p in moving}
     everything = [p.name for p in moving] + fixed
     for part in moving:
@@ -190,7 +191,7 @@ def _suppress(
     for rounds in range(1, MAX_ROUNDS + 1):
         new: dict[str, set[str]] = {p.name: set() for p in moving}
         if sums:  # beside the pairs: does a sum of weekly rows leave a remainder?
-            new[WEEKLY] = _sums_leaving_remainders(conn, k)
+            new[WEEKLY] = _sums_leaving_remainders(conn, moving[0], k, weeks)
         if not found and not any(new.values()):  # is a cell derivable through a longer chain?
             leaks = derivable.small_derivable(conn, everything, k)
             if not leaks:
@@ -217,6 +218,10 @@ def _suppress(
                 forbidden[part.name] |= new[part.name]
                 periods = {key.split("|", 1)[0] for key in new[part.name]}
                 rollup.reassign(conn, part, k, forbidden[part.name], periods)
+            if part.name == WEEKLY:
+                # A sum and a daily row lie within one week: the weeks no merge touched audit
+                # as they did this round, clean.
+                weeks = {key.split("|", 1)[0] for key in new[part.name]}
         rollup.scope_audit(conn)
         changed = {name for name, keys in new.items() if keys}
         found = rollup.audit(conn, everything, k, involving=changed, scoped=True)
@@ -227,41 +232,41 @@ def _suppress(
 
 # The weekly row to merge for each sum that leaves a remainder: its own top row (the sku's OTHER
 # row, the line's OTHER row, the week's all row) where it is published, else its smallest row.
-_SUM_ROW_TO_MERGE = sa.text("""
-SELECT DISTINCT ON (s.row_key) w.row_key
-FROM pg_temp.sales_assign s
-JOIN pg_temp.sales_assign w ON w.part = :weekly AND w.line_id = s.line_id
-JOIN pg_temp.sales_lines l ON l.line_id = s.line_id
-WHERE s.part = :sum AND s.row_key = ANY(CAST(:keys AS text[]))
-GROUP BY s.row_key, w.row_key
-ORDER BY s.row_key, w.row_key = s.row_key || :top DESC, count(DISTINCT l.customer_id), w.row_key
-""")
+_SUM_ROW_TO_MERGE = """
+SELECT DISTINCT ON (g) row_key FROM (
+    SELECT w.row_key, {key} AS g, l.customer_id
+    FROM pg_temp.sales_assign w JOIN pg_temp.sales_lines l USING (line_id)
+    WHERE w.part = :weekly AND w.level <= :level
+) x
+WHERE g = ANY(CAST(:keys AS text[]))
+GROUP BY g, row_key
+ORDER BY g, row_key = g || :top DESC, count(DISTINCT customer_id), row_key
+"""
 
 
-def _sums_leaving_remainders(conn: Connection, k: int) -> set[str]:
+def _sums_leaving_remainders(
+    conn: Connection, part: rollup.Partition, k: int, weeks: set[str] | None = None
+) -> set[str]:
     """The weekly rows to merge so that no sum of a group's rows (a sku's week, a product line's
-    week, a week) opens a subtraction against the daily table. A sku's week shown whole (its
-    regions and its OTHER row) minus its days in the daily table is exactly the lines the daily
-    table withheld, and no single weekly row need hold a daily row whole for that (a region shown
-    in the week is folded into a day's OTHER row with another region). For each sum that leaves a
-    remainder, its top row moves up, so the sum is no longer whole (the next round audits the
-    level above); where the top row is not published, its smallest row does; a coarser sum that
-    holds a row merged for a finer one this round waits for the next. Against the other
-    tables a sum leaves what the weekly rows inside it leave, which the pair audit checks."""
-    sums = assign_weekly_sums(conn)
-    keys: dict[str, set[str]] = {name: set() for name in sums}
-    for r in rollup.audit(conn, [*sums, rollup.DAILY], k, involving=set(sums)):
-        for part, key in ((r.outer, r.outer_key), (r.inner, r.smallest_inner_key)):
-            if part in keys and key is not None:
-                keys[part].add(key)
+    week, a week) opens a subtraction against the daily table (lifecycle.sales.weekly_sums). A
+    sku's week shown whole (its regions and its OTHER row) minus its days in the daily table is
+    exactly the lines the daily table withheld, and no single weekly row need hold a daily row
+    whole for that (a region shown in the week is folded into a day's OTHER row with another
+    region). For each sum that leaves a remainder, its top row moves up, so the sum is no longer
+    whole (the next round audits the level above); where the top row is not published, its
+    smallest row does; a coarser sum that holds a row merged for a finer one this round waits for
+    the next. Against the other tables a sum leaves what the weekly rows inside it leave, which
+    the pair audit checks. `weeks`: only those weeks are audited (None: all)."""
+    found = weekly_sums.leaking_sums(conn, WEEKLY, part.span, k, weeks)
     merged: set[str] = set()
-    for part, found in keys.items():  # finest sums first (WEEKLY_SUMS is in level order)
+    for level, keys in sorted(found.items()):  # finest sums first
         # A coarser sum holding a row merged for a finer one is no longer whole either.
-        found = {key for key in found if not any(m.startswith(key + "|") for m in merged)}
-        if found:
-            top = f"|{rollup.OTHER}" * WEEKLY_SUMS[part][1]  # its key's labels up to four
-            params = {"weekly": WEEKLY, "sum": part, "keys": sorted(found), "top": top}
-            merged |= {key for (key,) in conn.execute(_SUM_ROW_TO_MERGE, params)}
+        keys = {key for key in keys if not any(m.startswith(key + "|") for m in merged)}
+        if keys:
+            sql = _SUM_ROW_TO_MERGE.format(key=weekly_sums.SUM_KEYS[level])
+            top = f"|{rollup.OTHER}" * level  # its key's labels up to four
+            params = {"weekly": WEEKLY, "level": level, "keys": sorted(keys), "top": top}
+            merged |= {key for (key,) in conn.execute(sa.text(sql), params)}
     return merged
 
 
@@ -463,9 +468,8 @@ def assign_published_weekly(conn: Connection, day: date) -> None:
 # row), a product line's week (with its OTHER row) and the whole week. Each is a set of lines whose
 # figures are published, though no single row shows them.
 WEEKLY_SUMS = {
-    f"{WEEKLY}_sku": ("concat_ws('|', l.week_start, l.product_line, l.sku)", 1),
-    f"{WEEKLY}_line": ("concat_ws('|', l.week_start, l.product_line)", 2),
-    f"{WEEKLY}_week": ("CAST(l.week_start AS text)", 3),
+    f"{WEEKLY}_{name}": (weekly_sums.SUM_KEYS[level], level)
+    for name, level in (("sku", 1), ("line", 2), ("week", 3))
 }
 
 

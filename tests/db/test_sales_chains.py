@@ -10,7 +10,7 @@ from datetime import date, timedelta
 import sqlalchemy as sa
 
 from lifecycle import synthetic
-from lifecycle.sales import daily, derivable, planning, rollup
+from lifecycle.sales import daily, derivable, planning, rollup, weekly_sums
 from lifecycle.sales.differencing import differencing_remainders
 from lifecycle.sales.source import Source
 from tests.conftest import AS_OF
@@ -212,7 +212,65 @@ def test_a_sum_that_leaves_a_remainder_merges_its_own_top_row_first(engine, poli
         first, after = planning.lines_span(day)
         rollup.load_lines(conn, Source(policy), policy.raw.catalogue, first, after)
         rollup.assign_daily(conn)
-        rollup.assign(conn, planning.weekly_partition(day), 3, set())
-        merged = planning._sums_leaving_remainders(conn, 3)
+        part = planning.weekly_partition(day)
+        rollup.assign(conn, part, 3, set())
+        merged = planning._sums_leaving_remainders(conn, part, 3)
         conn.rollback()
     assert merged == {f"{WEEK}|tea|X|OTHER"}
+
+
+def generic_sums_audit(conn, k: int) -> dict[int, set[str]]:
+    """The sums found by the generic pair audit over the sums as partitions (the guard's way)."""
+    sums = planning.assign_weekly_sums(conn)
+    found: dict[int, set[str]] = {level: set() for level in weekly_sums.SUM_KEYS}
+    for r in rollup.audit(conn, [*sums, rollup.DAILY], k, involving=set(sums)):
+        for part, key in ((r.outer, r.outer_key), (r.inner, r.smallest_inner_key)):
+            if part in planning.WEEKLY_SUMS and key is not None:
+                found[planning.WEEKLY_SUMS[part][1]].add(key)
+    return found
+
+
+def test_the_builds_sums_audit_finds_what_the_generic_audit_finds(engine, policy):
+    """The weekly build audits the sums in one statement (lifecycle/sales/weekly_sums.py); the
+    guard with the generic pair audit over the sums as partitions. On the synthetic shop's weeks
+    assigned with no merge, with the thin weeks' OTHER rows forbidden, and with every fourth
+    sku's region rows forbidden, at the policy's k and at larger k (where more sums leak), both find
+    the same sums at every level, and the same when only some weeks are read."""
+    synthetic.seed_shop(engine, orders=20000, seed=7, as_of=AS_OF)
+    daily.refresh(engine, policy, run_id="night", as_of=AS_OF)
+    k = policy.analytics.min_customers_per_cell
+    day = planning.window_end(daily.last_complete_day(engine, policy, AS_OF))
+    part = planning.weekly_partition(day)
+    with engine.begin() as conn:
+        first, after = planning.lines_span(day)
+        rollup.load_lines(conn, Source(policy), policy.raw.catalogue, first, after)
+        rollup.assign_daily(conn)
+        thin = planning._weeks_thin_beside_daily(conn, part, k)
+        regions = {
+            key
+            for (key,) in conn.execute(
+                sa.text(f"""SELECT DISTINCT concat_ws('|', l.week_start, l.product_line, l.sku,
+                    l.region) FROM pg_temp.sales_lines l WHERE {part.span}
+                    AND hashtext(l.sku) % 4 = 0""")
+            )
+        }
+        found = {level: 0 for level in weekly_sums.SUM_KEYS}
+        for forbidden in (set(), thin, thin | regions):
+            for audit_k in (k, 12, 40):  # larger k: more opened sums leave a remainder under it
+                rollup.assign(conn, part, audit_k, forbidden)
+                expected = generic_sums_audit(conn, audit_k)
+                fast = weekly_sums.leaking_sums(conn, planning.WEEKLY, part.span, audit_k)
+                assert fast == expected
+                some = {key.split("|", 1)[0] for keys in expected.values() for key in keys}
+                some = set(sorted(some)[::2])
+                in_some = {
+                    level: {key for key in keys if key.split("|", 1)[0] in some}
+                    for level, keys in expected.items()
+                }
+                fast = weekly_sums.leaking_sums(conn, planning.WEEKLY, part.span, audit_k, some)
+                assert fast == in_some
+                for level, keys in expected.items():
+                    found[level] += len(keys)
+        conn.rollback()
+    # A whole week's sum minus its days still holds most of the week's buyers: never under k.
+    assert found[1] > 0 and found[2] > 0, f"sku and line sums were found leaking: {found}"
