@@ -52,6 +52,8 @@ LIFECYCLE = str(Path(sys.executable).with_name("lifecycle"))
 TABLES = ("shop.orders", "shop.order_items", "shop.after_sales_cases")
 CHECKOUT_IDS = 900_000_000  # the checkout writer's orders, far above the seeded ids
 INCREMENT_IDS = 800_000_000  # the increment's newly due orders
+SNAPSHOT_IDS = 850_000_000  # those of the night with snapshots open
+BATCH_IDS = 50_000_000  # the width of each batch's id range
 # The shop database's default name (--database): the machine's shared server holds other
 # people's databases, so a run names its own.
 DATABASE = "nightly_bench"
@@ -109,7 +111,7 @@ UPDATE shop.after_sales_cases SET closed_at = closed_at - :gap,
     opened_at = least(opened_at, closed_at - :gap)
 WHERE closed_at > least(:d, :c, :a) AND closed_at <= greatest(:d, :c, :a) + :gap
 """
-DROP_DUE = "DELETE FROM shop.orders WHERE order_id >= :offset AND order_id < :offset + 100000000"
+DROP_DUE = "DELETE FROM shop.orders WHERE order_id >= :offset AND order_id < :offset + :width"
 LOCK_SAMPLE = """
 SELECT pid FROM pg_locks
 WHERE locktype = 'relation' AND mode = 'AccessExclusiveLock' AND granted
@@ -390,36 +392,29 @@ def clone(engine: sa.Engine, name: str) -> sa.Engine:
 
 MAKE_DUE = """
 UPDATE shop.orders SET delivered_at = :delivered
-WHERE order_id >= :offset AND order_id < :offset + 100000000
+WHERE order_id >= :offset AND order_id < :offset + :width
 """
 
 
-def add_in_service(engine: sa.Engine, n: int, policy) -> int:
+def add_in_service(engine: sa.Engine, n: int, policy, offset: int = INCREMENT_IDS) -> int:
     """`n` delivered orders whose after-sales window closes QUIET_HOURS from now: sold weeks ago,
     so the first night already publishes them and, however long it takes (an hour at 10M orders),
     does not purge them; the increment night only finds them due (`make_due`)."""
     delivered = datetime.now(UTC) - timedelta(
         days=policy.retention.after_sales_window_days, hours=-QUIET_HOURS
     )
-    run_sql(engine, DROP_DUE, {"offset": INCREMENT_IDS})
-    return run_sql(engine, ADD_DUE, {"offset": INCREMENT_IDS, "delivered": delivered, "n": n})
+    run_sql(engine, DROP_DUE, {"offset": offset, "width": BATCH_IDS})
+    return run_sql(engine, ADD_DUE, {"offset": offset, "delivered": delivered, "n": n})
 
 
-def make_due(engine: sa.Engine, policy) -> int:
+def make_due(engine: sa.Engine, policy, offset: int = INCREMENT_IDS) -> int:
     """A real increment: the orders added in service have passed their window (their delivery
     moved an hour and a bit back; no column the sales tables read changes, so no day is rebuilt)."""
     delivered = datetime.now(UTC) - timedelta(
         days=policy.retention.after_sales_window_days, hours=1
     )
-    return run_sql(engine, MAKE_DUE, {"offset": INCREMENT_IDS, "delivered": delivered})
-
-
-def add_due(engine: sa.Engine, n: int, policy) -> int:
-    delivered = datetime.now(UTC) - timedelta(
-        days=policy.retention.after_sales_window_days, hours=1
-    )
-    run_sql(engine, DROP_DUE, {"offset": INCREMENT_IDS})
-    return run_sql(engine, ADD_DUE, {"offset": INCREMENT_IDS, "delivered": delivered, "n": n})
+    params = {"offset": offset, "width": BATCH_IDS, "delivered": delivered}
+    return run_sql(engine, MAKE_DUE, params)
 
 
 def quiet_hours(engine: sa.Engine, policy) -> int:
@@ -561,6 +556,8 @@ def main() -> None:
         moved = quiet_hours(engine, policy)
         if "increment" in nights:
             add_in_service(engine, args.increment, policy)
+        if "snapshots" in nights:
+            add_in_service(engine, args.increment, policy, SNAPSHOT_IDS)
         vacuum_analyze(engine, *TABLES)
     bench.notes.append(
         f"Seeding (set-based SQL, lifecycle/synthetic.py): {args.orders / bench.seconds(seed_label):,.0f} "
@@ -635,7 +632,7 @@ def main() -> None:
     if "snapshots" in nights:
         # Another increment with snapshots open the whole night (another database, pg_dump),
         # then one more night without them: when did the values leave the files?
-        add_due(engine, args.increment, policy)
+        make_due(engine, policy, SNAPSHOT_IDS)
         vacuum_analyze(engine, *TABLES)
         with Snapshots(engine) as snapshots:
             night = lifecycle_night(engine.url, workdir / "dagster", storage_url)
