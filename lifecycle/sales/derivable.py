@@ -22,9 +22,14 @@ a component holding an atom under k customers is reduced, to reduced row echelon
 the prime 2^61 - 1, tracking which published rows make each basis vector. An atom is derivable
 iff it is a pivot whose basis vector is its own unit vector; the rows that combine to it (its
 *certificate*) are what a planning build merges to break it. Elimination is not set-based SQL; it
-runs on one component's atoms at a time (hundreds to a few thousand on the bench shops), though
-the span's atoms are all held, as row numbers, while the components are found (180 MB peak at
-1M orders; finding the components in SQL and streaming them would bound it).
+runs on one component's atoms at a time (hundreds to a few thousand on the bench shops).
+
+Components never cross a *group* of product lines: product lines joined by a published row that
+holds lines of both (a week's all row, a window's OTHER line), found in SQL. The atoms stream
+from the database one group after another, so memory holds the largest group's atoms, not the
+span's; and an audit can be limited to the groups of some product lines (a planning build's next
+audit reads only those its merges touched since the last one: the others are as they were,
+clean).
 
 Modulo a prime the span can only be larger than over the rationals, except when the prime
 divides a denominator of the combination (a minor of a 0/1 matrix, vanishingly unlikely at
@@ -58,16 +63,32 @@ SELECT part, row_key, CAST(dense_rank() OVER (ORDER BY part, row_key) AS int) AS
 FROM (SELECT DISTINCT part, row_key FROM pg_temp.sales_assign
       WHERE part = ANY(CAST(:parts AS text[]))) r
 """
-_ATOMS = """
-WITH atom AS (
-    SELECT {keys}, count(DISTINCT l.customer_id) AS customers, count(*) AS lines
-    FROM pg_temp.sales_lines l {joins}
-    WHERE {published}
-    GROUP BY {grouped}
-)
-SELECT {ids}, atom.customers, atom.lines FROM atom {numbered}
-"""
 _ROW_KEYS = "SELECT id, row_key FROM pg_temp.sales_row_ids WHERE id = ANY(CAST(:ids AS int[]))"
+# The published rows that hold lines of more than one product line, with those product lines.
+_CROSSING = """
+WITH crossing AS (
+    SELECT a.part, a.row_key FROM pg_temp.sales_assign a JOIN pg_temp.sales_lines l USING (line_id)
+    WHERE a.part = ANY(CAST(:parts AS text[]))
+    GROUP BY a.part, a.row_key HAVING min(l.product_line) <> max(l.product_line)
+)
+SELECT array_agg(DISTINCT l.product_line)
+FROM crossing c JOIN pg_temp.sales_assign a USING (part, row_key)
+JOIN pg_temp.sales_lines l USING (line_id)
+GROUP BY c.part, c.row_key
+"""
+_PRODUCT_LINES = "SELECT DISTINCT product_line FROM pg_temp.sales_lines"
+# The atoms of some groups of product lines, one group after another.
+_GROUPED_ATOMS = """
+WITH grp AS (
+    SELECT * FROM unnest(CAST(:lines AS text[]), CAST(:groups AS int[])) g(product_line, g)
+), atom AS (
+    SELECT grp.g, {keys}, count(DISTINCT l.customer_id) AS customers, count(*) AS lines
+    FROM pg_temp.sales_lines l JOIN grp ON grp.product_line = l.product_line {joins}
+    WHERE {published}
+    GROUP BY grp.g, {grouped}
+)
+SELECT atom.g, {ids}, atom.customers, atom.lines FROM atom {numbered} ORDER BY atom.g
+"""
 
 
 @dataclass(frozen=True)
@@ -93,13 +114,9 @@ class Derivable:
     alongside: frozenset[Row] = frozenset()
 
 
-def atoms(conn: Connection, parts: list[str]) -> list[Atom]:
-    """The atoms of the lines assigned in pg_temp.sales_assign to any of `parts`, their rows
-    numbered (pg_temp.sales_row_ids) rather than named: a few integers an atom in memory."""
-    conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.sales_row_ids"))
-    conn.execute(sa.text(_ROW_IDS), {"parts": parts})
+def _atom_sql(template: str, parts: list[str]) -> str:
     n = range(len(parts))
-    sql = _ATOMS.format(
+    return template.format(
         keys=", ".join(f"a{i}.row_key AS k{i}" for i in n),
         grouped=", ".join(f"a{i}.row_key" for i in n),
         joins=" ".join(
@@ -113,18 +130,82 @@ def atoms(conn: Connection, parts: list[str]) -> list[Atom]:
             for i in n
         ),
     )
-    names = {f"p{i}": name for i, name in enumerate(parts)}
-    return [
-        Atom(tuple(r[: len(parts)]), int(r[-2]), int(r[-1]))
-        for r in conn.execute(sa.text(sql), names)
-    ]
 
 
-def small_derivable(conn: Connection, parts: list[str], k: int) -> list[Derivable]:
+def _number_rows(conn: Connection, parts: list[str]) -> dict[str, str]:
+    conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.sales_row_ids"))
+    conn.execute(sa.text(_ROW_IDS), {"parts": parts})
+    return {f"p{i}": name for i, name in enumerate(parts)}
+
+
+def product_line_groups(conn: Connection, parts: list[str]) -> dict[str, int]:
+    """Each product line of the span's lines with its group: product lines that a published row
+    of `parts` holds together are in one group (union-find over the few rows that cross lines),
+    so no atom and no component crosses a group."""
+    lines = sorted(line for (line,) in conn.execute(sa.text(_PRODUCT_LINES)))
+    parent = {line: line for line in lines}
+
+    def root(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for (together,) in conn.execute(sa.text(_CROSSING), {"parts": parts}):
+        first = root(together[0])
+        for other in together[1:]:
+            parent[root(other)] = first
+    roots = {r: n for n, r in enumerate(sorted({root(line) for line in lines}))}
+    return {line: roots[root(line)] for line in lines}
+
+
+@dataclass
+class Audit:
+    """What an exact audit found (its rows numbered) and how many atoms it read."""
+
+    found: list[Derivable]
+    atoms: int = 0
+
+
+def audit_groups(
+    conn: Connection, parts: list[str], k: int, product_lines: set[str] | None = None
+) -> Audit:
+    """The derivable atoms under k of the groups holding `product_lines` (None: every group),
+    streamed from the database one group after another (`product_line_groups`)."""
+    groups = product_line_groups(conn, parts)
+    if product_lines is not None:
+        wanted = {groups[line] for line in product_lines if line in groups}
+        groups = {line: g for line, g in groups.items() if g in wanted}
+    audit = Audit([])
+    if not groups:
+        return audit
+    names = _number_rows(conn, parts)
+    params = names | {"lines": list(groups), "groups": list(groups.values())}
+    result = conn.execute(
+        sa.text(_atom_sql(_GROUPED_ATOMS, parts)),
+        params,
+        execution_options={"stream_results": True, "yield_per": 20_000},
+    )
+    group: list[Atom] = []
+    current = None
+    for r in result:
+        if r[0] != current and group:
+            audit.found += find_derivable(group, k)
+            group = []
+        current = r[0]
+        group.append(Atom(tuple(r[1 : len(parts) + 1]), int(r[-2]), int(r[-1])))
+        audit.atoms += 1
+    audit.found += find_derivable(group, k)
+    return audit
+
+
+def small_derivable(
+    conn: Connection, parts: list[str], k: int, product_lines: set[str] | None = None
+) -> list[Derivable]:
     """Every atom of 1..k-1 customers that a linear combination of the published rows of
     `parts` (as assigned in pg_temp.sales_assign) derives, each with its certificate, its rows
-    named by their keys again."""
-    found = find_derivable(atoms(conn, parts), k)
+    named by their keys again; with `product_lines`, only in their groups."""
+    found = audit_groups(conn, parts, k, product_lines).found
     ids = {key for leak in found for key in leak.atom.keys if key is not None}
     ids |= {key for leak in found for (_, key), _ in leak.certificate}
     names = dict(conn.execute(sa.text(_ROW_KEYS), {"ids": sorted(ids)}).all()) if ids else {}

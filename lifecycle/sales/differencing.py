@@ -113,9 +113,9 @@ def differencing_remainders(engine: Engine, policy: Policy) -> CheckResult:
         sums = planning.assign_weekly_sums(conn)
         found = rollup.audit(conn, [*parts, *differences], k)
         found += rollup.audit(conn, [*sums, rollup.DAILY], k, involving=set(sums))
-        atoms = derivable.atoms(conn, parts)  # the sums are in the rows' span already
+        exact = derivable.audit_groups(conn, parts, k)  # the sums are in the rows' span already
         conn.rollback()
-    derived = derivable.find_derivable(atoms, k)
+    derived = exact.found
     leaked = bool(found or derived)
     if storable:
         tonight.save(engine, _PLANNING_TABLES, _PLANNING_TABLES if leaked else [])
@@ -150,7 +150,7 @@ def differencing_remainders(engine: Engine, policy: Policy) -> CheckResult:
             "lines": lines,
             "tables": len(parts),
             "derived": len(differences) + len(sums),
-            "atoms": len(atoms),
+            "atoms": exact.atoms,
             "k": k,
             **tonight.metadata(len(_PLANNING_TABLES) + 1),
         },

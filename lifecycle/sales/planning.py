@@ -177,10 +177,13 @@ def _suppress(
 
     When neither leaves a remainder, the exact audit (lifecycle.sales.derivable) looks for a cell
     under k that a longer chain of published rows derives; each one found merges a cell of the
-    chain (`_break_derivations`), and the rounds go on until no audit finds anything."""
+    chain (`_break_derivations`), and the rounds go on until no audit finds anything. After the
+    first, an exact audit reads only the groups of product lines whose rows moved since the one
+    before: the others have not changed and were clean."""
     start = forbidden_at_start or set()
     forbidden: dict[str, set[str]] = {p.name: set(start) for p in moving}
     weeks: set[str] | None = None  # the weeks whose sums to audit again; None: every week
+    touched: set[str] | None = None  # product lines changed since the last exact audit; None: all
     names = {p.name for p in moving}
     everything = [p.name for p in moving] + fixed
     for part in moving:
@@ -193,7 +196,8 @@ def _suppress(
         if sums:  # beside the pairs: does a sum of weekly rows leave a remainder?
             new[WEEKLY] = _sums_leaving_remainders(conn, moving[0], k, weeks)
         if not found and not any(new.values()):  # is a cell derivable through a longer chain?
-            leaks = derivable.small_derivable(conn, everything, k)
+            leaks = derivable.small_derivable(conn, everything, k, touched)
+            touched = set()
             if not leaks:
                 return sum(len(f - start) for f in forbidden.values()), rounds
             _break_derivations(leaks, everything, new, protected, seen_leaks)
@@ -222,6 +226,8 @@ def _suppress(
                 # A sum and a daily row lie within one week: the weeks no merge touched audit
                 # as they did this round, clean.
                 weeks = {key.split("|", 1)[0] for key in new[part.name]}
+        if touched is not None:  # the exact audit reads again only what moved, in its groups
+            touched |= rollup.moved_product_lines(conn)
         rollup.scope_audit(conn)
         changed = {name for name, keys in new.items() if keys}
         found = rollup.audit(conn, everything, k, involving=changed, scoped=True)

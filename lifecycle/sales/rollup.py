@@ -271,6 +271,25 @@ TRUNCATE pg_temp.sales_moved
 """
 
 
+# The product lines of the lines the recorded moves touched (as in _SCOPE): what the exact audit
+# reads again (lifecycle.sales.derivable).
+_MOVED_PRODUCT_LINES = """
+SELECT DISTINCT l.product_line FROM (
+    SELECT line_id FROM pg_temp.sales_moved
+    UNION
+    SELECT a.line_id FROM pg_temp.sales_assign a
+    JOIN (SELECT DISTINCT part, row_key FROM pg_temp.sales_moved) m USING (part, row_key)
+) touched JOIN pg_temp.sales_lines l USING (line_id)
+"""
+
+
+def moved_product_lines(conn: Connection) -> set[str]:
+    """The product lines of every line the re-assignments since the last `scope_audit` moved
+    and of every line sharing a row with one, before or after its move."""
+    conn.execute(sa.text(_MOVED_TABLE))
+    return {line for (line,) in conn.execute(sa.text(_MOVED_PRODUCT_LINES))}
+
+
 def scope_audit(conn: Connection) -> int:
     """Narrows the next `audit(scoped=True)` to the rows the recorded moves can affect; returns
     how many lines it will read."""
