@@ -44,10 +44,24 @@ def test_default_history_is_a_dagster_database_on_the_shops_server(database_url,
         dagster_home=tmp_path,
         database_url=database_url.render_as_string(hide_password=False),
     )
-    url = storage_url(settings)
-    assert (url.host, url.port, url.database) == (database_url.host, database_url.port, "dagster")
-    with db.create_engine(url).connect() as conn:
-        assert conn.execute(sa.text("SELECT current_database()")).scalar() == "dagster"
+    admin = database_url.set(database="postgres")
+    with db.create_engine(admin).connect() as conn:
+        existed = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = 'dagster'"))
+        existed = existed.scalar() is not None
+    try:
+        url = storage_url(settings)
+        assert (url.host, url.port, url.database) == (
+            database_url.host,
+            database_url.port,
+            "dagster",
+        )
+        engine = db.create_engine(url)
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT current_database()")).scalar() == "dagster"
+        engine.dispose()
+    finally:  # the machine's server is shared: leave no database behind that was not there
+        if not existed:
+            db.drop_database(admin, "dagster")
 
 
 def test_run_history_survives_a_restart_of_the_instance(engine, dagster_settings):
