@@ -220,8 +220,7 @@ def _suppress(
         for part in moving:
             if new[part.name]:
                 forbidden[part.name] |= new[part.name]
-                periods = {key.split("|", 1)[0] for key in new[part.name]}
-                rollup.reassign(conn, part, k, forbidden[part.name], periods)
+                rollup.reassign(conn, part, k, forbidden[part.name], new[part.name])
             if part.name == WEEKLY:
                 # A sum and a daily row lie within one week: the weeks no merge touched audit
                 # as they did this round, clean.

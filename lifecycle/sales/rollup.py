@@ -198,10 +198,29 @@ CREATE TEMP TABLE IF NOT EXISTS sales_moved (
     part text NOT NULL, line_id bigint NOT NULL, row_key text COLLATE "C" NOT NULL
 ) ON COMMIT DROP
 """
+# The lines to assign again after some rows were merged: every line of a period whose merged row
+# is at the top level (it crosses product lines), and of a period and product line whose merged
+# row is below it, with the lines of that period at the top level or withheld (they and the
+# product line's lines moving up make the top row: its candidates are all there, and a line of
+# another product line assigned again from among them alone cannot reach a lower row it did not
+# reach with all of its row's lines). Other lines keep their rows: a row below the top never
+# spans two product lines, and a cell never spans two periods.
 _REDO = """
 CREATE TEMP TABLE sales_redo ON COMMIT DROP AS
-SELECT line_id FROM pg_temp.sales_lines
-WHERE ({span}) AND CAST({period} AS text) = ANY(CAST(:periods AS text[]))
+SELECT l.line_id FROM pg_temp.sales_lines l
+LEFT JOIN pg_temp.sales_assign a ON a.part = :p AND a.line_id = l.line_id
+WHERE ({span}) AND (
+    CAST({period} AS text) = ANY(CAST(:whole AS text[]))
+    OR (CAST({period} AS text), l.product_line) IN (
+        SELECT * FROM unnest(CAST(:periods AS text[]), CAST(:lines AS text[])))
+    OR (CAST({period} AS text) = ANY(CAST(:periods AS text[]))
+        AND (a.line_id IS NULL OR a.level = :top)))
+"""
+# Each merged row's level, product line and period, from the lines it holds now.
+_MERGED = """
+SELECT DISTINCT a.row_key, a.level, l.product_line, CAST({period} AS text)
+FROM pg_temp.sales_assign a JOIN pg_temp.sales_lines l USING (line_id)
+WHERE a.part = :p AND a.row_key = ANY(CAST(:keys AS text[]))
 """
 _BEFORE = """
 CREATE TEMP TABLE sales_before ON COMMIT DROP AS
@@ -222,23 +241,42 @@ SELECT :p, d.line_id, v.row_key FROM (
 """
 
 
-def _redo(conn: Connection, part: Partition, periods: set[str]) -> None:
-    """pg_temp.sales_redo: the lines of `part`'s span in `periods`, once per re-assignment."""
+def _redo(conn: Connection, part: Partition, merged: set[str]) -> None:
+    """pg_temp.sales_redo: the lines a merge of the rows `merged` of `part` can move (_REDO)."""
+    top = len(part.levels) - 1
+    whole, pairs, known = set(), set(), set()
+    sql = sa.text(_MERGED.format(period=part.period))
+    for key, level, line, period in conn.execute(sql, {"p": part.name, "keys": sorted(merged)}):
+        known.add(key)
+        if level == top:
+            whole.add(period)
+        else:
+            pairs.add((period, line))
+    whole |= {key.split("|", 1)[0] for key in merged - known}  # not assigned: its whole period
+    pairs = sorted(pair for pair in pairs if pair[0] not in whole)
     conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.sales_redo"))
     conn.execute(
-        sa.text(_REDO.format(span=part.span, period=part.period)), {"periods": sorted(periods)}
+        sa.text(_REDO.format(span=part.span, period=part.period)),
+        {
+            "p": part.name,
+            "top": top,
+            "whole": sorted(whole),
+            "periods": [period for period, _ in pairs],
+            "lines": [line for _, line in pairs],
+        },
     )
 
 
 def reassign(
-    conn: Connection, part: Partition, k: int, forbidden: set[str], periods: set[str]
+    conn: Connection, part: Partition, k: int, forbidden: set[str], merged: set[str]
 ) -> None:
-    """Assigns the lines of `periods` again (as `assign`: a cell never spans two periods, a
-    week's Monday or a window's length, so a merge changes nothing outside its own) and records in pg_temp.sales_moved
-    every line whose row changed, under its old and its new row: what `scope_audit` starts from."""
+    """Assigns again the lines that merging the rows `merged` (now in `forbidden`) can move
+    (`_redo`: their product lines' lines in their periods, and the lines of the top rows of
+    those periods) and records in pg_temp.sales_moved every line whose row changed, under its
+    old and its new row: what `scope_audit` starts from."""
     conn.execute(sa.text(_MOVED_TABLE))
     conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.sales_before"))
-    _redo(conn, part, periods)
+    _redo(conn, part, merged)
     conn.execute(sa.text(_BEFORE), {"p": part.name})
     assign(conn, part, k, forbidden, redo=True)
     conn.execute(sa.text(_MOVED), {"p": part.name})
