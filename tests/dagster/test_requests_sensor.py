@@ -124,7 +124,12 @@ def test_one_tick_launches_one_run_that_answers_every_new_request(
     handled = result.asset_materializations_for_node("handled_data_requests")[0].metadata
     assert handled["handled"].value == 3 and handled["orders_cleared"].value == 1
     [erased] = result.asset_materializations_for_node("erased_purged_storage")
-    assert erased.metadata["ran"].value is True  # the erasure left the data files in the same run
+    # The erasure left the data files in the same run, unless a snapshot another session of the
+    # shared server holds can still see the cleared rows: then it is pending and says behind whom.
+    waiting = erased.metadata["waiting_for"].value
+    assert erased.metadata["ran"].value is True or (
+        waiting and erased.metadata["pending_tables"].value
+    )
     assert (tmp_path / "requests" / "request-100" / "export.json").exists()
 
     second = tick(dagster_instance, database_url, tmp_path, first.cursor)

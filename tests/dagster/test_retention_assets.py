@@ -49,7 +49,8 @@ def test_nightly_assets_purge_due_orders_and_report_counts(engine, database_url)
         logs = " ".join(str(e) for e in instance.all_logs(result.run_id))
     assert (due["eligible"], due["kept_by_open_case"], due["waiting_for_window"]) == (1, 1, 1)
     assert purged["purged"] == 1 and purged["purged_sample_order_ids"] == "1"  # one line of text
-    assert erased["ran"] is True
+    # Rewritten, or pending behind a snapshot another session of the shared server holds open.
+    assert erased["ran"] is True or (erased["waiting_for"] and erased["pending_tables"])
     assert checks == {
         "no_overdue_personal_data": True,
         "cleared_orders_hold_no_personal_data": True,
