@@ -114,9 +114,9 @@ class Derivable:
     alongside: frozenset[Row] = frozenset()
 
 
-def _atom_sql(template: str, parts: list[str]) -> str:
+def _atoms_sql(parts: list[str]) -> str:
     n = range(len(parts))
-    return template.format(
+    return _GROUPED_ATOMS.format(
         keys=", ".join(f"a{i}.row_key AS k{i}" for i in n),
         grouped=", ".join(f"a{i}.row_key" for i in n),
         joins=" ".join(
@@ -182,7 +182,7 @@ def audit_groups(
     names = _number_rows(conn, parts)
     params = names | {"lines": list(groups), "groups": list(groups.values())}
     result = conn.execute(
-        sa.text(_atom_sql(_GROUPED_ATOMS, parts)),
+        sa.text(_atoms_sql(parts)),
         params,
         execution_options={"stream_results": True, "yield_per": 20_000},
     )

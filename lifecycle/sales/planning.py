@@ -214,17 +214,16 @@ def _suppress(
             else:
                 new[r.inner].update(r.partners_to_merge(k))
             seen.add((r.outer, r.outer_key, r.inner, r.customers))
-        # Only the periods of the merged cells are assigned again, and only the rows the moved
-        # lines can affect are audited again: the rest audited clean in this round and has not
-        # changed (rollup.scope_audit), so each later round costs what its merges touch.
+        # Only the lines the merges can move are assigned again (rollup.reassign), and only the
+        # rows the moved lines can affect are audited again: the rest audited clean in this
+        # round and has not changed (rollup.scope_audit), so each later round costs what its
+        # merges touch.
         for part in moving:
             if new[part.name]:
                 forbidden[part.name] |= new[part.name]
                 rollup.reassign(conn, part, k, forbidden[part.name], new[part.name])
-            if part.name == WEEKLY:
-                # A sum and a daily row lie within one week: the weeks no merge touched audit
-                # as they did this round, clean.
-                weeks = {key.split("|", 1)[0] for key in new[part.name]}
+        if sums:  # a sum and a daily row lie within one week: the weeks no merge touched are clean
+            weeks = {key.split("|", 1)[0] for key in new[WEEKLY]}
         if touched is not None:  # the exact audit reads again only what moved, in its groups
             touched |= rollup.moved_product_lines(conn)
         rollup.scope_audit(conn)
