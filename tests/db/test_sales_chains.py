@@ -317,3 +317,35 @@ def test_the_exact_audit_reads_groups_of_product_lines_and_loses_nothing(engine,
     assert whole.found, "cells under k are derivable from the unmerged weeks"
     assert Counter(by_group) == Counter(whole.found)
     assert nothing.found == [] and nothing.atoms == 0
+
+
+def test_a_merge_reassigns_exactly_what_assigning_everything_again_gives(engine, policy):
+    """rollup.reassign assigns again only the merged rows' product lines in their periods and
+    their periods' top-row and withheld lines. On the synthetic shop, three rounds of merging
+    rows at every level (a top row once merged lines reach it) leave the weekly table and the
+    91-day window exactly as a fresh assignment of every line with the same cells forbidden."""
+    synthetic.seed_shop(engine, orders=20000, seed=7, as_of=AS_OF)
+    daily.refresh(engine, policy, run_id="night", as_of=AS_OF)
+    k = policy.analytics.min_customers_per_cell
+    day = planning.window_end(daily.last_complete_day(engine, policy, AS_OF))
+    assigned = sa.text("SELECT line_id, row_key FROM pg_temp.sales_assign WHERE part = :p")
+    published = sa.text("SELECT DISTINCT row_key, level FROM pg_temp.sales_assign WHERE part = :p")
+    with engine.begin() as conn:
+        first, after = planning.lines_span(day)
+        rollup.load_lines(conn, Source(policy), policy.raw.catalogue, first, after)
+        for part in (planning.weekly_partition(day), planning.window_partition(day, 91)):
+            forbidden: set[str] = set()
+            rollup.assign(conn, part, k, forbidden)
+            levels_merged = set()
+            for _ in range(3):
+                rows = sorted(conn.execute(published, {"p": part.name}).all())
+                top = len(part.levels) - 1
+                merged = {key for n, (key, level) in enumerate(rows) if n % 4 == 0 or level == top}
+                levels_merged |= {level for key, level in rows if key in merged}
+                forbidden |= merged
+                rollup.reassign(conn, part, k, forbidden, merged)
+                narrow = dict(conn.execute(assigned, {"p": part.name}).all())
+                rollup.assign(conn, part, k, forbidden)
+                assert narrow == dict(conn.execute(assigned, {"p": part.name}).all())
+            assert levels_merged == set(range(len(part.levels)))
+        conn.rollback()
