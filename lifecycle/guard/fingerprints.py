@@ -27,6 +27,7 @@ from lifecycle.guard.tokens import (
     tokens_sql,
 )
 from lifecycle.policy import Policy, quote_ident
+from lifecycle.policy.raw import RawTable
 
 # Distinct raw values and the zone's word n-grams hash in memory instead of spilling (as sales do).
 WORK_MEM = "64MB"
@@ -287,12 +288,11 @@ def raw_fingerprints_sql(
         for col in cols:
             pairs.append(f'(:src_{source}, CAST(t.{col} AS text) COLLATE "C")')
             source += 1
-        held = " OR ".join(f"t.{col} IS NOT NULL" for col in cols)
         name = f"raw_{len(ctes)}"
         ctes.append(f"""{name} AS MATERIALIZED (
-                SELECT DISTINCT x.source, x.v FROM {spec.sql} t
+                SELECT DISTINCT x.source, x.v FROM {_rows_holding_values(spec, policy, cols, new)}
                 CROSS JOIN LATERAL (VALUES {", ".join(pairs)}) AS x(source, v)
-                WHERE ({held}){new} AND x.v IS NOT NULL)""")
+                WHERE x.v IS NOT NULL)""")
         branches.append(f"""
             SELECT n.source, {hmac_sql("'v:' || n.norm")} AS h
             FROM (SELECT s.source, {norm_sql("s.v")} AS norm FROM {name} s OFFSET 0) n
@@ -311,6 +311,25 @@ def raw_fingerprints_sql(
     if not branches:
         return None
     return "WITH " + ", ".join(ctes) + " " + " UNION ALL ".join(branches)
+
+
+def _rows_holding_values(spec: RawTable, policy: Policy, cols: list[str], new: str) -> str:
+    """A raw table's rows holding a personal value (with `new`, written since `:fp_new_xmin`), as
+    a subquery `t` of its personal columns.
+
+    The orders' are read as two halves: not cleared (`purged_at IS NULL`), and cleared yet holding
+    a value. Together they are every row holding one, whatever the indexes; each half is what a
+    partial index of the reference schema covers (migrations 0110 and 0140), so on a shop whose
+    orders are mostly cleared the orders in flight are read, not every order ever placed."""
+    held = " OR ".join(f"t.{col} IS NOT NULL" for col in cols)
+    select = f"SELECT {', '.join(f't.{col}' for col in cols)} FROM {spec.sql} t"
+    orders = policy.raw.orders
+    if spec.table != orders.table or "purged_at" not in orders.columns:
+        return f"({select} WHERE ({held}){new}) t"
+    purged = f"t.{orders.col('purged_at')}"
+    return f"""({select} WHERE {purged} IS NULL AND ({held}){new}
+               UNION ALL
+               {select} WHERE {purged} IS NOT NULL AND ({held}){new}) t"""
 
 
 def _folded_branch(values: str) -> str:

@@ -147,6 +147,23 @@ def test_a_phone_written_in_another_format_than_the_raw_one_is_caught(
     assert_no_value_shown(shown(prints, patterns), written, raw)
 
 
+def test_a_value_left_in_a_cleared_order_is_still_compared(shop, plant, policy):
+    """The raw zone's orders are read as two halves (in flight, and cleared yet holding a value,
+    each through its partial index): a value a faulty writer left in a cleared order is still a
+    raw value, and one of an order in flight still is too."""
+    with shop.begin() as conn:
+        conn.execute(sa.text("UPDATE shop.orders SET purged_at = now() WHERE order_id = 2"))
+    plant(
+        "adhoc_contacts",
+        email=[OTHERS[0]["receiver_email"], OTHERS[1]["receiver_email"], "nobody@example.com"],
+    )
+    prints = raw_values.raw_values_in_zone(shop, policy, KEY)
+    assert ("analytics.adhoc_contacts", "email", "raw_value", 2) in found(prints)
+    [finding] = [f for f in prints.findings if f.table == "analytics.adhoc_contacts"]
+    assert finding.detail.endswith("shop.orders.receiver_email")
+    assert_no_value_shown(shown(prints), *(o["receiver_email"] for o in OTHERS))
+
+
 def test_a_receiver_name_inside_a_free_text_comment_is_caught(shop, plant, policy):
     plant(
         "adhoc_feedback",
