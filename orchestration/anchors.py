@@ -28,7 +28,10 @@ def anchor_metadata(heads: list[Head], shop: str) -> dict[str, object]:
     return {
         ANCHORS_KEY: dg.MetadataValue.json([head.as_text() for head in heads]),
         SHOP_KEY: shop,
-        **{head.chain: f"link {head.link_seq}, sha256 {head.link_hash[:16]}…" for head in heads},
+        # The whole hash, not a prefix: the guard's run-log scan recognises a ledger hash it holds
+        # (lifecycle/guard/provenance.py), while a new prefix each night was a text no clean pass
+        # had compared, which hashed the whole raw zone every night.
+        **{head.chain: f"link {head.link_seq}, sha256 {head.link_hash}" for head in heads},
     }
 
 

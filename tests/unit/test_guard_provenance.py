@@ -4,6 +4,8 @@ folded, phones stay exact, and a raw value written into a log text still meets i
 
 from lifecycle.guard.provenance import Provenance, fold, log_tokens
 from lifecycle.guard.tokens import TEXT_GRAM_WORDS, normalise, phone_variants, tokens
+from lifecycle.ledger.chain import Head
+from orchestration.anchors import anchor_metadata
 from tests.shop import PERSONAL
 
 RUN = "2eaf580e-e83d-43aa-8305-0ec0cf68363f"
@@ -86,3 +88,18 @@ def test_a_raw_value_of_more_than_four_words_inside_a_log_text_is_one_of_its_tok
     assert ("in_text", "v:" + normalise(PERSONAL["receiver_address"])) in tokens(
         sentence, TEXT_GRAM_WORDS
     )
+
+
+def test_a_nights_ledger_anchor_texts_hold_no_token_the_previous_nights_did_not():
+    """The anchor's per-chain texts name the whole link hash, which the ledger holds and the scan
+    cuts out; a 16-hex prefix made a token no clean pass had compared, every night."""
+    other = "9" * 64
+    nights = [
+        anchor_metadata([Head(chain="purge_ledger", link_seq=seq, link_hash=h)], "shop")
+        for seq, h in ((12, HASH), (13, other))
+    ]
+    seen = [
+        {t for value in night.values() if isinstance(value, str) for t in bodies(value, known)}
+        for night, known in zip(nights, (KNOWN, Provenance(hashes=frozenset({other}))), strict=True)
+    ]
+    assert seen[0] and seen[1] <= seen[0]
