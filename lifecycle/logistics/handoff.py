@@ -249,7 +249,11 @@ def refresh_handoff(
             {"run_id": run_id, "policy_version": policy.version, "policy_hash": policy.sha256},
         )
     # The ranges cover every bigint: each hand-off row falls in a batch even when its order is gone.
-    bound_sql, batch_sql = keyset_bound_sql(q.orders, q.oid), sa.text(_refresh_batch_sql(q))
+    # They are cut at every batch_size-th order not cleared yet (through orders_not_purged_idx):
+    # only those can be pending, so the walk and each batch's read of the orders cost the orders
+    # in flight, not every order ever placed (cleared ones between two bounds are never read).
+    bound_sql = keyset_bound_sql(q.orders, q.oid, where=f"{q.purged_at} IS NULL")
+    batch_sql = sa.text(_refresh_batch_sql(q))
     carriers = list(policy.logistics.carriers)
 
     def batch(conn: Connection, after: int, upto: int) -> _Outcome:

@@ -220,6 +220,28 @@ def test_small_batches_give_the_same_hand_off_as_one_batch(engine, policy_file):
     assert small.batches == 4 and small.inserted == 7
 
 
+def test_small_batches_cut_at_orders_in_flight_still_remove_the_rows_of_cleared_orders(
+    engine, policy_file
+):
+    """The walk's bounds are orders not cleared yet; cleared orders between two bounds, before the
+    first and after the last are never read as orders, yet their hand-off rows still leave."""
+    policy = carriers_policy(policy_file, batch_size=2, name="small.yaml")
+    ids = (1, 5, 6, 7, 20, 21, 22, 50, 51)
+    with engine.begin() as conn:
+        for oid in ids:
+            add_pending(conn, oid, "sf_express", status="shipped")
+    refresh(engine, policy, "night-1")
+    cleared = (1, 6, 7, 21, 51)  # the first, two inside a batch, one between batches, the last
+    with engine.begin() as conn:
+        for oid in cleared:
+            set_order(conn, oid, purged_at=AS_OF)
+    report = refresh(engine, policy, "night-2")
+    with engine.connect() as conn:
+        assert sorted(handoff(conn)) == [oid for oid in ids if oid not in cleared]
+    assert report.removed == {"purged": len(cleared)} and report.removed_sample_ids == list(cleared)
+    assert report.batches == 3  # bounds at the 2nd and 4th of the 4 orders in flight, then the rest
+
+
 def test_each_refresh_is_recorded_with_its_counts(engine, policy_file):
     policy = carriers_policy(policy_file)
     with engine.begin() as conn:
