@@ -68,6 +68,13 @@ def migrated_database(backend: str, partitioned: bool, suffix: str = ""):
     engine.dispose()
     yield url
     db.drop_database(admin, name)
+    db.drop_database(admin, cli_history_database(name))
+
+
+def cli_history_database(name: str) -> str:
+    """The run history the `lifecycle` command gets in the tests (tests/test_cli.py): one
+    database per session database, dropped with it, never the shared server's `dagster`."""
+    return f"{name}_cli_dagster"
 
 
 def _keep_values_out_of_server_log(engine: sa.Engine, name: str) -> None:

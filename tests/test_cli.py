@@ -12,18 +12,34 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from lifecycle import db
 from lifecycle.settings import Settings
 from orchestration.instance import open_instance
+from tests.conftest import cli_history_database
 from tests.shop import add_delivered, is_purged, leaked
 
 LIFECYCLE = str(Path(sys.executable).with_name("lifecycle"))
 
 
+def cli_history(url: sa.URL) -> dict[str, str]:
+    """LIFECYCLE_DAGSTER_STORAGE_URL for the session database `url`, created on first use; none
+    when its server cannot be reached (the command then fails on the shop, as the test expects)."""
+    history = url.set(database=cli_history_database(url.database))
+    try:
+        db.ensure_database(url, history.database)
+    except sa.exc.OperationalError:
+        return {}
+    return {"LIFECYCLE_DAGSTER_STORAGE_URL": history.render_as_string(hide_password=False)}
+
+
 def lifecycle(*args: str, url, tmp_path, **env) -> subprocess.CompletedProcess:
+    """The command on the test database, its run history in the session's own history database
+    (the default, a `dagster` database on the shop's server, would be left on the shared server)."""
     environment = {
         **os.environ,
         "LIFECYCLE_DATABASE_URL": url.render_as_string(hide_password=False),
         "DAGSTER_HOME": str(tmp_path / "dagster"),
+        **cli_history(url),
         **env,
     }
     return subprocess.run(
@@ -73,6 +89,7 @@ def test_nightly_runs_the_job_through_dagster_and_records_it(engine, database_ur
         {
             "LIFECYCLE_DATABASE_URL": database_url.render_as_string(hide_password=False),
             "DAGSTER_HOME": str(tmp_path / "dagster"),
+            **cli_history(database_url),
         }
     )
     with open_instance(settings) as instance:
