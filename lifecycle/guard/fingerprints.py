@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from lifecycle.checks import Finding
 from lifecycle.guard.key import SAMPLES, GuardKey, hmac_sql, mask_sql
+from lifecycle.guard.provenance import FOLD_DIGITS, FOLD_GROUPS
 from lifecycle.guard.tokens import (
     SQL_PARAMS,
     TEXT_GRAM_WORDS,
@@ -249,9 +250,10 @@ def raw_sources(policy: Policy) -> dict[str, str]:
     return {f"src_{i}": name for i, name in enumerate(names)}
 
 
-# A personal value's folded form (lifecycle.guard.provenance.fold: every run of digits one `0`),
-# made only for values holding a digit and something else: a log's bare numbers are not compared.
-_FOLDED = "regexp_replace({norm}, '[0-9]+', '0', 'g')"
+# A personal value's folded form (lifecycle.guard.provenance.fold: every run of digits one `0`,
+# zeros in a row one `0`), made only for values holding a digit and something else: a log's bare
+# numbers are not compared.
+_FOLDED = f"regexp_replace(regexp_replace({{norm}}, '{FOLD_DIGITS}', '0', 'g'), '{FOLD_GROUPS}', '0', 'g')"
 _FOLDABLE = "{norm} ~ '[0-9]' AND {norm} ~ '[^0-9 ]'"
 
 

@@ -46,7 +46,21 @@ TIMESTAMP_SPAN = re.compile(
     r"(?<![0-9A-Za-z])[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?"
     r"(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?(?![0-9A-Za-z])"
 )
-_DIGITS = re.compile("[0-9]+")
+# Folding, as regular expressions PostgreSQL and Python read alike (the raw side folds in SQL,
+# lifecycle.guard.fingerprints): every run of digits one `0`, then zeros in a row one `0`, so a
+# count written `3,001` or a duration `1.83` (normalised to `3 001`, `1 83`) folds like `7` does.
+FOLD_DIGITS = "[0-9]+"
+FOLD_GROUPS = "0( 0)+"
+_DIGITS = re.compile(FOLD_DIGITS)
+_GROUPS = re.compile(FOLD_GROUPS)
+# Dagster's message when a step ends (dagster_shared.utils.timing.format_duration): its duration
+# is cut out by this shape, within this one message only. The step's duration was the one part of
+# it that changed, and its forms (`837ms`, `1.83s`, `4m52s`) made new tokens whenever a step
+# crossed a second or a minute.
+STEP_FINISHED = re.compile(
+    r'^Finished execution of step "[^"]*" in '
+    r"(?P<d>[0-9]+(?:\.[0-9]+)?(?:ms|s)|[0-9]+m[0-9]+s|[0-9]+h[0-9]+m)\.$"
+)
 
 
 @dataclass(frozen=True)
@@ -60,7 +74,8 @@ class Provenance:
     explained: dict[str, int] = field(default_factory=dict, compare=False)
 
     def pieces(self, text: str) -> list[str]:
-        """The text cut at every span these records account for; counts what was cut."""
+        """The text cut at every span these records account for, and at a timestamp and the
+        duration of Dagster's step-finished message (by shape); counts what was cut."""
         spans = []
         for pattern, known, what in (
             (UUID_SPAN, self.run_ids, "run ids"),
@@ -74,6 +89,9 @@ class Provenance:
                 if known is None or match.group(0) in known:
                     spans.append(match.span())
                     self.explained[what] = self.explained.get(what, 0) + 1
+        if finished := STEP_FINISHED.match(text):
+            spans.append(finished.span("d"))
+            self.explained["step durations"] = self.explained.get("step durations", 0) + 1
         if not spans:
             return [text]
         out, at = [], 0
@@ -86,8 +104,9 @@ class Provenance:
 
 
 def fold(token_text: str) -> str:
-    """Every run of digits as one `0`: `in 879ms` -> `in 0ms` (the raw side folds the same way)."""
-    return _DIGITS.sub("0", token_text)
+    """Every run of digits as one `0`, and zeros in a row as one: `in 879ms` -> `in 0ms`,
+    `3 001 re hashed` -> `0 re hashed` (the raw side folds the same way)."""
+    return _GROUPS.sub("0", _DIGITS.sub("0", token_text))
 
 
 def log_tokens(text: str, provenance: Provenance) -> set[tuple[str, str]]:

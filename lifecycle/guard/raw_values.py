@@ -18,7 +18,7 @@ from lifecycle.checks import CheckResult, Finding
 from lifecycle.guard import changes, fingerprints, positions
 from lifecycle.guard.key import GuardKey
 from lifecycle.guard.privilege import INSUFFICIENT_PRIVILEGE
-from lifecycle.guard.provenance import Provenance, log_tokens
+from lifecycle.guard.provenance import FOLD_DIGITS, FOLD_GROUPS, Provenance, log_tokens
 from lifecycle.guard.reader import reader_engine
 from lifecycle.guard.scan import reason, scan
 from lifecycle.guard.tokens import SQL_PARAMS as TOKENIZER
@@ -277,4 +277,5 @@ def _compared_with(policy: Policy, key: GuardKey) -> str:
     """What the zone's tokens are compared with: the raw columns, the tokenizer and the key (a
     new key makes every kept digest useless, so every relation is read again)."""
     key_id = key.digest("lifecycle guard: kept digests").hex()
-    return repr((sorted(fingerprints.raw_sources(policy).values()), TOKENIZER, key_id))
+    folding = (FOLD_DIGITS, FOLD_GROUPS)  # kept log digests are of folded tokens
+    return repr((sorted(fingerprints.raw_sources(policy).values()), TOKENIZER, folding, key_id))

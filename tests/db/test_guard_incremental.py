@@ -367,7 +367,7 @@ RUN_A, RUN_B, RUN_C = (f"{n}e7c2a1f-0b3d-4c5e-8f9a-1b2c3d4e5f6a" for n in "abc")
 HASH_A, HASH_B = (n * 64 for n in "ab")
 
 
-def project_log(run_id: str, digest: str, ms: int, pid: int, extra: str = "") -> list:
+def project_log(run_id: str, digest: str, duration: str, pid: int, extra: str = "") -> list:
     """A night's run log as Dagster and the project write it: a run id, a ledger head, a
     duration, a process id; `extra` is whatever a step also logged."""
     return [
@@ -375,7 +375,7 @@ def project_log(run_id: str, digest: str, ms: int, pid: int, extra: str = "") ->
         (
             f"run {run_id[:8]} / purged_orders",
             2,
-            f'Finished execution of step "purged_orders" in {ms}ms.',
+            f'Finished execution of step "purged_orders" in {duration}.',
         ),
         (f"run {run_id[:8]} / ledger_anchor", 3, f"purge_ledger:6:{digest}"),
         (f"run {run_id[:8]} / run", 4, f"Started run {run_id} for job nightly_lifecycle"),
@@ -394,7 +394,7 @@ def test_a_night_whose_new_log_tokens_are_all_project_generated_reads_no_raw_tab
         zone,
         policy,
         AS_OF + 2 * DAY,
-        project_log(RUN_A, HASH_A, 86, 1234),
+        project_log(RUN_A, HASH_A, "86ms", 1234),
         Provenance(frozenset({RUN_A}), frozenset({HASH_A})),
     )
     assert passes == ["all"] and all(r.passed for r in first)  # its tokens met nothing before
@@ -403,14 +403,15 @@ def test_a_night_whose_new_log_tokens_are_all_project_generated_reads_no_raw_tab
         zone,
         policy,
         AS_OF + 3 * DAY,
-        project_log(RUN_B, HASH_B, 879, 99812),
+        project_log(RUN_B, HASH_B, "1.83s", 99812),  # a second: another form of duration
         Provenance(frozenset({RUN_B}), frozenset({HASH_B})),
     )
     zone_result, log_result = quiet
     assert passes == []  # no raw table read
     assert log_result.passed and log_result.scanned["raw_values"] == "none (unchanged)"
     assert zone_result.scanned["tokens_never_compared"] == 0
-    assert log_result.scanned["explained_spans"] == 2  # the run id, the ledger hash
+    # the run id, the ledger hash, the step's duration (`1.83s` where the night before had `86ms`)
+    assert log_result.scanned["explained_spans"] == 3
 
     # A customer whose payment reference is shaped like a run id, but is none of this instance's.
     before = counters(zone, "shop.orders")
@@ -431,7 +432,7 @@ def test_a_night_whose_new_log_tokens_are_all_project_generated_reads_no_raw_tab
             zone,
             policy,
             AS_OF + 4 * DAY,
-            project_log(RUN_B, HASH_B, 91, 4321, extra=planted),
+            project_log(RUN_B, HASH_B, "91ms", 4321, extra=planted),
             Provenance(frozenset({RUN_B}), frozenset({HASH_B})),
         )
         zone_result, log_result = leak
