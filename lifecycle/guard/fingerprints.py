@@ -271,12 +271,11 @@ def raw_fingerprints_sql(
     digest can match otherwise. OFFSET 0 keeps PostgreSQL from inlining (and so recomputing) the
     normal form and the phone digits.
 
-    One read per table, not one per column and branch: on a shop whose orders are mostly cleared
-    (as every shop is once its nights have run) the per-column form read every cleared row once
-    per column and branch, 18 times for the reference schema. At 500,000 orders, 12% of them still
-    holding values, the whole zone took 3.5 s against 9.5 s that way (5.0 s against 14.6 s with
-    the folded forms); the new-only form was already this one, 0.10-0.20 s against 1.1-1.6 s at
-    1M orders.
+    One read per table, not one per column and branch: the per-column form read every row of the
+    orders, cleared or not, once per column and branch (18 times for the reference schema). The
+    orders are read through their partial indexes (`_rows_holding_values`). On the 1M bench seed
+    the whole zone took 3.2 s against 3.8-4.1 s that way (4.8-4.9 s against 5.9-6.3 s with the
+    folded forms); normalising and hashing the live values is the rest.
     """
     ctes, branches = [], []
     lengths = "IN (SELECT len FROM guard_lengths)"
