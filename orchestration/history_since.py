@@ -31,6 +31,9 @@ class NewHistory:
     # upstream versions those name: (asset key, version).
     data_versions: set[str] = field(default_factory=set)
     input_versions: set[tuple[str, str]] = field(default_factory=set)
+    # The compute-log keys Dagster recorded in the LOGS_CAPTURED events read (an instance whose
+    # compute log manager keeps no files, as an ephemeral one, has no other record of them).
+    log_keys: set[str] = field(default_factory=set)
 
 
 def history_since(
@@ -75,6 +78,7 @@ def read(instance: dg.DagsterInstance, run_ids: list[str], positions: dict[str, 
             new.events += 1
             entry = record.event_log_entry
             _note_data_versions(new, entry)
+            _note_log_key(new, entry)
             where = f"run {run_id[:8]} / {entry.step_key or 'run'}"
             new.texts += [(where, record.storage_id, text) for text in entry_texts(entry)]
         new.reached[run_id] = high
@@ -103,6 +107,12 @@ def _versions_of(entry) -> tuple[str | None, dict[str, str]]:
     return own, inputs
 
 
+def _note_log_key(new: NewHistory, entry) -> None:
+    event = entry.dagster_event
+    if event is not None and event.event_type == dg.DagsterEventType.LOGS_CAPTURED:
+        new.log_keys.add(event.logs_captured_data.file_key)
+
+
 def _note_data_versions(new: NewHistory, entry) -> None:
     own, inputs = _versions_of(entry)
     if own:
@@ -114,7 +124,8 @@ def provenance(instance: dg.DagsterInstance, new: NewHistory) -> tuple[set, set,
     """What of `new`'s texts Dagster wrote, each confirmed against the instance's own records:
     the run ids that name runs of this instance, the data versions Dagster computed (in the
     events read, or an upstream's among its latest materializations), and the compute-log keys
-    of the runs read (their files' names). See lifecycle/guard/provenance.py."""
+    of the runs read (their files' names, and the keys their LOGS_CAPTURED events record). See
+    lifecycle/guard/provenance.py."""
     mentioned = {m.group(0) for _, _, text in new.texts for m in UUID_SPAN.finditer(text)}
     run_ids = set(new.run_ids)
     if mentioned - run_ids:
@@ -128,4 +139,4 @@ def provenance(instance: dg.DagsterInstance, new: NewHistory) -> tuple[set, set,
             if own:
                 versions.add(own)
     keys = {p.stem for run_id in new.run_ids for p in compute_log_files(instance, run_id)}
-    return run_ids, versions, keys
+    return run_ids, versions, keys | new.log_keys

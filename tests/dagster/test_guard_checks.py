@@ -402,3 +402,28 @@ def test_the_run_history_read_fetches_only_the_events_past_a_runs_position(
     assert new.events == len([i for i in ids if i > floor]) > 0
     assert sorted(fetched) == [i for i in ids if i > floor]
     assert new.reached[run_id] == ids[-1]
+
+
+def test_night_after_night_the_raw_pass_settles_to_no_whole_pass(shop):
+    """On a shop where nothing changes, the run log's texts repeat once each wording has been met:
+    run ids and hashes are cut out, durations cut out of Dagster's step messages, counts folded.
+    So after the first nights (the first night's tail, each of the check's own modes written for
+    the first time) no night hashes the raw zone whole; a text that changed every night (a step's
+    duration crossing a second, a count crossing a thousand) made every night a whole pass."""
+    passes = []
+    with dg.DagsterInstance.ephemeral() as instance:
+        for _ in range(7):
+            result = nightly(shop, instance)
+            assert result.success
+            [zone] = [
+                e.metadata
+                for e in result.get_asset_check_evaluations()
+                if e.check_name == "no_raw_values_in_analytics"
+            ]
+            passes.append(
+                (zone["scanned_raw_values"].value, zone["scanned_tokens_never_compared"].value)
+            )
+    assert passes[0][0] == "all"  # the first night compares everything
+    assert all(read in ("new only", "none (unchanged)") and n == 0 for read, n in passes[-2:]), (
+        passes
+    )
