@@ -13,7 +13,17 @@ import sqlalchemy as sa
 from assets.guard import GUARD_CHECKS
 from lifecycle import synthetic
 from lifecycle.checks import CheckResult
-from lifecycle.guard import cells, gx, names, patterns, raw_values, values, zone
+from lifecycle.guard import (
+    cells,
+    fingerprints,
+    gx,
+    names,
+    patterns,
+    provenance,
+    raw_values,
+    values,
+    zone,
+)
 from lifecycle.guard.key import GuardKey
 from lifecycle.guard.terminal import findings_table, status_line
 from lifecycle.guard.tokens import normalise
@@ -426,16 +436,15 @@ def test_codes_numbers_and_dates_are_not_phones(engine, value):
 
 def test_the_sql_fold_agrees_with_the_logs_fold(engine):
     """A raw value's folded form is made in SQL, a log token's in Python: the same function."""
-    from lifecycle.guard.fingerprints import _FOLDED
-    from lifecycle.guard.provenance import fold
-
     texts = ["3 001 re hashed", "in 1 83s", "a1 2b c3", "flat 12 34 56 main st 7", "00 0 x 0"]
     with engine.connect() as conn:
         folded = conn.execute(
-            sa.text(f"SELECT {_FOLDED.format(norm='t')} FROM unnest(CAST(:t AS text[])) t"),
+            sa.text(
+                f"SELECT {fingerprints._FOLDED.format(norm='t')} FROM unnest(CAST(:t AS text[])) t"
+            ),
             {"t": texts},
         ).scalars()
-        assert list(folded) == [fold(t) for t in texts]
+        assert list(folded) == [provenance.fold(t) for t in texts]
 
 
 def test_the_sql_luhn_check_agrees_with_the_reference(engine):
