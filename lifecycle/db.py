@@ -200,11 +200,22 @@ def resolve_url(settings: Settings) -> URL:
 # libpq way, `options` in the URL (`?options=-c%20jit%3Don`) or PGOPTIONS: they come after this
 # setting, so theirs wins. A role's or database's own setting (ALTER ROLE … SET jit) does not: the
 # session's options override it.
-SESSION_OPTIONS = "-c jit=off"
+#
+# Each session may also keep up to 1GB of its temporary tables in memory (`temp_buffers`, 8MB by
+# default). The planning builds and the guard's differencing audit (lifecycle/sales) work in temp
+# tables of a million rows and more, indexed and re-read every round; at 8MB every page of them
+# went through a read or write system call. With 1GB the two builds on a 3M-order shop took 382 s
+# instead of 470 s (bench/RESULTS.md, docs/sales.md), the tables byte for byte the same. The
+# buffers are taken as temp pages are used, so a session without temp tables holds none of it;
+# it must be set before a session's first temp table, hence here. A user's own `-c temp_buffers`
+# (URL or PGOPTIONS) wins as above.
+TEMP_BUFFERS = "1GB"
+SESSION_OPTIONS = f"-c jit=off -c temp_buffers={TEMP_BUFFERS}"
 
 
 def session_options(url: URL, environ: dict[str, str] | None = None) -> str:
-    """The libpq `options` for a session: JIT off, then whatever the user asked for.
+    """The libpq `options` for a session: JIT off and room for temp tables, then whatever the
+    user asked for.
 
     Passing `options` to the driver replaces the URL's own `options` and libpq's PGOPTIONS, so
     both are carried over, after ours: a later `-c` for the same setting wins.
@@ -218,7 +229,7 @@ def session_options(url: URL, environ: dict[str, str] | None = None) -> str:
 
 def create_engine(url: str | URL) -> Engine:
     """An engine on the psycopg 3 driver; `pool_pre_ping` survives a restarted server. Its
-    sessions run with SESSION_OPTIONS (JIT off, see above)."""
+    sessions run with SESSION_OPTIONS (JIT off, temp_buffers; see above)."""
     url = normalise_url(url)
     return sa.create_engine(url, pool_pre_ping=True, connect_args={"options": session_options(url)})
 

@@ -2,7 +2,8 @@
 nightly's and the data-requests job's engine (the ShopDatabase resource), the CLI's, and the
 guard's reader. PostgreSQL JIT-compiled the retention statements from their estimated cost,
 seconds of compiling for a fraction of a second of work. A user who wants JIT says so the libpq
-way, and that wins."""
+way, and that wins. Every session may also keep its temp tables in memory (temp_buffers), which
+the planning builds rely on."""
 
 from __future__ import annotations
 
@@ -40,6 +41,10 @@ def test_the_jobs_sessions_run_with_jit_off(database_url, policy):
     for who, engine in engines.items():
         with engine.connect() as conn:
             assert conn.execute(sa.text("SHOW jit")).scalar() == "off", who
+            if who != "the guard's reader":  # which reads analytics only, in no temp table
+                # Room for the planning builds' temp tables, set before any is created.
+                temp_buffers = conn.execute(sa.text("SHOW temp_buffers")).scalar()
+                assert temp_buffers == db.TEMP_BUFFERS, who
     with shop.connect() as conn:
         assert _jit_lines(conn, policy) == []
     # Not vacuous: the same statement on the same server is compiled when JIT is on (where the
@@ -57,9 +62,10 @@ def test_the_jobs_sessions_run_with_jit_off(database_url, policy):
 
 def test_a_user_who_wants_jit_says_so_in_the_url_or_pgoptions():
     url = db.normalise_url("postgresql://u@h/d")
-    assert db.session_options(url, {}) == "-c jit=off"
+    ours = f"-c jit=off -c temp_buffers={db.TEMP_BUFFERS}"
+    assert db.session_options(url, {}) == ours
     asked = url.update_query_dict({"options": "-c jit=on -c work_mem=64MB"})
-    assert db.session_options(asked, {}) == "-c jit=off -c jit=on -c work_mem=64MB"
-    assert db.session_options(url, {"PGOPTIONS": "-c jit=on"}) == "-c jit=off -c jit=on"
+    assert db.session_options(asked, {}) == f"{ours} -c jit=on -c work_mem=64MB"
+    assert db.session_options(url, {"PGOPTIONS": "-c jit=on"}) == f"{ours} -c jit=on"
     # libpq reads PGOPTIONS only when the connection string has no options of its own.
     assert db.session_options(asked, {"PGOPTIONS": "-c x=1"}).endswith("work_mem=64MB")
