@@ -135,7 +135,19 @@ def _atoms_sql(parts: list[str]) -> str:
 def _number_rows(conn: Connection, parts: list[str]) -> dict[str, str]:
     conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.sales_row_ids"))
     conn.execute(sa.text(_ROW_IDS), {"parts": parts})
+    conn.execute(sa.text("ANALYZE pg_temp.sales_row_ids"))  # temp tables get no autovacuum
     return {f"p{i}": name for i, name in enumerate(parts)}
+
+
+# The atoms are read through a cursor (streamed, one group after another), and PostgreSQL plans a
+# cursor for its first tenth of rows (cursor_tuple_fraction 0.1), which favours a plan that starts
+# fast over one that finishes fast. Every row is read, so the plan is made for all of them, and the
+# numbered rows are analyzed (their first estimate was 136 rows per table where 1M orders have
+# 23k). On the 10M-order shop's first night one such cursor of the weekly build kept the server
+# busy for over 20 minutes, 20,000 atoms a fetch every 8 minutes, until the run was stopped; the
+# same audit streams in seconds at 1M and 3M, where the cursor's plan hashes every join. Which plan
+# the 10M cursor had was not seen (docs/sales.md).
+_PLAN_FOR_EVERY_ROW = sa.text("SET LOCAL cursor_tuple_fraction = 1.0")
 
 
 def product_line_groups(conn: Connection, parts: list[str]) -> dict[str, int]:
@@ -181,6 +193,7 @@ def audit_groups(
         return audit
     names = _number_rows(conn, parts)
     params = names | {"lines": list(groups), "groups": list(groups.values())}
+    conn.execute(_PLAN_FOR_EVERY_ROW)
     result = conn.execute(
         sa.text(_atoms_sql(parts)),
         params,

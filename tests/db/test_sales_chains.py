@@ -306,6 +306,13 @@ def test_the_exact_audit_reads_groups_of_product_lines_and_loses_nothing(engine,
             {"lines": list(groups), "groups": list(groups.values()), "parts": parts},
         ).scalar_one()
         whole = derivable.audit_groups(conn, parts, k)
+        # The atoms' cursor is planned for every row it returns, over analyzed row numbers.
+        assert conn.execute(sa.text("SHOW cursor_tuple_fraction")).scalar() == "1"
+        numbered = conn.execute(
+            sa.text("""SELECT c.reltuples, (SELECT count(*) FROM pg_temp.sales_row_ids)
+                       FROM pg_class c WHERE c.oid = CAST('pg_temp.sales_row_ids' AS regclass)""")
+        ).one()
+        assert numbered[0] == numbered[1] > 0
         by_group = []
         for g in sorted(set(groups.values())):
             lines = {line for line, n in groups.items() if n == g}
