@@ -205,7 +205,7 @@ def resolve_url(settings: Settings) -> URL:
 # default). The planning builds and the guard's differencing audit (lifecycle/sales) work in temp
 # tables of a million rows and more, indexed and re-read every round; at 8MB every page of them
 # went through a read or write system call. With 1GB the two builds on a 3M-order shop took 382 s
-# instead of 470 s (bench/RESULTS.md, docs/sales.md), the tables byte for byte the same. The
+# instead of 470 s (bench/RESULTS.md, docs/sales.md), with the same rounds, merges and rows. The
 # buffers are taken as temp pages are used, so a session without temp tables holds none of it;
 # it must be set before a session's first temp table, hence here. A user's own `-c temp_buffers`
 # (URL or PGOPTIONS) wins as above.
