@@ -300,7 +300,7 @@ def seed_shop(
                 sa.text(
                     "TRUNCATE shop.after_sales_cases, shop.order_items, shop.orders, lifecycle.purge_ledger, "
                     "lifecycle.purge_runs, lifecycle.erasure_runs, lifecycle.erasure_waits, "
-                    "lifecycle.statistics_erasures, lifecycle.demo_seeds"
+                    "lifecycle.erasure_checks, lifecycle.statistics_erasures, lifecycle.demo_seeds"
                 )
             )
             # Their hash chains start again with the new shop (lifecycle/ledger/chain.py), and the

@@ -6,7 +6,8 @@ night's changes): the purge ledger (orders, their case notes, the carrier hand-o
 orders), corrections in lifecycle.request_actions (orders and hand-off), hand-off refreshes that
 removed or updated rows, and answered requests in shop.data_requests, whose payload is redacted
 (found by row version, the table being small). A rewrite covers every change recorded before its
-`covers_until`; docs/retention.md explains the bound.
+`covers_until`, and so does a night that found nothing owed in the table (lifecycle.erasure_checks);
+docs/retention.md explains the bound.
 """
 
 from __future__ import annotations
@@ -38,6 +39,18 @@ _HANDOFF_REFRESHED = """SELECT finished_at, xmin FROM lifecycle.handoff_refreshe
 _REQUESTS_ANSWERED = f"""SELECT coalesce(completed_at, now()), xmin FROM {REQUESTS_TABLE}
     WHERE status NOT IN ('received', 'in_progress')
       AND (CAST(:horizon AS xid8) IS NULL OR age(xmin) <= age(xid(CAST(:horizon AS xid8))))"""
+# A relation's mark, with the horizon that goes with it: the later of its last rewrite and of the
+# last night that found nothing owed in it (lifecycle.erasure_checks, migration 0180). Without the
+# second, a table nothing is cleared in is never rewritten and its mark never moves: on a
+# partitioned shop the partitions of the orders in flight then read every change ever recorded,
+# each night. Both are taken the same way (erasure.py, `_COVERAGE`) before what they cover is read.
+_LATEST_MARK = """
+    SELECT mark, horizon FROM (
+        SELECT coalesce(covers_until, started_at) AS mark, horizon_xid AS horizon
+        FROM lifecycle.erasure_runs WHERE {relation} = ANY(tables)
+        UNION ALL
+        SELECT covers_until, horizon_xid FROM lifecycle.erasure_checks WHERE relation = {relation}
+    ) latest ORDER BY mark DESC LIMIT 1"""
 # A partitioned table is rewritten one leaf partition at a time: the one holding the change's order.
 # An order the shop has deleted since it was cleared is in no partition now, but its old row
 # versions still are, in the one it was in; which one is not known any more, so the change counts
@@ -52,12 +65,9 @@ _REQUESTS_ANSWERED = f"""SELECT coalesce(completed_at, now()), xmin FROM {REQUES
 _PLACED = """
     WITH r AS MATERIALIZED (
         SELECT r.relation, to_regclass(r.relation) AS oid, coalesce(m.mark, :epoch) AS mark,
-               CAST(m.horizon AS xid8) AS horizon
+               m.horizon
         FROM unnest(CAST(:relations AS text[])) AS r(relation)
-        LEFT JOIN LATERAL (
-            SELECT coalesce(covers_until, started_at) AS mark, horizon_xid AS horizon
-            FROM lifecycle.erasure_runs WHERE r.relation = ANY(tables)
-            ORDER BY coalesce(covers_until, started_at) DESC LIMIT 1) m ON true
+        LEFT JOIN LATERAL ({latest}) m ON true
     ),
     c(at, x, order_id) AS MATERIALIZED ({union}),
     held AS MATERIALIZED (
@@ -91,11 +101,9 @@ _PLACED = """
     ) w
     ORDER BY r.relation
 """
-_OLDEST_MARK = sa.text("""
+_OLDEST_MARK = sa.text(f"""
     SELECT min(coalesce(m.mark, :epoch)) FROM unnest(CAST(:relations AS text[])) AS r(relation)
-    LEFT JOIN LATERAL (
-        SELECT coalesce(covers_until, started_at) AS mark FROM lifecycle.erasure_runs
-        WHERE r.relation = ANY(tables) ORDER BY 1 DESC LIMIT 1) m ON true
+    LEFT JOIN LATERAL ({_LATEST_MARK.format(relation="r.relation")}) m ON true
 """)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _LEAVES = sa.text("""
@@ -113,11 +121,9 @@ _LEAVES = sa.text("""
 # at or after it are owed. (A frozen xmin reads as the oldest: covered.)
 _AFTER_HORIZON = "(CAST(:horizon AS xid8) IS NULL OR age(u.x) <= age(xid(CAST(:horizon AS xid8))))"
 
-_MARK = sa.text("""
-    SELECT coalesce(covers_until, started_at), CAST(horizon_xid AS text)
-    FROM lifecycle.erasure_runs WHERE :relation = ANY(tables)
-    ORDER BY coalesce(covers_until, started_at) DESC LIMIT 1
-""")
+_MARK = sa.text(
+    f"SELECT m.mark, CAST(m.horizon AS text) FROM ({_LATEST_MARK.format(relation=':relation')}) m"
+)
 _WAITS = """
     SELECT min(recorded_at) AS first_wait,
            (SELECT waiting_for FROM lifecycle.erasure_waits
@@ -223,7 +229,14 @@ def pending_in_partitions(
     union = " UNION ALL ".join(f"({sql.format(order=', l.order_id')})" for sql in source.changes)
     oldest = conn.execute(_OLDEST_MARK, {"relations": partitions, "epoch": _EPOCH}).scalar_one()
     rows = conn.execute(
-        sa.text(_PLACED.format(union=union, table=source.sql, order_id=source.order_id)),
+        sa.text(
+            _PLACED.format(
+                latest=_LATEST_MARK.format(relation="r.relation"),
+                union=union,
+                table=source.sql,
+                order_id=source.order_id,
+            )
+        ),
         {"relations": partitions, "epoch": _EPOCH, "mark": oldest, "case_columns": case_columns},
     ).all()
     return [p for row in rows if (p := _pending(*row))]

@@ -103,6 +103,15 @@ _RECORD = sa.text("""
     VALUES (:run_id, :started_at, now(), :mechanism, :tables, :before, :after,
             :covers_until, CAST(:horizon AS xid8))
 """)
+# A table found owing nothing is covered up to the bound taken before its changes were read, as a
+# rewrite would be (backlog._LATEST_MARK): the next night reads only the changes since.
+_NOTHING_OWED = sa.text("""
+    INSERT INTO lifecycle.erasure_checks (relation, covers_until, horizon_xid, run_id)
+    SELECT relation, :covers_until, CAST(:horizon AS xid8), :run_id
+    FROM unnest(CAST(:relations AS text[])) AS relation
+    ON CONFLICT (relation) DO UPDATE SET covers_until = EXCLUDED.covers_until,
+        horizon_xid = EXCLUDED.horizon_xid, run_id = EXCLUDED.run_id, checked_at = now()
+""")
 _RECORD_WAIT = sa.text("""
     INSERT INTO lifecycle.erasure_waits (run_id, relations, cleared_since, waiting_for)
     VALUES (:run_id, :relations, :cleared_since, :waiting_for)
@@ -198,6 +207,26 @@ def _record_wait(
         )
 
 
+def _record_nothing_owed(
+    engine: Engine, run_id: str, relations: list[str], covers_until, horizon_xid: str
+) -> None:
+    """Moves the mark of each table found owing nothing to the bound taken before the changes were
+    read. Sound as a rewrite's mark is: no transaction of this database open then had started
+    before `covers_until`, and every transaction older than `horizon_xid` had ended, so each
+    change recorded before either had committed and was read, and none was placed in these."""
+    if relations:
+        with engine.begin() as conn:
+            conn.execute(
+                _NOTHING_OWED,
+                {
+                    "relations": relations,
+                    "covers_until": covers_until,
+                    "horizon": horizon_xid,
+                    "run_id": run_id,
+                },
+            )
+
+
 def erase_purged_storage(
     engine: Engine, policy: Policy, run_id: str, force: bool = False
 ) -> ErasureReport:
@@ -206,9 +235,11 @@ def erase_purged_storage(
         return ErasureReport(
             ran=False, reason="disabled by policy (retention.physical_erasure: none)"
         )
-    pending: dict[str, PendingErasure] = {p.relation: p for p in pending_erasures(engine, policy)}
     with engine.connect() as conn:  # a partitioned table is rewritten partition by partition
         every = [r for source in backlog.sources(policy) for r in backlog.relations(conn, source)]
+        covered = conn.execute(_COVERAGE).one()  # before the changes are read
+    pending: dict[str, PendingErasure] = {p.relation: p for p in pending_erasures(engine, policy)}
+    _record_nothing_owed(engine, run_id, [t for t in every if t not in pending], *covered)
     tables = [t for t in every if force or t in pending]
     timeout = policy.retention.erasure_lock_timeout_seconds
     if not tables:

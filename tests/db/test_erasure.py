@@ -7,14 +7,16 @@ import os
 import shutil
 import time
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
 from lifecycle import db
+from lifecycle.orders import MAX_BIGINT
 from lifecycle.requests.handling import handle_requests
 from lifecycle.retention import backlog, erasure, horizon, purge, statistics
+from lifecycle.retention.rules import Cutoffs, RetentionSql
 from tests.conftest import AS_OF
 from tests.shop import add_case, add_delivered, add_order
 
@@ -149,6 +151,69 @@ def test_a_purge_after_the_rewrite_is_still_owed(engine, policy):
     assert "shop.orders" in roots(
         engine, [p.relation for p in erasure.pending_erasures(engine, policy)]
     )
+
+
+def _marks(engine, policy) -> dict[str, datetime]:
+    """Each table's (or partition's) mark: changes recorded before it are not read again."""
+    with engine.connect() as conn:
+        leaves = [r for source in backlog.sources(policy) for r in backlog.relations(conn, source)]
+        return {r: conn.execute(backlog._MARK, {"relation": r}).one_or_none() for r in leaves}
+
+
+def test_a_night_moves_the_mark_of_every_table_it_found_owing_nothing(engine, policy):
+    """A table nothing is cleared in is never rewritten; its mark still moves on, so the next
+    night reads only the changes since and not the whole purge ledger (on a partitioned shop the
+    partitions of the orders in flight are such tables, every night)."""
+    with engine.begin() as conn:
+        add_delivered(conn, 1, AS_OF - timedelta(days=100))
+        add_delivered(conn, 2, AS_OF - timedelta(days=2))  # in its window: nothing cleared
+    purge.run_purge(engine, policy, run_id="r1", as_of=AS_OF)
+    settle(engine, policy)
+    assert erasure.erase_purged_storage(engine, policy, run_id="r1").ran
+    with engine.connect() as conn:
+        newest = conn.execute(
+            sa.text("SELECT max(recorded_at) FROM lifecycle.purge_ledger")
+        ).scalar()
+        checked = set(
+            conn.execute(sa.text("SELECT relation FROM lifecycle.erasure_checks")).scalars()
+        )
+    marks = _marks(engine, policy)
+    assert checked, "no table was found owing nothing"
+    assert all(mark is not None and mark[0] >= newest for mark in marks.values()), marks
+    assert not erasure.erasure_pending(engine, policy)
+
+
+def test_a_change_committed_after_a_night_found_nothing_owed_is_still_owed(engine, policy):
+    """The mark a night records for a table owing nothing is the start of the oldest transaction
+    then open: a purge that was running (its ledger row not committed yet) is read the next
+    night, and its table is owed."""
+    with engine.begin() as conn:
+        add_delivered(conn, 1, AS_OF - timedelta(days=100))
+    q = RetentionSql(policy)
+    params = {
+        **Cutoffs.at(AS_OF, policy).params(),
+        "run_id": "running",
+        "policy_version": policy.version,
+        "policy_hash": policy.sha256,
+        "after": -MAX_BIGINT - 1,
+        "upto": MAX_BIGINT,
+    }
+    running = engine.connect()
+    try:
+        cleared = running.execute(sa.text(purge._purge_batch_sql(q)), params).one()
+        assert cleared[0] == 1  # cleared and ledgered, not committed
+        night = erasure.erase_purged_storage(engine, policy, run_id="night")
+        assert not night.ran
+        with engine.connect() as conn:
+            checked = set(
+                conn.execute(sa.text("SELECT relation FROM lifecycle.erasure_checks")).scalars()
+            )
+        assert "shop.orders" in roots(engine, checked)
+        running.commit()
+    finally:
+        running.close()
+    owed = [p.relation for p in erasure.pending_erasures(engine, policy)]
+    assert "shop.orders" in roots(engine, owed)
 
 
 def impatient(policy, seconds: int = 1):
