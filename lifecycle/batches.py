@@ -38,11 +38,13 @@ def run_in_batches(
     batch_size: int,
     batch: Callable[[Connection, int, int], T],
     before_batch: Callable[[Connection], None] | None = None,
+    bound_params: dict | None = None,
 ) -> Iterator[T]:
     """Yields `batch(conn, after, upto)` for each range (after, upto], each in its own transaction.
 
     `before_batch` runs first in each transaction (e.g. an advisory lock that lets concurrent
-    walkers take turns). The caller consumes the iterator; stopping early stops the walk.
+    walkers take turns); `bound_params` are what the walk's `where` names besides the bounds.
+    The caller consumes the iterator; stopping early stops the walk.
     """
     bound = sa.text(bound_sql)
     after = -MAX_BIGINT - 1
@@ -50,7 +52,9 @@ def run_in_batches(
         with engine.begin() as conn:
             if before_batch is not None:
                 before_batch(conn)
-            upto = conn.execute(bound, {"after": after, "skip": batch_size - 1}).scalar()
+            upto = conn.execute(
+                bound, {**(bound_params or {}), "after": after, "skip": batch_size - 1}
+            ).scalar()
             upto = MAX_BIGINT if upto is None else upto
             result = batch(conn, after, upto)
         yield result

@@ -54,6 +54,7 @@ class Cutoffs:
             "cancelled_cutoff": self.cancelled,
             "abandoned_cutoff": self.abandoned,
             "stale_cutoff": self.stale,
+            "latest_cutoff": max(self.delivered, self.cancelled, self.abandoned),
         }
 
 
@@ -99,6 +100,14 @@ class RetentionSql:
                ({oc["status"]} = 'delivered' AND {oc["delivered_at"]} <= :delivered_cutoff)
             OR ({oc["status"]} = 'cancelled' AND {oc["cancelled_at"]} <= :cancelled_cutoff)
             OR ({oc["status"]} = 'placed'    AND {oc["placed_at"]}    <= :abandoned_cutoff))"""
+        # The instant the order's own window opened, NULL while it is in service: the expression
+        # of the partial index shop.orders_window_opened_idx (migration 0190), written alike so
+        # PostgreSQL matches it. `base_passed` implies `window_may_have_closed`; read through that
+        # index it finds the orders past the latest cutoff among those not cleared (due, kept by
+        # a case, unpaid for less than abandoned_after_days), not every order in flight.
+        self.window_opened = f"""(CASE {oc["status"]} WHEN 'delivered' THEN {oc["delivered_at"]}
+            WHEN 'cancelled' THEN {oc["cancelled_at"]} WHEN 'placed' THEN {oc["placed_at"]} END)"""
+        self.window_may_have_closed = f"{self.window_opened} <= :latest_cutoff"
         self.status_cutoff = f"""CASE {oc["status"]} WHEN 'delivered' THEN :delivered_cutoff
             WHEN 'cancelled' THEN :cancelled_cutoff ELSE :abandoned_cutoff END"""
         # The instant the order's own window starts: delivery, cancellation, or placing (unpaid).
