@@ -63,10 +63,27 @@ class DueSummary:
         }
 
 
+# The columns the classification reads, by role.
+_JUDGED = (
+    "order_id",
+    "status",
+    "placed_at",
+    "paid_at",
+    "shipped_at",
+    "delivered_at",
+    "cancelled_at",
+)
+
+
 def _summary_sql(q: RetentionSql) -> str:
     # Only the orders not cleared yet are classified (read through shop.orders_not_purged_idx);
     # the cleared ones are only counted, so the summary does not judge every order ever placed.
+    # They are classified above the scan (`OFFSET 0` keeps the subquery apart): written into the
+    # scan, each case lookup is a hashed subplan that PostgreSQL builds again for every partition
+    # of a partitioned shop.orders, each build reading every case (partitions x cases; at 20
+    # partitions, 20 builds of each of two for one night's summary).
     oc, cc = q.oc, q.cc
+    judged = ", ".join(oc[role] for role in _JUDGED)
     return f"""
     WITH classified AS (
         SELECT {oc["order_id"]} AS order_id, a.anomaly,
@@ -81,9 +98,8 @@ def _summary_sql(q: RetentionSql) -> str:
                END AS class,
                ({q.window_start}) + (:as_of - {q.status_cutoff}) AS window_end,
                :as_of - {q.status_cutoff} AS window_length
-        FROM {q.orders} o
+        FROM (SELECT {judged} FROM {q.orders} o WHERE {q.not_purged} OFFSET 0) o
         CROSS JOIN LATERAL (SELECT {q.anomaly} AS anomaly) a
-        WHERE {q.not_purged}
     )
     SELECT class, anomaly, count(*) AS n,
            (array_agg(order_id ORDER BY order_id) FILTER (WHERE class IN ('anomaly', 'stale')))[1:{SAMPLE_IDS}],

@@ -179,3 +179,60 @@ def test_every_partition_is_counted_in_one_statement_with_its_own_mark(partition
     }
     # one read each for orders, cases (all their partitions at once) and the hand-off table
     assert len(reads) == 3
+
+
+def _analyzed(engine) -> dict[str, set[str]]:
+    """The row versions of each orders partition's own statistics: an ANALYZE replaces them."""
+    with engine.connect() as conn:
+        return {
+            name: set(xmins)
+            for name, xmins in conn.execute(
+                sa.text(
+                    "SELECT c.relname, array_agg(CAST(s.xmin AS text)) FROM pg_statistic s "
+                    "JOIN pg_class c ON c.oid = s.starelid AND NOT s.stainherit "
+                    "WHERE c.relname LIKE 'orders_p%' GROUP BY 1"
+                )
+            ).all()
+        }
+
+
+def test_the_partitioned_tables_statistics_are_refreshed_for_personal_columns_only(
+    partitioned, policy
+):
+    """Statistics of the partitioned table itself (a database-wide ANALYZE writes them) sample
+    every partition and may hold a purged value: the erasure analyzes them again, for the personal
+    columns only, and from PostgreSQL 18 without analyzing every partition once more."""
+    engine = partitioned
+    marker = "ZQROOTSTATS1001XJ"
+    with engine.begin() as conn:
+        add_delivered(conn, 1, AS_OF - timedelta(days=2))
+        for order_id in range(1001, 1011):  # one value in ten rows: kept as most common
+            add_delivered(conn, order_id, AS_OF - timedelta(days=100), receiver_name=marker)
+        add_delivered(conn, 2001, AS_OF - timedelta(days=2))
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("ANALYZE shop.orders"))
+        version = conn.connection.driver_connection.info.server_version
+
+    def root_stats() -> dict[str, str]:
+        with engine.connect() as conn:
+            return dict(
+                conn.execute(
+                    sa.text(
+                        "SELECT attname, concat(most_common_vals, histogram_bounds) FROM pg_stats "
+                        "WHERE schemaname = 'shop' AND tablename = 'orders' AND inherited"
+                    )
+                ).all()
+            )
+
+    assert marker in root_stats()["receiver_name"]
+    assert purge.run_purge(engine, policy, run_id="night-1", as_of=AS_OF).purged == 10
+    before = _analyzed(engine)
+    settle(engine, policy)
+    erased = erasure.erase_purged_storage(engine, policy, run_id="night-1")
+    assert "shop.orders_p1" in erased.tables and erased.statistics == "rewritten"
+    assert not any(marker in values for values in root_stats().values())
+    assert marker.encode() not in relation_bytes(engine, "pg_catalog.pg_statistic")
+    after = _analyzed(engine)
+    assert after["orders_p1"] != before["orders_p1"]  # rewritten, and analyzed
+    if version >= 180000:  # ANALYZE ONLY: the partitions left alone are not analyzed again
+        assert [after[p] == before[p] for p in ("orders_p0", "orders_p2")] == [True, True]
