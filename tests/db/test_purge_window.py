@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from lifecycle.retention import purge, standing
 from lifecycle.retention.rules import Cutoffs, RetentionSql
 from tests.conftest import AS_OF
+from tests.db.test_purge_cleared import _index_names
 from tests.shop import PERSONAL, add_delivered
 
 DAY = timedelta(days=1)
@@ -41,19 +42,6 @@ def _seed(engine) -> None:
 
 def _plan(conn, sql: str, params: dict) -> str:
     return "\n".join(conn.execute(sa.text("EXPLAIN " + sql), params).scalars())
-
-
-def _index_names(conn, index: str) -> list[str]:
-    """The index and, on a partitioned shop, its partitions' indexes."""
-    return list(
-        conn.execute(
-            sa.text(
-                "SELECT c.relname FROM pg_partition_tree(CAST(:i AS regclass)) t "
-                "JOIN pg_class c ON c.oid = t.relid"
-            ),
-            {"i": index},
-        ).scalars()
-    ) or [index.removeprefix("shop.")]
 
 
 def test_the_purge_and_the_overdue_check_read_the_window_index_not_the_orders_in_flight(
