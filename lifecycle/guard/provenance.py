@@ -13,6 +13,12 @@ lets a personal value through:
   span is compared with those records exactly (a lookup, never a shape), so a value that merely
   looks like a run id or a hash is still compared. What is cut out is Dagster's or the ledger's own
   string; a personal value could only hide in it by containing one of them whole.
+- **Embedded text decoded.** A `data:` URI in base64 (the sales chart's SVG, drawn inline in its
+  markdown) is compared as the text it encodes, not as its base64 characters: those are new
+  tokens whenever the picture changes (every night, as the chart's window moves), and a value
+  inside the picture is only visible decoded. Markup is compared tag by tag and text by text
+  (a value is whole in an attribute or a label); a payload that is not UTF-8 text stays as
+  written.
 - **Numbers folded, not dropped.** Each run of digits in a word token becomes one `0` (`in 86ms`
   and `in 879ms` both `in 0ms`), on the log's side and on the raw zone's (lifecycle.guard.
   fingerprints, the `f:` forms). Folding is a function of the text, so a raw value written into
@@ -23,6 +29,8 @@ lets a personal value through:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -46,6 +54,11 @@ TIMESTAMP_SPAN = re.compile(
     r"(?<![0-9A-Za-z])[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?"
     r"(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?(?![0-9A-Za-z])"
 )
+# A base64 `data:` URI (RFC 2397): its payload is compared decoded (the module's docstring).
+DATA_URI = re.compile(
+    r"data:[A-Za-z0-9.+/-]*(?:;[A-Za-z0-9.+=-]+)*;base64,(?P<payload>[A-Za-z0-9+/]+={0,2})"
+)
+MARKUP_PART = re.compile(r"<[^<>]*>|[^<>]+")
 # Folding, as regular expressions PostgreSQL and Python read alike (the raw side folds in SQL,
 # lifecycle.guard.fingerprints): every run of digits one `0`, then zeros in a row one `0`, so a
 # count written `3,001` or a duration `1.83` (normalised to `3 001`, `1 83`) folds like `7` does.
@@ -92,6 +105,13 @@ class Provenance:
         if finished := STEP_FINISHED.match(text):
             spans.append(finished.span("d"))
             self.explained["step durations"] = self.explained.get("step durations", 0) + 1
+        decoded = []
+        for match in DATA_URI.finditer(text):
+            if (inner := _decoded(match.group("payload"))) is not None:
+                spans.append(match.span("payload"))
+                for part in _markup_parts(inner):
+                    decoded += self.pieces(part)
+                self.explained["embedded texts"] = self.explained.get("embedded texts", 0) + 1
         if not spans:
             return [text]
         out, at = [], 0
@@ -100,7 +120,22 @@ class Provenance:
                 out.append(text[at:start])
                 at = end
         out.append(text[at:])
-        return [piece for piece in out if piece.strip()]
+        return [piece for piece in out if piece.strip()] + decoded
+
+
+def _markup_parts(text: str) -> list[str]:
+    """Markup (an SVG) as its tags and the texts between them, each compared alone: a value is
+    whole inside one (an attribute, a label), and the picture's whole text, which changes with the
+    order of its parts, is no token. Any other text as it is."""
+    return MARKUP_PART.findall(text) if text.lstrip().startswith("<") else [text]
+
+
+def _decoded(payload: str) -> str | None:
+    """A base64 payload's text, or None when it is not base64 of UTF-8 text (an image's bytes)."""
+    try:
+        return base64.b64decode(payload, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
 
 
 def fold(token_text: str) -> str:

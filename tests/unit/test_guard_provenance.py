@@ -2,6 +2,8 @@
 project or Dagster wrote are cut out only when they are one of the records named, digits are
 folded, phones stay exact, and a raw value written into a log text still meets itself."""
 
+import base64
+
 from lifecycle.guard.provenance import Provenance, fold, log_tokens
 from lifecycle.guard.tokens import TEXT_GRAM_WORDS, normalise, phone_variants, tokens
 from lifecycle.ledger.chain import Head
@@ -117,3 +119,26 @@ def test_the_duration_of_dagsters_step_finished_message_is_cut_out_and_nowhere_e
     assert "f:due orders in 0s" in bodies('step "due_orders" in 1.83s')
     # Not a duration's shape: compared.
     assert "f:due orders in 0 main st" in bodies(message("1 Main St"))
+
+
+def test_an_embedded_texts_payload_is_compared_decoded_and_its_base64_is_not():
+    """The sales chart's SVG sits in its markdown as a base64 data URI: its characters made new
+    tokens whenever the picture changed, and a value inside it was visible only decoded."""
+
+    def chart(label: str) -> str:
+        svg = f'<svg xmlns="http://www.w3.org/2000/svg"><text x="4">{label}</text></svg>'
+        return f"![units](data:image/svg+xml;base64,{base64.b64encode(svg.encode()).decode()})"
+
+    name = PERSONAL["receiver_name"]
+    assert "v:" + normalise(name) in bodies(chart(name))
+    assert bodies(chart("SH: 1,204 units")) == bodies(chart("SH: 3,187 units"))
+
+    def first_word(payload: bytes) -> str:  # the payload's base64, as the text tokenizer reads it
+        return fold(normalise(base64.b64encode(payload).decode())).split()[0]
+
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg"><text x="4">SH</text></svg>'
+    assert not any(first_word(svg) in t for t in bodies(chart("SH")))
+    # Not text (an image's bytes): compared as written, as before.
+    png = bytes(range(200, 256))
+    written = f"![p](data:image/png;base64,{base64.b64encode(png).decode()})"
+    assert any(first_word(png) in t for t in bodies(written))
