@@ -13,7 +13,7 @@ from datetime import timedelta
 import dagster as dg
 
 from assets.check_results import as_asset_check_result
-from assets.metadata import compact
+from assets.metadata import compact, table
 from assets.sales import product_line_summary, refreshed_sales_volume, weekly_demand
 from lifecycle.guard import changes, zone
 from lifecycle.guard.checks import (
@@ -42,7 +42,7 @@ def analytics_zone(shop: ShopDatabase) -> dg.MaterializeResult:
     inspect."""
     found = zone.zone_inventory(shop.engine())
     return dg.MaterializeResult(
-        metadata={**compact(found.metadata()), "relations": dg.MetadataValue.md(found.markdown())}
+        metadata={**compact(found.metadata()), "relations": table(found.table())}
     )
 
 

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets.metadata import compact
+from assets.metadata import compact, table
 from assets.retention import purged_orders
 from lifecycle.assertions import ASSERTS
 from lifecycle.orders import SAMPLE_IDS
@@ -95,7 +95,7 @@ def open_data_requests(
     """Requests not yet completed, by age against the response deadline (a table in the UI)."""
     report = open_requests(shop.engine(), shop.policy(), shop.as_of())
     metadata = report.metadata()
-    metadata["open_by_age"] = dg.MetadataValue.md(metadata["open_by_age"])
+    metadata["open_by_age"] = table(metadata["open_by_age"])
     return dg.MaterializeResult(metadata=compact(metadata))
 
 

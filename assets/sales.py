@@ -14,14 +14,27 @@ from datetime import date
 import dagster as dg
 
 from assets.check_results import as_asset_check_result
+from assets.metadata import table
 from lifecycle.assertions import ASSERTS
 from lifecycle.sales import daily, dp
-from lifecycle.sales.charts import units_per_region_markdown
+from lifecycle.sales.charts import units_per_region
 from lifecycle.sales.planning import build_product_line_summary, build_weekly_demand
-from lifecycle.sales.previews import preview_markdown, product_line_preview, weekly_demand_preview
+from lifecycle.sales.previews import (
+    Preview,
+    day_preview,
+    product_line_preview,
+    weekly_demand_preview,
+)
 from orchestration.resources import ShopDatabase
 
 SALES_DAYS = dg.DynamicPartitionsDefinition(name="sales_days")
+
+
+def _preview_metadata(preview: Preview) -> dict[str, object]:
+    """`preview`: the rows as a table (or why there are none); `preview_shows`: which rows."""
+    if preview.table is None:
+        return {"preview": preview.caption}
+    return {"preview": table(preview.table), "preview_shows": preview.caption}
 
 
 def _published_metadata(
@@ -34,13 +47,13 @@ def _published_metadata(
     shown_day = build.days[-1] if build.days else build.last_complete_day
     figures = build.metadata()
     figures["build_seconds"] = figures.pop("seconds")
+    chart, per_region = units_per_region(engine, build.last_complete_day)
     return {
         **figures,
         "dagster/row_count": build.table_rows,
-        "preview": dg.MetadataValue.md(preview_markdown(engine, shown_day)),
-        "units_per_region_28d": dg.MetadataValue.md(
-            units_per_region_markdown(engine, build.last_complete_day)
-        ),
+        **_preview_metadata(day_preview(engine, shown_day)),
+        "units_per_region_28d": dg.MetadataValue.md(chart),
+        **({"units_per_region_28d_table": table(per_region)} if per_region else {}),
         "seconds": round(time.monotonic() - started, 3),
     }
 
@@ -118,7 +131,7 @@ def product_line_summary(
         metadata={
             **report.metadata(),
             "dagster/row_count": report.rows,
-            "preview": dg.MetadataValue.md(product_line_preview(shop.engine())),
+            **_preview_metadata(product_line_preview(shop.engine())),
         }
     )
 
@@ -136,7 +149,7 @@ def weekly_demand(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.M
         metadata={
             **report.metadata(),
             "dagster/row_count": report.rows,
-            "preview": dg.MetadataValue.md(weekly_demand_preview(shop.engine())),
+            **_preview_metadata(weekly_demand_preview(shop.engine())),
         }
     )
 

@@ -41,4 +41,4 @@ def open_(settings: Settings) -> None:
         f"{report.total} open, {report.overdue} overdue (deadline {report.deadline_days} days)"
     )
     if report.total:
-        click.echo(report.markdown())
+        click.echo(report.table().markdown())

@@ -206,7 +206,13 @@ def run_log_texts(
 
 def entry_texts(entry) -> Iterator[str]:
     """Every string one stored event carries: message, metadata, tags, error text."""
-    return _strings(json.loads(dg.serialize_value(entry)))
+    return stored_texts(entry)
+
+
+def stored_texts(value) -> Iterator[str]:
+    """Every string a value Dagster stores (an event, a metadata value) carries, as stored: each
+    one a text of its own for the guard (a table's cells one by one)."""
+    return _strings(json.loads(dg.serialize_value(value)))
 
 
 def nightly_runs_to_scan(

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from lifecycle.shown_tables import ShownTable
+
 ANALYTICS = "analytics"
 
 _RELKINDS = {
@@ -108,14 +110,13 @@ class Zone:
             "relation_names": [name for name, _, _ in self.relations],
         }
 
-    def markdown(self) -> str:
+    def table(self) -> ShownTable:
         """The relations as a table, with kind and estimated rows, for a person to read."""
-        lines = ["| relation | kind | rows (estimate) |", "|---|---|---:|"]
-        lines += [
-            f"| {ANALYTICS}.{name} | {kind} | {_estimate(rows)} |"
-            for name, kind, rows in self.relations
-        ]
-        return "\n".join(lines)
+        return ShownTable.of(
+            ["relation", "kind", "rows (estimate)"],
+            [[f"{ANALYTICS}.{name}", kind, _estimate(rows)] for name, kind, rows in self.relations],
+            {2},
+        )
 
 
 def _estimate(rows: int | None) -> str:

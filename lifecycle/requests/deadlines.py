@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from lifecycle.orders import SAMPLE_IDS, sql_list
 from lifecycle.policy import Policy
 from lifecycle.requests.table import AWAITING_ANSWER, OPEN, REQUESTS_TABLE, kind_label
+from lifecycle.shown_tables import ShownTable
 
 
 @dataclass
@@ -32,13 +33,10 @@ class OpenRequests:
         """How many requests are past the deadline unanswered."""
         return len(self.overdue_ids)
 
-    def markdown(self, limit: int = 50) -> str:
-        """Open requests by age, oldest first: what the UI shows."""
-        lines = [
-            "| request | kind | status | received (UTC) | age (days) | answer due | overdue |",
-            "|---:|---|---|---|---:|---|---|",
-        ]
+    def table(self, limit: int = 50) -> ShownTable:
+        """Open requests by age, oldest first: what the UI shows (the CLI prints it as text)."""
         deadline = timedelta(days=self.deadline_days)
+        rows: list[list[object]] = []
         for request_id, kind, status, received_at in self.rows[:limit]:
             age = (self.as_of - received_at).total_seconds() / 86400
             late = status != "partly_done" and received_at + deadline <= self.as_of
@@ -47,16 +45,23 @@ class OpenRequests:
                 if status == "partly_done"
                 else (received_at + deadline).strftime("%Y-%m-%d %H:%M")
             )
-            lines.append(
-                f"| {request_id} | {kind_label(kind)} | {status} | "
-                f"{received_at.strftime('%Y-%m-%d %H:%M')} | {age:.1f} | {due} | "
-                f"{'**yes**' if late else 'no'} |"
+            rows.append(
+                [
+                    str(request_id),
+                    kind_label(kind),
+                    status,
+                    received_at.strftime("%Y-%m-%d %H:%M"),
+                    f"{age:.1f}",
+                    due,
+                    "yes" if late else "no",
+                ]
             )
         if self.total > limit:
-            lines.append(f"| … | | | | | | {self.total - limit} more |")
+            rows.append(["…", "", "", "", "", "", f"{self.total - limit} more"])
         if not self.rows:
-            lines.append("| – | | | | | | no open request |")
-        return "\n".join(lines)
+            rows.append(["–", "", "", "", "", "", "no open request"])
+        columns = ["request", "kind", "status", "received (UTC)", "age (days)", "answer due"]
+        return ShownTable.of([*columns, "overdue"], rows, {0, 4})
 
     def metadata(self) -> dict[str, object]:
         """Counts, overdue ids and the table by age for the asset's materialization."""
@@ -71,7 +76,7 @@ class OpenRequests:
             "overdue_request_ids": self.overdue_ids[:SAMPLE_IDS],
             "oldest_open_days": round(oldest, 2),
             "response_deadline_days": self.deadline_days,
-            "open_by_age": self.markdown(),
+            "open_by_age": self.table(),
         }
 
 

@@ -1,7 +1,8 @@
 """A 28-day picture of demand per region: SVG small multiples and a sparkline table.
 
-Drawn from the published daily table only, as markdown (the SVG inline as a data URI) so the
-Dagster UI shows it beside the materialization that published the figures.
+Drawn from the published daily table only: the chart as markdown (the SVG inline as a data URI) so
+the Dagster UI shows it beside the materialization that published the figures, the table as cells
+(lifecycle.shown_tables). The guard reads the chart's SVG decoded (lifecycle.guard.provenance).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from datetime import date, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from lifecycle.sales.previews import markdown_table
+from lifecycle.shown_tables import ShownTable
 
 CHART_DAYS = 28
 
@@ -59,14 +60,17 @@ def _svg_small_multiples(series: dict[str, list[int]], first: date, last: date) 
     return "".join(parts)
 
 
-def units_per_region_markdown(engine: Engine, last: date, days: int = CHART_DAYS) -> str:
-    """Published units per region and day over `days` days up to `last`: a chart, sparklines."""
+def units_per_region(
+    engine: Engine, last: date, days: int = CHART_DAYS
+) -> tuple[str, ShownTable | None]:
+    """Published units per region and day over `days` days up to `last`: the chart as markdown
+    (or why there is none) and a table of each region's units with a sparkline."""
     first = last - timedelta(days=days - 1)
     calendar = [first + timedelta(days=n) for n in range(days)]
     with engine.connect() as conn:
         rows = conn.execute(_UNITS_BY_REGION, {"last": last, "days": days}).all()
     if not rows:
-        return f"No published sales between {first.isoformat()} and {last.isoformat()}."
+        return f"No published sales between {first.isoformat()} and {last.isoformat()}.", None
     by_region: dict[str, dict[date, int]] = {}
     for region, day, units in rows:
         by_region.setdefault(region, {})[day] = int(units)
@@ -79,9 +83,9 @@ def units_per_region_markdown(engine: Engine, last: date, days: int = CHART_DAYS
         f"daily units {first.isoformat()} → {last.isoformat()}",
         "last day",
     ]
-    table = markdown_table(
+    table = ShownTable.of(
         header,
         [[region, sum(units), _sparkline(units), units[-1]] for region, units in series.items()],
-        right={1, 3},
+        {1, 3},
     )
-    return f"![Daily units per region](data:image/svg+xml;base64,{svg})\n\n{table}"
+    return f"![Daily units per region](data:image/svg+xml;base64,{svg})", table

@@ -1,30 +1,28 @@
 """What a person looks at in the UI: the largest published rows of a day, week or product line.
 
-Markdown tables of the published (already protected) tables only, for assets' metadata.
+Rows of the published (already protected) tables only, for assets' metadata, kept as cells
+(lifecycle.shown_tables says why not as one markdown text).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from lifecycle.shown_tables import ShownTable
+
 PREVIEW_ROWS = 10
 
 
-def markdown_table(header: list[str], rows: list[list[object]], right: set[int]) -> str:
-    """A markdown table; integers get thousands separators, the columns in `right` align right."""
+@dataclass(frozen=True)
+class Preview:
+    """A line saying what is shown (or why nothing is), and the rows, if any."""
 
-    def cell(value: object) -> str:
-        return f"{value:,}" if isinstance(value, int) else str(value)
-
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join("---:" if n in right else "---" for n in range(len(header))) + "|",
-    ]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
+    caption: str
+    table: ShownTable | None = None
 
 
 _PREVIEW_DAY = sa.text(
@@ -36,17 +34,20 @@ _PREVIEW = sa.text("""
 """)
 
 
-def preview_markdown(engine: Engine, day: date, limit: int = PREVIEW_ROWS) -> str:
-    """The largest published rows of `day`, or of the last day before it with any, as markdown."""
+def day_preview(engine: Engine, day: date, limit: int = PREVIEW_ROWS) -> Preview:
+    """The largest published rows of `day`, or of the last day before it with any."""
     with engine.connect() as conn:
         shown = conn.execute(_PREVIEW_DAY, {"day": day}).scalar()
         found = conn.execute(_PREVIEW, {"day": shown, "n": limit}) if shown else []
         rows = [list(r) for r in found]
     if not rows:
-        return f"No published rows up to {day.isoformat()}."
+        return Preview(f"No published rows up to {day.isoformat()}.")
     note = "" if shown == day else f" (nothing published on {day.isoformat()})"
-    return f"**{shown.isoformat()}**{note}, top {len(rows)} rows by units\n\n" + markdown_table(
-        ["sku", "region", "orders", "units", "revenue", "customers"], rows, right={2, 3, 4, 5}
+    return Preview(
+        f"{shown.isoformat()}{note}, top {len(rows)} rows by units",
+        ShownTable.of(
+            ["sku", "region", "orders", "units", "revenue", "customers"], rows, {2, 3, 4, 5}
+        ),
     )
 
 
@@ -64,31 +65,39 @@ _PRODUCT_LINE_PREVIEW = sa.text("""
 
 
 def _preview(
-    engine: Engine, statement: sa.TextClause, header: list[str], right: set[int], empty: str
-) -> str:
+    engine: Engine,
+    statement: sa.TextClause,
+    header: list[str],
+    numeric: set[int],
+    shows: str,
+    empty: str,
+) -> Preview:
     with engine.connect() as conn:
-        found = conn.execute(statement, {"n": PREVIEW_ROWS})
-        rows = [["" if v is None else v for v in row] for row in found]
-    return markdown_table(header, rows, right) if rows else empty
+        rows = [list(row) for row in conn.execute(statement, {"n": PREVIEW_ROWS})]
+    if not rows:
+        return Preview(empty)
+    return Preview(f"{shows}, top {len(rows)} rows by units", ShownTable.of(header, rows, numeric))
 
 
-def weekly_demand_preview(engine: Engine) -> str:
-    """The last published week's largest rows of analytics.weekly_demand, as markdown."""
+def weekly_demand_preview(engine: Engine) -> Preview:
+    """The last published week's largest rows of analytics.weekly_demand."""
     return _preview(
         engine,
         _WEEKLY_PREVIEW,
         ["week", "level", "product line", "sku", "region", "units", "customers"],
         {5, 6},
+        "the last published week",
         "No complete week published yet.",
     )
 
 
-def product_line_preview(engine: Engine) -> str:
-    """The largest 28-day rows of analytics.product_line_summary, as markdown."""
+def product_line_preview(engine: Engine) -> Preview:
+    """The largest 28-day rows of analytics.product_line_summary."""
     return _preview(
         engine,
         _PRODUCT_LINE_PREVIEW,
         ["level", "product line", "sku", "units 28 d", "revenue 28 d", "units share 28 d %"],
         {3, 4, 5},
+        "the 28-day window",
         "No sales published in the last 91 days.",
     )

@@ -350,9 +350,9 @@ def test_overdue_request_fails_the_check_and_the_ui_lists_open_requests_by_age(
     meta = result.asset_materializations_for_node("open_data_requests")[0].metadata
     assert check.check_name == "no_overdue_data_requests" and not check.passed
     assert check.metadata["overdue_request_ids"].value == [200]
-    assert isinstance(meta["open_by_age"], dg.MarkdownMetadataValue)
-    rows = [line for line in meta["open_by_age"].value.splitlines() if line.startswith("| 20")]
-    assert [row.split("|")[1].strip() for row in rows] == ["200", "201"] and "**yes**" in rows[0]
+    assert isinstance(meta["open_by_age"], dg.TableMetadataValue)
+    rows = [r.data for r in meta["open_by_age"].records if r.data["request"].startswith("20")]
+    assert [r["request"] for r in rows] == ["200", "201"] and rows[0]["overdue"] == "yes"
 
 
 @pytest.mark.parametrize(

@@ -72,11 +72,12 @@ def test_nightly_refresh_shows_rows_protection_cost_preview_and_chart(engine, da
         0,
         4,
     )
-    assert "| SKU-1 | SH | 6 | 12 | 120.00 | 6 |" in nightly["preview"]
-    chart = nightly["units_per_region_28d"]
-    assert (
-        "data:image/svg+xml;base64," in chart and "| SH | 12 |" in chart and "| ZJ | 5 |" in chart
-    )
+    shown = {"sku": "SKU-1", "region": "SH", "orders": "6", "units": "12", "revenue": "120.00"}
+    assert nightly["preview"].records[0].data == {**shown, "customers": "6"}
+    assert nightly["units_per_region_28d"].startswith("![Daily units per region](data:image/svg")
+    regions = nightly["units_per_region_28d_table"].records
+    per_region = {r.data["region"]: r.data["units (28 d)"] for r in regions}
+    assert per_region == {"SH": "12", "ZJ": "5"}
     assert {YESTERDAY.isoformat(), (YESTERDAY - 10 * DAY).isoformat()} <= partitions
     weekly = metadata(result, "weekly_demand")
     summary = metadata(result, "product_line_summary")

@@ -8,8 +8,8 @@ import sqlalchemy as sa
 
 from lifecycle.policy import load_policy
 from lifecycle.sales import daily
-from lifecycle.sales.charts import units_per_region_markdown
-from lifecycle.sales.previews import preview_markdown
+from lifecycle.sales.charts import units_per_region
+from lifecycle.sales.previews import day_preview
 from tests.conftest import AS_OF
 from tests.shop import PERSONAL, add_order
 
@@ -404,8 +404,8 @@ def test_analytics_holds_no_identifier_or_personal_column(engine, policy):
         [
             str(build.metadata()),
             *texts,
-            preview_markdown(engine, YESTERDAY),
-            units_per_region_markdown(engine, YESTERDAY),
+            repr(day_preview(engine, YESTERDAY)),
+            repr(units_per_region(engine, YESTERDAY)),
         ]
     )
     assert not [value for value in PERSONAL.values() if value in shown]
@@ -453,6 +453,6 @@ def test_the_preview_shows_the_latest_day_that_has_published_rows(engine, policy
     with engine.begin() as conn:
         customers_buy(conn, 1, [1, 2, 3, 4, 5], day=YESTERDAY - 2 * DAY, sku="SKU-7", quantity=3)
     refresh(engine, policy)
-    preview = preview_markdown(engine, YESTERDAY)
-    assert preview.startswith(f"**{YESTERDAY - 2 * DAY}** (nothing published on {YESTERDAY})")
-    assert "| SKU-7 | SH | 5 | 15 | 150.00 | 5 |" in preview
+    preview = day_preview(engine, YESTERDAY)
+    assert preview.caption.startswith(f"{YESTERDAY - 2 * DAY} (nothing published on {YESTERDAY})")
+    assert preview.table.rows == (("SKU-7", "SH", "5", "15", "150.00", "5"),)
