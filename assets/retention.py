@@ -14,7 +14,8 @@ from orchestration.resources import ShopDatabase
 def due_orders(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.MaterializeResult:
     """Every order classified against the policy: due, kept by a case, in service, stale, anomalous."""
     policy = shop.policy()
-    summary = standing.summarize(shop.engine(), policy, shop.as_of())
+    # The cleared orders are not counted here: that reads the history (`lifecycle due` does).
+    summary = standing.summarize(shop.engine(), policy, shop.as_of(), count_cleared=False)
     if summary.anomaly_total:
         context.log.warning(
             f"{summary.anomaly_total} orders cannot be judged and are kept: {summary.anomalies}"

@@ -286,3 +286,20 @@ def test_purge_screen_and_summary_labels_agree_on_every_kind_of_row(engine, poli
         ).all()
     assert [a for a, _ in pairs] == [b for _, b in pairs]
     assert sum(a for a, _ in pairs) == 3  # rows 1, 7 and 8
+
+
+def test_the_nightly_summary_leaves_the_cleared_orders_uncounted_and_lifecycle_due_counts_them(
+    engine, policy
+):
+    """Counting the cleared orders reads the history; the nightly's summary follows the orders in
+    flight, so only `lifecycle due` (count_cleared, the default) says how many are cleared."""
+    with engine.begin() as conn:
+        add_delivered(conn, 1, AS_OF - 40 * DAY)
+        add_delivered(conn, 2, AS_OF - 41 * DAY)
+        add_delivered(conn, 3, AS_OF - DAY)
+    assert standing.summarize(engine, policy, AS_OF).metadata(policy)["already_purged"] == 0
+    assert run(engine, policy).purged == 2
+    nightly = standing.summarize(engine, policy, AS_OF, count_cleared=False)
+    assert "already_purged" not in nightly.metadata(policy) and "purged" not in nightly.counts
+    assert nightly.counts == {"waiting": 1}
+    assert standing.summarize(engine, policy, AS_OF).metadata(policy)["already_purged"] == 2
