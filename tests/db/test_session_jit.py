@@ -24,7 +24,7 @@ def _jit_lines(conn: sa.Connection, policy) -> list[str]:
     """The due summary's plan, with JIT asked for at any cost: the `JIT:` lines it shows."""
     conn.execute(sa.text("SET jit_above_cost = 0"))
     plan = conn.execute(
-        sa.text("EXPLAIN (ANALYZE, SUMMARY) " + _summary_sql(RetentionSql(policy))),
+        sa.text("EXPLAIN (ANALYZE, SUMMARY) " + _summary_sql(RetentionSql(policy), True)),
         Cutoffs.at(AS_OF, policy).params(),
     ).scalars()
     return [line for line in plan if line.strip().startswith("JIT")]
