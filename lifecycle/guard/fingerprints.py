@@ -251,7 +251,7 @@ def raw_sources(policy: Policy) -> dict[str, str]:
 
 
 # A personal value's folded form (lifecycle.guard.provenance.fold: every run of digits one `0`,
-# zeros in a row one `0`), made only for values holding a digit and something else: a log's bare
+# `0` words in a row one `0`), made only for values holding a digit and something else: a log's bare
 # numbers are not compared.
 _FOLDED = f"regexp_replace(regexp_replace({{norm}}, '{FOLD_DIGITS}', '0', 'g'), '{FOLD_GROUPS}', '0', 'g')"
 _FOLDABLE = "{norm} ~ '[0-9]' AND {norm} ~ '[^0-9 ]'"

@@ -2,9 +2,9 @@
 need the raw zone are only those nobody can account for (docs/guard.md, "What the run log's
 tokens are compared as").
 
-A night's run log holds about 1,200 tokens the previous night's did not: run ids, Dagster's data
+A night's run log held about 1,200 tokens the previous night's did not: run ids, Dagster's data
 versions, the ledger's hashes, compute-log keys, durations, process ids, timestamps, counts beside
-words. Each used to have the whole raw zone hashed. Two things take them out, neither of which
+words. Each used to have the whole raw zone hashed. Three things take them out, none of which
 lets a personal value through:
 
 - **Identifiers by identity.** A span of a text that *is* one of this instance's run ids, a data
@@ -19,10 +19,10 @@ lets a personal value through:
   inside the picture is only visible decoded. Markup is compared tag by tag and text by text
   (a value is whole in an attribute or a label); a payload that is not UTF-8 text stays as
   written.
-- **Numbers folded, not dropped.** Each run of digits in a word token becomes one `0` (`in 86ms`
-  and `in 879ms` both `in 0ms`), on the log's side and on the raw zone's (lifecycle.guard.
-  fingerprints, the `f:` forms). Folding is a function of the text, so a raw value written into
-  the log still meets itself folded: the comparison finds every value it found before, and a few
+- **Numbers folded, not dropped.** Each run of digits in a word becomes one `0` (`in 86ms`
+  and `in 879ms` both `in 0ms`), before the text's runs of words are formed, on the log's side
+  and on the raw zone's (lifecycle.guard.fingerprints, the `f:` forms). Folding is a function of
+  the text, so a raw value written into the log still meets itself folded: the comparison finds every value it found before, and a few
   more that differ only in digits (a false finding fails the night; it never hides one). Phones
   are compared by their exact digits, unfolded, as before.
 """
@@ -60,19 +60,28 @@ DATA_URI = re.compile(
 )
 MARKUP_PART = re.compile(r"<[^<>]*>|[^<>]+")
 # Folding, as regular expressions PostgreSQL and Python read alike (the raw side folds in SQL,
-# lifecycle.guard.fingerprints): every run of digits one `0`, then zeros in a row one `0`, so a
-# count written `3,001` or a duration `1.83` (normalised to `3 001`, `1 83`) folds like `7` does.
+# lifecycle.guard.fingerprints): every run of digits one `0`, then words that are `0` in a row one
+# `0`, so a count written `3,001` or a duration `1.83` (normalised to `3 001`, `1 83`) folds like
+# `7` does. Only whole words merge (`a0 0b` stays), so the fold of a run of a text's words is a run
+# of the text's folded words, which is what lets the log fold before it forms runs (log_tokens).
 FOLD_DIGITS = "[0-9]+"
-FOLD_GROUPS = "0( 0)+"
+FOLD_GROUPS = "(?<![^ ])0( 0)+(?![^ ])"
 _DIGITS = re.compile(FOLD_DIGITS)
 _GROUPS = re.compile(FOLD_GROUPS)
-# Dagster's message when a step ends (dagster_shared.utils.timing.format_duration): its duration
-# is cut out by this shape, within this one message only. The step's duration was the one part of
-# it that changed, and its forms (`837ms`, `1.83s`, `4m52s`) made new tokens whenever a step
-# crossed a second or a minute.
-STEP_FINISHED = re.compile(
-    r'^Finished execution of step "[^"]*" in '
-    r"(?P<d>[0-9]+(?:\.[0-9]+)?(?:ms|s)|[0-9]+m[0-9]+s|[0-9]+h[0-9]+m)\.$"
+# Dagster's messages that carry a duration (dagster_shared.utils.timing.format_duration): the
+# duration is cut out by its shape, within these messages only (and a text that is nothing but
+# one, as a resource's `init_time`). It was the one part of them that changed, and its forms
+# (`837ms`, `1.83s`, `4m52s`) made new tokens whenever a step or a run crossed a second or a
+# minute.
+DURATION = r"(?P<d>[0-9]+(?:\.[0-9]+)?(?:ms|s)|[0-9]+m[0-9]+s|[0-9]+h[0-9]+m)"
+DAGSTER_DURATIONS = tuple(
+    re.compile(message.format(d=DURATION))
+    for message in (
+        r'^Finished execution of step "[^"]*" in {d}\.$',
+        r"^Finished steps in process \(pid: [0-9]+\) in {d}$",
+        r"^Multiprocess executor: parent process exiting after {d} \(pid: [0-9]+\)$",
+        r"^{d}$",
+    )
 )
 
 
@@ -88,7 +97,7 @@ class Provenance:
 
     def pieces(self, text: str) -> list[str]:
         """The text cut at every span these records account for, and at a timestamp and the
-        duration of Dagster's step-finished message (by shape); counts what was cut."""
+        duration of Dagster's timed messages (by shape); counts what was cut."""
         spans = []
         for pattern, known, what in (
             (UUID_SPAN, self.run_ids, "run ids"),
@@ -102,9 +111,11 @@ class Provenance:
                 if known is None or match.group(0) in known:
                     spans.append(match.span())
                     self.explained[what] = self.explained.get(what, 0) + 1
-        if finished := STEP_FINISHED.match(text):
-            spans.append(finished.span("d"))
-            self.explained["step durations"] = self.explained.get("step durations", 0) + 1
+        for message in DAGSTER_DURATIONS:
+            if timed := message.match(text):
+                spans.append(timed.span("d"))
+                self.explained["durations"] = self.explained.get("durations", 0) + 1
+                break
         decoded = []
         for match in DATA_URI.finditer(text):
             if (inner := _decoded(match.group("payload"))) is not None:
@@ -139,7 +150,7 @@ def _decoded(payload: str) -> str | None:
 
 
 def fold(token_text: str) -> str:
-    """Every run of digits as one `0`, and zeros in a row as one: `in 879ms` -> `in 0ms`,
+    """Every run of digits as one `0`, and `0` words in a row as one: `in 879ms` -> `in 0ms`,
     `3 001 re hashed` -> `0 re hashed` (the raw side folds the same way)."""
     return _GROUPS.sub("0", _DIGITS.sub("0", token_text))
 
@@ -147,10 +158,16 @@ def fold(token_text: str) -> str:
 def log_tokens(text: str, provenance: Provenance) -> set[tuple[str, str]]:
     """(kind, token) pairs of a log text as the nightly compares them: the text cut at the spans
     `provenance` accounts for, each piece tokenized as `tokens` does; bare numbers left out (as
-    before: a log is full of counts); word tokens holding a digit folded (`f:`); phones exact."""
+    before: a log is full of counts); word tokens holding a digit folded (`f:`); phones exact.
+
+    Runs of words are formed over the folded words, so a count with more or fewer digit groups
+    (`85 re-hashed`, `3,001 re-hashed`) moves no run's edge: runs of unfolded words ended on the
+    count's second group one night and a word further the next, a new token each time. Sound
+    because a raw value that is a run of the text's words folds to a run of its folded words
+    (FOLD_GROUPS merges whole words only), and the raw side compares values folded."""
     out: set[tuple[str, str]] = set()
     for piece in provenance.pieces(text):
-        for kind, token in tokens(piece, TEXT_GRAM_WORDS):
+        for kind, token in tokens(piece, TEXT_GRAM_WORDS, words_of=fold):
             body = token[2:]
             if token.startswith("v:"):
                 if is_number(body):

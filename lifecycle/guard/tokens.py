@@ -9,6 +9,7 @@ follow the same regexes, and `tests/db/test_guard_fingerprints.py` holds them to
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from lifecycle.guard.patterns import EMAIL, PHONE_SHAPES
 
@@ -155,10 +156,16 @@ def phone_variants(phone: str) -> set[str]:
     return {f for f in forms if len(f) >= MIN_PHONE_DIGITS}
 
 
-def tokens(text: str, max_words: int = MAX_GRAM_WORDS) -> set[tuple[str, str]]:
+def tokens(
+    text: str, max_words: int = MAX_GRAM_WORDS, words_of: Callable[[str], str] | None = None
+) -> set[tuple[str, str]]:
     """(kind, token) pairs of a text: its whole normal form ('value'), emails and phones in it, and
     every run of 1 to `max_words` words or 2-4 CJK characters that is not the whole text
-    ('in_text'). `tokens_sql` makes the same with the default `max_words`."""
+    ('in_text'). `tokens_sql` makes the same with the default `max_words`.
+
+    `words_of` maps the normal form to the text whose words are run over (the run log's digits
+    folded first, lifecycle.guard.provenance.log_tokens); its runs are compared with the whole
+    normal form as mapped."""
     out: set[tuple[str, str]] = set()
     norm = normalise(text)
     if norm:
@@ -169,11 +176,12 @@ def tokens(text: str, max_words: int = MAX_GRAM_WORDS) -> set[tuple[str, str]]:
         phone = _PHONE_AT_END.search(match.group(0))
         if phone:
             out.update(("phone", "p:" + v) for v in phone_variants(phone.group(0)))
-    words = norm.split(" ") if norm else []
+    whole = words_of(norm) if words_of and norm else norm
+    words = whole.split(" ") if whole else []
     for i in range(len(words)):
         for k in range(1, max_words + 1):
             gram = " ".join(words[i : i + k])
-            if i + k <= len(words) and gram != norm and not is_number(gram):
+            if i + k <= len(words) and gram != whole and not is_number(gram):
                 out.add(("in_text", "v:" + gram))
     for run in (m.group(0) for m in _CJK_RUN.finditer(norm)):
         for i in range(len(run)):
