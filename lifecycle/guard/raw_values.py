@@ -144,7 +144,10 @@ def _compare(
         if also_log is not None:
             texts, log_name, provenance = also_log
             tokenize = (lambda text: log_tokens(text, provenance)) if provenance else None
-            logged = fingerprints.add_text_candidates(conn, key, log_name, texts, tokenize=tokenize)
+            own = OWN_WORDS if provenance and tonight.night else []
+            logged = fingerprints.add_text_candidates(
+                conn, key, log_name, [*texts, *own], tokenize=tokenize
+            )
         # Fresh tokens (a relation read tonight, or the log's) that no clean pass has compared
         # with the raw zone have it hashed whole; those kept from one meet only new raw values.
         never = fingerprints.mark_compared(conn) if new_since is not None else None
@@ -263,14 +266,22 @@ def _raw_since(
     return since & 0xFFFFFFFF, stored.get(RAW_SIGNATURE) != raw_now
 
 
+RAW_READ = ("all and new", "all", "new only", "none (unchanged)")  # _raw_read's words
+# The words this check writes into its metadata, compared with the raw zone beside every night's
+# run log: the log shows them the night after, and a word first written on the first new-only
+# pass would then meet the raw zone for the first time, whole, once.
+OWN_WORDS = [("the raw-value check's own metadata", 0, words) for words in RAW_READ]
+
+
 def _raw_read(kept: list[str], fresh: bool, whole: bool, read: bool = True) -> str:
     """What of the raw zone the scan read: all (for tokens no clean pass compared with it: of
     relations read tonight, or a run log's compared in the same pass), only values written since
     the last scan (for kept digests and tokens compared before), or none (`read` false: every
     token met it before and it has not changed since)."""
+    all_and_new, all_, new_only, none = RAW_READ
     if whole:
-        return "all and new" if kept else "all"
-    return "new only" if read and (kept or fresh) else "none (unchanged)"
+        return all_and_new if kept else all_
+    return new_only if read and (kept or fresh) else none
 
 
 def _compared_with(policy: Policy, key: GuardKey) -> str:

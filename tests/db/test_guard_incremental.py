@@ -440,3 +440,33 @@ def test_a_night_whose_new_log_tokens_are_all_project_generated_reads_no_raw_tab
         assert [(f.table, f.kind) for f in log_result.findings] == [("dagster event log", kind)], (
             planted
         )
+
+
+def test_the_checks_own_words_have_met_the_raw_zone_before_a_log_first_shows_them(zone, policy):
+    """The check writes `new only` into its metadata on its first new-only pass, and the night
+    after, the run log shows it: its own words are compared beside every night's log, so that
+    night still meets no token that no clean pass has compared (no whole pass for them)."""
+    night(zone, policy, AS_OF)
+    night(zone, policy, AS_OF + DAY)
+    night_counting_passes(
+        zone,
+        policy,
+        AS_OF + 2 * DAY,
+        project_log(RUN_A, HASH_A, "86ms", 1234),
+        Provenance(frozenset({RUN_A}), frozenset({HASH_A})),
+    )
+    before = counters(zone, "shop.orders")
+    with zone.begin() as conn:
+        add_delivered(conn, 3, AS_OF, customer_id=3)
+    wait_for_statistics(zone, "shop.orders", before)
+    shown = [(f"run {RUN_B[:8]} / raw_value_checks", 6, words) for words in raw_values.RAW_READ]
+    (zone_result, log_result), passes = night_counting_passes(
+        zone,
+        policy,
+        AS_OF + 3 * DAY,
+        project_log(RUN_B, HASH_B, "91ms", 4321) + shown,
+        Provenance(frozenset({RUN_B}), frozenset({HASH_B})),
+    )
+    assert passes == ["new"] and log_result.passed
+    assert zone_result.scanned["tokens_never_compared"] == 0
+    assert log_result.scanned["raw_values"] == "new only"
