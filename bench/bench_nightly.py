@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import Bench, Measurement, fresh_database, run_sql, vacuum_analyze  # noqa: E402
 from lifecycle import db, schema, synthetic  # noqa: E402
+from lifecycle.guard.checks import RAW_VALUES_CHECK  # noqa: E402
 from lifecycle.policy import load_policy  # noqa: E402
 from lifecycle.retention import rules  # noqa: E402
 from lifecycle.retention.partitions import create_partitioned_shop  # noqa: E402
@@ -346,7 +347,9 @@ def lifecycle_night(url: sa.URL, dagster_home: Path, storage_url: str) -> dict:
     steps = step_seconds(dagster_home, storage_url, run_id)
     run_start = steps.pop("RUN_START")
     run_end = steps.pop("RUN_SUCCESS", None) or steps.pop("RUN_FAILURE")
+    raw_pass = steps.pop("RAW_PASS", "not run")
     return {
+        "raw_pass": raw_pass,
         "wall": wall,
         "status": "succeeded" if result.returncode == 0 else "FAILED (" + "; ".join(failed) + ")",
         "steps": steps,
@@ -361,7 +364,9 @@ def lifecycle_night(url: sa.URL, dagster_home: Path, storage_url: str) -> dict:
 
 
 def step_seconds(dagster_home: Path, storage_url: str, run_id: str) -> dict[str, float]:
-    """Each step's time from the run's own STEP_START and STEP_SUCCESS/FAILURE events."""
+    """Each step's time from the run's own STEP_START and STEP_SUCCESS/FAILURE events, and what
+    the raw-value check read of the raw zone (`RAW_PASS`: its `raw_values` and how many tokens
+    no clean pass had compared, which make it read the zone whole)."""
     code = f"""
 import json, dagster as dg
 with dg.DagsterInstance.from_config({str(dagster_home)!r}) as i:
@@ -378,6 +383,12 @@ with dg.DagsterInstance.from_config({str(dagster_home)!r}) as i:
             starts[e.step_key] = e.timestamp
         elif ev.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and e.step_key in starts:
             out[e.step_key] = e.timestamp - starts[e.step_key]
+        elif ev.event_type_value == "ASSET_CHECK_EVALUATION":
+            check = ev.event_specific_data
+            metadata = {{k: v.value for k, v in check.metadata.items()}}
+            if check.check_name == {RAW_VALUES_CHECK!r} and "raw_values" in metadata:
+                never = metadata.get("tokens_never_compared")
+                out["RAW_PASS"] = f"{{metadata['raw_values']}} ({{never}} never compared)"
     print(json.dumps(out))
 """
     result = subprocess.run(
@@ -502,7 +513,7 @@ def night_note(label: str, night: dict, reference_seconds: float | None) -> str:
         f"{label} ({night['status']}): {ratio}{night['wall']:.1f} s wall, {in_steps:.1f} s in steps, "
         f"{night['wall'] - in_steps:.1f} s outside them ({night['before_run']:.1f} s before the run "
         f"starts, {night['between_steps']:.1f} s between steps, {night['after_run']:.1f} s after it "
-        f"ends); steps (s): {steps}"
+        f"ends); raw pass: {night['raw_pass']}; steps (s): {steps}"
     )
 
 
@@ -521,7 +532,12 @@ def enable_repack(engine: sa.Engine) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--orders", type=int, default=250_000)
-    parser.add_argument("--increment", type=int, default=3_000)
+    parser.add_argument(
+        "--increment",
+        default="3000",
+        help="orders newly due on each increment night; a list (3000,85,12000) gives the nights "
+        "those sizes in turn, so their counts change digit groups as a real shop's do",
+    )
     parser.add_argument(
         "--nights",
         default=",".join(NIGHTS),
@@ -550,6 +566,7 @@ def main() -> None:
         "the partitions holding cleared rows",
     )
     args = parser.parse_args()
+    sizes = [int(size) for size in args.increment.split(",")]
     nights = [n.strip() for n in args.nights.split(",") if n.strip()]
     if unknown := set(nights) - set(NIGHTS):
         sys.exit(f"unknown night(s): {', '.join(sorted(unknown))}; choose from {', '.join(NIGHTS)}")
@@ -581,9 +598,9 @@ def main() -> None:
         synthetic.seed_shop(engine, orders=args.orders, seed=7)
         moved = quiet_hours(engine, policy)
         for n in range(nights.count("increment")):
-            add_in_service(engine, args.increment, policy, increment_ids(n))
+            add_in_service(engine, sizes[n % len(sizes)], policy, increment_ids(n))
         if "snapshots" in nights:
-            add_in_service(engine, args.increment, policy, SNAPSHOT_IDS)
+            add_in_service(engine, sizes[0], policy, SNAPSHOT_IDS)
         vacuum_analyze(engine, *TABLES)
     bench.notes.append(
         f"Seeding (set-based SQL, lifecycle/synthetic.py): {args.orders / bench.seconds(seed_label):,.0f} "
@@ -657,7 +674,8 @@ def main() -> None:
         for target in (reference, engine):
             make_due(target, policy, increment_ids(n))
             vacuum_analyze(target, *TABLES)
-        compare(f"{size} + {args.increment:,} due: increment" + (f" {n + 1}" if n else ""))
+        due = sizes[n % len(sizes)]
+        compare(f"{size} + {due:,} due: increment" + (f" {n + 1}" if n else ""))
 
     if "snapshots" in nights:
         # Another increment with snapshots open the whole night (another database, pg_dump),
@@ -668,7 +686,7 @@ def main() -> None:
             night = lifecycle_night(engine.url, workdir / "dagster", storage_url)
         record(
             bench,
-            f"{size} + {args.increment:,} due: increment with REPEATABLE READ elsewhere + pg_dump",
+            f"{size} + {sizes[0]:,} due: increment with REPEATABLE READ elsewhere + pg_dump",
             night["wall"],
             night["rss_mb"],
         )
