@@ -386,9 +386,9 @@ with dg.DagsterInstance.from_config({str(dagster_home)!r}) as i:
         elif ev.event_type_value == "ASSET_CHECK_EVALUATION":
             check = ev.event_specific_data
             metadata = {{k: v.value for k, v in check.metadata.items()}}
-            if check.check_name == {RAW_VALUES_CHECK!r} and "raw_values" in metadata:
-                never = metadata.get("tokens_never_compared")
-                out["RAW_PASS"] = f"{{metadata['raw_values']}} ({{never}} never compared)"
+            if check.check_name == {RAW_VALUES_CHECK!r} and "scanned_raw_values" in metadata:
+                never = metadata.get("scanned_tokens_never_compared")
+                out["RAW_PASS"] = f"{{metadata['scanned_raw_values']}} ({{never}} never compared)"
     print(json.dumps(out))
 """
     result = subprocess.run(
