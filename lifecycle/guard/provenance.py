@@ -22,9 +22,9 @@ lets a personal value through:
 - **Numbers folded, not dropped.** Each run of digits in a word becomes one `0` (`in 86ms`
   and `in 879ms` both `in 0ms`), before the text's runs of words are formed, on the log's side
   and on the raw zone's (lifecycle.guard.fingerprints, the `f:` forms). Folding is a function of
-  the text, so a raw value written into the log still meets itself folded: the comparison finds every value it found before, and a few
-  more that differ only in digits (a false finding fails the night; it never hides one). Phones
-  are compared by their exact digits, unfolded, as before.
+  the text, so a raw value written into the log still meets itself folded: the comparison finds
+  every value it found before, and a few more that differ only in digits (a false finding fails
+  the night; it never hides one). Phones are compared by their exact digits, unfolded, as before.
 """
 
 from __future__ import annotations
