@@ -48,7 +48,8 @@ def test_a_count_with_more_digit_groups_makes_no_new_token_in_a_long_text():
 @pytest.mark.parametrize(
     "value",
     [
-        *PERSONAL.values(),
+        # A bare number is not compared in a log (docs/guard.md), so it is not written here.
+        *(v for v in PERSONAL.values() if not normalise(v).replace(" ", "").isdigit()),
         "Flat 12 34 Main St 7",
         "a1 2 3b",
         "7 Rue 12",
@@ -63,8 +64,7 @@ def test_a_value_beside_digits_still_meets_its_folded_form(value, around):
     """Folding before the runs are formed is sound: a raw value written among other digits (which
     merge with its own leading or trailing digit groups) still folds to one of the text's runs."""
     norm = normalise(value)
-    if norm.replace(" ", "").isdigit() or len(fold(norm).split()) > TEXT_GRAM_WORDS:
-        return  # a bare number is not compared in a log (docs/guard.md)
+    assert len(fold(norm).split()) <= TEXT_GRAM_WORDS
     expected = "f:" + fold(norm) if any(c.isdigit() for c in norm) else "v:" + norm
     assert expected in bodies(around.format(value)), (value, around)
 
