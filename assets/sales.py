@@ -98,7 +98,7 @@ def refreshed_sales_volume(
     build = daily.refresh(
         shop.engine(), shop.policy(), run_id=context.run.run_id, as_of=shop.as_of()
     )
-    context.log.info(f"{build.mode} build of {len(build.days)} day(s): {build.reason}")
+    context.log.info(build.summary())
     known = set(context.instance.get_dynamic_partitions(SALES_DAYS.name))
     new = [
         day.isoformat() for day in daily.built_days(shop.engine()) if day.isoformat() not in known

@@ -23,7 +23,9 @@ from lifecycle.guard.reader import reader_engine
 from lifecycle.guard.scan import reason, scan
 from lifecycle.guard.tokens import SQL_PARAMS as TOKENIZER
 from lifecycle.guard.zone import ANALYTICS, discover, quote_name, relation_sql
+from lifecycle.ledger import chain
 from lifecycle.policy import Policy
+from lifecycle.sales import daily
 
 SCAN = "raw_values"  # its positions (lifecycle.guard.changes)
 
@@ -267,10 +269,21 @@ def _raw_since(
 
 
 RAW_READ = ("all and new", "all", "new only", "none (unchanged)")  # _raw_read's words
-# The words this check writes into its metadata, compared with the raw zone beside every night's
-# run log: the log shows them the night after, and a word first written on the first new-only
-# pass would then meet the raw zone for the first time, whole, once.
-OWN_WORDS = [("the raw-value check's own metadata", 0, words) for words in RAW_READ]
+# Texts the project writes on regular nights, compared with the raw zone beside every night's run
+# log and kept with it: this check's words in its metadata, the sales refresh's line on a night
+# that rebuilds only its days, the ledger check's on a night that verifies from a seal. Each is
+# written after this check or on a kind of night the first night is not, so the log first shows
+# it a night or two later; never compared, it would send that night's pass over the raw zone
+# whole. Only the texts' counts vary, and counts are folded.
+OWN_WORDS = [
+    (where, 0, text)
+    for where, texts in (
+        ("the raw-value check's own metadata", RAW_READ),
+        ("the sales refresh on a regular night", daily.REGULAR_TEXTS),
+        ("the ledger check on a night it verifies from a seal", chain.REGULAR_TEXTS),
+    )
+    for text in texts
+]
 
 
 def _raw_read(kept: list[str], fresh: bool, whole: bool, read: bool = True) -> str:

@@ -63,6 +63,22 @@ class DayStats:
         }
 
 
+# Why a nightly refresh rebuilds the days it does, unless everything must be rebuilt.
+REGULAR_REASON = "yesterday, changed days and missed days"
+
+
+def build_summary(mode: str, days: int, reason: str) -> str:
+    """A build's one line for the run's log."""
+    return f"{mode} build of {days} day(s): {reason}"
+
+
+# What a regular night's refresh writes to the run log besides its counts and dates: its line,
+# and its mode and reason as metadata. The guard's run-history check compares them on any night
+# (lifecycle/guard/raw_values.py), so the first regular night after a first build meets none of
+# them new.
+REGULAR_TEXTS = ("incremental", REGULAR_REASON, build_summary("incremental", 0, REGULAR_REASON))
+
+
 @dataclass
 class SalesBuild:
     """What one build rebuilt and why; counts and dates, never a customer or an order."""
@@ -80,6 +96,10 @@ class SalesBuild:
     stats: list[DayStats] = field(default_factory=list)
     table_rows: int = 0
     seconds: float = 0.0
+
+    def summary(self) -> str:
+        """One line for the run's log: how the days were built, how many, and why."""
+        return build_summary(self.mode, len(self.days), self.reason)
 
     def total(self, name: str) -> int:
         """One DayStats figure summed over the rebuilt days."""
@@ -406,7 +426,7 @@ def refresh(engine: Engine, policy: Policy, run_id: str, as_of: datetime) -> Sal
         build = SalesBuild(
             run_id=run_id,
             mode="full" if reason else "incremental",
-            reason=reason or "yesterday, changed days and missed days",
+            reason=reason or REGULAR_REASON,
             last_complete_day=last,
             timezone=src.tz,
             k=src.k,
