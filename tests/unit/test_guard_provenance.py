@@ -3,12 +3,15 @@ project or Dagster wrote are cut out only when they are one of the records named
 folded, phones stay exact, and a raw value written into a log text still meets itself."""
 
 import base64
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from lifecycle.guard.provenance import Provenance, fold, log_tokens
+from lifecycle.guard.raw_values import OWN_WORDS
 from lifecycle.guard.tokens import TEXT_GRAM_WORDS, normalise, phone_variants, tokens
-from lifecycle.ledger.chain import Head
+from lifecycle.ledger.chain import PLAIN_MODES, ChainRange, Head, Verification
+from lifecycle.sales.daily import REGULAR_REASON, SalesBuild
 from orchestration.anchors import anchor_metadata
 from tests.shop import PERSONAL
 
@@ -43,6 +46,43 @@ def test_a_count_with_more_digit_groups_makes_no_new_token_in_a_long_text():
 
     assert len(normalise(ledger("85")).split()) > TEXT_GRAM_WORDS
     assert bodies(ledger("3,001")) == bodies(ledger("85")) == bodies(ledger("1,204,777"))
+
+
+def _compared_on_any_night() -> set[str]:
+    return set().union(*(bodies(text) for _, _, text in OWN_WORDS))
+
+
+@pytest.mark.parametrize("days", [1, 3, 27])
+def test_a_regular_nights_sales_line_is_compared_on_any_night(days):
+    """A first night builds everything; the next writes the regular line for the first time,
+    which, never compared, would send its raw pass over the whole zone."""
+    build = SalesBuild(
+        run_id=RUN,
+        mode="incremental",
+        reason=REGULAR_REASON,
+        last_complete_day=date(2026, 12, 5),
+        timezone="UTC",
+        k=5,
+        days=[date(2026, 12, 5) - timedelta(days=n) for n in range(days)],
+    )
+    for text in (build.summary(), build.mode, build.reason):
+        assert bodies(text) <= _compared_on_any_night(), text
+
+
+@pytest.mark.parametrize("mode", PLAIN_MODES)
+@pytest.mark.parametrize(("rows", "rehashed"), [(29_293, None), (29_293, 3_001), (85, 85)])
+def test_the_ledger_checks_texts_are_the_same_words_whatever_was_sealed(mode, rows, rehashed):
+    """The check's line says how many rows were re-hashed and how many a seal vouched for on
+    every night (it named the seal only when one was used), and its per-chain line is among the
+    texts compared on any night, in every plain mode."""
+    at = datetime(2026, 12, 6, 6, 29, tzinfo=UTC)
+    chain = ChainRange("purge_ledger", 4, rows, 1, 4, at, at, rehashed, mode)
+    verified = Verification(ranges=[chain], anchors_checked=6)
+    first = Verification(ranges=[ChainRange("purge_ledger", 1, 7, 1, 1, at, at)], anchors_checked=2)
+    assert bodies(verified.summary()) == bodies(first.summary())
+    for text in verified.metadata()["verified"].values():
+        assert bodies(text) <= _compared_on_any_night(), text
+    assert bodies(mode) <= _compared_on_any_night()
 
 
 @pytest.mark.parametrize(
