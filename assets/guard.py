@@ -29,6 +29,7 @@ from lifecycle.guard.checks import (
 from lifecycle.requests.exports import EXPORTS_SUBDIR
 from orchestration.history_scan import raw_values_in_zone_and_run_history, run_history_check
 from orchestration.resources import ExportFolder, GuardSecret, ShopDatabase
+from orchestration.step_tail import StepTail
 
 
 @dg.asset(
@@ -59,6 +60,10 @@ def _asset_check(check: GuardCheck) -> dg.AssetChecksDefinition:
     return guard_check
 
 
+# The executor starts the ready step of highest priority first (0 unless tagged).
+PRIORITY_TAG = "dagster/priority"
+LAST = -100
+
 _RAW_VALUES = next(check for check in GUARD_CHECKS if check.name == RAW_VALUES_CHECK)
 
 
@@ -72,6 +77,9 @@ _RAW_VALUES = next(check for check in GUARD_CHECKS if check.name == RAW_VALUES_C
         ),
     ],
     can_subset=True,
+    # Started when no other step of the run is ready: the run history it compares then holds
+    # nearly everything the night writes, so little is left for the next night to meet first.
+    op_tags={PRIORITY_TAG: str(LAST)},
 )
 def raw_value_checks(
     context: dg.AssetCheckExecutionContext, shop: ShopDatabase, guard_secret: GuardSecret
@@ -87,7 +95,14 @@ def raw_value_checks(
     with changes.incremental(night, full_every):  # the nightly reads what changed
         if selected == {RAW_VALUES_CHECK, RUN_HISTORY_CHECK}:
             results = raw_values_in_zone_and_run_history(
-                context.instance, context.run.run_id, engine, policy, key, reader, today
+                context.instance,
+                context.run.run_id,
+                engine,
+                policy,
+                key,
+                reader,
+                today,
+                _tail(context),
             )
             found = dict(zip((RAW_VALUES_CHECK, RUN_HISTORY_CHECK), results, strict=True))
         elif RAW_VALUES_CHECK in selected:
@@ -97,6 +112,19 @@ def raw_value_checks(
             found = {RUN_HISTORY_CHECK: history.run(engine, policy, key, None, today)}
     for name, result in found.items():
         yield as_asset_check_result(result, check_name=name)
+
+
+def _tail(context: dg.AssetCheckExecutionContext) -> StepTail:
+    """The names in the events Dagster writes after this step's comparison."""
+    return StepTail(
+        job=context.run.job_name,
+        step=context.op_def.name,
+        outputs=tuple(output.name for output in context.op_def.output_defs),
+        checks=tuple(
+            (check.name, check.asset_key.to_user_string())
+            for check in context.selected_asset_check_keys
+        ),
+    )
 
 
 @dg.asset_check(

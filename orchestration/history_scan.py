@@ -22,6 +22,7 @@ from lifecycle.guard.provenance import Provenance, recorded_hashes
 from lifecycle.guard.scan import scan as scan_of_a_check
 from lifecycle.policy import Policy
 from orchestration.history_since import NewHistory, history_since, provenance, read
+from orchestration.step_tail import StepTail
 
 RUN_LOG = "dagster event log"  # how a run-history finding names the table it was found in
 
@@ -83,12 +84,14 @@ def raw_values_in_zone_and_run_history(
     key: GuardKey,
     reader: Engine | None,
     today: date,
+    tail: StepTail | None = None,
 ) -> tuple[CheckResult, CheckResult]:
     """The night's two raw-value checks, `no_raw_values_in_analytics` and
     `no_raw_values_in_run_history`, from one pass over the raw zone (raw_values_in_zone_and_log),
     each with the findings the policy accepts applied as its own check applies them. The history
     is read first; if it cannot be, the zone is still compared alone and the history's check fails
-    with the reason."""
+    with the reason. `tail`: the events Dagster will write after this step, compared beside the
+    history (orchestration/step_tail.py)."""
     zone_check = next(c for c in GUARD_CHECKS if c.name == RAW_VALUES_CHECK)
     history = run_history_check(instance, current_run_id=current_run_id)
     try:
@@ -103,8 +106,9 @@ def raw_values_in_zone_and_run_history(
     with engine.connect() as conn:
         hashes = recorded_hashes(conn, new.texts) | versions
     explained = Provenance(frozenset(run_ids), frozenset(hashes), frozenset(log_keys))
+    texts = new.texts + (tail.texts() if tail else [])
     zone, from_log = raw_values.raw_values_in_zone_and_log(
-        engine, policy, key, reader, new.texts, RUN_LOG, explained
+        engine, policy, key, reader, texts, RUN_LOG, explained
     )
     from_log = _finish(engine, from_log, new, started, True)
     accepted_findings = policy.guard.accepted_findings
