@@ -25,6 +25,7 @@ from lifecycle.guard.tokens import SQL_PARAMS as TOKENIZER
 from lifecycle.guard.zone import ANALYTICS, discover, quote_name, relation_sql
 from lifecycle.ledger import chain
 from lifecycle.policy import Policy
+from lifecycle.retention import erasure
 from lifecycle.sales import daily
 
 SCAN = "raw_values"  # its positions (lifecycle.guard.changes)
@@ -271,7 +272,8 @@ def _raw_since(
 RAW_READ = ("all and new", "all", "new only", "none (unchanged)")  # _raw_read's words
 # Texts the project writes on regular nights, compared with the raw zone beside every night's run
 # log and kept with it: this check's words in its metadata, the sales refresh's line on a night
-# that rebuilds only its days, the ledger check's on a night that verifies from a seal. Each is
+# that rebuilds only its days, the ledger check's on a night that verifies from a seal, the
+# erasure's on a night that cleared nothing. Each is
 # written after this check or on a kind of night the first night is not, so the log first shows
 # it a night or two later; never compared, it would send that night's pass over the raw zone
 # whole. Only the texts' counts vary, and counts are folded.
@@ -281,6 +283,7 @@ OWN_WORDS = [
         ("the raw-value check's own metadata", RAW_READ),
         ("the sales refresh on a regular night", daily.REGULAR_TEXTS),
         ("the ledger check on a night it verifies from a seal", chain.REGULAR_TEXTS),
+        ("the erasure on a night that cleared nothing", erasure.REGULAR_TEXTS),
     )
     for text in texts
 ]

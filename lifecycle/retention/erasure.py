@@ -40,6 +40,14 @@ class ErasureError(RuntimeError):
     """The rewrite failed for a reason waiting will not fix (e.g. the job's user may not vacuum)."""
 
 
+NOTHING_CLEARED = "nothing cleared since the last rewrite"
+NOT_NEEDED = "not needed"  # the statistics' rewrite on a night that rewrote no table
+# What a night that cleared nothing writes to the run log, which a first night (it rewrites) does
+# not: the guard's run-history check compares them on any night (lifecycle/guard/raw_values.py),
+# so the first such night meets none of them new.
+REGULAR_TEXTS = (NOTHING_CLEARED, NOT_NEEDED)
+
+
 @dataclass
 class ErasureReport:
     """Whether the rewrite ran, over which tables, what waits, and what it cost."""
@@ -50,7 +58,7 @@ class ErasureReport:
     pending: list[str] = field(default_factory=list)
     waiting_for: list[str] = field(default_factory=list)
     mechanism: str = ""
-    statistics: str = "not needed"
+    statistics: str = NOT_NEEDED
     dead_versions_kept: int = 0
     seconds: float = 0.0
     # Where the time went, so a slow night says whether it waited for other sessions or rewrote:
@@ -358,7 +366,7 @@ def erase_purged_storage(
 def _retry_statistics(engine: Engine, run_id: str, timeout: float) -> ErasureReport:
     """A night with no table to rewrite: retries the rewrite of pg_statistic if an earlier one is
     still owed (its old rows may hold cleared values), else does nothing."""
-    nothing = "nothing cleared since the last rewrite"
+    nothing = NOTHING_CLEARED
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         earlier = statistics.owed(conn)
         if earlier is None:

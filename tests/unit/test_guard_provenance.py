@@ -11,6 +11,7 @@ from lifecycle.guard.provenance import Provenance, fold, log_tokens
 from lifecycle.guard.raw_values import OWN_WORDS
 from lifecycle.guard.tokens import TEXT_GRAM_WORDS, normalise, phone_variants, tokens
 from lifecycle.ledger.chain import PLAIN_MODES, ChainRange, Head, Verification
+from lifecycle.retention import erasure
 from lifecycle.sales.daily import REGULAR_REASON, SalesBuild
 from orchestration.anchors import anchor_metadata
 from tests.shop import PERSONAL
@@ -66,6 +67,16 @@ def test_a_regular_nights_sales_line_is_compared_on_any_night(days):
         days=[date(2026, 12, 5) - timedelta(days=n) for n in range(days)],
     )
     for text in (build.summary(), build.mode, build.reason):
+        assert bodies(text) <= _compared_on_any_night(), text
+
+
+def test_a_night_that_clears_nothing_writes_only_texts_compared_on_any_night():
+    """A first night rewrites; the first night after it that cleared nothing wrote its reason and
+    statistics for the first time (measured: 17 never-compared tokens, one whole pass)."""
+    report = erasure.ErasureReport(ran=False, reason=erasure.NOTHING_CLEARED)
+    texts = [v for v in report.metadata().values() if isinstance(v, str) and v]
+    assert erasure.NOTHING_CLEARED in texts and erasure.NOT_NEEDED in texts
+    for text in texts:
         assert bodies(text) <= _compared_on_any_night(), text
 
 
