@@ -64,6 +64,12 @@ class Break:
         )
 
 
+# How a chain is verified when there is nothing to explain (other modes name their reason):
+# re-hashed in full (no seal yet, or the periodic full pass due), or from its last seal.
+FULL, FULL_NO_SEAL, FULL_DUE, SEALED = "full", "full (no seal)", "full (due)", "sealed"
+PLAIN_MODES = (FULL, FULL_NO_SEAL, FULL_DUE, SEALED)
+
+
 @dataclass(frozen=True)
 class ChainRange:
     """What was verified in one chain: links, rows, and the period they cover; how many of the
@@ -77,7 +83,7 @@ class ChainRange:
     first_recorded: datetime | None
     last_recorded: datetime | None
     rehashed: int | None = None  # None: all `rows`
-    mode: str = "full"
+    mode: str = FULL
 
 
 @dataclass
@@ -148,8 +154,6 @@ def verified_line(first_seq: int, last_seq: int, rows: int, mode: str) -> str:
     return f"links {first_seq}..{last_seq}, {rows} rows, {mode}"
 
 
-# How a chain can be verified without a finding to explain (the other modes name their reason).
-PLAIN_MODES = ("full", "full (no seal)", "full (due)", "sealed")
 # The texts a night's verification writes besides its counts, in every plain mode, for the
 # guard's run-history check to compare on any night (lifecycle/guard/raw_values.py): the first
 # night that seals meets none of them new.
@@ -457,15 +461,15 @@ def verify(
             to_seq = point[each.name].link_seq if each.name in point else _LAST
             sealed = None if full else trust.seals.get(each.name)
             if sealed is None:
-                mode = "full" if full else "full (no seal)"
+                mode = FULL if full else FULL_NO_SEAL
             elif full_every is not None and sealed.full_due(now, full_every):
-                mode = "full (due)"
+                mode = FULL_DUE
             else:
                 why = seals.elsewhere(sealed, now_here) or seals.unproven(
                     conn, each.table, each.id_column, sealed
                 )
-                mode = "sealed" if why is None else f"full ({why})"
-            if mode == "sealed":
+                mode = SEALED if why is None else f"full ({why})"
+            if mode == SEALED:
                 from_seq, sealed_seq = sealed.link_seq + 1, sealed.link_seq
             else:
                 from_seq = conn.execute(_FROM_SEQ, {"chain": each.name, "since": since}).scalar()
@@ -496,7 +500,7 @@ def verify(
         at = point.get(each.name)
         if at is None or each.name in broken:
             continue
-        full_at = sealed.full_at if mode == "sealed" and sealed else at.verified_at
+        full_at = sealed.full_at if mode == SEALED and sealed else at.verified_at
         result.new_seals.append(replace(at, full_at=full_at))
     return result
 
