@@ -106,9 +106,8 @@ def raw_values_in_zone_and_run_history(
     with engine.connect() as conn:
         hashes = recorded_hashes(conn, new.texts) | versions
     explained = Provenance(frozenset(run_ids), frozenset(hashes), frozenset(log_keys))
-    texts = new.texts + (tail.texts() if tail else [])
     zone, from_log = raw_values.raw_values_in_zone_and_log(
-        engine, policy, key, reader, texts, RUN_LOG, explained
+        engine, policy, key, reader, new.texts, RUN_LOG, explained, tail.texts() if tail else ()
     )
     from_log = _finish(engine, from_log, new, started, True)
     accepted_findings = policy.guard.accepted_findings

@@ -73,6 +73,7 @@ def raw_values_in_zone_and_log(
     texts: Iterable[tuple[str, int, str]],
     log: str,
     provenance: Provenance | None = None,
+    expected: Iterable[tuple[str, int, str]] = (),
 ) -> tuple[CheckResult, CheckResult]:
     """The zone's check (as `raw_values_in_zone`) and a run log's (as
     `run_log.raw_values_in_run_log`) from one comparison with the raw zone: the log's tokens join
@@ -81,7 +82,8 @@ def raw_values_in_zone_and_log(
     With `provenance`, the log's texts are tokenized as lifecycle.guard.provenance.log_tokens
     does (spans the project or Dagster wrote cut out, digits folded), and on a night the log's
     clean digests are kept like the zone's, so only tokens no clean pass has compared need the
-    raw zone whole.
+    raw zone whole. `expected`: texts the log will show later (the events written after this
+    comparison), compared and kept beside the project's own (OWN_WORDS), not counted as the log's.
 
     An error fails both results alike (neither has been proved); each carries the shared time.
     """
@@ -89,7 +91,9 @@ def raw_values_in_zone_and_log(
 
     @scan
     def both() -> CheckResult:
-        zone, from_log = _compare(engine, policy, key, reader, (list(texts), log, provenance))
+        zone, from_log = _compare(
+            engine, policy, key, reader, (list(texts), log, provenance, list(expected))
+        )
         logged.append(from_log)
         return zone
 
@@ -104,10 +108,10 @@ def _compare(
     policy: Policy,
     key: GuardKey,
     reader: Engine | None = None,
-    also_log: tuple[list[tuple[str, int, str]], str, Provenance | None] | None = None,
+    also_log: tuple[list[tuple[str, int, str]], str, Provenance | None, list] | None = None,
 ) -> tuple[CheckResult, CheckResult | None]:
-    """The zone's comparison, and with `also_log` (texts, log name, provenance or None) the log's
-    in the same pass."""
+    """The zone's comparison, and with `also_log` (texts, log name, provenance or None, texts
+    the log will show later) the log's in the same pass."""
     reader = reader or reader_engine(engine)
     findings: list[Finding] = []
     compared_with = _compared_with(policy, key)
@@ -145,9 +149,9 @@ def _compare(
                     findings.append(unreadable(*where, exc))
         logged, log_name, provenance = None, None, None
         if also_log is not None:
-            texts, log_name, provenance = also_log
+            texts, log_name, provenance, expected = also_log
             tokenize = (lambda text: log_tokens(text, provenance)) if provenance else None
-            own = OWN_WORDS if provenance and tonight.night else []
+            own = [*OWN_WORDS, *expected] if provenance and tonight.night else []
             logged = fingerprints.add_text_candidates(
                 conn, key, log_name, [*texts, *own], tokenize=tokenize
             )
@@ -215,7 +219,7 @@ def _compare(
     )
     if also_log is None:
         return zone, None
-    texts, log, provenance = also_log
+    texts, log, provenance, _ = also_log
     log_hits = [h for h in every_hit if h.relation == log]
     rows = {(log, *where): n for where, n in logged.hit_rows({h.h for h in log_hits}).items()}
     explained = dict(provenance.explained) if provenance else {}
