@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from assets.guard import (
     GUARD_CHECKS,
+    PRIORITY_TAG,
     analytics_zone,
     guard_assets,
     guard_checks,
@@ -310,7 +311,7 @@ def test_the_raw_value_step_starts_when_no_other_step_of_the_nightly_is_ready():
     from definitions import defs
 
     plan = create_execution_plan(defs.resolve_job_def("nightly_lifecycle"))
-    priority = {step.key: int(step.tags.get("dagster/priority", 0)) for step in plan.steps}
+    priority = {step.key: int(step.tags.get(PRIORITY_TAG, 0)) for step in plan.steps}
     guard = raw_value_checks.op.name
     assert priority[guard] < min(p for key, p in priority.items() if key != guard)
     waiting = {step.key for step in plan.steps if guard in step.get_execution_dependency_keys()}
