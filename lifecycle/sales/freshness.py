@@ -13,6 +13,11 @@ lifecycle/sales/capture.py, or when its rules change), a digest of the last day'
 every night, so its build time is not used), the catalogue's content, and the upstream table's own
 hash. A change the capture has recorded for a day of the span but the daily refresh has not
 consumed yet makes the table stale without a hash; new orders of the days after the span do not.
+
+Each build also keeps the cells it merged against differencing. A rebuild for the same Sunday (a
+late order or correction in the span) starts merged where the last one ended, under the same
+rules: it then settles in a round or two where a cold build finds them again in five to seven. A
+rebuild for a new Sunday starts from none, so a merge lasts at most the week it was made in.
 """
 
 from __future__ import annotations
@@ -51,10 +56,16 @@ _STORED = sa.text("""
     SELECT signature FROM lifecycle.planning_builds WHERE table_name = :t AND as_of_date = :day
 """)
 _RECORD = sa.text("""
-    INSERT INTO lifecycle.planning_builds (table_name, as_of_date, signature, built_at)
-    VALUES (:t, :day, :sig, now())
+    INSERT INTO lifecycle.planning_builds (table_name, as_of_date, signature, built_at,
+                                           merged_cells, merged_under)
+    VALUES (:t, :day, :sig, now(), CAST(:merged AS text[]), :rules)
     ON CONFLICT (table_name) DO UPDATE SET as_of_date = EXCLUDED.as_of_date,
-        signature = EXCLUDED.signature, built_at = EXCLUDED.built_at
+        signature = EXCLUDED.signature, built_at = EXCLUDED.built_at,
+        merged_cells = EXCLUDED.merged_cells, merged_under = EXCLUDED.merged_under
+""")
+_MERGED = sa.text("""
+    SELECT merged_cells FROM lifecycle.planning_builds
+    WHERE table_name = :t AND as_of_date = :day AND merged_under = :rules
 """)
 _ANY = sa.text("SELECT signature FROM lifecycle.planning_builds WHERE table_name = :t")
 
@@ -94,6 +105,24 @@ def is_current(conn: Connection, table: str, day: date, signature: str | None) -
     return conn.execute(_STORED, {"t": table, "day": day}).scalar() == signature
 
 
-def record(conn: Connection, table: str, day: date, signature: str | None) -> None:
-    """Notes what `table` was just built from (no hash: the next build will not skip)."""
-    conn.execute(_RECORD, {"t": table, "day": day, "sig": signature or "stale"})
+def merge_rules(src: Source) -> str:
+    """What a build's merges depend on besides the data: the protection and the source's rules
+    (k, time zone, mapping). Merges made under other rules are not carried into a rebuild."""
+    return f"protection {rollup.PROTECTION} {src.signature}"
+
+
+def carried_merges(conn: Connection, table: str, day: date, rules: str) -> set[str]:
+    """The cells the last build of `table` merged, when it was built for the same Sunday under
+    the same rules; else none. Starting a rebuild from them is safe whatever they are: a merge
+    only moves a cell up, and the build's audits run until nothing is left to find."""
+    found = conn.execute(_MERGED, {"t": table, "day": day, "rules": rules}).scalar()
+    return set(found or ())
+
+
+def record(
+    conn: Connection, table: str, day: date, signature: str | None, merged: set[str], rules: str
+) -> None:
+    """Notes what `table` was just built from (no hash: the next build will not skip), and the
+    cells it merged under `rules`, for a rebuild in the same week to start from."""
+    params = {"t": table, "day": day, "sig": signature or "stale", "rules": rules}
+    conn.execute(_RECORD, params | {"merged": sorted(merged)})

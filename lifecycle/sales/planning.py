@@ -55,6 +55,7 @@ class PlanningBuild:
     units_published: int = 0
     rows_per_level: dict[str, int] = field(default_factory=dict)
     cells_merged: int = 0
+    cells_carried: int = 0  # of those, merged by this week's last build and kept from the start
     rounds: int = 0
     utility: Utility | None = None
     mode: str = "rebuilt"  # or "unchanged": nothing it depends on moved since its last build
@@ -80,6 +81,7 @@ class PlanningBuild:
             "units_published": self.units_published,
             "units_published_pct": round(100 * share, 2),
             "cells_merged_against_differencing": self.cells_merged,
+            "cells_carried_from_this_weeks_last_build": self.cells_carried,
             "suppression_rounds": self.rounds,
             "seconds": round(self.seconds, 3),
             **(self.utility.metadata() if self.utility else {}),
@@ -159,9 +161,11 @@ def _suppress(
     protected: str | None = None,
     sums: bool = False,
     forbidden_at_start: set[str] | None = None,
-) -> tuple[int, int]:
+    carried: set[str] | None = None,
+) -> tuple[set[str], int]:
     """Assigns the `moving` partitions, merging their cells upward until no remainder between
-    any of them and the `fixed` ones covers fewer than k customers. Returns (cells merged, rounds).
+    any of them and the `fixed` ones covers fewer than k customers. Returns the cells merged
+    (their keys, `carried` ones included) and the rounds it took.
 
     The cells merged for a remainder are its partners, the smallest rows inside it, as many as
     its customers need to reach k counted with theirs (rollup.Remainder.partners_to_merge), when
@@ -173,7 +177,10 @@ def _suppress(
     `sums` (the weekly build): every round, beside the pairs, the sums a reader adds up from the
     weekly rows (WEEKLY_SUMS) are audited against the daily table, and each sum that leaves a
     remainder has a row merged above it (`_sums_leaving_remainders`). `forbidden_at_start`: cells
-    never to publish, decided before the first round (not counted as merged).
+    never to publish, decided before the first round (not counted as merged). `carried`: the
+    cells the last build for the same Sunday merged (freshness.carried_merges); they start
+    merged, so a rebuild after a late order settles in a round or two instead of five to seven,
+    and the rounds still go on until no audit finds anything.
 
     When neither leaves a remainder, the exact audit (lifecycle.sales.derivable) looks for a cell
     under k that a longer chain of published rows derives; each one found merges a cell of the
@@ -181,7 +188,7 @@ def _suppress(
     first, an exact audit reads only the groups of product lines whose rows moved since the one
     before: the others have not changed and were clean."""
     start = forbidden_at_start or set()
-    forbidden: dict[str, set[str]] = {p.name: set(start) for p in moving}
+    forbidden: dict[str, set[str]] = {p.name: start | (carried or set()) for p in moving}
     weeks: set[str] | None = None  # the weeks whose sums to audit again; None: every week
     touched: set[str] | None = None  # product lines changed since the last exact audit; None: all
     names = {p.name for p in moving}
@@ -199,7 +206,7 @@ def _suppress(
             leaks = derivable.small_derivable(conn, everything, k, touched)
             touched = set()
             if not leaks:
-                return sum(len(f - start) for f in forbidden.values()), rounds
+                return set().union(*(f - start for f in forbidden.values())), rounds
             _break_derivations(leaks, everything, new, protected, seen_leaks)
         for r in found:
             partner_moves = r.inner in names and r.smallest_inner_key is not None
@@ -400,14 +407,18 @@ def build_weekly_demand(engine: Engine, policy: Policy, as_of: datetime) -> Plan
         summary = assign_published_summary(conn, day)
         differences = assign_window_differences(conn)
         thin = _weeks_thin_beside_daily(conn, part, src.k)
-        build.cells_merged, build.rounds = _suppress(
+        rules = freshness.merge_rules(src)
+        carried = freshness.carried_merges(conn, WEEKLY_TABLE, day, rules)
+        merged, build.rounds = _suppress(
             conn,
             [part],
             [rollup.DAILY, *summary, *differences],
             src.k,
             sums=True,
             forbidden_at_start=thin,
+            carried=carried - thin,
         )
+        build.cells_merged, build.cells_carried = len(merged), len(carried - thin)
         conn.execute(sa.text("DELETE FROM analytics.weekly_demand"))
         build.rows = conn.execute(
             sa.text(f"""
@@ -420,7 +431,7 @@ def build_weekly_demand(engine: Engine, policy: Policy, as_of: datetime) -> Plan
         build.units_total, build.units_published = _units(conn, part)
         build.rows_per_level = _levels(conn, "analytics.weekly_demand")
         build.utility = measure_utility(conn, day, weekly=part.name, summary=None, k=src.k)
-        freshness.record(conn, WEEKLY_TABLE, day, signature)
+        freshness.record(conn, WEEKLY_TABLE, day, signature, merged, rules)
     build.seconds = time.perf_counter() - started
     return build
 
@@ -438,9 +449,12 @@ def build_product_line_summary(engine: Engine, policy: Policy, as_of: datetime) 
         if current:
             return _unchanged(conn, build, started)
         src = _begin(conn, policy, day)
-        build.cells_merged, build.rounds = _suppress(
-            conn, parts, [rollup.DAILY], src.k, protected=window_part(28)
+        rules = freshness.merge_rules(src)
+        carried = freshness.carried_merges(conn, SUMMARY_TABLE, day, rules)
+        merged, build.rounds = _suppress(
+            conn, parts, [rollup.DAILY], src.k, protected=window_part(28), carried=carried
         )
+        build.cells_merged, build.cells_carried = len(merged), len(carried)
         conn.execute(sa.text("DELETE FROM analytics.product_line_summary"))
         for days, part in zip(WINDOWS, parts, strict=True):
             build.rows += conn.execute(
@@ -458,7 +472,7 @@ def build_product_line_summary(engine: Engine, policy: Policy, as_of: datetime) 
                 build.units_total, build.units_published = total, published
         build.rows_per_level = _levels(conn, "analytics.product_line_summary")
         build.utility = measure_utility(conn, day, weekly=None, summary=window_part(28), k=src.k)
-        freshness.record(conn, SUMMARY_TABLE, day, signature)
+        freshness.record(conn, SUMMARY_TABLE, day, signature, merged, rules)
     build.seconds = time.perf_counter() - started
     return build
 
