@@ -147,7 +147,7 @@ def dp_errors(
     )
 
 
-FORGET_BUILDS = "DELETE FROM lifecycle.planning_builds"
+FORGET_BUILDS = "DELETE FROM lifecycle.planning_builds"  # the hashes and the merges carried
 # (night, days after AS_OF, a Sunday 02:00): the Monday night opens a new week, Tuesday's lies in it.
 NIGHTS = (("unchanged", 0), ("one changed day", 0), ("week turned", 1), ("new day in the week", 2))
 # A new day's orders: those of the same weekday a week before, placed after the newest order.
@@ -184,7 +184,8 @@ WHERE order_id = (SELECT min(order_id) FROM shop.orders
 
 def nights(bench: Bench, engine: sa.Engine, policy, size: str, reference: str) -> None:
     """What the nightly pays for the planning tables: a re-run with nothing new, a night after a
-    late correction in the span, the night the week turns, then a night inside the new week."""
+    late correction in the span (starting from the week's merges, then again from none), the night
+    the week turns, then a night inside the new week."""
     costs = {}
     for night, days_later in NIGHTS:
         as_of = AS_OF + timedelta(days=days_later)
@@ -201,6 +202,14 @@ def nights(bench: Bench, engine: sa.Engine, policy, size: str, reference: str) -
             weekly = planning.build_weekly_demand(engine, policy, as_of)
             box["rows"] = summary.rows + weekly.rows
         costs[night] = (bench.best(label), f"{summary.mode}/{weekly.mode}", refreshed.seconds)
+        if night == "one changed day":  # the same data again, without this week's merges
+            run_sql(engine, FORGET_BUILDS)
+            cold = f"{size}: night, one changed day, nothing carried: both planning builds"
+            with bench.measure(cold) as box:
+                summary = planning.build_product_line_summary(engine, policy, as_of)
+                weekly = planning.build_weekly_demand(engine, policy, as_of)
+                box["rows"] = summary.rows + weekly.rows
+            costs["the same night, nothing carried"] = (bench.best(cold), "rebuilt cold", 0.0)
     reference_s = bench.best(reference)
     figures = "; ".join(
         f"{night}: {mode}, {seconds:.2f} s (**{seconds / reference_s:.2f}×** the CTAS; the daily "

@@ -27,6 +27,7 @@ from lifecycle.policy import load_policy  # noqa: E402
 from lifecycle.sales import daily, planning  # noqa: E402
 from lifecycle.sales.differencing import differencing_remainders  # noqa: E402
 from lifecycle.settings import PROJECT_DIR, Settings  # noqa: E402
+from tests.db.test_sales_planning_carry import CANCEL_IN_SPAN  # noqa: E402
 
 
 def kind(statement: str) -> str:
@@ -61,6 +62,11 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="reuse the seeded database")
     parser.add_argument("--attempts", type=int, default=2, help="full builds to time")
     parser.add_argument("--no-guard", action="store_true", help="skip timing the guard's audit")
+    parser.add_argument(
+        "--late",
+        action="store_true",
+        help="then cancel 20 orders in the span and time the rebuild, warm and cold",
+    )
     args = parser.parse_args()
     policy = load_policy(PROJECT_DIR / "policy.yaml")
     name = f"lane_plan_profile_{args.orders}"
@@ -92,26 +98,34 @@ def main() -> None:
             label += f" {parameters.get('p')}"
         times[label].append(time.perf_counter() - current.pop())
 
-    for attempt in range(1, args.attempts + 1):
-        run_sql(engine, FORGET_BUILDS)
-        times.clear()
-        t = time.perf_counter()
-        dba_build(engine, day)
-        ctas = time.perf_counter() - t
+    def both_builds(title: str, ctas: float) -> None:
         times.clear()
         builds = {}
         for fn in (planning.build_product_line_summary, planning.build_weekly_demand):
             t = time.perf_counter()
             b = fn(engine, policy, AS_OF)
-            builds[b.table] = (time.perf_counter() - t, b.rounds, b.cells_merged, b.rows)
+            builds[b.table] = (time.perf_counter() - t, b.rounds, b.cells_merged, b.cells_carried)
         total = sum(v[0] for v in builds.values())
-        print(
-            f"\n== attempt {attempt}: CTAS {ctas:.2f} s; builds {total:.2f} s = {total / ctas:.1f}x"
-        )
-        for table, (s, rounds, merged, rows) in builds.items():
-            print(f"  {table}: {s:.2f} s, {rounds} rounds, {merged} merged, {rows} rows")
+        print(f"\n== {title}: CTAS {ctas:.2f} s; builds {total:.2f} s = {total / ctas:.1f}x")
+        for table, (s, rounds, merged, carried) in builds.items():
+            print(f"  {table}: {s:.2f} s, {rounds} rounds, {merged} merged ({carried} carried)")
         for label, ts in sorted(times.items(), key=lambda kv: -sum(kv[1])):
             print(f"  {sum(ts):7.2f} s  {len(ts):4d}x  {label}")
+
+    ctas = 0.0
+    for attempt in range(1, args.attempts + 1):
+        run_sql(engine, FORGET_BUILDS)
+        t = time.perf_counter()
+        dba_build(engine, day)
+        ctas = time.perf_counter() - t
+        both_builds(f"attempt {attempt}", ctas)
+    if args.late:  # a late correction in the span: the same week's merges carried, then not
+        with engine.begin() as conn:
+            cancelled = conn.execute(sa.text(CANCEL_IN_SPAN), {"day": day}).rowcount
+        daily.refresh(engine, policy, run_id="late", as_of=AS_OF)
+        both_builds(f"{cancelled} orders cancelled in the span, merges carried", ctas)
+        run_sql(engine, FORGET_BUILDS)
+        both_builds("the same data, cold (nothing carried)", ctas)
     if args.no_guard:
         return
     times.clear()
