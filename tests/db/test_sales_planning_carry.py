@@ -13,10 +13,9 @@ import sqlalchemy as sa
 
 from lifecycle import synthetic
 from lifecycle.policy import load_policy
-from lifecycle.sales import daily, planning
 from lifecycle.sales.differencing import differencing_remainders
 from tests.conftest import AS_OF
-from tests.db.test_sales_planning import rows
+from tests.db.test_sales_planning import nightly_planning, rows
 
 # Twenty paid orders of the span's middle weeks cancelled: a late correction the capture records.
 CANCEL_IN_SPAN = """
@@ -27,12 +26,6 @@ WHERE order_id IN (
       AND placed_at >= CAST(:day AS date) - 45 AND placed_at < CAST(:day AS date) - 38
     ORDER BY order_id LIMIT 20)
 """
-
-
-def nightly_planning(engine, policy, as_of=AS_OF) -> tuple[planning.PlanningBuild, ...]:
-    daily.refresh(engine, policy, run_id="night", as_of=as_of)
-    summary = planning.build_product_line_summary(engine, policy, as_of)
-    return summary, planning.build_weekly_demand(engine, policy, as_of)
 
 
 def merged_cells(engine) -> dict[str, list[str]]:
