@@ -16,11 +16,13 @@ from assets.sales import (
     sales_volume_daily,
     weekly_demand,
 )
+from lifecycle import synthetic
 from lifecycle.sales import dp, planning
 from lifecycle.settings import PROJECT_DIR
 from orchestration.resources import ShopDatabase
 from sensors.schedules import nightly_lifecycle
 from tests.db.test_sales import add_sale, customers_buy, noon
+from tests.db.test_sales_planning_carry import CANCEL_IN_SPAN
 from tests.shop import add_delivered, leaked
 
 DAY = timedelta(days=1)
@@ -151,6 +153,38 @@ def test_the_nightly_job_purges_and_refreshes_the_sales_tables_in_one_run(engine
     assert result.success
     assert metadata(result, "purged_orders")["purged"] == 1
     assert metadata(result, "refreshed_sales_volume")["units_published"] == 17
+
+
+def test_a_late_correction_rebuilds_the_planning_tables_from_the_weeks_merges(engine, database_url):
+    """Two nightly runs in the same week with 20 orders of the span cancelled between them: the
+    second run's planning steps start from the merges the first found, and say so."""
+    synthetic.seed_shop(engine, orders=20000, seed=7, as_of=datetime.now(UTC))
+    day = planning.window_end(YESTERDAY)
+    runs = []
+    with dg.DagsterInstance.ephemeral() as instance:
+        for night in range(2):
+            if night:
+                with engine.begin() as conn:
+                    assert conn.execute(sa.text(CANCEL_IN_SPAN), {"day": day}).rowcount == 20
+            result = dg.materialize(
+                [*sales_assets],
+                selection=NIGHTLY,
+                resources={"shop": shop_resource(database_url)},
+                instance=instance,
+            )
+            assert result.success
+            runs.append({a: metadata(result, a) for a in ("weekly_demand", "product_line_summary")})
+        logs = " ".join(str(e) for e in instance.all_logs(result.run_id))
+    first, late = runs
+    for asset in ("weekly_demand", "product_line_summary"):
+        assert first[asset]["cells_merged_against_differencing"] > 0
+        assert first[asset]["cells_carried_from_this_weeks_last_build"] == 0
+        assert late[asset]["mode"] == "rebuilt"
+        assert late[asset]["cells_carried_from_this_weeks_last_build"] > 0
+    assert (
+        late["weekly_demand"]["suppression_rounds"] < first["weekly_demand"]["suppression_rounds"]
+    )
+    assert not leaked(logs)
 
 
 def test_sales_days_offered_run_from_the_first_sale_to_yesterday_and_backfill_in_one_run(
