@@ -176,7 +176,7 @@ def _suppress(
 
     `sums` (the weekly build): every round, beside the pairs, the sums a reader adds up from the
     weekly rows (WEEKLY_SUMS) are audited against the daily table, and each sum that leaves a
-    remainder has a row merged above it (`_sums_leaving_remainders`). `forbidden_at_start`: cells
+    remainder has a row merged above it (`_rows_to_merge_for_sums`). `forbidden_at_start`: cells
     never to publish, decided before the first round (not counted as merged). `carried`: the
     cells the last build for the same Sunday merged (freshness.carried_merges); they start
     merged, so a rebuild after a late order settles in a round or two instead of five to seven,
@@ -189,7 +189,8 @@ def _suppress(
     before: the others have not changed and were clean."""
     start = forbidden_at_start or set()
     forbidden: dict[str, set[str]] = {p.name: start | (carried or set()) for p in moving}
-    weeks: set[str] | None = None  # the weeks whose sums to audit again; None: every week
+    sum_scope: weekly_sums.SumScope | None = None  # the sums to audit again; None: every sum
+    sums_found: dict[int, set[str]] = {}
     touched: set[str] | None = None  # product lines changed since the last exact audit; None: all
     names = {p.name for p in moving}
     everything = [p.name for p in moving] + fixed
@@ -201,7 +202,8 @@ def _suppress(
     for rounds in range(1, MAX_ROUNDS + 1):
         new: dict[str, set[str]] = {p.name: set() for p in moving}
         if sums:  # beside the pairs: does a sum of weekly rows leave a remainder?
-            new[WEEKLY] = _sums_leaving_remainders(conn, moving[0], k, weeks)
+            sums_found = weekly_sums.leaking_sums(conn, WEEKLY, moving[0].span, k, sum_scope)
+            new[WEEKLY] = _rows_to_merge_for_sums(conn, sums_found)
         if not found and not any(new.values()):  # is a cell derivable through a longer chain?
             leaks = derivable.small_derivable(conn, everything, k, touched)
             touched = set()
@@ -229,8 +231,8 @@ def _suppress(
             if new[part.name]:
                 forbidden[part.name] |= new[part.name]
                 rollup.reassign(conn, part, k, forbidden[part.name], new[part.name])
-        if sums:  # a sum and a daily row lie within one week: the weeks no merge touched are clean
-            weeks = {key.split("|", 1)[0] for key in new[WEEKLY]}
+        if sums:  # the sums no moved line can change audited clean in this round
+            sum_scope = weekly_sums.scope_after_moves(conn, WEEKLY, sums_found)
         if touched is not None:  # the exact audit reads again only what moved, in its groups
             touched |= rollup.moved_product_lines(conn)
         rollup.scope_audit(conn)
@@ -255,20 +257,17 @@ ORDER BY g, row_key = g || :top DESC, count(DISTINCT customer_id), row_key
 """
 
 
-def _sums_leaving_remainders(
-    conn: Connection, part: rollup.Partition, k: int, weeks: set[str] | None = None
-) -> set[str]:
+def _rows_to_merge_for_sums(conn: Connection, found: dict[int, set[str]]) -> set[str]:
     """The weekly rows to merge so that no sum of a group's rows (a sku's week, a product line's
-    week, a week) opens a subtraction against the daily table (lifecycle.sales.weekly_sums). A
-    sku's week shown whole (its regions and its OTHER row) minus its days in the daily table is
-    exactly the lines the daily table withheld, and no single weekly row need hold a daily row
-    whole for that (a region shown in the week is folded into a day's OTHER row with another
-    region). For each sum that leaves a remainder, its top row moves up, so the sum is no longer
-    whole (the next round audits the level above); where the top row is not published, its
-    smallest row does; a coarser sum that holds a row merged for a finer one this round waits for
-    the next. Against the other tables a sum leaves what the weekly rows inside it leave, which
-    the pair audit checks. `weeks`: only those weeks are audited (None: all)."""
-    found = weekly_sums.leaking_sums(conn, WEEKLY, part.span, k, weeks)
+    week, a week) opens a subtraction against the daily table; `found`: the sums that leave one
+    (lifecycle.sales.weekly_sums.leaking_sums). A sku's week shown whole (its regions and its
+    OTHER row) minus its days in the daily table is exactly the lines the daily table withheld,
+    and no single weekly row need hold a daily row whole for that (a region shown in the week is
+    folded into a day's OTHER row with another region). For each sum that leaves a remainder, its
+    top row moves up, so the sum is no longer whole (the next round audits the level above); where
+    the top row is not published, its smallest row does; a coarser sum that holds a row merged for
+    a finer one this round waits for the next. Against the other tables a sum leaves what the
+    weekly rows inside it leave, which the pair audit checks."""
     merged: set[str] = set()
     for level, keys in sorted(found.items()):  # finest sums first
         # A coarser sum holding a row merged for a finer one is no longer whole either.
@@ -385,7 +384,7 @@ def _weeks_thin_beside_daily(conn: Connection, part: rollup.Partition, k: int) -
     regions' rows and its OTHER row) minus its days in the daily table is exactly the lines the
     daily table withheld, so where those have 1..k-1 customers the sku's OTHER row goes up to its
     line and the week is not whole at sku level (its regions' rows stay, each audited against the
-    days). The sums audit (`_sums_leaving_remainders`) would find each such week and merge the
+    days). The sums audit (`_rows_to_merge_for_sums`) would find each such week and merge the
     same row, a round at a time; deciding it before the first round saves those rounds. It only
     ever forbids, so it cannot open a remainder the audits would then miss."""
     sql = _THIN_WEEKS.format(span=part.span, other=rollup.OTHER)

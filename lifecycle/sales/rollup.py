@@ -193,7 +193,7 @@ def assign(
 
 
 # The (partition, line, row) triples a re-assignment changed, both the old and the new ones.
-_MOVED_TABLE = """
+MOVED_TABLE = """
 CREATE TEMP TABLE IF NOT EXISTS sales_moved (
     part text NOT NULL, line_id bigint NOT NULL, row_key text COLLATE "C" NOT NULL
 ) ON COMMIT DROP
@@ -274,7 +274,7 @@ def reassign(
     (`_redo`: their product lines' lines in their periods, and the lines of the top rows of
     those periods) and records in pg_temp.sales_moved every line whose row changed, under its
     old and its new row: what `scope_audit` starts from."""
-    conn.execute(sa.text(_MOVED_TABLE))
+    conn.execute(sa.text(MOVED_TABLE))
     conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.sales_before"))
     _redo(conn, part, merged)
     conn.execute(sa.text(_BEFORE), {"p": part.name})
@@ -324,7 +324,7 @@ SELECT DISTINCT l.product_line FROM (
 def moved_product_lines(conn: Connection) -> set[str]:
     """The product lines of every line the re-assignments since the last `scope_audit` moved
     and of every line sharing a row with one, before or after its move."""
-    conn.execute(sa.text(_MOVED_TABLE))
+    conn.execute(sa.text(MOVED_TABLE))
     return {line for (line,) in conn.execute(sa.text(_MOVED_PRODUCT_LINES))}
 
 

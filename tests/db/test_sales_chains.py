@@ -215,7 +215,8 @@ def test_a_sum_that_leaves_a_remainder_merges_its_own_top_row_first(engine, poli
         rollup.assign_daily(conn)
         part = planning.weekly_partition(day)
         rollup.assign(conn, part, 3, set())
-        merged = planning._sums_leaving_remainders(conn, part, 3)
+        leaking = weekly_sums.leaking_sums(conn, planning.WEEKLY, part.span, 3)
+        merged = planning._rows_to_merge_for_sums(conn, leaking)
         conn.rollback()
     assert merged == {f"{WEEK}|tea|X|OTHER"}
 
@@ -268,7 +269,8 @@ def test_the_builds_sums_audit_finds_what_the_generic_audit_finds(engine, policy
                     level: {key for key in keys if key.split("|", 1)[0] in some}
                     for level, keys in expected.items()
                 }
-                fast = weekly_sums.leaking_sums(conn, planning.WEEKLY, part.span, audit_k, some)
+                scope = weekly_sums.SumScope(weeks=frozenset(some))
+                fast = weekly_sums.leaking_sums(conn, planning.WEEKLY, part.span, audit_k, scope)
                 assert fast == in_some
                 for level, keys in expected.items():
                     found[level] += len(keys)
@@ -356,3 +358,103 @@ def test_a_merge_reassigns_exactly_what_assigning_everything_again_gives(engine,
                 assert narrow == dict(conn.execute(assigned, {"p": part.name}).all())
             assert levels_merged == set(range(len(part.levels)))
         conn.rollback()
+
+
+def test_after_merges_the_sums_audit_reads_only_what_moved_and_finds_what_a_whole_audit_finds(
+    engine, policy
+):
+    """The weekly build audits again, after a round's merges, only the sums a moved line can
+    change (weekly_sums.scope_after_moves): the sku and line sums of the (week, product line)
+    pairs whose lines moved, every sum of a week where a line became withheld or published, and
+    the sums found in the round. Over three rounds of merges at every level on the synthetic
+    shop, at the policy's k and a larger one, the scoped audit finds exactly what auditing every
+    sum finds, while reading fewer of them."""
+    synthetic.seed_shop(engine, orders=20000, seed=7, as_of=AS_OF)
+    daily.refresh(engine, policy, run_id="night", as_of=AS_OF)
+    day = planning.window_end(daily.last_complete_day(engine, policy, AS_OF))
+    part = planning.weekly_partition(day)
+    published = sa.text("SELECT DISTINCT row_key, level FROM pg_temp.sales_assign WHERE part = :p")
+    narrower = withheld_weeks = findings = 0
+    with engine.begin() as conn:
+        first, after = planning.lines_span(day)
+        rollup.load_lines(conn, Source(policy), policy.raw.catalogue, first, after)
+        rollup.assign_daily(conn)
+        every_pair = conn.execute(
+            sa.text(
+                f"SELECT count(DISTINCT (week_start, product_line)) FROM pg_temp.sales_lines l "
+                f"WHERE {part.span}"
+            )
+        ).scalar_one()
+        for audit_k in (policy.analytics.min_customers_per_cell, 12):
+            forbidden: set[str] = set()
+            rollup.assign(conn, part, audit_k, forbidden)
+            found = weekly_sums.leaking_sums(conn, planning.WEEKLY, part.span, audit_k)
+            for round_ in range(3):  # rows below the top twice, then top rows: lines withheld
+                rows = sorted(conn.execute(published, {"p": part.name}).all())
+                top = round_ == 2
+                merged = {
+                    key
+                    for n, (key, level) in enumerate(rows)
+                    if (level == 3) == top and n % (2 if top else 5) == round_ % 2
+                }
+                forbidden |= merged
+                rollup.reassign(conn, part, audit_k, forbidden, merged)
+                scope = weekly_sums.scope_after_moves(conn, planning.WEEKLY, found)
+                conn.execute(sa.text("TRUNCATE pg_temp.sales_moved"))
+                scoped = weekly_sums.leaking_sums(conn, planning.WEEKLY, part.span, audit_k, scope)
+                found = weekly_sums.leaking_sums(conn, planning.WEEKLY, part.span, audit_k)
+                assert scoped == found
+                narrower += len(scope.pairs) < every_pair
+                withheld_weeks += len(scope.weeks) if top else 0
+                findings += sum(len(keys) for keys in found.values())
+        conn.rollback()
+    assert narrower > 0 and withheld_weeks > 0 and findings > 0, (
+        narrower,
+        withheld_weeks,
+        findings,
+    )
+
+
+def test_a_merge_that_opens_a_sum_is_in_the_next_rounds_scope(engine, policy_file):
+    """k = 3, sku X in one week, every day published by the daily table: Monday SH (buyers 1-3),
+    Tuesday's OTHER row (SH buyer 4, GD 5 and 7, BJ 6). The weekly table shows SH (1-4) and X's
+    OTHER row (5-7), so X's week, summed, is covered by the days: nothing leaks. Merging X's OTHER
+    row up to its line leaves Tuesday's row half outside the sum: buyer 4 alone, a sum found only
+    by reading the (week, line) whose lines moved; merging the line's row up to the week's does the
+    same to the line's sum. Merging the week's row withholds 5-7, and the week's sum leaves buyer
+    4: no line moved between published rows, so it is found only by reading the week whole."""
+    policy = k3_with_catalogue(policy_file)
+    with engine.begin() as conn:
+        catalogue(conn, tea=["X"])
+        sales = [(1, "SH", 0), (2, "SH", 0), (3, "SH", 0), (4, "SH", 1)]
+        sales += [(5, "GD", 1), (6, "BJ", 1), (7, "GD", 1)]
+        for order, (buyer, region, day) in enumerate(sales, start=1):
+            buy(conn, order, buyer, WEEK + timedelta(days=day), "X", region)
+    daily.refresh(engine, policy, run_id="night", as_of=AS_OF)
+    day = planning.window_end(AS_OF.date())
+    part = planning.weekly_partition(day)
+    steps = (
+        ({f"{WEEK}|tea|X|OTHER"}, {1: {f"{WEEK}|tea|X"}, 2: set(), 3: set()}),
+        ({f"{WEEK}|tea|OTHER|OTHER"}, {1: {f"{WEEK}|tea|X"}, 2: {f"{WEEK}|tea"}, 3: set()}),
+        ({f"{WEEK}|OTHER|OTHER|OTHER"}, {1: {f"{WEEK}|tea|X"}, 2: {f"{WEEK}|tea"}, 3: {str(WEEK)}}),
+    )
+    with engine.begin() as conn:
+        first, after = planning.lines_span(day)
+        rollup.load_lines(conn, Source(policy), policy.raw.catalogue, first, after)
+        rollup.assign_daily(conn)
+        forbidden: set[str] = set()
+        rollup.assign(conn, part, 3, forbidden)
+        found = weekly_sums.leaking_sums(conn, planning.WEEKLY, part.span, 3)
+        assert found == {1: set(), 2: set(), 3: set()}
+        scopes = []
+        for merged, expected in steps:
+            forbidden |= merged
+            rollup.reassign(conn, part, 3, forbidden, merged)
+            scope = weekly_sums.scope_after_moves(conn, planning.WEEKLY, found)
+            conn.execute(sa.text("TRUNCATE pg_temp.sales_moved"))
+            found = weekly_sums.leaking_sums(conn, planning.WEEKLY, part.span, 3, scope)
+            assert found == weekly_sums.leaking_sums(conn, planning.WEEKLY, part.span, 3)
+            assert found == expected
+            scopes.append(scope)
+        conn.rollback()
+    assert [s.weeks for s in scopes] == [set(), set(), {str(WEEK)}]

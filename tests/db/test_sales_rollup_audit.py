@@ -118,7 +118,7 @@ def test_after_lines_move_the_scoped_audit_misses_nothing_the_move_could_change(
     after = reference(lines, after_keys)
     with engine.connect() as conn, conn.begin():
         load(conn, lines, after_keys)
-        conn.execute(sa.text(rollup._MOVED_TABLE))
+        conn.execute(sa.text(rollup.MOVED_TABLE))
         conn.execute(
             sa.text("INSERT INTO pg_temp.sales_moved VALUES ('b', :l, :k)"),
             [
