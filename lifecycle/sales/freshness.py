@@ -82,8 +82,7 @@ def source_signature(
         return None
     digest = sa.text(_LAST_DAY_DIGEST.format(lines=rollup.lines_select(src, policy.raw.catalogue)))
     parts = [
-        f"protection {rollup.PROTECTION}",
-        src.signature,
+        merge_rules(src),
         conn.execute(_DAILY_BUILDS, {"first": first, "day": day}).scalar_one(),
         conn.execute(digest, {"tz": src.tz, "first": day, "after": after}).scalar_one(),
     ]
@@ -106,9 +105,10 @@ def is_current(conn: Connection, table: str, day: date, signature: str | None) -
 
 
 def merge_rules(src: Source) -> str:
-    """What a build's merges depend on besides the data: the protection and the source's rules
-    (k, time zone, mapping). Merges made under other rules are not carried into a rebuild."""
-    return f"protection {rollup.PROTECTION} {src.signature}"
+    """The rules a build follows besides its data: the protection and the source's rules (k,
+    time zone, mapping). The first part of every source signature; merges made under other rules
+    are not carried into a rebuild."""
+    return f"protection {rollup.PROTECTION}\n{src.signature}"
 
 
 def carried_merges(conn: Connection, table: str, day: date, rules: str) -> set[str]:
