@@ -366,11 +366,10 @@ def erase_purged_storage(
 def _retry_statistics(engine: Engine, run_id: str, timeout: float) -> ErasureReport:
     """A night with no table to rewrite: retries the rewrite of pg_statistic if an earlier one is
     still owed (its old rows may hold cleared values), else does nothing."""
-    nothing = NOTHING_CLEARED
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         earlier = statistics.owed(conn)
         if earlier is None:
-            return ErasureReport(ran=False, reason=nothing)
+            return ErasureReport(ran=False, reason=NOTHING_CLEARED)
         clock = time.perf_counter()
         conn.execute(sa.text(f"SET lock_timeout = '{int(timeout)}s'"))
         try:  # the timeout is a session setting: never hand it back to the pool
@@ -381,7 +380,7 @@ def _retry_statistics(engine: Engine, run_id: str, timeout: float) -> ErasureRep
     seconds = time.perf_counter() - clock
     return ErasureReport(
         ran=False,
-        reason=f"{nothing}; pg_statistic, owed since an earlier rewrite: {outcome}",
+        reason=f"{NOTHING_CLEARED}; pg_statistic, owed since an earlier rewrite: {outcome}",
         statistics=outcome,
         pending=[] if outcome == statistics.REWRITTEN else [statistics.RELATION],
         seconds=seconds,
