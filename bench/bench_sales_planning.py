@@ -5,9 +5,11 @@ about 15k orders a month (200k orders, 2,000 skus). On each: the daily table's s
 (the k rule at day × sku × region), then each planning table's share of units and the relative
 error of the 28-day totals a planner sums from it (per sku for the skus making up 80% of units, per
 region, per product line), and its build time against a hand-written `CREATE TABLE … AS SELECT …
-GROUP BY` of the same grains without protection; what a night costs when nothing is new, after
-one changed day, when the week turns and inside a week; the DP release's 28-day error over a sweep of ε and two sets of contribution
-bounds. Runs in about five minutes on 2 shared cores.
+GROUP BY` of the same grains without protection (and of every level the tables publish, a second
+reference); what a night costs when nothing is new, after one changed day (starting from the
+week's merges, then cold on the same data), when the week turns and inside a week; the DP
+release's 28-day error over a sweep of ε and two sets of contribution bounds. Runs in about five
+minutes on 2 shared cores.
 
     .venv/bin/python bench/bench_sales_planning.py [--shops 50000,200000]
 """

@@ -3,8 +3,11 @@
 Seeds a synthetic shop (embedded server by default), refreshes the daily table, then builds both
 planning tables once with every SQL statement timed (a SQLAlchemy cursor event), and prints the
 totals per statement kind and the number of suppression rounds next to a hand-written CTAS.
+With --late it then cancels 20 orders of the span and times the rebuild twice: starting from the
+week's merges, as the nightly does, and cold on the same data.
 
-    .venv/bin/python bench/profile_sales_planning.py --orders 50000 [--reuse] [--attempts 1]
+    .venv/bin/python bench/profile_sales_planning.py --orders 50000 [--reuse] [--attempts 1] \
+        [--no-guard] [--late]
 """
 
 from __future__ import annotations
