@@ -127,6 +127,8 @@ def product_line_summary(
 ) -> dg.MaterializeResult:
     """Units per sku and product line over 7, 28 and 91 days; merged so no subtraction leaks."""
     report = build_product_line_summary(shop.engine(), shop.policy(), shop.as_of())
+    if warning := report.catalogue.warning():
+        context.log.warning(warning)
     return dg.MaterializeResult(
         metadata={
             **report.metadata(),
@@ -145,6 +147,8 @@ def product_line_summary(
 def weekly_demand(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.MaterializeResult:
     """Units per ISO week, sku and region over 13 weeks; small cells rolled up, not withheld."""
     report = build_weekly_demand(shop.engine(), shop.policy(), shop.as_of())
+    if warning := report.catalogue.warning():
+        context.log.warning(warning)
     return dg.MaterializeResult(
         metadata={
             **report.metadata(),
@@ -163,6 +167,8 @@ def weekly_demand(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.M
 def sales_units_dp(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.MaterializeResult:
     """28-day units per catalogue sku with OpenDP noise, when the policy's mechanism asks for it."""
     report = dp.release(shop.engine(), shop.policy(), shop.as_of(), run_id=context.run.run_id)
+    if warning := report.catalogue.warning():
+        context.log.warning(warning)
     return dg.MaterializeResult(metadata={**report.metadata(), "dagster/row_count": report.rows})
 
 

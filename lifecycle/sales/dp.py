@@ -34,6 +34,7 @@ from lifecycle.checks import CheckResult, Finding
 from lifecycle.policy import Policy
 from lifecycle.policy.privacy import DifferentialPrivacy
 from lifecycle.sales import rollup
+from lifecycle.sales.catalogue import AmbiguousSkus, ambiguous_skus, one_line_per_sku
 from lifecycle.sales.daily import LOCK_KEY, SalesError, last_complete_day
 from lifecycle.sales.source import Source
 
@@ -107,6 +108,7 @@ class DpRelease:
     spent_per_period: dict[str, float] = field(default_factory=dict)
     rows: int = 0
     seconds: float = 0.0
+    catalogue: AmbiguousSkus = AmbiguousSkus(table="")  # skus it lists under several lines
 
     def metadata(self) -> dict[str, object]:
         """ε spent and left per 28-day period, for the Dagster UI."""
@@ -125,10 +127,12 @@ class DpRelease:
             },
             "rows": self.rows,
             "seconds": round(self.seconds, 3),
+            **self.catalogue.metadata(),
         }
 
 
-def _catalogue(conn: Connection, policy: Policy) -> None:
+def load_catalogue(conn: Connection, policy: Policy) -> None:
+    """pg_temp.dp_catalogue: the public key set, one product line per catalogue sku."""
     catalogue = policy.raw.catalogue
     if catalogue is None:
         raise SalesError(
@@ -138,9 +142,8 @@ def _catalogue(conn: Connection, policy: Policy) -> None:
     conn.execute(
         sa.text(f"""
         CREATE TEMP TABLE dp_catalogue ON COMMIT DROP AS
-        SELECT DISTINCT CAST({catalogue.col("sku")} AS text) COLLATE "C" AS sku,
-               CAST({catalogue.col("product_line")} AS text) COLLATE "C" AS product_line
-        FROM {catalogue.sql}
+        SELECT sku COLLATE "C" AS sku, product_line COLLATE "C" AS product_line
+        FROM ({one_line_per_sku(catalogue)}) c
     """)
     )
 
@@ -153,16 +156,24 @@ def periods(day: date) -> list[date]:
     return [EPOCH + timedelta(weeks=PERIOD_WEEKS * n) for n in range(after - PERIODS, after)]
 
 
-def _release_period(
-    conn: Connection, start: date, bounds: DifferentialPrivacy, run_id: str, report: DpRelease
-) -> None:
+def clipped_counts(
+    conn: Connection, start: date, bounds: DifferentialPrivacy
+) -> list[tuple[str, str, int]]:
+    """(sku, product line, clipped units) of every catalogue sku in the period from `start`, from
+    pg_temp.sales_lines: each customer moves these by at most the period's cap in total."""
     params = {
         "start": start,
         "weeks": PERIOD_WEEKS,
         "cell_cap": bounds.max_units_per_customer_per_cell,
         "period_cap": bounds.max_units_per_customer_per_period,
     }
-    counts = conn.execute(_CLIPPED, params).all()
+    return [(sku, line, int(units)) for sku, line, units in conn.execute(_CLIPPED, params)]
+
+
+def _release_period(
+    conn: Connection, start: date, bounds: DifferentialPrivacy, run_id: str, report: DpRelease
+) -> None:
+    counts = clipped_counts(conn, start, bounds)
     digest = hashlib.sha256(repr([(s, int(u)) for s, _, u in counts]).encode()).hexdigest()
     key = {"t": TABLE, "w": start}
     before = conn.execute(_RELEASE, key).scalar()
@@ -229,7 +240,8 @@ def release(engine: Engine, policy: Policy, as_of: datetime, run_id: str) -> DpR
     after = starts[-1] + timedelta(weeks=PERIOD_WEEKS)
     with engine.begin() as conn:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
-        _catalogue(conn, policy)
+        load_catalogue(conn, policy)
+        report.catalogue = ambiguous_skus(conn, policy.raw.catalogue)
         rollup.load_lines(conn, Source(policy), policy.raw.catalogue, starts[0], after)
         for start in starts:
             _release_period(conn, start, bounds, run_id, report)

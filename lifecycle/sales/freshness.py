@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection
 
 from lifecycle.policy import Policy
 from lifecycle.sales import rollup
+from lifecycle.sales.catalogue import one_line_per_sku
 from lifecycle.sales.daily import HOUR_DAYS
 from lifecycle.sales.source import Source
 
@@ -48,9 +49,11 @@ _LAST_DAY_DIGEST = """
                                    ORDER BY order_id, sku, units, revenue, region), ''))
     FROM ({lines}) line
 """
+# The catalogue as the builds read it (one product line per sku), so that the order in which a
+# catalogue lists a sku twice cannot change the hash.
 _CATALOGUE = (
-    "SELECT md5(coalesce(string_agg(CAST({sku} AS text) || '|' || "
-    "coalesce(CAST({line} AS text), ''), ',' ORDER BY CAST({sku} AS text)), '')) FROM {table}"
+    "SELECT md5(coalesce(string_agg(sku || '|' || product_line, ',' ORDER BY sku), '')) "
+    "FROM ({catalogue}) c"
 )
 _STORED = sa.text("""
     SELECT signature FROM lifecycle.planning_builds WHERE table_name = :t AND as_of_date = :day
@@ -88,9 +91,7 @@ def source_signature(
     ]
     catalogue = policy.raw.catalogue
     if catalogue is not None:
-        sql = _CATALOGUE.format(
-            sku=catalogue.col("sku"), line=catalogue.col("product_line"), table=catalogue.sql
-        )
+        sql = _CATALOGUE.format(catalogue=one_line_per_sku(catalogue))
         parts.append(conn.execute(sa.text(sql)).scalar_one())
     if upstream is not None:
         parts.append(conn.execute(_ANY, {"t": upstream}).scalar() or "none")

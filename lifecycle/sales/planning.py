@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from lifecycle.policy import Policy
 from lifecycle.sales import derivable, freshness, rollup, weekly_sums
+from lifecycle.sales.catalogue import AmbiguousSkus, ambiguous_skus
 from lifecycle.sales.daily import LOCK_KEY, SalesError, last_complete_day
 from lifecycle.sales.source import Source
 from lifecycle.sales.utility import Utility, measure_utility
@@ -58,6 +59,7 @@ class PlanningBuild:
     cells_carried: int = 0  # of those, merged by this week's last build and kept from the start
     rounds: int = 0
     utility: Utility | None = None
+    catalogue: AmbiguousSkus = AmbiguousSkus(table="")  # skus it lists under several lines
     mode: str = "rebuilt"  # or "unchanged": nothing it depends on moved since its last build
 
     def metadata(self) -> dict[str, object]:
@@ -69,6 +71,7 @@ class PlanningBuild:
                 "mode": self.mode,
                 "rows": self.rows,
                 "seconds": round(self.seconds, 3),
+                **self.catalogue.metadata(),
             }
         share = self.units_published / self.units_total if self.units_total else 1.0
         return {
@@ -84,6 +87,7 @@ class PlanningBuild:
             "cells_carried_from_this_weeks_last_build": self.cells_carried,
             "suppression_rounds": self.rounds,
             "seconds": round(self.seconds, 3),
+            **self.catalogue.metadata(),
             **(self.utility.metadata() if self.utility else {}),
         }
 
@@ -370,7 +374,7 @@ def _begin(conn: Connection, policy: Policy, day: date) -> Source:
 # The sku rows (region OTHER) of the weeks in which the lines the daily table withheld have between
 # 1 and k-1 customers.
 _THIN_WEEKS = """
-SELECT concat_ws('|', l.week_start, l.product_line, l.sku, '{other}')
+SELECT concat_ws('|', l.week_start, {line}, {sku}, '{other}')
 FROM pg_temp.sales_lines l
 LEFT JOIN pg_temp.sales_assign d ON d.part = :daily AND d.line_id = l.line_id
 WHERE {span}
@@ -387,7 +391,12 @@ def _weeks_thin_beside_daily(conn: Connection, part: rollup.Partition, k: int) -
     days). The sums audit (`_rows_to_merge_for_sums`) would find each such week and merge the
     same row, a round at a time; deciding it before the first round saves those rounds. It only
     ever forbids, so it cannot open a remainder the audits would then miss."""
-    sql = _THIN_WEEKS.format(span=part.span, other=rollup.OTHER)
+    sql = _THIN_WEEKS.format(
+        span=part.span,
+        line=rollup.key_label("l.product_line"),
+        sku=rollup.key_label("l.sku"),
+        other=rollup.OTHER,
+    )
     return {key for (key,) in conn.execute(sa.text(sql), {"daily": rollup.DAILY, "k": k})}
 
 
@@ -400,6 +409,7 @@ def build_weekly_demand(engine: Engine, policy: Policy, as_of: datetime) -> Plan
     build = PlanningBuild(table=WEEKLY_TABLE, as_of_date=day)
     with engine.begin() as conn:
         signature, current = _lock(conn, policy, day, WEEKLY_TABLE, upstream=SUMMARY_TABLE)
+        build.catalogue = ambiguous_skus(conn, policy.raw.catalogue)
         if current:
             return _unchanged(conn, build, started)
         src = _begin(conn, policy, day)
@@ -445,6 +455,7 @@ def build_product_line_summary(engine: Engine, policy: Policy, as_of: datetime) 
     build = PlanningBuild(table=SUMMARY_TABLE, as_of_date=day)
     with engine.begin() as conn:
         signature, current = _lock(conn, policy, day, SUMMARY_TABLE)
+        build.catalogue = ambiguous_skus(conn, policy.raw.catalogue)
         if current:
             return _unchanged(conn, build, started)
         src = _begin(conn, policy, day)
@@ -478,7 +489,7 @@ def build_product_line_summary(engine: Engine, policy: Policy, as_of: datetime) 
 
 def assign_published_weekly(conn: Connection, day: date) -> None:
     """Maps the lines to the rows analytics.weekly_demand publishes (its finest matching row)."""
-    rollup.assign_published(conn, weekly_partition(day), "analytics.weekly_demand", "week_start")
+    rollup.assign_published(conn, weekly_partition(day), "analytics.weekly_demand")
 
 
 # Sums a reader adds up from the weekly table's rows: a sku's week (its regions' rows and its OTHER
@@ -551,8 +562,6 @@ def assign_published_summary(conn: Connection, day: date) -> list[str]:
             part,
             f"(SELECT * FROM analytics.product_line_summary WHERE window_days = {days} "
             f"AND as_of_date = DATE '{day.isoformat()}')",
-            f"'{days}'",
-            region="''",
         )
         names.append(part.name)
     return names

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from lifecycle.sales.catalogue import UNLISTED, one_line_per_sku
 from lifecycle.sales.source import Source
 
 OTHER = "OTHER"
@@ -28,9 +29,30 @@ OTHER = "OTHER"
 # (lifecycle.sales.freshness): raised whenever the same lines would now be published differently,
 # so tables built under an earlier one are rebuilt the next night instead of kept as current.
 # 2: the exact audit of derivable cells, the weekly sums and the window differences.
-PROTECTION = "2"
+# 3: row keys keep a label from the data apart from the roll-up label (`key_label`).
+PROTECTION = "3"
+
+
+def key_label(expr: str) -> str:
+    """SQL: a label from the data (`expr`: a product line, sku or region) as it stands in a row
+    key, where labels are joined by '|' and a rolled-up level reads OTHER.
+
+    A label that could be read as that, a catalogue's product line or sku named OTHER or holding
+    a '|', is escaped: a backslash before it, its backslashes doubled, each '|' written as a
+    backslash and a '/'.
+    Otherwise a product line named OTHER had the key of the week's all row, so the build and the
+    guard took two published rows for one, and the guard failed a night on a real catalogue (or
+    missed a remainder between them). Every other label stands as it is, so keys and the merges a
+    build keeps are unchanged for them. A literal (a roll-up label) is returned as it is."""
+    if expr.startswith("'"):
+        return expr
+    return (
+        f"CASE WHEN {expr} = '{OTHER}' OR strpos({expr}, '|') > 0 OR left({expr}, 1) = '\\' "
+        f"THEN '\\' || replace(replace({expr}, '\\', '\\\\'), '|', '\\/') ELSE {expr} END"
+    )
+
+
 CATALOGUE_NONE = "ALL"  # the one product line of a shop without a catalogue
-UNLISTED = "UNLISTED"  # the product line of a sku the catalogue does not list
 
 # The sales lines placed on local dates :first..:after-1, one row per order line.
 _LINES_SELECT = """
@@ -69,10 +91,8 @@ def lines_select(src: Source, catalogue) -> str:
     if catalogue is None:
         product_line, join = f"'{CATALOGUE_NONE}'", ""
     else:
-        product_line = f"coalesce(CAST(p.{catalogue.col('product_line')} AS text), '{UNLISTED}')"
-        join = (
-            f"LEFT JOIN {catalogue.sql} p ON CAST(p.{catalogue.col('sku')} AS text) = i.{i['sku']}"
-        )
+        product_line = f"coalesce(p.product_line, '{UNLISTED}')"
+        join = f"LEFT JOIN ({one_line_per_sku(catalogue)}) p ON p.sku = CAST(i.{i['sku']} AS text)"
     return _LINES_SELECT.format(
         placed=f"o.{o['placed_at']}",
         sku=i["sku"],
@@ -124,7 +144,9 @@ class Partition:
     levels: tuple[Level, ...]
 
     def key(self, level: Level) -> str:
-        return f"concat_ws('|', {self.period}, {level.product_line}, {level.sku}, {level.region})"
+        """SQL: the key of a line's row at `level` (on a published row: of that row)."""
+        labels = (key_label(e) for e in (level.product_line, level.sku, level.region))
+        return f"concat_ws('|', {self.period}, {', '.join(labels)})"
 
 
 WEEKLY_LEVELS = (
@@ -486,7 +508,7 @@ DAILY = "sales_volume_daily"
 _DAILY_ASSIGN = sa.text(f"""
 INSERT INTO pg_temp.sales_assign (part, line_id, row_key, level)
 SELECT '{DAILY}', l.line_id,
-       concat_ws('|', l.sales_date, l.sku, coalesce(own.region, other.region)),
+       concat_ws('|', l.sales_date, {key_label("l.sku")}, coalesce({key_label("own.region")}, other.region)),
        CASE WHEN own.region IS NOT NULL THEN 0 ELSE 1 END
 FROM pg_temp.sales_lines l
 LEFT JOIN analytics.sales_volume_daily own
@@ -504,12 +526,13 @@ def assign_daily(conn: Connection) -> None:
     conn.execute(_DAILY_ASSIGN)
 
 
-def assign_published(
-    conn: Connection, part: Partition, table: str, period: str, region: str = "region"
-) -> None:
+def assign_published(conn: Connection, part: Partition, table: str) -> None:
     """Maps the lines of `part`'s span to the finest published row of `table` that matches them:
     how a reader of the published table can place each sale. One statement: each level's key is
-    looked up in the published keys, and the finest match wins."""
+    looked up in the published keys, and the finest match wins. A published row's key is made
+    as its level makes a line's (`Partition.key` over the row's columns), so a row rolled up to
+    OTHER and a row of a product line or sku named OTHER are two rows here as they are to a
+    reader."""
     conn.execute(sa.text("DELETE FROM pg_temp.sales_assign WHERE part = :p"), {"p": part.name})
     keys = ", ".join(
         f'CASE WHEN {level.eligible} THEN ({part.key(level)}) COLLATE "C" END AS k{n}'
@@ -520,12 +543,15 @@ def assign_published(
     )
     found = ", ".join(f"p{n}.row_key" for n in range(len(part.levels)))
     depth = " ".join(f"WHEN p{n}.row_key IS NOT NULL THEN {n}" for n in range(len(part.levels)))
+    published = " UNION ALL ".join(
+        f'SELECT ({part.key(level)}) COLLATE "C" AS row_key FROM {table} t '
+        f"WHERE t.level = '{level.name}'"
+        for level in part.levels
+    )
     conn.execute(
         sa.text(f"""
         WITH published AS MATERIALIZED (
-            SELECT DISTINCT concat_ws('|', {period}, product_line, sku, {region}) COLLATE "C"
-                   AS row_key
-            FROM {table} t
+            SELECT DISTINCT row_key FROM ({published}) p
         ), candidates AS MATERIALIZED (
             SELECT l.line_id, {keys} FROM pg_temp.sales_lines l WHERE {part.span}
         )

@@ -26,7 +26,7 @@ WITH per AS (
            coalesce(sum(l.units) FILTER (WHERE a.level <= :deepest), 0) AS shown_units
     FROM pg_temp.sales_lines l
     LEFT JOIN pg_temp.sales_assign a ON a.part = :p AND a.line_id = l.line_id
-    WHERE l.sales_date >= :first AND l.sales_date <= :last AND {grain} <> :other
+    WHERE l.sales_date >= :first AND l.sales_date <= :last AND {known}
     GROUP BY 1
 ), ranked AS (
     SELECT per.*, abs(true_units - shown_units)::float8 / true_units AS err,
@@ -84,7 +84,12 @@ def _grain(
     k: int,
 ) -> GrainError:
     count, exact, median, count_k, exact_k = conn.execute(
-        sa.text(_ERRORS.text.format(grain=grain)),
+        # OTHER is no region (an order without one); a sku or product line may be named so.
+        sa.text(
+            _ERRORS.text.format(
+                grain=grain, known=f"{grain} <> :other" if grain == "l.region" else "true"
+            )
+        ),
         {
             "p": part,
             "deepest": deepest,

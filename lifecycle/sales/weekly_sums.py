@@ -29,15 +29,17 @@ from lifecycle.sales import rollup
 
 # The key of the group a reader sums the weekly rows of, per level of the rows summed (a sku's
 # week sums the rows of levels 0-1, a line's week 0-2, the week 0-3), as an expression on `l`.
+# Labels stand as in the rows' keys (rollup.key_label), so a sum's key begins its rows' keys.
+_LINE, _SKU = rollup.key_label("l.product_line"), rollup.key_label("l.sku")
 SUM_KEYS = {
-    1: "concat_ws('|', l.week_start, l.product_line, l.sku)",
-    2: "concat_ws('|', l.week_start, l.product_line)",
+    1: f"concat_ws('|', l.week_start, {_LINE}, {_SKU})",
+    2: f"concat_ws('|', l.week_start, {_LINE})",
     3: "CAST(l.week_start AS text)",
 }
 # The lines of some weeks (bind :weeks, ISO dates of their Mondays), as a condition on `l`.
 IN_WEEKS = "CAST(l.week_start AS text) = ANY(CAST(:weeks AS text[]))"
 # The lines of some product lines' weeks (bind :pair_weeks and :pair_lines, side by side).
-IN_PAIRS = """(CAST(l.week_start AS text), l.product_line) IN (
+IN_PAIRS = f"""(CAST(l.week_start AS text), {_LINE}) IN (
     SELECT * FROM unnest(CAST(:pair_weeks AS text[]), CAST(:pair_lines AS text[])))"""
 _NOT_WEEKLY = 99  # the level of a line the weekly table withholds: in no sum
 
@@ -120,7 +122,7 @@ def leaking_sums(
 # and whether its published or withheld state changed (pg_temp.sales_moved holds such a line once,
 # under the row it left or the row it reached; a line that moved between rows, twice).
 _MOVED = """
-SELECT CAST(l.week_start AS text), l.product_line, bool_or(m.n = 1)
+SELECT CAST(l.week_start AS text), {line}, bool_or(m.n = 1)
 FROM (SELECT line_id, count(*) AS n FROM pg_temp.sales_moved WHERE part = :weekly
       GROUP BY line_id) m
 JOIN pg_temp.sales_lines l USING (line_id)
@@ -139,7 +141,8 @@ def scope_after_moves(conn: Connection, weekly: str, found: dict[int, set[str]])
     pairs: set[tuple[str, str]] = set()
     for level in (1, 2):
         pairs |= {tuple(key.split("|")[:2]) for key in found[level]}
-    for week, line, state_changed in conn.execute(sa.text(_MOVED), {"weekly": weekly}):
+    moved = sa.text(_MOVED.format(line=_LINE))
+    for week, line, state_changed in conn.execute(moved, {"weekly": weekly}):
         pairs.add((week, line))
         if state_changed:
             weeks.add(week)

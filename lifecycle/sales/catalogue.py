@@ -1,0 +1,97 @@
+"""The shop's catalogue as the sales builds read it: at most one product line per sku.
+
+A shop maps its own catalogue (raw.catalogue), often a view over its product tables, and nothing
+makes such a table list each sku once. Joined as it stands, a sku listed twice would put each of
+its sales lines into the span twice: the planning tables would count its units twice, and the DP
+release would publish the sku twice with noise scaled for once, so a customer's units in it would
+move the release by twice the bound its ε was computed for. Every build therefore reads the
+catalogue through `ONE_LINE_PER_SKU`:
+
+- a sku listed under one product line, however many times, keeps it;
+- a sku listed under several product lines, or under none (NULL or blank), belongs to UNLISTED,
+  where a sku the catalogue does not list is: its units count once, and no line is guessed;
+- a row without a sku is ignored.
+
+`ambiguous_skus` counts the skus listed under several product lines and names a few (catalogue
+codes, never a person) for the build's metadata and log, with the fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from lifecycle.policy.catalogue import Catalogue
+
+UNLISTED = "UNLISTED"  # the product line of a sku the catalogue does not list, or not clearly
+EXAMPLES = 5  # ambiguous skus named in a build's metadata
+
+_LISTED = """
+    SELECT CAST({sku} AS text) AS sku,
+           CASE WHEN btrim(CAST({line} AS text)) <> '' THEN CAST({line} AS text) END AS product_line
+    FROM {table}
+    WHERE {sku} IS NOT NULL
+"""
+ONE_LINE_PER_SKU = """
+    SELECT sku, CASE WHEN count(DISTINCT product_line) = 1 THEN min(product_line)
+                     ELSE '{unlisted}' END AS product_line
+    FROM ({listed}) listed
+    GROUP BY sku
+"""
+_AMBIGUOUS = """
+    SELECT count(*), (array_agg(sku ORDER BY sku))[1:{examples}]
+    FROM (SELECT sku FROM ({listed}) listed GROUP BY sku
+          HAVING count(DISTINCT product_line) > 1) several
+"""
+
+
+def one_line_per_sku(catalogue: Catalogue) -> str:
+    """SELECT of (sku, product_line), one row per sku the catalogue lists (see the module)."""
+    listed = _LISTED.format(
+        sku=catalogue.col("sku"), line=catalogue.col("product_line"), table=catalogue.sql
+    )
+    return ONE_LINE_PER_SKU.format(unlisted=UNLISTED, listed=listed)
+
+
+@dataclass(frozen=True)
+class AmbiguousSkus:
+    """Skus the catalogue lists under more than one product line: how many, and a few codes."""
+
+    table: str
+    count: int = 0
+    examples: tuple[str, ...] = ()
+
+    def metadata(self) -> dict[str, object]:
+        """The count, for a build's Dagster metadata (nothing without a catalogue)."""
+        return {"catalogue_skus_under_several_lines": self.count} if self.table else {}
+
+    def warning(self) -> str | None:
+        """One line saying what was found, what the builds did, and the fix; None when clean."""
+        if not self.count:
+            return None
+        named = ", ".join(repr(sku) for sku in self.examples)
+        more = (
+            f" and {self.count - len(self.examples)} more"
+            if self.count > len(self.examples)
+            else ""
+        )
+        return (
+            f"raw.catalogue {self.table}: {self.count} sku(s) listed under more than one product "
+            f"line ({named}{more}); their sales count once, under {UNLISTED}, until the catalogue "
+            "lists each sku under one product line"
+        )
+
+
+def ambiguous_skus(conn: Connection, catalogue: Catalogue | None) -> AmbiguousSkus:
+    """The skus `catalogue` lists under more than one product line (none without a catalogue)."""
+    if catalogue is None:
+        return AmbiguousSkus(table="")
+    listed = _LISTED.format(
+        sku=catalogue.col("sku"), line=catalogue.col("product_line"), table=catalogue.sql
+    )
+    count, examples = conn.execute(
+        sa.text(_AMBIGUOUS.format(listed=listed, examples=EXAMPLES))
+    ).one()
+    return AmbiguousSkus(catalogue.table, int(count), tuple(examples or ()))
