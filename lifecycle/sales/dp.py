@@ -68,10 +68,13 @@ def privacy_loss(bounds: DifferentialPrivacy) -> float:
 
 
 # Clipped counts of one period for every catalogue sku: a customer's units per sku are capped, then
-# their skus (in a fixed pseudo-random order) count until the period's cap is used up.
+# their skus (in a fixed pseudo-random order) count until the period's cap is used up. A sku's net
+# units below zero (a return booked as a negative line) count as none: a negative cell let the
+# customer's later skus count past the period's cap, so one person moved the release by more than
+# the bound its noise was scaled for.
 _CLIPPED = sa.text("""
 WITH per_cell AS (
-    SELECT customer_id, sku, least(sum(units), :cell_cap) AS units
+    SELECT customer_id, sku, greatest(0, least(sum(units), :cell_cap)) AS units
     FROM pg_temp.sales_lines
     WHERE sales_date >= :start AND sales_date < :start + 7 * :weeks
     GROUP BY customer_id, sku

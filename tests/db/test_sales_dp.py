@@ -9,8 +9,9 @@ import pytest
 import sqlalchemy as sa
 
 from lifecycle.policy import load_policy
-from lifecycle.sales import dp
+from lifecycle.sales import dp, rollup
 from lifecycle.sales.daily import SalesError
+from lifecycle.sales.source import Source
 from tests.conftest import AS_OF
 from tests.db.test_sales import add_sale, noon
 
@@ -126,3 +127,31 @@ def test_periods_are_fixed_28_day_blocks_and_only_complete_ones_are_released():
         later - earlier == timedelta(days=28)
         for earlier, later in zip(starts, starts[1:], strict=False)
     )
+
+
+def test_a_return_booked_as_a_negative_line_lets_no_customer_count_past_the_period_cap(
+    engine, policy_file
+):
+    """Each of 20 customers returns 100 units of A and buys 2 of each of B..F in the period: A
+    counts as none, and B..F together count at most the period's cap of 3, whatever order the
+    customer's skus take. A negative A before them let them count all 10."""
+    policy = dp_policy(policy_file)
+    bounds = policy.analytics.differential_privacy
+    with engine.begin() as conn:
+        for sku in "ABCDEF":
+            conn.execute(sa.text("INSERT INTO shop.products VALUES (:s, 'tea')"), {"s": sku})
+        order = 0
+        for customer in range(1, 21):
+            for sku, units in [("A", -100), *((s, 2) for s in "BCDEF")]:
+                order += 1
+                add_sale(
+                    conn, order, customer, noon(PERIOD + timedelta(days=3)), sku=sku, quantity=units
+                )
+    with engine.begin() as conn:
+        dp.load_catalogue(conn, policy)
+        after = PERIOD + timedelta(weeks=dp.PERIOD_WEEKS)
+        rollup.load_lines(conn, Source(policy), policy.raw.catalogue, PERIOD, after)
+        counts = {sku: units for sku, _, units in dp.clipped_counts(conn, PERIOD, bounds)}
+        conn.rollback()
+    assert counts["A"] == 0
+    assert sum(counts.values()) == 20 * bounds.max_units_per_customer_per_period
