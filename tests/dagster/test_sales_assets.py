@@ -240,3 +240,41 @@ def test_the_dp_release_runs_end_to_end_with_its_budget_check(engine, database_u
     assert again["epsilon_spent_this_run"] == 0 and again["periods_kept_without_new_noise"] == 3
     [check] = runs[1].get_asset_check_evaluations()
     assert check.check_name == "dp_release_within_budget" and check.passed
+
+
+def test_a_catalogue_listing_a_sku_under_two_lines_is_named_in_the_run(
+    engine, database_url, tmp_path
+):
+    """The planning steps succeed, count the sku once, and say in the run which sku the shop's
+    catalogue lists under two product lines and what to fix."""
+    policy_path = tmp_path / "policy.yaml"
+    policy_path.write_text(
+        (PROJECT_DIR / "policy.yaml")
+        .read_text()
+        .replace("table: shop.products ", "table: public.shop_catalogue ")
+    )
+    seed(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE public.shop_catalogue (sku text, product_line text)"))
+        conn.execute(
+            sa.text("INSERT INTO public.shop_catalogue VALUES ('SKU-1', 'tea'), ('SKU-1', 'pet')")
+        )
+    shop = ShopDatabase(
+        url=database_url.render_as_string(hide_password=False), policy_path=str(policy_path)
+    )
+    try:
+        with dg.DagsterInstance.ephemeral() as instance:
+            result = dg.materialize(
+                [*sales_assets], selection=NIGHTLY, resources={"shop": shop}, instance=instance
+            )
+            logs = [e.message for e in instance.all_logs(result.run_id)]
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE public.shop_catalogue"))
+    assert result.success
+    for asset in ("weekly_demand", "product_line_summary"):
+        assert metadata(result, asset)["catalogue_skus_under_several_lines"] == 1
+    warned = [m for m in logs if "listed under more than one product line" in m]
+    assert len(warned) == 2 and all(
+        "('SKU-1')" in m and "public.shop_catalogue" in m for m in warned
+    )
