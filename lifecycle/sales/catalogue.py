@@ -5,7 +5,7 @@ makes such a table list each sku once. Joined as it stands, a sku listed twice w
 its sales lines into the span twice: the planning tables would count its units twice, and the DP
 release would publish the sku twice with noise scaled for once, so a customer's units in it would
 move the release by twice the bound its ε was computed for. Every build therefore reads the
-catalogue through `ONE_LINE_PER_SKU`:
+catalogue through `one_line_per_sku`:
 
 - a sku listed under one product line, however many times, keeps it;
 - a sku listed under several product lines, or under none (NULL or blank), belongs to UNLISTED,
@@ -34,7 +34,7 @@ _LISTED = """
     FROM {table}
     WHERE {sku} IS NOT NULL
 """
-ONE_LINE_PER_SKU = """
+_ONE_LINE_PER_SKU = """
     SELECT sku, CASE WHEN count(DISTINCT product_line) = 1 THEN min(product_line)
                      ELSE '{unlisted}' END AS product_line
     FROM ({listed}) listed
@@ -47,12 +47,16 @@ _AMBIGUOUS = """
 """
 
 
-def one_line_per_sku(catalogue: Catalogue) -> str:
-    """SELECT of (sku, product_line), one row per sku the catalogue lists (see the module)."""
-    listed = _LISTED.format(
+def _listed(catalogue: Catalogue) -> str:
+    """SELECT of every (sku, product_line) row of the catalogue that names a sku, as text."""
+    return _LISTED.format(
         sku=catalogue.col("sku"), line=catalogue.col("product_line"), table=catalogue.sql
     )
-    return ONE_LINE_PER_SKU.format(unlisted=UNLISTED, listed=listed)
+
+
+def one_line_per_sku(catalogue: Catalogue) -> str:
+    """SELECT of (sku, product_line), one row per sku the catalogue lists (see the module)."""
+    return _ONE_LINE_PER_SKU.format(unlisted=UNLISTED, listed=_listed(catalogue))
 
 
 @dataclass(frozen=True)
@@ -88,10 +92,6 @@ def ambiguous_skus(conn: Connection, catalogue: Catalogue | None) -> AmbiguousSk
     """The skus `catalogue` lists under more than one product line (none without a catalogue)."""
     if catalogue is None:
         return AmbiguousSkus(table="")
-    listed = _LISTED.format(
-        sku=catalogue.col("sku"), line=catalogue.col("product_line"), table=catalogue.sql
-    )
-    count, examples = conn.execute(
-        sa.text(_AMBIGUOUS.format(listed=listed, examples=EXAMPLES))
-    ).one()
+    sql = _AMBIGUOUS.format(listed=_listed(catalogue), examples=EXAMPLES)
+    count, examples = conn.execute(sa.text(sql)).one()
     return AmbiguousSkus(catalogue.table, int(count), tuple(examples or ()))
