@@ -14,7 +14,7 @@ import dagster as dg
 
 from assets.check_results import as_asset_check_result
 from assets.metadata import compact, table
-from assets.sales import product_line_summary, refreshed_sales_volume, weekly_demand
+from assets.sales import PRODUCT_LINE_SUMMARY, WEEKLY_DEMAND, refreshed_sales_volume
 from lifecycle.guard import changes, zone
 from lifecycle.guard.checks import (
     EXPORTS_ASSERTS,
@@ -36,7 +36,7 @@ from orchestration.step_tail import StepTail
     group_name="guard",
     kinds={"postgres"},
     owners=["team:data"],
-    deps=[refreshed_sales_volume, weekly_demand, product_line_summary],
+    deps=[refreshed_sales_volume, WEEKLY_DEMAND, PRODUCT_LINE_SUMMARY],
 )
 def analytics_zone(shop: ShopDatabase) -> dg.MaterializeResult:
     """Every table and view in schema analytics tonight, whoever wrote it: what the checks

@@ -18,7 +18,7 @@ from assets.metadata import table
 from lifecycle.assertions import ASSERTS
 from lifecycle.sales import daily, dp
 from lifecycle.sales.charts import units_per_region
-from lifecycle.sales.planning import build_product_line_summary, build_weekly_demand
+from lifecycle.sales.planning import build_planning_tables
 from lifecycle.sales.previews import (
     Preview,
     day_preview,
@@ -116,46 +116,54 @@ def refreshed_sales_volume(
     return dg.MaterializeResult(metadata=_published_metadata(shop, build, started))
 
 
-@dg.asset(
-    group_name="analytics",
-    kinds={"postgres"},
-    owners=["team:data"],
-    deps=[refreshed_sales_volume, sales_volume_daily],
-)
-def product_line_summary(
-    context: dg.AssetExecutionContext, shop: ShopDatabase
-) -> dg.MaterializeResult:
-    """Units per sku and product line over 7, 28 and 91 days; merged so no subtraction leaks."""
-    report = build_product_line_summary(shop.engine(), shop.policy(), shop.as_of())
-    if warning := report.catalogue.warning():
-        context.log.warning(warning)
-    return dg.MaterializeResult(
-        metadata={
-            **report.metadata(),
-            "dagster/row_count": report.rows,
-            **_preview_metadata(product_line_preview(shop.engine())),
-        }
-    )
+PRODUCT_LINE_SUMMARY = dg.AssetKey("product_line_summary")
+WEEKLY_DEMAND = dg.AssetKey("weekly_demand")
 
 
-@dg.asset(
-    group_name="analytics",
-    kinds={"postgres"},
-    owners=["team:data"],
-    deps=[refreshed_sales_volume, sales_volume_daily, product_line_summary],
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            PRODUCT_LINE_SUMMARY,
+            description="Units per sku and product line over 7, 28 and 91 days; merged so no "
+            "subtraction leaks.",
+            group_name="analytics",
+            kinds={"postgres"},
+            owners=["team:data"],
+            deps=[refreshed_sales_volume, sales_volume_daily],
+        ),
+        dg.AssetSpec(
+            WEEKLY_DEMAND,
+            description="Units per ISO week, sku and region over 13 weeks; small cells rolled up, "
+            "not withheld.",
+            group_name="analytics",
+            kinds={"postgres"},
+            owners=["team:data"],
+            deps=[refreshed_sales_volume, sales_volume_daily, PRODUCT_LINE_SUMMARY],
+        ),
+    ],
+    can_subset=False,
 )
-def weekly_demand(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.MaterializeResult:
-    """Units per ISO week, sku and region over 13 weeks; small cells rolled up, not withheld."""
-    report = build_weekly_demand(shop.engine(), shop.policy(), shop.as_of())
-    if warning := report.catalogue.warning():
+def planning_tables(context: dg.AssetExecutionContext, shop: ShopDatabase):
+    """Both planning tables in one step and one transaction: the weekly table is merged against
+    the summary beside it, so they are published together or not at all (a summary rebuilt alone
+    would sit beside a weekly table merged against the one before it)."""
+    engine = shop.engine()
+    summary, weekly = build_planning_tables(engine, shop.policy(), shop.as_of())
+    if warning := summary.catalogue.warning():
         context.log.warning(warning)
-    return dg.MaterializeResult(
-        metadata={
-            **report.metadata(),
-            "dagster/row_count": report.rows,
-            **_preview_metadata(weekly_demand_preview(shop.engine())),
-        }
-    )
+    previews = {
+        PRODUCT_LINE_SUMMARY: product_line_preview(engine),
+        WEEKLY_DEMAND: weekly_demand_preview(engine),
+    }
+    for key, report in ((PRODUCT_LINE_SUMMARY, summary), (WEEKLY_DEMAND, weekly)):
+        yield dg.MaterializeResult(
+            asset_key=key,
+            metadata={
+                **report.metadata(),
+                "dagster/row_count": report.rows,
+                **_preview_metadata(previews[key]),
+            },
+        )
 
 
 @dg.asset(
@@ -185,8 +193,7 @@ def dp_release_within_budget(shop: ShopDatabase) -> dg.AssetCheckResult:
 sales_assets = [
     sales_volume_daily,
     refreshed_sales_volume,
-    weekly_demand,
-    product_line_summary,
+    planning_tables,
     sales_units_dp,
 ]
 sales_checks = [dp_release_within_budget]

@@ -4,7 +4,8 @@ Two deterministic shops: the demo shop (50k orders over about 400 days) and a lo
 about 15k orders a month (200k orders, 2,000 skus). On each: the daily table's share of units
 (the k rule at day × sku × region), then each planning table's share of units and the relative
 error of the 28-day totals a planner sums from it (per sku for the skus making up 80% of units, per
-region, per product line), and its build time against a hand-written `CREATE TABLE … AS SELECT …
+region, per product line), and the build time (each table alone, and both in one transaction as
+the nightly builds them) against a hand-written `CREATE TABLE … AS SELECT …
 GROUP BY` of the same grains without protection (and of every level the tables publish, a second
 reference); what a night costs when nothing is new, after one changed day (starting from the
 week's merges, then cold on the same data), when the week turns and inside a week; the DP
@@ -229,16 +230,14 @@ def nights(bench: Bench, engine: sa.Engine, policy, size: str, reference: str) -
         refreshed = daily.refresh(engine, policy, run_id="bench", as_of=as_of)
         label = f"{size}: night, {night}: both planning builds"
         with bench.measure(label) as box:
-            summary = planning.build_product_line_summary(engine, policy, as_of)
-            weekly = planning.build_weekly_demand(engine, policy, as_of)
+            summary, weekly = planning.build_planning_tables(engine, policy, as_of)
             box["rows"] = summary.rows + weekly.rows
         costs[night] = (bench.best(label), f"{summary.mode}/{weekly.mode}", refreshed.seconds)
         if night == "one changed day":  # the same data again, without this week's merges
             run_sql(engine, FORGET_BUILDS)
             cold = f"{size}: night, one changed day, nothing carried: both planning builds"
             with bench.measure(cold) as box:
-                summary = planning.build_product_line_summary(engine, policy, as_of)
-                weekly = planning.build_weekly_demand(engine, policy, as_of)
+                summary, weekly = planning.build_planning_tables(engine, policy, as_of)
                 box["rows"] = summary.rows + weekly.rows
             costs["the same night, nothing carried"] = (bench.best(cold), "rebuilt cold", 0.0)
     reference_s = bench.best(reference)
@@ -282,10 +281,15 @@ def shop(bench: Bench, orders: int, policy) -> sa.Engine:
         with bench.measure(f"{size}: weekly_demand #{attempt}") as box:
             weekly = planning.build_weekly_demand(engine, policy, AS_OF)
             box["rows"] = weekly.rows
+        run_sql(engine, FORGET_BUILDS)
+        with bench.measure(f"{size}: both planning tables in one transaction #{attempt}") as box:
+            summary, weekly = planning.build_planning_tables(engine, policy, AS_OF)
+            box["rows"] = summary.rows + weekly.rows
     with bench.measure(f"{size}: guard check no_differencing_in_sales_tables") as box:
         check = differencing_remainders(engine, policy)
         box["rows"] = check.scanned.get("lines")
-    ours = bench.best(f"{size}: weekly_demand") + bench.best(f"{size}: product_line_summary")
+    ours = bench.best(f"{size}: both planning tables in one transaction")
+    apart = bench.best(f"{size}: weekly_demand") + bench.best(f"{size}: product_line_summary")
     for build in (summary, weekly):
         meta = build.metadata()
         figures = ", ".join(f"{k} {meta[k]}" for k in UTILITY_KEYS if k in meta)
@@ -297,8 +301,10 @@ def shop(bench: Bench, orders: int, policy) -> sa.Engine:
         )
     ratio = ours / bench.best(reference)
     bench.notes.append(
-        f"{size} orders: both planning builds / hand-written CTAS of the same grains = "
-        f"**{ratio:.1f}×** (target ≤ 1.5×: {'met' if ratio <= 1.5 else 'not met'}); "
+        f"{size} orders: both planning tables (one transaction, as the nightly builds them) / "
+        f"hand-written CTAS of the same grains = **{ratio:.1f}×** (target ≤ 1.5×: "
+        f"{'met' if ratio <= 1.5 else 'not met'}; built one after the other "
+        f"{apart / bench.best(reference):.1f}×); "
         f"the differencing check {'passed' if check.passed else 'FAILED'} in {check.seconds:.1f} s "
         f"= {check.seconds / bench.best(reference):.1f}× the CTAS. Against a CTAS of every level "
         f"the tables publish (week × sku × region, sku, line, all; window × sku, line, all) "

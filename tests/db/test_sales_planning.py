@@ -197,10 +197,9 @@ def test_a_top_sellers_28_day_total_stays_exact_and_its_smaller_partners_merge_i
 
 
 def nightly_planning(engine, policy, as_of=AS_OF):
-    """The nightly's order: the daily refresh, the summary, then the weekly table."""
+    """As the nightly builds them: the daily refresh, then both planning tables together."""
     daily.refresh(engine, policy, run_id="night", as_of=as_of)
-    summary = planning.build_product_line_summary(engine, policy, as_of)
-    return summary, planning.build_weekly_demand(engine, policy, as_of)
+    return planning.build_planning_tables(engine, policy, as_of)
 
 
 def test_a_rerun_with_nothing_new_leaves_both_planning_tables_as_they_are(engine, policy_file):
