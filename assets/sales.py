@@ -9,6 +9,7 @@ refresh as they are built (a day still in progress is never offered).
 """
 
 import time
+from collections.abc import Iterator
 from datetime import date
 
 import dagster as dg
@@ -143,7 +144,9 @@ WEEKLY_DEMAND = dg.AssetKey("weekly_demand")
     ],
     can_subset=False,
 )
-def planning_tables(context: dg.AssetExecutionContext, shop: ShopDatabase):
+def planning_tables(
+    context: dg.AssetExecutionContext, shop: ShopDatabase
+) -> Iterator[dg.MaterializeResult]:
     """Both planning tables in one step and one transaction: the weekly table is merged against
     the summary beside it, so they are published together or not at all (a summary rebuilt alone
     would sit beside a weekly table merged against the one before it)."""
