@@ -595,7 +595,8 @@ INSERT INTO pg_temp.sales_assign (part, line_id, row_key, level)
 SELECT :p, a.line_id, a.row_key, a.level
 FROM pg_temp.sales_assign a
 LEFT JOIN pg_temp.sales_assign b ON b.part = :inner AND b.line_id = a.line_id
-WHERE a.part = :outer AND (b.row_key IS NULL OR b.row_key NOT IN (SELECT row_key FROM inside))
+LEFT JOIN inside i ON i.row_key = b.row_key
+WHERE a.part = :outer AND i.row_key IS NULL
 """)
 
 
