@@ -38,6 +38,13 @@ def _preview_metadata(preview: Preview) -> dict[str, object]:
     return {"preview": table(preview.table), "preview_shows": preview.caption}
 
 
+def _log_warnings(context: dg.AssetExecutionContext, *warnings: str | None) -> None:
+    """A build's one-line warnings about its input (what was found, what it did, the fix)."""
+    for warning in warnings:
+        if warning:
+            context.log.warning(warning)
+
+
 def _published_metadata(
     shop: ShopDatabase, build: daily.SalesBuild, started: float
 ) -> dict[str, object]:
@@ -87,6 +94,7 @@ def sales_volume_daily(
     if build.skipped_incomplete:
         skipped = [d.isoformat() for d in build.skipped_incomplete]
         context.log.warning(f"not built, the day has not ended yet: {skipped}")
+    _log_warnings(context, build.uncounted.warning())
     return dg.MaterializeResult(metadata=_published_metadata(shop, build, started))
 
 
@@ -100,6 +108,7 @@ def refreshed_sales_volume(
         shop.engine(), shop.policy(), run_id=context.run.run_id, as_of=shop.as_of()
     )
     context.log.info(build.summary())
+    _log_warnings(context, build.uncounted.warning())
     known = set(context.instance.get_dynamic_partitions(SALES_DAYS.name))
     new = [
         day.isoformat() for day in daily.built_days(shop.engine()) if day.isoformat() not in known
@@ -152,8 +161,7 @@ def planning_tables(
     would sit beside a weekly table merged against the one before it)."""
     engine = shop.engine()
     summary, weekly = build_planning_tables(engine, shop.policy(), shop.as_of())
-    if warning := summary.catalogue.warning():
-        context.log.warning(warning)
+    _log_warnings(context, summary.catalogue.warning(), weekly.uncounted.warning())
     previews = {
         PRODUCT_LINE_SUMMARY: product_line_preview(engine),
         WEEKLY_DEMAND: weekly_demand_preview(engine),
@@ -178,8 +186,12 @@ def planning_tables(
 def sales_units_dp(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.MaterializeResult:
     """28-day units per catalogue sku with OpenDP noise, when the policy's mechanism asks for it."""
     report = dp.release(shop.engine(), shop.policy(), shop.as_of(), run_id=context.run.run_id)
-    if warning := report.catalogue.warning():
-        context.log.warning(warning)
+    _log_warnings(
+        context,
+        report.catalogue.warning(),
+        report.uncounted.warning(),
+        report.not_in_catalogue.warning(),
+    )
     return dg.MaterializeResult(metadata={**report.metadata(), "dagster/row_count": report.rows})
 
 

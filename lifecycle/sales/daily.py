@@ -1,6 +1,7 @@
 """The published daily table, analytics.sales_volume_daily: built, refreshed nightly, backfilled.
 
-An order line counts when its order is paid, shipped or delivered, dated by placed_at in the
+An order line counts when its order is paid, shipped or delivered and the line names a sku, a
+quantity and a unit price (lifecycle/sales/uncounted.py), dated by placed_at in the
 policy's time zone (`analytics.timezone`). A (date, sku, region) cell with fewer than k distinct
 customers (`min_customers_per_cell`) folds into region OTHER for that date and sku; an OTHER row
 still under k is withheld. Nothing in `analytics` carries a customer id, an order id or a personal
@@ -22,6 +23,7 @@ from lifecycle.db import describe_db_error
 from lifecycle.policy import Policy
 from lifecycle.sales.capture import capture_signature, ensure_capture
 from lifecycle.sales.source import Source
+from lifecycle.sales.uncounted import UncountedLines, uncounted_lines
 
 OTHER = "OTHER"
 # The build's sorts and hashes stay in memory (1M orders: about 1.5x faster than with 4MB).
@@ -96,6 +98,7 @@ class SalesBuild:
     stats: list[DayStats] = field(default_factory=list)
     table_rows: int = 0
     seconds: float = 0.0
+    uncounted: UncountedLines = UncountedLines(table="")  # lines of its days no table counts
 
     def summary(self) -> str:
         """One line for the run's log: how the days were built, how many, and why."""
@@ -128,6 +131,7 @@ class SalesBuild:
             "cells_folded": self.total("cells_folded"),
             "rows_withheld": self.total("rows_withheld"),
             "table_rows": self.table_rows,
+            **self.uncounted.metadata(),
             "min_customers_per_cell": self.k,
             "timezone": self.timezone,
             "seconds": round(self.seconds, 3),
@@ -143,10 +147,6 @@ def _cells_sql(src: Source, ranges: int) -> str:
     # Parallel-safe CREATE TABLE AS: PostgreSQL may use several workers, an INSERT could not.
     o, i = src.o, src.i
     placed = f"o.{o['placed_at']}"
-    within = " OR ".join(
-        f"({placed} >= {_local_midnight(f'lo{n}')} AND {placed} < {_local_midnight(f'hi{n}')})"
-        for n in range(ranges)
-    )
     # Codes compare byte-wise (COLLATE "C"): the sort by sku and region is the build's largest cost.
     return f"""
     CREATE TEMP TABLE sales_cells ON COMMIT DROP AS
@@ -167,7 +167,8 @@ def _cells_sql(src: Source, ranges: int) -> str:
                i.{i["quantity"]} AS quantity, i.{i["quantity"]} * i.{i["unit_price"]} AS amount
         FROM {src.orders} o
         JOIN {src.items} i ON i.{i["order_id"]} = o.{o["order_id"]}
-        WHERE o.{o["status"]} IN ({src.statuses}) AND ({within})
+        WHERE o.{o["status"]} IN ({src.statuses}) AND ({src.placed_on(ranges)})
+          AND {src.countable()}
     ) line
     GROUP BY sales_date, sku, region
     """
@@ -257,10 +258,7 @@ def _build_days(conn: Connection, src: Source, days: list[date], run_id: str) ->
     if not days:
         return []
     runs = _ranges(days)
-    params: dict[str, object] = {"tz": src.tz, "k": src.k}
-    for n, (lo, hi) in enumerate(runs):
-        params[f"lo{n}"], params[f"hi{n}"] = lo, hi
-    conn.execute(sa.text(_cells_sql(src, len(runs))), params)
+    conn.execute(sa.text(_cells_sql(src, len(runs))), src.range_params(runs) | {"k": src.k})
     conn.execute(_DELETE_DAYS, {"days": days})
     rows = conn.execute(_PUBLISH_SQL, {"k": src.k, "days": days, "run_id": run_id}).all()
     conn.execute(sa.text("DROP TABLE pg_temp.sales_cells"))
@@ -399,6 +397,7 @@ def _build(
                 lambda truncated: _full_rebuild_reason(conn, src, capture, installed, truncated),
             )
             build.stats = _build_days(conn, src, build.days, run_id)
+            build.uncounted = uncounted_lines(conn, src, _ranges(build.days))
             conn.execute(_WRITE_STATE, {"build": src.signature, "capture": capture})
             build.table_rows = conn.execute(_TABLE_ROWS).scalar_one()
     except sa.exc.DBAPIError as exc:

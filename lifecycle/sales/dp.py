@@ -34,9 +34,10 @@ from lifecycle.checks import CheckResult, Finding
 from lifecycle.policy import Policy
 from lifecycle.policy.privacy import DifferentialPrivacy
 from lifecycle.sales import rollup
-from lifecycle.sales.catalogue import AmbiguousSkus, ambiguous_skus, one_line_per_sku
+from lifecycle.sales.catalogue import EXAMPLES, AmbiguousSkus, ambiguous_skus, one_line_per_sku
 from lifecycle.sales.daily import LOCK_KEY, SalesError, last_complete_day
 from lifecycle.sales.source import Source
+from lifecycle.sales.uncounted import UncountedLines, uncounted_lines
 
 if TYPE_CHECKING:
     import opendp.prelude as dp
@@ -88,6 +89,14 @@ SELECT c.sku, c.product_line, coalesce(sum(k.units), 0)::bigint
 FROM pg_temp.dp_catalogue c LEFT JOIN clipped k USING (sku)
 GROUP BY c.sku, c.product_line ORDER BY c.sku
 """)
+# Skus sold in the released periods that the catalogue does not list: not in the key set, so
+# never released; counted so a planner never takes the release for every sale.
+_NOT_IN_CATALOGUE = sa.text(f"""
+    SELECT count(DISTINCT l.sku), coalesce(sum(l.units), 0),
+           (array_agg(DISTINCT l.sku ORDER BY l.sku))[1:{EXAMPLES}]
+    FROM pg_temp.sales_lines l
+    WHERE NOT EXISTS (SELECT FROM pg_temp.dp_catalogue c WHERE c.sku = l.sku)
+""")
 _RELEASE = sa.text(
     "SELECT source_hash FROM lifecycle.dp_releases WHERE table_name = :t AND period_start = :w"
 )
@@ -95,6 +104,31 @@ _SPENT = sa.text(
     "SELECT coalesce(sum(epsilon), 0) FROM lifecycle.dp_ledger "
     "WHERE table_name = :t AND period_start = :w"
 )
+
+
+@dataclass(frozen=True)
+class SkusNotInCatalogue:
+    """Skus sold in the released periods that the catalogue does not list, so never released."""
+
+    count: int = 0
+    units: int = 0
+    examples: tuple[str, ...] = ()
+
+    def metadata(self) -> dict[str, object]:
+        """The counts, for the release's Dagster metadata."""
+        return {"skus_sold_not_in_catalogue": self.count, "units_not_released": self.units}
+
+    def warning(self) -> str | None:
+        """One line saying what was found, what the release did, and the fix; None when clean."""
+        if not self.count:
+            return None
+        named = ", ".join(repr(sku) for sku in self.examples)
+        more = f" and {self.count - len(self.examples)} more" if self.count > EXAMPLES else ""
+        return (
+            f"raw.catalogue: {self.count} sku(s) sold in the released periods are not in the "
+            f"catalogue ({named}{more}); their {self.units} unit(s) are in no release until the "
+            "catalogue lists them"
+        )
 
 
 @dataclass
@@ -112,6 +146,8 @@ class DpRelease:
     rows: int = 0
     seconds: float = 0.0
     catalogue: AmbiguousSkus = AmbiguousSkus(table="")  # skus it lists under several lines
+    uncounted: UncountedLines = UncountedLines(table="")  # lines of its periods left out
+    not_in_catalogue: SkusNotInCatalogue = SkusNotInCatalogue()
 
     def metadata(self) -> dict[str, object]:
         """ε spent and left per 28-day period, for the Dagster UI."""
@@ -131,6 +167,8 @@ class DpRelease:
             "rows": self.rows,
             "seconds": round(self.seconds, 3),
             **self.catalogue.metadata(),
+            **self.uncounted.metadata(),
+            **self.not_in_catalogue.metadata(),
         }
 
 
@@ -245,7 +283,11 @@ def release(engine: Engine, policy: Policy, as_of: datetime, run_id: str) -> DpR
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
         load_catalogue(conn, policy)
         report.catalogue = ambiguous_skus(conn, policy.raw.catalogue)
-        rollup.load_lines(conn, Source(policy), policy.raw.catalogue, starts[0], after)
+        src = Source(policy)
+        rollup.load_lines(conn, src, policy.raw.catalogue, starts[0], after)
+        report.uncounted = uncounted_lines(conn, src, [(starts[0], after)])
+        count, units, examples = conn.execute(_NOT_IN_CATALOGUE).one()
+        report.not_in_catalogue = SkusNotInCatalogue(int(count), int(units), tuple(examples or ()))
         for start in starts:
             _release_period(conn, start, bounds, run_id, report)
         report.rows = conn.execute(sa.text(f"SELECT count(*) FROM {TABLE}")).scalar_one()

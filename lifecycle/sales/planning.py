@@ -29,6 +29,7 @@ from lifecycle.sales import derivable, freshness, rollup, weekly_sums
 from lifecycle.sales.catalogue import AmbiguousSkus, ambiguous_skus
 from lifecycle.sales.daily import LOCK_KEY, SalesError, last_complete_day
 from lifecycle.sales.source import Source
+from lifecycle.sales.uncounted import UncountedLines, uncounted_lines
 from lifecycle.sales.utility import Utility, measure_utility
 
 WEEKS = 13
@@ -60,6 +61,7 @@ class PlanningBuild:
     rounds: int = 0
     utility: Utility | None = None
     catalogue: AmbiguousSkus = AmbiguousSkus(table="")  # skus it lists under several lines
+    uncounted: UncountedLines = UncountedLines(table="")  # lines of the span no table counts
     mode: str = "rebuilt"  # or "unchanged": nothing it depends on moved since its last build
 
     def metadata(self) -> dict[str, object]:
@@ -88,6 +90,7 @@ class PlanningBuild:
             "suppression_rounds": self.rounds,
             "seconds": round(self.seconds, 3),
             **self.catalogue.metadata(),
+            **self.uncounted.metadata(),
             **(self.utility.metadata() if self.utility else {}),
         }
 
@@ -362,12 +365,17 @@ def _unchanged(conn: Connection, build: PlanningBuild, started: float) -> Planni
     return build
 
 
-def _begin(conn: Connection, policy: Policy, day: date) -> Source:
+def _begin(conn: Connection, policy: Policy, day: date, *builds: PlanningBuild) -> Source:
+    """Reads the span's sales lines and maps them to the daily table; tells `builds` which lines
+    of the span no table counts."""
     src = Source(policy)
     conn.execute(sa.text("SET LOCAL work_mem = '64MB'"))
     first, after = lines_span(day)
     rollup.load_lines(conn, src, policy.raw.catalogue, first, after)
     rollup.assign_daily(conn)
+    uncounted = uncounted_lines(conn, src, [(first, after)])
+    for build in builds:
+        build.uncounted = uncounted
     return src
 
 
@@ -426,7 +434,7 @@ def build_planning_tables(
         if current:
             _unchanged(conn, summary, started)
         else:
-            src = _begin(conn, policy, day)
+            src = _begin(conn, policy, day, summary, weekly)
             _summary(conn, src, day, summary, signature)
             summary.seconds = time.perf_counter() - started
         between = time.perf_counter()
@@ -435,7 +443,7 @@ def build_planning_tables(
             _unchanged(conn, weekly, between)
         else:
             if src is None:  # the summary is as published: its lines' rows are read back
-                src = _begin(conn, policy, day)
+                src = _begin(conn, policy, day, weekly)
                 windows = assign_published_summary(conn, day)
             else:  # the summary just built: its assignment is what it published
                 windows = [window_part(days) for days in WINDOWS]
@@ -455,7 +463,7 @@ def build_weekly_demand(engine: Engine, policy: Policy, as_of: datetime) -> Plan
         build.catalogue = ambiguous_skus(conn, policy.raw.catalogue)
         if current:
             return _unchanged(conn, build, started)
-        src = _begin(conn, policy, day)
+        src = _begin(conn, policy, day, build)
         _weekly(conn, src, day, build, signature, assign_published_summary(conn, day))
     build.seconds = time.perf_counter() - started
     return build
@@ -472,7 +480,7 @@ def build_product_line_summary(engine: Engine, policy: Policy, as_of: datetime) 
         build.catalogue = ambiguous_skus(conn, policy.raw.catalogue)
         if current:
             return _unchanged(conn, build, started)
-        _summary(conn, _begin(conn, policy, day), day, build, signature)
+        _summary(conn, _begin(conn, policy, day, build), day, build, signature)
     build.seconds = time.perf_counter() - started
     return build
 

@@ -68,6 +68,7 @@ _LINES_SELECT = """
     WHERE o.{status} IN ({statuses})
       AND {placed} >= (CAST(:first AS date)::timestamp AT TIME ZONE :tz)
       AND {placed} < (CAST(:after AS date)::timestamp AT TIME ZONE :tz)
+      AND {countable}
 """
 _LINES_SQL = """
 CREATE TEMP TABLE sales_lines ON COMMIT DROP AS
@@ -108,6 +109,7 @@ def lines_select(src: Source, catalogue) -> str:
         catalogue_join=join,
         status=o["status"],
         statuses=src.statuses,
+        countable=src.countable(),
         other=OTHER,
     )
 

@@ -7,11 +7,14 @@ names everything a published figure depends on; a day built under another signat
 
 from __future__ import annotations
 
+from datetime import date
+
 from lifecycle.orders import SALES, sql_list
 from lifecycle.policy import Policy
 
 # Bump when the build's rules (lifecycle/sales/daily.py) change, so every published day is rebuilt.
-BUILD_VERSION = 1
+# 2: an order line without a sku, a quantity or a unit price is not counted (`Source.countable`).
+BUILD_VERSION = 2
 
 
 class Source:
@@ -32,4 +35,35 @@ class Source:
             f"v{BUILD_VERSION} tz={self.tz} k={self.k} statuses={','.join(SALES)} "
             f"orders={o.table}({','.join(o.columns[r] for r in used_o)}) "
             f"items={i.table}({','.join(i.columns[r] for r in used_i)})"
+        )
+
+    def placed_on(self, ranges: int, orders: str = "o") -> str:
+        """SQL: true when the order `orders` was placed on a local date of one of `ranges`
+        half-open date ranges, bound as :lo0, :hi0, … and :tz (`range_params`)."""
+        placed = f"{orders}.{self.o['placed_at']}"
+        return " OR ".join(
+            f"({placed} >= (CAST(:lo{n} AS date)::timestamp AT TIME ZONE :tz) "
+            f"AND {placed} < (CAST(:hi{n} AS date)::timestamp AT TIME ZONE :tz))"
+            for n in range(ranges)
+        )
+
+    def range_params(self, ranges: list[tuple[date, date]]) -> dict[str, object]:
+        """The parameters of `placed_on` for `ranges`: [first, after) pairs of local dates."""
+        params: dict[str, object] = {"tz": self.tz}
+        for n, (lo, hi) in enumerate(ranges):
+            params[f"lo{n}"], params[f"hi{n}"] = lo, hi
+        return params
+
+    def countable(self, items: str = "i") -> str:
+        """SQL: true when the order line `items` names a sku (not blank), a quantity and a unit
+        price, the three every sales table needs.
+
+        A mapped line table may allow them NULL where the reference schema does not. Counted as
+        it stood, a line without a sku put NULL into a published row's key and sku column, and
+        the night failed on a NOT NULL constraint; every sales build leaves such lines out, and
+        says how many and which orders (lifecycle.sales.uncounted)."""
+        i = self.i
+        return (
+            f"btrim(CAST({items}.{i['sku']} AS text)) <> '' "
+            f"AND {items}.{i['quantity']} IS NOT NULL AND {items}.{i['unit_price']} IS NOT NULL"
         )

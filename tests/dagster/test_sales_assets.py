@@ -282,3 +282,27 @@ def test_a_catalogue_listing_a_sku_under_two_lines_is_named_in_the_run(
     warned = [m for m in logs if "listed under more than one product line" in m]
     [warning] = warned  # the one step that builds both tables says it once
     assert "('SKU-1')" in warning and "public.shop_catalogue" in warning
+
+
+def test_sales_lines_without_a_sku_are_left_out_and_named_in_the_run(engine, database_url):
+    """A line table that allows a line without a sku: the nightly's sales steps succeed, publish
+    the rest, and each says in one line how many lines it left out and of which orders."""
+    seed(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE shop.order_items ALTER sku DROP NOT NULL"))
+        add_sale(conn, 90, 90, noon(YESTERDAY - 10 * DAY), region="SH")  # in both tables' span
+        conn.execute(sa.text("UPDATE shop.order_items SET sku = NULL WHERE order_id = 90"))
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            [*sales_assets],
+            selection=NIGHTLY,
+            resources={"shop": shop_resource(database_url)},
+            instance=instance,
+        )
+        logs = [e.message for e in instance.all_logs(result.run_id)]
+    assert result.success
+    for asset in ("refreshed_sales_volume", "weekly_demand", "product_line_summary"):
+        assert metadata(result, asset)["order_lines_not_counted"] == 1
+    warned = [m for m in logs if "without a sku, a quantity or a unit price" in m]
+    assert len(warned) == 2  # the daily refresh and the planning step
+    assert all("(orders 90)" in m and "shop.order_items" in m for m in warned)

@@ -65,6 +65,20 @@ def test_every_catalogue_sku_is_released_every_period_as_a_non_negative_count(en
     assert report.metadata()["epsilon_left_per_period"][PERIOD.isoformat()] == 1.0
 
 
+def test_skus_sold_but_not_in_the_catalogue_are_counted_and_named(engine, policy_file):
+    """They are not in the key set, so never released: the release says so, never silently."""
+    shop(engine)
+    with engine.begin() as conn:
+        add_sale(conn, 300, 300, noon(date(2026, 5, 12)), sku="NEW-1", quantity=4)
+        add_sale(conn, 301, 301, noon(date(2026, 5, 13)), sku="NEW-2", quantity=1)
+    report = dp.release(engine, dp_policy(policy_file), AS_OF, run_id="night-1")
+    assert {sku for _, sku in released(engine)} == {"A", "B", "C"}
+    assert report.metadata()["skus_sold_not_in_catalogue"] == 2
+    assert report.metadata()["units_not_released"] == 5
+    warning = report.not_in_catalogue.warning()
+    assert "\n" not in warning and "('NEW-1', 'NEW-2')" in warning and "5 unit(s)" in warning
+
+
 def test_a_rerun_does_not_redraw_and_late_data_spends_budget(engine, policy_file):
     policy = dp_policy(policy_file)
     shop(engine)
