@@ -38,6 +38,7 @@ from lifecycle.sales.catalogue import EXAMPLES, AmbiguousSkus, ambiguous_skus, o
 from lifecycle.sales.daily import LOCK_KEY, SalesError, last_complete_day
 from lifecycle.sales.source import Source
 from lifecycle.sales.uncounted import UncountedLines, uncounted_lines
+from lifecycle.sales.utility import DpUtility, measure_dp_utility
 
 if TYPE_CHECKING:
     import opendp.prelude as dp
@@ -148,6 +149,7 @@ class DpRelease:
     catalogue: AmbiguousSkus = AmbiguousSkus(table="")  # skus it lists under several lines
     uncounted: UncountedLines = UncountedLines(table="")  # lines of its periods left out
     not_in_catalogue: SkusNotInCatalogue = SkusNotInCatalogue()
+    utility: DpUtility | None = None  # the latest period as released, against its true units
 
     def metadata(self) -> dict[str, object]:
         """ε spent and left per 28-day period, for the Dagster UI."""
@@ -169,6 +171,7 @@ class DpRelease:
             **self.catalogue.metadata(),
             **self.uncounted.metadata(),
             **self.not_in_catalogue.metadata(),
+            **(self.utility.metadata() if self.utility else {}),
         }
 
 
@@ -290,6 +293,9 @@ def release(engine: Engine, policy: Policy, as_of: datetime, run_id: str) -> DpR
         report.not_in_catalogue = SkusNotInCatalogue(int(count), int(units), tuple(examples or ()))
         for start in starts:
             _release_period(conn, start, bounds, run_id, report)
+        scale = bounds.max_units_per_customer_per_period / bounds.epsilon_per_release
+        last = starts[-1] + timedelta(weeks=PERIOD_WEEKS, days=-1)
+        report.utility = measure_dp_utility(conn, starts[-1], last, scale)
         report.rows = conn.execute(sa.text(f"SELECT count(*) FROM {TABLE}")).scalar_one()
     report.seconds = time.perf_counter() - started
     return report

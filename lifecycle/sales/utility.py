@@ -4,10 +4,17 @@ A planner sums a table's rows for a sku, a region or a product line. Units rolle
 grain are not in the sum, so the figure is low by exactly those units. Measured on the build's
 own line assignment (lifecycle/sales/rollup.py), over 28 days: per sku for the skus that make up
 80% of units, per region and per product line. Counts and percentages only.
+
+The DP release (lifecycle/sales/dp.py) is measured the same way on its latest period: the
+released 28-day units per sku (top 80%) and per product line against the true ones, the share of
+sold units released, and the noise expected from ε alone. Measured on the raw lines, these are
+figures for the data team's metadata, not part of the release: they are not differentially
+private, exactly as the planning builds' own counts are not.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -131,3 +138,76 @@ def measure_utility(
         for grain, deepest in levels.items()
     }
     return Utility(first, last, errors)
+
+
+# The DP release of one period against the period's true units (pg_temp.sales_lines): per sku for
+# the skus making up 80% of units, per product line (the released skus' sum), and in all.
+_DP_ERRORS = sa.text("""
+WITH truth AS (
+    SELECT sku, min(product_line) AS product_line, sum(units) AS units
+    FROM pg_temp.sales_lines
+    WHERE sales_date >= :first AND sales_date <= :last
+    GROUP BY sku
+), released AS (
+    SELECT sku, product_line, units FROM analytics.sales_units_dp WHERE period_start = :first
+), ranked AS (
+    SELECT t.units, coalesce(r.units, 0) AS shown,
+           coalesce(sum(t.units) OVER (ORDER BY t.units DESC, t.sku
+               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before,
+           sum(t.units) OVER () AS everything
+    FROM truth t LEFT JOIN released r USING (sku)
+    WHERE t.units > 0
+), lines AS (
+    SELECT coalesce(t.product_line, r.product_line) AS product_line,
+           sum(coalesce(t.units, 0)) AS units, sum(coalesce(r.units, 0)) AS shown
+    FROM truth t FULL JOIN released r USING (sku)
+    GROUP BY 1
+)
+SELECT (SELECT count(*) FROM ranked WHERE before < :share * everything),
+       (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(shown - units)::float8 / units)
+        FROM ranked WHERE before < :share * everything),
+       (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(shown - units)::float8 / units)
+        FROM lines WHERE units > 0),
+       (SELECT sum(units) FROM truth), (SELECT sum(units) FROM released)
+""")
+
+
+@dataclass(frozen=True)
+class DpUtility:
+    """The 28-day totals a planner reads from one released period, against the true totals."""
+
+    first: date
+    last: date
+    sku_top80_count: int
+    sku_top80_median_error_pct: float
+    product_line_median_error_pct: float
+    units_released_pct: float  # released units over sold units (noise can take it past 100)
+    expected_median_noise_units: float  # of each released count: scale × ln 2, from ε alone
+
+    def metadata(self) -> dict[str, object]:
+        """Figures for the release's materialization (and bench/RESULTS.md)."""
+        return {
+            "utility_period": f"{self.first}..{self.last}",
+            "units_released_pct": self.units_released_pct,
+            "sku_28d_top80_count": self.sku_top80_count,
+            "sku_28d_top80_median_rel_error_pct": self.sku_top80_median_error_pct,
+            "product_line_28d_median_rel_error_pct": self.product_line_median_error_pct,
+            "expected_median_noise_units": self.expected_median_noise_units,
+        }
+
+
+def measure_dp_utility(conn: Connection, first: date, last: date, scale: float) -> DpUtility:
+    """The errors of the period first..last as released in analytics.sales_units_dp, measured
+    against pg_temp.sales_lines; `scale` is the Laplace noise's."""
+    count, sku_median, line_median, sold, released = conn.execute(
+        _DP_ERRORS, {"first": first, "last": last, "share": TOP_SHARE}
+    ).one()
+    return DpUtility(
+        first,
+        last,
+        int(count),
+        round(100 * float(sku_median or 0), 2),
+        round(100 * float(line_median or 0), 2),
+        round(100 * float(released or 0) / float(sold), 2) if sold else 100.0,
+        round(scale * math.log(2), 2),
+    )

@@ -242,6 +242,8 @@ def test_the_dp_release_runs_end_to_end_with_its_budget_check(engine, database_u
     assert first["periods_released"][-1] == last.isoformat() and len(first["periods_released"]) == 3
     assert first["epsilon_spent_this_run"] == 3.0 and first["dagster/row_count"] == 6
     assert first["epsilon_left_per_period"][last.isoformat()] == 1.0
+    assert first["utility_period"].startswith(last.isoformat())
+    assert {"sku_28d_top80_median_rel_error_pct", "units_released_pct"} <= first.keys()
     assert again["epsilon_spent_this_run"] == 0 and again["periods_kept_without_new_noise"] == 3
     [check] = runs[1].get_asset_check_evaluations()
     assert check.check_name == "dp_release_within_budget" and check.passed

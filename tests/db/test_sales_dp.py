@@ -18,13 +18,14 @@ from tests.db.test_sales import add_sale, noon
 PERIOD = date(2026, 4, 20)  # the last complete 28-day period before AS_OF (to 2026-05-17)
 
 
-def dp_policy(policy_file, budget: float = 2.0, catalogue: bool = True):
+def dp_policy(policy_file, budget: float = 2.0, catalogue: bool = True, epsilon: float = 1.0):
     raw = "raw: {catalogue: {table: shop.products}}\n" if catalogue else ""
     return load_policy(
         policy_file(
             'version: "test"\n'
             "analytics:\n  mechanism: differential_privacy\n"
-            f"  differential_privacy: {{epsilon_per_release: 1.0, epsilon_budget_per_period: {budget},"
+            f"  differential_privacy: {{epsilon_per_release: {epsilon}, "
+            f"epsilon_budget_per_period: {budget},"
             " max_units_per_customer_per_cell: 2, max_units_per_customer_per_period: 3}\n" + raw
         )
     )
@@ -63,6 +64,23 @@ def test_every_catalogue_sku_is_released_every_period_as_a_non_negative_count(en
     assert all(units >= 0 for units in rows.values())
     assert abs(rows[(PERIOD, "A")] - 40) < 40  # noise of scale 3 around 40, not a withheld cell
     assert report.metadata()["epsilon_left_per_period"][PERIOD.isoformat()] == 1.0
+
+
+def test_the_release_shows_a_planner_its_28_day_errors_against_the_true_units(engine, policy_file):
+    """At an ε so large the noise rounds away, what is left is the clipping: B's 50 units by one
+    customer are released as 2, A's 40 units by 40 customers as 40."""
+    shop(engine)
+    policy = dp_policy(policy_file, budget=1000.0, epsilon=1000.0)
+    report = dp.release(engine, policy, AS_OF, run_id="night-1")
+    shown = report.metadata()
+    assert shown["utility_period"] == f"{PERIOD}..{PERIOD + timedelta(days=27)}"
+    assert shown["sku_28d_top80_count"] == 2  # B (50) and A (40) make up 80% of 90 units
+    assert shown["sku_28d_top80_median_rel_error_pct"] == 48.0  # A exact, B 48/50 short
+    assert shown["product_line_28d_median_rel_error_pct"] == 53.33  # tea: 42 of 90
+    assert shown["units_released_pct"] == 46.67
+    assert shown["expected_median_noise_units"] == 0.0
+    at_one = dp.release(engine, dp_policy(policy_file, epsilon=1.0), AS_OF, run_id="night-2")
+    assert at_one.metadata()["expected_median_noise_units"] == 2.08  # 3 / 1 × ln 2
 
 
 def test_skus_sold_but_not_in_the_catalogue_are_counted_and_named(engine, policy_file):
