@@ -146,7 +146,6 @@ def _cells_sql(src: Source, ranges: int) -> str:
     # One row per (date, sku, region) cell, with the cell's customer ids only where it will fold.
     # Parallel-safe CREATE TABLE AS: PostgreSQL may use several workers, an INSERT could not.
     o, i = src.o, src.i
-    placed = f"o.{o['placed_at']}"
     # Codes compare byte-wise (COLLATE "C"): the sort by sku and region is the build's largest cost.
     return f"""
     CREATE TEMP TABLE sales_cells ON COMMIT DROP AS
@@ -159,7 +158,7 @@ def _cells_sql(src: Source, ranges: int) -> str:
            CASE WHEN count(DISTINCT customer_id) < :k OR region = '{OTHER}'
                 THEN array_agg(customer_id) END AS fold_ids
     FROM (
-        SELECT ({placed} AT TIME ZONE :tz)::date AS sales_date,
+        SELECT {src.local_date()} AS sales_date,
                CAST(i.{i["sku"]} AS text) COLLATE "C" AS sku,
                coalesce(nullif(CAST(o.{o["ship_region"]} AS text), ''), '{OTHER}') COLLATE "C"
                    AS region,
@@ -299,7 +298,8 @@ _CONSUME_WITHIN = sa.text(f"""
       AND hour + interval '1 hour' <= {_local_midnight("after")}
 """)
 _FIRST_SALES_DAY = """
-    SELECT (min(o.{placed}) AT TIME ZONE :tz)::date FROM {orders} o WHERE o.{status} IN ({statuses})
+    SELECT (CAST(min(o.{placed}) AS timestamptz) AT TIME ZONE :tz)::date
+    FROM {orders} o WHERE o.{status} IN ({statuses})
 """
 
 

@@ -56,7 +56,7 @@ CATALOGUE_NONE = "ALL"  # the one product line of a shop without a catalogue
 
 # The sales lines placed on local dates :first..:after-1, one row per order line.
 _LINES_SELECT = """
-    SELECT ({placed} AT TIME ZONE :tz)::date AS sales_date,
+    SELECT {local_date} AS sales_date,
            CAST(i.{sku} AS text) COLLATE "C" AS sku,
            {product_line} COLLATE "C" AS product_line,
            coalesce(nullif(CAST(o.{region} AS text), ''), '{other}') COLLATE "C" AS region,
@@ -96,6 +96,7 @@ def lines_select(src: Source, catalogue) -> str:
         join = f"LEFT JOIN ({one_line_per_sku(catalogue)}) p ON p.sku = CAST(i.{i['sku']} AS text)"
     return _LINES_SELECT.format(
         placed=f"o.{o['placed_at']}",
+        local_date=src.local_date(),
         sku=i["sku"],
         product_line=product_line,
         region=o["ship_region"],

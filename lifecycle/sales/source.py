@@ -37,6 +37,16 @@ class Source:
             f"items={i.table}({','.join(i.columns[r] for r in used_i)})"
         )
 
+    def local_date(self, orders: str = "o") -> str:
+        """SQL: the local date (`analytics.timezone`, bound as :tz) on which `orders` was placed.
+
+        Read as timestamptz first: a shop's own table may hold placed_at without a time zone,
+        which PostgreSQL reads in the session's time zone wherever it compares it with an instant
+        (the day ranges, the change capture). `AT TIME ZONE` on such a value would instead take it
+        as local time in :tz, so a line would be labelled with another date than the day whose
+        range selected it."""
+        return f"(CAST({orders}.{self.o['placed_at']} AS timestamptz) AT TIME ZONE :tz)::date"
+
     def placed_on(self, ranges: int, orders: str = "o") -> str:
         """SQL: true when the order `orders` was placed on a local date of one of `ranges`
         half-open date ranges, bound as :lo0, :hi0, … and :tz (`range_params`)."""

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 
+from lifecycle import db
 from lifecycle.policy import load_policy
-from lifecycle.sales import daily
+from lifecycle.sales import daily, rollup
+from lifecycle.sales.capture import capture_signature, ensure_capture
 from lifecycle.sales.charts import units_per_region
 from lifecycle.sales.previews import day_preview
+from lifecycle.sales.source import Source
+from lifecycle.settings import PROJECT_DIR
 from tests.conftest import AS_OF
 from tests.shop import PERSONAL, add_order
 
@@ -179,6 +184,60 @@ def test_sales_date_is_placed_at_in_the_shop_time_zone_either_side_of_midnight(e
         engine, policy_with(policy_file, timezone="UTC", min_customers_per_cell=1), run_id="night-2"
     )
     assert published(engine) == {(date(2026, 5, 30), "SKU-1", "SH"): (2, 2, 20.0, 2)}
+
+
+@pytest.fixture
+def naive_orders(database_url):
+    """A shop's own orders table whose placed_at has no time zone, mapped in the policy; an
+    engine whose sessions read such values in UTC (PostgreSQL reads them in the session's zone)."""
+    engine = db.create_engine(database_url)
+    sa.event.listen(
+        engine, "connect", lambda dbapi, _: dbapi.execute("SET TimeZone = 'UTC'") and None
+    )
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE public.naive_orders (LIKE shop.orders)"))
+        conn.execute(sa.text("ALTER TABLE public.naive_orders ALTER placed_at TYPE timestamp"))
+    yield engine
+    reference = load_policy(PROJECT_DIR / "policy.yaml")
+    with engine.begin() as conn:  # the items' triggers read the mapped orders: back to shop's
+        ensure_capture(conn, Source(reference), capture_signature(reference))
+        conn.execute(sa.text("DROP TABLE public.naive_orders"))
+    engine.dispose()
+
+
+def test_a_placed_at_without_a_time_zone_is_dated_as_the_session_reads_it(
+    engine, naive_orders, policy_file
+):
+    """Read as UTC by the session, 15:59:59 is the 30th in Shanghai and 16:00 the 31st: each line
+    is labelled with the day whose range selected it. Taken as Shanghai time by `AT TIME ZONE`,
+    both were labelled the 30th, the 31st's build published a row for the 30th, and the planning
+    tables counted it in the wrong day."""
+    with engine.begin() as conn:
+        for n in (1, 2):  # the order lines, on orders of the reference table they refer to
+            add_sale(conn, n, n, datetime(2026, 5, 30, tzinfo=UTC))
+    with naive_orders.begin() as conn:
+        conn.execute(
+            sa.text("""INSERT INTO public.naive_orders (order_id, customer_id, status, placed_at,
+                           ship_region) VALUES (1, 1, 'paid', :a, 'SH'), (2, 2, 'paid', :b, 'SH')"""),
+            {"a": "2026-05-30 15:59:59", "b": "2026-05-30 16:00:00"},
+        )
+    policy = load_policy(
+        policy_file(
+            'version: "test"\nacknowledge: [k_of_one]\n'
+            "analytics: {timezone: Asia/Shanghai, min_customers_per_cell: 1}\n"
+            "raw: {orders: {table: public.naive_orders}}\n"
+        )
+    )
+    refresh(naive_orders, policy)
+    assert set(published(engine)) == {
+        (date(2026, 5, 30), "SKU-1", "SH"),
+        (date(2026, 5, 31), "SKU-1", "SH"),
+    }
+    with naive_orders.begin() as conn:
+        src = Source(policy)
+        rollup.load_lines(conn, src, None, date(2026, 5, 30), date(2026, 6, 1))
+        lines = conn.execute(sa.text("SELECT sales_date FROM pg_temp.sales_lines ORDER BY 1"))
+        assert lines.scalars().all() == [date(2026, 5, 30), date(2026, 5, 31)]
 
 
 def test_a_daylight_saving_day_has_23_hours_and_keeps_its_midnights(engine, policy_file):
