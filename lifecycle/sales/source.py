@@ -13,7 +13,8 @@ from lifecycle.orders import SALES, sql_list
 from lifecycle.policy import Policy
 
 # Bump when the build's rules (lifecycle/sales/daily.py) change, so every published day is rebuilt.
-# 2: an order line without a sku, a quantity or a unit price is not counted (`Source.countable`).
+# 2: an order line without a sku, a quantity or a unit price is not counted (`Source.countable`),
+#    and a placed_at without a time zone is dated as the session reads it (`Source.local_date`).
 BUILD_VERSION = 2
 
 
