@@ -141,7 +141,8 @@ def measure_utility(
 
 
 # The DP release of one period against the period's true units (pg_temp.sales_lines): per sku for
-# the skus making up 80% of units, per product line (the released skus' sum), and in all.
+# the skus making up 80% of units, per product line (its released row; a period released before
+# there were line rows: its skus' sum), and in all.
 _DP_ERRORS = sa.text("""
 WITH truth AS (
     SELECT sku, min(product_line) AS product_line, sum(units) AS units
@@ -157,18 +158,25 @@ WITH truth AS (
            sum(t.units) OVER () AS everything
     FROM truth t LEFT JOIN released r USING (sku)
     WHERE t.units > 0
-), lines AS (
+), summed AS (
     SELECT coalesce(t.product_line, r.product_line) AS product_line,
            sum(coalesce(t.units, 0)) AS units, sum(coalesce(r.units, 0)) AS shown
     FROM truth t FULL JOIN released r USING (sku)
     GROUP BY 1
+), line_rows AS (
+    SELECT product_line, units FROM analytics.sales_units_dp_lines WHERE period_start = :first
+), lines AS (  -- the released line rows where the period has them, else the skus' sum
+    SELECT s.units, CASE WHEN EXISTS (SELECT FROM line_rows) THEN coalesce(x.units, 0)
+                         ELSE s.shown END AS shown
+    FROM summed s LEFT JOIN line_rows x USING (product_line)
 )
 SELECT (SELECT count(*) FROM ranked WHERE before < :share * everything),
        (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(shown - units)::float8 / units)
         FROM ranked WHERE before < :share * everything),
        (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(shown - units)::float8 / units)
         FROM lines WHERE units > 0),
-       (SELECT sum(units) FROM truth), (SELECT sum(units) FROM released)
+       (SELECT sum(units) FROM truth),
+       coalesce((SELECT sum(units) FROM line_rows), (SELECT sum(units) FROM released))
 """)
 
 
@@ -181,7 +189,7 @@ class DpUtility:
     sku_top80_count: int
     sku_top80_median_error_pct: float
     product_line_median_error_pct: float
-    units_released_pct: float  # released units over sold units (noise can take it past 100)
+    units_released_pct: float  # released units (the line rows' sum) over sold units
     expected_median_noise_units: float  # of each released count: scale × ln 2, from ε alone
 
     def metadata(self) -> dict[str, object]:

@@ -42,6 +42,14 @@ def shop(engine) -> None:
         add_sale(conn, 100, 7, noon(date(2026, 5, 13)), sku="B", quantity=50)  # clipped to 2
 
 
+def released_lines(engine) -> dict[tuple[date, str], int]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT period_start, product_line, units FROM analytics.sales_units_dp_lines")
+        )
+        return {(w, line): u for w, line, u in rows}
+
+
 def released(engine) -> dict[tuple[date, str], int]:
     with engine.connect() as conn:
         rows = conn.execute(
@@ -101,9 +109,10 @@ def test_a_rerun_does_not_redraw_and_late_data_spends_budget(engine, policy_file
     policy = dp_policy(policy_file)
     shop(engine)
     dp.release(engine, policy, AS_OF, run_id="night-1")
-    first = released(engine)
+    first, first_lines = released(engine), released_lines(engine)
     again = dp.release(engine, policy, AS_OF, run_id="night-2")
     assert released(engine) == first and again.released == [] and len(again.kept) == dp.PERIODS
+    assert released_lines(engine) == first_lines and len(first_lines) == dp.PERIODS * 2
     assert again.epsilon_spent_now == 0
     with engine.begin() as conn:  # a late order in the last released period
         add_sale(conn, 200, 500, noon(date(2026, 5, 14)), sku="C", quantity=1)
@@ -119,6 +128,31 @@ def test_a_rerun_does_not_redraw_and_late_data_spends_budget(engine, policy_file
         ).all()
     assert ledger == [("first release", 1.0), ("re-release: the source changed", 1.0)]
     assert dp.budget_check(engine, policy).passed
+
+
+def test_a_product_line_is_released_as_its_skus_noisy_sum_before_the_floor(
+    engine, policy_file, monkeypatch
+):
+    """The noise is fixed here to see the post-processing: A's clipped 40 draws -1, B's 2 draws
+    -5, C's 0 draws +2. The sku rows are floored one by one (39, 0, 2); the tea line is 39 - 3 =
+    36, not the 39 its floored skus add up to, so an unsold sku's positive noise is not counted
+    without its negative twin. Spends the same ε as the sku rows alone (one draw)."""
+    offsets = {40: -1, 2: -5, 0: 2}
+    monkeypatch.setattr(
+        dp, "laplace", lambda bounds: lambda counts: [c + offsets[c] for c in counts]
+    )
+    shop(engine)
+    report = dp.release(engine, dp_policy(policy_file), AS_OF, run_id="night-1")
+    assert {sku: u for (w, sku), u in released(engine).items() if w == PERIOD} == {
+        "A": 39,
+        "B": 0,
+        "C": 2,
+    }
+    assert {line: u for (w, line), u in released_lines(engine).items() if w == PERIOD} == {
+        "tea": 36,
+        "pet": 2,
+    }
+    assert report.spent_per_period[PERIOD.isoformat()] == 1.0
 
 
 def test_an_exhausted_budget_refuses_the_release_and_fails_the_check(engine, policy_file):
