@@ -20,13 +20,22 @@ from tests.db.test_sales_planning import WEEK, rows
 BROKEN = {201: "sku NULL", 202: "sku blank", 203: "quantity NULL", 204: "unit_price NULL"}
 
 
+LAX = ("sku", "quantity", "unit_price")
+
+
 @pytest.fixture
 def lax_items(engine):
-    """shop.order_items as a shop's own table might be: nothing forbids a missing value."""
+    """shop.order_items as a shop's own table might be: nothing forbids a missing value. The
+    session's database is shared, so the constraints come back afterwards."""
     with engine.begin() as conn:
-        for column in ("sku", "quantity", "unit_price"):
+        for column in LAX:
             conn.execute(sa.text(f"ALTER TABLE shop.order_items ALTER {column} DROP NOT NULL"))
     yield
+    with engine.begin() as conn:
+        missing = " OR ".join(f"{column} IS NULL" for column in LAX)
+        conn.execute(sa.text(f"DELETE FROM shop.order_items WHERE {missing}"))
+        for column in LAX:
+            conn.execute(sa.text(f"ALTER TABLE shop.order_items ALTER {column} SET NOT NULL"))
 
 
 def sales(engine, day) -> int:
