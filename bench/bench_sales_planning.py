@@ -154,7 +154,9 @@ def dp_errors(
         f"period (units clipped to {bounds.max_units_per_customer_per_cell} per sku and "
         f"{bounds.max_units_per_customer_per_period} per customer and period): 28-day units of the "
         f"{count} skus making up 80% of units in the period from {first}, released once, median "
-        f"relative error **{100 * median:.1f}%**{verdict}."
+        f"relative error **{100 * median:.1f}%**{verdict}; per product line (its released row) "
+        f"{utility.product_line_median_error_pct}%, units released "
+        f"{utility.units_released_pct}% of those sold."
     )
 
 
