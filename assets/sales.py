@@ -161,7 +161,12 @@ def planning_tables(
     would sit beside a weekly table merged against the one before it)."""
     engine = shop.engine()
     summary, weekly = build_planning_tables(engine, shop.policy(), shop.as_of())
-    _log_warnings(context, summary.catalogue.warning(), weekly.uncounted.warning())
+    _log_warnings(
+        context,
+        summary.catalogue.warning(),
+        weekly.uncounted.warning(),
+        weekly.not_in_catalogue.warning(),
+    )
     previews = {
         PRODUCT_LINE_SUMMARY: product_line_preview(engine),
         WEEKLY_DEMAND: weekly_demand_preview(engine),

@@ -88,6 +88,56 @@ class AmbiguousSkus:
         )
 
 
+# Skus of the loaded sales lines (pg_temp.sales_lines) that the catalogue does not list.
+_NOT_LISTED = """
+    SELECT count(DISTINCT l.sku), coalesce(sum(l.units), 0),
+           (array_agg(DISTINCT l.sku ORDER BY l.sku))[1:{examples}]
+    FROM pg_temp.sales_lines l
+    WHERE NOT EXISTS (SELECT FROM ({listed}) c WHERE c.sku = l.sku)
+"""
+
+
+@dataclass(frozen=True)
+class SkusNotListed:
+    """Skus sold in a build's span that the catalogue does not list: how many, their units, a few
+    codes, and what the build did with them (`outcome`, for the log line)."""
+
+    outcome: str = ""
+    count: int = 0
+    units: int = 0
+    examples: tuple[str, ...] = ()
+
+    def metadata(self) -> dict[str, object]:
+        """The counts, for a build's Dagster metadata (nothing without a catalogue)."""
+        if not self.outcome:
+            return {}
+        return {
+            "skus_sold_not_in_catalogue": self.count,
+            "units_of_skus_not_in_catalogue": self.units,
+        }
+
+    def warning(self) -> str | None:
+        """One line saying what was found, what the build did, and the fix; None when clean."""
+        if not self.count:
+            return None
+        named = ", ".join(repr(sku) for sku in self.examples)
+        more = f" and {self.count - len(self.examples)} more" if self.count > EXAMPLES else ""
+        return (
+            f"raw.catalogue: {self.count} sku(s) sold are not in the catalogue ({named}{more}): "
+            f"their {self.units} unit(s) {self.outcome} until the catalogue lists them (a code "
+            "that differs in case or spaces from the order lines' is another sku)"
+        )
+
+
+def skus_not_listed(conn: Connection, catalogue: Catalogue | None, outcome: str) -> SkusNotListed:
+    """The skus of pg_temp.sales_lines that `catalogue` does not list (none without one)."""
+    if catalogue is None:
+        return SkusNotListed()
+    sql = _NOT_LISTED.format(listed=_listed(catalogue), examples=EXAMPLES)
+    count, units, examples = conn.execute(sa.text(sql)).one()
+    return SkusNotListed(outcome, int(count), int(units), tuple(examples or ()))
+
+
 def ambiguous_skus(conn: Connection, catalogue: Catalogue | None) -> AmbiguousSkus:
     """The skus `catalogue` lists under more than one product line (none without a catalogue)."""
     if catalogue is None:

@@ -34,7 +34,13 @@ from lifecycle.checks import CheckResult, Finding
 from lifecycle.policy import Policy
 from lifecycle.policy.privacy import DifferentialPrivacy
 from lifecycle.sales import rollup
-from lifecycle.sales.catalogue import EXAMPLES, AmbiguousSkus, ambiguous_skus, one_line_per_sku
+from lifecycle.sales.catalogue import (
+    AmbiguousSkus,
+    SkusNotListed,
+    ambiguous_skus,
+    one_line_per_sku,
+    skus_not_listed,
+)
 from lifecycle.sales.daily import LOCK_KEY, SalesError, last_complete_day
 from lifecycle.sales.source import Source
 from lifecycle.sales.uncounted import UncountedLines, uncounted_lines
@@ -91,14 +97,6 @@ SELECT c.sku, c.product_line, coalesce(sum(k.units), 0)::bigint
 FROM pg_temp.dp_catalogue c LEFT JOIN clipped k USING (sku)
 GROUP BY c.sku, c.product_line ORDER BY c.sku
 """)
-# Skus sold in the released periods that the catalogue does not list: not in the key set, so
-# never released; counted so a planner never takes the release for every sale.
-_NOT_IN_CATALOGUE = sa.text(f"""
-    SELECT count(DISTINCT l.sku), coalesce(sum(l.units), 0),
-           (array_agg(DISTINCT l.sku ORDER BY l.sku))[1:{EXAMPLES}]
-    FROM pg_temp.sales_lines l
-    WHERE NOT EXISTS (SELECT FROM pg_temp.dp_catalogue c WHERE c.sku = l.sku)
-""")
 _RELEASE = sa.text(
     "SELECT source_hash FROM lifecycle.dp_releases WHERE table_name = :t AND period_start = :w"
 )
@@ -106,31 +104,6 @@ _SPENT = sa.text(
     "SELECT coalesce(sum(epsilon), 0) FROM lifecycle.dp_ledger "
     "WHERE table_name = :t AND period_start = :w"
 )
-
-
-@dataclass(frozen=True)
-class SkusNotInCatalogue:
-    """Skus sold in the released periods that the catalogue does not list, so never released."""
-
-    count: int = 0
-    units: int = 0
-    examples: tuple[str, ...] = ()
-
-    def metadata(self) -> dict[str, object]:
-        """The counts, for the release's Dagster metadata."""
-        return {"skus_sold_not_in_catalogue": self.count, "units_not_released": self.units}
-
-    def warning(self) -> str | None:
-        """One line saying what was found, what the release did, and the fix; None when clean."""
-        if not self.count:
-            return None
-        named = ", ".join(repr(sku) for sku in self.examples)
-        more = f" and {self.count - len(self.examples)} more" if self.count > EXAMPLES else ""
-        return (
-            f"raw.catalogue: {self.count} sku(s) sold in the released periods are not in the "
-            f"catalogue ({named}{more}); their {self.units} unit(s) are in no release until the "
-            "catalogue lists them"
-        )
 
 
 @dataclass
@@ -149,7 +122,7 @@ class DpRelease:
     seconds: float = 0.0
     catalogue: AmbiguousSkus = AmbiguousSkus(table="")  # skus it lists under several lines
     uncounted: UncountedLines = UncountedLines(table="")  # lines of its periods left out
-    not_in_catalogue: SkusNotInCatalogue = SkusNotInCatalogue()
+    not_in_catalogue: SkusNotListed = SkusNotListed()  # sold, so never released
     utility: DpUtility | None = None  # the latest period as released, against its true units
 
     def metadata(self) -> dict[str, object]:
@@ -319,8 +292,7 @@ def release(engine: Engine, policy: Policy, as_of: datetime, run_id: str) -> DpR
         src = Source(policy)
         rollup.load_lines(conn, src, policy.raw.catalogue, starts[0], after)
         report.uncounted = uncounted_lines(conn, src, [(starts[0], after)])
-        count, units, examples = conn.execute(_NOT_IN_CATALOGUE).one()
-        report.not_in_catalogue = SkusNotInCatalogue(int(count), int(units), tuple(examples or ()))
+        report.not_in_catalogue = skus_not_listed(conn, policy.raw.catalogue, "are in no release")
         for start in starts:
             _release_period(conn, start, bounds, run_id, report)
         scale = bounds.max_units_per_customer_per_period / bounds.epsilon_per_release

@@ -26,7 +26,13 @@ from sqlalchemy.engine import Connection, Engine
 
 from lifecycle.policy import Policy
 from lifecycle.sales import derivable, freshness, rollup, weekly_sums
-from lifecycle.sales.catalogue import AmbiguousSkus, ambiguous_skus
+from lifecycle.sales.catalogue import (
+    UNLISTED,
+    AmbiguousSkus,
+    SkusNotListed,
+    ambiguous_skus,
+    skus_not_listed,
+)
 from lifecycle.sales.daily import LOCK_KEY, SalesError, last_complete_day
 from lifecycle.sales.source import Source
 from lifecycle.sales.uncounted import UncountedLines, uncounted_lines
@@ -62,6 +68,7 @@ class PlanningBuild:
     utility: Utility | None = None
     catalogue: AmbiguousSkus = AmbiguousSkus(table="")  # skus it lists under several lines
     uncounted: UncountedLines = UncountedLines(table="")  # lines of the span no table counts
+    not_in_catalogue: SkusNotListed = SkusNotListed()  # sold in the span, counted as UNLISTED
     mode: str = "rebuilt"  # or "unchanged": nothing it depends on moved since its last build
 
     def metadata(self) -> dict[str, object]:
@@ -91,6 +98,7 @@ class PlanningBuild:
             "seconds": round(self.seconds, 3),
             **self.catalogue.metadata(),
             **self.uncounted.metadata(),
+            **self.not_in_catalogue.metadata(),
             **(self.utility.metadata() if self.utility else {}),
         }
 
@@ -367,15 +375,16 @@ def _unchanged(conn: Connection, build: PlanningBuild, started: float) -> Planni
 
 def _begin(conn: Connection, policy: Policy, day: date, *builds: PlanningBuild) -> Source:
     """Reads the span's sales lines and maps them to the daily table; tells `builds` which lines
-    of the span no table counts."""
+    of the span no table counts and which sold skus the catalogue does not list."""
     src = Source(policy)
     conn.execute(sa.text("SET LOCAL work_mem = '64MB'"))
     first, after = lines_span(day)
     rollup.load_lines(conn, src, policy.raw.catalogue, first, after)
     rollup.assign_daily(conn)
     uncounted = uncounted_lines(conn, src, [(first, after)])
+    not_listed = skus_not_listed(conn, policy.raw.catalogue, f"count under {UNLISTED}")
     for build in builds:
-        build.uncounted = uncounted
+        build.uncounted, build.not_in_catalogue = uncounted, not_listed
     return src
 
 

@@ -100,9 +100,10 @@ def test_skus_sold_but_not_in_the_catalogue_are_counted_and_named(engine, policy
     report = dp.release(engine, dp_policy(policy_file), AS_OF, run_id="night-1")
     assert {sku for _, sku in released(engine)} == {"A", "B", "C"}
     assert report.metadata()["skus_sold_not_in_catalogue"] == 2
-    assert report.metadata()["units_not_released"] == 5
+    assert report.metadata()["units_of_skus_not_in_catalogue"] == 5
     warning = report.not_in_catalogue.warning()
-    assert "\n" not in warning and "('NEW-1', 'NEW-2')" in warning and "5 unit(s)" in warning
+    assert "\n" not in warning and "('NEW-1', 'NEW-2')" in warning
+    assert "5 unit(s) are in no release" in warning
 
 
 def test_a_rerun_does_not_redraw_and_late_data_spends_budget(engine, policy_file):
