@@ -13,7 +13,9 @@ catalogue through `one_line_per_sku`:
 - a row without a sku is ignored.
 
 `ambiguous_skus` counts the skus listed under several product lines and names a few (catalogue
-codes, never a person) for the build's metadata and log, with the fix.
+codes, never a person) for the build's metadata and log, with the fix; `skus_not_listed` does the
+same for the skus sold that the catalogue does not list at all (under UNLISTED in the planning
+tables, in no DP release).
 """
 
 from __future__ import annotations
