@@ -190,7 +190,7 @@ class DpUtility:
     sku_top80_median_error_pct: float
     product_line_median_error_pct: float
     units_released_pct: float  # released units (the line rows' sum) over sold units
-    expected_median_noise_units: float  # of each released count: scale × ln 2, from ε alone
+    expected_median_noise_units: float  # scale × ln 2 under the policy's ε and bound
 
     def metadata(self) -> dict[str, object]:
         """Figures for the release's materialization (and bench/RESULTS.md)."""
