@@ -8,9 +8,11 @@ move the release by twice the bound its ε was computed for. Every build therefo
 catalogue through `one_line_per_sku`:
 
 - a sku listed under one product line, however many times, keeps it;
-- a sku listed under several product lines, or under none (NULL or blank), belongs to UNLISTED,
-  where a sku the catalogue does not list is: its units count once, and no line is guessed;
-- a row without a sku is ignored.
+- a sku listed under several product lines, or under none (NULL, blank, or a name longer than
+  a published row can be keyed by, MAX_LABEL_CHARS), belongs to UNLISTED, where a sku the
+  catalogue does not list is: its units count once, and no line is guessed;
+- a row without a sku, or with one longer than that (no line can count under it: `Source.countable`),
+  is ignored.
 
 `ambiguous_skus` counts the skus listed under several product lines and names a few (catalogue
 codes, never a person) for the build's metadata and log, with the fix; `skus_not_listed` does the
@@ -26,15 +28,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from lifecycle.policy.catalogue import Catalogue
+from lifecycle.sales.source import MAX_LABEL_CHARS
 
 UNLISTED = "UNLISTED"  # the product line of a sku the catalogue does not list, or not clearly
 EXAMPLES = 5  # ambiguous skus named in a build's metadata
 
 _LISTED = """
     SELECT CAST({sku} AS text) AS sku,
-           CASE WHEN btrim(CAST({line} AS text)) <> '' THEN CAST({line} AS text) END AS product_line
+           CASE WHEN btrim(CAST({line} AS text)) <> '' AND length(CAST({line} AS text)) <= {most}
+                THEN CAST({line} AS text) END AS product_line
     FROM {table}
-    WHERE {sku} IS NOT NULL
+    WHERE {sku} IS NOT NULL AND length(CAST({sku} AS text)) <= {most}
 """
 _ONE_LINE_PER_SKU = """
     SELECT sku, CASE WHEN count(DISTINCT product_line) = 1 THEN min(product_line)
@@ -52,7 +56,10 @@ _AMBIGUOUS = """
 def _listed(catalogue: Catalogue) -> str:
     """SELECT of every (sku, product_line) row of the catalogue that names a sku, as text."""
     return _LISTED.format(
-        sku=catalogue.col("sku"), line=catalogue.col("product_line"), table=catalogue.sql
+        sku=catalogue.col("sku"),
+        line=catalogue.col("product_line"),
+        table=catalogue.sql,
+        most=MAX_LABEL_CHARS,
     )
 
 

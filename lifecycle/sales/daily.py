@@ -12,7 +12,8 @@ what each day published and what the protection cost is kept in `lifecycle.sales
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -34,6 +35,20 @@ SAMPLE_DATES = 10
 
 class SalesError(RuntimeError):
     """The build could not run; the published tables were left as they were."""
+
+
+@contextmanager
+def build_transaction(engine: Engine) -> Iterator[Connection]:
+    """One sales build's transaction. On a database error it rolls back, so every published
+    table stays as it was, and raises `SalesError` naming the error's class and the constraint:
+    never the driver's text, which can quote a row, or the statement."""
+    try:
+        with engine.begin() as conn:
+            yield conn
+    except sa.exc.DBAPIError as exc:
+        raise SalesError(
+            f"sales build rolled back, published figures unchanged: {describe_db_error(exc)}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -386,24 +401,19 @@ def _build(
         raise ValueError("as_of must be timezone-aware")
     started = time.perf_counter()
     src, capture, installed = _prepare(engine, policy)
-    try:
-        with engine.begin() as conn:
-            _begin_build(conn)
-            last = conn.execute(_LAST_COMPLETE_DAY, {"as_of": as_of, "tz": src.tz}).scalar_one()
-            build = plan(
-                conn,
-                src,
-                last,
-                lambda truncated: _full_rebuild_reason(conn, src, capture, installed, truncated),
-            )
-            build.stats = _build_days(conn, src, build.days, run_id)
-            build.uncounted = uncounted_lines(conn, src, _ranges(build.days))
-            conn.execute(_WRITE_STATE, {"build": src.signature, "capture": capture})
-            build.table_rows = conn.execute(_TABLE_ROWS).scalar_one()
-    except sa.exc.DBAPIError as exc:
-        raise SalesError(
-            f"sales build rolled back, published figures unchanged: {describe_db_error(exc)}"
-        ) from None
+    with build_transaction(engine) as conn:
+        _begin_build(conn)
+        last = conn.execute(_LAST_COMPLETE_DAY, {"as_of": as_of, "tz": src.tz}).scalar_one()
+        build = plan(
+            conn,
+            src,
+            last,
+            lambda truncated: _full_rebuild_reason(conn, src, capture, installed, truncated),
+        )
+        build.stats = _build_days(conn, src, build.days, run_id)
+        build.uncounted = uncounted_lines(conn, src, _ranges(build.days))
+        conn.execute(_WRITE_STATE, {"build": src.signature, "capture": capture})
+        build.table_rows = conn.execute(_TABLE_ROWS).scalar_one()
     build.seconds = time.perf_counter() - started
     return build
 

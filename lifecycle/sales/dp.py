@@ -41,7 +41,7 @@ from lifecycle.sales.catalogue import (
     one_line_per_sku,
     skus_not_listed,
 )
-from lifecycle.sales.daily import LOCK_KEY, SalesError, last_complete_day
+from lifecycle.sales.daily import LOCK_KEY, SalesError, build_transaction, last_complete_day
 from lifecycle.sales.source import Source
 from lifecycle.sales.uncounted import UncountedLines, uncounted_lines
 from lifecycle.sales.utility import DpUtility, measure_dp_utility
@@ -285,7 +285,7 @@ def release(engine: Engine, policy: Policy, as_of: datetime, run_id: str) -> DpR
     day = last_complete_day(engine, policy, as_of)
     starts = periods(day)
     after = starts[-1] + timedelta(weeks=PERIOD_WEEKS)
-    with engine.begin() as conn:
+    with build_transaction(engine) as conn:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
         load_catalogue(conn, policy)
         report.catalogue = ambiguous_skus(conn, policy.raw.catalogue)

@@ -33,7 +33,7 @@ from lifecycle.sales.catalogue import (
     ambiguous_skus,
     skus_not_listed,
 )
-from lifecycle.sales.daily import LOCK_KEY, SalesError, last_complete_day
+from lifecycle.sales.daily import LOCK_KEY, SalesError, build_transaction, last_complete_day
 from lifecycle.sales.source import Source
 from lifecycle.sales.uncounted import UncountedLines, uncounted_lines
 from lifecycle.sales.utility import Utility, measure_utility
@@ -436,7 +436,7 @@ def build_planning_tables(
     day = window_end(last_complete_day(engine, policy, as_of))
     summary = PlanningBuild(table=SUMMARY_TABLE, as_of_date=day)
     weekly = PlanningBuild(table=WEEKLY_TABLE, as_of_date=day)
-    with engine.begin() as conn:
+    with build_transaction(engine) as conn:
         signature, current = _lock(conn, policy, day, SUMMARY_TABLE)
         summary.catalogue = weekly.catalogue = ambiguous_skus(conn, policy.raw.catalogue)
         src = None
@@ -467,7 +467,7 @@ def build_weekly_demand(engine: Engine, policy: Policy, as_of: datetime) -> Plan
     started = time.perf_counter()
     day = window_end(last_complete_day(engine, policy, as_of))
     build = PlanningBuild(table=WEEKLY_TABLE, as_of_date=day)
-    with engine.begin() as conn:
+    with build_transaction(engine) as conn:
         signature, current = _lock(conn, policy, day, WEEKLY_TABLE, upstream=SUMMARY_TABLE)
         build.catalogue = ambiguous_skus(conn, policy.raw.catalogue)
         if current:
@@ -484,7 +484,7 @@ def build_product_line_summary(engine: Engine, policy: Policy, as_of: datetime) 
     started = time.perf_counter()
     day = window_end(last_complete_day(engine, policy, as_of))
     build = PlanningBuild(table=SUMMARY_TABLE, as_of_date=day)
-    with engine.begin() as conn:
+    with build_transaction(engine) as conn:
         signature, current = _lock(conn, policy, day, SUMMARY_TABLE)
         build.catalogue = ambiguous_skus(conn, policy.raw.catalogue)
         if current:
@@ -555,7 +555,8 @@ def _summary(
             INSERT INTO analytics.product_line_summary (as_of_date, window_days, level,
                 product_line, sku, orders, units, revenue, units_share_pct, customers)
             SELECT :day, :days, level, product_line, sku, orders, units, revenue,
-                   round(100.0 * units / sum(units) OVER (), 2), customers
+                   CASE WHEN sum(units) OVER () > 0
+                        THEN round(100.0 * units / sum(units) OVER (), 2) END, customers
             FROM ({_published_rows(part)}) r ORDER BY product_line, sku
         """),
             {"day": day, "days": days},

@@ -15,7 +15,13 @@ from lifecycle.policy import Policy
 # Bump when the build's rules (lifecycle/sales/daily.py) change, so every published day is rebuilt.
 # 2: an order line without a sku, a quantity or a unit price is not counted (`Source.countable`),
 #    and a placed_at without a time zone is dated as the session reads it (`Source.local_date`).
-BUILD_VERSION = 2
+# 3: nor is a line whose sku, or whose order's region, is longer than MAX_LABEL_CHARS.
+BUILD_VERSION = 3
+# The longest sku, region or product line a published row is keyed by. A key is one btree index
+# entry, which PostgreSQL caps at about 2,700 bytes: three labels of 200 characters of up to four
+# bytes each, with the dates and the level, stay under it; one label of 3,000 characters failed
+# the night ("index row size exceeds maximum").
+MAX_LABEL_CHARS = 200
 
 
 class Source:
@@ -65,16 +71,20 @@ class Source:
             params[f"lo{n}"], params[f"hi{n}"] = lo, hi
         return params
 
-    def countable(self, items: str = "i") -> str:
+    def countable(self, items: str = "i", orders: str = "o") -> str:
         """SQL: true when the order line `items` names a sku (not blank), a quantity and a unit
-        price, the three every sales table needs.
+        price, the three every sales table needs, and its sku and its order's (`orders`) region
+        are labels a published row can be keyed by (at most MAX_LABEL_CHARS).
 
         A mapped line table may allow them NULL where the reference schema does not. Counted as
         it stood, a line without a sku put NULL into a published row's key and sku column, and
-        the night failed on a NOT NULL constraint; every sales build leaves such lines out, and
-        says how many and which orders (lifecycle.sales.uncounted)."""
-        i = self.i
+        the night failed on a NOT NULL constraint; a sku of thousands of characters failed it on
+        the size of an index entry. Every sales build leaves such lines out, and says how many
+        and which orders (lifecycle.sales.uncounted)."""
+        i, sku = self.i, f"CAST({items}.{self.i['sku']} AS text)"
+        region = f"CAST({orders}.{self.o['ship_region']} AS text)"
         return (
-            f"btrim(CAST({items}.{i['sku']} AS text)) <> '' "
+            f"btrim({sku}) <> '' AND length({sku}) <= {MAX_LABEL_CHARS} "
+            f"AND coalesce(length({region}), 0) <= {MAX_LABEL_CHARS} "
             f"AND {items}.{i['quantity']} IS NOT NULL AND {items}.{i['unit_price']} IS NOT NULL"
         )

@@ -1,8 +1,10 @@
-"""Order lines no sales table can count: no sku, no quantity or no unit price.
+"""Order lines no sales table can count: no sku, no quantity or no unit price, or a sku or region
+too long to key a row by.
 
-Every published sales row is keyed by its sku and carries units and revenue, so a sales line
-missing one of them has no row to count in. The reference schema forbids them; a shop's own line
-table, mapped in the policy, may not. The builds leave such lines out (`Source.countable`) rather
+Every published sales row is keyed by its sku and region and carries units and revenue, so a
+sales line missing one of them, or with a label over MAX_LABEL_CHARS (no sku or region code is;
+a pasted description or address can be), has no row to count in. The reference schema forbids
+missing ones; a shop's own line table, mapped in the policy, may not. The builds leave such lines out (`Source.countable`) rather
 than fail the night or publish a row keyed by nothing, and `uncounted_lines` says how many
 were left out of a build's dates and names a few of their orders (order ids, never a person),
 with the fix, so that a figure short of those units is never taken for the shop's whole sales.
@@ -16,7 +18,7 @@ from datetime import date
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from lifecycle.sales.source import Source
+from lifecycle.sales.source import MAX_LABEL_CHARS, Source
 
 EXAMPLES = 5  # order ids named in a build's log line
 
@@ -50,8 +52,9 @@ class UncountedLines:
         more = " and more" if self.lines > len(self.orders) else ""
         return (
             f"raw.order_items {self.table}: {self.lines} sales line(s) without a sku, a quantity "
-            f"or a unit price (orders {named}{more}); they are left out of the sales tables "
-            f"({self.units} unit(s)) until each line names all three"
+            f"or a unit price, or with a sku or region over {MAX_LABEL_CHARS} characters (orders "
+            f"{named}{more}); they are left out of the sales tables ({self.units} unit(s)) until "
+            f"each line names all three and its codes are short"
         )
 
 

@@ -27,6 +27,8 @@ TOP_SHARE = 0.80
 
 # One grain: `grain` is the line's sku, region or product line; a line counts for it when the
 # row it was assigned to is at most `deepest` levels up (the rows a planner sums for that grain).
+# A grain whose lines add up to no units or fewer (returns booked as negative lines) has no
+# relative error, and dividing by its units failed the build: it is left out of the measure.
 _ERRORS = sa.text("""
 WITH per AS (
     SELECT {grain} AS g, sum(l.units) AS true_units, count(DISTINCT l.customer_id) AS buyers,
@@ -34,7 +36,7 @@ WITH per AS (
     FROM pg_temp.sales_lines l
     LEFT JOIN pg_temp.sales_assign a ON a.part = :p AND a.line_id = l.line_id
     WHERE l.sales_date >= :first AND l.sales_date <= :last AND {known}
-    GROUP BY 1
+    GROUP BY 1 HAVING sum(l.units) > 0
 ), ranked AS (
     SELECT per.*, abs(true_units - shown_units)::float8 / true_units AS err,
            coalesce(sum(true_units) OVER (ORDER BY true_units DESC, g

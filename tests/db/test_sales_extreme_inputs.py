@@ -1,0 +1,154 @@
+"""Inputs a real shop's rows can hold, or an adversary can type, that failed the whole sales build:
+a revenue past 10^12, returns that bring a window's units to zero, labels too long to key a row
+by. Each now builds, and a database error the build still meets is reported without the
+statement or the row."""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from lifecycle.policy import load_policy
+from lifecycle.sales import daily, planning
+from lifecycle.sales.daily import SalesError
+from lifecycle.sales.differencing import differencing_remainders
+from lifecycle.sales.source import MAX_LABEL_CHARS
+from tests.conftest import AS_OF
+from tests.db.test_sales_planning import buys, catalogue, k3_with_catalogue, rows
+
+# 200 characters of four bytes each, no two alike, so that no compression shortens the key.
+WIDE = "".join(chr(0x1F300 + n) for n in range(MAX_LABEL_CHARS))
+
+
+def test_a_revenue_past_a_trillion_is_published_in_every_table(engine, policy_file):
+    """numeric(14,2) overflowed at 10^12 and the night's build rolled back."""
+    policy = k3_with_catalogue(policy_file)
+    with engine.begin() as conn:
+        catalogue(conn, jewels=["BIG"])
+        for n in range(3):
+            buys(conn, 1 + n, 10 + n, 2, "BIG", "SH", units=1000)
+        conn.execute(sa.text("UPDATE shop.order_items SET unit_price = 9999999999.99"))
+    each = Decimal("9999999999990.00")  # 1,000 units at 9,999,999,999.99
+
+    daily.refresh(engine, policy, run_id="night", as_of=AS_OF)
+    planning.build_planning_tables(engine, policy, AS_OF)
+
+    assert rows(engine, "SELECT revenue FROM analytics.sales_volume_daily") == [(3 * each,)]
+    assert rows(
+        engine, "SELECT DISTINCT revenue FROM analytics.weekly_demand WHERE level = 'sku_region'"
+    ) == [(3 * each,)]
+    assert rows(
+        engine, "SELECT DISTINCT revenue FROM analytics.product_line_summary WHERE level = 'sku'"
+    ) == [(3 * each,)]
+
+
+def test_returns_that_bring_a_week_to_zero_units_leave_its_shares_empty(engine, policy_file):
+    """Three buyers of X, and three others returning as many units of X, booked as negative
+    lines (as many shops book returns): the 7-day window's published units add up to zero, so
+    it has no shares (the build divided by zero), and X has no relative error to measure (the
+    build divided by zero there too). The 28-day window, with Y bought earlier, keeps its
+    shares."""
+    policy = k3_with_catalogue(policy_file)
+    with engine.begin() as conn:
+        catalogue(conn, tea=["X", "Y"])
+        for n in range(3):
+            buys(conn, 1 + n, 10 + n, 1, "X", "SH", units=2)
+            buys(conn, 11 + n, 20 + n, 3, "X", "SH", units=-2)
+            buys(conn, 21 + n, 30 + n, -14, "Y", "SH", units=1)
+
+    daily.refresh(engine, policy, run_id="night", as_of=AS_OF)
+    summary, weekly = planning.build_planning_tables(engine, policy, AS_OF)
+
+    week = rows(
+        engine,
+        "SELECT sku, units, units_share_pct FROM analytics.product_line_summary "
+        "WHERE window_days = 7 ORDER BY sku",
+    )
+    assert week == [("X", 0, None)]
+    month = rows(
+        engine,
+        "SELECT sku, units, units_share_pct FROM analytics.product_line_summary "
+        "WHERE window_days = 28 ORDER BY sku",
+    )
+    assert month == [("X", 0, Decimal("0.00")), ("Y", 3, Decimal("100.00"))]
+    # Y is the only sku with units to measure: its 28-day total is exact in both tables.
+    for table in (summary, weekly):
+        measured = table.utility.errors["sku_28d_top80"]
+        assert (measured.count, measured.median_error_pct) == (1, 0.0)
+
+
+def test_a_sku_or_region_too_long_to_key_a_row_is_left_out_and_named(engine, policy_file):
+    """A sku of 3,000 characters (it failed the night on the size of the daily table's key
+    entry) and a region of 201 are named and left out; labels of 200 four-byte characters (sku,
+    region and product line together in one weekly key) publish."""
+    policy = k3_with_catalogue(policy_file)
+    long = "".join(hashlib.sha256(str(n).encode()).hexdigest() for n in range(94))[:3000]
+    wide_region = "R" * (MAX_LABEL_CHARS + 1)
+    with engine.begin() as conn:
+        catalogue(conn, **{WIDE: [WIDE]})
+        for n in range(3):
+            buys(conn, 1 + n, 10 + n, 2, WIDE, WIDE)
+            buys(conn, 11 + n, 20 + n, 2, long, "SH")
+            buys(conn, 21 + n, 30 + n, 2, "X", wide_region)
+
+    built = daily.refresh(engine, policy, run_id="night", as_of=AS_OF)
+    summary, weekly = planning.build_planning_tables(engine, policy, AS_OF)
+
+    assert rows(engine, "SELECT sku, region, units FROM analytics.sales_volume_daily") == [
+        (WIDE, WIDE, 3)
+    ]
+    assert rows(
+        engine,
+        "SELECT product_line, sku, region, units FROM analytics.weekly_demand "
+        "WHERE level = 'sku_region'",
+    ) == [(WIDE, WIDE, WIDE, 3)]
+    for found in (built.uncounted, summary.uncounted, weekly.uncounted):
+        assert (found.lines, found.units) == (6, 6)
+        assert found.orders == ("11", "12", "13", "21", "22")
+        assert f"over {MAX_LABEL_CHARS} characters" in found.warning()
+        assert long not in found.warning()
+    guard = differencing_remainders(engine, policy)
+    assert guard.error is None and not guard.findings
+
+
+@pytest.fixture
+def failing_catalogue(engine):
+    """A mapped catalogue view that fails when read, as a shop's own view can."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("""CREATE VIEW public.failing_catalogue AS
+                       SELECT sku, (1 / (length(sku) - length(sku)))::text AS product_line
+                       FROM shop.products""")
+        )
+    yield
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP VIEW public.failing_catalogue"))
+
+
+def test_a_database_error_in_a_planning_build_names_its_class_not_the_statement(
+    engine, policy_file, failing_catalogue
+):
+    """The planning builds let the driver's error out as it was: the statement, its parameters
+    and the server's detail, which can quote a row."""
+    policy = load_policy(
+        policy_file(
+            'version: "test"\nanalytics: {min_customers_per_cell: 3}\n'
+            "raw: {catalogue: {table: public.failing_catalogue}}\n"
+        )
+    )
+    with engine.begin() as conn:
+        catalogue(conn, tea=["X"])
+        for n in range(3):
+            buys(conn, 1 + n, 10 + n, 2, "X", "SH")
+    daily.refresh(engine, policy, run_id="night", as_of=AS_OF)
+
+    with pytest.raises(SalesError) as raised:
+        planning.build_planning_tables(engine, policy, AS_OF)
+
+    message = str(raised.value)
+    assert "published figures unchanged" in message and "DivisionByZero" in message
+    assert "SELECT" not in message and "\n" not in message
+    assert rows(engine, "SELECT count(*) FROM analytics.weekly_demand") == [(0,)]
