@@ -195,6 +195,7 @@ def sales_units_dp(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.
         context,
         report.catalogue.warning(),
         report.uncounted.warning(),
+        report.without_customer.warning(),
         report.not_in_catalogue.warning(),
     )
     return dg.MaterializeResult(metadata={**report.metadata(), "dagster/row_count": report.rows})

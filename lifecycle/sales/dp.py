@@ -43,7 +43,12 @@ from lifecycle.sales.catalogue import (
 )
 from lifecycle.sales.daily import LOCK_KEY, SalesError, build_transaction, last_complete_day
 from lifecycle.sales.source import Source
-from lifecycle.sales.uncounted import UncountedLines, uncounted_lines
+from lifecycle.sales.uncounted import (
+    LinesWithoutCustomer,
+    UncountedLines,
+    lines_without_customer,
+    uncounted_lines,
+)
 from lifecycle.sales.utility import DpUtility, measure_dp_utility
 
 if TYPE_CHECKING:
@@ -80,12 +85,13 @@ def privacy_loss(bounds: DifferentialPrivacy) -> float:
 # their skus (in a fixed pseudo-random order) count until the period's cap is used up. A sku's net
 # units below zero (a return booked as a negative line) count as none: a negative cell let the
 # customer's later skus count past the period's cap, so one person moved the release by more than
-# the bound its noise was scaled for.
+# the bound its noise was scaled for. A line whose order names no customer counts for nobody
+# (lifecycle/sales/uncounted.py, `lines_without_customer`): no person's cap can bound it.
 _CLIPPED = sa.text("""
 WITH per_cell AS (
     SELECT customer_id, sku, greatest(0, least(sum(units), :cell_cap)) AS units
     FROM pg_temp.sales_lines
-    WHERE sales_date >= :start AND sales_date < :start + 7 * :weeks
+    WHERE sales_date >= :start AND sales_date < :start + 7 * :weeks AND customer_id IS NOT NULL
     GROUP BY customer_id, sku
 ), clipped AS (
     SELECT sku, greatest(0, least(units, :period_cap - coalesce(sum(units) OVER (
@@ -122,6 +128,7 @@ class DpRelease:
     seconds: float = 0.0
     catalogue: AmbiguousSkus = AmbiguousSkus(table="")  # skus it lists under several lines
     uncounted: UncountedLines = UncountedLines(table="")  # lines of its periods left out
+    without_customer: LinesWithoutCustomer = LinesWithoutCustomer(table="")  # nobody's lines
     not_in_catalogue: SkusNotListed = SkusNotListed()  # sold, so never released
     utility: DpUtility | None = None  # the latest period as released, against its true units
 
@@ -144,6 +151,7 @@ class DpRelease:
             "seconds": round(self.seconds, 3),
             **self.catalogue.metadata(),
             **self.uncounted.metadata(),
+            **self.without_customer.metadata(),
             **self.not_in_catalogue.metadata(),
             **(self.utility.metadata() if self.utility else {}),
         }
@@ -292,6 +300,7 @@ def release(engine: Engine, policy: Policy, as_of: datetime, run_id: str) -> DpR
         src = Source(policy)
         rollup.load_lines(conn, src, policy.raw.catalogue, starts[0], after)
         report.uncounted = uncounted_lines(conn, src, [(starts[0], after)])
+        report.without_customer = lines_without_customer(conn, src, starts[0], after)
         report.not_in_catalogue = skus_not_listed(conn, policy.raw.catalogue, "are in no release")
         for start in starts:
             _release_period(conn, start, bounds, run_id, report)

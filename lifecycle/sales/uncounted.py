@@ -8,6 +8,12 @@ missing ones; a shop's own line table, mapped in the policy, may not. The builds
 than fail the night or publish a row keyed by nothing, and `uncounted_lines` says how many
 were left out of a build's dates and names a few of their orders (order ids, never a person),
 with the fix, so that a figure short of those units is never taken for the shop's whole sales.
+
+`lines_without_customer` does the same for the lines the DP release alone leaves out: those of
+orders that name no customer. The k rule counts them in units and in no row's customers, which
+can only withhold more; the release's bound is per person, and SQL groups NULLs together, so
+counted as one customer every guest shared one cap, and one guest's lines could move the release
+by up to twice the bound its noise was scaled for.
 """
 
 from __future__ import annotations
@@ -81,4 +87,51 @@ def uncounted_lines(
     lines, units, orders = conn.execute(sa.text(sql), src.range_params(ranges)).one()
     return UncountedLines(
         src.items_table, int(lines), int(units), tuple(str(order) for order in orders or ())
+    )
+
+
+# The loaded lines (pg_temp.sales_lines) of :first..:after-1 whose order names no customer.
+_WITHOUT_CUSTOMER = sa.text(f"""
+    SELECT count(*), coalesce(sum(units), 0),
+           (array_agg(DISTINCT order_id ORDER BY order_id))[1:{EXAMPLES}]
+    FROM pg_temp.sales_lines
+    WHERE customer_id IS NULL AND sales_date >= :first AND sales_date < :after
+""")
+
+
+@dataclass(frozen=True)
+class LinesWithoutCustomer:
+    """Sales lines whose order names no customer (a mapped table's guest checkouts), which the
+    DP release leaves out: how many, their units, and a few orders."""
+
+    table: str
+    lines: int = 0
+    units: int = 0
+    orders: tuple[str, ...] = ()
+
+    def metadata(self) -> dict[str, object]:
+        """The counts, for the release's Dagster metadata."""
+        return {"order_lines_without_customer": self.lines, "units_without_customer": self.units}
+
+    def warning(self) -> str | None:
+        """One line saying what was found, what the release did, and the fix; None when clean."""
+        if not self.lines:
+            return None
+        more = " and more" if self.lines > len(self.orders) else ""
+        return (
+            f"raw.orders {self.table}: {self.lines} sales line(s) of orders without a customer "
+            f"(orders {', '.join(self.orders)}{more}; {self.units} unit(s)) are left out of the "
+            "DP release: its bound is per person, and a line that names nobody cannot be "
+            "bounded; map customer_id to a column every sale fills"
+        )
+
+
+def lines_without_customer(
+    conn: Connection, src: Source, first: date, after: date
+) -> LinesWithoutCustomer:
+    """The loaded sales lines (pg_temp.sales_lines) of local dates first..after-1 whose order
+    names no customer."""
+    lines, units, orders = conn.execute(_WITHOUT_CUSTOMER, {"first": first, "after": after}).one()
+    return LinesWithoutCustomer(
+        src.orders_table, int(lines), int(units), tuple(str(order) for order in orders or ())
     )

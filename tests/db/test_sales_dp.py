@@ -12,7 +12,7 @@ from lifecycle.policy import load_policy
 from lifecycle.sales import dp, rollup
 from lifecycle.sales.daily import SalesError
 from lifecycle.sales.source import Source
-from tests.conftest import AS_OF
+from tests.conftest import AS_OF, truncate_all
 from tests.db.test_sales import add_sale, noon
 
 PERIOD = date(2026, 4, 20)  # the last complete 28-day period before AS_OF (to 2026-05-17)
@@ -223,3 +223,46 @@ def test_a_return_booked_as_a_negative_line_lets_no_customer_count_past_the_peri
         conn.rollback()
     assert counts["A"] == 0
     assert sum(counts.values()) == 20 * bounds.max_units_per_customer_per_period
+
+
+@pytest.fixture
+def guest_checkout(engine):
+    """shop.orders as a shop with guest checkout may map it: an order may name no customer. The
+    session's database is shared, so the constraint comes back afterwards."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE shop.orders ALTER customer_id DROP NOT NULL"))
+    yield
+    truncate_all(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE shop.orders ALTER customer_id SET NOT NULL"))
+
+
+def test_lines_of_orders_without_a_customer_count_for_nobody_and_are_named(
+    engine, policy_file, guest_checkout
+):
+    """Six guest orders of 2 units of B..F each, and one customer's. Grouped as SQL groups NULLs,
+    the guests were one customer sharing one period cap of 3, so one guest's lines could move the
+    release by twice the bound; now they count for nobody, and the release says so."""
+    policy = dp_policy(policy_file)
+    bounds = policy.analytics.differential_privacy
+    with engine.begin() as conn:
+        for sku in "BCDEF":
+            conn.execute(sa.text("INSERT INTO shop.products VALUES (:s, 'tea')"), {"s": sku})
+        for order, sku in enumerate("BCDEFB", start=1):
+            add_sale(conn, order, 1, noon(PERIOD + timedelta(days=3)), sku=sku, quantity=2)
+        conn.execute(sa.text("UPDATE shop.orders SET customer_id = NULL"))
+        add_sale(conn, 7, 7, noon(PERIOD + timedelta(days=3)), sku="C", quantity=1)
+
+    report = dp.release(engine, policy, AS_OF, run_id="night-1")
+
+    with engine.begin() as conn:
+        dp.load_catalogue(conn, policy)
+        after = PERIOD + timedelta(weeks=dp.PERIOD_WEEKS)
+        rollup.load_lines(conn, Source(policy), policy.raw.catalogue, PERIOD, after)
+        counts = {sku: units for sku, _, units in dp.clipped_counts(conn, PERIOD, bounds)}
+        conn.rollback()
+    assert counts == {"B": 0, "C": 1, "D": 0, "E": 0, "F": 0}
+    found = report.without_customer
+    assert (found.lines, found.units) == (6, 12)
+    assert found.orders == ("1", "2", "3", "4", "5") and "and more" in found.warning()
+    assert report.metadata()["order_lines_without_customer"] == 6
