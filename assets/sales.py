@@ -94,7 +94,7 @@ def sales_volume_daily(
     if build.skipped_incomplete:
         skipped = [d.isoformat() for d in build.skipped_incomplete]
         context.log.warning(f"not built, the day has not ended yet: {skipped}")
-    _log_warnings(context, build.uncounted.warning())
+    _log_warnings(context, build.uncounted.warning(), build.uncounted.status_warning())
     return dg.MaterializeResult(metadata=_published_metadata(shop, build, started))
 
 
@@ -108,7 +108,7 @@ def refreshed_sales_volume(
         shop.engine(), shop.policy(), run_id=context.run.run_id, as_of=shop.as_of()
     )
     context.log.info(build.summary())
-    _log_warnings(context, build.uncounted.warning())
+    _log_warnings(context, build.uncounted.warning(), build.uncounted.status_warning())
     known = set(context.instance.get_dynamic_partitions(SALES_DAYS.name))
     new = [
         day.isoformat() for day in daily.built_days(shop.engine()) if day.isoformat() not in known
@@ -165,6 +165,7 @@ def planning_tables(
         context,
         summary.catalogue.warning(),
         weekly.uncounted.warning(),
+        weekly.uncounted.status_warning(),
         weekly.not_in_catalogue.warning(),
     )
     previews = {
@@ -195,6 +196,7 @@ def sales_units_dp(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.
         context,
         report.catalogue.warning(),
         report.uncounted.warning(),
+        report.uncounted.status_warning(),
         report.without_customer.warning(),
         report.not_in_catalogue.warning(),
     )

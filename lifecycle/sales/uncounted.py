@@ -4,10 +4,12 @@ too long to key a row by.
 Every published sales row is keyed by its sku and region and carries units and revenue, so a
 sales line missing one of them, or with a label over MAX_LABEL_CHARS (no sku or region code is;
 a pasted description or address can be), has no row to count in. The reference schema forbids
-missing ones; a shop's own line table, mapped in the policy, may not. The builds leave such lines out (`Source.countable`) rather
-than fail the night or publish a row keyed by nothing, and `uncounted_lines` says how many
-were left out of a build's dates and names a few of their orders (order ids, never a person),
-with the fix, so that a figure short of those units is never taken for the shop's whole sales.
+missing ones; a shop's own line table, mapped in the policy, may not. The builds leave such
+lines out (`Source.countable`) rather than fail the night or publish a row keyed by nothing, and
+`uncounted_lines` says how many were left out of a build's dates and names a few of their orders
+(order ids, never a person), with the fix, so that a figure short of those units is never taken
+for the shop's whole sales. It counts, in the same pass, the lines of orders whose status is none
+of the five lifecycle knows, which no table counts either (`UncountedLines.status_warning`).
 
 `lines_without_customer` does the same for the lines the DP release alone leaves out: those of
 orders that name no customer. The k rule counts them in units and in no row's customers, which
@@ -24,16 +26,30 @@ from datetime import date
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from lifecycle.orders import STATUSES, sql_list
 from lifecycle.sales.source import MAX_LABEL_CHARS, Source
 
 EXAMPLES = 5  # order ids named in a build's log line
 
+STATUS_CHARS = 40  # a status named in a log line is cut to this many characters
+# The lines of sales that no table can count, and the lines of orders whose status is none of
+# STATUSES (so neither a sale nor a known non-sale), in one pass over the dates' lines.
 _UNCOUNTED = """
-    SELECT count(*), coalesce(sum(i.{quantity}), 0),
-           (array_agg(DISTINCT o.{order_id} ORDER BY o.{order_id}))[1:{examples}]
-    FROM {orders} o
-    JOIN {items} i ON i.{item_order} = o.{order_id}
-    WHERE o.{status} IN ({statuses}) AND ({within}) AND ({countable}) IS NOT TRUE
+    SELECT count(*) FILTER (WHERE broken), coalesce(sum(quantity) FILTER (WHERE broken), 0),
+           (array_agg(DISTINCT order_id ORDER BY order_id) FILTER (WHERE broken))[1:{examples}],
+           count(*) FILTER (WHERE unknown), coalesce(sum(quantity) FILTER (WHERE unknown), 0),
+           (array_agg(DISTINCT coalesce(left(status, {status_chars}), 'NULL') ORDER BY
+                coalesce(left(status, {status_chars}), 'NULL')) FILTER (WHERE unknown))[1:{examples}]
+    FROM (
+        SELECT o.{order_id} AS order_id, CAST(o.{status} AS text) AS status,
+               i.{quantity} AS quantity,
+               o.{status} IN ({statuses}) AND ({countable}) IS NOT TRUE AS broken,
+               o.{status} IS NULL OR o.{status} NOT IN ({known}) AS unknown
+        FROM {orders} o
+        JOIN {items} i ON i.{item_order} = o.{order_id}
+        WHERE ({within})
+    ) line
+    WHERE broken OR unknown
 """
 
 
@@ -45,10 +61,37 @@ class UncountedLines:
     lines: int = 0
     units: int = 0  # of the lines that name a quantity
     orders: tuple[str, ...] = ()
+    orders_table: str = ""
+    unknown_status_lines: int = 0  # lines of orders whose status is none of STATUSES
+    unknown_status_units: int = 0
+    unknown_statuses: tuple[str, ...] = ()  # a few of those statuses, cut to STATUS_CHARS
 
     def metadata(self) -> dict[str, object]:
         """The counts, for a build's Dagster metadata."""
-        return {"order_lines_not_counted": self.lines, "units_not_counted": self.units}
+        return {
+            "order_lines_not_counted": self.lines,
+            "units_not_counted": self.units,
+            "order_lines_of_unknown_status": self.unknown_status_lines,
+            "units_of_unknown_status": self.unknown_status_units,
+        }
+
+    def status_warning(self) -> str | None:
+        """One line naming the statuses no sales table knows, with the fix; None when clean.
+
+        Retention keeps such orders as anomalies; the sales tables count only paid, shipped and
+        delivered orders, so a shop whose statuses read `approved`, `Paid` or `completed` would
+        otherwise see its figures, and their share of units sold, cover only part of its sales
+        with nothing said."""
+        if not self.unknown_status_lines:
+            return None
+        named = ", ".join(repr(status) for status in self.unknown_statuses)
+        return (
+            f"raw.orders {self.orders_table}: {self.unknown_status_lines} order line(s) "
+            f"({self.unknown_status_units} unit(s)) of orders whose status is none of "
+            f"{', '.join(STATUSES)} (e.g. {named}); no sales table counts them, sale or not, "
+            "until the shop's statuses are given as those (a view over the orders table that "
+            "translates them, mapped in raw.orders)"
+        )
 
     def warning(self) -> str | None:
         """One line saying what was found, what the builds did, and the fix; None when clean."""
@@ -70,23 +113,34 @@ def uncounted_lines(
     """The sales lines placed on the local dates of `ranges` ([first, after) pairs) that
     `Source.countable` leaves out."""
     if not ranges:
-        return UncountedLines(src.items_table)
+        return UncountedLines(src.items_table, orders_table=src.orders_table)
     o, i = src.o, src.i
     sql = _UNCOUNTED.format(
         quantity=i["quantity"],
         order_id=o["order_id"],
         examples=EXAMPLES,
+        status_chars=STATUS_CHARS,
         orders=src.orders,
         items=src.items,
         item_order=i["order_id"],
         status=o["status"],
         statuses=src.statuses,
+        known=sql_list(STATUSES),
         within=src.placed_on(len(ranges)),
         countable=src.countable(),
     )
-    lines, units, orders = conn.execute(sa.text(sql), src.range_params(ranges)).one()
+    lines, units, orders, odd, odd_units, statuses = conn.execute(
+        sa.text(sql), src.range_params(ranges)
+    ).one()
     return UncountedLines(
-        src.items_table, int(lines), int(units), tuple(str(order) for order in orders or ())
+        src.items_table,
+        int(lines),
+        int(units),
+        tuple(str(order) for order in orders or ()),
+        orders_table=src.orders_table,
+        unknown_status_lines=int(odd),
+        unknown_status_units=int(odd_units),
+        unknown_statuses=tuple(statuses or ()),
     )
 
 

@@ -103,3 +103,33 @@ def test_the_dp_release_leaves_them_out(engine, policy_file, lax_items):
 
     _said(report.uncounted)
     assert report.metadata()["order_lines_not_counted"] == 4
+
+
+def test_orders_whose_status_lifecycle_does_not_know_are_counted_and_named(engine, policy_file):
+    """A mapped shop's own words for a paid order ('approved', 'Paid') are neither a sale nor a
+    known non-sale: no table counts them, and every build now says so instead of publishing a
+    share of units sold that covers only part of the shop's sales. Cancelled and unpaid orders
+    are known, and not named."""
+    policy = load_policy(policy_file('version: "test"\nanalytics: {min_customers_per_cell: 3}\n'))
+    day = WEEK + timedelta(days=2)
+    units = 8
+    with engine.begin() as conn:
+        for n in range(4):
+            add_sale(conn, 1 + n, 100 + n, noon(day), sku="X", quantity=2)
+        for order, status in [(301, "approved"), (302, "approved"), (303, "Paid")]:
+            add_sale(conn, order, order, noon(day), sku="X", quantity=5, status=status)
+        for order, status in [(304, "cancelled"), (305, "placed")]:
+            add_sale(conn, order, order, noon(day), sku="X", status=status)
+
+    built = daily.refresh(engine, policy, run_id="night", as_of=AS_OF)
+    summary, weekly = planning.build_planning_tables(engine, policy, AS_OF)
+
+    assert rows(engine, "SELECT sku, units FROM analytics.sales_volume_daily") == [("X", units)]
+    for found in (built.uncounted, summary.uncounted, weekly.uncounted):
+        assert found.lines == 0 and found.warning() is None
+        assert (found.unknown_status_lines, found.unknown_status_units) == (3, 15)
+        assert found.unknown_statuses == ("Paid", "approved")
+        warning = found.status_warning()
+        assert "\n" not in warning and "3 order line(s) (15 unit(s))" in warning
+        assert "(e.g. 'Paid', 'approved')" in warning and "shop.orders" in warning
+    assert built.metadata()["order_lines_of_unknown_status"] == 3
