@@ -111,7 +111,8 @@ def uncounted_lines(
     conn: Connection, src: Source, ranges: list[tuple[date, date]]
 ) -> UncountedLines:
     """The sales lines placed on the local dates of `ranges` ([first, after) pairs) that
-    `Source.countable` leaves out."""
+    `Source.countable` leaves out, and the lines of those dates' orders whose status is none of
+    STATUSES."""
     if not ranges:
         return UncountedLines(src.items_table, orders_table=src.orders_table)
     o, i = src.o, src.i
