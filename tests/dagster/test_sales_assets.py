@@ -290,12 +290,14 @@ def test_a_catalogue_listing_a_sku_under_two_lines_is_named_in_the_run(
 
 @pytest.mark.usefixtures("lax_items")
 def test_sales_lines_without_a_sku_are_left_out_and_named_in_the_run(engine, database_url):
-    """A line table that allows a line without a sku: the nightly's sales steps succeed, publish
-    the rest, and each says in one line how many lines it left out and of which orders."""
+    """A line table that allows a line without a sku, and an order whose status is the shop's own
+    word: the nightly's sales steps succeed, publish the rest, and each says in one line how many
+    lines it left out and of which orders, and in another which statuses it does not know."""
     seed(engine)
     with engine.begin() as conn:
         add_sale(conn, 90, 90, noon(YESTERDAY - 10 * DAY), region="SH")  # in both tables' span
         conn.execute(sa.text("UPDATE shop.order_items SET sku = NULL WHERE order_id = 90"))
+        add_sale(conn, 91, 91, noon(YESTERDAY - 10 * DAY), quantity=4, status="approved")
     with dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize(
             [*sales_assets],
@@ -310,3 +312,7 @@ def test_sales_lines_without_a_sku_are_left_out_and_named_in_the_run(engine, dat
     warned = [m for m in logs if "without a sku, a quantity or a unit price" in m]
     assert len(warned) == 2  # the daily refresh and the planning step
     assert all("(orders 90)" in m and "shop.order_items" in m for m in warned)
+    for asset in ("refreshed_sales_volume", "weekly_demand", "product_line_summary"):
+        assert metadata(result, asset)["units_of_unknown_status"] == 4
+    unknown = [m for m in logs if "of orders whose status is none of" in m]
+    assert len(unknown) == 2 and all("(e.g. 'approved')" in m for m in unknown)
