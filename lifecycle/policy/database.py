@@ -9,18 +9,36 @@ from lifecycle.policy.errors import PolicyError
 from lifecycle.policy.model import Policy
 
 _CATALOG_SQL = """
-SELECT table_schema || '.' || table_name AS table, column_name, is_nullable = 'YES' AS nullable
+SELECT table_schema || '.' || table_name AS table, column_name, is_nullable = 'YES' AS nullable,
+       data_type
 FROM information_schema.columns
 WHERE table_schema NOT IN ('pg_catalog', 'information_schema')
 """
+# Roles lifecycle keeps as integers of its own: the purge walks orders in integer id ranges, and
+# the ledger, the carrier hand-off and the data requests store order and customer ids as bigint.
+# A shop whose ids are text (a marketplace's hash ids) failed mid-night with a driver error.
+INTEGER_ROLES = {
+    "orders": ("order_id", "customer_id"),
+    "order_items": ("order_id",),
+    "after_sales_cases": ("order_id",),
+}
+INTEGER_TYPES = ("smallint", "integer", "bigint")  # a domain over one reads as its base type
+_INTEGER_FIX = {
+    "order_id": "e.g. one added to the orders as bigint GENERATED ALWAYS AS IDENTITY, with the "
+    "same number copied to the order lines and after-sales cases",
+    "customer_id": "e.g. a bigint numbering each distinct customer of the shop's own key "
+    "(dense_rank() over it)",
+}
 
 
 def check_policy_against_database(policy: Policy, conn) -> None:
     """Fails unless every table and column the policy names exists in the connected database."""
     catalog: dict[str, set[str]] = {}
     not_null: set[tuple[str, str]] = set()
-    for table, column, nullable in conn.exec_driver_sql(_CATALOG_SQL):
+    types: dict[tuple[str, str], str] = {}
+    for table, column, nullable, data_type in conn.exec_driver_sql(_CATALOG_SQL):
         catalog.setdefault(table, set()).add(column)
+        types[table, column] = data_type
         if not nullable:
             not_null.add((table, column))
     problems = []
@@ -46,6 +64,17 @@ def check_policy_against_database(policy: Policy, conn) -> None:
                 problems.append(
                     f"{policy.path.name}: raw.{name}.{field}: column '{column}' not in {spec.table}"
                     + (f" (did you mean '{hint[0]}'?)" if hint else "")
+                )
+        for role in INTEGER_ROLES.get(name, ()):
+            column = spec.columns[role]
+            found = types.get((spec.table, column))
+            if found is not None and found not in INTEGER_TYPES:
+                problems.append(
+                    f"{policy.path.name}: raw.{name}.columns.{role}: column '{column}' of "
+                    f"{spec.table} is {found}; lifecycle keeps order and customer ids as integers "
+                    "(its purge walks id ranges, its ledger, hand-off and requests store bigint): "
+                    f"map {role} to an integer column that identifies the same thing, "
+                    f"{_INTEGER_FIX[role]}"
                 )
         for column in spec.personal_columns:
             if (spec.table, column) in not_null:

@@ -117,3 +117,43 @@ def test_a_shop_with_other_names_is_purged_through_its_mapping(engine, policy_fi
     finally:
         with engine.begin() as conn:
             conn.execute(sa.text("DROP SCHEMA legacy CASCADE"))
+
+
+HASHED = """
+CREATE SCHEMA hashed;
+CREATE TABLE hashed.orders AS SELECT * FROM shop.orders WITH NO DATA;
+ALTER TABLE hashed.orders ALTER order_id TYPE text, ALTER customer_id TYPE varchar(32);
+CREATE TABLE hashed.order_items AS SELECT * FROM shop.order_items WITH NO DATA;
+CREATE DOMAIN hashed.line_order AS bigint;
+ALTER TABLE hashed.order_items ALTER order_id TYPE hashed.line_order;
+"""
+
+
+def test_ids_that_are_not_integers_are_refused_naming_the_column_and_the_fix(engine, policy_file):
+    """A marketplace's hash ids (text) passed the check and failed the night in the purge, with
+    a driver error and a statement. A domain over an integer type is an integer."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA IF EXISTS hashed CASCADE"))
+        conn.execute(sa.text(HASHED))
+    path = policy_file(
+        'version: "1"\nraw:\n  orders: {table: hashed.orders}\n'
+        "  order_items: {table: hashed.order_items}\n"
+    )
+    try:
+        with pytest.raises(PolicyError) as failure:
+            check(engine, path)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP SCHEMA hashed CASCADE"))
+    problems = failure.value.problems
+    assert len(problems) == 2
+    order_id, customer_id = problems
+    assert order_id.startswith(
+        "policy.yaml: raw.orders.columns.order_id: column 'order_id' of hashed.orders is text; "
+    )
+    assert "GENERATED ALWAYS AS IDENTITY" in order_id
+    assert customer_id.startswith(
+        "policy.yaml: raw.orders.columns.customer_id: column 'customer_id' of hashed.orders is "
+        "character varying; "
+    )
+    assert "dense_rank()" in customer_id
