@@ -17,6 +17,7 @@ from lifecycle.sales.daily import SalesError
 from lifecycle.sales.differencing import differencing_remainders
 from lifecycle.sales.source import MAX_LABEL_CHARS
 from tests.conftest import AS_OF
+from tests.db.test_sales_dp import guest_checkout  # noqa: F401 (a fixture)
 from tests.db.test_sales_planning import buys, catalogue, k3_with_catalogue, rows
 
 # 200 characters of four bytes each, no two alike, so that no compression shortens the key.
@@ -152,3 +153,25 @@ def test_a_database_error_in_a_planning_build_names_its_class_not_the_statement(
     assert "published figures unchanged" in message and "DivisionByZero" in message
     assert "SELECT" not in message and "\n" not in message
     assert rows(engine, "SELECT count(*) FROM analytics.weekly_demand") == [(0,)]
+
+
+@pytest.mark.usefixtures("guest_checkout")
+def test_guest_orders_count_units_but_no_customer_toward_k(engine, policy_file):
+    """Orders that name no customer (a mapped shop's guest checkout) are unknown people: the k
+    rule counts their units and no customer. Two known buyers and three guests are withheld;
+    three known buyers and two guests publish all five orders' units, as three customers."""
+    policy = k3_with_catalogue(policy_file)
+    with engine.begin() as conn:
+        catalogue(conn, tea=["X", "Y"])
+        for n in range(5):
+            buys(conn, 1 + n, 10 + n, 2, "X", "SH", units=2)
+            buys(conn, 11 + n, 20 + n, 2, "Y", "SH", units=1)
+        conn.execute(
+            sa.text("UPDATE shop.orders SET customer_id = NULL WHERE order_id IN (1, 2, 3, 11, 12)")
+        )
+
+    daily.refresh(engine, policy, run_id="night", as_of=AS_OF)
+
+    assert rows(engine, "SELECT sku, units, customers FROM analytics.sales_volume_daily") == [
+        ("Y", 5, 3)
+    ]
