@@ -38,19 +38,24 @@ def _table_triggers(name: str, table: str, columns: str, when: str) -> list[str]
     ]
 
 
-def _capture_ddl(src: Source) -> list[str]:
+def _capture_ddl(src: Source, zone: str | None = None) -> list[str]:
     """Trigger functions and triggers that record which UTC hours of placed_at changed.
 
     INSERT and DELETE are statement-level with transition tables (one insert per statement, so a
     bulk load costs one DISTINCT, not a trigger call per row). UPDATE is row-level, limited to the
     columns the figures read and filtered by WHEN, so the purge (which updates personal columns
     and purged_at only) never fires it. TRUNCATE marks everything stale.
+
+    `zone` (`naive_zone`): the time zone lifecycle's sessions read a placed_at without a time
+    zone in. The functions run in it, whatever zone the writing session has set, so a change is
+    recorded on the day the builds date it.
     """
     o, i, s = src.o, src.i, src.statuses
     hour = "date_trunc('hour', {}, 'UTC')"
+    pinned = "SET TimeZone = '{}' ".format(zone.replace("'", "''")) if zone is not None else ""
     header = (
         "RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER "
-        "SET search_path = pg_catalog, pg_temp AS $fn$ BEGIN"
+        f"SET search_path = pg_catalog, pg_temp {pinned}AS $fn$ BEGIN"
     )
     in_sales = "{row}." + o["status"] + f" IN ({s})"
     order_changed = " OR ".join(
@@ -122,13 +127,37 @@ DO $$ DECLARE t record; BEGIN
 END $$"""
 
 
-def capture_signature(policy: Policy) -> str:
-    """A short hash of the capture triggers this policy needs; stored with the published days."""
-    return hashlib.sha256("\n".join(_capture_ddl(Source(policy))).encode()).hexdigest()[:16]
+# The session's time zone when the mapped placed_at is a timestamp without one, else NULL.
+_NAIVE_ZONE = sa.text("""
+    SELECT CASE WHEN a.atttypid = 'timestamp'::regtype THEN current_setting('TimeZone') END
+    FROM pg_attribute a
+    WHERE a.attrelid = to_regclass(:orders) AND a.attname = :placed_at AND NOT a.attisdropped
+""")
 
 
-def ensure_capture(conn: Connection, src: Source, signature: str) -> bool:
-    """Installs the change-capture triggers unless exactly these are in place; True if it had to."""
+def naive_zone(conn: Connection, src: Source) -> str | None:
+    """The zone this session reads the orders' placed_at in, when it is a timestamp without a
+    time zone (a shop's own table may hold one); None for timestamptz, which needs no zone.
+
+    A trigger runs in the writing session's zone. An application that sets another zone than
+    lifecycle's sessions have (many drivers set the client's) had its change of a naive
+    placed_at recorded at another hour than the builds date it: near midnight, on the neighbouring
+    day, so the changed day was not rebuilt and kept a cancelled order's units."""
+    placed_at = src.o["placed_at"].strip('"')
+    zone = conn.execute(_NAIVE_ZONE, {"orders": src.orders_table, "placed_at": placed_at})
+    return zone.scalar()
+
+
+def capture_signature(policy: Policy, zone: str | None = None) -> str:
+    """A short hash of the capture triggers this policy needs (in `zone`, see `naive_zone`);
+    stored with the published days, so a change of either rebuilds everything."""
+    ddl = _capture_ddl(Source(policy), zone)
+    return hashlib.sha256("\n".join(ddl).encode()).hexdigest()[:16]
+
+
+def ensure_capture(conn: Connection, src: Source, signature: str, zone: str | None = None) -> bool:
+    """Installs the change-capture triggers (pinned to `zone`, see `naive_zone`) unless exactly
+    these are in place; True if it had to."""
     tables = {"orders": src.orders_table, "items": src.items_table}
     rows = conn.execute(_INSTALLED_TRIGGERS, tables).all()
     present = {name for name, on_source, enabled, _ in rows if on_source and enabled}
@@ -139,7 +168,7 @@ def ensure_capture(conn: Connection, src: Source, signature: str) -> bool:
     if present == expected and len(rows) == len(expected) and stored == {signature}:
         return False
     conn.execute(sa.text(_DROP_CAPTURE_TRIGGERS))
-    for statement in _capture_ddl(src):
+    for statement in _capture_ddl(src, zone):
         conn.execute(sa.text(statement))
     conn.execute(
         sa.text(f"COMMENT ON FUNCTION lifecycle.sales_capture_orders_rows() IS '{signature}'")

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from lifecycle.db import describe_db_error
 from lifecycle.policy import Policy
-from lifecycle.sales.capture import capture_signature, ensure_capture
+from lifecycle.sales.capture import capture_signature, ensure_capture, naive_zone
 from lifecycle.sales.source import Source
 from lifecycle.sales.uncounted import UncountedLines, uncounted_lines
 
@@ -337,11 +337,12 @@ def _prepare(engine: Engine, policy: Policy) -> tuple[Source, str, bool]:
     not the length of a full rebuild.
     """
     src = Source(policy)
-    signature = capture_signature(policy)
     with engine.begin() as conn:
         _check_timezone(conn, policy)
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
-        installed = ensure_capture(conn, src, signature)
+        zone = naive_zone(conn, src)
+        signature = capture_signature(policy, zone)
+        installed = ensure_capture(conn, src, signature, zone)
         if not conn.execute(_HAS_ARRAY_CONCAT).scalar():
             conn.execute(_ARRAY_CONCAT)
     return src, signature, installed

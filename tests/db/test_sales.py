@@ -240,6 +240,54 @@ def test_a_placed_at_without_a_time_zone_is_dated_as_the_session_reads_it(
         assert lines.scalars().all() == [date(2026, 5, 30), date(2026, 5, 31)]
 
 
+def test_a_change_written_in_another_time_zone_marks_the_day_the_builds_date_it(
+    engine, naive_orders, policy_file
+):
+    """Lifecycle reads the naive placed_at 03:00 of the 30th as UTC: the 30th. An application
+    whose sessions set Asia/Shanghai cancels that order; its trigger read the value as 19:00 UTC
+    on the 29th, marked the 29th, and the 30th kept the cancelled order's units. Pinned to
+    lifecycle's zone, the trigger marks the 30th."""
+    with engine.begin() as conn:
+        for n in (1, 2):
+            add_sale(conn, n, n, datetime(2026, 5, 30, tzinfo=UTC))
+    with naive_orders.begin() as conn:
+        conn.execute(
+            sa.text("""INSERT INTO public.naive_orders (order_id, customer_id, status, placed_at,
+                           ship_region) VALUES (1, 1, 'paid', :a, 'SH'), (2, 2, 'paid', :a, 'SH')"""),
+            {"a": "2026-05-30 03:00:00"},
+        )
+    policy = load_policy(
+        policy_file(
+            'version: "test"\nacknowledge: [k_of_one]\n'
+            "analytics: {timezone: UTC, min_customers_per_cell: 1}\n"
+            "raw: {orders: {table: public.naive_orders}}\n"
+        )
+    )
+    refresh(naive_orders, policy, run_id="night-1")
+    assert published(engine)[date(2026, 5, 30), "SKU-1", "SH"][1] == 2
+    with naive_orders.begin() as conn:  # the shop's application, in its own zone
+        conn.execute(sa.text("SET LOCAL TimeZone = 'Asia/Shanghai'"))
+        conn.execute(
+            sa.text("UPDATE public.naive_orders SET status = 'cancelled' WHERE order_id = 2")
+        )
+
+    build = refresh(naive_orders, policy, run_id="night-2")
+
+    assert build.mode == "incremental" and date(2026, 5, 30) in build.days
+    assert published(engine)[date(2026, 5, 30), "SKU-1", "SH"][1] == 1
+    # Lifecycle's own sessions in another zone date naive values otherwise: capture is pinned
+    # again, and everything is rebuilt.
+    other = db.create_engine(str(naive_orders.url.render_as_string(hide_password=False)))
+    sa.event.listen(
+        other, "connect", lambda dbapi, _: dbapi.execute("SET TimeZone = 'Asia/Tokyo'") and None
+    )
+    try:
+        again = refresh(other, policy, run_id="night-3")
+    finally:
+        other.dispose()
+    assert again.mode == "full" and "capture" in again.reason
+
+
 def test_a_daylight_saving_day_has_23_hours_and_keeps_its_midnights(engine, policy_file):
     with engine.begin() as conn:
         # New York springs forward on 2026-03-08: that day runs 05:00 UTC to 04:00 UTC next day.
