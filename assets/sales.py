@@ -94,7 +94,12 @@ def sales_volume_daily(
     if build.skipped_incomplete:
         skipped = [d.isoformat() for d in build.skipped_incomplete]
         context.log.warning(f"not built, the day has not ended yet: {skipped}")
-    _log_warnings(context, build.uncounted.warning(), build.uncounted.status_warning())
+    _log_warnings(
+        context,
+        build.capture_warning(),
+        build.uncounted.warning(),
+        build.uncounted.status_warning(),
+    )
     return dg.MaterializeResult(metadata=_published_metadata(shop, build, started))
 
 
@@ -108,7 +113,12 @@ def refreshed_sales_volume(
         shop.engine(), shop.policy(), run_id=context.run.run_id, as_of=shop.as_of()
     )
     context.log.info(build.summary())
-    _log_warnings(context, build.uncounted.warning(), build.uncounted.status_warning())
+    _log_warnings(
+        context,
+        build.capture_warning(),
+        build.uncounted.warning(),
+        build.uncounted.status_warning(),
+    )
     known = set(context.instance.get_dynamic_partitions(SALES_DAYS.name))
     new = [
         day.isoformat() for day in daily.built_days(shop.engine()) if day.isoformat() not in known

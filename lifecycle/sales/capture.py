@@ -9,6 +9,7 @@ installed (again) by every build whenever they are not exactly the ones that map
 from __future__ import annotations
 
 import hashlib
+import time
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -17,6 +18,13 @@ from lifecycle.policy import Policy
 from lifecycle.sales.source import Source
 
 CAPTURE_TRIGGER_PREFIX = "lifecycle_sales_"
+# Installing the triggers locks the raw tables (DROP TRIGGER: ACCESS EXCLUSIVE; CREATE TRIGGER:
+# SHARE ROW EXCLUSIVE). Behind another session's long transaction on them, the wait would also
+# hold up every query of the shop's own that queues behind it, so each attempt waits this long.
+CAPTURE_LOCK_TIMEOUT_MS = 3000
+CAPTURE_ATTEMPTS = 3
+CAPTURE_PAUSE_S = 5.0  # between attempts: the shop's queued queries run meanwhile
+LOCK_NOT_AVAILABLE = "55P03"
 _TABLES = ("orders", "items")
 _EVENTS = ("insert", "delete", "update", "truncate")
 
@@ -174,3 +182,29 @@ def ensure_capture(conn: Connection, src: Source, signature: str, zone: str | No
         sa.text(f"COMMENT ON FUNCTION lifecycle.sales_capture_orders_rows() IS '{signature}'")
     )
     return True
+
+
+def ensure_capture_within_lock_timeout(
+    conn: Connection, src: Source, signature: str, zone: str | None = None
+) -> bool | None:
+    """`ensure_capture`, waiting at most CAPTURE_LOCK_TIMEOUT_MS for the raw tables' locks in
+    each of CAPTURE_ATTEMPTS attempts; None when another transaction held them throughout.
+
+    The build can do without: every day is then rebuilt from the raw tables, which needs no
+    record of changes, and the next build tries again. Waiting without a bound instead queued
+    the shop's own reads and writes of its orders behind the trigger DDL for as long as the other
+    transaction lasted, on a busy server for minutes."""
+    for attempt in range(CAPTURE_ATTEMPTS):
+        if attempt:
+            time.sleep(CAPTURE_PAUSE_S)
+        try:
+            with conn.begin_nested():
+                conn.execute(sa.text(f"SET LOCAL lock_timeout = {int(CAPTURE_LOCK_TIMEOUT_MS)}"))
+                installed = ensure_capture(conn, src, signature, zone)
+                conn.execute(sa.text("SET LOCAL lock_timeout = 0"))
+                return installed
+        except sa.exc.DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+                raise
+    conn.execute(sa.text("SET LOCAL lock_timeout = 0"))
+    return None

@@ -22,7 +22,11 @@ from sqlalchemy.engine import Connection, Engine
 
 from lifecycle.db import describe_db_error
 from lifecycle.policy import Policy
-from lifecycle.sales.capture import capture_signature, ensure_capture, naive_zone
+from lifecycle.sales.capture import (
+    capture_signature,
+    ensure_capture_within_lock_timeout,
+    naive_zone,
+)
 from lifecycle.sales.source import Source
 from lifecycle.sales.uncounted import UncountedLines, uncounted_lines
 
@@ -31,6 +35,12 @@ OTHER = "OTHER"
 WORK_MEM = "64MB"
 LOCK_KEY = 4_711_020_004  # pg_advisory_xact_lock: one sales build at a time
 SAMPLE_DATES = 10
+# The capture signature recorded when capture could not be installed: no real one equals it.
+CAPTURE_UNAVAILABLE = "unavailable"
+CAPTURE_UNAVAILABLE_REASON = (
+    "change capture could not be installed: another transaction held a lock on {orders} or "
+    "{items} past the wait allowed; every day was rebuilt and capture is tried again next build"
+)
 
 
 class SalesError(RuntimeError):
@@ -114,10 +124,15 @@ class SalesBuild:
     table_rows: int = 0
     seconds: float = 0.0
     uncounted: UncountedLines = UncountedLines(table="")  # lines of its days no table counts
+    capture_unavailable: bool = False  # rebuilt everything: capture could not get its locks
 
     def summary(self) -> str:
         """One line for the run's log: how the days were built, how many, and why."""
         return build_summary(self.mode, len(self.days), self.reason)
+
+    def capture_warning(self) -> str | None:
+        """The reason, as a warning, when capture could not be installed; None otherwise."""
+        return self.reason if self.capture_unavailable else None
 
     def total(self, name: str) -> int:
         """One DayStats figure summed over the rebuilt days."""
@@ -330,11 +345,13 @@ def _check_timezone(conn: Connection, policy: Policy) -> None:
         ) from None
 
 
-def _prepare(engine: Engine, policy: Policy) -> tuple[Source, str, bool]:
+def _prepare(engine: Engine, policy: Policy) -> tuple[Source, str, bool | None]:
     """Checks the time zone, installs change capture and the fold's aggregate: a short transaction.
 
     Kept apart from the build so the trigger DDL's lock on the raw tables lasts milliseconds,
-    not the length of a full rebuild.
+    not the length of a full rebuild. Returns the source, the capture's signature and whether
+    capture was installed (None: it could not get its locks, see
+    `ensure_capture_within_lock_timeout`).
     """
     src = Source(policy)
     with engine.begin() as conn:
@@ -342,7 +359,9 @@ def _prepare(engine: Engine, policy: Policy) -> tuple[Source, str, bool]:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
         zone = naive_zone(conn, src)
         signature = capture_signature(policy, zone)
-        installed = ensure_capture(conn, src, signature, zone)
+        installed = ensure_capture_within_lock_timeout(conn, src, signature, zone)
+        if installed is None:  # recorded so, the next build rebuilds everything again
+            signature = CAPTURE_UNAVAILABLE
         if not conn.execute(_HAS_ARRAY_CONCAT).scalar():
             conn.execute(_ARRAY_CONCAT)
     return src, signature, installed
@@ -354,8 +373,10 @@ def _begin_build(conn: Connection) -> None:
 
 
 def _full_rebuild_reason(
-    conn: Connection, src: Source, capture: str, installed: bool, truncated: bool
+    conn: Connection, src: Source, capture: str, installed: bool | None, truncated: bool
 ) -> str | None:
+    if installed is None:
+        return CAPTURE_UNAVAILABLE_REASON.format(orders=src.orders_table, items=src.items_table)
     state = conn.execute(_STATE).first()
     if state is None:
         return "first build"
@@ -411,6 +432,7 @@ def _build(
             last,
             lambda truncated: _full_rebuild_reason(conn, src, capture, installed, truncated),
         )
+        build.capture_unavailable = installed is None
         build.stats = _build_days(conn, src, build.days, run_id)
         build.uncounted = uncounted_lines(conn, src, _ranges(build.days))
         conn.execute(_WRITE_STATE, {"build": src.signature, "capture": capture})

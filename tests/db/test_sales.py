@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -9,7 +10,7 @@ import sqlalchemy as sa
 
 from lifecycle import db
 from lifecycle.policy import load_policy
-from lifecycle.sales import daily, rollup
+from lifecycle.sales import capture, daily, rollup
 from lifecycle.sales.capture import capture_signature, ensure_capture
 from lifecycle.sales.charts import units_per_region
 from lifecycle.sales.previews import day_preview
@@ -414,6 +415,36 @@ def test_dropped_change_capture_is_reinstalled_and_everything_rebuilt(engine, po
         add_sale(conn, 1, 1, noon(YESTERDAY - 9 * DAY), status="placed")
         conn.execute(sa.text("UPDATE shop.orders SET status = 'paid' WHERE order_id = 1"))
     assert daily.pending_days(engine, policy) == [YESTERDAY - 9 * DAY]
+
+
+def test_capture_kept_from_its_locks_rebuilds_everything_and_says_so(engine, policy, monkeypatch):
+    """Another session's open transaction on shop.orders: installing the triggers waited for it
+    without a bound, and queued the shop's own queries behind the DDL. Now each attempt waits a
+    bounded time; the build rebuilds every day without capture, says why, and the next build,
+    once the lock is gone, installs it (and rebuilds everything once more)."""
+    monkeypatch.setattr(capture, "CAPTURE_LOCK_TIMEOUT_MS", 200)
+    monkeypatch.setattr(capture, "CAPTURE_ATTEMPTS", 2)
+    monkeypatch.setattr(capture, "CAPTURE_PAUSE_S", 0.05)
+    refresh(engine, policy, run_id="night-0")  # capture in place
+    with engine.begin() as conn:
+        customers_buy(conn, 1, [1, 2, 3, 4, 5], region="SH")
+        conn.execute(sa.text("DROP TRIGGER lifecycle_sales_orders_update ON shop.orders"))
+    other = engine.connect()
+    other.execute(sa.text("LOCK TABLE shop.orders IN ROW EXCLUSIVE MODE"))  # as a writer holds
+    try:
+        started = time.monotonic()
+        build = refresh(engine, policy, run_id="night-1")
+        waited = time.monotonic() - started
+    finally:
+        other.rollback()
+        other.close()
+    assert build.mode == "full" and build.capture_warning() == build.reason
+    assert "could not be installed" in build.reason and "shop.orders" in build.reason
+    assert published(engine) == {(YESTERDAY, "SKU-1", "SH"): (5, 5, 50.0, 5)}
+    assert waited < 10
+    again = refresh(engine, policy, run_id="night-2")
+    assert again.mode == "full" and not again.capture_unavailable
+    assert refresh(engine, policy, run_id="night-3").mode == "incremental"
 
 
 # ---------------------------------------------------------------- backfills and empty days
