@@ -42,6 +42,18 @@ def shop(engine) -> None:
         add_sale(conn, 100, 7, noon(date(2026, 5, 13)), sku="B", quantity=50)  # clipped to 2
 
 
+def clipped(engine, policy) -> dict[str, int]:
+    """The clipped counts per catalogue sku of PERIOD, as the release would noise them."""
+    with engine.begin() as conn:
+        dp.load_catalogue(conn, policy)
+        after = PERIOD + timedelta(weeks=dp.PERIOD_WEEKS)
+        rollup.load_lines(conn, Source(policy), policy.raw.catalogue, PERIOD, after)
+        bounds = policy.analytics.differential_privacy
+        counts = {sku: units for sku, _, units in dp.clipped_counts(conn, PERIOD, bounds)}
+        conn.rollback()
+    return counts
+
+
 def released_lines(engine) -> dict[tuple[date, str], int]:
     with engine.connect() as conn:
         rows = conn.execute(
@@ -215,12 +227,7 @@ def test_a_return_booked_as_a_negative_line_lets_no_customer_count_past_the_peri
                 add_sale(
                     conn, order, customer, noon(PERIOD + timedelta(days=3)), sku=sku, quantity=units
                 )
-    with engine.begin() as conn:
-        dp.load_catalogue(conn, policy)
-        after = PERIOD + timedelta(weeks=dp.PERIOD_WEEKS)
-        rollup.load_lines(conn, Source(policy), policy.raw.catalogue, PERIOD, after)
-        counts = {sku: units for sku, _, units in dp.clipped_counts(conn, PERIOD, bounds)}
-        conn.rollback()
+    counts = clipped(engine, policy)
     assert counts["A"] == 0
     assert sum(counts.values()) == 20 * bounds.max_units_per_customer_per_period
 
@@ -244,7 +251,6 @@ def test_lines_of_orders_without_a_customer_count_for_nobody_and_are_named(
     the guests were one customer sharing one period cap of 3, so one guest's lines could move the
     release by twice the bound; now they count for nobody, and the release says so."""
     policy = dp_policy(policy_file)
-    bounds = policy.analytics.differential_privacy
     with engine.begin() as conn:
         for sku in "BCDEF":
             conn.execute(sa.text("INSERT INTO shop.products VALUES (:s, 'tea')"), {"s": sku})
@@ -255,12 +261,7 @@ def test_lines_of_orders_without_a_customer_count_for_nobody_and_are_named(
 
     report = dp.release(engine, policy, AS_OF, run_id="night-1")
 
-    with engine.begin() as conn:
-        dp.load_catalogue(conn, policy)
-        after = PERIOD + timedelta(weeks=dp.PERIOD_WEEKS)
-        rollup.load_lines(conn, Source(policy), policy.raw.catalogue, PERIOD, after)
-        counts = {sku: units for sku, _, units in dp.clipped_counts(conn, PERIOD, bounds)}
-        conn.rollback()
+    counts = clipped(engine, policy)
     assert counts == {"B": 0, "C": 1, "D": 0, "E": 0, "F": 0}
     found = report.without_customer
     assert (found.lines, found.units) == (6, 12)
