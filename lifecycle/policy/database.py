@@ -23,6 +23,14 @@ INTEGER_ROLES = {
     "after_sales_cases": ("order_id",),
 }
 INTEGER_TYPES = ("smallint", "integer", "bigint")  # a domain over one reads as its base type
+# Tables that carry the sales change-capture triggers (lifecycle/sales/capture.py): statement
+# triggers with transition tables, which PostgreSQL refuses on a view or a foreign table.
+TRIGGERED = ("orders", "order_items")
+_KINDS = {"VIEW": "view", "FOREIGN": "foreign table"}  # information_schema's table_type, said
+_TABLE_TYPES_SQL = """
+SELECT table_schema || '.' || table_name, table_type FROM information_schema.tables
+WHERE table_schema NOT IN ('pg_catalog', 'information_schema')
+"""
 _INTEGER_FIX = {
     "order_id": "e.g. one added to the orders as bigint GENERATED ALWAYS AS IDENTITY, with the "
     "same number copied to the order lines and after-sales cases",
@@ -41,8 +49,19 @@ def check_policy_against_database(policy: Policy, conn) -> None:
         types[table, column] = data_type
         if not nullable:
             not_null.add((table, column))
+    table_types = dict(conn.exec_driver_sql(_TABLE_TYPES_SQL).all())
     problems = []
     for name, spec in policy.raw.tables().items():
+        kind = table_types.get(spec.table, "BASE TABLE")
+        if name in TRIGGERED and spec.table in catalog and kind != "BASE TABLE":
+            problems.append(
+                f"{policy.path.name}: raw.{name}.table: {spec.table} is a "
+                f"{_KINDS.get(kind, kind.lower())}; the "
+                "sales change capture needs triggers on the table itself, which a view cannot "
+                "carry: map the table (a column in another form than lifecycle reads, such as a "
+                "status or a time without a zone, can be a generated column on it: "
+                "docs/policy.md)"
+            )
         if spec.table not in catalog:
             hint = difflib.get_close_matches(spec.table, list(catalog), n=1)
             problems.append(

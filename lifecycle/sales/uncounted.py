@@ -89,8 +89,8 @@ class UncountedLines:
             f"raw.orders {self.orders_table}: {self.unknown_status_lines} order line(s) "
             f"({self.unknown_status_units} unit(s)) of orders whose status is none of "
             f"{', '.join(STATUSES)} (e.g. {named}); no sales table counts them, sale or not, "
-            "until the shop's statuses are given as those (a view over the orders table that "
-            "translates them, mapped in raw.orders)"
+            "until the shop's statuses are given as those (a generated column on the orders "
+            "table that translates them, mapped as status: docs/policy.md)"
         )
 
     def warning(self) -> str | None:

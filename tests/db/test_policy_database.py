@@ -157,3 +157,27 @@ def test_ids_that_are_not_integers_are_refused_naming_the_column_and_the_fix(eng
         "character varying; "
     )
     assert "dense_rank()" in customer_id
+
+
+def test_orders_mapped_to_a_view_are_refused_naming_it(engine, policy_file):
+    """The change capture's triggers cannot go on a view: the refresh failed with a driver
+    error. A catalogue may be a view."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE VIEW public.orders_view AS SELECT * FROM shop.orders"))
+        conn.execute(sa.text("CREATE VIEW public.products_view AS SELECT * FROM shop.products"))
+    path = policy_file(
+        'version: "1"\nraw:\n  orders: {table: public.orders_view}\n'
+        "  catalogue: {table: public.products_view}\n"
+    )
+    try:
+        with pytest.raises(PolicyError) as failure:
+            check(engine, path)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP VIEW public.orders_view, public.products_view"))
+    assert failure.value.problems == [
+        "policy.yaml: raw.orders.table: public.orders_view is a view; the sales change capture "
+        "needs triggers on the table itself, which a view cannot carry: map the table (a column "
+        "in another form than lifecycle reads, such as a status or a time without a zone, can "
+        "be a generated column on it: docs/policy.md)"
+    ]

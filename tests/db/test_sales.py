@@ -289,6 +289,58 @@ def test_a_change_written_in_another_time_zone_marks_the_day_the_builds_date_it(
     assert again.mode == "full" and "capture" in again.reason
 
 
+@pytest.fixture
+def generated_status_orders(engine):
+    """A shop's own orders table with its own status words, and a generated column that
+    translates them into lifecycle's, as docs/policy.md shows."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE public.worded_orders (LIKE shop.orders)"))
+        conn.execute(
+            sa.text("""ALTER TABLE public.worded_orders ADD COLUMN lifecycle_status text
+                       GENERATED ALWAYS AS (CASE status WHEN 'approved' THEN 'paid'
+                                                 WHEN 'canceled' THEN 'cancelled'
+                                                 ELSE status END) STORED""")
+        )
+    yield
+    reference = load_policy(PROJECT_DIR / "policy.yaml")
+    with engine.begin() as conn:  # the items' triggers read the mapped orders: back to shop's
+        ensure_capture(conn, Source(reference), capture_signature(reference))
+        conn.execute(sa.text("DROP TABLE public.worded_orders"))
+
+
+def test_a_generated_status_column_is_captured_when_its_base_column_changes(
+    engine, generated_status_orders, policy_file
+):
+    """The capture's UPDATE OF trigger names the mapped column, here a generated one: it fires
+    when the shop's own column changes, so a cancellation in the shop's words rebuilds its day."""
+    day = YESTERDAY - 5 * DAY
+    with engine.begin() as conn:
+        for n in (1, 2):
+            add_sale(conn, n, n, noon(day))
+        conn.execute(
+            sa.text("""INSERT INTO public.worded_orders (order_id, customer_id, status, placed_at,
+                           ship_region) VALUES (1, 1, 'approved', :a, 'SH'), (2, 2, 'approved', :a, 'SH')"""),
+            {"a": noon(day)},
+        )
+    policy = load_policy(
+        policy_file(
+            'version: "test"\nacknowledge: [k_of_one]\nanalytics: {min_customers_per_cell: 1}\n'
+            "raw: {orders: {table: public.worded_orders, columns: {status: lifecycle_status}}}\n"
+        )
+    )
+    refresh(engine, policy, run_id="night-1")
+    assert published(engine)[day, "SKU-1", "SH"][1] == 2
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE public.worded_orders SET status = 'canceled' WHERE order_id = 2")
+        )
+
+    build = refresh(engine, policy, run_id="night-2")
+
+    assert build.mode == "incremental" and day in build.days
+    assert published(engine)[day, "SKU-1", "SH"][1] == 1
+
+
 def test_a_daylight_saving_day_has_23_hours_and_keeps_its_midnights(engine, policy_file):
     with engine.begin() as conn:
         # New York springs forward on 2026-03-08: that day runs 05:00 UTC to 04:00 UTC next day.
