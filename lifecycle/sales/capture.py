@@ -25,6 +25,7 @@ CAPTURE_LOCK_TIMEOUT_MS = 3000
 CAPTURE_ATTEMPTS = 3
 CAPTURE_PAUSE_S = 5.0  # between attempts: the shop's queued queries run meanwhile
 LOCK_NOT_AVAILABLE = "55P03"
+_RESTORE_LOCK_TIMEOUT = sa.text("SELECT set_config('lock_timeout', :before, true)")
 _TABLES = ("orders", "items")
 _EVENTS = ("insert", "delete", "update", "truncate")
 
@@ -194,17 +195,17 @@ def ensure_capture_within_lock_timeout(
     record of changes, and the next build tries again. Waiting without a bound instead queued
     the shop's own reads and writes of its orders behind the trigger DDL for as long as the other
     transaction lasted, on a busy server for minutes."""
+    before = conn.execute(sa.text("SELECT current_setting('lock_timeout')")).scalar_one()
     for attempt in range(CAPTURE_ATTEMPTS):
         if attempt:
             time.sleep(CAPTURE_PAUSE_S)
         try:
-            with conn.begin_nested():
+            with conn.begin_nested():  # a failed attempt rolls its setting back with it
                 conn.execute(sa.text(f"SET LOCAL lock_timeout = {int(CAPTURE_LOCK_TIMEOUT_MS)}"))
                 installed = ensure_capture(conn, src, signature, zone)
-                conn.execute(sa.text("SET LOCAL lock_timeout = 0"))
+                conn.execute(_RESTORE_LOCK_TIMEOUT, {"before": before})
                 return installed
         except sa.exc.DBAPIError as exc:
             if getattr(exc.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
                 raise
-    conn.execute(sa.text("SET LOCAL lock_timeout = 0"))
     return None

@@ -354,7 +354,7 @@ def _prepare(engine: Engine, policy: Policy) -> tuple[Source, str, bool | None]:
     `ensure_capture_within_lock_timeout`).
     """
     src = Source(policy)
-    with engine.begin() as conn:
+    with build_transaction(engine) as conn:
         _check_timezone(conn, policy)
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
         zone = naive_zone(conn, src)

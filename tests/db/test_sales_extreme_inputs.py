@@ -175,3 +175,23 @@ def test_guest_orders_count_units_but_no_customer_toward_k(engine, policy_file):
     assert rows(engine, "SELECT sku, units, customers FROM analytics.sales_volume_daily") == [
         ("Y", 5, 3)
     ]
+
+
+def test_a_mapping_the_capture_cannot_take_fails_as_one_line_without_the_statement(
+    engine, policy_file
+):
+    """The policy check refuses orders mapped to a view (tests/db/test_policy_database.py); a
+    build handed one anyway failed with the driver's error and the CREATE TRIGGER statement."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE VIEW public.orders_seen AS SELECT * FROM shop.orders"))
+    policy = load_policy(
+        policy_file('version: "test"\nraw: {orders: {table: public.orders_seen}}\n')
+    )
+    try:
+        with pytest.raises(SalesError) as raised:
+            daily.refresh(engine, policy, run_id="night", as_of=AS_OF)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP VIEW public.orders_seen"))
+    message = str(raised.value)
+    assert "WrongObjectType" in message and "TRIGGER" not in message and "\n" not in message
