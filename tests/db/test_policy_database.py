@@ -119,6 +119,20 @@ def test_a_shop_with_other_names_is_purged_through_its_mapping(engine, policy_fi
             conn.execute(sa.text("DROP SCHEMA legacy CASCADE"))
 
 
+def refused(engine, path, setup: str, teardown: str) -> list[str]:
+    """The problems the check finds in the policy at `path`, with `setup` run before it and
+    `teardown` after, whatever happens."""
+    with engine.begin() as conn:
+        conn.execute(sa.text(setup))
+    try:
+        with pytest.raises(PolicyError) as failure:
+            check(engine, path)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(teardown))
+    return failure.value.problems
+
+
 HASHED = """
 CREATE SCHEMA hashed;
 CREATE TABLE hashed.orders AS SELECT * FROM shop.orders WITH NO DATA;
@@ -132,20 +146,11 @@ ALTER TABLE hashed.order_items ALTER order_id TYPE hashed.line_order;
 def test_ids_that_are_not_integers_are_refused_naming_the_column_and_the_fix(engine, policy_file):
     """A marketplace's hash ids (text) passed the check and failed the night in the purge, with
     a driver error and a statement. A domain over an integer type is an integer."""
-    with engine.begin() as conn:
-        conn.execute(sa.text("DROP SCHEMA IF EXISTS hashed CASCADE"))
-        conn.execute(sa.text(HASHED))
     path = policy_file(
         'version: "1"\nraw:\n  orders: {table: hashed.orders}\n'
         "  order_items: {table: hashed.order_items}\n"
     )
-    try:
-        with pytest.raises(PolicyError) as failure:
-            check(engine, path)
-    finally:
-        with engine.begin() as conn:
-            conn.execute(sa.text("DROP SCHEMA hashed CASCADE"))
-    problems = failure.value.problems
+    problems = refused(engine, path, HASHED, "DROP SCHEMA hashed CASCADE")
     assert len(problems) == 2
     order_id, customer_id = problems
     assert order_id.startswith(
@@ -162,20 +167,13 @@ def test_ids_that_are_not_integers_are_refused_naming_the_column_and_the_fix(eng
 def test_orders_mapped_to_a_view_are_refused_naming_it(engine, policy_file):
     """The change capture's triggers cannot go on a view: the refresh failed with a driver
     error. A catalogue may be a view."""
-    with engine.begin() as conn:
-        conn.execute(sa.text("CREATE VIEW public.orders_view AS SELECT * FROM shop.orders"))
-        conn.execute(sa.text("CREATE VIEW public.products_view AS SELECT * FROM shop.products"))
     path = policy_file(
         'version: "1"\nraw:\n  orders: {table: public.orders_view}\n'
         "  catalogue: {table: public.products_view}\n"
     )
-    try:
-        with pytest.raises(PolicyError) as failure:
-            check(engine, path)
-    finally:
-        with engine.begin() as conn:
-            conn.execute(sa.text("DROP VIEW public.orders_view, public.products_view"))
-    assert failure.value.problems == [
+    views = """CREATE VIEW public.orders_view AS SELECT * FROM shop.orders;
+               CREATE VIEW public.products_view AS SELECT * FROM shop.products"""
+    assert refused(engine, path, views, "DROP VIEW public.orders_view, public.products_view") == [
         "policy.yaml: raw.orders.table: public.orders_view is a view; the sales change capture "
         "needs triggers on the table itself, which a view cannot carry: map the table (a column "
         "in another form than lifecycle reads, such as a status or a time without a zone, can "
