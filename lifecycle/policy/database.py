@@ -40,7 +40,9 @@ _INTEGER_FIX = {
 
 
 def check_policy_against_database(policy: Policy, conn) -> None:
-    """Fails unless every table and column the policy names exists in the connected database."""
+    """Fails unless every table and column the policy names exists in the connected database,
+    in a form the night can use: personal columns nullable, ids integers, and the orders and
+    order lines tables (which carry the change capture), not views. Each problem is one line."""
     catalog: dict[str, set[str]] = {}
     not_null: set[tuple[str, str]] = set()
     types: dict[tuple[str, str], str] = {}
