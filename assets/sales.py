@@ -97,8 +97,7 @@ def sales_volume_daily(
     _log_warnings(
         context,
         build.capture_warning(),
-        build.uncounted.warning(),
-        build.uncounted.status_warning(),
+        *build.uncounted.warnings(),
     )
     return dg.MaterializeResult(metadata=_published_metadata(shop, build, started))
 
@@ -116,8 +115,7 @@ def refreshed_sales_volume(
     _log_warnings(
         context,
         build.capture_warning(),
-        build.uncounted.warning(),
-        build.uncounted.status_warning(),
+        *build.uncounted.warnings(),
     )
     known = set(context.instance.get_dynamic_partitions(SALES_DAYS.name))
     new = [
@@ -174,8 +172,7 @@ def planning_tables(
     _log_warnings(
         context,
         summary.catalogue.warning(),
-        weekly.uncounted.warning(),
-        weekly.uncounted.status_warning(),
+        *weekly.uncounted.warnings(),
         weekly.not_in_catalogue.warning(),
     )
     previews = {
@@ -205,8 +202,7 @@ def sales_units_dp(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.
     _log_warnings(
         context,
         report.catalogue.warning(),
-        report.uncounted.warning(),
-        report.uncounted.status_warning(),
+        *report.uncounted.warnings(),
         report.without_customer.warning(),
         report.not_in_catalogue.warning(),
     )

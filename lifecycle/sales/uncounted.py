@@ -75,6 +75,11 @@ class UncountedLines:
             "units_of_unknown_status": self.unknown_status_units,
         }
 
+    def warnings(self) -> tuple[str | None, str | None]:
+        """Both log lines a build gives for what it did not count: `warning` and
+        `status_warning`, each None when clean."""
+        return self.warning(), self.status_warning()
+
     def status_warning(self) -> str | None:
         """One line naming the statuses no sales table knows, with the fix; None when clean.
 
