@@ -1,7 +1,8 @@
 """The published daily table, analytics.sales_volume_daily: built, refreshed nightly, backfilled.
 
 An order line counts when its order is paid, shipped or delivered and the line names a sku, a
-quantity and a unit price (lifecycle/sales/uncounted.py), dated by placed_at in the
+quantity in whole units other than zero and a unit price (lifecycle/sales/uncounted.py, and
+`Source.sold` for the zero), dated by placed_at in the
 policy's time zone (`analytics.timezone`). A (date, sku, region) cell with fewer than k distinct
 customers (`min_customers_per_cell`) folds into region OTHER for that date and sku; an OTHER row
 still under k is withheld. Nothing in `analytics` carries a customer id, an order id or a personal
@@ -197,7 +198,7 @@ def _cells_sql(src: Source, ranges: int) -> str:
         FROM {src.orders} o
         JOIN {src.items} i ON i.{i["order_id"]} = o.{o["order_id"]}
         WHERE o.{o["status"]} IN ({src.statuses}) AND ({src.placed_on(ranges)})
-          AND {src.countable()}
+          AND {src.countable()} AND {src.sold()}
     ) line
     GROUP BY sales_date, sku, region
     """

@@ -68,7 +68,7 @@ _LINES_SELECT = """
     WHERE o.{status} IN ({statuses})
       AND {placed} >= (CAST(:first AS date)::timestamp AT TIME ZONE :tz)
       AND {placed} < (CAST(:after AS date)::timestamp AT TIME ZONE :tz)
-      AND {countable}
+      AND {countable} AND {sold}
 """
 _LINES_SQL = """
 CREATE TEMP TABLE sales_lines ON COMMIT DROP AS
@@ -111,6 +111,7 @@ def lines_select(src: Source, catalogue) -> str:
         status=o["status"],
         statuses=src.statuses,
         countable=src.countable(),
+        sold=src.sold(),
         other=OTHER,
     )
 

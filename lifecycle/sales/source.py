@@ -16,7 +16,9 @@ from lifecycle.policy import Policy
 # 2: an order line without a sku, a quantity or a unit price is not counted (`Source.countable`),
 #    and a placed_at without a time zone is dated as the session reads it (`Source.local_date`).
 # 3: nor is a line whose sku, or whose order's region, is longer than MAX_LABEL_CHARS.
-BUILD_VERSION = 3
+# 4: nor is a line whose quantity is not a whole number, and a line of quantity zero is no sale
+#    (`Source.sold`): it counts its order and customer toward no row.
+BUILD_VERSION = 4
 # The longest sku, region or product line a published row is keyed by. A key is one btree index
 # entry, which PostgreSQL caps at about 2,700 bytes: three labels of 200 characters of up to four
 # bytes each, with the dates and the level, stay under it; one label of 3,000 characters failed
@@ -72,19 +74,32 @@ class Source:
         return params
 
     def countable(self, items: str = "i", orders: str = "o") -> str:
-        """SQL: true when the order line `items` names a sku (not blank), a quantity and a unit
-        price, the three every sales table needs, and its sku and its order's (`orders`) region
-        are labels a published row can be keyed by (at most MAX_LABEL_CHARS).
+        """SQL: true when the order line `items` names a sku (not blank), a quantity in whole
+        units and a unit price, the three every sales table needs, and its sku and its order's
+        (`orders`) region are labels a published row can be keyed by (at most MAX_LABEL_CHARS).
 
         A mapped line table may allow them NULL where the reference schema does not. Counted as
         it stood, a line without a sku put NULL into a published row's key and sku column, and
         the night failed on a NOT NULL constraint; a sku of thousands of characters failed it on
-        the size of an index entry. Every sales build leaves such lines out, and says how many
-        and which orders (lifecycle.sales.uncounted)."""
+        the size of an index entry. A quantity of 0.4 (a line sold by weight) went into the daily
+        table's `units bigint` summed per cell and into the planning tables rounded per row, so
+        the tables disagreed and such lines' units were published as whatever rounding made of
+        them. Every sales build leaves such lines out, and says how many and which orders
+        (lifecycle.sales.uncounted)."""
         i, sku = self.i, f"CAST({items}.{self.i['sku']} AS text)"
         region = f"CAST({orders}.{self.o['ship_region']} AS text)"
+        quantity = f"{items}.{i['quantity']}"
         return (
             f"btrim({sku}) <> '' AND length({sku}) <= {MAX_LABEL_CHARS} "
             f"AND coalesce(length({region}), 0) <= {MAX_LABEL_CHARS} "
-            f"AND {items}.{i['quantity']} IS NOT NULL AND {items}.{i['unit_price']} IS NOT NULL"
+            f"AND {quantity} = trunc({quantity}) AND {items}.{i['unit_price']} IS NOT NULL"
         )
+
+    def sold(self, items: str = "i") -> str:
+        """SQL: true when the order line `items` moves units: its quantity is not zero.
+
+        A line of quantity zero is what an order edit leaves of a removed item on many shop
+        systems. Counted, it added its units (none) to a row and its customer to the row's
+        customers: a sku-day with one buyer and four such customers reached k = 5 and published
+        that one buyer's units. It is no sale, so no table counts it, and nothing names it."""
+        return f"{items}.{self.i['quantity']} <> 0"

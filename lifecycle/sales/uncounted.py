@@ -1,9 +1,10 @@
-"""Order lines no sales table can count: no sku, no quantity or no unit price, or a sku or region
-too long to key a row by.
+"""Order lines no sales table can count: no sku, no quantity or no unit price, a quantity that is
+not a whole number, or a sku or region too long to key a row by.
 
 Every published sales row is keyed by its sku and region and carries units and revenue, so a
 sales line missing one of them, or with a label over MAX_LABEL_CHARS (no sku or region code is;
-a pasted description or address can be), has no row to count in. The reference schema forbids
+a pasted description or address can be), has no row to count in; a line sold by weight (0.4 kg)
+has no number of units to add to one. The reference schema forbids
 missing ones; a shop's own line table, mapped in the policy, may not. The builds leave such
 lines out (`Source.countable`) rather than fail the night or publish a row keyed by nothing, and
 `uncounted_lines` says how many were left out of a build's dates and names a few of their orders
@@ -35,9 +36,10 @@ STATUS_CHARS = 40  # a status named in a log line is cut to this many characters
 # The lines of sales that no table can count, and the lines of orders whose status is none of
 # STATUSES (so neither a sale nor a known non-sale), in one pass over the dates' lines.
 _UNCOUNTED = """
-    SELECT count(*) FILTER (WHERE broken), coalesce(sum(quantity) FILTER (WHERE broken), 0),
+    SELECT count(*) FILTER (WHERE broken), round(coalesce(sum(quantity) FILTER (WHERE broken), 0)),
            (array_agg(DISTINCT order_id ORDER BY order_id) FILTER (WHERE broken))[1:{examples}],
-           count(*) FILTER (WHERE unknown), coalesce(sum(quantity) FILTER (WHERE unknown), 0),
+           count(*) FILTER (WHERE unknown),
+           round(coalesce(sum(quantity) FILTER (WHERE unknown), 0)),
            (array_agg(DISTINCT coalesce(left(status, {status_chars}), 'NULL') ORDER BY
                 coalesce(left(status, {status_chars}), 'NULL')) FILTER (WHERE unknown))[1:{examples}]
     FROM (
@@ -59,7 +61,7 @@ class UncountedLines:
 
     table: str
     lines: int = 0
-    units: int = 0  # of the lines that name a quantity
+    units: int = 0  # of the lines that name a quantity, rounded
     orders: tuple[str, ...] = ()
     orders_table: str = ""
     unknown_status_lines: int = 0  # lines of orders whose status is none of STATUSES
@@ -106,9 +108,11 @@ class UncountedLines:
         more = " and more" if self.lines > len(self.orders) else ""
         return (
             f"raw.order_items {self.table}: {self.lines} sales line(s) without a sku, a quantity "
-            f"or a unit price, or with a sku or region over {MAX_LABEL_CHARS} characters (orders "
-            f"{named}{more}); they are left out of the sales tables ({self.units} unit(s)) until "
-            f"each line names all three and its codes are short"
+            f"or a unit price, with a quantity that is not a whole number, or with a sku or "
+            f"region over {MAX_LABEL_CHARS} characters (orders {named}{more}); they are left out "
+            f"of the sales tables ({self.units} unit(s)) until each line names all three, "
+            "its quantity in whole units (map quantity to a column of packs or items sold), and "
+            "its codes are short"
         )
 
 

@@ -1,7 +1,8 @@
-"""Inputs a real shop's rows can hold, or an adversary can type, that failed the whole sales build:
-a revenue past 10^12, returns that bring a window's units to zero, labels too long to key a row
-by. Each now builds, and a database error the build still meets is reported without the
-statement or the row."""
+"""Inputs a real shop's rows can hold, or an adversary can type, that failed the whole sales build
+or published a figure it should not: a revenue past 10^12, returns that bring a window's units to
+zero, labels too long to key a row by, lines of quantity zero, quantities sold by weight. Each now
+builds, and a database error the build still meets is reported without the statement or the
+row."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ import sqlalchemy as sa
 
 from lifecycle.policy import load_policy
 from lifecycle.sales import daily, planning
+from lifecycle.sales.capture import capture_signature, ensure_capture
 from lifecycle.sales.daily import SalesError
 from lifecycle.sales.differencing import differencing_remainders
-from lifecycle.sales.source import MAX_LABEL_CHARS
+from lifecycle.sales.source import MAX_LABEL_CHARS, Source
+from lifecycle.settings import PROJECT_DIR
 from tests.conftest import AS_OF
 from tests.db.test_sales_dp import guest_checkout  # noqa: F401 (a fixture)
 from tests.db.test_sales_planning import buys, catalogue, k3_with_catalogue, rows
@@ -113,6 +116,88 @@ def test_a_sku_or_region_too_long_to_key_a_row_is_left_out_and_named(engine, pol
         assert long not in found.warning()
     guard = differencing_remainders(engine, policy)
     assert guard.error is None and not guard.findings
+
+
+def test_lines_of_quantity_zero_count_no_customer_toward_k(engine, policy_file):
+    """One buyer of X (5 units) and two customers whose orders keep an X line of quantity zero,
+    as an order edit leaves a removed item: counted as three customers, every table published the
+    one buyer's 5 units (k = 3). Y's three buyers publish as three customers, not five."""
+    policy = k3_with_catalogue(policy_file)
+    with engine.begin() as conn:
+        catalogue(conn, tea=["X"], coffee=["Y"])
+        buys(conn, 1, 10, 2, "X", "SH", units=5)
+        for n in range(2):
+            buys(conn, 2 + n, 11 + n, 2, "X", "SH", units=0)
+        for n in range(5):
+            buys(conn, 11 + n, 20 + n, 2, "Y", "SH", units=1 if n < 3 else 0)
+
+    built = daily.refresh(engine, policy, run_id="night", as_of=AS_OF)
+    planning.build_planning_tables(engine, policy, AS_OF)
+
+    assert rows(
+        engine, "SELECT sku, region, orders, units, customers FROM analytics.sales_volume_daily"
+    ) == [("Y", "SH", 3, 3, 3)]
+    for table in ("weekly_demand", "product_line_summary"):
+        assert rows(
+            engine, f"SELECT count(*) FROM analytics.{table} WHERE product_line = 'tea'"
+        ) == [(0,)]
+        assert rows(engine, f"SELECT DISTINCT units FROM analytics.{table} WHERE sku = 'Y'") == [
+            (3,)
+        ]
+    assert built.uncounted.lines == 0  # no sale is missing: nothing to name
+    guard = differencing_remainders(engine, policy)
+    assert guard.error is None and not guard.findings
+
+
+@pytest.fixture
+def weighed_items(engine):
+    """A shop's own order-line table whose quantity is a weight (numeric), mapped in the policy.
+    Capture goes back to the reference tables afterwards: the session's database is shared."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE public.weighed_items (LIKE shop.order_items)"))
+        conn.execute(sa.text("ALTER TABLE public.weighed_items ALTER quantity TYPE numeric(12,3)"))
+    yield
+    reference = load_policy(PROJECT_DIR / "policy.yaml")
+    with engine.begin() as conn:
+        ensure_capture(conn, Source(reference), capture_signature(reference))
+        conn.execute(sa.text("DROP TABLE public.weighed_items"))
+
+
+def test_a_quantity_that_is_not_whole_is_left_out_and_named(engine, policy_file, weighed_items):
+    """0.4 kg is no number of units: the daily table summed such lines into `units bigint` per
+    cell and the planning tables rounded them per row, so the two disagreed. Lines of whole
+    quantities (2.000) count; the weighed ones are named with their orders."""
+    policy = load_policy(
+        policy_file(
+            'version: "test"\nanalytics: {min_customers_per_cell: 3}\n'
+            "raw: {catalogue: {table: shop.products}, order_items: {table: public.weighed_items}}\n"
+        )
+    )
+    with engine.begin() as conn:
+        catalogue(conn, tea=["X"])
+        for n in range(6):
+            buys(conn, 1 + n, 10 + n, 2, "X", "SH")
+        conn.execute(
+            sa.text("""INSERT INTO public.weighed_items (order_id, line_no, sku, quantity,
+                                                         unit_price)
+                       SELECT order_id, line_no, sku, CASE WHEN order_id <= 3 THEN 2 ELSE 0.4 END,
+                              unit_price
+                       FROM shop.order_items""")
+        )
+
+    built = daily.refresh(engine, policy, run_id="night", as_of=AS_OF)
+    summary, weekly = planning.build_planning_tables(engine, policy, AS_OF)
+
+    assert rows(engine, "SELECT units, customers FROM analytics.sales_volume_daily") == [(6, 3)]
+    assert rows(
+        engine, "SELECT DISTINCT units FROM analytics.weekly_demand WHERE level <> 'all'"
+    ) == [(6,)]
+    assert rows(engine, "SELECT DISTINCT units FROM analytics.product_line_summary") == [(6,)]
+    for found in (built.uncounted, summary.uncounted, weekly.uncounted):
+        assert (found.lines, found.units, found.orders) == (3, 1, ("4", "5", "6"))
+        warning = found.warning()
+        assert "not a whole number" in warning and "public.weighed_items" in warning
+        assert "\n" not in warning
 
 
 @pytest.fixture
