@@ -158,20 +158,31 @@ class DpRelease:
 
 
 def load_catalogue(conn: Connection, policy: Policy) -> None:
-    """pg_temp.dp_catalogue: the public key set, one product line per catalogue sku."""
+    """pg_temp.dp_catalogue: the public key set, one product line per catalogue sku.
+
+    A catalogue that lists no sku (a mapping to an empty table, or to one whose codes are all
+    too long to key a row) is refused: the release would publish no row while its sales exist,
+    and spend the period's ε on nothing, so the first release after the catalogue is filled
+    would be a re-release, leaving no budget for late data."""
     catalogue = policy.raw.catalogue
     if catalogue is None:
         raise SalesError(
             f"{policy.path.name}: analytics.mechanism: differential_privacy needs the public list of "
             "skus: map raw.catalogue (reference table shop.products)"
         )
-    conn.execute(
+    listed = conn.execute(
         sa.text(f"""
         CREATE TEMP TABLE dp_catalogue ON COMMIT DROP AS
         SELECT sku COLLATE "C" AS sku, product_line COLLATE "C" AS product_line
         FROM ({one_line_per_sku(catalogue)}) c
     """)
-    )
+    ).rowcount
+    if not listed:
+        raise SalesError(
+            f"{policy.path.name}: raw.catalogue {catalogue.table} lists no sku, so a differentially "
+            "private release would publish nothing and spend its ε; nothing was released or spent: "
+            "fill the catalogue, or map raw.catalogue to the table that holds it"
+        )
 
 
 def periods(day: date) -> list[date]:

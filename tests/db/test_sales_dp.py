@@ -190,6 +190,17 @@ def test_without_a_catalogue_there_is_no_public_key_set_and_nothing_is_released(
         dp.release(engine, dp_policy(policy_file, catalogue=False), AS_OF, run_id="night-1")
 
 
+def test_an_empty_catalogue_is_refused_and_spends_no_epsilon(engine, policy_file):
+    """Sales and no catalogue row: the release published nothing and recorded ε as spent."""
+    with engine.begin() as conn:
+        add_sale(conn, 1, 1, noon(date(2026, 5, 12)), sku="A", quantity=1)
+    with pytest.raises(SalesError, match="shop.products lists no sku") as raised:
+        dp.release(engine, dp_policy(policy_file), AS_OF, run_id="night-1")
+    assert "\n" not in str(raised.value)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM lifecycle.dp_ledger")).scalar() == 0
+
+
 def test_under_the_k_mechanism_nothing_is_released(engine, policy):
     shop(engine)
     report = dp.release(engine, policy, AS_OF, run_id="night-1")
