@@ -388,15 +388,16 @@ def _begin(conn: Connection, policy: Policy, day: date, *builds: PlanningBuild) 
     return src
 
 
-# The sku rows (region OTHER) of the weeks in which the lines the daily table withheld have between
-# 1 and k-1 customers.
+# The sku rows (region OTHER) of the weeks in which the daily table withheld lines of fewer than k
+# customers (guests, whose orders name no customer, count for none).
 _THIN_WEEKS = """
 SELECT concat_ws('|', l.week_start, {line}, {sku}, '{other}')
 FROM pg_temp.sales_lines l
 LEFT JOIN pg_temp.sales_assign d ON d.part = :daily AND d.line_id = l.line_id
 WHERE {span}
 GROUP BY l.week_start, l.product_line, l.sku
-HAVING count(DISTINCT l.customer_id) FILTER (WHERE d.line_id IS NULL) BETWEEN 1 AND :k - 1
+HAVING bool_or(d.line_id IS NULL)
+   AND count(DISTINCT l.customer_id) FILTER (WHERE d.line_id IS NULL) < :k
 """
 
 

@@ -176,6 +176,10 @@ def assign(
     """Counts each line of `part`'s span in its finest cell that covers at least k customers
     and is not forbidden; a line with no such cell, not even at the top, is withheld.
 
+    A line whose order names no customer (a guest checkout) counts its units and no customer, as
+    in the daily table: counted as a customer of its own, NULL made a cell of k-1 buyers and some
+    guests publish, with k-1 in its `customers` column (the guard's check failed the night).
+
     One statement for all levels: each level's candidates are the lines the levels below did not
     place, carried from CTE to CTE, so no level looks its lines up in the assignment again.
     With `redo`, only the lines of pg_temp.sales_redo are assigned again (`reassign`)."""
@@ -198,7 +202,7 @@ def assign(
             f"""p{n} AS MATERIALIZED (
                 SELECT line_id, row_key FROM c{n} JOIN (
                     SELECT row_key FROM (SELECT DISTINCT row_key, customer_id FROM c{n}) d
-                    GROUP BY row_key HAVING count(*) >= :k
+                    GROUP BY row_key HAVING count(customer_id) >= :k
                        AND NOT (row_key = ANY(CAST(:forbidden AS text[])))) ok USING (row_key))""",
         ]
         if n + 1 < len(part.levels):
@@ -426,7 +430,8 @@ WITH cov AS MATERIALIZED (
     FROM cov c JOIN opened o USING (ak)
     CROSS JOIN LATERAL (VALUES {kept}) v(b, keep) WHERE v.keep
 ), found AS MATERIALIZED (
-    SELECT ak, b, count(*) AS customers FROM kept GROUP BY ak, b HAVING count(*) < :k
+    SELECT ak, b, count(customer_id) AS customers FROM kept GROUP BY ak, b
+    HAVING count(customer_id) < :k
 ), partners AS (
     SELECT f.ak, f.b, v.bk, count(DISTINCT c.customer_id) AS customers
     FROM found f JOIN cov c USING (ak)
@@ -456,7 +461,9 @@ def audit(
     One statement per partition B finds which of its rows lie inside a row of each A, and one per
     partition A audits it against all its Bs at once: 2n statements for n partitions, where a
     pair-by-pair audit ran n(n-1), each grouping the lines again. `scoped`: only the rows
-    `scope_audit` kept, after a round of merges (the others audit as they did before it)."""
+    `scope_audit` kept, after a round of merges (the others audit as they did before it).
+    Guests' lines are counted in no remainder's customers, so a remainder of k-1 buyers and some
+    guests is found (a remainder of guests alone, with sales and no customer, is found too)."""
     pairs = [
         (a, b)
         for a, outer in enumerate(parts)

@@ -12,6 +12,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
+from lifecycle.guard.cells import small_cells
 from lifecycle.policy import load_policy
 from lifecycle.sales import daily, planning
 from lifecycle.sales.capture import capture_signature, ensure_capture
@@ -243,8 +244,9 @@ def test_a_database_error_in_a_planning_build_names_its_class_not_the_statement(
 @pytest.mark.usefixtures("guest_checkout")
 def test_guest_orders_count_units_but_no_customer_toward_k(engine, policy_file):
     """Orders that name no customer (a mapped shop's guest checkout) are unknown people: the k
-    rule counts their units and no customer. Two known buyers and three guests are withheld;
-    three known buyers and two guests publish all five orders' units, as three customers."""
+    rule counts their units and no customer, in every table. Two known buyers and three guests
+    are withheld; three known buyers and two guests publish all five orders' units, as three
+    customers."""
     policy = k3_with_catalogue(policy_file)
     with engine.begin() as conn:
         catalogue(conn, tea=["X", "Y"])
@@ -256,10 +258,49 @@ def test_guest_orders_count_units_but_no_customer_toward_k(engine, policy_file):
         )
 
     daily.refresh(engine, policy, run_id="night", as_of=AS_OF)
+    planning.build_planning_tables(engine, policy, AS_OF)
 
     assert rows(engine, "SELECT sku, units, customers FROM analytics.sales_volume_daily") == [
         ("Y", 5, 3)
     ]
+    # The planning tables counted a guest's NULL as one more customer: X's two buyers and its
+    # guests published as a sku row of 2 customers, and the guard failed the night.
+    for table in ("weekly_demand", "product_line_summary"):
+        assert rows(engine, f"SELECT DISTINCT sku, units, customers FROM analytics.{table}") == [
+            ("Y", 5, 3)
+        ]
+    assert small_cells(engine, policy).passed
+    guard = differencing_remainders(engine, policy)
+    assert guard.error is None and not guard.findings
+
+
+@pytest.mark.usefixtures("guest_checkout")
+def test_a_guest_does_not_make_a_planning_row_of_fewer_buyers_publish(engine, policy_file):
+    """k = 3. X: buyer 1 in the last week, buyer 2 and a guest two weeks before; Z (another
+    line): buyers 6 and 7 in the last week. The 28-day X row was counted as three (NULL one of
+    them) and published with 2 customers. No single atom of it can be derived (the 7-day all row
+    holds buyer 1's X with Z), so only the k count keeps it back; now X's 28 days are in the
+    window's all row, with Z's. (The 7-day all row is merged away by the differencing rule: the
+    28-day row minus it would leave buyer 2 and the guest.)"""
+    policy = k3_with_catalogue(policy_file)
+    with engine.begin() as conn:
+        catalogue(conn, tea=["X"], coffee=["Z"])
+        buys(conn, 1, 1, 2, "X", "SH")
+        buys(conn, 2, 2, -12, "X", "SH")
+        buys(conn, 3, 3, -12, "X", "SH")
+        buys(conn, 6, 6, 3, "Z", "SH")
+        buys(conn, 7, 7, 3, "Z", "SH")
+        conn.execute(sa.text("UPDATE shop.orders SET customer_id = NULL WHERE order_id = 3"))
+
+    daily.refresh(engine, policy, run_id="night", as_of=AS_OF)
+    planning.build_planning_tables(engine, policy, AS_OF)
+
+    summary = "SELECT window_days, level, units, customers FROM analytics.product_line_summary"
+    assert rows(engine, f"{summary} WHERE level = 'sku'") == []  # it was (28, 'sku', 3, 2)
+    assert (28, "all", 5, 4) in rows(engine, summary)
+    assert small_cells(engine, policy).passed
+    guard = differencing_remainders(engine, policy)
+    assert guard.error is None and not guard.findings
 
 
 def test_a_mapping_the_capture_cannot_take_fails_as_one_line_without_the_statement(
