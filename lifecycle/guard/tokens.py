@@ -1,7 +1,8 @@
 """The tokens a text is compared by: its normal form, the runs of words inside it, emails, phones.
 
-Normal form: ASCII case folded, every run of non-letters/digits one space; phones as digits, with
-and without an international prefix. The tokenizer exists twice, as SQL (for analytics values,
+Normal form: case folded (ASCII, and the Latin, Greek and Cyrillic capitals of WORD_CHARS, by one
+table both sides share), every run of non-letters/digits one space; phones as digits, with and
+without an international prefix. The tokenizer exists twice, as SQL (for analytics values,
 set-based) and as Python (for Dagster's event log, whose text never enters the database); both
 follow the same regexes, and `tests/db/test_guard_fingerprints.py` holds them to the same output.
 """
@@ -35,6 +36,26 @@ PHONE_AT_END = "(?:" + "|".join(PHONE_SHAPES.values()) + ")$"
 RAW_PHONE = r"^[+(]?[0-9][0-9 ().-]*[0-9]$"
 UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
+
+def _capitals() -> tuple[str, str]:
+    """The capitals of WORD_CHARS beyond ASCII, and their small letters, pair by pair: those whose
+    lower case is one letter of WORD_CHARS (Python's; U+0130, whose lower case is two, is left).
+
+    ASCII alone was folded before, so a name written in capitals (`JOSÉ MÜLLER`, as many
+    catalogues write descriptions) kept É and Ü and met neither `José Müller` nor `JOSÉ
+    MÜLLER`'s raw value written otherwise. An explicit table, not lower() under a locale: every
+    server and Python fold alike with it."""
+    word = re.compile(f"[{WORD_CHARS}]")
+    pairs = [
+        (c, c.lower())
+        for c in map(chr, range(0x80, 0x500))
+        if word.match(c) and len(c.lower()) == 1 and c.lower() != c and word.match(c.lower())
+    ]
+    return "".join(c for c, _ in pairs), "".join(low for _, low in pairs)
+
+
+CAPITALS, SMALL = _capitals()
+
 # Bound into every statement that tokenizes or normalises in SQL.
 SQL_PARAMS = {
     "fp_non_word": NON_WORD,
@@ -45,6 +66,9 @@ SQL_PARAMS = {
     "fp_cjk_any": CJK_ANY,
     "fp_raw_phone": RAW_PHONE,
     "fp_min_phone": MIN_PHONE_DIGITS,
+    "fp_capitals": CAPITALS,
+    "fp_small": SMALL,
+    "fp_any_capital": f"[{CAPITALS}]",
 }
 
 
@@ -53,9 +77,16 @@ SQL_PARAMS = {
 
 def norm_sql(expr: str) -> str:
     """`normalise` of the text `expr`, in SQL."""
-    # lower() under the "C" collation folds ASCII only, on every server, as `normalise` does;
-    # translate() would do the same at a tenth of the speed.
-    return f"btrim(regexp_replace(lower({expr} COLLATE \"C\"), :fp_non_word, ' ', 'g'), ' ')"
+    # lower() under the "C" collation folds ASCII only, on every server; the other capitals go
+    # through translate() with the shared table, only for a text that holds one: translate() looks
+    # each character up in its list (some 400 capitals), ten times the cost of lower() on ASCII,
+    # and most texts (codes, CJK, names in small letters) hold none.
+    ascii = f'lower({expr} COLLATE "C")'
+    folded = (
+        f"CASE WHEN {expr} ~ :fp_any_capital THEN translate({ascii}, :fp_capitals, :fp_small) "
+        f"ELSE {ascii} END"
+    )
+    return f"btrim(regexp_replace({folded}, :fp_non_word, ' ', 'g'), ' ')"
 
 
 def phone_forms_sql(core: str, intl: str) -> str:
@@ -133,11 +164,12 @@ _PHONE_CANDIDATE = re.compile(PHONE_CANDIDATE)
 _PHONE_AT_END = re.compile(PHONE_AT_END)
 _CJK_RUN = re.compile(CJK_RUN)
 _NOT_ONLY_DIGITS = re.compile("[^0-9 ]")
-_FOLD = str.maketrans(UPPER, UPPER.lower())
+_FOLD = str.maketrans(UPPER + CAPITALS, UPPER.lower() + SMALL)
 
 
 def normalise(text: str) -> str:
-    """ASCII case folded; every run of characters not letters or digits becomes one space."""
+    """Case folded (the shared table); every run of characters not letters or digits becomes one
+    space."""
     return _NON_WORD.sub(" ", text.translate(_FOLD)).strip(" ")
 
 

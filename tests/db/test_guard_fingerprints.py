@@ -24,6 +24,7 @@ TEXTS = [
     "客户王芳来电，要求退货 (138 0013 8000)",
     "mail: Li.Na@Example.org; cc jj@example.net",
     "12751 Anna Viaduct Suite 434, ÉMILE Zoë",
+    "GIFT TAG JOSÉ MÜLLER, ΟΔΥΣΣΕΑΣ ПЁТР İSTANBUL ǅ Ǆ",
     "order 100042 shipped 12.50 EUR on 2026-06-01T12:00:00+00:00",
     "(212) 555-0123 or 0049 30 1234567 or 06 12 34 56 78",
     "SKU-0042 x 3",

@@ -195,6 +195,34 @@ def test_a_receiver_name_inside_a_free_text_comment_is_caught(shop, plant, polic
     assert_no_value_shown(shown(prints), "Wang Fang", "王芳")
 
 
+def test_a_name_written_in_capitals_beyond_ascii_is_caught(shop, plant, policy):
+    """Catalogues write descriptions in capitals. Only ASCII was folded, so `JOSÉ MÜLLER` kept
+    É and Ü and met neither the raw `José Müller` nor its small letters; Cyrillic alike."""
+    with shop.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE shop.orders SET receiver_name = :n WHERE order_id = 1"),
+            {"n": "José Müller"},
+        )
+        conn.execute(
+            sa.text("UPDATE shop.orders SET receiver_name = :n WHERE order_id = 2"),
+            {"n": "ПЁТР ИВАНОВ"},
+        )
+    plant(
+        "adhoc_descriptions",
+        description=[
+            "GIFT TAG JOSÉ MÜLLER",
+            "gift tag josé müller",
+            "открытка для Пётр Иванов",
+            "GIFT TAG",
+        ],
+    )
+    prints = raw_values.raw_values_in_zone(shop, policy, KEY)
+    assert found(prints) == {
+        ("analytics.adhoc_descriptions", "description", "raw_value_in_text", 3)
+    }
+    assert_no_value_shown(shown(prints), "José Müller", "Пётр Иванов")
+
+
 def test_a_luhn_valid_card_number_is_caught_and_an_invalid_one_is_not(shop, plant):
     plant(
         "adhoc_payments",
