@@ -333,15 +333,31 @@ class Report:
                 )
             )
         if self.alerts is not None:
-            lines.append(
-                (
-                    not self.alerts,
-                    "No alert was raised."
-                    if not self.alerts
-                    else f"{plural(len(self.alerts), 'alert was', 'alerts were')} raised (listed below).",
-                )
-            )
+            lines.append(self._alerts_line())
         return lines
+
+    def _alerts_line(self) -> tuple[bool, str]:
+        """Green only when no alert was raised and none was owed: a failed nightly run with no
+        `run_failed` alert means the alert sensors (dagster-daemon) were not running, and "no
+        alert was raised" would read as "nothing went wrong"."""
+        alerted = {a.run_id for a in self.alerts or () if a.kind == "run_failed"}
+        unalerted = [
+            n.run_id for n in self.nights if n.result == "failed" and n.run_id not in alerted
+        ]
+        if unalerted:
+            return (
+                False,
+                f"{plural(len(unalerted), 'failed nightly run')} raised no alert "
+                f"(runs {', '.join(r[:8] for r in unalerted[:10] if r)}): the alert sensors run in "
+                "dagster-daemon, which was not running then; start it (`dagster-daemon run`, "
+                "docs/compliance.md).",
+            )
+        if self.alerts:
+            return (
+                False,
+                f"{plural(len(self.alerts), 'alert was', 'alerts were')} raised (listed below).",
+            )
+        return True, "No alert was raised."
 
     def _ledger_line(self) -> tuple[bool, str]:
         led = self.ledger

@@ -183,6 +183,11 @@ def test_days_without_a_successful_run_are_named(
     ]
     # Judged: the three days without a success, and today, which has one.
     assert not report.verdict()[0][0] and "3 of 4 days" in report.verdict()[0][1]
+    # No daemon ran the alert sensors: the failed run raised no alert, which was reported as
+    # "No alert was raised." in green.
+    [(ok, text)] = [(ok, t) for ok, t in report.verdict() if "alert" in t]
+    assert not ok and text.startswith("1 failed nightly run raised no alert")
+    assert "dagster-daemon" in text
 
 
 def test_physical_erasure_comes_from_the_erasure_log(
