@@ -31,11 +31,11 @@ WAITING_MESSAGES = {
 }
 
 
-def _held_orders_sql(policy: Policy) -> str:
+def _orders_sql(policy: Policy) -> str:
+    """The customer's order ids, and how many of them were already marked cleared."""
     o = policy.raw.orders
     return f"""
-    SELECT coalesce(array_agg(o.{o.col("order_id")} ORDER BY o.{o.col("order_id")})
-                    FILTER (WHERE o.{o.col("purged_at")} IS NULL), '{{}}'),
+    SELECT coalesce(array_agg(o.{o.col("order_id")} ORDER BY o.{o.col("order_id")}), '{{}}'),
            count(*) FILTER (WHERE o.{o.col("purged_at")} IS NOT NULL)
     FROM {o.sql} o WHERE o.{o.col("customer_id")} = :customer_id
     """
@@ -52,16 +52,14 @@ def answer_erasure(
 ) -> Outcome:
     """Clears every order that may be cleared now and records what the rest waits for."""
     request_id, customer_id = row["request_id"], row["customer_id"]
-    held, already = conn.execute(
-        sa.text(_held_orders_sql(policy)), {"customer_id": customer_id}
-    ).one()
+    orders, already = conn.execute(sa.text(_orders_sql(policy)), {"customer_id": customer_id}).one()
     erased = purge.erase_for_request(
         conn,
         policy,
         run_id=run_id,
         request_id=request_id,
         customer_id=customer_id,
-        order_ids=list(held),
+        order_ids=list(orders),  # those marked cleared too: a value left in one is cleared again
         as_of=as_of,
     )
     waiting = {order_id: why or CHANGED for order_id, why in erased.waiting.items()}
@@ -75,6 +73,7 @@ def answer_erasure(
         "cleared_orders": len(erased.cleared),
         "case_notes_cleared": erased.notes_cleared,
         "already_cleared_orders": already,
+        "already_cleared_orders_cleared_again": erased.recleared,
         "exports_deleted": deleted,
         # Written by this same run for an access request of the same batch: kept until expiry.
         "exports_kept_until_expiry": kept,

@@ -22,7 +22,10 @@ from lifecycle.requests.audit import Audit
 from lifecycle.requests.table import REQUESTS_TABLE
 
 EXPORTS_SUBDIR = "requests"
-_EXPORT_FOLDER = re.compile(r"^request-(\d{1,19})$")
+# Every folder `export_folder` writes, negative ids too (request_id is any bigint the website
+# gives): a folder of a negative id did not match, was never deleted, and past the retention the
+# guard's export check failed every night.
+_EXPORT_FOLDER = re.compile(r"^request-(-?\d{1,19})$")
 
 
 def export_folder(exports: Path, request_id: int) -> Path:

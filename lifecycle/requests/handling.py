@@ -129,7 +129,8 @@ _LOCK = sa.text(f"""
 """)
 _ANSWER = sa.text(f"""
     UPDATE {REQUESTS_TABLE}
-    SET status = :status, result = CAST(:result AS jsonb), payload = CAST(:payload AS jsonb),
+    SET status = :status, result = CAST(:result AS jsonb),
+        payload = CASE WHEN :keep_payload THEN payload ELSE CAST(:payload AS jsonb) END,
         completed_at = CASE WHEN :complete THEN now() END
     WHERE request_id = :request_id
 """)
@@ -197,7 +198,12 @@ def handle_requests(
 
 
 def _write_answer(conn: Connection, request_id: int, row, outcome: Outcome) -> None:
-    """Writes the answer back; what is kept of the payload is its field names and order ids."""
+    """Writes the answer back; what is kept of the payload is its field names and order ids.
+
+    A `failed` request keeps its payload whole: it is still open, and a person who fixes the
+    cause sets it back to `received` to have it answered. Redacted then, a correction came back
+    `rejected` for the `values_removed` it then held, and the customer's new values were gone."""
+    failed = outcome.status == "failed"
     kept = _kept_payload(row["payload"]) if row is not None else {"values_removed": True}
     conn.execute(
         _ANSWER,
@@ -205,9 +211,10 @@ def _write_answer(conn: Connection, request_id: int, row, outcome: Outcome) -> N
             "request_id": request_id,
             "status": outcome.status,
             "result": json.dumps(outcome.result),
-            "payload": None if kept is None else json.dumps(kept),
+            "keep_payload": failed,
+            "payload": None if kept is None or failed else json.dumps(kept),
             # Still open: an erasure waiting on delivery or a case, and a request that failed.
-            "complete": outcome.status != "failed"
+            "complete": not failed
             and not (outcome.status == "partly_done" and row["kind"] == "erase"),
         },
     )
@@ -269,7 +276,7 @@ def _answer(
     try:
         correction = parse_payload(kind, load_payload(row["payload"]), policy)
         _check_customer(conn, policy, customer_id)
-        _check_duplicate(conn, duplicate_candidates)
+        _check_duplicate(conn, policy, row, duplicate_candidates)
     except RequestInputError as exc:
         audit.add("reject", "rejected", reason=exc.code)
         return Outcome(
@@ -301,10 +308,32 @@ def _check_customer(conn: Connection, policy: Policy, customer_id: int) -> None:
         )
 
 
-def _check_duplicate(conn: Connection, candidates: list[int]) -> None:
+def _uncovered_orders_sql(policy: Policy) -> str:
+    """Whether the customer holds an order the erasure :earlier does not wait on."""
+    o = policy.raw.orders
+    order_id = f"o.{o.col('order_id')}"
+    return f"""
+    SELECT EXISTS (
+        SELECT 1 FROM {o.sql} o
+        WHERE o.{o.col("customer_id")} = :customer_id AND o.{o.col("purged_at")} IS NULL
+          AND NOT EXISTS (SELECT 1 FROM lifecycle.pending_erasures p
+                          WHERE p.request_id = :earlier AND p.order_id = {order_id}
+                            AND p.erased_at IS NULL))
+    """
+
+
+def _check_duplicate(conn: Connection, policy: Policy, row: dict, candidates: list[int]) -> None:
+    """Rejects a request an earlier open one answers. An erasure still waiting answers only the
+    orders it waits on: a customer who erases again after placing an order since is answered
+    (it was rejected, and the new order kept its values for good)."""
     if not candidates:
         return
     earlier = conn.execute(_FIRST_NOT_REJECTED, {"ids": candidates}).one_or_none()
+    if earlier is not None and row["kind"] == "erase" and earlier.status == "partly_done":
+        uncovered = sa.text(_uncovered_orders_sql(policy))
+        params = {"customer_id": row["customer_id"], "earlier": earlier.request_id}
+        if conn.execute(uncovered, params).scalar():
+            return
     if earlier is not None:
         raise RequestInputError(
             "duplicate",

@@ -106,6 +106,10 @@ def _retention_rule(q: RetentionSql, reclear: bool = True) -> _Rule:
 
 
 def _request_rule(q: RetentionSql) -> _Rule:
+    """The customer's orders of :order_ids, cleared if erasable now; and those already marked
+    cleared that hold a personal value again (a note added to a closed case, a value a faulty
+    writer put back) cleared again, ledgered with the request. An erasure answered `done` left
+    such values in place until the nightly's re-clear, which no request named."""
     oc, cc = q.oc, q.cc
     return _Rule(
         orders_scope=f"{oc['customer_id']} = :customer_id AND {oc['order_id']} = ANY(:order_ids)",
@@ -114,6 +118,7 @@ def _request_rule(q: RetentionSql) -> _Rule:
         action="erasure_request",
         reason="'erasure_requested'",
         request_id=":request_id",
+        reclear=True,
     )
 
 
@@ -359,6 +364,7 @@ class RequestedErasure:
     cleared: list[int]
     notes_cleared: int
     waiting: dict[int, str]
+    recleared: int = 0  # orders already marked cleared that held a value again
 
 
 def erase_for_request(
@@ -389,9 +395,11 @@ def erase_for_request(
         "policy_version": policy.version,
         "policy_hash": policy.sha256,
     }
-    _, notes_cleared, _, _ = _run_batch(
+    _, notes_cleared, _, recleared = _run_batch(
         conn, sa.text(_purge_batch_sql(q, _request_rule(q))), params
     )
     cleared = list(conn.execute(_REQUEST_CLEARED, params).scalars())
     waiting = {order_id: why for order_id, why in conn.execute(sa.text(_blockers_sql(q)), params)}
-    return RequestedErasure(cleared=cleared, notes_cleared=notes_cleared, waiting=waiting)
+    return RequestedErasure(
+        cleared=cleared, notes_cleared=notes_cleared, waiting=waiting, recleared=recleared
+    )

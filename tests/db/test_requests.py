@@ -285,6 +285,60 @@ def test_erasure_of_a_customer_whose_orders_are_all_cleared_is_done_at_once(
     assert row["result"]["cleared_orders"] == 0 and row["result"]["already_cleared_orders"] == 1
 
 
+def test_erasure_clears_values_left_in_an_order_already_marked_cleared(engine, policy, tmp_path):
+    """A phone written back into a cleared order and a note added to its closed case after the
+    purge: the erasure answered `done` and left both until the nightly's re-clear, which named
+    no request. Now it clears them again, ledgered with the request."""
+    with engine.begin() as conn:
+        add_delivered(conn, 1, AS_OF - 100 * DAY, customer_id=CUSTOMER)
+        add_case(conn, 10, 1, AS_OF - 95 * DAY, closed_at=AS_OF - 90 * DAY)
+    purge.run_purge(engine, policy, run_id="night", as_of=AS_OF)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE shop.orders SET receiver_phone = :p WHERE order_id = 1"),
+            {"p": PERSONAL["receiver_phone"]},
+        )
+        conn.execute(
+            sa.text("UPDATE shop.after_sales_cases SET note = :n WHERE case_id = 10"),
+            {"n": "call " + PERSONAL["receiver_phone"]},
+        )
+        add_request(conn, 100, "erase")
+    handle(engine, policy, tmp_path)
+    with engine.connect() as conn:
+        row = request_row(conn, 100)
+        assert conn.execute(
+            sa.text("""SELECT receiver_phone IS NULL AND (SELECT note IS NULL
+                           FROM shop.after_sales_cases WHERE case_id = 10)
+                       FROM shop.orders WHERE order_id = 1""")
+        ).scalar()
+        ledger = conn.execute(
+            sa.text("SELECT action FROM lifecycle.purge_ledger WHERE request_id = 100")
+        ).all()
+    assert row["status"] == "done" and row["result"]["already_cleared_orders"] == 1
+    assert row["result"]["already_cleared_orders_cleared_again"] == 1
+    assert ledger == [("retention_reclear",)]
+
+
+def test_erasure_sent_again_for_an_order_placed_since_the_first_is_answered(
+    engine, policy, tmp_path
+):
+    """The first erasure waits on orders in delivery; the customer orders again and asks again.
+    It was rejected as a duplicate of the first, which waits only on its own orders, so the new
+    order kept its values for good."""
+    with engine.begin() as conn:
+        seed_customer_in_every_state(conn)
+        add_request(conn, 100, "erase", received_at=AS_OF - 2 * DAY)
+    handle(engine, policy, tmp_path)
+    with engine.begin() as conn:
+        add_order(conn, 20, "placed", AS_OF - DAY / 2, customer_id=CUSTOMER)
+        add_request(conn, 101, "erase", received_at=AS_OF)
+    handle(engine, policy, tmp_path, as_of=AS_OF + DAY)
+    with engine.connect() as conn:
+        row = request_row(conn, 101)
+        assert is_purged(conn, 20)
+    assert row["status"] == "partly_done" and 20 in row["result"]["cleared_order_ids"]
+
+
 def wait_for_older_transactions(engine, xid_sql: str, seconds: float = 60.0) -> None:
     """Waits until no session on the cluster holds a transaction older than the one `xid_sql` names.
 
@@ -788,19 +842,24 @@ def test_open_requests_past_the_response_deadline_are_overdue(engine, policy, tm
 
 
 def test_expired_exports_are_deleted_and_recent_ones_kept(engine, policy, tmp_path):
+    """A negative request id (the website's ids are any bigint) is an export like another: its
+    folder, `request--7`, was never deleted, and the guard failed every night past expiry."""
     import os
 
     with engine.begin() as conn:
         seed_customer_in_every_state(conn)
+        add_delivered(conn, 9, AS_OF - 5 * DAY, customer_id=44)
         add_request(conn, 100, "access")
+        add_request(conn, -7, "access", customer_id=44)
         add_request(conn, 101, "access", customer_id=OTHER)
     handle(engine, policy, tmp_path)
     root = exports_of(tmp_path)
-    old = export_folder(root, 100)
+    old = [export_folder(root, 100), export_folder(root, -7)]
     stamp = (AS_OF - timedelta(days=policy.requests.export_retention_days) - MINUTE).timestamp()
-    os.utime(old, (stamp, stamp))
+    for folder in old:
+        os.utime(folder, (stamp, stamp))
     recent = export_folder(root, 101)
     os.utime(recent, ((AS_OF - DAY).timestamp(),) * 2)
     report = delete_expired_exports(engine, policy, root, run_id="night", as_of=AS_OF)
-    assert report.deleted_request_ids == [100] and report.kept == 1
-    assert not old.exists() and recent.exists()
+    assert sorted(report.deleted_request_ids) == [-7, 100] and report.kept == 1
+    assert not any(folder.exists() for folder in old) and recent.exists()
