@@ -1,7 +1,9 @@
 """Open requests by age against the response deadline (`requests.response_deadline_days`).
 
 A request not answered within the deadline is overdue. A `partly_done` erasure has been answered
-(with its reasons) and waits on delivery or a case: it is listed, but not overdue.
+(with its reasons): while it waits only on delivery or a case, which end by themselves, it is
+listed but not overdue; an order it waits on for anything else (a row that cannot be judged, an
+order moved to another customer) waits on a person, and past the deadline the request is overdue.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from lifecycle.orders import SAMPLE_IDS, sql_list
 from lifecycle.policy import Policy
+from lifecycle.requests.erasure import ENDS_BY_ITSELF
 from lifecycle.requests.table import AWAITING_ANSWER, OPEN, REQUESTS_TABLE, kind_label
 from lifecycle.shown_tables import ShownTable
 
@@ -36,10 +39,11 @@ class OpenRequests:
     def table(self, limit: int = 50) -> ShownTable:
         """Open requests by age, oldest first: what the UI shows (the CLI prints it as text)."""
         deadline = timedelta(days=self.deadline_days)
+        overdue = set(self.overdue_ids)
         rows: list[list[object]] = []
         for request_id, kind, status, received_at in self.rows[:limit]:
             age = (self.as_of - received_at).total_seconds() / 86400
-            late = status != "partly_done" and received_at + deadline <= self.as_of
+            late = request_id in overdue
             due = (
                 "answered, waiting"
                 if status == "partly_done"
@@ -89,9 +93,14 @@ _OPEN_ROWS = sa.text(f"""
 _OPEN_COUNTS = sa.text(f"""
     SELECT count(*),
            coalesce(array_agg(request_id ORDER BY received_at, request_id)
-                    FILTER (WHERE status IN ({sql_list(AWAITING_ANSWER)}) AND received_at <= :deadline_cutoff),
+                    FILTER (WHERE received_at <= :deadline_cutoff AND (
+                        status IN ({sql_list(AWAITING_ANSWER)})
+                        OR status = 'partly_done' AND EXISTS (
+                            SELECT 1 FROM lifecycle.pending_erasures p
+                            WHERE p.request_id = r.request_id AND p.erased_at IS NULL
+                              AND p.waiting_for NOT IN ({sql_list(ENDS_BY_ITSELF)})))),
                     '{{}}')
-    FROM {REQUESTS_TABLE}
+    FROM {REQUESTS_TABLE} r
     WHERE completed_at IS NULL AND status IN ({sql_list(OPEN)})
 """)
 

@@ -24,10 +24,18 @@ from lifecycle.retention import purge
 
 LISTED_IDS = 1000  # order ids listed in a result; the counts are always complete
 CHANGED = "changed_during_request"  # what an order waits for when the batch could not judge it
+MOVED = "moved_to_another_customer"  # a waiting order the shop gave to another customer since
+# What ends a wait by itself; an order waiting for anything else waits on a person, so its
+# request counts as overdue past the response deadline (lifecycle/requests/deadlines.py).
+ENDS_BY_ITSELF = ("in_delivery", "open_after_sales_case")
 WAITING_MESSAGES = {
     "in_delivery": "being delivered: erased once delivered or cancelled",
     "open_after_sales_case": "an after-sales case is open: erased once it closes",
     CHANGED: "changed while the request ran: checked again by the nightly job",
+    MOVED: (
+        "moved to another customer while the erasure waited: a person must decide whose data "
+        "it holds, and clear it or give it back"
+    ),
 }
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 from lifecycle.orders import SAMPLE_IDS
 from lifecycle.policy import Policy
 from lifecycle.requests.audit import Audit
-from lifecycle.requests.erasure import CHANGED, LISTED_IDS, pending_result, record_pending
+from lifecycle.requests.erasure import CHANGED, LISTED_IDS, MOVED, pending_result, record_pending
 from lifecycle.requests.failures import describe_failure
 from lifecycle.requests.table import REQUESTS_TABLE
 from lifecycle.retention import purge
@@ -72,6 +72,29 @@ _FINISH = sa.text(f"""
 """)
 
 
+def _gone_sql(policy: Policy) -> str:
+    """Marks erased the waiting orders the shop deleted meanwhile (nothing of them is left to
+    clear in the table), returning their ids; they waited forever, `changed_during_request`."""
+    o = policy.raw.orders
+    return f"""
+    UPDATE lifecycle.pending_erasures p SET erased_at = now()
+    WHERE p.request_id = :request_id AND p.erased_at IS NULL
+      AND NOT EXISTS (SELECT 1 FROM {o.sql} o WHERE o.{o.col("order_id")} = p.order_id)
+    RETURNING p.order_id
+    """
+
+
+def _moved_sql(policy: Policy) -> str:
+    """The waiting orders that now name another customer than the request's."""
+    o = policy.raw.orders
+    return f"""
+    SELECT p.order_id FROM lifecycle.pending_erasures p
+    JOIN {o.sql} o ON o.{o.col("order_id")} = p.order_id
+    WHERE p.request_id = :request_id AND p.erased_at IS NULL
+      AND o.{o.col("customer_id")} IS DISTINCT FROM :customer_id
+    """
+
+
 def _mark_erased_sql(policy: Policy) -> str:
     # An order cleared by this pass or by the retention purge meanwhile counts as erased; the
     # instant it became erasable is its last delivery, cancellation or case closing.
@@ -120,7 +143,14 @@ def _finish_one(
     row = conn.execute(_LOCK_WAITING, {"request_id": request_id}).mappings().one_or_none()
     if row is None:
         return None
-    pending = list(conn.execute(_STILL_PENDING, {"request_id": request_id}).scalars())
+    key = {"request_id": request_id}
+    gone = sorted(conn.execute(sa.text(_gone_sql(policy)), key).scalars())
+    moved = set(
+        conn.execute(
+            sa.text(_moved_sql(policy)), {**key, "customer_id": row["customer_id"]}
+        ).scalars()
+    )
+    pending = list(conn.execute(_STILL_PENDING, key).scalars())
     erased = purge.erase_for_request(
         conn,
         policy,
@@ -132,15 +162,19 @@ def _finish_one(
     )
     conn.execute(sa.text(_mark_erased_sql(policy)), {"request_id": request_id})
     still = conn.execute(_STILL_PENDING, {"request_id": request_id}).scalars().all()
-    waiting = {i: erased.waiting.get(i) or CHANGED for i in still}
+    waiting = {i: MOVED if i in moved else erased.waiting.get(i) or CHANGED for i in still}
     record_pending(conn, request_id, waiting)
-    Audit(conn, request_id, run_id).many(
-        "erase", "erased_later", [{"order_id": i} for i in erased.cleared]
-    )
+    audit = Audit(conn, request_id, run_id)
+    audit.many("erase", "erased_later", [{"order_id": i} for i in erased.cleared])
+    audit.many("erase", "order_deleted_by_the_shop", [{"order_id": i} for i in gone])
     result = dict(row["result"] or {})
     result["cleared_later_order_ids"] = (
         result.get("cleared_later_order_ids", []) + erased.cleared
     )[:LISTED_IDS]
+    if gone:
+        result["deleted_by_the_shop_order_ids"] = (
+            result.get("deleted_by_the_shop_order_ids", []) + gone
+        )[:LISTED_IDS]
     result["finished_by_run"] = None if waiting else run_id
     result.pop("reason", None)
     result.update(pending_result(waiting))

@@ -213,6 +213,53 @@ def test_pending_erasure_finishes_on_a_later_nightly_run_and_the_request_becomes
     assert again.requests_checked == 0
 
 
+def test_a_waiting_order_deleted_counts_as_erased_and_one_moved_waits_on_a_person(
+    engine, policy, tmp_path
+):
+    """Order 2 (in delivery) is deleted by the shop, order 3 (in delivery) given to another
+    customer. Both waited forever as `changed_during_request`, and the request was never
+    overdue; the moved order may still hold the requester's data."""
+    with engine.begin() as conn:
+        seed_customer_in_every_state(conn)
+        add_request(conn, 100, "erase")
+    handle(engine, policy, tmp_path)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM shop.order_items WHERE order_id = 2"))
+        conn.execute(sa.text("DELETE FROM shop.orders WHERE order_id = 2"))
+        conn.execute(
+            sa.text("UPDATE shop.orders SET customer_id = :c WHERE order_id = 3"), {"c": OTHER}
+        )
+
+    finished = finish_pending_erasures(engine, policy, run_id="night-1", as_of=AS_OF + DAY)
+
+    with engine.connect() as conn:
+        row = request_row(conn, 100)
+        pending = conn.execute(
+            sa.text("""SELECT order_id, waiting_for, erased_at IS NOT NULL
+                       FROM lifecycle.pending_erasures ORDER BY 1""")
+        ).all()
+    assert pending == [
+        (2, "in_delivery", True),
+        (3, "moved_to_another_customer", False),
+        (7, "open_after_sales_case", False),
+    ]
+    assert finished.orders_still_pending == 2 and row["status"] == "partly_done"
+    assert row["result"]["deleted_by_the_shop_order_ids"] == [2]
+    assert "moved to another customer" in row["result"]["reason"]
+    deadline = policy.requests.response_deadline_days
+    assert 100 in open_requests(engine, policy, as_of=AS_OF + (deadline + 1) * DAY).overdue_ids
+    assert 100 not in open_requests(engine, policy, as_of=AS_OF + DAY).overdue_ids
+
+
+def test_an_erasure_waiting_only_on_delivery_or_a_case_is_never_overdue(engine, policy, tmp_path):
+    with engine.begin() as conn:
+        seed_customer_in_every_state(conn)
+        add_request(conn, 100, "erase")
+    handle(engine, policy, tmp_path)
+    late = open_requests(engine, policy, as_of=AS_OF + 100 * DAY)
+    assert 100 not in late.overdue_ids and late.total == 1
+
+
 def test_partly_finished_erasure_stays_partly_done_with_what_still_waits(engine, policy, tmp_path):
     with engine.begin() as conn:
         seed_customer_in_every_state(conn)
