@@ -21,6 +21,7 @@ from lifecycle.policy import Policy
 from lifecycle.requests.audit import Audit
 from lifecycle.requests.erasure import CHANGED, LISTED_IDS, MOVED, pending_result, record_pending
 from lifecycle.requests.failures import describe_failure
+from lifecycle.requests.handling import LOCK_TIMEOUT_MS
 from lifecycle.requests.table import REQUESTS_TABLE
 from lifecycle.retention import purge
 
@@ -122,6 +123,7 @@ def finish_pending_erasures(
         for request_id in request_ids:
             try:
                 with conn.begin():
+                    conn.execute(sa.text(f"SET LOCAL lock_timeout = {int(LOCK_TIMEOUT_MS)}"))
                     done = _finish_one(conn, policy, request_id, run_id, as_of)
             except Exception as exc:  # one request's failure never stops the others
                 report.failed[request_id] = describe_failure(exc)

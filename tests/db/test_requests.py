@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
+from lifecycle.requests import handling
 from lifecycle.requests.correction import REFUSALS
 from lifecycle.requests.deadlines import open_requests
 from lifecycle.requests.exports import delete_expired_exports, export_folder
@@ -862,6 +863,30 @@ def test_a_failing_request_stays_open_for_the_next_run_and_the_others_are_answer
     assert retry.handled_ids == [100]
     with engine.connect() as conn:
         assert request_row(conn, 100)["status"] == "done"
+
+
+def test_a_request_behind_a_row_lock_waits_a_bounded_time_and_stays_open(
+    engine, policy, tmp_path, monkeypatch
+):
+    """The shop's own session holds order 2 locked, idle in its transaction: the correction of
+    it waited as long as the lock was held, and the access request behind it too. Now it gives
+    up after the lock timeout, stays open, is named, and the access request is answered."""
+    monkeypatch.setattr(handling, "LOCK_TIMEOUT_MS", 300)
+    with engine.begin() as conn:
+        seed_customer_in_every_state(conn)
+        add_request(
+            conn, 100, "correct", {"fields": {"receiver_phone": NEW_PHONE}, "order_ids": [2]}
+        )
+        add_request(conn, 101, "access", customer_id=OTHER)
+    with engine.connect() as shop_session:
+        shop_session.execute(sa.text("SELECT 1 FROM shop.orders WHERE order_id = 2 FOR UPDATE"))
+        report = handle(engine, policy, tmp_path)
+        shop_session.rollback()
+    assert list(report.failed) == [100] and "LockNotAvailable" in report.failed[100]
+    with engine.connect() as conn:
+        assert request_row(conn, 101)["status"] == "done"
+        assert request_row(conn, 100)["status"] == "in_progress"  # open for the next run
+    assert handle(engine, policy, tmp_path, run_id="run-2").handled_ids == [100]
 
 
 # ---------------------------------------------------------------- deadlines
