@@ -4,6 +4,7 @@ and what is kept of a payload once answered (field names and order ids, never a 
 from __future__ import annotations
 
 import json
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,12 @@ class RequestInputError(ValueError):
     def __init__(self, code: str, message: str):
         self.code = code
         super().__init__(message)
+
+
+def visible(value: str) -> bool:
+    """Whether the text holds a character that shows: not only spaces and invisible format marks
+    (U+200F, U+200B), which `str.strip` keeps, so a phone of one right-to-left mark was taken."""
+    return any(not c.isspace() and unicodedata.category(c) != "Cf" for c in value)
 
 
 def shown(value: Any) -> str:
@@ -140,10 +147,16 @@ def parse_payload(kind: str, payload: Any, policy: Policy) -> Correction | None:
             f"{policy.raw.orders.table}; correctable: {', '.join(correctable_columns(policy))}",
         )
     for name, value in fields.items():
-        if not isinstance(value, str) or not value.strip() or len(value) > MAX_VALUE_LENGTH:
+        if not isinstance(value, str) or not visible(value) or len(value) > MAX_VALUE_LENGTH:
             raise RequestInputError(
                 "malformed_payload",
                 f"payload.fields.{name} must be non-empty text of at most {MAX_VALUE_LENGTH} characters",
+            )
+        if any(unicodedata.category(c) == "Cc" and c != "\n" for c in value):
+            raise RequestInputError(
+                "malformed_payload",
+                f"payload.fields.{name} holds a control character (a tab, a NUL-like byte); "
+                "send the text without it (a line break is allowed)",
             )
     order_ids = payload.get("order_ids")
     if order_ids is not None:

@@ -697,6 +697,11 @@ def test_correction_of_a_shipped_or_purged_order_is_rejected_and_changes_nothing
         ("correct", {"fields": {}}, CUSTOMER, "malformed_payload"),
         ("correct", {"fields": {"receiver_phone": 13900001111}}, CUSTOMER, "malformed_payload"),
         ("correct", {"fields": {"receiver_phone": "   "}}, CUSTOMER, "malformed_payload"),
+        # Invisible marks only (strip() keeps them: a phone of one U+200F was taken), and a
+        # control character inside a name.
+        ("correct", {"fields": {"receiver_phone": "\u200f\u200b "}}, CUSTOMER, "malformed_payload"),
+        ("correct", {"fields": {"receiver_name": "Li\x01 Lei"}}, CUSTOMER, "malformed_payload"),
+        ("correct", {"fields": {"receiver_phone": "139\t0000"}}, CUSTOMER, "malformed_payload"),
         ("correct", {"fields": {"receiver_phone": "9" * 501}}, CUSTOMER, "malformed_payload"),
         (
             "correct",
