@@ -16,11 +16,20 @@ from lifecycle.logistics.handoff import refresh_handoff
 from orchestration.resources import ExportFolder, ShopDatabase
 
 
-@dg.asset(group_name="logistics", kinds={"postgres"}, owners=["team:data"], deps=[purged_orders])
+# After the requests job's answers too (named by key: assets/requests.py imports retention, which
+# names this one by key): an order erased on request leaves the hand-off and the carrier's file in
+# the same run, not at the next night's refresh.
+@dg.asset(
+    group_name="logistics",
+    kinds={"postgres"},
+    owners=["team:data"],
+    deps=[purged_orders, dg.AssetKey("handled_data_requests")],
+)
 def carrier_handoff(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.MaterializeResult:
     """Orders awaiting delivery with only what their carrier needs, each carrier behind its role.
 
-    Runs after the purge, so an order purged tonight leaves the hand-off tonight.
+    Runs after the purge, so an order purged tonight leaves the hand-off tonight; and after the
+    requests job's answers, so an order erased on request leaves it in the same run.
     """
     engine, policy = shop.engine(), shop.policy()
     access = ensure_carrier_access(engine, policy)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from assets.logistics import carrier_files, carrier_handoff
 from assets.requests import RequestBatch, handled_data_requests, open_data_requests
 from assets.retention import erased_purged_storage
 from lifecycle.requests.handling import open_request_ids
@@ -25,13 +26,20 @@ MAX_REQUESTS_PER_RUN = 200
 MAX_ATTEMPTS = 3
 TICK_SECONDS = 60
 
-# In-process for the same reason as the nightly job: a few statements per step. The rewrite
-# (erased_purged_storage) runs after the answers, so an erasure leaves the data files in the
-# same run; it waits at most retention.erasure_lock_timeout_seconds for its lock.
+# In-process for the same reason as the nightly job: a few statements per step. The hand-off
+# refresh and the carrier files follow the answers, so an order erased on request leaves the
+# carrier's rows and file in the same run (it stayed there, with the name, phone and address the
+# answer said were cleared, until the next night); the rewrite (erased_purged_storage) follows
+# both, so an erasure leaves the data files in the same run too; it waits at most
+# retention.erasure_lock_timeout_seconds for its lock.
 data_requests_job = dg.define_asset_job(
     name=names.DATA_REQUESTS_JOB,
     selection=dg.AssetSelection.assets(
-        handled_data_requests, erased_purged_storage, open_data_requests
+        handled_data_requests,
+        carrier_handoff,
+        carrier_files,
+        erased_purged_storage,
+        open_data_requests,
     ),
     executor_def=dg.in_process_executor,
     description="Answer customers' access, correction and erasure requests; erase cleared values from disk.",

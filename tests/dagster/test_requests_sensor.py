@@ -7,8 +7,12 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from assets.logistics import logistics_assets, logistics_checks
 from assets.requests import requests_assets, requests_checks
 from assets.retention import retention_assets, retention_checks
+from lifecycle.logistics.files import export_carrier_files
+from lifecycle.logistics.handoff import refresh_handoff
+from lifecycle.policy import load_policy
 from lifecycle.settings import PROJECT_DIR
 from orchestration.resources import ExportFolder, ShopDatabase
 from sensors.requests import (
@@ -18,6 +22,7 @@ from sensors.requests import (
     data_requests_job,
     data_requests_sensor,
 )
+from tests.carriers import add_pending, handoff, set_order
 from tests.db.test_requests import NEW_PHONE, add_request, request_row
 from tests.shop import PERSONAL, add_case, add_delivered, add_order, is_purged, leaked
 
@@ -37,8 +42,8 @@ def resources(database_url, export_dir) -> dict:
 
 def definitions(database_url, export_dir) -> dg.Definitions:
     return dg.Definitions(
-        assets=[*retention_assets, *requests_assets],
-        asset_checks=[*retention_checks, *requests_checks],
+        assets=[*retention_assets, *requests_assets, *logistics_assets],
+        asset_checks=[*retention_checks, *requests_checks, *logistics_checks],
         jobs=[data_requests_job],
         sensors=[data_requests_sensor],
         resources=resources(database_url, export_dir),
@@ -380,3 +385,31 @@ def test_the_nightly_job_finishes_erasures_and_only_the_sensors_job_answers_requ
     }
     assert present <= keys and not (absent & keys)
     assert defs.resolve_sensor_def("data_requests_sensor").job_name == "data_requests"
+
+
+def test_an_order_erased_on_request_leaves_the_carriers_rows_and_file_in_the_same_run(
+    engine, database_url, dagster_instance, tmp_path
+):
+    """Order 7 was handed to jd_logistics last night and delivered today; its customer asks to be
+    erased. The answer cleared the order while the hand-off row and the carrier's file kept the
+    name, phone and address until the next night's refresh."""
+    with engine.begin() as conn:
+        add_pending(conn, 7, "jd_logistics", status="shipped", customer_id=42)
+    policy = load_policy(PROJECT_DIR / "policy.yaml")
+    exports = tmp_path / "logistics"
+    refresh_handoff(engine, policy, run_id="last-night")
+    export_carrier_files(engine, policy, exports, run_id="last-night")
+    csv = exports / "jd_logistics" / "deliveries.csv"
+    assert leaked(csv.read_text(), [PERSONAL["receiver_name"]])
+    with engine.begin() as conn:
+        set_order(conn, 7, status="delivered", delivered_at=NOW - DAY / 2)
+        add_request(conn, 300, "erase", received_at=NOW - DAY / 4)
+
+    [run_request] = tick(dagster_instance, database_url, tmp_path).run_requests
+    result = launch(dagster_instance, database_url, tmp_path, run_request)
+
+    assert result.success
+    with engine.connect() as conn:
+        assert request_row(conn, 300)["status"] == "done" and is_purged(conn, 7)
+        assert handoff(conn) == {}
+    assert not leaked(csv.read_text(), [PERSONAL["receiver_name"], PERSONAL["receiver_phone"]])
