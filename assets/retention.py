@@ -33,6 +33,8 @@ def purged_orders(context: dg.AssetExecutionContext, shop: ShopDatabase) -> dg.M
         as_of=shop.as_of(),
         on_batch=lambda r: context.log.info(f"batch {r.batches}: {r.purged} orders purged so far"),
     )
+    if warning := report.lock_warning():
+        context.log.warning(warning)
     return dg.MaterializeResult(metadata=compact(report.metadata()))
 
 

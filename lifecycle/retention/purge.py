@@ -25,6 +25,18 @@ from lifecycle.retention import liveness
 from lifecycle.retention.coverage import require_personal_coverage
 from lifecycle.retention.rules import Cutoffs, RetentionSql
 
+# How long one batch of the nightly purge waits for a row another session holds, how often it
+# tries, and the pause between tries. Unbounded, one due order the shop's own session kept locked
+# (idle in its transaction) held the night for as long as the lock lasted, and the rows the
+# batch had already updated stayed locked meanwhile, so the shop's own queries on them queued too.
+# Past the tries the batch's range is left for the next night and named; its due orders are still
+# due, so the blocking check `no_overdue_personal_data` says so (personal data past its window
+# stayed: a real reason to stop publishing, whoever held the lock).
+BATCH_LOCK_TIMEOUT_MS = 30_000
+BATCH_LOCK_ATTEMPTS = 3
+BATCH_LOCK_PAUSE_SECONDS = 5.0
+LOCK_NOT_AVAILABLE = "55P03"
+
 
 class PurgeError(RuntimeError):
     """A purge batch failed; its transaction rolled back and nothing of it was kept.
@@ -55,6 +67,22 @@ class PurgeReport:
     batches: int = 0
     seconds: float = 0.0
     purged_ids_sample: list[int] = field(default_factory=list)
+    # Order-id ranges (after, upto] left for the next night: another session held a row of each
+    # past every try (BATCH_LOCK_TIMEOUT_MS).
+    skipped_behind_locks: list[tuple[int, int]] = field(default_factory=list)
+
+    def lock_warning(self) -> str | None:
+        """One line naming the ranges left behind another session's locks; None when none was."""
+        if not self.skipped_behind_locks:
+            return None
+        ranges = ", ".join(f"({a}, {b}]" for a, b in self.skipped_behind_locks[:SAMPLE_IDS])
+        return (
+            f"{len(self.skipped_behind_locks)} purge batch(es) left for the next night: another "
+            f"session held one of their rows past {BATCH_LOCK_ATTEMPTS} waits of "
+            f"{BATCH_LOCK_TIMEOUT_MS // 1000} s (order ids {ranges}); their due orders still hold "
+            "personal data (no_overdue_personal_data counts them): find the session in "
+            "pg_stat_activity (idle in transaction) and end it"
+        )
 
     @property
     def rows_per_second(self) -> float:
@@ -70,6 +98,7 @@ class PurgeReport:
             "seconds": round(self.seconds, 3),
             "rows_per_second": round(self.rows_per_second),
             "purged_sample_order_ids": self.purged_ids_sample,
+            "batches_left_behind_locks": len(self.skipped_behind_locks),
             "as_of": self.as_of.isoformat(),
             "policy_version": self.policy_version,
             "policy_hash": self.policy_hash[:12],
@@ -248,15 +277,19 @@ def run_purge(
     started = time.perf_counter()
     status = "failed"
     try:
-        for purged, with_notes, sample, recleared in run_in_batches(
+        for outcome in run_in_batches(
             engine,
             bound_sql,
             policy.retention.batch_size,
-            lambda conn, after, upto: _run_batch(
+            lambda conn, after, upto: _run_batch_within_lock_timeout(
                 conn, batch_sql, {**params, "after": after, "upto": upto}
             ),
             bound_params={"latest_cutoff": params["latest_cutoff"]},
         ):
+            if isinstance(outcome, _LeftBehindLocks):
+                report.skipped_behind_locks.append((outcome.after, outcome.upto))
+                continue
+            purged, with_notes, sample, recleared = outcome
             report.batches += 1
             report.purged += purged
             report.notes_cleared += with_notes
@@ -274,6 +307,7 @@ def run_purge(
             "recleared": report.recleared,
             "notes_cleared": report.notes_cleared,
             "seconds": round(report.seconds, 3),
+            "batches_left_behind_locks": report.skipped_behind_locks,
         }
         _record(
             engine,
@@ -311,6 +345,36 @@ def _batch_bounds_sql(q: RetentionSql) -> str:
     return keyset_bound_sql(
         q.orders, q.oc["order_id"], where=f"{q.not_purged} AND {q.window_may_have_closed}"
     )
+
+
+@dataclass(frozen=True)
+class _LeftBehindLocks:
+    """A batch whose range another session kept locked past every try."""
+
+    after: int
+    upto: int
+
+
+def _run_batch_within_lock_timeout(
+    conn: Connection, statement: sa.TextClause, params: dict
+) -> tuple[int, int, list[int] | None, int] | _LeftBehindLocks:
+    """`_run_batch` waiting at most BATCH_LOCK_TIMEOUT_MS for a lock, BATCH_LOCK_ATTEMPTS times;
+    each timed-out try is rolled back to a savepoint, so it releases the rows it had updated."""
+    conn.execute(sa.text(f"SET LOCAL lock_timeout = {int(BATCH_LOCK_TIMEOUT_MS)}"))
+    for attempt in range(BATCH_LOCK_ATTEMPTS):
+        savepoint = conn.begin_nested()
+        try:
+            outcome = _run_batch(conn, statement, params)
+        except PurgeError as exc:
+            savepoint.rollback()
+            if exc.sqlstate != LOCK_NOT_AVAILABLE:
+                raise
+            if attempt + 1 < BATCH_LOCK_ATTEMPTS:
+                time.sleep(BATCH_LOCK_PAUSE_SECONDS)
+            continue
+        savepoint.commit()
+        return outcome
+    return _LeftBehindLocks(params["after"], params["upto"])
 
 
 def _run_batch(

@@ -217,3 +217,29 @@ def _wait_for_released_lock(engine) -> None:
             return
         time.sleep(0.02)
     raise AssertionError("the killed run's lock was never released")
+
+
+def test_a_batch_behind_another_sessions_row_lock_is_left_for_the_next_night(
+    engine, policy, monkeypatch
+):
+    """The shop's own session holds order 55 locked, idle in its transaction: the purge waited
+    for as long as the lock lasted, holding the rows it had updated. Now the batch holding 55
+    gives up after its tries, the others are cleared, the range is named, and the next run, the
+    lock gone, clears it."""
+    monkeypatch.setattr(purge, "BATCH_LOCK_TIMEOUT_MS", 200)
+    monkeypatch.setattr(purge, "BATCH_LOCK_PAUSE_SECONDS", 0)
+    seed(engine)
+    policy = small_batches(policy, 10)
+    with engine.connect() as shop_session:
+        shop_session.execute(sa.text("SELECT 1 FROM shop.orders WHERE order_id = 55 FOR UPDATE"))
+        report = purge.run_purge(engine, policy, run_id="night-1", as_of=AS_OF)
+        shop_session.rollback()
+    [(after, upto)] = report.skipped_behind_locks
+    assert after < 55 <= upto and report.purged == ORDERS - (upto - after)
+    assert assert_consistent(engine) == (report.purged, upto - after)
+    warning = report.lock_warning()
+    assert f"({after}, {upto}]" in warning and "\n" not in warning
+    assert report.metadata()["batches_left_behind_locks"] == 1
+    again = purge.run_purge(engine, policy, run_id="night-2", as_of=AS_OF)
+    assert again.purged == upto - after and not again.skipped_behind_locks
+    assert assert_consistent(engine) == (ORDERS, 0)
