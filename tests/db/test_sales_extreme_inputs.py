@@ -24,6 +24,14 @@ from tests.conftest import AS_OF
 from tests.db.test_sales_dp import guest_checkout  # noqa: F401 (a fixture)
 from tests.db.test_sales_planning import buys, catalogue, k3_with_catalogue, rows
 
+
+def k3_mapped(policy_file, raw: str):
+    """k = 3 with the policy's `raw:` section as given (a YAML flow mapping)."""
+    return load_policy(
+        policy_file(f'version: "test"\nanalytics: {{min_customers_per_cell: 3}}\nraw: {raw}\n')
+    )
+
+
 # 200 characters of four bytes each, no two alike, so that no compression shortens the key.
 WIDE = "".join(chr(0x1F300 + n) for n in range(MAX_LABEL_CHARS))
 
@@ -168,11 +176,9 @@ def test_a_quantity_that_is_not_whole_is_left_out_and_named(engine, policy_file,
     """0.4 kg is no number of units: the daily table summed such lines into `units bigint` per
     cell and the planning tables rounded them per row, so the two disagreed. Lines of whole
     quantities (2.000) count; the weighed ones are named with their orders."""
-    policy = load_policy(
-        policy_file(
-            'version: "test"\nanalytics: {min_customers_per_cell: 3}\n'
-            "raw: {catalogue: {table: shop.products}, order_items: {table: public.weighed_items}}\n"
-        )
+    policy = k3_mapped(
+        policy_file,
+        "{catalogue: {table: shop.products}, order_items: {table: public.weighed_items}}",
     )
     with engine.begin() as conn:
         catalogue(conn, tea=["X"])
@@ -220,12 +226,7 @@ def test_a_database_error_in_a_planning_build_names_its_class_not_the_statement(
 ):
     """The planning builds let the driver's error out as it was: the statement, its parameters
     and the server's detail, which can quote a row."""
-    policy = load_policy(
-        policy_file(
-            'version: "test"\nanalytics: {min_customers_per_cell: 3}\n'
-            "raw: {catalogue: {table: public.failing_catalogue}}\n"
-        )
-    )
+    policy = k3_mapped(policy_file, "{catalogue: {table: public.failing_catalogue}}")
     with engine.begin() as conn:
         catalogue(conn, tea=["X"])
         for n in range(3):
