@@ -194,12 +194,14 @@ def _cells_sql(src: Source, ranges: int) -> str:
                coalesce(nullif(CAST(o.{o["ship_region"]} AS text), ''), '{OTHER}') COLLATE "C"
                    AS region,
                o.{o["order_id"]} AS order_id, o.{o["customer_id"]} AS customer_id,
-               i.{i["quantity"]} AS quantity, i.{i["quantity"]} * i.{i["unit_price"]} AS amount
+               i.{i["quantity"]} AS quantity, i.{i["quantity"]} * i.{i["unit_price"]} AS amount,
+               ({src.countable()}) AS countable
         FROM {src.orders} o
         JOIN {src.items} i ON i.{i["order_id"]} = o.{o["order_id"]}
-        WHERE o.{o["status"]} IN ({src.statuses}) AND ({src.placed_on(ranges)})
-          AND {src.countable()} AND {src.sold()}
+        WHERE o.{o["status"]} IN ({src.statuses}) AND ({src.placed_on(ranges)}) AND {src.sold()}
+        OFFSET 0  -- countable filtered outside: see rollup._LINES_SELECT
     ) line
+    WHERE countable
     GROUP BY sales_date, sku, region
     """
 
