@@ -117,14 +117,14 @@ _FIRST_NOT_REJECTED = sa.text(f"""
     WHERE request_id = ANY(:ids) AND status <> 'rejected'
     ORDER BY received_at, request_id LIMIT 1
 """)
-# The payload comes as text, cut one character past the size bound (so an oversized one is still
-# recognised, without carrying megabytes over), and is parsed here within bounds
-# (payload.load_payload), never by the driver.
 # How long one request waits for a row another session holds (an order the shop's own session
 # keeps locked, idle in its transaction): unbounded, one such lock held the requests job, and every
 # request queued behind it, for as long as it lasted. Past it the request is rolled back, stays
 # open and is named (LockNotAvailable, which a retry may pass), and the others are answered.
 LOCK_TIMEOUT_MS = 10_000
+# The payload comes as text, cut one character past the size bound (so an oversized one is still
+# recognised, without carrying megabytes over), and is parsed here within bounds
+# (payload.load_payload), never by the driver.
 _LOCK = sa.text(f"""
     SELECT request_id, customer_id, kind, left(payload::text, {MAX_PAYLOAD_BYTES + 1}) AS payload,
            received_at
