@@ -177,7 +177,9 @@ def test_a_correction_into_a_column_of_another_type_names_the_sqlstate_not_the_v
     assert answered["status"] == "failed"
     assert answered["result"]["reason_code"] == "database_error"
     assert answered["result"]["sqlstate"] == "22P02"
-    assert not leaked(str(answered), [PHONE])
+    assert not leaked(str(answered["result"]), [PHONE])
+    # Still open: the website's payload is kept whole for the retry (docs/requests.md, `failed`).
+    assert answered["payload"] == {"fields": {"receiver_postcode": PHONE}}
 
 
 @pytest.fixture
