@@ -3,7 +3,8 @@ since the table's last rewrite, since when, and for how long that is allowed.
 
 A change is known from the project's own records, read by time (indexed, so the cost follows the
 night's changes): the purge ledger (orders, their case notes, the carrier hand-off rows of purged
-orders), corrections in lifecycle.request_actions (orders and hand-off), hand-off refreshes that
+orders), corrections in lifecycle.request_actions (orders and hand-off), waiting orders of an
+erasure that the shop deleted (orders and cases, same table), hand-off refreshes that
 removed or updated rows, and answered requests in shop.data_requests, whose payload is redacted
 (found by row version, the table being small). A rewrite covers every change recorded before its
 `covers_until`, and so does a night that found nothing owed in the table (lifecycle.erasure_checks);
@@ -31,6 +32,12 @@ _LEDGER = (
 )
 _CORRECTED = """SELECT l.recorded_at, l.xmin{order} FROM lifecycle.request_actions l
     WHERE l.recorded_at >= :mark AND l.action = 'correct' AND l.outcome = 'corrected'"""
+# A waiting order the shop deleted while an erasure waited on it counts as erased
+# (lifecycle/requests/finishing.py): its old row versions, and its cases', are still in the
+# tables' files, and only a rewrite takes them out. The request is done; the erasure is owed.
+_DELETED_BY_THE_SHOP = """SELECT l.recorded_at, l.xmin{order} FROM lifecycle.request_actions l
+    WHERE l.recorded_at >= :mark AND l.action = 'erase'
+      AND l.outcome = 'order_deleted_by_the_shop'"""
 _CASE_NOTES = _LEDGER + " AND l.cleared_columns && CAST(:case_columns AS text[])"
 _HANDOFF_REFRESHED = """SELECT finished_at, xmin FROM lifecycle.handoff_refreshes
     WHERE finished_at >= :mark AND removed + updated > 0"""
@@ -167,13 +174,13 @@ def sources(policy: Policy | None) -> list[Source]:
         Source(
             orders.table if orders else DEFAULT_TABLES["orders"],
             orders.sql if orders else "shop.orders",
-            (_LEDGER, _CORRECTED),
+            (_LEDGER, _CORRECTED, _DELETED_BY_THE_SHOP),
             orders.col("order_id") if orders else "order_id",
         ),
         Source(
             cases.table if cases else DEFAULT_TABLES["after_sales_cases"],
             cases.sql if cases else "shop.after_sales_cases",
-            (_CASE_NOTES,),
+            (_CASE_NOTES, _DELETED_BY_THE_SHOP),
             cases.col("order_id") if cases else "order_id",
         ),
         Source(HANDOFF_TABLE, HANDOFF_TABLE, (_LEDGER, _CORRECTED, _HANDOFF_REFRESHED)),

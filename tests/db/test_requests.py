@@ -214,16 +214,23 @@ def test_pending_erasure_finishes_on_a_later_nightly_run_and_the_request_becomes
     assert again.requests_checked == 0
 
 
+def owed_changes(engine, policy) -> dict[str, int]:
+    """Changes each table's physical erasure still owes, by table."""
+    return {p.relation: p.changes for p in erasure.pending_erasures(engine, policy)}
+
+
 def test_a_waiting_order_deleted_counts_as_erased_and_one_moved_waits_on_a_person(
     engine, policy, tmp_path
 ):
     """Order 2 (in delivery) is deleted by the shop, order 3 (in delivery) given to another
     customer. Both waited forever as `changed_during_request`, and the request was never
-    overdue; the moved order may still hold the requester's data."""
+    overdue; the moved order may still hold the requester's data. The deleted order's old row
+    versions are still in the files: the orders and cases tables owe one more change to erase."""
     with engine.begin() as conn:
         seed_customer_in_every_state(conn)
         add_request(conn, 100, "erase")
     handle(engine, policy, tmp_path)
+    owed_before = owed_changes(engine, policy)
     with engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM shop.order_items WHERE order_id = 2"))
         conn.execute(sa.text("DELETE FROM shop.orders WHERE order_id = 2"))
@@ -246,6 +253,9 @@ def test_a_waiting_order_deleted_counts_as_erased_and_one_moved_waits_on_a_perso
     ]
     assert finished.orders_still_pending == 2 and row["status"] == "partly_done"
     assert row["result"]["deleted_by_the_shop_order_ids"] == [2]
+    owed = owed_changes(engine, policy)
+    for table in ("shop.orders", "shop.after_sales_cases"):
+        assert owed.get(table, 0) == owed_before.get(table, 0) + 1, table
     assert "moved to another customer" in row["result"]["reason"]
     deadline = policy.requests.response_deadline_days
     assert 100 in open_requests(engine, policy, as_of=AS_OF + (deadline + 1) * DAY).overdue_ids
