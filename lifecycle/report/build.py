@@ -338,8 +338,8 @@ class Report:
 
     def _alerts_line(self) -> tuple[bool, str]:
         """Green only when no alert was raised and none was owed: a failed nightly run with no
-        `run_failed` alert means the alert sensors (dagster-daemon) were not running, and "no
-        alert was raised" would read as "nothing went wrong"."""
+        `run_failed` alert means the alert sensors (dagster-daemon) did not see it (not running,
+        turned off, or not yet), and "no alert was raised" would read as "nothing went wrong"."""
         alerted = {a.run_id for a in self.alerts or () if a.kind == "run_failed"}
         unalerted = [
             n.run_id for n in self.nights if n.result == "failed" and n.run_id not in alerted
@@ -349,8 +349,8 @@ class Report:
                 False,
                 f"{plural(len(unalerted), 'failed nightly run')} raised no alert "
                 f"(runs {', '.join(r[:8] for r in unalerted[:10] if r)}): the alert sensors run in "
-                "dagster-daemon, which was not running then; start it (`dagster-daemon run`, "
-                "docs/compliance.md).",
+                "dagster-daemon; check that it runs and that the sensors are on "
+                "(`dagster-daemon run`, docs/compliance.md).",
             )
         if self.alerts:
             return (
