@@ -28,7 +28,7 @@ from lifecycle.sales.capture import (
     ensure_capture_within_lock_timeout,
     naive_zone,
 )
-from lifecycle.sales.source import Source
+from lifecycle.sales.source import Source, counted_customers
 from lifecycle.sales.uncounted import UncountedLines, uncounted_lines
 
 OTHER = "OTHER"
@@ -174,7 +174,9 @@ def _local_midnight(day_param: str) -> str:
 
 
 def _cells_sql(src: Source, ranges: int) -> str:
-    # One row per (date, sku, region) cell, with the cell's customer ids only where it will fold.
+    # One row per (date, sku, region) cell, with the cell's customer ids only where it will fold
+    # (and, apart, those of its sales and of its returns: a customer with both in the OTHER row
+    # counts toward none of its k, source.counted_customers).
     # Parallel-safe CREATE TABLE AS: PostgreSQL may use several workers, an INSERT could not.
     o, i = src.o, src.i
     # Codes compare byte-wise (COLLATE "C"): the sort by sku and region is the build's largest cost.
@@ -185,9 +187,13 @@ def _cells_sql(src: Source, ranges: int) -> str:
            count(DISTINCT order_id) AS orders,
            sum(quantity) AS units,
            sum(amount) AS revenue,
-           count(DISTINCT customer_id) AS customers,
-           CASE WHEN count(DISTINCT customer_id) < :k OR region = '{OTHER}'
-                THEN array_agg(customer_id) END AS fold_ids
+           {counted_customers("customer_id", "quantity")} AS customers,
+           CASE WHEN {counted_customers("customer_id", "quantity")} < :k OR region = '{OTHER}'
+                THEN array_agg(customer_id) END AS fold_ids,
+           CASE WHEN {counted_customers("customer_id", "quantity")} < :k OR region = '{OTHER}'
+                THEN array_agg(customer_id) FILTER (WHERE quantity > 0) END AS fold_sales,
+           CASE WHEN {counted_customers("customer_id", "quantity")} < :k OR region = '{OTHER}'
+                THEN array_agg(customer_id) FILTER (WHERE quantity < 0) END AS fold_returns
     FROM (
         SELECT {src.local_date()} AS sales_date,
                CAST(i.{i["sku"]} AS text) COLLATE "C" AS sku,
@@ -220,10 +226,13 @@ _HAS_ARRAY_CONCAT = sa.text(
 # k customers, and records per day what the protection cost, in one statement.
 _PUBLISH_SQL = sa.text(f"""
 WITH folded AS (
-    -- A customer in two folded cells is one customer: distinct over the cells' ids, per OTHER row.
+    -- A customer in two folded cells is one customer: distinct over the cells' ids, per OTHER row;
+    -- one with a sale and a return among them counts for none (source.counted_customers).
     SELECT sales_date, sku, sum(lines) AS lines, sum(orders) AS orders, sum(units) AS units,
            sum(revenue) AS revenue, count(*) AS cells,
-           (SELECT count(DISTINCT id) FROM unnest(lifecycle.array_concat(fold_ids)) AS id)
+           2 * (SELECT count(DISTINCT id) FROM unnest(lifecycle.array_concat(fold_ids)) AS id)
+           - (SELECT count(DISTINCT id) FROM unnest(lifecycle.array_concat(fold_sales)) AS id)
+           - (SELECT count(DISTINCT id) FROM unnest(lifecycle.array_concat(fold_returns)) AS id)
                AS customers
     FROM pg_temp.sales_cells WHERE fold_ids IS NOT NULL
     GROUP BY sales_date, sku

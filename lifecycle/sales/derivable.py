@@ -15,14 +15,15 @@ merged up, and that week's days withheld by the daily table are then its remaind
 bench's long-tail shop the tables built with the pair audit alone let 50 atoms of 1-4 buyers be
 derived that way (docs/sales.md). This audit finds every derivable atom, whatever the chain.
 
-How: one statement groups the span's lines by their row in each partition and counts each
-atom's distinct customers; only row numbers and counts leave the database, never a customer or an
-order. Rows and atoms fall into connected components (an atom joins the rows it is in), and only
-a component holding an atom under k customers is reduced, to reduced row echelon form modulo
-the prime 2^61 - 1, tracking which published rows make each basis vector. An atom is derivable
-iff it is a pivot whose basis vector is its own unit vector; the rows that combine to it (its
-*certificate*) are what a planning build merges to break it. Elimination is not set-based SQL; it
-runs on one component's atoms at a time (hundreds to a few thousand on the bench shops).
+How: one statement groups the span's lines by their row in each partition and counts each atom's
+distinct customers (not one with a sale and a return in it: source.counted_customers); only row
+numbers and counts leave the database, never a customer or an order. Rows and atoms fall into
+connected components (an atom joins the rows it is in), and only a component holding an atom under
+k customers is reduced, to reduced row echelon form modulo the prime 2^61 - 1, tracking which
+published rows make each basis vector. An atom is derivable iff it is a pivot whose basis vector is
+its own unit vector; the rows that combine to it (its *certificate*) are what a planning build
+merges to break it. Elimination is not set-based SQL; it runs on one component's atoms at a time
+(hundreds to a few thousand on the bench shops).
 
 Components never cross a *group* of product lines: product lines joined by a published row that
 holds lines of both (a week's all row, a window's OTHER line), found in SQL. The atoms stream
@@ -51,6 +52,8 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+
+from lifecycle.sales.source import counted_customers
 
 PRIME = (1 << 61) - 1
 
@@ -89,7 +92,7 @@ _GROUPED_ATOMS = """
 WITH grp AS (
     SELECT * FROM unnest(CAST(:lines AS text[]), CAST(:groups AS int[])) g(product_line, g)
 ), atom AS (
-    SELECT grp.g, {keys}, count(DISTINCT l.customer_id) AS customers, count(*) AS lines
+    SELECT grp.g, {keys}, {customers} AS customers, count(*) AS lines
     FROM pg_temp.sales_lines l JOIN grp ON grp.product_line = l.product_line {joins}
     WHERE {published}
     GROUP BY grp.g, {grouped}
@@ -125,6 +128,7 @@ def _atoms_sql(parts: list[str]) -> str:
     n = range(len(parts))
     return _GROUPED_ATOMS.format(
         keys=", ".join(f"a{i}.row_key AS k{i}" for i in n),
+        customers=counted_customers("l.customer_id", "l.units"),
         grouped=", ".join(f"a{i}.row_key" for i in n),
         joins=" ".join(
             f"LEFT JOIN pg_temp.sales_assign a{i} ON a{i}.part = :p{i} AND a{i}.line_id = l.line_id"

@@ -34,7 +34,7 @@ from lifecycle.sales.catalogue import (
     skus_not_listed,
 )
 from lifecycle.sales.daily import LOCK_KEY, SalesError, build_transaction, last_complete_day
-from lifecycle.sales.source import Source
+from lifecycle.sales.source import Source, counted_customers
 from lifecycle.sales.uncounted import UncountedLines, uncounted_lines
 from lifecycle.sales.utility import Utility, measure_utility
 
@@ -161,7 +161,7 @@ def _published_rows(part: rollup.Partition) -> str:
            {_label(part, "product_line")} AS product_line, {_label(part, "sku")} AS sku,
            {_label(part, "region")} AS region,
            count(DISTINCT l.order_id) AS orders, sum(l.units) AS units, sum(l.revenue) AS revenue,
-           count(DISTINCT l.customer_id) AS customers
+           {counted_customers("l.customer_id", "l.units")} AS customers
     FROM pg_temp.sales_assign a JOIN pg_temp.sales_lines l USING (line_id)
     WHERE a.part = '{part.name}'
     GROUP BY a.row_key, a.level
@@ -262,13 +262,13 @@ def _suppress(
 # row, the line's OTHER row, the week's all row) where it is published, else its smallest row.
 _SUM_ROW_TO_MERGE = """
 SELECT DISTINCT ON (g) row_key FROM (
-    SELECT w.row_key, {key} AS g, l.customer_id
+    SELECT w.row_key, {key} AS g, l.customer_id, l.units
     FROM pg_temp.sales_assign w JOIN pg_temp.sales_lines l USING (line_id)
     WHERE w.part = :weekly AND w.level <= :level
 ) x
 WHERE g = ANY(CAST(:keys AS text[]))
 GROUP BY g, row_key
-ORDER BY g, row_key = g || :top DESC, count(DISTINCT customer_id), row_key
+ORDER BY g, row_key = g || :top DESC, {customers}, row_key
 """
 
 
@@ -288,7 +288,9 @@ def _rows_to_merge_for_sums(conn: Connection, found: dict[int, set[str]]) -> set
         # A coarser sum holding a row merged for a finer one is no longer whole either.
         keys = {key for key in keys if not any(m.startswith(key + "|") for m in merged)}
         if keys:
-            sql = _SUM_ROW_TO_MERGE.format(key=weekly_sums.SUM_KEYS[level])
+            sql = _SUM_ROW_TO_MERGE.format(
+                key=weekly_sums.SUM_KEYS[level], customers=counted_customers()
+            )
             top = f"|{rollup.OTHER}" * level  # its key's labels up to four
             params = {"weekly": WEEKLY, "level": level, "keys": sorted(keys), "top": top}
             merged |= {key for (key,) in conn.execute(sa.text(sql), params)}
@@ -397,7 +399,7 @@ LEFT JOIN pg_temp.sales_assign d ON d.part = :daily AND d.line_id = l.line_id
 WHERE {span}
 GROUP BY l.week_start, l.product_line, l.sku
 HAVING bool_or(d.line_id IS NULL)
-   AND count(DISTINCT l.customer_id) FILTER (WHERE d.line_id IS NULL) < :k
+   AND {withheld_customers} < :k
 """
 
 
@@ -414,6 +416,7 @@ def _weeks_thin_beside_daily(conn: Connection, part: rollup.Partition, k: int) -
         line=rollup.key_label("l.product_line"),
         sku=rollup.key_label("l.sku"),
         other=rollup.OTHER,
+        withheld_customers=counted_customers("l.customer_id", "l.units", "d.line_id IS NULL"),
     )
     return {key for (key,) in conn.execute(sa.text(sql), {"daily": rollup.DAILY, "k": k})}
 

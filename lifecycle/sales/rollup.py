@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from lifecycle.sales.catalogue import UNLISTED, one_line_per_sku
-from lifecycle.sales.source import Source
+from lifecycle.sales.source import Source, counted_customers, counts_toward_k
 
 OTHER = "OTHER"
 # The protection the planning builds apply, part of the rules a table's freshness hash covers
@@ -30,7 +30,9 @@ OTHER = "OTHER"
 # so tables built under an earlier one are rebuilt the next night instead of kept as current.
 # 2: the exact audit of derivable cells, the weekly sums and the window differences.
 # 3: row keys keep a label from the data apart from the roll-up label (`key_label`).
-PROTECTION = "3"
+# 4: a customer with a sale and a return in a row or remainder counts toward none of its k
+#    (source.counted_customers).
+PROTECTION = "4"
 
 
 def key_label(expr: str) -> str:
@@ -188,7 +190,8 @@ def assign(
 
     A line whose order names no customer (a guest checkout) counts its units and no customer, as
     in the daily table: counted as a customer of its own, NULL made a cell of k-1 buyers and some
-    guests publish, with k-1 in its `customers` column (the guard's check failed the night).
+    guests publish, with k-1 in its `customers` column (the guard's check failed the night). Nor
+    does a customer with a sale and a return in the cell (source.counted_customers).
 
     One statement for all levels: each level's candidates are the lines the levels below did not
     place, carried from CTE to CTE, so no level looks its lines up in the assignment again.
@@ -207,11 +210,13 @@ def assign(
     for n, level in enumerate(part.levels):
         ctes += [
             f"""c{n} AS MATERIALIZED (
-                SELECT line_id, customer_id, ({part.key(level)}) COLLATE "C" AS row_key
+                SELECT line_id, customer_id, units, ({part.key(level)}) COLLATE "C" AS row_key
                 FROM r{n} WHERE {level.eligible})""",
             f"""p{n} AS MATERIALIZED (
                 SELECT line_id, row_key FROM c{n} JOIN (
-                    SELECT row_key FROM (SELECT DISTINCT row_key, customer_id FROM c{n}) d
+                    SELECT row_key FROM (
+                        SELECT row_key, customer_id FROM c{n} GROUP BY row_key, customer_id
+                        HAVING {counts_toward_k()}) d
                     GROUP BY row_key HAVING count(customer_id) >= :k
                        AND NOT (row_key = ANY(CAST(:forbidden AS text[])))) ok USING (row_key))""",
         ]
@@ -410,7 +415,7 @@ class Remainder:
 # statements below read one narrow table instead of joining the assignment again.
 _WIDE = """
 CREATE TEMP TABLE sales_wide ON COMMIT DROP AS
-SELECT l.customer_id, {columns}
+SELECT l.customer_id, l.units, {columns}
 FROM pg_temp.sales_lines l {scope} {joins}
 """
 # For one partition B (column {b}): each of its rows, and for every partition A audited against
@@ -430,20 +435,21 @@ _INSIDE_FLAG = "(count({a}) = count(*) AND min({a}) = max({a})) AS in_{a}"
 # opened). The partners returned are the B rows inside it, smallest first (customers, then key).
 _REMAINDERS = """
 WITH cov AS MATERIALIZED (
-    SELECT w.customer_id, w.{a} AS ak, {covered}
+    SELECT w.customer_id, w.units, w.{a} AS ak, {covered}
     FROM pg_temp.sales_wide w {joins}
     WHERE w.{a} IS NOT NULL AND w.{r}
 ), opened AS MATERIALIZED (
     SELECT ak, {opened} FROM cov GROUP BY ak HAVING {any_opened}
 ), kept AS (
-    SELECT DISTINCT c.ak, v.b, c.customer_id
+    SELECT c.ak, v.b, c.customer_id, {counts} AS counts
     FROM cov c JOIN opened o USING (ak)
     CROSS JOIN LATERAL (VALUES {kept}) v(b, keep) WHERE v.keep
+    GROUP BY c.ak, v.b, c.customer_id
 ), found AS MATERIALIZED (
-    SELECT ak, b, count(customer_id) AS customers FROM kept GROUP BY ak, b
-    HAVING count(customer_id) < :k
+    SELECT ak, b, count(customer_id) FILTER (WHERE counts) AS customers FROM kept GROUP BY ak, b
+    HAVING count(customer_id) FILTER (WHERE counts) < :k
 ), partners AS (
-    SELECT f.ak, f.b, v.bk, count(DISTINCT c.customer_id) AS customers
+    SELECT f.ak, f.b, v.bk, {counted} AS customers
     FROM found f JOIN cov c USING (ak)
     CROSS JOIN LATERAL (VALUES {partner}) v(b, covered, bk)
     WHERE v.b = f.b AND v.covered GROUP BY f.ak, f.b, v.bk
@@ -473,7 +479,8 @@ def audit(
     pair-by-pair audit ran n(n-1), each grouping the lines again. `scoped`: only the rows
     `scope_audit` kept, after a round of merges (the others audit as they did before it).
     Guests' lines are counted in no remainder's customers, so a remainder of k-1 buyers and some
-    guests is found (a remainder of guests alone, with sales and no customer, is found too)."""
+    guests is found (a remainder of guests alone, with sales and no customer, is found too); nor
+    is a customer with a sale and a return in the remainder (source.counted_customers)."""
     pairs = [
         (a, b)
         for a, outer in enumerate(parts)
@@ -515,6 +522,8 @@ def audit(
             any_opened=" OR ".join(f"(bool_or(c{b}) AND NOT bool_and(c{b}))" for b in bs),
             kept=", ".join(f"({b}, o.o{b} AND NOT c.c{b})" for b in bs),
             partner=", ".join(f"({b}, c.c{b}, c.bk{b})" for b in bs),
+            counts=counts_toward_k("c.units"),
+            counted=counted_customers("c.customer_id", "c.units"),
         )
         for b, ak, n, keys, sizes in conn.execute(sa.text(sql), {"k": k}):
             partners = tuple(zip(keys or (), sizes or (), strict=True))

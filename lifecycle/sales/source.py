@@ -18,12 +18,44 @@ from lifecycle.policy import Policy
 # 3: nor is a line whose sku, or whose order's region, is longer than MAX_LABEL_CHARS.
 # 4: nor is a line whose quantity is not a whole number, and a line of quantity zero is no sale
 #    (`Source.sold`): it counts its order and customer toward no row.
-BUILD_VERSION = 4
+# 5: a customer with both a sale and a return booked as a negative line in a cell counts toward
+#    none of its k (`counted_customers`).
+BUILD_VERSION = 5
 # The longest sku, region or product line a published row is keyed by. A key is one btree index
 # entry, which PostgreSQL caps at about 2,700 bytes: three labels of 200 characters of up to four
 # bytes each, with the dates and the level, stay under it; one label of 3,000 characters failed
 # the night ("index row size exceeds maximum").
 MAX_LABEL_CHARS = 200
+
+
+def counted_customers(
+    customer: str = "customer_id", units: str = "units", where: str | None = None
+) -> str:
+    """SQL aggregate over a group of sales lines: its customers who count toward k, those whose
+    lines in it all move units the same way (all sales, or all returns).
+
+    A shop that books a return as a negative line lets a customer's lines of a row net to nothing:
+    a buyer of 5 units and two customers who each bought one and booked it back made a row of
+    three customers at k = 3 that published the one buyer's 5 units. A customer whose lines in the
+    group share a sign adds to (or takes from) its units, whatever the group: a cell, a rolled-up
+    row, a remainder or an atom of the audit. One with both counts for none: stricter than netting
+    (a customer who bought 3 and returned 1 counts for none either), but it composes like
+    count(DISTINCT), which netting does not: with P the customers with a sale in the group and N
+    those with a return, |P ∪ N| - |P ∩ N| = 2|P ∪ N| - |P| - |N|. Lines of quantity zero are no
+    sale (`Source.sold`), so every line is in P or N. A guest's lines (no customer) count for none,
+    as before. `where`: only the group's lines that meet it (a FILTER clause)."""
+    only = f" FILTER (WHERE {where})" if where else ""
+    return (
+        f"(2 * count(DISTINCT {customer}){only}"
+        f" - count(DISTINCT CASE WHEN {units} > 0 THEN {customer} END){only}"
+        f" - count(DISTINCT CASE WHEN {units} < 0 THEN {customer} END){only})"
+    )
+
+
+def counts_toward_k(units: str = "units") -> str:
+    """SQL aggregate over one customer's lines of a group: true when the customer counts toward
+    the group's k (`counted_customers`), for a statement that groups by customer already."""
+    return f"(bool_and({units} > 0) OR bool_and({units} < 0))"
 
 
 class Source:

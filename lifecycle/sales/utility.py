@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from lifecycle.sales.rollup import OTHER
+from lifecycle.sales.source import counted_customers
 
 TOP_SHARE = 0.80
 
@@ -31,7 +32,7 @@ TOP_SHARE = 0.80
 # relative error, and dividing by its units failed the build: it is left out of the measure.
 _ERRORS = sa.text("""
 WITH per AS (
-    SELECT {grain} AS g, sum(l.units) AS true_units, count(DISTINCT l.customer_id) AS buyers,
+    SELECT {grain} AS g, sum(l.units) AS true_units, {buyers} AS buyers,
            coalesce(sum(l.units) FILTER (WHERE a.level <= :deepest), 0) AS shown_units
     FROM pg_temp.sales_lines l
     LEFT JOIN pg_temp.sales_assign a ON a.part = :p AND a.line_id = l.line_id
@@ -96,7 +97,9 @@ def _grain(
         # OTHER is no region (an order without one); a sku or product line may be named so.
         sa.text(
             _ERRORS.text.format(
-                grain=grain, known=f"{grain} <> :other" if grain == "l.region" else "true"
+                grain=grain,
+                known=f"{grain} <> :other" if grain == "l.region" else "true",
+                buyers=counted_customers("l.customer_id", "l.units"),
             )
         ),
         {

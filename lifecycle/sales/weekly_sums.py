@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from lifecycle.sales import rollup
+from lifecycle.sales.source import counted_customers
 
 # The key of the group a reader sums the weekly rows of, per level of the rows summed (a sku's
 # week sums the rows of levels 0-1, a line's week 0-2, the week 0-3), as an expression on `l`.
@@ -45,7 +46,7 @@ _NOT_WEEKLY = 99  # the level of a line the weekly table withholds: in no sum
 
 _LEAKING = """
 WITH lines AS MATERIALIZED (
-    SELECT l.customer_id, coalesce(w.level, {not_weekly}) AS wl, d.row_key AS dk,
+    SELECT l.customer_id, l.units, coalesce(w.level, {not_weekly}) AS wl, d.row_key AS dk,
            {key1} AS g1, {key2} AS g2, {key3} AS g3, {weeks} AS whole_week
     FROM pg_temp.sales_lines l
     LEFT JOIN pg_temp.sales_assign w ON w.part = :weekly AND w.line_id = l.line_id
@@ -54,21 +55,22 @@ WITH lines AS MATERIALIZED (
 ), days AS (  -- each daily row with the highest weekly level among its lines
     SELECT dk, max(wl) AS top FROM lines WHERE dk IS NOT NULL GROUP BY dk
 ), summed AS MATERIALIZED (  -- each line in each sum holding it, covered when its day is inside
-    SELECT v.level, v.g, x.customer_id, x.dk, coalesce(days.top <= v.level, false) AS covered
+    SELECT v.level, v.g, x.customer_id, x.units, x.dk,
+           coalesce(days.top <= v.level, false) AS covered
     FROM lines x LEFT JOIN days USING (dk)
     CROSS JOIN LATERAL (VALUES (1, x.g1), (2, x.g2), (3, x.g3)) v(level, g)
     WHERE x.wl <= v.level AND (v.level < 3 OR x.whole_week)
 ), sum_minus_days AS (
     SELECT level, g FROM summed GROUP BY level, g
     HAVING bool_or(covered) AND NOT bool_and(covered)
-       AND count(DISTINCT customer_id) FILTER (WHERE NOT covered) < :k
+       AND {uncovered_customers} < :k
 ), sums_within_a_day AS (
     SELECT level, g, min(dk) AS dk FROM summed GROUP BY level, g
     HAVING count(dk) = count(*) AND min(dk) = max(dk)
 ), day_minus_sum AS (
     SELECT i.level, i.g FROM sums_within_a_day i JOIN lines x ON x.dk = i.dk
     WHERE x.wl > i.level
-    GROUP BY i.level, i.g HAVING count(DISTINCT x.customer_id) < :k
+    GROUP BY i.level, i.g HAVING {day_customers} < :k
 )
 SELECT level, g FROM sum_minus_days UNION SELECT level, g FROM day_minus_sum
 """
@@ -101,6 +103,8 @@ def leaking_sums(
         span=span,
         weeks="true" if scope is None else IN_WEEKS,
         pairs="false" if scope is None else IN_PAIRS,
+        uncovered_customers=counted_customers(where="NOT covered"),
+        day_customers=counted_customers("x.customer_id", "x.units"),
     )
     scope = scope or SumScope()
     pairs = sorted(scope.pairs)

@@ -158,6 +158,45 @@ def test_lines_of_quantity_zero_count_no_customer_toward_k(engine, policy_file):
     assert guard.error is None and not guard.findings
 
 
+@pytest.mark.parametrize(
+    ("bought_on", "returned_on"), [(2, 2), (3, 4)], ids=["same_day", "later_that_week"]
+)
+def test_a_customer_whose_lines_net_to_nothing_counts_toward_no_k(
+    engine, policy_file, bought_on, returned_on
+):
+    """k = 3. One buyer of X (5 units) and two customers who each bought one X on day 2 and
+    booked it back as a negative line, the same day or two days after the buyer's day: counted
+    as three customers, the daily table (same day) or both planning tables (the week, where no
+    day of X is published to subtract) published the one buyer's 5 units as a row of three.
+    Z's four buyers publish as before."""
+    policy = k3_with_catalogue(policy_file)
+    with engine.begin() as conn:
+        catalogue(conn, tea=["X"], cake=["Z"])
+        buys(conn, 1, 10, bought_on, "X", "SH", units=5)
+        for n in range(2):
+            buys(conn, 2 + n, 11 + n, 2, "X", "SH", units=1)
+            buys(conn, 4 + n, 11 + n, returned_on, "X", "SH", units=-1)
+        for n in range(4):
+            buys(conn, 20 + n, 20 + n, 1, "Z", "SH", units=2)
+
+    daily.refresh(engine, policy, run_id="night", as_of=AS_OF)
+    planning.build_planning_tables(engine, policy, AS_OF)
+
+    assert rows(engine, "SELECT count(*) FROM analytics.sales_volume_daily WHERE sku = 'X'") == [
+        (0,)
+    ]
+    for table in ("weekly_demand", "product_line_summary"):
+        assert rows(
+            engine, f"SELECT count(*) FROM analytics.{table} WHERE product_line = 'tea'"
+        ) == [(0,)], table
+        assert rows(
+            engine, f"SELECT DISTINCT units, customers FROM analytics.{table} WHERE sku = 'Z'"
+        ) == [(8, 4)], table
+    assert small_cells(engine, policy).passed
+    guard = differencing_remainders(engine, policy)
+    assert guard.error is None and not guard.findings
+
+
 @pytest.fixture
 def weighed_items(engine):
     """A shop's own order-line table whose quantity is a weight (numeric), mapped in the policy.

@@ -17,10 +17,24 @@ PARTS = ["a", "b", "c"]
 K = 5
 
 
-def reference(lines: dict[int, int | None], keys: dict[str, dict[int, str | None]]) -> set[tuple]:
+Lines = dict[int, tuple[int | None, int]]  # line -> (customer, units)
+
+
+def counted(lines: Lines, members: list[int]) -> set[int]:
+    """The customers of `members` who count toward k: a guest (no customer) never, nor a
+    customer with both a sale and a return (a negative line) among them."""
+    signs: dict[int, set[bool]] = defaultdict(set)
+    for m in members:
+        customer, units = lines[m]
+        if customer is not None:
+            signs[customer].add(units > 0)
+    return {c for c, s in signs.items() if len(s) == 1}
+
+
+def reference(lines: Lines, keys: dict[str, dict[int, str | None]]) -> set[tuple]:
     """Every (outer, outer row, inner, customers, smallest inner row) with lines of 0..K-1
     customers left when the rows of `inner` lying wholly inside an `outer` row are subtracted
-    from it (a line of no customer, a guest's, counts for none)."""
+    from it (`counted`)."""
     found = set()
     for outer in PARTS:
         for inner in PARTS:
@@ -43,24 +57,25 @@ def reference(lines: dict[int, int | None], keys: dict[str, dict[int, str | None
             for ak, members in rows_out.items():
                 covered = [m for m in members if keys[inner][m] in inside]
                 left = [m for m in members if keys[inner][m] not in inside]
-                customers = {lines[m] for m in left} - {None}  # a guest is no one's customer
+                customers = counted(lines, left)
                 if covered and left and len(customers) < K:
-                    sizes = defaultdict(set)
+                    held = defaultdict(list)
                     for m in covered:
-                        sizes[keys[inner][m]] |= {lines[m]} - {None}
+                        held[keys[inner][m]].append(m)
+                    sizes = {bk: counted(lines, members) for bk, members in held.items()}
                     partner = min(sizes, key=lambda bk: (len(sizes[bk]), bk))
                     found.add((outer, ak, inner, len(customers), partner))
     return found
 
 
-def load(conn, lines: dict[int, int], keys: dict[str, dict[int, str | None]]) -> None:
+def load(conn, lines: Lines, keys: dict[str, dict[int, str | None]]) -> None:
     conn.execute(
-        sa.text("""CREATE TEMP TABLE sales_lines (line_id bigint, customer_id bigint)
+        sa.text("""CREATE TEMP TABLE sales_lines (line_id bigint, customer_id bigint, units int)
                    ON COMMIT DROP""")
     )
     conn.execute(
-        sa.text("INSERT INTO pg_temp.sales_lines VALUES (:l, :c)"),
-        [{"l": line, "c": customer} for line, customer in lines.items()],
+        sa.text("INSERT INTO pg_temp.sales_lines VALUES (:l, :c, :u)"),
+        [{"l": line, "c": customer, "u": units} for line, (customer, units) in lines.items()],
     )
     for statement in rollup._ASSIGN_TABLE.text.split(";"):
         conn.execute(sa.text(statement))
@@ -74,21 +89,27 @@ def load(conn, lines: dict[int, int], keys: dict[str, dict[int, str | None]]) ->
 
 
 def random_shop(
-    rng: random.Random, guests: bool = False
-) -> tuple[dict[int, int | None], dict[str, dict[int, str | None]]]:
+    rng: random.Random, guests: bool = False, returns: bool = False
+) -> tuple[Lines, dict[str, dict[int, str | None]]]:
     """60 lines of about 20 customers, neighbours sharing them; each partition groups them into a
     few rows (nested-ish, so that rows often lie inside others) and withholds some. With
-    `guests`, a fifth of the lines name no customer (drawn apart, so the rows stay the same)."""
-    lines: dict[int, int | None] = {n: n // 3 + rng.randrange(2) for n in range(1, 61)}
+    `guests`, a fifth of the lines name no customer; with `returns`, a fifth are returns booked
+    as negative lines (each drawn apart, so the rows stay the same)."""
+    customers = {n: n // 3 + rng.randrange(2) for n in range(1, 61)}
     keys: dict[str, dict[int, str | None]] = {}
     for part, rows in zip(PARTS, (4, 9, 20), strict=True):
         keys[part] = {
             n: None if rng.random() < 0.1 else f"{part}{(n * rows // 61 + rng.randrange(2)) % rows}"
-            for n in lines
+            for n in customers
         }
-    if guests:
-        apart = random.Random(rng.random())
-        lines = {n: None if apart.random() < 0.2 else c for n, c in lines.items()}
+    apart = random.Random(rng.random())
+    lines: Lines = {
+        n: (
+            None if guests and apart.random() < 0.2 else c,
+            -1 if returns and apart.random() < 0.2 else 1,
+        )
+        for n, c in customers.items()
+    }
     return lines, keys
 
 
@@ -99,12 +120,15 @@ def found_by_audit(conn, **kwargs) -> set[tuple]:
     }
 
 
-@pytest.mark.parametrize("guests", [False, True])
+@pytest.mark.parametrize(("guests", "returns"), [(False, False), (True, False), (False, True)])
 @pytest.mark.parametrize("seed", range(6))
-def test_the_audit_finds_exactly_the_remainders_of_a_pair_by_pair_subtraction(engine, seed, guests):
+def test_the_audit_finds_exactly_the_remainders_of_a_pair_by_pair_subtraction(
+    engine, seed, guests, returns
+):
     """With guests, the audit counted a guest's NULL as one more customer: a remainder of four
-    buyers and a guest passed at k = 5."""
-    lines, keys = random_shop(random.Random(seed), guests)
+    buyers and a guest passed at k = 5. With returns, a customer whose sale and return in the
+    remainder net to nothing was counted as one of its customers."""
+    lines, keys = random_shop(random.Random(seed), guests, returns)
     expected = reference(lines, keys)
     with engine.connect() as conn, conn.begin():
         load(conn, lines, keys)
