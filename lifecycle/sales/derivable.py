@@ -37,10 +37,11 @@ divides a denominator of the combination (a minor of a 0/1 matrix, vanishingly u
 2^61 - 1): an atom derivable over the rationals is found, and a spurious find merges a cell more
 than needed, which is the safe side.
 
-What is exact: every single atom. A union of several atoms that is derivable while none of them
-is alone is searched where it is a remainder of the pair audit (a row, a sum of weekly rows or a
+What is exact: every single atom, and every pair of atoms whose union is derivable while neither
+atom alone is (`_derivable_pairs`), counting the pair's customers apart. A union of three atoms or
+more is searched where it is a remainder of the pair audit (a row, a sum of weekly rows or a
 window minus a shorter one, minus the rows of another table inside it: lifecycle.sales.planning);
-a union reachable only through a longer chain is not searched (a search over every union is an
+one reachable only through a longer chain is not searched (a search over every union is an
 integer program).
 """
 
@@ -117,11 +118,18 @@ class Atom:
 class Derivable:
     """An atom of fewer than k customers whose figures a combination of published rows gives,
     with the published rows of one such combination (each with the lines it holds), and which
-    of them lie *alongside* the atom (`alongside`)."""
+    of them lie *alongside* the atom (`alongside`). Where only the union of two atoms is
+    derivable (`_derivable_pairs`), the other is `partner`."""
 
     atom: Atom
     certificate: tuple[tuple[Row, int], ...]
     alongside: frozenset[Row] = frozenset()
+    partner: Atom | None = None
+
+    @property
+    def customers(self) -> int:
+        """The customers behind the derived figure (a pair's counted apart: at least as many)."""
+        return self.atom.customers + (self.partner.customers if self.partner else 0)
 
 
 def _atoms_sql(parts: list[str]) -> str:
@@ -230,22 +238,24 @@ def small_derivable(
     `parts` (as assigned in pg_temp.sales_assign) derives, each with its certificate, its rows
     named by their keys again; with `product_lines`, only in their groups."""
     found = audit_groups(conn, parts, k, product_lines).found
-    ids = {key for leak in found for key in leak.atom.keys if key is not None}
+    atoms = [atom for leak in found for atom in (leak.atom, leak.partner) if atom is not None]
+    ids = {key for atom in atoms for key in atom.keys if key is not None}
     ids |= {key for leak in found for (_, key), _ in leak.certificate}
     names = dict(conn.execute(sa.text(_ROW_KEYS), {"ids": sorted(ids)}).all()) if ids else {}
 
     def named(row: Row) -> Row:
         return row[0], names[row[1]]
 
+    def keyed(atom: Atom) -> Atom:
+        keys = tuple(None if key is None else names[key] for key in atom.keys)
+        return Atom(keys, atom.customers, atom.lines)
+
     return [
         Derivable(
-            Atom(
-                tuple(None if key is None else names[key] for key in leak.atom.keys),
-                leak.atom.customers,
-                leak.atom.lines,
-            ),
+            keyed(leak.atom),
             tuple((named(row), lines) for row, lines in leak.certificate),
             frozenset(named(row) for row in leak.alongside),
+            keyed(leak.partner) if leak.partner else None,
         )
         for leak in found
     ]
@@ -346,6 +356,44 @@ def _derivable_in(component: list[Atom], k: int) -> list[Derivable]:
                     frozenset(_alongside(atom, certificate, members, component)),
                 )
             )
+    for first, second, combination in _derivable_pairs(basis):
+        a, b = component[first], component[second]
+        if a.customers + b.customers < k:
+            certificate = [rows[r] for r in sorted(combination)]
+            found.append(Derivable(a, tuple((row, lines[row]) for row in certificate), partner=b))
+    return found
+
+
+def _derivable_pairs(
+    basis: dict[int, tuple[dict[int, int], dict[int, int]]],
+) -> list[tuple[int, int, dict[int, int]]]:
+    """The pairs of atoms whose union a combination of rows derives though neither atom alone is
+    derivable, each with that combination.
+
+    A vector lies in the rows' span iff it is the sum of the basis vectors of its pivots, each
+    times its own coefficient there (the form is reduced). So the union of atoms a and b is
+    derivable iff either a basis vector is a's pivot plus b (a non-pivot) with coefficient 1, or
+    the basis vectors of pivots a and b have opposite non-pivot parts and add up to a + b.
+    Both are read off the basis with one hash of each vector's non-pivot part: no search. A
+    product line's 28-day sku rows minus its 7-day sku rows minus its first three weeks in the
+    weekly table left two skus' last week, three buyers and one, on an adversary's shop where no
+    atom alone was derivable. Unions of three atoms or more are not searched."""
+    found: list[tuple[int, int, dict[int, int]]] = []
+    by_rest: dict[frozenset[tuple[int, int]], list[int]] = defaultdict(list)
+    for pivot, (vector, combination) in basis.items():
+        rest = frozenset((a, v) for a, v in vector.items() if a != pivot)
+        if not rest:
+            continue  # the atom alone is derivable: found as itself
+        if len(rest) == 1:
+            ((other, coefficient),) = rest
+            if coefficient == 1:
+                found.append((pivot, other, combination))
+        opposite = frozenset((a, (PRIME - v) % PRIME) for a, v in rest)
+        for partner in by_rest.get(opposite, ()):
+            both = dict(combination)
+            _add(both, 1, basis[partner][1])
+            found.append((partner, pivot, both))
+        by_rest[rest].append(pivot)
     return found
 
 

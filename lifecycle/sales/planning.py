@@ -316,7 +316,7 @@ def _break_derivations(
     the time before. A leak whose certificate has no movable row cannot be closed by this build,
     so nothing is published."""
     for leak in leaks:
-        own = set(leak.atom.rows())
+        own = set(leak.atom.rows()) | set(leak.partner.rows() if leak.partner else ())
         movable = [(row, lines) for row, lines in leak.certificate if parts[row[0]] in new]
         beside = [(row, lines) for row, lines in movable if row in leak.alongside]
         others = [(row, lines) for row, lines in movable if row not in own]
@@ -330,7 +330,7 @@ def _break_derivations(
                 "change; nothing was published (run `lifecycle guard` to see which)"
             )
         fixed = tuple(key for n, key in enumerate(leak.atom.keys) if parts[n] not in new)
-        identity = (fixed, leak.atom.customers)
+        identity = (fixed, leak.customers)
         times = seen.get(identity, 0)
         seen[identity] = times + 1
         for *_, part, key in reversed(movable[-(2**times) :]):

@@ -124,6 +124,69 @@ def test_the_weekly_build_leaves_no_chain_on_that_shop(engine, policy_file):
     assert differencing_remainders(engine, policy).passed
 
 
+# Two skus of one line, each bought by different people week to week: every weekly row of the
+# line's first three weeks, and each sku's 28 days, cover at least k = 3 customers; the last
+# week holds one buyer of each, whom no table shows.
+PAIR_BUYERS = {
+    "Y3": ([1, 2], [6], [8], [1]),
+    "Y5": ([4], [9, 10], [12, 13], [4]),
+}
+
+
+def pair_shop(engine) -> None:
+    with engine.begin() as conn:
+        catalogue(conn, tea=list(PAIR_BUYERS))
+        order = 0
+        for sku, weeks in PAIR_BUYERS.items():
+            for week, buyers in zip(WEEKS, weeks, strict=True):
+                for day, buyer in enumerate(buyers):
+                    order += 1
+                    buy(conn, order, buyer, week + timedelta(days=day), sku)
+
+
+def test_two_cells_derivable_only_together_are_caught(engine, policy_file):
+    """The line's 28-day sku rows minus its first three weeks in the weekly table (each shown at
+    the line's level: no sku's week reaches k) is the last week of both skus: 2 buyers at k = 3.
+    Neither sku's last week alone is derivable, so the exact audit of single atoms passed it
+    (an adversary found such a pair on a shop of 3,000 orders)."""
+    policy = k3_with_catalogue(policy_file)
+    pair_shop(engine)
+    daily.refresh(engine, policy, run_id="night", as_of=AS_OF)
+    planning.build_product_line_summary(engine, policy, AS_OF)
+    assert rows(
+        engine,
+        "SELECT window_days, sku, units FROM analytics.product_line_summary "
+        "WHERE level = 'sku' ORDER BY 1, 2",
+    ) == [(28, "Y3", 5), (28, "Y5", 6), (91, "Y3", 5), (91, "Y5", 6)]
+    weekly_rows(engine, *((week, "product_line", "OTHER") for week in WEEKS[:3]))
+    result = differencing_remainders(engine, policy)
+    assert not result.passed and result.error is None
+    assert [(f.table, f.kind) for f in result.findings] == [
+        ("analytics sales tables", "differencing")
+    ]
+
+
+def test_the_planning_build_leaves_no_pair_derivable_on_that_shop(engine, policy_file):
+    """Built together, the tables no longer give the last week: the sku rows minus the weeks
+    shown at the line's level leave more than it, or the weeks are not all shown."""
+    policy = k3_with_catalogue(policy_file)
+    pair_shop(engine)
+    daily.refresh(engine, policy, run_id="night", as_of=AS_OF)
+    planning.build_planning_tables(engine, policy, AS_OF)
+    sku_rows = rows(
+        engine,
+        "SELECT coalesce(sum(units), 0) FROM analytics.product_line_summary "
+        "WHERE window_days = 28 AND level = 'sku'",
+    )[0][0]
+    weeks = rows(
+        engine,
+        "SELECT coalesce(sum(units), 0) FROM analytics.weekly_demand "
+        "WHERE product_line = 'tea' AND week_start < :last".replace(":last", f"'{WEEKS[3]}'"),
+    )[0][0]
+    assert sku_rows - weeks != 2  # the last week's two buyers
+    assert differencing_remainders(engine, policy).passed
+
+
 def cover_shop(engine) -> None:
     """k = 3, sku X, one week. Monday: SH 3 buyers (the daily table shows it), ZJ 2 and BJ 2
     (folded into Monday's OTHER, 4 buyers, shown). Tuesday: ZJ 1 buyer; Wednesday: GD 1 buyer
