@@ -58,8 +58,8 @@ GUARD_CHECKS = [
     ),
     GuardCheck(
         "analyst_cannot_read_personal_columns",
-        "Acting as lifecycle_analyst, every personal raw column is refused and no closed schema "
-        "opens.",
+        "Acting as lifecycle_analyst, every personal raw column is refused, no closed schema "
+        "opens, and no view it can read reads a raw table with another role's rights.",
         lambda engine, policy, key, reader=None: privilege.analyst_access(engine, policy),
     ),
     GuardCheck(
