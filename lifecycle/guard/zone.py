@@ -33,6 +33,7 @@ class Column:
     type: str
     text: bool  # a string type: regexes apply directly
     castable: bool  # json, xml, arrays of text...: read as ::text
+    numeric: bool = False  # any numeric type or a domain over one (pg_type.typcategory 'N')
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def discover(conn: Connection, schema: str = ANALYTICS) -> list[Relation]:
         castable = not text and (
             (r.category == "U" and r.typname != "bytea") or r.element_category in ("S", "U")
         )
-        columns.append(Column(r.attname, r.type, text, castable))
+        columns.append(Column(r.attname, r.type, text, castable, numeric=r.category == "N"))
     return [Relation(name, kind, tuple(cols)) for name, (kind, cols) in found.items()]
 
 
