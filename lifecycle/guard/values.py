@@ -23,6 +23,7 @@ PHRASES = {
     "phone": "phone numbers",
     "street_address": "street addresses",
     "card_number": "payment card numbers (Luhn-valid)",
+    "national_id": "national identity numbers (a CPF with valid check digits)",
 }
 SCAN = "personal_patterns"  # its positions (lifecycle.guard.changes)
 # What the relations are compared with: new patterns read every relation again.

@@ -21,8 +21,10 @@ from tests.detection_corpus import (
 KEY = GuardKey(b"test-guard-key-not-for-production")
 TARGET = 0.98
 # Where a kind cannot reach the target, the floor docs/guard.md states (measured on the full
-# corpus): a bare 9-digit Italian mobile is written exactly like an order id.
-FLOORS = {("phone", "it_IT"): 0.90}
+# corpus): a bare 9-digit Italian mobile is written exactly like an order id; a Brazilian street
+# named by a place word (Vila, Jardim, Parque...) and written without its number reads like a
+# product title, and Faker writes one pt_BR address in seven without a number.
+FLOORS = {("phone", "it_IT"): 0.90, ("street_address", "pt_BR"): 0.85}
 
 
 @pytest.fixture(scope="module")
