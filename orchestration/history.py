@@ -192,6 +192,32 @@ def _strings(value) -> Iterator[str]:
             yield from _strings(item)
 
 
+# Fields of a stored event that hold names the project's code gave (its job, steps, ops, assets,
+# checks, metadata labels and table columns), never a value a step computed.
+NAME_FIELDS = {"label", "step_key", "job_name", "pipeline_name", "op_name", "check_name"}
+NAMED_CLASSES = {"SolidHandle", "NodeHandle", "AssetCheckKey", "TableColumn", "StepHandle"}
+
+
+def recorded_names(value) -> Iterator[str]:
+    """The names a stored event records in its structural fields (NAME_FIELDS; `name` and `key` of
+    NAMED_CLASSES; an AssetKey's path), as parsed from its serialized form: what the guard may cut
+    out of the run log as the project's own words (lifecycle/guard/provenance.py, own names)."""
+    if isinstance(value, dict):
+        cls = value.get("__class__")
+        for field, item in value.items():
+            if isinstance(item, str) and (
+                field in NAME_FIELDS or (cls in NAMED_CLASSES and field in ("name", "key"))
+            ):
+                yield item
+            elif cls == "AssetKey" and field == "path" and isinstance(item, list):
+                yield from (part for part in item if isinstance(part, str))
+            else:
+                yield from recorded_names(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from recorded_names(item)
+
+
 def run_log_texts(
     instance: dg.DagsterInstance, run_ids: list[str]
 ) -> Iterator[tuple[str, int, str]]:
@@ -212,7 +238,12 @@ def entry_texts(entry) -> Iterator[str]:
 def stored_texts(value) -> Iterator[str]:
     """Every string a value Dagster stores (an event, a metadata value) carries, as stored: each
     one a text of its own for the guard (a table's cells one by one)."""
-    return _strings(json.loads(dg.serialize_value(value)))
+    return stored_strings(json.loads(dg.serialize_value(value)))
+
+
+def stored_strings(parsed) -> Iterator[str]:
+    """Every string of a value Dagster stores, already parsed from its serialized form."""
+    return _strings(parsed)
 
 
 def nightly_runs_to_scan(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import dagster as dg
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from lifecycle.checks import CheckResult
@@ -20,6 +21,7 @@ from lifecycle.guard.checks import (
 from lifecycle.guard.key import GuardKey
 from lifecycle.guard.provenance import Provenance, recorded_hashes
 from lifecycle.guard.scan import scan as scan_of_a_check
+from lifecycle.guard.zone import ANALYTICS
 from lifecycle.policy import Policy
 from orchestration.history_since import NewHistory, history_since, provenance, read
 from orchestration.step_tail import StepTail
@@ -55,6 +57,21 @@ def _finish(
     return result
 
 
+_ZONE_NAMES = sa.text(
+    "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = :schema"
+)
+
+
+def own_names(engine: Engine, policy: Policy, new: NewHistory) -> frozenset[str]:
+    """The project's own names a run log may quote (lifecycle.guard.provenance, own names): those
+    the events read record in their structural fields, the analytics zone's relation names and
+    the policy's time zone. Names, never values: none is read from a row."""
+    with engine.connect() as conn:
+        zone = set(conn.execute(_ZONE_NAMES, {"schema": ANALYTICS}).scalars())
+    return frozenset({*new.names, *zone, policy.analytics.timezone})
+
+
 def run_history_check(
     instance: dg.DagsterInstance,
     run_ids: list[str] | None = None,
@@ -70,7 +87,9 @@ def run_history_check(
     ) -> CheckResult:
         new = _new_history(instance, engine, run_ids, current_run_id)
         started = datetime.now(UTC)
-        result = run_log.raw_values_in_run_log(engine, policy, key, new.texts, log=RUN_LOG)
+        result = run_log.raw_values_in_run_log(
+            engine, policy, key, new.texts, log=RUN_LOG, own_names=own_names(engine, policy, new)
+        )
         return _finish(engine, result, new, started, run_ids is None)
 
     return GuardCheck(RUN_HISTORY_CHECK, RUN_HISTORY_ASSERTS, scan)
@@ -105,7 +124,12 @@ def raw_values_in_zone_and_run_history(
     run_ids, versions, log_keys = provenance(instance, new)
     with engine.connect() as conn:
         hashes = recorded_hashes(conn, new.texts) | versions
-    explained = Provenance(frozenset(run_ids), frozenset(hashes), frozenset(log_keys))
+    explained = Provenance(
+        frozenset(run_ids),
+        frozenset(hashes),
+        frozenset(log_keys),
+        own_names(engine, policy, new),
+    )
     zone, from_log = raw_values.raw_values_in_zone_and_log(
         engine, policy, key, reader, new.texts, RUN_LOG, explained, tail.texts() if tail else ()
     )

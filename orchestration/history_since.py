@@ -3,6 +3,7 @@ runs updated since then, after each run's last scanned event. An unchanged night
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -12,7 +13,7 @@ from dagster._core.storage.event_log.base import EventLogCursor
 
 from lifecycle.guard.provenance import UUID_SPAN
 from orchestration.compute_logs import compute_log_files, compute_log_texts
-from orchestration.history import entry_texts, nightly_runs_to_scan
+from orchestration.history import nightly_runs_to_scan, recorded_names, stored_strings
 
 # Runs whose last update came a little before the last scan are read again (their events past
 # the stored position only): clocks of the webserver, daemon and database may disagree.
@@ -34,6 +35,8 @@ class NewHistory:
     # The compute-log keys Dagster recorded in the LOGS_CAPTURED events read (an instance whose
     # compute log manager keeps no files, as an ephemeral one, has no other record of them).
     log_keys: set[str] = field(default_factory=set)
+    # The names the events record in their structural fields (orchestration.history.recorded_names).
+    names: set[str] = field(default_factory=set)
 
 
 def history_since(
@@ -80,7 +83,9 @@ def read(instance: dg.DagsterInstance, run_ids: list[str], positions: dict[str, 
             _note_data_versions(new, entry)
             _note_log_key(new, entry)
             where = f"run {run_id[:8]} / {entry.step_key or 'run'}"
-            new.texts += [(where, record.storage_id, text) for text in entry_texts(entry)]
+            stored = json.loads(dg.serialize_value(entry))
+            new.names.update(recorded_names(stored))
+            new.texts += [(where, record.storage_id, text) for text in stored_strings(stored)]
         new.reached[run_id] = high
         if high > floor:
             changed.append(run_id)
