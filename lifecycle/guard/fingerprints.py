@@ -86,7 +86,7 @@ _COLUMN_TOKENS = """
     c AS (
         SELECT t.kind, length(t.token) AS len, {hmac} AS h,
                row_number() OVER () AS rn
-        FROM (SELECT DISTINCT kind, token FROM tokens) t
+        FROM (SELECT DISTINCT kind, token FROM tokens WHERE {kinds}) t
     )
     SELECT kind, count(*) AS n,
            string_agg(h, ''::bytea ORDER BY rn) AS hs,
@@ -103,6 +103,13 @@ _UNPACK = sa.text(f"""
 CHUNK = 50_000  # digests per blob: 1.6 MB
 
 
+def _kinds(whole: bool) -> str:
+    """SQL over the tokens CTE `t`/`tokens`: which kinds of token a column is compared as. A label
+    column (`whole`) is compared as its whole values, its emails and its phones; the words and
+    runs of words inside a value (`in_text`) are not compared."""
+    return "kind <> 'in_text'" if whole else "true"
+
+
 def add_column_candidates(
     reader: Connection,
     conn: Connection,
@@ -111,13 +118,16 @@ def add_column_candidates(
     column_sql: str,
     relation: str,
     column: str,
+    whole: bool = False,
 ) -> int:
     """Hashes every distinct token of one text-like column on the `reader` connection and adds
-    the digests to `conn`'s candidates; returns how many. Only digests and lengths cross."""
+    the digests to `conn`'s candidates; returns how many. Only digests and lengths cross.
+    `whole`: the column's values are labels, compared whole, not word by word (_kinds)."""
     sql = _COLUMN_TOKENS.format(
         tokens=tokens_sql(_distinct_values(relation_sql, column_sql)),
         hmac=hmac_sql("t.token"),
         chunk=CHUNK,
+        kinds=_kinds(whole),
     )
     chunks = reader.execute(
         sa.text(sql),
@@ -140,15 +150,16 @@ def column_hit_rows(
     relation_sql: str,
     column_sql: str,
     hits: list[bytes],
+    whole: bool = False,
 ) -> dict[str, int]:
     """Rows of one column holding one of the digests `hits`, per kind, read on the `reader`
     connection; a value that equals a raw value whole is counted as that alone, not again for the
-    names or phones inside it."""
+    names or phones inside it. `whole`: as in add_column_candidates."""
     sql = f"""
         WITH {tokens_sql(_distinct_values(relation_sql, column_sql))},
         hit AS (
             SELECT DISTINCT t.vid, t.kind FROM tokens t
-            WHERE {hmac_sql("t.token")} = ANY(:hits)
+            WHERE {hmac_sql("t.token")} = ANY(:hits) AND {_kinds(whole)}
         )
         SELECT kind, sum(n)::bigint FROM (
             SELECT hit.kind, d.n, bool_or(hit.kind = 'value') OVER (PARTITION BY hit.vid) AS whole

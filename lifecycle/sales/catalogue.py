@@ -31,6 +31,15 @@ from lifecycle.policy.catalogue import Catalogue
 from lifecycle.sales.source import MAX_LABEL_CHARS
 
 UNLISTED = "UNLISTED"  # the product line of a sku the catalogue does not list, or not clearly
+# The analytics columns the sales builds fill with the catalogue's product-line labels (or a
+# roll-up label: OTHER, UNLISTED, ALL): the leak guard compares their values whole, not word by
+# word (lifecycle.guard.raw_values.LABEL_COLUMNS says why).
+PRODUCT_LINE_COLUMNS = (
+    ("analytics.weekly_demand", "product_line"),
+    ("analytics.product_line_summary", "product_line"),
+    ("analytics.sales_units_dp", "product_line"),
+    ("analytics.sales_units_dp_lines", "product_line"),
+)
 EXAMPLES = 5  # ambiguous skus named in a build's metadata
 
 _LISTED = """

@@ -195,6 +195,30 @@ def test_a_receiver_name_inside_a_free_text_comment_is_caught(shop, plant, polic
     assert_no_value_shown(shown(prints), "Wang Fang", "王芳")
 
 
+def test_a_product_line_is_compared_whole_and_an_analysts_text_word_by_word(shop, plant, policy):
+    """A receiver whose one-word name (or city) is also a word of a catalogue's product line, as
+    Olist's `artigos_de_natal` (Christmas goods) and the city Natal: the planning tables' product
+    line failed the night word by word. It is compared whole now; the same text in an analyst's
+    column is still caught word by word, and a product line equal to the value whole is too."""
+    with shop.begin() as conn:
+        add_delivered(
+            conn, 5, AS_OF - 2 * DAY, customer_id=5, **{**OTHERS[1], "receiver_name": "Natal"}
+        )
+        for line in ("artigos_de_natal", "NATAL"):
+            conn.execute(
+                sa.text("""INSERT INTO analytics.weekly_demand
+                    VALUES ('2026-05-25', 'product_line', :line, 'OTHER', 'OTHER', 5, 5, 50, 5)"""),
+                {"line": line},
+            )
+    plant("adhoc_lines", line=["artigos_de_natal", "perfumaria"])
+    prints = raw_values.raw_values_in_zone(shop, policy, KEY)
+    assert found(prints) == {
+        ("analytics.weekly_demand", "product_line", "raw_value", 1),
+        ("analytics.adhoc_lines", "line", "raw_value_in_text", 1),
+    }
+    assert_no_value_shown(shown(prints), "Natal")
+
+
 def test_a_name_written_in_capitals_beyond_ascii_is_caught(shop, plant, policy):
     """Catalogues write descriptions in capitals. Only ASCII was folded, so `JOSÉ MÜLLER` kept
     É and Ü and met neither the raw `José Müller` nor its small letters; Cyrillic alike."""
