@@ -35,6 +35,8 @@ class FinishReport:
     requests_done: list[int] = field(default_factory=list)
     orders_cleared: int = 0
     orders_still_pending: int = 0
+    # Waiting orders something else cleared before this pass (the retention purge, usually).
+    orders_cleared_meanwhile: int = 0
     failed: dict[int, str] = field(default_factory=dict)
 
     def metadata(self) -> dict[str, object]:
@@ -45,6 +47,7 @@ class FinishReport:
             "done_request_ids": self.requests_done[:SAMPLE_IDS],
             "orders_cleared": self.orders_cleared,
             "orders_still_pending": self.orders_still_pending,
+            "orders_cleared_meanwhile": self.orders_cleared_meanwhile,
             "failed": len(self.failed),
             "failed_request_ids": sorted(self.failed)[:SAMPLE_IDS],
         }
@@ -108,7 +111,40 @@ def _mark_erased_sql(policy: Policy) -> str:
     FROM {o.sql} o
     WHERE p.request_id = :request_id AND p.erased_at IS NULL
       AND o.{o.col("order_id")} = p.order_id AND o.{o.col("purged_at")} IS NOT NULL
+    RETURNING p.order_id
     """
+
+
+# Who cleared an order: its newest ledger row that cleared it (a re-clear keeps the first one).
+_CLEARED_BY = sa.text("""
+    SELECT DISTINCT ON (order_id) order_id, action, run_id, request_id
+    FROM lifecycle.purge_ledger
+    WHERE order_id = ANY(:order_ids) AND action IN ('retention_purge', 'erasure_request')
+    ORDER BY order_id, ledger_id DESC
+""")
+
+
+def _cleared_meanwhile(conn: Connection, order_ids: list[int]) -> list[dict]:
+    """Waiting orders found cleared by something other than this request's pass, each with the
+    ledger's word on who cleared it: the retention purge (usually that same night, before this
+    step), another erasure request, or nothing the ledger holds (`cleared_by` None)."""
+    if not order_ids:
+        return []
+    ledger = {
+        row.order_id: row for row in conn.execute(_CLEARED_BY, {"order_ids": sorted(order_ids)})
+    }
+    entries = []
+    for order_id in sorted(order_ids):
+        row = ledger.get(order_id)
+        entry = {
+            "order_id": order_id,
+            "cleared_by": row.action if row else None,
+            "run_id": row.run_id if row else None,
+        }
+        if row is not None and row.request_id is not None:
+            entry["request_id"] = row.request_id
+        entries.append(entry)
+    return entries
 
 
 def finish_pending_erasures(
@@ -130,9 +166,10 @@ def finish_pending_erasures(
                 continue
             if done is None:  # answered by another run meanwhile
                 continue
-            cleared, waiting = done
+            cleared, meanwhile, waiting = done
             report.requests_checked += 1
             report.orders_cleared += len(cleared)
+            report.orders_cleared_meanwhile += meanwhile
             report.orders_still_pending += len(waiting)
             if not waiting:
                 report.requests_done.append(request_id)
@@ -141,7 +178,7 @@ def finish_pending_erasures(
 
 def _finish_one(
     conn: Connection, policy: Policy, request_id: int, run_id: str, as_of: datetime
-) -> tuple[list[int], dict[int, str]] | None:
+) -> tuple[list[int], int, dict[int, str]] | None:
     row = conn.execute(_LOCK_WAITING, {"request_id": request_id}).mappings().one_or_none()
     if row is None:
         return None
@@ -162,17 +199,34 @@ def _finish_one(
         order_ids=pending,
         as_of=as_of,
     )
-    conn.execute(sa.text(_mark_erased_sql(policy)), {"request_id": request_id})
+    marked = conn.execute(sa.text(_mark_erased_sql(policy)), key).scalars().all()
+    # Erased too, but not by this pass: without naming them the request read `done` over no
+    # order at all (its only order cleared by that night's purge just before this step).
+    meanwhile = _cleared_meanwhile(conn, sorted(set(marked) - set(erased.cleared)))
     still = conn.execute(_STILL_PENDING, {"request_id": request_id}).scalars().all()
     waiting = {i: MOVED if i in moved else erased.waiting.get(i) or CHANGED for i in still}
     record_pending(conn, request_id, waiting)
     audit = Audit(conn, request_id, run_id)
     audit.many("erase", "erased_later", [{"order_id": i} for i in erased.cleared])
     audit.many("erase", "order_deleted_by_the_shop", [{"order_id": i} for i in gone])
+    audit.many(
+        "erase",
+        "cleared_meanwhile",
+        [
+            {
+                "order_id": m["order_id"],
+                "reason": m["cleared_by"] or "not_in_ledger",
+                "detail": {k: v for k, v in m.items() if k in ("run_id", "request_id")},
+            }
+            for m in meanwhile
+        ],
+    )
     result = dict(row["result"] or {})
     result["cleared_later_order_ids"] = (
         result.get("cleared_later_order_ids", []) + erased.cleared
     )[:LISTED_IDS]
+    if meanwhile:
+        result["cleared_meanwhile"] = (result.get("cleared_meanwhile", []) + meanwhile)[:LISTED_IDS]
     if gone:
         result["deleted_by_the_shop_order_ids"] = (
             result.get("deleted_by_the_shop_order_ids", []) + gone
@@ -188,4 +242,4 @@ def _finish_one(
             "result": json.dumps(result),
         },
     )
-    return erased.cleared, waiting
+    return erased.cleared, len(meanwhile), waiting

@@ -320,6 +320,57 @@ def test_order_cleared_by_the_retention_purge_meanwhile_counts_as_erased(engine,
     assert actions == ["retention_purge"]
 
 
+@pytest.mark.parametrize("waiting_for", ["anomaly", "open_case"])
+def test_a_waiting_order_the_retention_purge_clears_first_is_named_in_the_result_and_the_audit(
+    engine, policy, tmp_path, waiting_for
+):
+    """The customer's only order waits (delivered without a date, or an open case); the shop
+    fixes it, and that night's retention purge clears the order before the finishing step. The
+    request was answered `done` with nothing cleared in its result, and its audit trail held
+    only the `pending` row: the erasure read as if it had covered no order."""
+    with engine.begin() as conn:
+        if waiting_for == "anomaly":
+            add_order(
+                conn, 1, "delivered", AS_OF - 50 * DAY, customer_id=CUSTOMER, delivered_at=None
+            )
+        else:
+            add_delivered(conn, 1, AS_OF - 100 * DAY, customer_id=CUSTOMER)
+            add_case(conn, 10, 1, AS_OF - 90 * DAY, closed_at=None)
+        add_request(conn, 100, "erase")
+    handle(engine, policy, tmp_path)
+    with engine.begin() as conn:  # the shop sets the date, or closes the case, long ago
+        conn.execute(sa.text("UPDATE shop.orders SET delivered_at = :t"), {"t": AS_OF - 45 * DAY})
+        conn.execute(
+            sa.text("UPDATE shop.after_sales_cases SET closed_at = :t"), {"t": AS_OF - 40 * DAY}
+        )
+    purge.run_purge(engine, policy, run_id="night", as_of=AS_OF + DAY)
+    report = finish_pending_erasures(engine, policy, run_id="night", as_of=AS_OF + DAY)
+
+    with engine.connect() as conn:
+        row = request_row(conn, 100)
+        actions = conn.execute(
+            sa.text("""SELECT action, outcome, order_id, reason, detail
+                       FROM lifecycle.request_actions WHERE request_id = 100 ORDER BY action_id""")
+        ).all()
+        erased = conn.execute(
+            sa.text("SELECT order_id, erased_at IS NOT NULL FROM lifecycle.pending_erasures")
+        ).all()
+        text = stored_text(conn)
+    assert row["status"] == "done" and report.requests_done == [100]
+    assert row["result"]["cleared_meanwhile"] == [
+        {"order_id": 1, "cleared_by": "retention_purge", "run_id": "night"}
+    ]
+    assert report.orders_cleared == 0 and report.orders_cleared_meanwhile == 1
+    assert [(a.action, a.outcome, a.order_id) for a in actions][-1] == (
+        "erase",
+        "cleared_meanwhile",
+        1,
+    )
+    assert actions[-1].reason == "retention_purge" and actions[-1].detail == {"run_id": "night"}
+    assert erased == [(1, True)]
+    assert_no_personal_value(text)
+
+
 def test_anomalous_order_is_never_erased_and_waits_with_its_kind(engine, policy, tmp_path):
     with engine.begin() as conn:
         add_order(conn, 1, "delivered", AS_OF - 10 * DAY, customer_id=CUSTOMER, delivered_at=None)
@@ -399,6 +450,33 @@ def test_erasure_sent_again_for_an_order_placed_since_the_first_is_answered(
         row = request_row(conn, 101)
         assert is_purged(conn, 20)
     assert row["status"] == "partly_done" and 20 in row["result"]["cleared_order_ids"]
+
+
+def test_a_waiting_order_a_later_erasure_clears_is_named_with_that_request(
+    engine, policy, tmp_path
+):
+    """The first erasure waits on order 2 in delivery; it arrives, and the customer's second
+    erasure (for an order placed since) clears it under its own id. The first names it too."""
+    with engine.begin() as conn:
+        add_order(conn, 2, "paid", AS_OF - 3 * DAY, customer_id=CUSTOMER, paid_at=AS_OF - 3 * DAY)
+        add_request(conn, 100, "erase", received_at=AS_OF - 2 * DAY)
+    handle(engine, policy, tmp_path)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("""UPDATE shop.orders SET status = 'delivered', shipped_at = :t0,
+                       delivered_at = :t1 WHERE order_id = 2"""),
+            {"t0": AS_OF, "t1": AS_OF + DAY / 2},
+        )
+        add_order(conn, 20, "placed", AS_OF - DAY / 2, customer_id=CUSTOMER)
+        add_request(conn, 101, "erase", received_at=AS_OF)
+    handle(engine, policy, tmp_path, run_id="run-req-2", as_of=AS_OF + DAY)
+    finish_pending_erasures(engine, policy, run_id="night", as_of=AS_OF + DAY)
+    with engine.connect() as conn:
+        first = request_row(conn, 100)
+    assert first["status"] == "done"
+    assert first["result"]["cleared_meanwhile"] == [
+        {"order_id": 2, "cleared_by": "erasure_request", "run_id": "run-req-2", "request_id": 101}
+    ]
 
 
 def wait_for_older_transactions(engine, xid_sql: str, seconds: float = 60.0) -> None:
