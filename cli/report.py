@@ -59,7 +59,7 @@ def report(settings: Settings, since: str, out: Path, fmt: str | None, ui_url: s
         f"wrote {out} ({fmt}): {plural(runs, 'nightly run')} over {plural(len(built.days), 'day')}"
     )
     for ok, text in built.verdict():
-        click.echo(f"  {'ok' if ok else '!!'}  {text}")
+        click.echo(f"  {'--' if ok is None else 'ok' if ok else '!!'}  {text}")
     leave(0)  # with Dagster loaded, the interpreter's teardown would add most of a second
 
 

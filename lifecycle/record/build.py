@@ -71,8 +71,7 @@ def build_record(policy: Policy, report: Report) -> Record:
     c, r, raw = policy.controller, policy.retention, policy.raw
     succeeded = sum(n.succeeded for n in report.nights if n.run_id)
     cleared = sum(d.purged for d in report.days)
-    verdict = dict((text.split(" ")[0], (ok, text)) for ok, text in report.verdict())
-    nights = verdict.get("A", verdict.get("No", (False, "")))[1]
+    nights = report.nights_line()[1]
     req = report.requests
     sentences = report.check_sentences
     guard = sorted(

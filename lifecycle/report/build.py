@@ -82,6 +82,10 @@ class Night:
         return self.result == "succeeded"
 
 
+# How a run can end; a run still queued or going has not decided anything about its day yet.
+FINISHED = ("succeeded", "failed", "canceled", "killed")
+
+
 @dataclass(frozen=True)
 class DayFigures:
     """What the ledger and the runs of one UTC day add up to: the chart's data."""
@@ -92,6 +96,20 @@ class DayFigures:
     overdue_after_last_run: int | None
     successful_runs: int
     requests_answered: int | None
+    # How each nightly run of the day ended (or where it is), oldest first.
+    results: tuple[str, ...] = ()
+
+    @property
+    def last_finished(self) -> str | None:
+        """How the day's last finished nightly run ended; None while none has."""
+        return next((r for r in reversed(self.results) if r in FINISHED), None)
+
+    @property
+    def kept(self) -> bool:
+        """The night's promise was kept: the day's last finished nightly run succeeded. A run that
+        failed after one had succeeded leaves the day red, since whatever it was run for (a
+        re-run, a changed policy) did not happen; a failed run followed by a success is green."""
+        return self.last_finished == "succeeded"
 
 
 @dataclass(frozen=True)
@@ -184,27 +202,29 @@ class Report:
     @property
     def first_judged_day(self) -> date | None:
         """The first day a nightly run was owed: the day after installation, or the installation
-        day itself when a run succeeded on it (the demo runs at once); None judges every day."""
+        day itself when a nightly run finished on it (the demo runs at once; a run that failed
+        counts too); None judges every day."""
         if self.installed_at is None:
             return None
         day = self.installed_at.date()
-        ran = any(d.day == day and d.successful_runs for d in self.days)
+        ran = any(d.day == day and d.last_finished for d in self.days)
         return day if ran else day + timedelta(days=1)
 
     @property
     def judged_days(self) -> list[DayFigures]:
-        """Days since installation that have ended, and today once a run has succeeded on it."""
+        """Days since installation that have ended, and today once a nightly run has finished on
+        it (its last finished run decides, so a failure is not hidden until midnight)."""
         first, today = self.first_judged_day, self.generated_at.date()
         return [
             d
             for d in self.days
-            if (first is None or d.day >= first) and (d.day < today or d.successful_runs)
+            if (first is None or d.day >= first) and (d.day < today or d.last_finished)
         ]
 
     @property
-    def days_without_success(self) -> list[date]:
-        """Judged days with no successful nightly run (today may simply not have come yet)."""
-        return [d.day for d in self.judged_days if d.successful_runs == 0]
+    def days_not_kept(self) -> list[date]:
+        """Judged days whose last finished nightly run did not succeed, or that had none."""
+        return [d.day for d in self.judged_days if not d.kept]
 
     def before_installation(self, day: date) -> bool:
         return self.installed_at is not None and day < self.installed_at.date()
@@ -217,30 +237,10 @@ class Report:
     def failed_check_nights(self) -> list[Night]:
         return [n for n in self.nights if n.checks_failed]
 
-    def verdict(self) -> list[tuple[bool, str]]:
-        """The answers at a glance: (all well?, one plain sentence) per question."""
-        lines = []
-        missed = self.days_without_success
-        days = len(self.judged_days)
-        installed = (
-            f" since the shop was installed on {self.installed_at.date()}"
-            if self.installed_at and self.installed_at > self.since
-            else ""
-        )
-        begins = (
-            f" (the run history begins on {self.history_begins.date()})"
-            if self.history_begins and missed and self.history_begins.date() > missed[0]
-            else ""
-        )
-        lines.append(
-            (
-                not missed,
-                f"A nightly run succeeded on every day{installed} ({plural(days, 'day')})."
-                if not missed
-                else f"No successful nightly run on {len(missed)} of {plural(days, 'day')}{installed}: "
-                f"{day_ranges(missed)}{begins}.",
-            )
-        )
+    def verdict(self) -> list[tuple[bool | None, str]]:
+        """The answers at a glance: (all well?, one plain sentence) per question; None for a
+        line that is neither, because nothing can be judged yet."""
+        lines = [self.nights_line()]
         left = self.nights_left_overdue
         measured = [n for n in self.nights if n.overdue_after is not None]
         lines.append(
@@ -335,6 +335,60 @@ class Report:
         if self.alerts is not None:
             lines.append(self._alerts_line())
         return lines
+
+    def nights_line(self) -> tuple[bool | None, str]:
+        """Whether every judged day ended with a successful nightly run. Green only over at least
+        one judged day; with none (installed today, no run finished yet) it says so, neutral:
+        "succeeded on every day (0 days)" was true of nothing and read as OK."""
+        judged = self.judged_days
+        days, today = len(judged), self.generated_at.date()
+        installed = (
+            f" since the shop was installed on {self.installed_at.date()}"
+            if self.installed_at and self.installed_at > self.since
+            else ""
+        )
+        if not judged:
+            going = sum(len(d.results) for d in self.days if d.day == today)
+            return (
+                None,
+                f"No nightly run has finished{installed or ' in the period'} and no day that owes "
+                "one has ended: nothing to judge yet (0 days)"
+                + (f"; {plural(going, 'run')} still going." if going else "."),
+            )
+        if all(d.kept for d in judged):
+            today_too = ", today included" if judged[-1].day == today else ""
+            return (
+                True,
+                f"A nightly run succeeded on every day{installed} ({plural(days, 'day')}{today_too}).",
+            )
+        no_run = [d.day for d in judged if not d.results]
+        no_success = [d for d in judged if d.results and not d.successful_runs]
+        last_failed = [d.day for d in judged if d.successful_runs and not d.kept]
+        parts = []
+        if no_run:
+            begins = (
+                f" (the run history begins on {self.history_begins.date()})"
+                if self.history_begins and self.history_begins.date() > no_run[0]
+                else ""
+            )
+            parts.append(f"no run on {day_ranges(no_run)}{begins}")
+        if no_success:
+            runs = sum(len(d.results) for d in no_success)
+            parts.append(
+                f"no run succeeded on {day_ranges([d.day for d in no_success])} "
+                f"({plural(runs, 'run')}, none succeeded)"
+            )
+        if last_failed:
+            parts.append(
+                f"the last run failed after one had succeeded on {day_ranges(last_failed)}"
+            )
+        missed = len(no_run) + len(no_success) + len(last_failed)
+        return (
+            False,
+            f"The nightly run did not succeed on {missed} of {plural(days, 'day')}{installed}: "
+            + "; ".join(parts)
+            + ".",
+        )
 
     def _alerts_line(self) -> tuple[bool, str]:
         """Green only when no alert was raised and none was owed: a failed nightly run with no
@@ -609,6 +663,7 @@ def _days(
                 purged_on_request=row.on_request if row else 0,
                 overdue_after_last_run=measured[-1] if measured else None,
                 successful_runs=sum(n.succeeded for n in todays),
+                results=tuple(n.result for n in todays),
                 requests_answered=answered_per_day.get(day, 0)
                 if answered_per_day is not None
                 else None,

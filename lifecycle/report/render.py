@@ -208,13 +208,20 @@ def _day_cells(day: DayFigures, before_installation: bool) -> list[str]:
         _count(day.purged),
         _count(day.purged_on_request),
         _count(day.overdue_after_last_run),
-        "not installed yet"
-        if before_installation
-        else str(day.successful_runs)
-        if day.successful_runs
-        else "no run",
+        "not installed yet" if before_installation else _runs_cell(day),
         _count(day.requests_answered),
     ]
+
+
+def _runs_cell(day: DayFigures) -> str:
+    """`no run`, `2 of 2`, or `0 of 2, last failed`: a day whose runs all failed is not a day
+    without a run, and one whose last run failed is named so."""
+    if not day.results:
+        return "no run"
+    last = day.results[-1]
+    return f"{day.successful_runs} of {len(day.results)}" + (
+        "" if last == "succeeded" else f", last {last}"
+    )
 
 
 def _requests_text(report: Report) -> str:

@@ -173,7 +173,7 @@ def test_days_without_a_successful_run_are_named(
     today = now().date()
     report = build(engine, policy, dagster_instance, since=now() - 3 * DAY)
     assert [d.day for d in report.days] == [today - timedelta(days=k) for k in (3, 2, 1, 0)]
-    assert report.days_without_success == [today - timedelta(days=k) for k in (3, 2, 1)]
+    assert report.days_not_kept == [today - timedelta(days=k) for k in (3, 2, 1)]
     assert [(n.day, n.result) for n in report.nights] == [
         (today - timedelta(days=3), "no run"),
         (today - timedelta(days=2), "no run"),
@@ -321,10 +321,10 @@ def test_a_shop_installed_yesterday_that_ran_every_night_opens_green(
     today = now().date()
     assert (
         ok
-        and "(1 day)" in first
+        and "(1 day, today included)" in first
         and first.startswith("A nightly run succeeded on every day since the shop was installed")
     )
-    assert report.days_without_success == [] and today > report.installed_at.date()
+    assert report.days_not_kept == [] and today > report.installed_at.date()
 
 
 def test_nights_before_installation_are_not_judged_and_missed_ones_are(
@@ -335,17 +335,98 @@ def test_nights_before_installation_are_not_judged_and_missed_ones_are(
     report = build(engine, policy, dagster_instance)
     today = now().date()
     # The installation day (no run on it) is not owed a run; the two days after it are.
-    assert report.days_without_success == [today - timedelta(days=2), today - timedelta(days=1)]
+    assert report.days_not_kept == [today - timedelta(days=2), today - timedelta(days=1)]
     ok, first = report.verdict()[0]
-    assert (
-        not ok and "No successful nightly run on 2 of 3 days since the shop was installed" in first
-    )
+    assert not ok and "did not succeed on 2 of 3 days since the shop was installed" in first
     assert {n.result for n in report.nights if n.day < today - timedelta(days=3)} == {
         "not installed yet"
     }
     md = render(report, "md")
     assert "not installed yet (27 days)" in md
     assert f"| {today - timedelta(days=1)} | 0 | 0 | – | no run | 0 |" in md
+
+
+def earlier_today() -> datetime:
+    """A few minutes ago, but today (UTC) even just after midnight."""
+    t = now()
+    return max(t - timedelta(minutes=5), datetime.combine(t.date(), datetime.min.time(), UTC))
+
+
+def test_a_shop_installed_today_whose_runs_all_failed_is_red_and_its_day_says_so(
+    engine, policy, dagster_settings, dagster_instance, policy_file
+):
+    """Both of today's nightly runs failed on a shop installed today. At a glance it read "OK: A
+    nightly run succeeded on every day since the shop was installed on … (0 days)", and the
+    day's row "no run"."""
+    installed(engine, earlier_today())
+    bad = policy_file('version: "1"\nraw:\n  orders:\n    personal_columns: [receiver_nam]\n')
+    for _ in range(2):
+        assert not run_nightly(dagster_settings, dagster_instance, policy_path=bad).success
+    report = build(engine, policy, dagster_instance)
+    today = now().date()
+    ok, first = report.verdict()[0]
+    assert ok is False
+    assert first == (
+        f"The nightly run did not succeed on 1 of 1 day since the shop was installed on {today}: "
+        f"no run succeeded on {today} (2 runs, none succeeded)."
+    )
+    md = render(report, "md")
+    assert f"- **ATTENTION**: {first}" in md and "(0 days)" not in md
+    assert f"| {today} | 0 | 0 | – | 0 of 2, last failed | 0 |" in md
+    assert report.nights_line() == (ok, first)  # the line the record of processing quotes
+
+
+def test_a_shop_installed_today_with_no_finished_run_is_not_judged_green(
+    engine, policy, dagster_instance
+):
+    installed(engine, earlier_today())
+    report = build(engine, policy, dagster_instance)
+    ok, first = report.verdict()[0]
+    assert ok is None and first.startswith(
+        f"No nightly run has finished since the shop was installed on {now().date()} and no day "
+        "that owes one has ended: nothing to judge yet"
+    )
+    assert f"- NOTE: {first}" in render(report, "md")
+    assert f'<li class="unknown">○ {first}</li>' in render(report, "html")
+    assert report.as_dict()["verdict"][0] == {"ok": None, "text": first}
+
+
+def test_a_day_whose_last_run_failed_after_a_success_is_not_green(engine, policy):
+    """The day's last finished nightly run decides: a failure after a success leaves the day red,
+    a success after a failure (a re-run) makes it green."""
+    from lifecycle.report.build import build_report
+    from lifecycle.runs import RunSummary
+
+    t = datetime.combine(now().date(), datetime.min.time(), UTC)
+    installed(engine, t - 3 * DAY + HOUR)
+
+    def run(run_id, at, status):
+        return RunSummary(run_id, status, at, at + HOUR, trigger="schedule")
+
+    runs = [
+        run("d2-ok", t - 2 * DAY + 2 * HOUR, "succeeded"),
+        run("d1-ok", t - DAY + 2 * HOUR, "succeeded"),
+        run("d1-bad", t - DAY + 14 * HOUR, "failed"),
+        run("d0-bad", t + 2 * HOUR / 60, "failed"),
+        run("d0-ok", t + 3 * HOUR / 60, "succeeded"),
+    ]
+    report = build_report(engine, policy, runs, t - 3 * DAY, t + 4 * HOUR / 60)
+    yesterday = (t - DAY).date()
+    ok, first = report.verdict()[0]
+    assert not ok and first == (
+        f"The nightly run did not succeed on 1 of 3 days since the shop was installed on "
+        f"{(t - 3 * DAY).date()}: the last run failed after one had succeeded on {yesterday}."
+    )
+    md = render(report, "md")
+    assert f"| {yesterday} | 0 | 0 | – | 1 of 2, last failed | 0 |" in md
+    assert f"| {t.date()} | 0 | 0 | – | 1 of 2 | 0 |" in md
+    assert report.days_not_kept == [yesterday]
+    report = build_report(engine, policy, runs[:2] + runs[3:], t - 3 * DAY, t + 4 * HOUR / 60)
+    assert report.nights_line() == (
+        True,
+        f"A nightly run succeeded on every day since the shop was installed on "
+        f"{(t - 3 * DAY).date()} (3 days, today included).",
+    )
 
 
 def test_each_check_is_listed_with_what_it_proves(
