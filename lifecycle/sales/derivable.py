@@ -38,11 +38,11 @@ divides a denominator of the combination (a minor of a 0/1 matrix, vanishingly u
 than needed, which is the safe side.
 
 What is exact: every single atom, and every pair of atoms whose union is derivable while neither
-atom alone is (`_derivable_pairs`), counting the pair's customers apart. A union of three atoms or
-more is searched where it is a remainder of the pair audit (a row, a sum of weekly rows or a
-window minus a shorter one, minus the rows of another table inside it: lifecycle.sales.planning);
-one reachable only through a longer chain is not searched (a search over every union is an
-integer program).
+atom alone is (`_derivable_unions`), counting the pair's customers apart; unions of three atoms
+among the sparser basis vectors (TRIPLE_REST, TRIPLE_PAIRS). A larger union is searched where it
+is a remainder of the pair audit (a row, a sum of weekly rows or a window minus a shorter one,
+minus the rows of another table inside it: lifecycle.sales.planning); one reachable only through
+a longer chain is not searched (a search over every union is an integer program).
 """
 
 from __future__ import annotations
@@ -118,18 +118,22 @@ class Atom:
 class Derivable:
     """An atom of fewer than k customers whose figures a combination of published rows gives,
     with the published rows of one such combination (each with the lines it holds), and which
-    of them lie *alongside* the atom (`alongside`). Where only the union of two atoms is
-    derivable (`_derivable_pairs`), the other is `partner`."""
+    of them lie *alongside* the atom (`alongside`). Where only the union of two or three atoms
+    is derivable (`_derivable_unions`), the others are `others`."""
 
     atom: Atom
     certificate: tuple[tuple[Row, int], ...]
     alongside: frozenset[Row] = frozenset()
-    partner: Atom | None = None
+    others: tuple[Atom, ...] = ()
+
+    @property
+    def atoms(self) -> tuple[Atom, ...]:
+        return (self.atom, *self.others)
 
     @property
     def customers(self) -> int:
-        """The customers behind the derived figure (a pair's counted apart: at least as many)."""
-        return self.atom.customers + (self.partner.customers if self.partner else 0)
+        """The customers behind the derived figure (a union's counted apart: at least as many)."""
+        return sum(atom.customers for atom in self.atoms)
 
 
 def _atoms_sql(parts: list[str]) -> str:
@@ -238,7 +242,7 @@ def small_derivable(
     `parts` (as assigned in pg_temp.sales_assign) derives, each with its certificate, its rows
     named by their keys again; with `product_lines`, only in their groups."""
     found = audit_groups(conn, parts, k, product_lines).found
-    atoms = [atom for leak in found for atom in (leak.atom, leak.partner) if atom is not None]
+    atoms = [atom for leak in found for atom in leak.atoms]
     ids = {key for atom in atoms for key in atom.keys if key is not None}
     ids |= {key for leak in found for (_, key), _ in leak.certificate}
     names = dict(conn.execute(sa.text(_ROW_KEYS), {"ids": sorted(ids)}).all()) if ids else {}
@@ -255,7 +259,7 @@ def small_derivable(
             keyed(leak.atom),
             tuple((named(row), lines) for row, lines in leak.certificate),
             frozenset(named(row) for row in leak.alongside),
-            keyed(leak.partner) if leak.partner else None,
+            tuple(keyed(atom) for atom in leak.others),
         )
         for leak in found
     ]
@@ -356,45 +360,109 @@ def _derivable_in(component: list[Atom], k: int) -> list[Derivable]:
                     frozenset(_alongside(atom, certificate, members, component)),
                 )
             )
-    for first, second, combination in _derivable_pairs(basis):
-        a, b = component[first], component[second]
-        if a.customers + b.customers < k:
+    for union, combination in _derivable_unions(basis):
+        first, *others = (component[a] for a in union)
+        if sum(atom.customers for atom in (first, *others)) < k:
             certificate = [rows[r] for r in sorted(combination)]
-            found.append(Derivable(a, tuple((row, lines[row]) for row in certificate), partner=b))
+            certificate_lines = tuple((row, lines[row]) for row in certificate)
+            found.append(Derivable(first, certificate_lines, others=tuple(others)))
     return found
 
 
-def _derivable_pairs(
+# The triple search reads basis vectors with at most this many atoms besides their pivot, and
+# compares at most this many pairs of them: a bound on the work, not on what a pair finds.
+TRIPLE_REST = 8
+TRIPLE_PAIRS = 200_000
+
+
+def _derivable_unions(
     basis: dict[int, tuple[dict[int, int], dict[int, int]]],
-) -> list[tuple[int, int, dict[int, int]]]:
-    """The pairs of atoms whose union a combination of rows derives though neither atom alone is
-    derivable, each with that combination.
+) -> list[tuple[tuple[int, ...], dict[int, int]]]:
+    """The unions of two or three atoms that a combination of rows derives though no smaller
+    part of them is derivable, each with that combination.
 
     A vector lies in the rows' span iff it is the sum of the basis vectors of its pivots, each
-    times its own coefficient there (the form is reduced). So the union of atoms a and b is
-    derivable iff either a basis vector is a's pivot plus b (a non-pivot) with coefficient 1, or
-    the basis vectors of pivots a and b have opposite non-pivot parts and add up to a + b.
-    Both are read off the basis with one hash of each vector's non-pivot part: no search. A
-    product line's 28-day sku rows minus its 7-day sku rows minus its first three weeks in the
-    weekly table left two skus' last week, three buyers and one, on an adversary's shop where no
-    atom alone was derivable. Unions of three atoms or more are not searched."""
-    found: list[tuple[int, int, dict[int, int]]] = []
+    times its own coefficient there (the form is reduced, so a basis vector holds no other pivot).
+    So a union of atoms is derivable iff the basis vectors of the pivots among them add up to
+    the union: their parts outside the pivots (their *rests*) add up to the union's non-pivot
+    atoms, each once. For a pair: one rest is the other atom, or two rests cancel; one hash of
+    each rest finds them all. For three: one rest is the two other atoms, two rests add up to the
+    third atom, or three rests cancel; each is a lookup from one rest or one pair of rests that
+    share an atom (in three rests that cancel, every atom of one is in another). The triples
+    are searched among rests of at most TRIPLE_REST atoms and at most TRIPLE_PAIRS pairs of them
+    per component, so the cost stays bounded where the rows are dense.
+
+    Found by adversaries: a product line's 28-day sku rows minus its first three weeks in the
+    weekly table left two skus' last week (a pair); a sku's regions in a week plus its product
+    line's row (holding only that sku) minus its days left a withheld day's three atoms."""
+    rests = {
+        pivot: {a: v for a, v in vector.items() if a != pivot}
+        for pivot, (vector, _) in basis.items()
+    }
+    alone = {pivot for pivot, rest in rests.items() if not rest}  # derivable alone: found so
     by_rest: dict[frozenset[tuple[int, int]], list[int]] = defaultdict(list)
-    for pivot, (vector, combination) in basis.items():
-        rest = frozenset((a, v) for a, v in vector.items() if a != pivot)
-        if not rest:
-            continue  # the atom alone is derivable: found as itself
-        if len(rest) == 1:
-            ((other, coefficient),) = rest
-            if coefficient == 1:
-                found.append((pivot, other, combination))
-        opposite = frozenset((a, (PRIME - v) % PRIME) for a, v in rest)
-        for partner in by_rest.get(opposite, ()):
-            both = dict(combination)
-            _add(both, 1, basis[partner][1])
-            found.append((partner, pivot, both))
-        by_rest[rest].append(pivot)
-    return found
+    for pivot, rest in rests.items():
+        if rest:
+            by_rest[frozenset(rest.items())].append(pivot)
+
+    def combined(*pivots: int) -> dict[int, int]:
+        total: dict[int, int] = {}
+        for pivot in pivots:
+            _add(total, 1, basis[pivot][1])
+        return total
+
+    def negated(rest: dict[int, int]) -> frozenset[tuple[int, int]]:
+        return frozenset((a, (PRIME - v) % PRIME) for a, v in rest.items())
+
+    found: dict[frozenset[int], dict[int, int]] = {}
+    for pivot, rest in rests.items():  # pairs
+        if pivot in alone:
+            continue
+        if len(rest) == 1 and next(iter(rest.values())) == 1:
+            found[frozenset((pivot, *rest))] = combined(pivot)
+        for partner in by_rest.get(negated(rest), ()):
+            found.setdefault(frozenset((pivot, partner)), combined(pivot, partner))
+    pairs = set(found)
+
+    def minimal(union: frozenset[int]) -> bool:
+        return not (union & alone) and not any(pair <= union for pair in pairs)
+
+    small = {p: r for p, r in rests.items() if r and len(r) <= TRIPLE_REST}
+    for pivot, rest in small.items():  # one pivot and two atoms outside it
+        if len(rest) == 2 and set(rest.values()) == {1}:
+            union = frozenset((pivot, *rest))
+            if minimal(union):
+                found.setdefault(union, combined(pivot))
+    holding: dict[int, list[int]] = defaultdict(list)
+    for pivot, rest in small.items():
+        for a in rest:
+            holding[a].append(pivot)
+    compared = 0
+    for pivot, rest in small.items():  # two pivots whose rests add up to a third atom
+        for a, v in rest.items():
+            others = {b: (PRIME - w) % PRIME for b, w in rest.items() if b != a}
+            others[a] = (1 - v) % PRIME
+            for partner in by_rest.get(frozenset((b, w) for b, w in others.items() if w), ()):
+                union = frozenset((pivot, partner, a))
+                if partner != pivot and len(union) == 3 and minimal(union):
+                    found.setdefault(union, combined(pivot, partner))
+    shared = (
+        (first, second)
+        for pivots in holding.values()
+        for i, first in enumerate(pivots)
+        for second in pivots[i + 1 :]
+    )
+    for first, second in shared:  # three pivots whose rests cancel
+        compared += 1
+        if compared > TRIPLE_PAIRS:
+            break
+        total = dict(rests[first])
+        _add(total, 1, rests[second])
+        for third in by_rest.get(negated(total), ()) if total else ():
+            union = frozenset((first, second, third))
+            if len(union) == 3 and minimal(union):
+                found.setdefault(union, combined(first, second, third))
+    return [(tuple(sorted(union)), combination) for union, combination in found.items()]
 
 
 def _alongside(

@@ -316,7 +316,7 @@ def _break_derivations(
     the time before. A leak whose certificate has no movable row cannot be closed by this build,
     so nothing is published."""
     for leak in leaks:
-        own = set(leak.atom.rows()) | set(leak.partner.rows() if leak.partner else ())
+        own = {row for atom in leak.atoms for row in atom.rows()}
         movable = [(row, lines) for row, lines in leak.certificate if parts[row[0]] in new]
         beside = [(row, lines) for row, lines in movable if row in leak.alongside]
         others = [(row, lines) for row, lines in movable if row not in own]

@@ -11,6 +11,7 @@ from datetime import date, timedelta
 import sqlalchemy as sa
 
 from lifecycle import synthetic
+from lifecycle.policy import load_policy
 from lifecycle.sales import daily, derivable, planning, rollup, weekly_sums
 from lifecycle.sales.differencing import differencing_remainders
 from lifecycle.sales.source import Source
@@ -195,6 +196,51 @@ def test_the_planning_build_leaves_no_pair_derivable_on_that_shop(engine, policy
     )[0][0]
     assert sku_rows - weeks != 2  # the last week's two buyers
     assert differencing_remainders(engine, policy).passed
+
+
+def test_three_cells_derivable_only_together_are_caught(engine, policy_file):
+    """k = 4. X's week shown as its SH and BJ rows and the line's row (which holds only X's ZJ
+    lines: Y has a sku row of its own), minus X's days in the daily table (each an OTHER row of
+    the three regions), is X's one withheld day: three buyers, one in each of those rows, so its
+    lines are three atoms, and no atom or pair of them is derivable alone (an adversary found
+    this shape on a shop of 3,000 orders)."""
+    policy = load_policy(
+        policy_file(
+            'version: "test"\nanalytics: {min_customers_per_cell: 4}\n'
+            "raw: {catalogue: {table: shop.products}}\n"
+        )
+    )
+    week = WEEKS[3]
+    with engine.begin() as conn:
+        catalogue(conn, tea=["X", "Y"])
+        order, customer = 0, 100
+        for day in (0, 1, 3):  # four buyers a day across three regions: an OTHER row
+            for region in ("SH", "SH", "BJ", "ZJ"):
+                order, customer = order + 1, customer + 1
+                buy(conn, order, customer, week + timedelta(days=day), "X", region)
+        for n, region in enumerate(("SH", "BJ", "ZJ")):  # day 2: three buyers, withheld
+            buy(conn, 50 + n, 11 + n, week + timedelta(days=2), "X", region)
+        for day in range(4):  # Y: one buyer a day, withheld daily, a sku row weekly
+            buy(conn, 60 + day, 21 + day, week + timedelta(days=day), "Y")
+    assert true_summary(engine, policy, "units", "window_days = 7") == [(7, "Y", 4)]
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM analytics.weekly_demand"))
+        for level, sku, region in (
+            ("sku_region", "X", "SH"),
+            ("sku_region", "X", "BJ"),
+            ("product_line", "OTHER", "OTHER"),
+            ("sku", "Y", "OTHER"),
+        ):
+            conn.execute(
+                sa.text("""INSERT INTO analytics.weekly_demand
+                    VALUES (:w, :level, 'tea', :sku, :region, 4, 4, 40, 4)"""),
+                {"w": week, "level": level, "sku": sku, "region": region},
+            )
+    result = differencing_remainders(engine, policy)
+    assert not result.passed and result.error is None
+    assert [(f.table, f.kind) for f in result.findings] == [
+        ("analytics sales tables", "differencing")
+    ]
 
 
 def cover_shop(engine) -> None:

@@ -10,6 +10,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
+from lifecycle.sales import derivable
 from lifecycle.sales.derivable import Atom, find_derivable
 
 K = 3
@@ -125,7 +126,7 @@ def random_tables(
 def test_the_derivable_atoms_are_those_linear_algebra_finds_on_random_tables(seed):
     atoms = random_tables(seed)
     small = {atom.keys for atom in atoms if atom.customers < K}
-    leaks = [leak for leak in find_derivable(atoms, K) if leak.partner is None]
+    leaks = [leak for leak in find_derivable(atoms, K) if not leak.others]
     assert {leak.atom.keys for leak in leaks} == derivable_by_rank(atoms) & small
     for leak in leaks:  # each certificate derives its atom on its own
         assert leak.atom.keys in derivable_by_rank(atoms, {row for row, _ in leak.certificate})
@@ -150,8 +151,8 @@ def test_two_atoms_derivable_together_though_neither_alone_are_found():
         last28[line] = sku
     atoms = atoms_of(customers, [weekly, last28])
     assert not derivable_by_rank(atoms)
-    pairs = [leak for leak in find_derivable(atoms, 5) if leak.partner is not None]
-    assert [frozenset((p.atom.keys, p.partner.keys)) for p in pairs] == [
+    pairs = [leak for leak in find_derivable(atoms, 5) if len(leak.others) == 1]
+    assert [frozenset((p.atom.keys, p.others[0].keys)) for p in pairs] == [
         frozenset(((None, "Y3"), (None, "Y5")))
     ]
     assert pairs[0].customers == 3
@@ -168,10 +169,10 @@ def test_the_derivable_pairs_are_those_linear_algebra_finds_on_random_tables(see
     """Every pair of atoms whose union is derivable while neither atom is, and whose customers
     (counted apart) are under k, is found, with a certificate that derives the union alone."""
     atoms = random_tables(1000 + seed, 22, 5, 0.3)
-    pairs = [leak for leak in find_derivable(atoms, 6) if leak.partner is not None]
-    assert {frozenset((p.atom.keys, p.partner.keys)) for p in pairs} == small_pairs(atoms, 6)
+    pairs = [leak for leak in find_derivable(atoms, 6) if len(leak.others) == 1]
+    assert {frozenset((p.atom.keys, p.others[0].keys)) for p in pairs} == small_pairs(atoms, 6)
     for p in pairs:  # each certificate derives the pair on its own
-        union = frozenset((p.atom.keys, p.partner.keys))
+        union = frozenset((p.atom.keys, p.others[0].keys))
         assert union in pairs_by_rank(atoms, {row for row, _ in p.certificate})
 
 
@@ -179,3 +180,48 @@ def test_the_random_tables_hold_derivable_pairs():
     """Or the test above proves nothing."""
     pairs = [small_pairs(random_tables(1000 + seed, 22, 5, 0.3), 6) for seed in range(40)]
     assert sum(map(len, pairs)) >= 10
+
+
+def triples_by_rank(atoms: list[Atom]) -> set[frozenset]:
+    """The unions of three atoms in the rows' span of which no atom and no pair is."""
+    base = row_vectors(atoms)
+    alone = derivable_by_rank(atoms)
+    pairs = pairs_by_rank(atoms)
+    keys = [atom.keys for atom in atoms]
+    found = set()
+    for a in range(len(atoms)):
+        for b in range(a + 1, len(atoms)):
+            for c in range(b + 1, len(atoms)):
+                union = frozenset((keys[a], keys[b], keys[c]))
+                if union & alone or any(pair <= union for pair in pairs):
+                    continue
+                vector = np.zeros(len(atoms))
+                vector[[a, b, c]] = 1
+                if in_span(base, vector):
+                    found.add(union)
+    return found
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_the_derivable_triples_are_those_linear_algebra_finds_on_random_tables(seed, monkeypatch):
+    """Every union of three atoms derivable while no smaller part of it is, and whose customers
+    (counted apart) are under k, is found, with a certificate that derives it alone (the search's
+    bounds set past these tables' sizes)."""
+    monkeypatch.setattr(derivable, "TRIPLE_REST", 10_000)
+    atoms = random_tables(2000 + seed, 16, 5, 0.3)
+    by_keys = {atom.keys: atom for atom in atoms}
+    k = 8
+    expected = {t for t in triples_by_rank(atoms) if sum(by_keys[keys].customers for keys in t) < k}
+    triples = [leak for leak in find_derivable(atoms, k) if len(leak.others) == 2]
+    assert {frozenset(atom.keys for atom in leak.atoms) for leak in triples} == expected
+    for leak in triples:
+        rows = {row for row, _ in leak.certificate}
+        union = np.zeros(len(atoms))
+        union[[n for n, atom in enumerate(atoms) if atom in leak.atoms]] = 1
+        assert in_span(row_vectors(atoms, rows), union)
+
+
+def test_the_random_tables_hold_derivable_triples():
+    """Or the test above proves nothing."""
+    tables = [random_tables(2000 + seed, 16, 5, 0.3) for seed in range(30)]
+    assert sum(len(triples_by_rank(atoms)) for atoms in tables) >= 10
