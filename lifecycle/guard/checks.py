@@ -69,7 +69,7 @@ GUARD_CHECKS = [
     ),
     GuardCheck(
         "no_personal_patterns_in_analytics",
-        "No analytics text looks like an email, phone, card number or street address.",
+        "No analytics text looks like an email, phone, card number, street address or national id.",
         lambda engine, policy, key, reader=None: values.personal_value_patterns(
             engine, key, reader
         ),

@@ -1,5 +1,5 @@
-"""Value patterns: no text in analytics looks like an email, phone, Luhn-valid card number or street
-address, whoever it belongs to. one SQL statement per relation counts inside the database
+"""Value patterns: no text in analytics looks like an email, phone, Luhn-valid card number, street
+address or national id, whoever it belongs to. one SQL statement per relation counts inside the database
 (lifecycle.guard.counts); in the nightly a changed table is read only for the rows written since
 its last clean scan (lifecycle.guard.new_rows);
 the masked samples are computed in SQL, so no value reaches Python. Both read as the guard's
@@ -91,7 +91,8 @@ def _finding(conn: Connection, key: GuardKey, o: counts.Outcome) -> Finding:
 def personal_value_patterns(
     engine: Engine, key: GuardKey, reader: Engine | None = None
 ) -> CheckResult:
-    """No text in analytics looks like an email, phone, Luhn-valid card number or street address."""
+    """No text in analytics looks like an email, phone, Luhn-valid card number, street address or
+    national id (a CPF with valid check digits)."""
     reader = reader or reader_engine(engine)
     tonight = changes.plan(engine, SCAN, RULES)
     with reader.connect() as conn:
