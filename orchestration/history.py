@@ -181,15 +181,16 @@ def run_created_at(instance: dg.DagsterInstance, run_id: str) -> datetime:
 # ---------------------------------------------------------------- the text a run's events carry
 
 
-def _strings(value) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
+def stored_strings(parsed) -> Iterator[str]:
+    """Every string of a value Dagster stores, already parsed from its serialized form."""
+    if isinstance(parsed, str):
+        yield parsed
+    elif isinstance(parsed, dict):
+        for item in parsed.values():
+            yield from stored_strings(item)
+    elif isinstance(parsed, list):
+        for item in parsed:
+            yield from stored_strings(item)
 
 
 # Fields of a stored event that hold names the project's code gave (its job, steps, ops, assets,
@@ -201,12 +202,16 @@ NAMED_CLASSES = {"SolidHandle", "NodeHandle", "AssetCheckKey", "TableColumn", "S
 def recorded_names(value) -> Iterator[str]:
     """The names a stored event records in its structural fields (NAME_FIELDS; `name` and `key` of
     NAMED_CLASSES; an AssetKey's path), as parsed from its serialized form: what the guard may cut
-    out of the run log as the project's own words (lifecycle/guard/provenance.py, own names)."""
+    out of the run log as the project's own words (lifecycle/guard/provenance.py, own names).
+    Only fields of Dagster's own classes count: a plain dict is data (a table row's cells), and a
+    cell under a key named like a field (`label`) is a value, never a name."""
     if isinstance(value, dict):
         cls = value.get("__class__")
         for field, item in value.items():
-            if isinstance(item, str) and (
-                field in NAME_FIELDS or (cls in NAMED_CLASSES and field in ("name", "key"))
+            if (
+                isinstance(item, str)
+                and cls is not None
+                and (field in NAME_FIELDS or (cls in NAMED_CLASSES and field in ("name", "key")))
             ):
                 yield item
             elif cls == "AssetKey" and field == "path" and isinstance(item, list):
@@ -239,11 +244,6 @@ def stored_texts(value) -> Iterator[str]:
     """Every string a value Dagster stores (an event, a metadata value) carries, as stored: each
     one a text of its own for the guard (a table's cells one by one)."""
     return stored_strings(json.loads(dg.serialize_value(value)))
-
-
-def stored_strings(parsed) -> Iterator[str]:
-    """Every string of a value Dagster stores, already parsed from its serialized form."""
-    return _strings(parsed)
 
 
 def nightly_runs_to_scan(

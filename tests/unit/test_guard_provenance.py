@@ -14,6 +14,7 @@ from lifecycle.ledger.chain import PLAIN_MODES, ChainRange, Head, Verification
 from lifecycle.retention import erasure
 from lifecycle.sales.daily import REGULAR_REASON, SalesBuild
 from orchestration.anchors import anchor_metadata
+from orchestration.history import recorded_names
 from tests.shop import PERSONAL
 
 RUN = "2eaf580e-e83d-43aa-8305-0ec0cf68363f"
@@ -245,3 +246,20 @@ def test_an_embedded_texts_payload_is_compared_decoded_and_its_base64_is_not():
     png = bytes(range(200, 256))
     written = f"![p](data:image/png;base64,{base64.b64encode(png).decode()})"
     assert any(first_word(png) in t for t in bodies(written))
+
+
+def test_names_are_read_from_dagsters_classes_and_never_from_a_table_rows_cells():
+    """A step key or an asset key's path is the project's name; a cell of a table row under a
+    key spelled like a field (`label`) is data, so it is never cut out as a name."""
+    event = {
+        "__class__": "EventLogEntry",
+        "step_key": "refreshed_sales_volume",
+        "asset_key": {"__class__": "AssetKey", "path": ["weekly_demand"]},
+        "metadata": {
+            "preview": {
+                "__class__": "TableRecord",
+                "data": {"label": "maria_silva", "step_key": "rua_x/12"},
+            }
+        },
+    }
+    assert set(recorded_names(event)) == {"refreshed_sales_volume", "weekly_demand"}
