@@ -8,7 +8,8 @@ region, per product line), and the build time (each table alone, and both in one
 the nightly builds them) against a hand-written `CREATE TABLE … AS SELECT …
 GROUP BY` of the same grains without protection (and of every level the tables publish, a second
 reference); what a night costs when nothing is new, after one changed day (starting from the
-week's merges, then cold on the same data), when the week turns and inside a week; the DP
+week's merges, then cold on the same data), when the week turns (audited against last week's
+summary, with what that costs a planner) and inside a week; the DP
 release's 28-day error over a sweep of ε and two sets of contribution bounds. Runs in about five
 minutes on 2 shared cores.
 
@@ -214,6 +215,8 @@ def nights(bench: Bench, engine: sa.Engine, policy, size: str, reference: str) -
             summary, weekly = planning.build_planning_tables(engine, policy, as_of)
             box["rows"] = summary.rows + weekly.rows
         costs[night] = (bench.best(label), f"{summary.mode}/{weekly.mode}", refreshed.seconds)
+        if night == "week turned":  # audited against last week's summary: what that costs
+            turned = [_turn_figures(build) for build in (summary, weekly)]
         if night == "one changed day":  # the same data again, without this week's merges
             run_sql(engine, FORGET_BUILDS)
             cold = f"{size}: night, one changed day, nothing carried: both planning builds"
@@ -230,6 +233,22 @@ def nights(bench: Bench, engine: sa.Engine, policy, size: str, reference: str) -
     bench.notes.append(
         f"{size} orders, nightly cost of the planning tables (both end on the last complete ISO "
         f"week): {figures}."
+    )
+    bench.notes.append(
+        f"{size} orders, the night the week turned (audited against last week's summary, "
+        f"lifecycle/sales/publications.py): {'; '.join(turned)}."
+    )
+
+
+def _turn_figures(build: planning.PlanningBuild) -> str:
+    meta = build.metadata()
+    figures = ", ".join(f"{k} {meta[k]}" for k in UTILITY_KEYS if k in meta)
+    return (
+        f"`{build.table.split('.')[1]}` against the summary of {meta['audited_against_summary_of']}"
+        f" accounts for **{meta['units_published_pct']}%** of units, rows per level "
+        f"{meta['rows_per_level']}, {meta['cells_merged_against_differencing']} cells merged, "
+        f"{meta['cells_derivable_from_earlier_tables_alone']} derivable from earlier tables alone; "
+        f"28-day errors: {figures}"
     )
 
 

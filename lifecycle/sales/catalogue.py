@@ -23,6 +23,7 @@ tables, in no DP release).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -112,6 +113,7 @@ _NOT_LISTED = """
            (array_agg(DISTINCT l.sku ORDER BY l.sku))[1:{examples}]
     FROM pg_temp.sales_lines l
     WHERE NOT EXISTS (SELECT FROM ({listed}) c WHERE c.sku = l.sku)
+      AND (CAST(:first AS date) IS NULL OR l.sales_date >= :first)
 """
 
 
@@ -147,12 +149,16 @@ class SkusNotListed:
         )
 
 
-def skus_not_listed(conn: Connection, catalogue: Catalogue | None, outcome: str) -> SkusNotListed:
-    """The skus of pg_temp.sales_lines that `catalogue` does not list (none without one)."""
+def skus_not_listed(
+    conn: Connection, catalogue: Catalogue | None, outcome: str, first: date | None = None
+) -> SkusNotListed:
+    """The skus of pg_temp.sales_lines (from `first` on, when given: the lines read before it
+    belong to an earlier publication, not to the build's span) that `catalogue` does not list
+    (none without one)."""
     if catalogue is None:
         return SkusNotListed()
     sql = _NOT_LISTED.format(listed=_listed(catalogue), examples=EXAMPLES)
-    count, units, examples = conn.execute(sa.text(sql)).one()
+    count, units, examples = conn.execute(sa.text(sql), {"first": first}).one()
     return SkusNotListed(outcome, int(count), int(units), tuple(examples or ()))
 
 

@@ -12,6 +12,8 @@ is built first, against the daily table and its own windows, keeping its 28-day 
 planner's per-sku totals) and merging the smaller partner instead; the weekly table is built
 second, against the daily table and the published summary, so that a remainder between a 28-day
 sku total and its weeks is closed by rolling up the smallest week, not the sku's 28-day total.
+Both are also audited against the summary published for the previous Sunday, whose windows a
+reader who kept it can subtract from tonight's (lifecycle/sales/publications.py).
 The guard recomputes the same remainders from what was published (lifecycle/sales/differencing.py).
 """
 
@@ -25,7 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from lifecycle.policy import Policy
-from lifecycle.sales import derivable, freshness, rollup, weekly_sums
+from lifecycle.sales import derivable, freshness, publications, rollup, weekly_sums
 from lifecycle.sales.catalogue import (
     UNLISTED,
     AmbiguousSkus,
@@ -51,6 +53,19 @@ def window_part(days: int) -> str:
     return f"product_line_summary_{days}d"
 
 
+def earlier_part(days: int) -> str:
+    """The partition name of one window of the summary published for an earlier Sunday."""
+    return f"{window_part(days)}_earlier"
+
+
+_EARLIER = frozenset(earlier_part(days) for days in WINDOWS)
+
+
+def earlier_parts(earlier: date | None) -> list[str]:
+    """The partitions of the earlier summary's windows (`assign_earlier_summary`), if any."""
+    return [] if earlier is None else [earlier_part(days) for days in WINDOWS]
+
+
 @dataclass
 class PlanningBuild:
     """One rebuilt planning table: its size, what it shows, and what the protection cost."""
@@ -70,6 +85,8 @@ class PlanningBuild:
     uncounted: UncountedLines = UncountedLines(table="")  # lines of the span no table counts
     not_in_catalogue: SkusNotListed = SkusNotListed()  # sold in the span, counted as UNLISTED
     mode: str = "rebuilt"  # or "unchanged": nothing it depends on moved since its last build
+    audited_against: date | None = None  # the Sunday of the earlier summary it was audited against
+    given_away_before: int = 0  # cells under k that earlier tables derive without tonight's
 
     def metadata(self) -> dict[str, object]:
         """Counts and shares only, for the planning asset's materialization."""
@@ -95,6 +112,10 @@ class PlanningBuild:
             "cells_merged_against_differencing": self.cells_merged,
             "cells_carried_from_this_weeks_last_build": self.cells_carried,
             "suppression_rounds": self.rounds,
+            "audited_against_summary_of": (
+                self.audited_against.isoformat() if self.audited_against else None
+            ),
+            "cells_derivable_from_earlier_tables_alone": self.given_away_before,
             "seconds": round(self.seconds, 3),
             **self.catalogue.metadata(),
             **self.uncounted.metadata(),
@@ -135,9 +156,9 @@ def weekly_partition(day: date) -> rollup.Partition:
     )
 
 
-def window_partition(day: date, days: int) -> rollup.Partition:
+def window_partition(day: date, days: int, name: str | None = None) -> rollup.Partition:
     return rollup.Partition(
-        window_part(days),
+        name or window_part(days),
         f"'{days}'",
         f"sales_date > DATE '{day.isoformat()}' - {days} AND sales_date <= DATE '{day.isoformat()}'",
         rollup.WINDOW_LEVELS,
@@ -177,10 +198,11 @@ def _suppress(
     sums: bool = False,
     forbidden_at_start: set[str] | None = None,
     carried: set[str] | None = None,
-) -> tuple[set[str], int]:
+) -> tuple[set[str], int, int]:
     """Assigns the `moving` partitions, merging their cells upward until no remainder between
     any of them and the `fixed` ones covers fewer than k customers. Returns the cells merged
-    (their keys, `carried` ones included) and the rounds it took.
+    (their keys, `carried` ones included), the rounds it took, and how many cells under k the
+    fixed partitions derive alone, which no merge of this build can hide (`_break_derivations`).
 
     The cells merged for a remainder are its partners, the smallest rows inside it, as many as
     its customers need to reach k counted with theirs (rollup.Remainder.partners_to_merge), when
@@ -222,9 +244,9 @@ def _suppress(
         if not found and not any(new.values()):  # is a cell derivable through a longer chain?
             leaks = derivable.small_derivable(conn, everything, k, touched)
             touched = set()
-            if not leaks:
-                return set().union(*(f - start for f in forbidden.values())), rounds
-            _break_derivations(leaks, everything, new, protected, seen_leaks)
+            alone = _break_derivations(leaks, everything, new, protected, seen_leaks)
+            if not any(new.values()):
+                return set().union(*(f - start for f in forbidden.values())), rounds, alone
         for r in found:
             partner_moves = r.inner in names and r.smallest_inner_key is not None
             if r.outer in names and not (r.outer == protected and partner_moves):
@@ -303,7 +325,7 @@ def _break_derivations(
     new: dict[str, set[str]],
     protected: str | None,
     seen: dict[tuple[object, ...], int],
-) -> None:
+) -> int:
     """Adds to `new` (the cells to merge, per movable partition) cells of each leak's
     certificate, the published rows that combine to the small atom: what is subtracted to leave
     the atom is what must change. The movable rows of the certificate are taken in this order:
@@ -313,17 +335,31 @@ def _break_derivations(
     sku's week whole); then the fewest lines. Another combination can remain, such as a sku's
     91-day total minus its weeks in one window block when the merged week lay in the other, so a
     leak found again (the same atom in the rows this build cannot move) merges twice as many as
-    the time before. A leak whose certificate has no movable row cannot be closed by this build,
-    so nothing is published."""
+    the time before.
+
+    A certificate with no movable row that holds a row of the earlier summary (publications.py)
+    places that summary's rows over today's lines: after a late order in its weeks they derive a
+    cell by themselves that the copy a reader kept does not (it still holds the order), and
+    another combination, through tonight's rows, may derive it for real. So tonight's rows that
+    hold the cell move up, as if they were the certificate, until none is left; then the cell is
+    counted (returned) and tonight's tables are published, since it is in none of their rows.
+    Without such a row nothing is published."""
+    alone = 0
     for leak in leaks:
         own = {row for atom in leak.atoms for row in atom.rows()}
         movable = [(row, lines) for row, lines in leak.certificate if parts[row[0]] in new]
+        earlier = any(parts[row[0]] in _EARLIER for row, _ in leak.certificate)
+        if not movable and earlier:  # tonight's rows that hold the cell instead
+            movable = [(row, 0) for row in own if parts[row[0]] in new]
         beside = [(row, lines) for row, lines in movable if row in leak.alongside]
         others = [(row, lines) for row, lines in movable if row not in own]
         movable = sorted(
             (parts[row[0]] != protected, row[1].count(rollup.OTHER), -lines, parts[row[0]], row[1])
             for row, lines in beside or others or movable
         )
+        if not movable and earlier:
+            alone += 1
+            continue
         if not movable:
             raise SalesError(
                 "a sales cell under k customers is derivable from tables this build cannot "
@@ -335,6 +371,7 @@ def _break_derivations(
         seen[identity] = times + 1
         for *_, part, key in reversed(movable[-(2**times) :]):
             new[part].add(key)
+    return alone
 
 
 _UNITS_IN = sa.text("""  -- the span names only columns of sales_lines
@@ -376,17 +413,23 @@ def _unchanged(conn: Connection, build: PlanningBuild, started: float) -> Planni
 
 
 def _begin(conn: Connection, policy: Policy, day: date, *builds: PlanningBuild) -> Source:
-    """Reads the span's sales lines and maps them to the daily table; tells `builds` which lines
-    of the span no table counts and which sold skus the catalogue does not list."""
+    """Reads the span's sales lines and maps them to the daily table and to the summary published
+    for an earlier Sunday (with the lines of its windows); tells `builds` which lines of the span
+    no table counts, which sold skus the catalogue does not list, and which summary they are
+    audited against."""
     src = Source(policy)
     conn.execute(sa.text("SET LOCAL work_mem = '64MB'"))
     first, after = lines_span(day)
-    rollup.load_lines(conn, src, policy.raw.catalogue, first, after)
+    earlier = publications.earlier_summary(conn, day)
+    reach = publications.earliest_line(earlier, first, max(WINDOWS))
+    rollup.load_lines(conn, src, policy.raw.catalogue, reach, after)
     rollup.assign_daily(conn)
+    assign_earlier_summary(conn, earlier)
     uncounted = uncounted_lines(conn, src, [(first, after)])
-    not_listed = skus_not_listed(conn, policy.raw.catalogue, f"count under {UNLISTED}")
+    not_listed = skus_not_listed(conn, policy.raw.catalogue, f"count under {UNLISTED}", first)
     for build in builds:
         build.uncounted, build.not_in_catalogue = uncounted, not_listed
+        build.audited_against = earlier
     return src
 
 
@@ -513,10 +556,10 @@ def _weekly(
     thin = _weeks_thin_beside_daily(conn, part, src.k)
     rules = freshness.merge_rules(src)
     carried = freshness.carried_merges(conn, WEEKLY_TABLE, day, rules)
-    merged, build.rounds = _suppress(
+    merged, build.rounds, build.given_away_before = _suppress(
         conn,
         [part],
-        [rollup.DAILY, *windows, *differences],
+        [rollup.DAILY, *windows, *differences, *earlier_parts(build.audited_against)],
         src.k,
         sums=True,
         forbidden_at_start=thin,
@@ -548,8 +591,9 @@ def _summary(
     parts = [window_partition(day, days) for days in WINDOWS]
     rules = freshness.merge_rules(src)
     carried = freshness.carried_merges(conn, SUMMARY_TABLE, day, rules)
-    merged, build.rounds = _suppress(
-        conn, parts, [rollup.DAILY], src.k, protected=window_part(28), carried=carried
+    earlier = earlier_parts(build.audited_against)
+    merged, build.rounds, build.given_away_before = _suppress(
+        conn, parts, [rollup.DAILY, *earlier], src.k, protected=window_part(28), carried=carried
     )
     build.cells_merged, build.cells_carried = len(merged), len(carried)
     conn.execute(sa.text("DELETE FROM analytics.product_line_summary"))
@@ -571,6 +615,7 @@ def _summary(
     build.rows_per_level = _levels(conn, "analytics.product_line_summary")
     build.utility = measure_utility(conn, day, weekly=None, summary=window_part(28), k=src.k)
     freshness.record(conn, SUMMARY_TABLE, day, signature, merged, rules)
+    publications.record_summary(conn, day, build.audited_against)
 
 
 def assign_published_weekly(conn: Connection, day: date) -> None:
@@ -636,6 +681,22 @@ def assign_window_differences(conn: Connection) -> list[str]:
         conn.execute(_WINDOW_DIFFERENCE, params)
         names.append(name)
     return names
+
+
+def assign_earlier_summary(conn: Connection, earlier: date | None) -> list[str]:
+    """Maps the lines to the rows the summary published for the earlier Sunday `earlier` showed
+    (lifecycle/sales/publications.py), one partition per window, as a reader who kept that copy
+    places them; returns the partition names (none without an earlier publication)."""
+    if earlier is None:
+        return []
+    for days in WINDOWS:
+        rollup.assign_published(
+            conn,
+            window_partition(earlier, days, earlier_part(days)),
+            f"(SELECT * FROM lifecycle.published_summary_rows WHERE window_days = {days} "
+            f"AND as_of_date = DATE '{earlier.isoformat()}')",
+        )
+    return earlier_parts(earlier)
 
 
 def assign_published_summary(conn: Connection, day: date) -> list[str]:
