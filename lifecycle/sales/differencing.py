@@ -75,6 +75,7 @@ _TABLES = {
         "week before)"
         for d in planning.WINDOWS
     },
+    planning.earlier_part(None): "analytics.weekly_demand (as published the week before)",
 }
 
 
@@ -128,14 +129,14 @@ def differencing_remainders(engine: Engine, policy: Policy) -> CheckResult:
         tonight, storable = _tonight(engine, conn, policy, k, first, after)
         if tonight.night and not tonight.full and set(_PLANNING_TABLES) <= tonight.unchanged:
             return CheckResult(scanned={"lines": 0, "k": k, **tonight.metadata(0)})
-        earlier = publications.earlier_summary(conn, day)
+        earlier = publications.earlier_publication(conn, day)
         reach = publications.earliest_line(earlier, first, max(planning.WINDOWS))
         lines = rollup.load_lines(conn, Source(policy), policy.raw.catalogue, reach, after)
         rollup.assign_daily(conn)
         planning.assign_published_weekly(conn, day)
         published = [planning.WEEKLY, *planning.assign_published_summary(conn, day)]
         differences = planning.assign_window_differences(conn)
-        before = planning.assign_earlier_summary(conn, earlier)
+        before = planning.assign_earlier_tables(conn, earlier)
         parts = [rollup.DAILY, *published, *before]
         sums = planning.assign_weekly_sums(conn)
         current = set(published) | set(differences)  # the earlier summary's pairs: its own night's

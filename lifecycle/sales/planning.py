@@ -13,7 +13,8 @@ planner's per-sku totals) and merging the smaller partner instead; the weekly ta
 second, against the daily table and the published summary, so that a remainder between a 28-day
 sku total and its weeks is closed by rolling up the smallest week, not the sku's 28-day total.
 Both are also audited against the summary published for the previous Sunday, whose windows a
-reader who kept it can subtract from tonight's (lifecycle/sales/publications.py).
+reader who kept it can subtract from tonight's, and the weekly table published with it
+(lifecycle/sales/publications.py).
 The guard recomputes the same remainders from what was published (lifecycle/sales/differencing.py).
 """
 
@@ -53,17 +54,18 @@ def window_part(days: int) -> str:
     return f"product_line_summary_{days}d"
 
 
-def earlier_part(days: int) -> str:
-    """The partition name of one window of the summary published for an earlier Sunday."""
-    return f"{window_part(days)}_earlier"
+def earlier_part(days: int | None) -> str:
+    """The partition name of one window of the summary published for an earlier Sunday, or
+    (None) of the weekly table published with it."""
+    return f"{WEEKLY}_earlier" if days is None else f"{window_part(days)}_earlier"
 
 
-_EARLIER = frozenset(earlier_part(days) for days in WINDOWS)
+_EARLIER = (None, *WINDOWS)  # the earlier weekly table and the earlier summary's windows
 
 
 def earlier_parts(earlier: date | None) -> list[str]:
-    """The partitions of the earlier summary's windows (`assign_earlier_summary`), if any."""
-    return [] if earlier is None else [earlier_part(days) for days in WINDOWS]
+    """The partitions of the tables published for an earlier Sunday (`assign_earlier_tables`)."""
+    return [] if earlier is None else [earlier_part(days) for days in _EARLIER]
 
 
 @dataclass
@@ -345,10 +347,11 @@ def _break_derivations(
     counted (returned) and tonight's tables are published, since it is in none of their rows.
     Without such a row nothing is published."""
     alone = 0
+    before = {earlier_part(days) for days in _EARLIER}
     for leak in leaks:
         own = {row for atom in leak.atoms for row in atom.rows()}
         movable = [(row, lines) for row, lines in leak.certificate if parts[row[0]] in new]
-        earlier = any(parts[row[0]] in _EARLIER for row, _ in leak.certificate)
+        earlier = any(parts[row[0]] in before for row, _ in leak.certificate)
         if not movable and earlier:  # tonight's rows that hold the cell instead
             movable = [(row, 0) for row in own if parts[row[0]] in new]
         beside = [(row, lines) for row, lines in movable if row in leak.alongside]
@@ -413,18 +416,18 @@ def _unchanged(conn: Connection, build: PlanningBuild, started: float) -> Planni
 
 
 def _begin(conn: Connection, policy: Policy, day: date, *builds: PlanningBuild) -> Source:
-    """Reads the span's sales lines and maps them to the daily table and to the summary published
-    for an earlier Sunday (with the lines of its windows); tells `builds` which lines of the span
-    no table counts, which sold skus the catalogue does not list, and which summary they are
-    audited against."""
+    """Reads the span's sales lines and maps them to the daily table and to the planning tables
+    published for an earlier Sunday (with the lines of their span); tells `builds` which lines of
+    the span no table counts, which sold skus the catalogue does not list, and which publication
+    they are audited against."""
     src = Source(policy)
     conn.execute(sa.text("SET LOCAL work_mem = '64MB'"))
     first, after = lines_span(day)
-    earlier = publications.earlier_summary(conn, day)
+    earlier = publications.earlier_publication(conn, day)
     reach = publications.earliest_line(earlier, first, max(WINDOWS))
     rollup.load_lines(conn, src, policy.raw.catalogue, reach, after)
     rollup.assign_daily(conn)
-    assign_earlier_summary(conn, earlier)
+    assign_earlier_tables(conn, earlier)
     uncounted = uncounted_lines(conn, src, [(first, after)])
     not_listed = skus_not_listed(conn, policy.raw.catalogue, f"count under {UNLISTED}", first)
     for build in builds:
@@ -579,6 +582,7 @@ def _weekly(
     build.rows_per_level = _levels(conn, "analytics.weekly_demand")
     build.utility = measure_utility(conn, day, weekly=part.name, summary=None, k=src.k)
     freshness.record(conn, WEEKLY_TABLE, day, signature, merged, rules)
+    publications.record_weekly(conn, day, build.audited_against)
 
 
 def _summary(
@@ -683,18 +687,25 @@ def assign_window_differences(conn: Connection) -> list[str]:
     return names
 
 
-def assign_earlier_summary(conn: Connection, earlier: date | None) -> list[str]:
-    """Maps the lines to the rows the summary published for the earlier Sunday `earlier` showed
-    (lifecycle/sales/publications.py), one partition per window, as a reader who kept that copy
-    places them; returns the partition names (none without an earlier publication)."""
+def assign_earlier_tables(conn: Connection, earlier: date | None) -> list[str]:
+    """Maps the lines to the rows the weekly table and each window of the summary published for
+    the earlier Sunday `earlier` showed (lifecycle/sales/publications.py), as a reader who kept
+    those copies places them; returns the partition names (none without an earlier publication)."""
     if earlier is None:
         return []
+    kept = f"as_of_date = DATE '{earlier.isoformat()}'"
+    weekly = weekly_partition(earlier)
+    rollup.assign_published(
+        conn,
+        rollup.Partition(earlier_part(None), weekly.period, weekly.span, weekly.levels),
+        f"(SELECT * FROM lifecycle.published_weekly_rows WHERE {kept})",
+    )
     for days in WINDOWS:
         rollup.assign_published(
             conn,
             window_partition(earlier, days, earlier_part(days)),
             f"(SELECT * FROM lifecycle.published_summary_rows WHERE window_days = {days} "
-            f"AND as_of_date = DATE '{earlier.isoformat()}')",
+            f"AND {kept})",
         )
     return earlier_parts(earlier)
 

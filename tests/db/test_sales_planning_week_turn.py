@@ -1,10 +1,11 @@
-"""Across the week turn: last week's summary beside this week's gives away no week under k.
+"""Across the week turn: last week's planning tables beside this week's give away no cell under k.
 
 The summary's windows end on the last complete week and slide by a week every Monday. A reader
 who kept last week's copy subtracts: last week's 28-day row of a sku minus this week's, plus this
 week's 7-day row, is the week that just left the 28-day window (the same with the 91-day window
-and the 13th week back). Each build audits its windows against the previous publication's, as
-against a table it cannot change (lifecycle/sales/publications.py)."""
+and the 13th week back); and a week of the weekly table merged differently from last week's copy
+gives away the difference. Each build audits its tables against the previous publication's, as
+against tables it cannot change (lifecycle/sales/publications.py)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from tests.db.test_sales_planning import catalogue, k3_with_catalogue, nightly_p
 
 NEXT = AS_OF + timedelta(days=7)
 NEW_WEEK = date(2026, 6, 1)  # the week the second night adds (Monday)
+LAST_WEEK = NEW_WEEK - timedelta(weeks=1)  # in both nights' weekly tables
 LEFT_28 = NEW_WEEK - timedelta(weeks=4)  # the week that leaves the 28-day window that night
 
 _SUMMARY = "SELECT window_days, level, sku, units FROM analytics.product_line_summary"
@@ -65,9 +67,11 @@ def weeks_given_away(
 
 def one_buyer_leaves_the_window(engine) -> None:
     """k = 3, line tea. X: one buyer in the week that leaves the 28-day window on the second
-    night, three in each of the weeks after it, the new week included."""
+    night, three in each of the weeks after it, the new week included. Y: the same three buyers
+    every week. Z: one buyer, in the week before the new one."""
     with engine.begin() as conn:
-        catalogue(conn, tea=["X", "Y"])
+        catalogue(conn, tea=["X", "Y", "Z"])
+        add_sale(conn, 900, 99, noon(LAST_WEEK + timedelta(days=4)), sku="Z")
         order = 0
         for week in range(5):
             monday = LEFT_28 + timedelta(weeks=week)
@@ -131,6 +135,38 @@ def test_the_guard_catches_a_summary_built_without_last_weeks(engine, policy_fil
     assert "X" not in str(result) and "tea" not in str(result)  # counts, no codes needed
 
 
+def test_a_week_merged_otherwise_last_week_is_merged_as_it_was(engine, policy_file):
+    """Last week's copy of the weekly table showed the week before the new one with Y inside its
+    line's row, with Z's one buyer (X in a row of its own). Tonight's table showing Y alone gives
+    Z's buyer away: the guard fails, and a build that knows that copy merges Y again."""
+    policy = k3_with_catalogue(policy_file)
+    one_buyer_leaves_the_window(engine)
+    nightly_planning(engine, policy, AS_OF)
+    nightly_planning(engine, policy, NEXT)
+    shown = "SELECT level, sku FROM analytics.weekly_demand WHERE week_start = :w"
+    with engine.connect() as conn:
+        assert ("sku_region", "Y") in conn.execute(sa.text(shown), {"w": LAST_WEEK}).all()
+    with engine.begin() as conn:  # plant the copy: Y's week inside the line's row, with Z's
+        params = {"day": date(2026, 5, 31), "w": LAST_WEEK}
+        kept = "FROM lifecycle.published_weekly_rows WHERE as_of_date = :day AND week_start = :w"
+        conn.execute(sa.text(f"DELETE {kept} AND product_line = 'tea'"), params)
+        for level, sku in (("product_line", "OTHER"), ("sku", "X")):
+            conn.execute(
+                sa.text("""INSERT INTO lifecycle.published_weekly_rows
+                    VALUES (:day, :w, :level, 'tea', :sku, 'OTHER')"""),
+                params | {"level": level, "sku": sku},
+            )
+    result = differencing_remainders(engine, policy)
+    assert not result.passed
+    assert "analytics.weekly_demand (as published the week before)" in str(result.findings)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM lifecycle.planning_builds"))  # rebuild, same night
+    nightly_planning(engine, policy, NEXT)
+    with engine.connect() as conn:
+        assert ("sku_region", "Y") not in conn.execute(sa.text(shown), {"w": LAST_WEEK}).all()
+    assert differencing_remainders(engine, policy).passed
+
+
 def test_a_late_cancellation_in_last_weeks_windows_does_not_stop_the_night(engine, policy_file):
     """Last week's rows placed over today's lines can derive a cell under k by themselves when
     orders of their weeks were cancelled since: no build of tonight's tables can hide what was
@@ -160,8 +196,9 @@ def test_a_skipped_week_is_audited_against_the_last_publication_kept(engine, pol
     assert first.metadata()["audited_against_summary_of"] is None
     later, weekly = nightly_planning(engine, policy, NEXT + timedelta(days=7))  # a week skipped
     assert later.audited_against == weekly.audited_against == date(2026, 5, 31)
-    kept = rows(engine, "SELECT DISTINCT as_of_date FROM lifecycle.published_summary_rows")
-    assert sorted(kept) == [(date(2026, 5, 31),), (date(2026, 6, 14),)]
+    for table in ("published_summary_rows", "published_weekly_rows"):
+        kept = rows(engine, f"SELECT DISTINCT as_of_date FROM lifecycle.{table}")
+        assert sorted(kept) == [(date(2026, 5, 31),), (date(2026, 6, 14),)]
     published = rows(
         engine,
         "SELECT DISTINCT as_of_date, window_days, level, product_line, sku "
