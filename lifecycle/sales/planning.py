@@ -80,7 +80,7 @@ class PlanningBuild:
     units_published: int = 0
     rows_per_level: dict[str, int] = field(default_factory=dict)
     cells_merged: int = 0
-    cells_carried: int = 0  # of those, merged by this week's last build and kept from the start
+    cells_carried: int = 0  # of those, merged by the last build (this week's, or last week's) and kept
     rounds: int = 0
     utility: Utility | None = None
     catalogue: AmbiguousSkus = AmbiguousSkus(table="")  # skus it lists under several lines
@@ -112,7 +112,7 @@ class PlanningBuild:
             "units_published": self.units_published,
             "units_published_pct": round(100 * share, 2),
             "cells_merged_against_differencing": self.cells_merged,
-            "cells_carried_from_this_weeks_last_build": self.cells_carried,
+            "cells_carried_from_the_last_build": self.cells_carried,
             "suppression_rounds": self.rounds,
             "audited_against_summary_of": (
                 self.audited_against.isoformat() if self.audited_against else None
@@ -558,7 +558,7 @@ def _weekly(
     differences = assign_window_differences(conn)
     thin = _weeks_thin_beside_daily(conn, part, src.k)
     rules = freshness.merge_rules(src)
-    carried = freshness.carried_merges(conn, WEEKLY_TABLE, day, rules)
+    carried = _weekly_merges_to_start_from(conn, day, build.audited_against, rules)
     merged, build.rounds, build.given_away_before = _suppress(
         conn,
         [part],
@@ -583,6 +583,22 @@ def _weekly(
     build.utility = measure_utility(conn, day, weekly=part.name, summary=None, k=src.k)
     freshness.record(conn, WEEKLY_TABLE, day, signature, merged, rules)
     publications.record_weekly(conn, day, build.audited_against)
+
+
+def _weekly_merges_to_start_from(
+    conn: Connection, day: date, earlier: date | None, rules: str
+) -> set[str]:
+    """The cells the weekly build starts merged: those of this Sunday's last build; on the night
+    the week turns, those last week's build merged in the twelve weeks both tables show. Last
+    week's rows are audited against (publications.py), so a week shown otherwise than last week
+    moves back to how it was, round by round; starting from there saves the rounds. A key names
+    its week first (the partition's period)."""
+    carried = freshness.carried_merges(conn, WEEKLY_TABLE, day, rules)
+    if carried or earlier is None:
+        return carried
+    first = weekly_span(day)[0].isoformat()
+    kept = freshness.carried_merges(conn, WEEKLY_TABLE, earlier, rules)
+    return {key for key in kept if key.split("|", 1)[0] >= first}
 
 
 def _summary(

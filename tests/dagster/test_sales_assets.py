@@ -189,9 +189,9 @@ def test_a_late_correction_rebuilds_the_planning_tables_from_the_weeks_merges(en
     first, late = runs
     for asset in ("weekly_demand", "product_line_summary"):
         assert first[asset]["cells_merged_against_differencing"] > 0
-        assert first[asset]["cells_carried_from_this_weeks_last_build"] == 0
+        assert first[asset]["cells_carried_from_the_last_build"] == 0
         assert late[asset]["mode"] == "rebuilt"
-        assert late[asset]["cells_carried_from_this_weeks_last_build"] > 0
+        assert late[asset]["cells_carried_from_the_last_build"] > 0
     assert (
         late["weekly_demand"]["suppression_rounds"] < first["weekly_demand"]["suppression_rounds"]
     )

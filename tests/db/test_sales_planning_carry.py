@@ -3,7 +3,8 @@
 A late order or correction in the span rebuilds both planning tables. The week's last build already
 found the cells to merge against differencing, round by round; the rebuild starts with them merged
 and goes on auditing until nothing is left, so it takes fewer rounds and still publishes nothing
-derivable. A new week, or other rules, starts from none."""
+derivable. Other rules start from none; a new week starts the summary from none and the weekly
+table from last week's merges in the weeks both show (it is audited against last week's copy)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import sqlalchemy as sa
 
 from lifecycle import synthetic
 from lifecycle.policy import load_policy
+from lifecycle.sales import planning
 from lifecycle.sales.differencing import differencing_remainders
 from tests.conftest import AS_OF
 from tests.db.test_sales_planning import nightly_planning, rows
@@ -61,7 +63,9 @@ def test_a_late_correction_in_the_week_starts_from_that_weeks_merges(engine, pol
             assert set(labels) <= codes | {"OTHER", ""}, cell
 
 
-def test_a_new_week_or_other_rules_start_from_no_merges(engine, policy, policy_file):
+def test_other_rules_start_from_no_merges_and_a_new_week_from_last_weeks(
+    engine, policy, policy_file
+):
     synthetic.seed_shop(engine, orders=20000, seed=7, as_of=AS_OF + timedelta(days=7))
     cold = nightly_planning(engine, policy)
     assert all(b.cells_merged > 0 for b in cold)
@@ -69,9 +73,15 @@ def test_a_new_week_or_other_rules_start_from_no_merges(engine, policy, policy_f
     assert all(b.cells_carried == 0 for b in nightly_planning(engine, stricter))
     back = nightly_planning(engine, policy)  # k = 5 again: the k = 6 merges are not carried
     assert all(b.mode == "rebuilt" and b.cells_carried == 0 for b in back)
+    before = merged_cells(engine)["analytics.weekly_demand"]
     next_week = nightly_planning(engine, policy, AS_OF + timedelta(days=7))
     assert [b.as_of_date - c.as_of_date for b, c in zip(next_week, cold, strict=True)] == [
         timedelta(days=7)
     ] * 2
-    assert all(b.mode == "rebuilt" and b.cells_carried == 0 for b in next_week)
+    summary, weekly = next_week
+    assert summary.mode == weekly.mode == "rebuilt" and summary.cells_carried == 0
+    # The weekly table starts from last week's merges in the twelve weeks both show.
+    first = planning.weekly_span(weekly.as_of_date)[0].isoformat()
+    shared = {key for key in before if key >= first}
+    assert 0 < weekly.cells_carried <= len(shared)
     assert differencing_remainders(engine, policy).passed
