@@ -12,6 +12,12 @@ audit of every atom (lifecycle.sales.derivable): a set of lines that sit in the 
 table, whose figures some combination of published rows of any number of tables derives (a 91-day
 sku total minus its 28-day total minus the weeks shown leaves the week merged up).
 
+Beside tonight's tables, both audits place the lines in the rows of the planning tables published
+for the previous Sunday, as kept (lifecycle/sales/publications.py): a reader who kept last week's
+copies subtracts them from tonight's (last week's 28-day row minus this week's, plus this week's
+7-day row, is the week that left the window). Only pairs and cells that involve tonight's tables
+count; what last week's copies and the daily table derive alone is counted in the scan.
+
 In the nightly (lifecycle.guard.changes.incremental) the audit is skipped when nothing it reads
 changed since its last clean pass: the two planning tables (their signatures, as the other zone
 scans keep them), the rows of the daily table inside the span (the refresh rewrites its newest day
@@ -102,17 +108,17 @@ def _tonights(
     found: list[derivable.Derivable], parts: list[str], published: set[str]
 ) -> tuple[list[derivable.Derivable], int]:
     """The derivable cells that a row of tonight's planning tables holds or derives, and how many
-    others the daily table and the earlier summary derive alone: placed over today's lines after
-    a late order in its weeks, the earlier summary's rows can derive a cell the copy a reader
-    kept does not, and the builds hide such a cell from every row of tonight's tables
+    others the daily table and last week's copies derive alone: placed over today's lines after a
+    late order in their weeks, last week's rows can derive a cell the copies a reader kept do not,
+    and the builds hide such a cell from every row of tonight's tables
     (planning._break_derivations, which counts them the same way)."""
 
-    def tonights(leak: derivable.Derivable) -> bool:
+    def needs_tonight(leak: derivable.Derivable) -> bool:
         rows = [row for row, _ in leak.certificate]
         rows += [row for atom in leak.atoms for row in atom.rows()]
         return any(parts[row[0]] in published for row in rows)
 
-    kept = [leak for leak in found if tonights(leak)]
+    kept = [leak for leak in found if needs_tonight(leak)]
     return kept, len(found) - len(kept)
 
 
@@ -139,7 +145,7 @@ def differencing_remainders(engine: Engine, policy: Policy) -> CheckResult:
         before = planning.assign_earlier_tables(conn, earlier)
         parts = [rollup.DAILY, *published, *before]
         sums = planning.assign_weekly_sums(conn)
-        current = set(published) | set(differences)  # the earlier summary's pairs: its own night's
+        current = set(published) | set(differences)  # last week's pairs: audited last week
         found = rollup.audit(conn, [*parts, *differences], k, involving=current)
         found += rollup.audit(conn, [*sums, rollup.DAILY], k, involving=set(sums))
         exact = derivable.audit_groups(conn, parts, k)  # the sums are in the rows' span already

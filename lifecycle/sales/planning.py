@@ -80,7 +80,7 @@ class PlanningBuild:
     units_published: int = 0
     rows_per_level: dict[str, int] = field(default_factory=dict)
     cells_merged: int = 0
-    cells_carried: int = 0  # of those, merged by the last build (this week's, or last week's) and kept
+    cells_carried: int = 0  # of those, started from: the last build's (this week's or last)
     rounds: int = 0
     utility: Utility | None = None
     catalogue: AmbiguousSkus = AmbiguousSkus(table="")  # skus it lists under several lines
