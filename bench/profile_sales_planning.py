@@ -4,10 +4,13 @@ Seeds a synthetic shop (embedded server by default), refreshes the daily table, 
 planning tables once (in one transaction, as the nightly does) with every SQL statement timed (a SQLAlchemy cursor event), and prints the
 totals per statement kind and the number of suppression rounds next to a hand-written CTAS.
 With --late it then cancels 20 orders of the span and times the rebuild twice: starting from the
-week's merges, as the nightly does, and cold on the same data.
+week's merges, as the nightly does, and cold on the same data. With --turn the shop runs a week
+longer and, after the builds, the week turns: both tables are built for the next Sunday, audited
+against the week before's copies as the nightly does (lifecycle/sales/publications.py), then
+again on the same data as a first build (no copy kept, nothing carried).
 
     .venv/bin/python bench/profile_sales_planning.py --orders 50000 [--reuse] [--attempts 1] \
-        [--no-guard] [--late]
+        [--no-guard] [--late] [--turn]
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import re
 import sys
 import time
 from collections import defaultdict
+from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -70,6 +74,11 @@ def main() -> None:
         action="store_true",
         help="then cancel 20 orders in the span and time the rebuild, warm and cold",
     )
+    parser.add_argument(
+        "--turn",
+        action="store_true",
+        help="then turn the week: build for the next Sunday against the kept copies, then cold",
+    )
     args = parser.parse_args()
     policy = load_policy(PROJECT_DIR / "policy.yaml")
     name = f"lane_plan_profile_{args.orders}"
@@ -82,7 +91,8 @@ def main() -> None:
     else:
         engine = fresh_database(name)
         t = time.perf_counter()
-        synthetic.seed_shop(engine, orders=args.orders, seed=7, as_of=AS_OF)
+        as_of = AS_OF + timedelta(days=7) if args.turn else AS_OF
+        synthetic.seed_shop(engine, orders=args.orders, seed=7, as_of=as_of)
         vacuum_analyze(engine, "shop.orders", "shop.order_items", "shop.products")
         daily.refresh(engine, policy, run_id="bench", as_of=AS_OF)
         print(f"seeded and refreshed in {time.perf_counter() - t:.1f} s")
@@ -101,10 +111,10 @@ def main() -> None:
             label += f" {parameters.get('p')}"
         times[label].append(time.perf_counter() - current.pop())
 
-    def both_builds(title: str, ctas: float) -> None:
+    def both_builds(title: str, ctas: float, as_of=AS_OF) -> None:
         times.clear()
         t = time.perf_counter()
-        both = planning.build_planning_tables(engine, policy, AS_OF)  # as the nightly builds them
+        both = planning.build_planning_tables(engine, policy, as_of)  # as the nightly builds them
         total = time.perf_counter() - t
         builds = {b.table: (b.seconds, b.rounds, b.cells_merged, b.cells_carried) for b in both}
         print(f"\n== {title}: CTAS {ctas:.2f} s; builds {total:.2f} s = {total / ctas:.1f}x")
@@ -127,6 +137,15 @@ def main() -> None:
         both_builds(f"{cancelled} orders cancelled in the span, merges carried", ctas)
         run_sql(engine, FORGET_BUILDS)
         both_builds("the same data, cold (nothing carried)", ctas)
+    if args.turn:  # the next Sunday: audited against this one's copies, then as a first build
+        turn = AS_OF + timedelta(days=7)
+        daily.refresh(engine, policy, run_id="turn", as_of=turn)
+        both_builds("the week turned, against last week's copies", ctas, turn)
+        run_sql(engine, FORGET_BUILDS)
+        for table in ("published_summary_rows", "published_weekly_rows"):
+            sql = f"DELETE FROM lifecycle.{table} WHERE as_of_date <= :d"
+            run_sql(engine, sql, {"d": day})  # the week before's copies: none kept
+        both_builds("the same data, as a first build (no copy kept)", ctas, turn)
     if args.no_guard:
         return
     times.clear()
