@@ -337,9 +337,12 @@ def _break_derivations(
     sku's week whole); then the fewest lines. Another combination can remain, such as a sku's
     91-day total minus its weeks in one window block when the merged week lay in the other, so a
     leak found again (the same atom in the rows this build cannot move) merges twice as many as
-    the time before.
+    the time before, all outside the `protected` partition while it has any: a certificate with
+    one such row (a 7-day row, after last week's 28-day row minus this week's) took the 28-day
+    total with it the second time, where moving the 7-day row further up closes the leak (on the
+    50k shop's week turn, 71.8% of the top-80% skus' 28-day totals exact instead of 69.0%).
 
-    A certificate with no movable row that holds a row of the earlier summary (publications.py)
+    A certificate with no movable row that holds a row of the earlier tables (publications.py)
     places that summary's rows over today's lines: after a late order in its weeks they derive a
     cell by themselves that the copy a reader kept does not (it still holds the order), and
     another combination, through tonight's rows, may derive it for real. So tonight's rows that
@@ -372,7 +375,8 @@ def _break_derivations(
         identity = (fixed, leak.customers)
         times = seen.get(identity, 0)
         seen[identity] = times + 1
-        for *_, part, key in reversed(movable[-(2**times) :]):
+        unprotected = [cell for cell in movable if cell[0]]
+        for *_, part, key in reversed((unprotected or movable)[-(2**times) :]):
             new[part].add(key)
     return alone
 
