@@ -107,7 +107,7 @@ def test_the_synthetic_shop_gives_away_no_week_across_the_turn(engine, policy):
     assert weeks_given_away(engine, policy, old, new, k) == []
     assert differencing_remainders(engine, policy).passed
     # Not by publishing nothing: most skus a planner sees keep their 28-day totals.
-    assert len([key for key in new if key[0] == 28]) >= 0.8 * len([k for k in old if k[0] == 28])
+    assert len([key for key in new if key[0] == 28]) >= 0.8 * len([o for o in old if o[0] == 28])
 
 
 def test_the_guard_catches_a_summary_built_without_last_weeks(engine, policy_file):
