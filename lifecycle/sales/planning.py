@@ -87,7 +87,7 @@ class PlanningBuild:
     uncounted: UncountedLines = UncountedLines(table="")  # lines of the span no table counts
     not_in_catalogue: SkusNotListed = SkusNotListed()  # sold in the span, counted as UNLISTED
     mode: str = "rebuilt"  # or "unchanged": nothing it depends on moved since its last build
-    audited_against: date | None = None  # the Sunday of the earlier summary it was audited against
+    audited_against: date | None = None  # the Sunday of the publication it was audited against
     given_away_before: int = 0  # cells under k that earlier tables derive without tonight's
 
     def metadata(self) -> dict[str, object]:
@@ -343,7 +343,7 @@ def _break_derivations(
     50k shop's week turn, 71.8% of the top-80% skus' 28-day totals exact instead of 69.0%).
 
     A certificate with no movable row that holds a row of the earlier tables (publications.py)
-    places that summary's rows over today's lines: after a late order in its weeks they derive a
+    places those tables' rows over today's lines: after a late order in their weeks they derive a
     cell by themselves that the copy a reader kept does not (it still holds the order), and
     another combination, through tonight's rows, may derive it for real. So tonight's rows that
     hold the cell move up, as if they were the certificate, until none is left; then the cell is
