@@ -215,7 +215,7 @@ def nights(bench: Bench, engine: sa.Engine, policy, size: str, reference: str) -
             summary, weekly = planning.build_planning_tables(engine, policy, as_of)
             box["rows"] = summary.rows + weekly.rows
         costs[night] = (bench.best(label), f"{summary.mode}/{weekly.mode}", refreshed.seconds)
-        if night == "week turned":  # audited against last week's summary: what that costs
+        if night == "week turned":  # audited against last week's copies: what that costs
             turned = [_turn_figures(build) for build in (summary, weekly)]
         if night == "one changed day":  # the same data again, without this week's merges
             run_sql(engine, FORGET_BUILDS)
@@ -235,7 +235,7 @@ def nights(bench: Bench, engine: sa.Engine, policy, size: str, reference: str) -
         f"week): {figures}."
     )
     bench.notes.append(
-        f"{size} orders, the night the week turned (audited against last week's summary, "
+        f"{size} orders, the night the week turned (audited against last week's copies of both planning tables, "
         f"lifecycle/sales/publications.py): {'; '.join(turned)}."
     )
 
@@ -244,7 +244,7 @@ def _turn_figures(build: planning.PlanningBuild) -> str:
     meta = build.metadata()
     figures = ", ".join(f"{k} {meta[k]}" for k in UTILITY_KEYS if k in meta)
     return (
-        f"`{build.table.split('.')[1]}` against the summary of {meta['audited_against_summary_of']}"
+        f"`{build.table.split('.')[1]}` against the tables published for {meta['audited_against_summary_of']}"
         f" accounts for **{meta['units_published_pct']}%** of units, rows per level "
         f"{meta['rows_per_level']}, {meta['cells_merged_against_differencing']} cells merged, "
         f"{meta['cells_derivable_from_earlier_tables_alone']} derivable from earlier tables alone; "
