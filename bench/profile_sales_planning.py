@@ -36,6 +36,14 @@ from lifecycle.sales.differencing import differencing_remainders  # noqa: E402
 from lifecycle.settings import PROJECT_DIR, Settings  # noqa: E402
 from tests.db.test_sales_planning_carry import CANCEL_IN_SPAN  # noqa: E402
 
+# What a planner gets from each build, printed after it (metadata: counts and shares only).
+UTILITY = (
+    "units_published_pct",
+    "sku_28d_top80_exact_pct",
+    "sku_28d_top80_with_k_buyers_exact_pct",
+    "cells_derivable_from_earlier_tables_alone",
+)
+
 
 def kind(statement: str) -> str:
     """A short label for a statement (its first distinctive words), nothing of its parameters."""
@@ -120,6 +128,12 @@ def main() -> None:
         print(f"\n== {title}: CTAS {ctas:.2f} s; builds {total:.2f} s = {total / ctas:.1f}x")
         for table, (s, rounds, merged, carried) in builds.items():
             print(f"  {table}: {s:.2f} s, {rounds} rounds, {merged} merged ({carried} carried)")
+        for b in both:  # what a planner gets from it: counts and shares only
+            shown = b.metadata()
+            print(
+                f"  {b.table}: "
+                + ", ".join(f"{key} {shown[key]}" for key in UTILITY if key in shown)
+            )
         for label, ts in sorted(times.items(), key=lambda kv: -sum(kv[1])):
             print(f"  {sum(ts):7.2f} s  {len(ts):4d}x  {label}")
 

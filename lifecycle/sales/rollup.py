@@ -32,7 +32,9 @@ OTHER = "OTHER"
 # 3: row keys keep a label from the data apart from the roll-up label (`key_label`).
 # 4: a customer with a sale and a return in a row or remainder counts toward none of its k
 #    (source.counted_customers).
-PROTECTION = "4"
+# 5: a summary window's all row is spared once, product lines merged into it, before it is
+#    withheld (planning._spare_top_rows).
+PROTECTION = "5"
 
 
 def key_label(expr: str) -> str:
