@@ -82,6 +82,11 @@ _TABLES = {
         for d in planning.WINDOWS
     },
     planning.earlier_part(None): "analytics.weekly_demand (as published the week before)",
+    **{
+        name: f"analytics.product_line_summary ({days} days: "
+        + ("a product line's rows added up)" if level == 1 else "its rows added up)")
+        for name, (days, level) in planning.SUMMARY_SUMS.items()
+    },
 }
 
 
@@ -145,9 +150,11 @@ def differencing_remainders(engine: Engine, policy: Policy) -> CheckResult:
         before = planning.assign_earlier_tables(conn, earlier)
         parts = [rollup.DAILY, *published, *before]
         sums = planning.assign_weekly_sums(conn)
+        summary_sums = planning.assign_summary_sums(conn)
         current = set(published) | set(differences)  # last week's pairs: audited last week
         found = rollup.audit(conn, [*parts, *differences], k, involving=current)
         found += rollup.audit(conn, [*sums, rollup.DAILY], k, involving=set(sums))
+        found += rollup.audit(conn, [*summary_sums, *parts], k, involving=set(summary_sums))
         exact = derivable.audit_groups(conn, parts, k)  # the sums are in the rows' span already
         conn.rollback()
     derived, before_alone = _tonights(exact.found, parts, set(published))
@@ -184,7 +191,7 @@ def differencing_remainders(engine: Engine, policy: Policy) -> CheckResult:
         scanned={
             "lines": lines,
             "tables": len(parts),
-            "derived": len(differences) + len(sums),
+            "derived": len(differences) + len(sums) + len(summary_sums),
             "atoms": exact.atoms,
             "k": k,
             "audited_against_summary_of": earlier.isoformat() if earlier else None,

@@ -17,7 +17,13 @@ from lifecycle.sales.differencing import differencing_remainders
 from lifecycle.sales.source import Source
 from tests.conftest import AS_OF
 from tests.db.test_sales import add_sale, noon
-from tests.db.test_sales_planning import WEEK, catalogue, k3_with_catalogue, rows
+from tests.db.test_sales_planning import (
+    WEEK,
+    catalogue,
+    k3_with_catalogue,
+    nightly_planning,
+    rows,
+)
 
 WEEKS = [WEEK - timedelta(weeks=n) for n in (3, 2, 1, 0)]  # the four weeks of the 28-day window
 
@@ -96,14 +102,28 @@ def test_a_chain_through_three_tables_is_caught_where_no_pair_leaves_a_remainder
     """The 28-day X minus the 7-day X minus X's two middle weeks is X's first week: 2 buyers.
     No pair of published tables leaves it (X's 28 days minus the weeks inside keep the first and
     last weeks, 5 buyers); the summary's 28 days minus its 7 days, a figure one subtraction
-    gives, minus the weeks inside it does, and so does a combination of rows."""
+    gives, minus the weeks inside it does, and so does a combination of rows. So do tea's 28-
+    and 91-day rows added up (X's and the line's, which holds Z): minus the weeks inside them
+    they leave X's first week and Z's buyer."""
     policy = k3_with_catalogue(policy_file)
     planted_chain(engine, policy)
     result = differencing_remainders(engine, policy)
     assert not result.passed and result.error is None
     assert [(f.table, f.column, f.kind, f.count) for f in result.findings] == [
         (
+            "analytics.product_line_summary (28 days: a product line's rows added up)",
+            "minus analytics.weekly_demand",
+            "differencing",
+            1,
+        ),
+        (
             "analytics.product_line_summary (28 days minus the 7-day rows inside)",
+            "minus analytics.weekly_demand",
+            "differencing",
+            1,
+        ),
+        (
+            "analytics.product_line_summary (91 days: a product line's rows added up)",
             "minus analytics.weekly_demand",
             "differencing",
             1,
@@ -172,8 +192,18 @@ def test_two_cells_derivable_only_together_are_caught(engine, policy_file):
     weekly_rows(engine, *((week, "product_line", "OTHER") for week in WEEKS[:3]))
     result = differencing_remainders(engine, policy)
     assert not result.passed and result.error is None
+    # Found as a pair of atoms, and as the line's rows added up (planning.SUMMARY_SUMS) minus
+    # the weeks inside them.
     assert [(f.table, f.kind) for f in result.findings] == [
-        ("analytics sales tables", "differencing")
+        (
+            "analytics.product_line_summary (28 days: a product line's rows added up)",
+            "differencing",
+        ),
+        (
+            "analytics.product_line_summary (91 days: a product line's rows added up)",
+            "differencing",
+        ),
+        ("analytics sales tables", "differencing"),
     ]
 
 
@@ -588,3 +618,71 @@ def test_a_merge_that_opens_a_sum_is_in_the_next_rounds_scope(engine, policy_fil
             scopes.append(scope)
         conn.rollback()
     assert [s.weeks for s in scopes] == [set(), set(), {str(WEEK)}]
+
+
+def test_a_product_lines_rows_added_up_minus_its_weeks_are_audited(engine, policy, monkeypatch):
+    """A product line's 91-day rows in the summary added up (its skus' rows and its OTHER row)
+    minus its weekly rows inside them left 4 buyers on this shop (k = 5): a union of more atoms
+    than the exact audit searches, and no single summary row holds those weekly rows whole. The
+    guard audits the summary's sums (planning.SUMMARY_SUMS) and fails tables built blind to them;
+    the weekly build merges against them, so the tables it publishes pass."""
+    synthetic.seed_shop(engine, orders=20000, seed=7, as_of=AS_OF)
+    with monkeypatch.context() as blind:  # the builds as before: no sum of the summary's rows
+        blind.setattr(planning, "assign_summary_sums", lambda conn: [])
+        nightly_planning(engine, policy, AS_OF)
+    result = differencing_remainders(engine, policy)
+    assert not result.passed
+    assert (
+        "analytics.product_line_summary (91 days: a product line's rows added up)",
+        "minus analytics.weekly_demand",
+    ) in [(f.table, f.column) for f in result.findings]
+    assert "SKU-" not in str(result)  # counts and table names, no sku
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM lifecycle.planning_builds"))  # rebuild, same night
+    nightly_planning(engine, policy, AS_OF)
+    assert differencing_remainders(engine, policy).passed
+
+
+def line_sum_shop(engine) -> None:
+    """k = 3. Line tea, last week: X to buyers 1 and 2, Z to 3 and 4, W to 6, each under k. Buyer
+    5 bought X in each of the three weeks before and Y in one: over 28 days X has its row (1, 2,
+    5) and tea's OTHER row holds Y, Z and W (5, 3, 4, 6). Line coffee: three buyers of C every
+    week."""
+    with engine.begin() as conn:
+        catalogue(conn, tea=["X", "Y", "Z", "W"], coffee=["C"])
+        order = 0
+        for sku, buyers in (("X", (1, 2)), ("Z", (3, 4)), ("W", (6,))):
+            for buyer in buyers:
+                order += 1
+                buy(conn, order, buyer, WEEKS[3] + timedelta(days=buyer % 7), sku)
+        for n, week in enumerate(WEEKS[:3]):
+            order += 1
+            buy(conn, order, 5, week + timedelta(days=n + 1), "X")
+        order += 1
+        buy(conn, order, 5, WEEKS[1] + timedelta(days=5), "Y")
+        for week in WEEKS:
+            for buyer in (71, 72, 73):
+                order += 1
+                buy(conn, order, buyer, week + timedelta(days=buyer % 7), "C")
+
+
+def test_a_summary_sum_that_leaves_a_remainder_merges_its_own_top_row_first(engine, policy_file):
+    """For a sum of a product line's rows in a window that leaves a remainder, as the outer row
+    or inside one, the summary build merges the line's OTHER row, so the sum is no longer whole;
+    where that row is not published, its smallest sku row."""
+    policy = k3_with_catalogue(policy_file)
+    line_sum_shop(engine)
+    day = planning.window_end(AS_OF.date())
+    name = planning.window_part(28) + "_line"
+    with engine.begin() as conn:
+        first, after = planning.lines_span(day)
+        rollup.load_lines(conn, Source(policy), policy.raw.catalogue, first, after)
+        window = planning.window_partition(day, 28)
+        for forbidden, expected in ((set(), "28|tea|OTHER|"), ({"28|tea|OTHER|"}, "28|tea|X|")):
+            rollup.assign(conn, window, 3, forbidden)
+            assert name in planning.assign_summary_sums(conn)
+            outer = rollup.Remainder(name, "28|tea", "product_line_summary_7d", "", 1)
+            inner = rollup.Remainder("sales_volume_daily", "", name, "", 1, (("28|tea", 2),))
+            for found in ([outer], [inner]):
+                assert planning._rows_to_merge_for_summary_sums(conn, found, 3) == {expected}
+        conn.rollback()
