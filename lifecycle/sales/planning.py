@@ -43,7 +43,10 @@ from lifecycle.sales.utility import Utility, measure_utility
 
 WEEKS = 13
 WINDOWS = (7, 28, 91)
-MAX_ROUNDS = 100  # merges per build; each round moves a cell one level up, so this is never hit
+MAX_ROUNDS = 100
+# Times the summary is rebuilt in one night for cells the weekly build finds it must move
+# (`build_planning_tables`); after the last, such a cell is counted as before (`_break_derivations`).
+SUMMARY_REBUILDS = 3  # merges per build; each round moves a cell one level up, so this is never hit
 WEEKLY = "weekly_demand"
 WEEKLY_TABLE = "analytics.weekly_demand"
 SUMMARY_TABLE = "analytics.product_line_summary"
@@ -201,6 +204,7 @@ def _suppress(
     forbidden_at_start: set[str] | None = None,
     carried: set[str] | None = None,
     summed: list[str] | None = None,
+    upstream: dict[str, set[str]] | None = None,
 ) -> tuple[set[str], int, int]:
     """Assigns the `moving` partitions, merging their cells upward until no remainder between
     any of them and the `fixed` ones covers fewer than k customers. Returns the cells merged
@@ -224,6 +228,9 @@ def _suppress(
     of another table's rows (the summary's, SUMMARY_SUMS), audited in pairs like the `fixed` ones
     but left out of the exact audit: their rows are sums of rows it already has, and a window's
     sum, one row over every product line, would join every group of product lines into one.
+    `upstream`: fixed partitions built tonight (the summary's windows, for the weekly build),
+    each with a set that receives the rows of theirs that a cell derivable without this build's
+    rows needs (`_break_derivations`); the caller rebuilds them with those merged.
 
     When neither leaves a remainder, the exact audit (lifecycle.sales.derivable) looks for a cell
     under k that a longer chain of published rows derives; each one found merges a cell of the
@@ -255,7 +262,9 @@ def _suppress(
         if not found and not any(new.values()):  # is a cell derivable through a longer chain?
             leaks = derivable.small_derivable(conn, everything, k, touched)
             touched = set()
-            alone = _break_derivations(leaks, everything, new, protected, seen_leaks, spared)
+            alone = _break_derivations(
+                leaks, everything, new, protected, seen_leaks, spared, upstream
+            )
             if not any(new.values()):
                 return set().union(*(f - start for f in forbidden.values())), rounds, alone
         for r in found:
@@ -411,20 +420,27 @@ ORDER BY g, max(level) DESC, {customers}, row_key
 """
 
 
-def _rows_to_merge_for_summary_sums(
-    conn: Connection, found: list[rollup.Remainder], k: int
-) -> set[str]:
-    """The summary rows to merge so that none of its sums (SUMMARY_SUMS) leaves a remainder
-    against the tables it is built beside: for each sum found, as the outer row or inside one,
-    its top row, so that the sum is no longer whole at that level (the next pass audits what is
-    left of it), or its smallest row where the top one is not published."""
+def _rows_to_merge_for_derived(conn: Connection, found: list[rollup.Remainder], k: int) -> set[str]:
+    """The summary rows to merge so that no figure a reader derives from them (a sum of a
+    product line's rows, SUMMARY_SUMS; a window minus the next shorter one inside it,
+    `assign_window_differences`) leaves a remainder against its own windows, the daily table or
+    the tables published for the previous Sunday. For a sum found, as the outer row or inside
+    one, its top row, so that the sum is no longer whole at that level (the next pass audits what
+    is left of it), or its smallest row where the top one is not published; for a window
+    difference, the longer window's row it is (its key). Until stop 40 the differences were
+    audited against those tables by the guard alone: at the week turn last week's 91-day row
+    minus tonight's 91 days less their 28 days left 2 and 5 buyers on two synthetic shops, and
+    the guard failed the night."""
     keys: dict[str, set[str]] = {}
-    for r in found:
-        if r.outer in SUMMARY_SUMS:
-            keys.setdefault(r.outer, set()).add(r.outer_key)
-        elif r.inner in SUMMARY_SUMS:
-            keys.setdefault(r.inner, set()).update(r.partners_to_merge(k))
     merged: set[str] = set()
+    for r in found:
+        for part, cells in ((r.outer, [r.outer_key]), (r.inner, r.partners_to_merge(k))):
+            if part in SUMMARY_SUMS:
+                keys.setdefault(part, set()).update(cells)
+                break
+            if part in WINDOW_DIFFERENCES:
+                merged.update(cells)
+                break
     for name, sums in keys.items():
         days, level = SUMMARY_SUMS[name]
         sql = _SUMMARY_SUM_ROW_TO_MERGE.format(
@@ -442,6 +458,7 @@ def _break_derivations(
     protected: str | None,
     seen: dict[tuple[object, ...], int],
     spared: dict[str, rollup.Partition],
+    upstream: dict[str, set[str]] | None = None,
 ) -> int:
     """Adds to `new` (the cells to merge, per movable partition) cells of each leak's
     certificate, the published rows that combine to the small atom: what is subtracted to leave
@@ -464,13 +481,39 @@ def _break_derivations(
     another combination, through tonight's rows, may derive it for real. So tonight's rows that
     hold the cell move up, as if they were the certificate, until none is left; then the cell is
     counted (returned) and tonight's tables are published, since it is in none of their rows.
-    Without such a row nothing is published."""
+    Without such a row nothing is published.
+
+    A certificate with no movable row that holds a row of an `upstream` partition (the weekly
+    build: tonight's summary, fixed here) is the summary's to break: its row outside the 28-day
+    window first, the coarsest, goes into `upstream` for the summary to be rebuilt with it merged;
+    so does a summary row that holds the cell, where the certificate's fixed rows are last
+    week's.
+    The summary's own exact audit searches unions of three atoms within bounds
+    (derivable.TRIPLE_REST) that depend on the rows it reduces: on a 5,000-order shop's week turn
+    it missed a triple through its windows and last week's copies that the weekly build's larger
+    system found, and the weekly build, unable to move a row of it, counted it as given away
+    before (the guard failed the night)."""
     alone = 0
     before = {earlier_part(days) for days in _EARLIER}
     for leak in leaks:
         own = {row for atom in leak.atoms for row in atom.rows()}
         movable = [(row, lines) for row, lines in leak.certificate if parts[row[0]] in new]
         earlier = any(parts[row[0]] in before for row, _ in leak.certificate)
+        theirs = [row for row, _ in leak.certificate if parts[row[0]] in (upstream or {})]
+        if not theirs and earlier:  # as below: tonight's rows that hold the cell instead
+            theirs = [row for row in own if parts[row[0]] in (upstream or {})]
+        if not movable and theirs and upstream is not None:  # tonight's summary must move
+            *_, part, key = max(
+                (
+                    parts[row[0]] != window_part(28),
+                    row[1].count(rollup.OTHER),
+                    parts[row[0]],
+                    row[1],
+                )
+                for row in theirs
+            )
+            upstream[part].add(key)
+            continue
         if not movable and earlier:  # tonight's rows that hold the cell instead
             movable = [(row, 0) for row in own if parts[row[0]] in new]
         beside = [(row, lines) for row, lines in movable if row in leak.alongside]
@@ -624,16 +667,24 @@ def build_planning_tables(
             _summary(conn, src, day, summary, signature)
             summary.seconds = time.perf_counter() - started
         between = time.perf_counter()
-        signature, current = _lock(conn, policy, day, WEEKLY_TABLE, upstream=SUMMARY_TABLE)
+        weekly_signature, current = _lock(conn, policy, day, WEEKLY_TABLE, upstream=SUMMARY_TABLE)
         if current:
             _unchanged(conn, weekly, between)
-        else:
-            if src is None:  # the summary is as published: its lines' rows are read back
-                src = _begin(conn, policy, day, weekly)
-                windows = assign_published_summary(conn, day)
-            else:  # the summary just built: its assignment is what it published
-                windows = [window_part(days) for days in WINDOWS]
-            _weekly(conn, src, day, weekly, signature, windows)
+        elif src is None:  # the summary is as published: its lines' rows are read back
+            src = _begin(conn, policy, day, weekly)
+            windows = assign_published_summary(conn, day)
+            _weekly(conn, src, day, weekly, weekly_signature, windows)
+        else:  # the summary just built: its assignment is what it published
+            windows = [window_part(days) for days in WINDOWS]
+            extra: set[str] = set()
+            for attempt in range(SUMMARY_REBUILDS + 1):
+                upstream = {w: set() for w in windows} if attempt < SUMMARY_REBUILDS else None
+                _weekly(conn, src, day, weekly, weekly_signature, windows, upstream)
+                found = set().union(*upstream.values()) if upstream else set()
+                if not found - extra:
+                    break
+                extra |= found  # the summary again, with them merged, then the weekly table
+                _summary(conn, src, day, summary, signature, frozenset(extra))
     weekly.seconds = time.perf_counter() - between
     return summary, weekly
 
@@ -678,9 +729,11 @@ def _weekly(
     build: PlanningBuild,
     signature: str | None,
     windows: list[str],
+    upstream: dict[str, set[str]] | None = None,
 ) -> None:
     """analytics.weekly_demand for the 13 complete weeks up to `day`, from pg_temp.sales_lines,
-    rolled up and merged against the daily table and the summary's `windows` (as assigned)."""
+    rolled up and merged against the daily table and the summary's `windows` (as assigned);
+    `upstream`: see `_suppress`."""
     part = weekly_partition(day)
     differences = assign_window_differences(conn)
     thin = _weeks_thin_beside_daily(conn, part, src.k)
@@ -695,6 +748,7 @@ def _weekly(
         forbidden_at_start=thin,
         carried=carried - thin,
         summed=assign_summary_sums(conn),
+        upstream=upstream,
     )
     build.cells_merged, build.cells_carried = len(merged), len(carried - thin)
     conn.execute(sa.text("DELETE FROM analytics.weekly_demand"))
@@ -730,26 +784,34 @@ def _weekly_merges_to_start_from(
 
 
 def _summary(
-    conn: Connection, src: Source, day: date, build: PlanningBuild, signature: str | None
+    conn: Connection,
+    src: Source,
+    day: date,
+    build: PlanningBuild,
+    signature: str | None,
+    extra: frozenset[str] = frozenset(),
 ) -> None:
     """analytics.product_line_summary (7/28/91 days per sku and product line, up to `day`, the
     end of the last complete ISO week) from pg_temp.sales_lines, merged so that it opens no
     subtraction against the daily table or between its windows; its windows' assignment stays
-    in pg_temp.sales_assign for the weekly table to be merged against."""
+    in pg_temp.sales_assign for the weekly table to be merged against. `extra`: cells to merge
+    from the start beside those carried (what the weekly build found the summary must move)."""
     parts = [window_partition(day, days) for days in WINDOWS]
     rules = freshness.merge_rules(src)
-    carried = freshness.carried_merges(conn, SUMMARY_TABLE, day, rules)
+    carried = freshness.carried_merges(conn, SUMMARY_TABLE, day, rules) | extra
+    build.rows = 0
     fixed = [rollup.DAILY, *earlier_parts(build.audited_against)]
     window_names = [part.name for part in parts]
     merged, build.rounds, build.given_away_before = _suppress(
         conn, parts, fixed, src.k, protected=window_part(28), carried=carried
     )
-    for _ in range(MAX_ROUNDS):  # do its own sums leave a remainder against the fixed tables?
-        sums = assign_summary_sums(conn)
-        found = rollup.audit(conn, [*sums, *window_names, *fixed], src.k, involving=set(sums))
+    for _ in range(MAX_ROUNDS):  # what a reader derives from its rows, against the rest
+        derived = [*assign_summary_sums(conn), *assign_window_differences(conn)]
+        everything = [*derived, *window_names, *fixed]
+        found = rollup.audit(conn, everything, src.k, involving=set(derived))
         if not found:
             break
-        merged |= _rows_to_merge_for_summary_sums(conn, found, src.k)
+        merged |= _rows_to_merge_for_derived(conn, found, src.k)
         merged, rounds, build.given_away_before = _suppress(
             conn, parts, fixed, src.k, protected=window_part(28), carried=merged
         )
@@ -862,20 +924,24 @@ WHERE a.part = :outer AND i.row_key IS NULL
 """)
 
 
+WINDOW_DIFFERENCES = [  # 28 - 7, 91 - 28
+    f"{window_part(longer)}_minus_{shorter}d"
+    for shorter, longer in zip(WINDOWS, WINDOWS[1:], strict=False)
+]
+
+
 def assign_window_differences(conn: Connection) -> list[str]:
     """Adds, as partitions, each window of the summary minus the rows of the next shorter one
     inside its rows (from the windows' assignments): figures a reader derives by one subtraction,
     which a third table (the weekly one) can then be subtracted from. The weekly build merges
     against them as against a published table, so a week merged up is not left alone between a
     sku's 91- and 28-day totals and its other weeks."""
-    names = []
-    for shorter, longer in zip(WINDOWS, WINDOWS[1:], strict=False):  # 28 - 7, 91 - 28
-        name = f"{window_part(longer)}_minus_{shorter}d"
+    pairs = zip(WINDOWS, WINDOWS[1:], strict=False)
+    for name, (shorter, longer) in zip(WINDOW_DIFFERENCES, pairs, strict=True):
         conn.execute(sa.text("DELETE FROM pg_temp.sales_assign WHERE part = :p"), {"p": name})
         params = {"p": name, "outer": window_part(longer), "inner": window_part(shorter)}
         conn.execute(_WINDOW_DIFFERENCE, params)
-        names.append(name)
-    return names
+    return list(WINDOW_DIFFERENCES)
 
 
 def assign_earlier_tables(conn: Connection, earlier: date | None) -> list[str]:

@@ -684,5 +684,5 @@ def test_a_summary_sum_that_leaves_a_remainder_merges_its_own_top_row_first(engi
             outer = rollup.Remainder(name, "28|tea", "product_line_summary_7d", "", 1)
             inner = rollup.Remainder("sales_volume_daily", "", name, "", 1, (("28|tea", 2),))
             for found in ([outer], [inner]):
-                assert planning._rows_to_merge_for_summary_sums(conn, found, 3) == {expected}
+                assert planning._rows_to_merge_for_derived(conn, found, 3) == {expected}
         conn.rollback()

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from lifecycle import synthetic
 from lifecycle.policy import Policy
-from lifecycle.sales import rollup
+from lifecycle.sales import planning, rollup
 from lifecycle.sales.differencing import differencing_remainders
 from lifecycle.sales.source import Source, counted_customers
 from tests.conftest import AS_OF
@@ -215,4 +215,39 @@ def test_a_skipped_week_is_audited_against_the_last_publication_kept(engine, pol
         "FROM lifecycle.published_summary_rows WHERE as_of_date = DATE '2026-06-14'",
     )
     assert sorted(published) == sorted(stored) and published
+    assert differencing_remainders(engine, policy).passed
+
+
+def turned_shop(engine, policy, orders: int, seed: int):
+    """A synthetic shop's planning tables for AS_OF, then for the Sunday after, as the nightly
+    builds them; returns the second night's (summary, weekly)."""
+    synthetic.seed_shop(engine, orders=orders, seed=seed, as_of=NEXT)
+    nightly_planning(engine, policy, AS_OF)
+    return nightly_planning(engine, policy, NEXT)
+
+
+def test_the_summarys_window_differences_are_audited_against_last_weeks_copies(engine, policy):
+    """Last week's 91-day row minus tonight's 91 days less their 28 days left one buyer on this
+    shop: the guard audited the window differences against last week's copies, the builds did
+    not, and the night failed. The summary build now audits what a reader derives from its rows
+    (differences and sums) against them too."""
+    turned_shop(engine, policy, orders=5000, seed=1)
+    assert differencing_remainders(engine, policy).passed
+
+
+def test_a_cell_the_weekly_build_cannot_hide_is_merged_in_the_summary(engine, policy, monkeypatch):
+    """On this shop's turn the weekly build found three cells of 4 buyers that tonight's summary
+    and last week's copies derive together, which the summary's own audit, searching unions of
+    three cells within bounds, had missed; no weekly row holds them. With no summary rebuild the
+    weekly build counted them as given away before and the guard failed the night; the summary is
+    now rebuilt with a row of theirs merged."""
+    with monkeypatch.context() as once:
+        once.setattr(planning, "SUMMARY_REBUILDS", 0)
+        summary, weekly = turned_shop(engine, policy, orders=5000, seed=3)
+    assert weekly.given_away_before == 1
+    assert not differencing_remainders(engine, policy).passed
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM lifecycle.planning_builds"))  # rebuild, same night
+    summary, weekly = nightly_planning(engine, policy, NEXT)
+    assert weekly.given_away_before == summary.given_away_before == 0
     assert differencing_remainders(engine, policy).passed
