@@ -103,13 +103,20 @@ def test_a_chain_through_three_tables_is_caught_where_no_pair_leaves_a_remainder
     No pair of published tables leaves it (X's 28 days minus the weeks inside keep the first and
     last weeks, 5 buyers); the summary's 28 days minus its 7 days, a figure one subtraction
     gives, minus the weeks inside it does, and so does a combination of rows. So do tea's 28-
-    and 91-day rows added up (X's and the line's, which holds Z): minus the weeks inside them
-    they leave X's first week and Z's buyer."""
+    and 91-day rows added up (X's and the line's, which holds Z), and each window's rows added
+    up (tea is the shop's only line): minus the weeks inside them they leave X's first week and
+    Z's buyer."""
     policy = k3_with_catalogue(policy_file)
     planted_chain(engine, policy)
     result = differencing_remainders(engine, policy)
     assert not result.passed and result.error is None
     assert [(f.table, f.column, f.kind, f.count) for f in result.findings] == [
+        (
+            "analytics.product_line_summary (28 days: its rows added up)",
+            "minus analytics.weekly_demand",
+            "differencing",
+            1,
+        ),
         (
             "analytics.product_line_summary (28 days: a product line's rows added up)",
             "minus analytics.weekly_demand",
@@ -118,6 +125,12 @@ def test_a_chain_through_three_tables_is_caught_where_no_pair_leaves_a_remainder
         ),
         (
             "analytics.product_line_summary (28 days minus the 7-day rows inside)",
+            "minus analytics.weekly_demand",
+            "differencing",
+            1,
+        ),
+        (
+            "analytics.product_line_summary (91 days: its rows added up)",
             "minus analytics.weekly_demand",
             "differencing",
             1,
@@ -192,17 +205,14 @@ def test_two_cells_derivable_only_together_are_caught(engine, policy_file):
     weekly_rows(engine, *((week, "product_line", "OTHER") for week in WEEKS[:3]))
     result = differencing_remainders(engine, policy)
     assert not result.passed and result.error is None
-    # Found as a pair of atoms, and as the line's rows added up (planning.SUMMARY_SUMS) minus
-    # the weeks inside them.
+    # Found as a pair of atoms, and as the line's rows and the window's rows added up
+    # (planning.SUMMARY_SUMS; tea is the shop's only line) minus the weeks inside them.
+    summary = "analytics.product_line_summary"
     assert [(f.table, f.kind) for f in result.findings] == [
-        (
-            "analytics.product_line_summary (28 days: a product line's rows added up)",
-            "differencing",
-        ),
-        (
-            "analytics.product_line_summary (91 days: a product line's rows added up)",
-            "differencing",
-        ),
+        (f"{summary} (28 days: its rows added up)", "differencing"),
+        (f"{summary} (28 days: a product line's rows added up)", "differencing"),
+        (f"{summary} (91 days: its rows added up)", "differencing"),
+        (f"{summary} (91 days: a product line's rows added up)", "differencing"),
         ("analytics sales tables", "differencing"),
     ]
 

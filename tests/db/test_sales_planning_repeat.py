@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from lifecycle.sales import planning
 from lifecycle.sales.differencing import differencing_remainders
 from tests.db.test_sales_planning import (
     WEEK,
@@ -58,11 +59,18 @@ def repeat_shop(engine) -> None:
 
 
 def test_a_remainder_found_again_unchanged_merges_all_its_partners_in_one_round(
-    engine, policy_file
+    engine, policy_file, monkeypatch
 ):
+    """Built without the windows' totals among the sums the weekly build audits: with them, the
+    28-day total minus the weekly rows inside it finds the week W1 withholding pet's one buyer,
+    and topping that week up moves the tea row of W1 into its all row before the rule is needed
+    (`test_a_total_tops_up_the_week_before_the_rule_is_needed`)."""
     policy = k3_with_catalogue(policy_file)
     repeat_shop(engine)
-    summary, weekly = nightly_planning(engine, policy)
+    lines_only = {n: s for n, s in planning.SUMMARY_SUMS.items() if s[1] == 1}
+    with monkeypatch.context() as no_totals:
+        no_totals.setattr(planning, "SUMMARY_SUMS", lines_only)
+        summary, weekly = nightly_planning(engine, policy)
     # The planted situation: AX is rolled into the 28-day tea row, which the summary keeps.
     shown = (
         "SELECT window_days, level, product_line, sku, customers "
@@ -88,3 +96,24 @@ def test_a_remainder_found_again_unchanged_merges_all_its_partners_in_one_round(
     assert weekly.metadata()["units_published_pct"] == round(100 * 18 / 20, 2)
     assert weekly.metadata()["suppression_rounds"] == 3
     assert summary.rounds >= 2 and summary.cells_merged >= 1
+
+
+def test_a_total_tops_up_the_week_before_the_rule_is_needed(engine, policy_file):
+    """With the windows' totals audited, the 28-day total minus the weekly rows inside it is pet's
+    one buyer, whom W1 withholds (its all row holds no one else); W1 is topped up with its
+    smallest product line, tea's row, so its all row reaches k and the tea row of W1 is no longer
+    inside the 28-day tea row: the remainder closes with AX's cells of W1 still shown."""
+    policy = k3_with_catalogue(policy_file)
+    repeat_shop(engine)
+    summary, weekly = nightly_planning(engine, policy)
+    assert rows(
+        engine,
+        f"SELECT level, product_line, sku, region, customers FROM analytics.weekly_demand "
+        f"WHERE week_start = DATE '{WEEK_1}' ORDER BY 1, 2, 3, 4",
+    ) == [
+        ("all", "OTHER", "OTHER", "OTHER", 4),
+        ("sku", "tea", "AX", "OTHER", 3),
+        *[("sku_region", "tea", "AX", region, 3) for region in REGIONS[1:]],
+    ]
+    assert (weekly.units_total, weekly.units_published) == (20, 18)
+    assert differencing_remainders(engine, policy).passed
