@@ -33,7 +33,8 @@ OTHER = "OTHER"
 # 4: a customer with a sale and a return in a row or remainder counts toward none of its k
 #    (source.counted_customers).
 # 5: a summary window's all row is spared once, product lines merged into it, before it is
-#    withheld (planning._spare_top_rows).
+#    withheld (planning._spare_top_rows); the summary's line sums and window totals are audited,
+#    and its window differences against last week's copies (planning.SUMMARY_SUMS).
 PROTECTION = "5"
 
 
