@@ -333,6 +333,32 @@ GROUP BY 1
 """
 
 
+def _rows_below_top(
+    conn: Connection, part: rollup.Partition, top: str, new: dict[str, set[str]]
+) -> list[tuple[str, int]]:
+    """The published rows one level below the top row `top` of `part`, in its period, that no
+    merge of this round already takes, with their customers, smallest first."""
+    params = {
+        "p": part.name,
+        "below": len(part.levels) - 2,
+        "period": top.partition("|")[0],
+        "merging": sorted(new[part.name]),
+    }
+    sql = _BELOW_TOP.format(customers=counted_customers())
+    return [(key, customers) for key, customers in conn.execute(sa.text(sql), params)]
+
+
+def _rows_to_reach_k(rows: list[tuple[str, int]], customers: int, k: int) -> set[str]:
+    """The first of `rows` (smallest first) whose customers, added to `customers`, reach k."""
+    taken: set[str] = set()
+    for key, n in rows:
+        if customers >= k:
+            break
+        taken.add(key)
+        customers += n
+    return taken
+
+
 def _top_up_for_totals(
     conn: Connection,
     moving: list[rollup.Partition],
@@ -373,20 +399,10 @@ def _top_up_under_k(
             customers=counted_customers("l.customer_id", "l.units"),
         )
         for key, customers in conn.execute(sa.text(sql), {"p": part.name}).all():
-            if not 0 < customers < k:
-                continue
-            params = {
-                "p": part.name,
-                "below": len(part.levels) - 2,
-                "period": key.partition("|")[0],
-                "merging": sorted(new[part.name]),
-            }
-            below = conn.execute(sa.text(_BELOW_TOP.format(customers=counted_customers())), params)
-            for row_key, n in below.all():
-                new[part.name].add(row_key)
-                customers += n
-                if customers >= k:
-                    break
+            if 0 < customers < k:
+                new[part.name] |= _rows_to_reach_k(
+                    _rows_below_top(conn, part, key, new), customers, k
+                )
 
 
 def _spare_top_rows(
@@ -415,24 +431,12 @@ def _spare_top_rows(
         for key in sorted(key for key in new[part.name] if _top_row(part, key)):
             if (part.name, key) in spared:
                 continue
-            params = {
-                "p": part.name,
-                "below": len(part.levels) - 2,
-                "period": key.partition("|")[0],
-                "merging": sorted(new[part.name]),
-            }
-            sql = _BELOW_TOP.format(customers=counted_customers())
-            below = conn.execute(sa.text(sql), params).all()
+            below = _rows_below_top(conn, part, key, new)
             if not below:
                 continue
             spared.add((part.name, key))
             new[part.name].discard(key)
-            customers = 0
-            for row_key, n in below:
-                new[part.name].add(row_key)
-                customers += n
-                if customers >= k:
-                    break
+            new[part.name] |= _rows_to_reach_k(below, 0, k)
 
 
 # The weekly row to merge for each sum that leaves a remainder: its own top row (the sku's OTHER
@@ -719,7 +723,9 @@ def build_planning_tables(
     weekly build audits against the summary's own assignment of the lines, which is the published
     summary (every line in its finest published row), instead of reading the summary back
     (`assign_published_summary`: 4.3 s of a 1M-order shop's 82 s). Each table is still skipped
-    when nothing it depends on moved (lifecycle/sales/freshness.py)."""
+    when nothing it depends on moved (lifecycle/sales/freshness.py). Where the weekly build finds
+    a cell under k that only the summary's rows derive (`_break_derivations`), the summary is
+    built again with a row of it merged, then the weekly table, up to SUMMARY_REBUILDS times."""
     started = time.perf_counter()
     day = window_end(last_complete_day(engine, policy, as_of))
     summary = PlanningBuild(table=SUMMARY_TABLE, as_of_date=day)
@@ -749,7 +755,10 @@ def build_planning_tables(
                 upstream = {w: set() for w in windows} if attempt < SUMMARY_REBUILDS else None
                 _weekly(conn, src, day, weekly, weekly_signature, windows, upstream)
                 found = set().union(*upstream.values()) if upstream else set()
-                if not found - extra:
+                if not found:
+                    break
+                if found <= extra:  # merged already and named again: counted, as with none
+                    _weekly(conn, src, day, weekly, weekly_signature, windows)
                     break
                 extra |= found  # the summary again, with them merged, then the weekly table
                 _summary(conn, src, day, summary, signature, frozenset(extra))
