@@ -7,7 +7,9 @@ recomputes, for every ordered pair of them, each row minus the rows of the other
 wholly inside it. A remainder with lines behind it and fewer than k customers is a leak.
 
 Two audits: containment between two tables, the subtraction a reader does by hand ("the national
-week minus its published regions"), whose remainders may be unions of many cells; and the exact
+week minus its published regions"), whose remainders may be unions of many cells, also for the
+figures a reader adds up or subtracts first (the weekly sums, each summary window minus the next
+shorter one, a product line's and a whole window's summary rows added up); and the exact
 audit of every atom (lifecycle.sales.derivable): a set of lines that sit in the same row of every
 table, whose figures some combination of published rows of any number of tables derives (a 91-day
 sku total minus its 28-day total minus the weeks shown leaves the week merged up).
