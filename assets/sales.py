@@ -142,8 +142,8 @@ WEEKLY_DEMAND = dg.AssetKey("weekly_demand")
     specs=[
         dg.AssetSpec(
             PRODUCT_LINE_SUMMARY,
-            description="Units per sku and product line over 7, 28 and 91 days; merged so no "
-            "subtraction leaks.",
+            description="Units per sku and product line over the last complete 7-, 28- and 84-day "
+            "blocks; merged so no subtraction leaks, across the copies a reader keeps too.",
             group_name="analytics",
             kinds={"postgres"},
             owners=["team:data"],

@@ -146,7 +146,7 @@ def main() -> None:
 
     with bench.measure(f"{size}: analytics.weekly_demand (dense weeks, trailing average)") as box:
         box["rows"] = planning.build_weekly_demand(engine, policy, AS_OF).rows
-    with bench.measure(f"{size}: analytics.product_line_summary (7/28/91 days, ABC)") as box:
+    with bench.measure(f"{size}: analytics.product_line_summary (7/28/84-day blocks, ABC)") as box:
         box["rows"] = planning.build_product_line_summary(engine, policy, AS_OF).rows
 
     bulk, offset = args.orders // 10, 10 * args.orders

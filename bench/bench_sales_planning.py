@@ -37,7 +37,8 @@ from lifecycle.settings import PROJECT_DIR  # noqa: E402
 
 AS_OF = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
 
-# The same grains by hand, unprotected: 13 weeks × sku × region, and 7/28/91 days × sku.
+# The same grains by hand, unprotected: 13 weeks × sku × region, and the last complete blocks of
+# 7/28/84 days (counted from Monday 2001-01-01, lifecycle/sales/blocks.py) × sku.
 DBA_CTAS = """
 CREATE TABLE public.dba_planning AS
 WITH line AS (
@@ -55,7 +56,9 @@ GROUP BY 2, 3, 4
 UNION ALL
 SELECT w::text, CAST(:day AS date), sku, NULL, count(DISTINCT order_id), sum(quantity),
        sum(amount), count(DISTINCT customer_id)
-FROM line, unnest(ARRAY[7, 28, 91]) w WHERE d > CAST(:day AS date) - w
+FROM line, unnest(ARRAY[7, 28, 84]) w,
+     LATERAL (SELECT CAST(:day AS date) - (CAST(:day AS date) - DATE '2001-01-01' + 1) % w AS e) b
+WHERE d > b.e - w AND d <= b.e
 GROUP BY 1, 3
 """
 # Every level the planning tables publish, by hand and unprotected: the same lines with their
@@ -79,7 +82,9 @@ GROUP BY GROUPING SETS ((2, 3, 4, 5), (2, 3, 4), (2, 3), (2))
 UNION ALL
 SELECT w::text, CAST(:day AS date), product_line, sku, NULL, count(DISTINCT order_id),
        sum(quantity), sum(amount), count(DISTINCT customer_id)
-FROM line, unnest(ARRAY[7, 28, 91]) w WHERE d > CAST(:day AS date) - w
+FROM line, unnest(ARRAY[7, 28, 84]) w,
+     LATERAL (SELECT CAST(:day AS date) - (CAST(:day AS date) - DATE '2001-01-01' + 1) % w AS e) b
+WHERE d > b.e - w AND d <= b.e
 GROUP BY GROUPING SETS ((1, 3, 4), (1, 3), (1))
 """
 UTILITY_KEYS = (

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,7 @@ from lifecycle import db, schema
 from lifecycle.policy import load_policy
 from lifecycle.retention.partitions import create_partitioned_shop
 from lifecycle.retention.server_log import RECOMMENDED
+from lifecycle.sales import blocks
 from lifecycle.settings import PROJECT_DIR, Settings
 from orchestration.instance import open_instance
 
@@ -30,6 +31,17 @@ SERVER_URL = (
 )
 AS_OF = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 PARTITION_BOUNDS = [1000, 2000]  # tests' order ids fall on both sides of each bound
+# The tests' calendar: AS_OF's Monday starts a block of every length the summary publishes, so
+# the last complete week before it (where most planted sales lie) ends its 7-, 28- and 84-day
+# windows alike. Blocks count from any Monday; lifecycle's own is 2001-01-01 (tests/unit checks
+# it), 42 days off this one.
+TEST_EPOCH = AS_OF.date() - timedelta(weeks=12 * 100)
+
+
+@pytest.fixture(autouse=True)
+def _blocks_end_before_as_of(request, monkeypatch):
+    if "unit" not in request.node.path.parts:
+        monkeypatch.setattr(blocks, "EPOCH", TEST_EPOCH)
 
 
 def _admin_url(backend: str) -> sa.URL:

@@ -9,7 +9,7 @@ lies in that span; then its units, revenue and orders are known to anyone, and i
 customers stand behind them, the tables single those customers out.
 
 The pair audit (rollup.audit) finds a row minus the rows of one other table inside it. A chain
-through three tables is a combination it does not see: a sku's 91-day total, minus its 28-day
+through three tables is a combination it does not see: a sku's 84-day total, minus its 28-day
 total, minus the weeks the weekly table shows for that sku, leaves the one week the weekly build
 merged up, and that week's days withheld by the daily table are then its remainder. On the
 bench's long-tail shop the tables built with the pair audit alone let 50 atoms of 1-4 buyers be

@@ -11,14 +11,15 @@ week minus its published regions"), whose remainders may be unions of many cells
 figures a reader adds up or subtracts first (the weekly sums, each summary window minus the next
 shorter one, a product line's and a whole window's summary rows added up); and the exact
 audit of every atom (lifecycle.sales.derivable): a set of lines that sit in the same row of every
-table, whose figures some combination of published rows of any number of tables derives (a 91-day
+table, whose figures some combination of published rows of any number of tables derives (an 84-day
 sku total minus its 28-day total minus the weeks shown leaves the week merged up).
 
-Beside tonight's tables, both audits place the lines in the rows of the planning tables published
-for the previous Sunday, as kept (lifecycle/sales/publications.py): a reader who kept last week's
-copies subtracts them from tonight's (last week's 28-day row minus this week's, plus this week's
-7-day row, is the week that left the window). Only pairs and cells that involve tonight's tables
-count; what last week's copies and the daily table derive alone is counted in the scan.
+Beside tonight's tables, both audits place the lines in the rows earlier Sundays' planning tables
+first showed of each week and block in the span, as kept (lifecycle/sales/publications.py): a
+reader who kept those copies subtracts them from tonight's (an 84-day row minus the 28-day rows
+of its first two blocks, published four and eight weeks ago, is its third block). Only pairs and
+cells that involve tonight's tables count; what the earlier copies and the daily table derive
+alone is counted in the scan.
 
 In the nightly (lifecycle.guard.changes.incremental) the audit is skipped when nothing it reads
 changed since its last clean pass: the two planning tables (their signatures, as the other zone
@@ -79,17 +80,26 @@ _TABLES = {
         for b, a in zip(planning.WINDOWS, planning.WINDOWS[1:], strict=False)
     },
     **{
-        planning.earlier_part(d): f"analytics.product_line_summary ({d} days, as published the "
-        "week before)"
+        planning.earlier_part(d): f"analytics.product_line_summary ({d}-day blocks, each as first "
+        "published)"
         for d in planning.WINDOWS
     },
-    planning.earlier_part(None): "analytics.weekly_demand (as published the week before)",
+    planning.earlier_part(None): "analytics.weekly_demand (each week as first published)",
     **{
         name: f"analytics.product_line_summary ({days} days: "
         + ("a product line's rows added up)" if level == 1 else "its rows added up)")
         for name, (days, level) in planning.SUMMARY_SUMS.items()
     },
 }
+
+
+def _named(part: str) -> str:
+    """The table a partition stands for, as a reader knows it; a window of the last copy kept from
+    before the summary's windows were blocks (one of 91 days among them) included."""
+    if part in _TABLES:
+        return _TABLES[part]
+    days = part.removeprefix("product_line_summary_").removesuffix("d_sliding_earlier")
+    return f"analytics.product_line_summary ({days} days to its Sunday, as published before)"
 
 
 def _tonight(
@@ -142,14 +152,14 @@ def differencing_remainders(engine: Engine, policy: Policy) -> CheckResult:
         tonight, storable = _tonight(engine, conn, policy, k, first, after)
         if tonight.night and not tonight.full and set(_PLANNING_TABLES) <= tonight.unchanged:
             return CheckResult(scanned={"lines": 0, "k": k, **tonight.metadata(0)})
-        earlier = publications.earlier_publication(conn, day)
-        reach = publications.earliest_line(earlier, first, max(planning.WINDOWS))
+        earlier = publications.earlier_publication(conn, day, first)
+        reach = publications.earliest_line(conn, earlier, first)
         lines = rollup.load_lines(conn, Source(policy), policy.raw.catalogue, reach, after)
         rollup.assign_daily(conn)
         planning.assign_published_weekly(conn, day)
         published = [planning.WEEKLY, *planning.assign_published_summary(conn, day)]
-        differences = planning.assign_window_differences(conn)
-        before = planning.assign_earlier_tables(conn, earlier)
+        differences = planning.assign_window_differences(conn, day)
+        before = planning.assign_earlier_tables(conn, day, earlier, reach)
         parts = [rollup.DAILY, *published, *before]
         sums = planning.assign_weekly_sums(conn)
         summary_sums = planning.assign_summary_sums(conn)
@@ -171,7 +181,7 @@ def differencing_remainders(engine: Engine, policy: Policy) -> CheckResult:
         "rebuild the planning tables (they merge such cells) or stop publishing the other table"
     )
     findings = [
-        Finding(_TABLES[outer], f"minus {_TABLES[inner]}", "differencing", n, detail=detail)
+        Finding(_named(outer), f"minus {_named(inner)}", "differencing", n, detail=detail)
         for (outer, inner), n in sorted(pairs.items())
     ]
     if derived:

@@ -34,6 +34,7 @@ from lifecycle.checks import CheckResult, Finding
 from lifecycle.policy import Policy
 from lifecycle.policy.privacy import DifferentialPrivacy
 from lifecycle.sales import rollup
+from lifecycle.sales.blocks import EPOCH  # periods are blocks of PERIOD_WEEKS weeks from it
 from lifecycle.sales.catalogue import (
     AmbiguousSkus,
     SkusNotListed,
@@ -56,7 +57,6 @@ if TYPE_CHECKING:
 
 PERIOD_WEEKS = 4  # a release covers 28 days, the total a planner sums per sku
 PERIODS = 3  # complete periods kept released: the last 84 days up to the last complete period
-EPOCH = date(2001, 1, 1)  # a Monday: periods are blocks of PERIOD_WEEKS ISO weeks from here
 
 TABLE = "analytics.sales_units_dp"
 LINES_TABLE = "analytics.sales_units_dp_lines"  # the same release summed per product line

@@ -1,10 +1,12 @@
 """Planning tables at the grains a planner plans on, built from the raw zone and rolled up.
 
 analytics.weekly_demand: units per ISO week × sku × region over the last 13 complete weeks.
-analytics.product_line_summary: units per sku and product line over the 7, 28 and 91 days up to
-the end of the last complete ISO week (its as_of_date, a Sunday). A cell under k customers is not withheld but rolled up its hierarchy
-(region → OTHER, sku → its product line's OTHER, line → OTHER), so units not visible at a fine
-grain are counted once, correctly, one level up (lifecycle/sales/rollup.py).
+analytics.product_line_summary: units per sku and product line over the last complete week, the
+last complete 28-day block and the last complete 84-day block up to its as_of_date (a Sunday),
+blocks counted from one Monday so that no two copies overlap (lifecycle/sales/blocks.py).
+A cell under k customers is not withheld but rolled up its hierarchy (region → OTHER, sku → its
+product line's OTHER, line → OTHER), so units not visible at a fine grain are counted once,
+correctly, one level up (lifecycle/sales/rollup.py).
 
 Publishing several grains beside the daily table opens subtractions; each build then merges the
 cells that would leave a remainder under k (secondary suppression) until none is left. The summary
@@ -12,8 +14,8 @@ is built first, against the daily table and its own windows, keeping its 28-day 
 planner's per-sku totals) and merging the smaller partner instead; the weekly table is built
 second, against the daily table and the published summary, so that a remainder between a 28-day
 sku total and its weeks is closed by rolling up the smallest week, not the sku's 28-day total.
-Both are also audited against the summary published for the previous Sunday, whose windows a
-reader who kept it can subtract from tonight's, and the weekly table published with it
+Both are also audited against the rows earlier Sundays' tables first showed of each week and
+block in their span, which a reader who kept those copies can subtract from tonight's
 (lifecycle/sales/publications.py).
 The guard recomputes the same remainders from what was published (lifecycle/sales/differencing.py).
 """
@@ -28,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from lifecycle.policy import Policy
-from lifecycle.sales import derivable, freshness, publications, rollup, weekly_sums
+from lifecycle.sales import blocks, derivable, freshness, publications, rollup, weekly_sums
 from lifecycle.sales.catalogue import (
     UNLISTED,
     AmbiguousSkus,
@@ -42,7 +44,7 @@ from lifecycle.sales.uncounted import UncountedLines, uncounted_lines
 from lifecycle.sales.utility import Utility, measure_utility
 
 WEEKS = 13
-WINDOWS = (7, 28, 91)
+WINDOWS = (7, 28, 84)  # fixed blocks, each a sum of whole shorter ones (lifecycle/sales/blocks.py)
 MAX_ROUNDS = 100
 # Times the summary is rebuilt in one night for cells the weekly build finds it must move
 # (`build_planning_tables`); after the last, such a cell is counted as before (`_break_derivations`).
@@ -63,12 +65,9 @@ def earlier_part(days: int | None) -> str:
     return f"{WEEKLY}_earlier" if days is None else f"{window_part(days)}_earlier"
 
 
-_EARLIER = (None, *WINDOWS)  # the earlier weekly table and the earlier summary's windows
-
-
-def earlier_parts(earlier: date | None) -> list[str]:
-    """The partitions of the tables published for an earlier Sunday (`assign_earlier_tables`)."""
-    return [] if earlier is None else [earlier_part(days) for days in _EARLIER]
+def is_earlier(part: str) -> bool:
+    """Whether `part` is a table published for an earlier Sunday (`assign_earlier_tables`)."""
+    return part.endswith("_earlier")
 
 
 @dataclass
@@ -91,6 +90,7 @@ class PlanningBuild:
     not_in_catalogue: SkusNotListed = SkusNotListed()  # sold in the span, counted as UNLISTED
     mode: str = "rebuilt"  # or "unchanged": nothing it depends on moved since its last build
     audited_against: date | None = None  # the Sunday of the publication it was audited against
+    earlier_parts: list[str] = field(default_factory=list)  # that publication's tables, as parts
     given_away_before: int = 0  # cells under k that earlier tables derive without tonight's
 
     def metadata(self) -> dict[str, object]:
@@ -148,7 +148,8 @@ def weekly_span(day: date) -> tuple[date, date]:
 def lines_span(end: date) -> tuple[date, date]:
     """Sales dates [first, after) that either planning table ending on `end` reads."""
     first_week, _ = weekly_span(end)
-    return min(first_week, end - timedelta(days=max(WINDOWS) - 1)), end + timedelta(days=1)
+    first_window, _ = blocks.block_bounds(end, max(WINDOWS))
+    return min(first_week, first_window), end + timedelta(days=1)
 
 
 def weekly_partition(day: date) -> rollup.Partition:
@@ -161,11 +162,16 @@ def weekly_partition(day: date) -> rollup.Partition:
     )
 
 
-def window_partition(day: date, days: int, name: str | None = None) -> rollup.Partition:
+def window_partition(
+    day: date, days: int, name: str | None = None, last: date | None = None
+) -> rollup.Partition:
+    """One window of the summary built for `day`: the last complete block of `days` days up to
+    it, or the window that ends on `last` (a copy kept from before the windows were blocks)."""
+    last = last or blocks.block_end(day, days)
     return rollup.Partition(
         name or window_part(days),
         f"'{days}'",
-        f"sales_date > DATE '{day.isoformat()}' - {days} AND sales_date <= DATE '{day.isoformat()}'",
+        f"sales_date > DATE '{last.isoformat()}' - {days} AND sales_date <= DATE '{last.isoformat()}'",
         rollup.WINDOW_LEVELS,
     )
 
@@ -566,11 +572,10 @@ def _break_derivations(
     system found, and the weekly build, unable to move a row of it, counted it as given away
     before (the guard failed the night)."""
     alone = 0
-    before = {earlier_part(days) for days in _EARLIER}
     for leak in leaks:
         own = {row for atom in leak.atoms for row in atom.rows()}
         movable = [(row, lines) for row, lines in leak.certificate if parts[row[0]] in new]
-        earlier = any(parts[row[0]] in before for row, _ in leak.certificate)
+        earlier = any(is_earlier(parts[row[0]]) for row, _ in leak.certificate)
         theirs = [row for row, _ in leak.certificate if parts[row[0]] in (upstream or {})]
         if not theirs and earlier:  # as below: tonight's rows that hold the cell instead
             theirs = [row for row in own if parts[row[0]] in (upstream or {})]
@@ -665,16 +670,16 @@ def _begin(conn: Connection, policy: Policy, day: date, *builds: PlanningBuild) 
     src = Source(policy)
     conn.execute(sa.text("SET LOCAL work_mem = '64MB'"))
     first, after = lines_span(day)
-    earlier = publications.earlier_publication(conn, day)
-    reach = publications.earliest_line(earlier, first, max(WINDOWS))
+    earlier = publications.earlier_publication(conn, day, first)
+    reach = publications.earliest_line(conn, earlier, first)
     rollup.load_lines(conn, src, policy.raw.catalogue, reach, after)
     rollup.assign_daily(conn)
-    assign_earlier_tables(conn, earlier)
+    before = assign_earlier_tables(conn, day, earlier, reach)
     uncounted = uncounted_lines(conn, src, [(first, after)])
     not_listed = skus_not_listed(conn, policy.raw.catalogue, f"count under {UNLISTED}", first)
     for build in builds:
         build.uncounted, build.not_in_catalogue = uncounted, not_listed
-        build.audited_against = earlier
+        build.audited_against, build.earlier_parts = earlier, before
     return src
 
 
@@ -812,14 +817,14 @@ def _weekly(
     rolled up and merged against the daily table and the summary's `windows` (as assigned);
     `upstream`: see `_suppress`."""
     part = weekly_partition(day)
-    differences = assign_window_differences(conn)
+    differences = assign_window_differences(conn, day)
     thin = _weeks_thin_beside_daily(conn, part, src.k)
     rules = freshness.merge_rules(src)
     carried = _weekly_merges_to_start_from(conn, day, build.audited_against, rules)
     merged, build.rounds, build.given_away_before = _suppress(
         conn,
         [part],
-        [rollup.DAILY, *windows, *differences, *earlier_parts(build.audited_against)],
+        [rollup.DAILY, *windows, *differences, *build.earlier_parts],
         src.k,
         sums=True,
         forbidden_at_start=thin,
@@ -841,7 +846,7 @@ def _weekly(
     build.rows_per_level = _levels(conn, "analytics.weekly_demand")
     build.utility = measure_utility(conn, day, weekly=part.name, summary=None, k=src.k)
     freshness.record(conn, WEEKLY_TABLE, day, signature, merged, rules)
-    publications.record_weekly(conn, day, build.audited_against)
+    publications.record_weekly(conn, day, lines_span(day)[0])
 
 
 def _weekly_merges_to_start_from(
@@ -868,8 +873,8 @@ def _summary(
     signature: str | None,
     extra: frozenset[str] = frozenset(),
 ) -> None:
-    """analytics.product_line_summary (7/28/91 days per sku and product line, up to `day`, the
-    end of the last complete ISO week) from pg_temp.sales_lines, merged so that it opens no
+    """analytics.product_line_summary (the last complete blocks of 7/28/84 days per sku and
+    product line up to `day`, the end of the last complete ISO week) from pg_temp.sales_lines, merged so that it opens no
     subtraction against the daily table or between its windows; its windows' assignment stays
     in pg_temp.sales_assign for the weekly table to be merged against. `extra`: cells to merge
     from the start beside those carried (what the weekly build found the summary must move)."""
@@ -877,13 +882,13 @@ def _summary(
     rules = freshness.merge_rules(src)
     carried = freshness.carried_merges(conn, SUMMARY_TABLE, day, rules) | extra
     build.rows = 0
-    fixed = [rollup.DAILY, *earlier_parts(build.audited_against)]
+    fixed = [rollup.DAILY, *build.earlier_parts]
     window_names = [part.name for part in parts]
     merged, build.rounds, build.given_away_before = _suppress(
         conn, parts, fixed, src.k, protected=window_part(28), carried=carried
     )
     for _ in range(MAX_ROUNDS):  # what a reader derives from its rows, against the rest
-        derived = [*assign_summary_sums(conn), *assign_window_differences(conn)]
+        derived = [*assign_summary_sums(conn), *assign_window_differences(conn, day)]
         everything = [*derived, *window_names, *fixed]
         found = rollup.audit(conn, everything, src.k, involving=set(derived))
         if not found:
@@ -904,14 +909,16 @@ def _summary(
     for days, part in zip(WINDOWS, parts, strict=True):
         build.rows += conn.execute(
             sa.text(f"""
-            INSERT INTO analytics.product_line_summary (as_of_date, window_days, level,
-                product_line, sku, orders, units, revenue, units_share_pct, customers)
-            SELECT :day, :days, level, product_line, sku, orders, units, revenue,
+            INSERT INTO analytics.product_line_summary (as_of_date, window_days, window_start,
+                window_end, level, product_line, sku, orders, units, revenue, units_share_pct,
+                customers)
+            SELECT :day, :days, :first, :last, level, product_line, sku, orders, units, revenue,
                    CASE WHEN sum(units) OVER () > 0
                         THEN round(100.0 * units / sum(units) OVER (), 2) END, customers
             FROM ({_published_rows(part)}) r ORDER BY product_line, sku
         """),
-            {"day": day, "days": days},
+            dict(zip(("first", "last"), blocks.block_bounds(day, days), strict=True))
+            | {"day": day, "days": days},
         ).rowcount
         total, published = _units(conn, part)
         if days == max(WINDOWS):
@@ -919,7 +926,7 @@ def _summary(
     build.rows_per_level = _levels(conn, "analytics.product_line_summary")
     build.utility = measure_utility(conn, day, weekly=None, summary=window_part(28), k=src.k)
     freshness.record(conn, SUMMARY_TABLE, day, signature, merged, rules)
-    publications.record_summary(conn, day, build.audited_against)
+    publications.record_summary(conn, day, lines_span(day)[0])
 
 
 def assign_published_weekly(conn: Connection, day: date) -> None:
@@ -990,7 +997,7 @@ def assign_summary_sums(conn: Connection) -> list[str]:
 
 
 # What a reader subtracts between the summary's windows: a row of the longer window minus the
-# rows of the shorter one inside it (a sku's 91 days minus its 28 days: its first 63 days).
+# rows of the shorter one inside it (a sku's 84 days minus its 28 days: its first 56 days).
 _WINDOW_DIFFERENCE = sa.text("""
 WITH inside AS (
     SELECT b.row_key FROM pg_temp.sales_assign b
@@ -1007,47 +1014,73 @@ WHERE a.part = :outer AND i.row_key IS NULL
 """)
 
 
-WINDOW_DIFFERENCES = [  # 28 - 7, 91 - 28
+WINDOW_DIFFERENCES = [  # 28 - 7, 84 - 28
     f"{window_part(longer)}_minus_{shorter}d"
     for shorter, longer in zip(WINDOWS, WINDOWS[1:], strict=False)
 ]
 
 
-def assign_window_differences(conn: Connection) -> list[str]:
-    """Adds, as partitions, each window of the summary minus the rows of the next shorter one
-    inside its rows (from the windows' assignments): figures a reader derives by one subtraction,
-    which a third table (the weekly one) can then be subtracted from. The weekly build merges
-    against them as against a published table, so a week merged up is not left alone between a
-    sku's 91- and 28-day totals and its other weeks."""
+def assign_window_differences(conn: Connection, day: date) -> list[str]:
+    """Adds, as partitions, each window of the summary built for `day` minus the rows of the next
+    shorter one inside its rows (from the windows' assignments): figures a reader derives by one
+    subtraction, which a third table (the weekly one) can then be subtracted from. The weekly
+    build merges against them as against a published table, so a week merged up is not left
+    alone between a sku's 84- and 28-day totals and its other weeks. Only where the shorter
+    window lies inside the longer (it ends the longer block); otherwise the two share no day and
+    the difference would be the longer window again. Returns the names added."""
+    names = []
     pairs = zip(WINDOWS, WINDOWS[1:], strict=False)
     for name, (shorter, longer) in zip(WINDOW_DIFFERENCES, pairs, strict=True):
         conn.execute(sa.text("DELETE FROM pg_temp.sales_assign WHERE part = :p"), {"p": name})
+        if blocks.block_end(day, shorter) != blocks.block_end(day, longer):
+            continue
         params = {"p": name, "outer": window_part(longer), "inner": window_part(shorter)}
         conn.execute(_WINDOW_DIFFERENCE, params)
-    return list(WINDOW_DIFFERENCES)
+        names.append(name)
+    return names
 
 
-def assign_earlier_tables(conn: Connection, earlier: date | None) -> list[str]:
-    """Maps the lines to the rows the weekly table and each window of the summary published for
-    the earlier Sunday `earlier` showed (lifecycle/sales/publications.py), as a reader who kept
-    those copies places them; returns the partition names (none without an earlier publication)."""
+def assign_earlier_tables(
+    conn: Connection, day: date, earlier: date | None, first: date
+) -> list[str]:
+    """Maps the lines from `first` to the rows the tables published for earlier Sundays showed
+    (lifecycle/sales/publications.py), as a reader who kept every copy places them; returns the
+    partition names (none on a first build).
+
+    The summary's windows are blocks that never overlap from one copy to the next, and a copy of
+    a week or a block shows it with at most the merges of its first copy, so a reader who kept
+    every copy knows exactly what each week's and each block's first copy says: one partition per
+    table and window holds those, a block or week beside the other. The summary published for
+    `earlier` (the last earlier Sunday) may be from before the windows were blocks: its windows
+    that are not blocks (all ending on its Sunday, one of 91 days) are placed over the days they
+    covered, as before."""
     if earlier is None:
         return []
-    kept = f"as_of_date = DATE '{earlier.isoformat()}'"
-    weekly = weekly_partition(earlier)
+    span = f"sales_date >= DATE '{first.isoformat()}' AND sales_date <= DATE '{day.isoformat()}'"
+    names = [earlier_part(None)]
     rollup.assign_published(
         conn,
-        rollup.Partition(earlier_part(None), weekly.period, weekly.span, weekly.levels),
-        f"(SELECT * FROM lifecycle.published_weekly_rows WHERE {kept})",
+        rollup.Partition(names[0], "week_start", span, rollup.WEEKLY_LEVELS),
+        publications.first_copies_of_weeks(day, first),
     )
     for days in WINDOWS:
+        part = rollup.Partition(
+            earlier_part(days), blocks.block_end_sql("week_start", days), span, rollup.WINDOW_LEVELS
+        )
+        rollup.assign_published(conn, part, publications.first_copies_of_blocks(days, day, first))
+        names.append(part.name)
+    kept = f"as_of_date = DATE '{earlier.isoformat()}'"
+    for days, last in publications.kept_windows(conn, earlier):
+        if days in WINDOWS and blocks.is_block(last, days):
+            continue
         rollup.assign_published(
             conn,
-            window_partition(earlier, days, earlier_part(days)),
+            window_partition(earlier, days, f"{window_part(days)}_sliding_earlier", last),
             f"(SELECT * FROM lifecycle.published_summary_rows WHERE window_days = {days} "
             f"AND {kept})",
         )
-    return earlier_parts(earlier)
+        names.append(f"{window_part(days)}_sliding_earlier")
+    return names
 
 
 def assign_published_summary(conn: Connection, day: date) -> list[str]:

@@ -57,6 +57,10 @@ _WEEKLY_PREVIEW = sa.text("""
     WHERE week_start = (SELECT max(week_start) FROM analytics.weekly_demand)
     ORDER BY units DESC, product_line, sku, region LIMIT :n
 """)
+_PRODUCT_LINE_DAYS = sa.text("""
+    SELECT min(window_start), max(window_end) FROM analytics.product_line_summary
+    WHERE window_days = 28
+""")
 _PRODUCT_LINE_PREVIEW = sa.text("""
     SELECT level, product_line, sku, units, revenue, units_share_pct
     FROM analytics.product_line_summary WHERE window_days = 28
@@ -92,12 +96,15 @@ def weekly_demand_preview(engine: Engine) -> Preview:
 
 
 def product_line_preview(engine: Engine) -> Preview:
-    """The largest 28-day rows of analytics.product_line_summary."""
+    """The largest 28-day rows of analytics.product_line_summary, with the days they cover (the
+    last complete 28-day block, which ends up to three weeks before the summary's Sunday)."""
+    with engine.connect() as conn:
+        first, last = conn.execute(_PRODUCT_LINE_DAYS).one()
     return _preview(
         engine,
         _PRODUCT_LINE_PREVIEW,
         ["level", "product line", "sku", "units 28 d", "revenue 28 d", "units share 28 d %"],
         {3, 4, 5},
-        "the 28-day window",
-        "No sales published in the last 91 days.",
+        f"the 28 days {first} to {last}",
+        "No 28-day window published yet.",
     )

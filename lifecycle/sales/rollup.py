@@ -35,7 +35,8 @@ OTHER = "OTHER"
 # 5: a summary window's all row is spared once, product lines merged into it, before it is
 #    withheld (planning._spare_top_rows); the summary's line sums and window totals are audited,
 #    and its window differences against last week's copies (planning.SUMMARY_SUMS).
-PROTECTION = "5"
+# 6: the summary's windows are fixed blocks of 7, 28 and 84 days (lifecycle/sales/blocks.py).
+PROTECTION = "6"
 
 
 def key_label(expr: str) -> str:

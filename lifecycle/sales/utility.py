@@ -21,6 +21,7 @@ from datetime import date, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from lifecycle.sales import blocks
 from lifecycle.sales.rollup import OTHER
 from lifecycle.sales.source import counted_customers
 
@@ -126,14 +127,15 @@ def measure_utility(
     conn: Connection, day: date, weekly: str | None, summary: str | None, k: int
 ) -> Utility:
     """28-day errors per sku (top 80% of units), region and product line of one planning table:
-    the weekly table over its last four weeks, the summary over its 28-day window."""
+    the weekly table over its last four weeks, the summary over its 28-day window (the last
+    complete 28-day block, lifecycle/sales/blocks.py)."""
     if weekly is not None:
         sunday = day - timedelta(days=(day.weekday() + 1) % 7)
         first, last = sunday - timedelta(days=27), sunday
         levels = {"sku": 1, "region": 0, "product_line": 2}
         part = weekly
     else:
-        first, last = day - timedelta(days=27), day
+        first, last = blocks.block_bounds(day, 28)
         levels = {"sku": 0, "product_line": 1}
         part = summary or ""
     errors = {

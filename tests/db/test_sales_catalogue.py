@@ -79,7 +79,7 @@ def test_each_sale_counts_once_whatever_the_catalogue_lists_and_the_build_names_
     ) == [("tea", "X", 8), (UNLISTED, "Y", 8), (UNLISTED, "Z", 8)]
     assert rows(
         engine,
-        "SELECT sum(units) FROM analytics.product_line_summary WHERE window_days = 91",
+        "SELECT sum(units) FROM analytics.product_line_summary WHERE window_days = 84",
     ) == [(units,)]
     assert differencing_remainders(engine, policy).passed
 
@@ -116,7 +116,7 @@ def test_skus_sold_but_not_listed_count_under_unlisted_and_are_named(
     assert rows(
         engine,
         "SELECT product_line, sum(units) FROM analytics.product_line_summary "
-        "WHERE window_days = 91 GROUP BY 1 ORDER BY 1",
+        "WHERE window_days = 84 GROUP BY 1 ORDER BY 1",
     ) == [(UNLISTED, 6), ("tea", 3)]
     without = load_policy(policy_file('version: "test"\n', name="none.yaml"))
     assert (

@@ -103,7 +103,7 @@ def test_a_chain_through_three_tables_is_caught_where_no_pair_leaves_a_remainder
     No pair of published tables leaves it (X's 28 days minus the weeks inside keep the first and
     last weeks, 5 buyers); the summary's 28 days minus its 7 days, a figure one subtraction
     gives, minus the weeks inside it does, and so does a combination of rows. So do tea's 28-
-    and 91-day rows added up (X's and the line's, which holds Z), and each window's rows added
+    and 84-day rows added up (X's and the line's, which holds Z), and each window's rows added
     up (tea is the shop's only line): minus the weeks inside them they leave X's first week and
     Z's buyer."""
     policy = k3_with_catalogue(policy_file)
@@ -130,13 +130,13 @@ def test_a_chain_through_three_tables_is_caught_where_no_pair_leaves_a_remainder
             1,
         ),
         (
-            "analytics.product_line_summary (91 days: its rows added up)",
+            "analytics.product_line_summary (84 days: its rows added up)",
             "minus analytics.weekly_demand",
             "differencing",
             1,
         ),
         (
-            "analytics.product_line_summary (91 days: a product line's rows added up)",
+            "analytics.product_line_summary (84 days: a product line's rows added up)",
             "minus analytics.weekly_demand",
             "differencing",
             1,
@@ -199,8 +199,8 @@ def test_two_cells_derivable_only_together_are_caught(engine, policy_file):
     assert true_summary(engine, policy, "units", "level = 'sku'") == [
         (28, "Y3", 5),
         (28, "Y5", 6),
-        (91, "Y3", 5),
-        (91, "Y5", 6),
+        (84, "Y3", 5),
+        (84, "Y5", 6),
     ]
     weekly_rows(engine, *((week, "product_line", "OTHER") for week in WEEKS[:3]))
     result = differencing_remainders(engine, policy)
@@ -211,8 +211,8 @@ def test_two_cells_derivable_only_together_are_caught(engine, policy_file):
     assert [(f.table, f.kind) for f in result.findings] == [
         (f"{summary} (28 days: its rows added up)", "differencing"),
         (f"{summary} (28 days: a product line's rows added up)", "differencing"),
-        (f"{summary} (91 days: its rows added up)", "differencing"),
-        (f"{summary} (91 days: a product line's rows added up)", "differencing"),
+        (f"{summary} (84 days: its rows added up)", "differencing"),
+        (f"{summary} (84 days: a product line's rows added up)", "differencing"),
         ("analytics sales tables", "differencing"),
     ]
 
@@ -502,7 +502,7 @@ def test_a_merge_reassigns_exactly_what_assigning_everything_again_gives(engine,
     """rollup.reassign assigns again only the merged rows' product lines in their periods and
     their periods' top-row and withheld lines. On the synthetic shop, three rounds of merging
     rows at every level (a top row once merged lines reach it) leave the weekly table and the
-    91-day window exactly as a fresh assignment of every line with the same cells forbidden."""
+    84-day window exactly as a fresh assignment of every line with the same cells forbidden."""
     synthetic.seed_shop(engine, orders=20000, seed=7, as_of=AS_OF)
     daily.refresh(engine, policy, run_id="night", as_of=AS_OF)
     k = policy.analytics.min_customers_per_cell
@@ -512,7 +512,7 @@ def test_a_merge_reassigns_exactly_what_assigning_everything_again_gives(engine,
     with engine.begin() as conn:
         first, after = planning.lines_span(day)
         rollup.load_lines(conn, Source(policy), policy.raw.catalogue, first, after)
-        for part in (planning.weekly_partition(day), planning.window_partition(day, 91)):
+        for part in (planning.weekly_partition(day), planning.window_partition(day, 84)):
             forbidden: set[str] = set()
             rollup.assign(conn, part, k, forbidden)
             levels_merged = set()
@@ -631,7 +631,7 @@ def test_a_merge_that_opens_a_sum_is_in_the_next_rounds_scope(engine, policy_fil
 
 
 def test_a_product_lines_rows_added_up_minus_its_weeks_are_audited(engine, policy, monkeypatch):
-    """A product line's 91-day rows in the summary added up (its skus' rows and its OTHER row)
+    """A product line's 84-day rows in the summary added up (its skus' rows and its OTHER row)
     minus its weekly rows inside them left 4 buyers on this shop (k = 5): a union of more atoms
     than the exact audit searches, and no single summary row holds those weekly rows whole. The
     guard audits the summary's sums (planning.SUMMARY_SUMS) and fails tables built blind to them;
@@ -643,7 +643,7 @@ def test_a_product_lines_rows_added_up_minus_its_weeks_are_audited(engine, polic
     result = differencing_remainders(engine, policy)
     assert not result.passed
     assert (
-        "analytics.product_line_summary (91 days: a product line's rows added up)",
+        "analytics.product_line_summary (84 days: a product line's rows added up)",
         "minus analytics.weekly_demand",
     ) in [(f.table, f.column) for f in result.findings]
     assert "SKU-" not in str(result)  # counts and table names, no sku

@@ -103,7 +103,7 @@ def test_the_summary_rolls_skus_into_their_line_and_shares_count_published_units
         "FROM analytics.product_line_summary ORDER BY window_days, sku",
     ) == [
         (days, level, "tea", sku, units, share, customers)
-        for days in (7, 28, 91)
+        for days in planning.WINDOWS
         for level, sku, units, share, customers in [
             ("product_line", "OTHER", 6, Decimal("40.00"), 3),
             ("sku", "X", 9, Decimal("60.00"), 6),
@@ -194,6 +194,22 @@ def test_a_top_sellers_28_day_total_stays_exact_and_its_smaller_partners_merge_i
     assert ("X", 3) not in rows(engine, "SELECT sku, units FROM analytics.weekly_demand")
     assert summary.utility.errors["sku_28d_top80"].exact_k_pct == 100.0
     assert differencing_remainders(engine, policy).passed
+
+
+def test_each_window_says_which_days_it_covers(engine, policy_file):
+    """A week after the blocks end (tests/conftest.py: they all end on 2026-05-31), the 7-day
+    window is the new week; the 28- and 84-day ones are still the blocks that ended then."""
+    policy = k3_with_catalogue(policy_file)
+    small_shop(engine)
+    nightly_planning(engine, policy, AS_OF + timedelta(days=7))
+    assert rows(
+        engine,
+        "SELECT DISTINCT as_of_date, window_days, window_start, window_end "
+        "FROM analytics.product_line_summary ORDER BY window_days",
+    ) == [
+        (date(2026, 6, 7), 28, date(2026, 5, 4), date(2026, 5, 31)),
+        (date(2026, 6, 7), 84, date(2026, 3, 9), date(2026, 5, 31)),
+    ]  # the new week has no sale: no 7-day row
 
 
 def nightly_planning(engine, policy, as_of=AS_OF):

@@ -30,7 +30,7 @@ WEEK_1 = (WEEK + timedelta(days=W1)).isoformat()
 
 
 def repeat_shop(engine) -> None:
-    """k = 3, everything inside the 28-day window (so its 91-day rows hold the same lines).
+    """k = 3, everything inside the 28-day window (so its 84-day rows hold the same lines).
 
     - AX (line tea): customers 1-3 buy it in W1 in BJ on Monday, GD on Tuesday, HN on Wednesday,
       SH on Thursday: four daily rows, and four weekly sku_region cells equal to them. Customer
@@ -40,7 +40,7 @@ def repeat_shop(engine) -> None:
       three together in the weekly tea row of W1 (no daily row inside it).
     - P (line pet): customer 8 in W1, alone, so the weekly "all" row of W1 is not inside tea.
 
-    The 28-day (and 91-day) tea row minus the daily rows keeps customers 4-7 (>= k, published);
+    The 28-day (and 84-day) tea row minus the daily rows keeps customers 4-7 (>= k, published);
     minus the weekly rows inside it (AX's four cells, the tea row of W1) it keeps customer 4
     alone: a remainder whose partners, merged one by one, each move up into a row (AX's sku row
     of W1, then the tea row of W1) still inside it, so it is found again unchanged."""
