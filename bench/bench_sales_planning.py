@@ -240,8 +240,9 @@ def nights(bench: Bench, engine: sa.Engine, policy, size: str, reference: str) -
         f"week): {figures}."
     )
     bench.notes.append(
-        f"{size} orders, the night the week turned (audited against last week's copies of both planning tables, "
-        f"lifecycle/sales/publications.py): {'; '.join(turned)}."
+        f"{size} orders, the night the week turned (audited against the first copy of each week "
+        f"and block the earlier planning tables showed, lifecycle/sales/publications.py): "
+        f"{'; '.join(turned)}."
     )
 
 
