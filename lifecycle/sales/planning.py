@@ -90,7 +90,7 @@ class PlanningBuild:
     not_in_catalogue: SkusNotListed = SkusNotListed()  # sold in the span, counted as UNLISTED
     mode: str = "rebuilt"  # or "unchanged": nothing it depends on moved since its last build
     audited_against: date | None = None  # the Sunday of the publication it was audited against
-    earlier_parts: list[str] = field(default_factory=list)  # that publication's tables, as parts
+    earlier_parts: list[str] = field(default_factory=list)  # earlier copies, as partitions
     given_away_before: int = 0  # cells under k that earlier tables derive without tonight's
 
     def metadata(self) -> dict[str, object]:
@@ -874,9 +874,10 @@ def _summary(
     extra: frozenset[str] = frozenset(),
 ) -> None:
     """analytics.product_line_summary (the last complete blocks of 7/28/84 days per sku and
-    product line up to `day`, the end of the last complete ISO week) from pg_temp.sales_lines, merged so that it opens no
-    subtraction against the daily table or between its windows; its windows' assignment stays
-    in pg_temp.sales_assign for the weekly table to be merged against. `extra`: cells to merge
+    product line up to `day`, the end of the last complete ISO week) from pg_temp.sales_lines,
+    merged so that it opens no subtraction against the daily table, between its windows or
+    against the earlier copies; its windows' assignment stays in pg_temp.sales_assign for the
+    weekly table to be merged against. `extra`: cells to merge
     from the start beside those carried (what the weekly build found the summary must move)."""
     parts = [window_partition(day, days) for days in WINDOWS]
     rules = freshness.merge_rules(src)
@@ -907,6 +908,7 @@ def _summary(
     build.cells_merged, build.cells_carried = len(merged), len(carried)
     conn.execute(sa.text("DELETE FROM analytics.product_line_summary"))
     for days, part in zip(WINDOWS, parts, strict=True):
+        first, last = blocks.block_bounds(day, days)
         build.rows += conn.execute(
             sa.text(f"""
             INSERT INTO analytics.product_line_summary (as_of_date, window_days, window_start,
@@ -917,8 +919,7 @@ def _summary(
                         THEN round(100.0 * units / sum(units) OVER (), 2) END, customers
             FROM ({_published_rows(part)}) r ORDER BY product_line, sku
         """),
-            dict(zip(("first", "last"), blocks.block_bounds(day, days), strict=True))
-            | {"day": day, "days": days},
+            {"day": day, "days": days, "first": first, "last": last},
         ).rowcount
         total, published = _units(conn, part)
         if days == max(WINDOWS):
