@@ -865,6 +865,27 @@ def _weekly_merges_to_start_from(
     return {key for key in kept if key.split("|", 1)[0] >= first}
 
 
+def _summary_merges_to_start_from(
+    conn: Connection, day: date, earlier: date | None, rules: str
+) -> set[str]:
+    """The cells the summary build starts merged: those of this Sunday's last build; on a later
+    Sunday, those the last earlier build merged in the windows whose block it still shows (a
+    28-day block is shown four Sundays running, an 84-day one twelve). So a later copy of a block
+    shows it as its first copy did or coarser, never finer, and the first copy is the finest a
+    reader holds: what the audits against first copies rely on (publications.py). A key names
+    its window's length first (the partition's period)."""
+    carried = freshness.carried_merges(conn, SUMMARY_TABLE, day, rules)
+    if carried or earlier is None:
+        return carried
+    same = {
+        str(days)
+        for days in WINDOWS
+        if blocks.block_end(earlier, days) == blocks.block_end(day, days)
+    }
+    kept = freshness.carried_merges(conn, SUMMARY_TABLE, earlier, rules)
+    return {key for key in kept if key.split("|", 1)[0] in same}
+
+
 def _summary(
     conn: Connection,
     src: Source,
@@ -881,7 +902,7 @@ def _summary(
     from the start beside those carried (what the weekly build found the summary must move)."""
     parts = [window_partition(day, days) for days in WINDOWS]
     rules = freshness.merge_rules(src)
-    carried = freshness.carried_merges(conn, SUMMARY_TABLE, day, rules) | extra
+    carried = _summary_merges_to_start_from(conn, day, build.audited_against, rules) | extra
     build.rows = 0
     fixed = [rollup.DAILY, *build.earlier_parts]
     window_names = [part.name for part in parts]
