@@ -17,8 +17,9 @@ consumed yet makes the table stale without a hash; new orders of the days after 
 Each build also keeps the cells it merged against differencing. A rebuild for the same Sunday (a
 late order or correction in the span) starts merged where the last one ended, under the same
 rules: it then settles in a round or two where a cold build finds them again in five to seven. A
-build for a new Sunday starts the summary from none (its windows are other windows) and the weekly
-table from last week's merges in the weeks both show (planning._weekly_merges_to_start_from).
+build for a new Sunday starts the summary from last week's merges in the blocks it still shows
+(planning._summary_merges_to_start_from) and the weekly table from last week's merges in the
+weeks both show (planning._weekly_merges_to_start_from).
 """
 
 from __future__ import annotations
