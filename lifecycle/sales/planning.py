@@ -23,6 +23,7 @@ The guard recomputes the same remainders from what was published (lifecycle/sale
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -849,41 +850,51 @@ def _weekly(
     publications.record_weekly(conn, day, lines_span(day)[0])
 
 
+def _merges_to_start_from(
+    conn: Connection,
+    table: str,
+    day: date,
+    earlier: date | None,
+    rules: str,
+    still_shown: Callable[[str], bool],
+) -> set[str]:
+    """The cells a build of `table` starts merged: those of this Sunday's last build; on a later
+    Sunday, those the last earlier build merged in the periods tonight's table still shows
+    (`still_shown`, over a key's first part: its week or window). A later copy of a week or block
+    then shows it as its first copy did or coarser, never finer, so the first copy is the finest
+    a reader holds: what the audits against first copies rely on (publications.py). It also saves
+    the rounds that would find those merges again."""
+    carried = freshness.carried_merges(conn, table, day, rules)
+    if carried or earlier is None:
+        return carried
+    kept = freshness.carried_merges(conn, table, earlier, rules)
+    return {key for key in kept if still_shown(key.split("|", 1)[0])}
+
+
 def _weekly_merges_to_start_from(
     conn: Connection, day: date, earlier: date | None, rules: str
 ) -> set[str]:
-    """The cells the weekly build starts merged: those of this Sunday's last build; on the night
-    the week turns, those last week's build merged in the twelve weeks both tables show. Last
-    week's rows are audited against (publications.py), so a week shown otherwise than last week
-    moves back to how it was, round by round; starting from there saves the rounds. A key names
-    its week first (the partition's period)."""
-    carried = freshness.carried_merges(conn, WEEKLY_TABLE, day, rules)
-    if carried or earlier is None:
-        return carried
+    """The weekly build's (`_merges_to_start_from`): last week's in the twelve weeks both tables
+    show."""
     first = weekly_span(day)[0].isoformat()
-    kept = freshness.carried_merges(conn, WEEKLY_TABLE, earlier, rules)
-    return {key for key in kept if key.split("|", 1)[0] >= first}
+    return _merges_to_start_from(
+        conn, WEEKLY_TABLE, day, earlier, rules, lambda week: week >= first
+    )
 
 
 def _summary_merges_to_start_from(
     conn: Connection, day: date, earlier: date | None, rules: str
 ) -> set[str]:
-    """The cells the summary build starts merged: those of this Sunday's last build; on a later
-    Sunday, those the last earlier build merged in the windows whose block it still shows (a
-    28-day block is shown four Sundays running, an 84-day one twelve). So a later copy of a block
-    shows it as its first copy did or coarser, never finer, and the first copy is the finest a
-    reader holds: what the audits against first copies rely on (publications.py). A key names
-    its window's length first (the partition's period)."""
-    carried = freshness.carried_merges(conn, SUMMARY_TABLE, day, rules)
-    if carried or earlier is None:
-        return carried
+    """The summary build's (`_merges_to_start_from`): last week's in the windows whose block it
+    still shows (a 28-day block is shown four Sundays running, an 84-day one twelve)."""
     same = {
         str(days)
         for days in WINDOWS
-        if blocks.block_end(earlier, days) == blocks.block_end(day, days)
+        if blocks.block_end(earlier or day, days) == blocks.block_end(day, days)
     }
-    kept = freshness.carried_merges(conn, SUMMARY_TABLE, earlier, rules)
-    return {key for key in kept if key.split("|", 1)[0] in same}
+    return _merges_to_start_from(
+        conn, SUMMARY_TABLE, day, earlier, rules, lambda window: window in same
+    )
 
 
 def _summary(
@@ -898,8 +909,8 @@ def _summary(
     product line up to `day`, the end of the last complete ISO week) from pg_temp.sales_lines,
     merged so that it opens no subtraction against the daily table, between its windows or
     against the earlier copies; its windows' assignment stays in pg_temp.sales_assign for the
-    weekly table to be merged against. `extra`: cells to merge
-    from the start beside those carried (what the weekly build found the summary must move)."""
+    weekly table to be merged against. `extra`: cells to merge from the start beside those
+    carried (what the weekly build found the summary must move)."""
     parts = [window_partition(day, days) for days in WINDOWS]
     rules = freshness.merge_rules(src)
     carried = _summary_merges_to_start_from(conn, day, build.audited_against, rules) | extra

@@ -123,7 +123,7 @@ def first_copies_of_blocks(days: int, day: date, first: date) -> str:
     JOIN (SELECT window_end, min(as_of_date) AS first_copy FROM lifecycle.published_summary_rows
           WHERE window_days = {days} AND as_of_date < DATE '{day.isoformat()}'
             AND window_end - {days} + 1 >= DATE '{first.isoformat()}'
-            AND (window_end - DATE '{blocks.EPOCH.isoformat()}' + 1) % {days} = 0
+            AND window_end = {blocks.block_end_sql("window_end - 6", days)}
           GROUP BY window_end) f
       ON f.window_end = r.window_end AND f.first_copy = r.as_of_date
     WHERE r.window_days = {days})"""
