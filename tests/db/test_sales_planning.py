@@ -115,6 +115,29 @@ def test_the_summary_rolls_skus_into_their_line_and_shares_count_published_units
     assert (top.count, top.exact_pct, top.median_error_pct) == (3, 33.3, 100.0)
 
 
+def test_the_summary_reports_the_window_that_shows_the_least_of_its_units(engine, policy_file):
+    """P's one buyer of the last week is withheld from the 7-day window (15 of 22 units shown);
+    with two buyers three weeks earlier P has k buyers in the 28- and 84-day blocks, which show
+    every unit. The summary's share is the 7-day window's: reported as the longest window's, it
+    read 100%."""
+    policy = k3_with_catalogue(policy_file)
+    small_shop(engine)
+    with engine.begin() as conn:
+        for n in range(2):
+            add_sale(conn, 50 + n, 41 + n, noon(WEEK - timedelta(days=21)), region="SH", sku="P")
+    daily.refresh(engine, policy, run_id="night", as_of=AS_OF)
+    build = planning.build_product_line_summary(engine, policy, AS_OF)
+    assert rows(
+        engine,
+        "SELECT window_days, level, sku, units FROM analytics.product_line_summary "
+        "WHERE product_line = 'pet'",
+    ) == [(28, "sku", "P", 9), (84, "sku", "P", 9)]
+    metadata = build.metadata()
+    assert (build.units_total, build.units_published) == (22, 15)
+    assert metadata["units_published_pct"] == 68.18
+    assert metadata["units_published_pct_per_window"] == {"7d": 68.18, "28d": 100.0, "84d": 100.0}
+
+
 def test_a_weekly_cell_that_would_leave_one_buyer_beside_the_daily_table_is_merged_up(
     engine, policy
 ):
