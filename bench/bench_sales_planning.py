@@ -246,12 +246,21 @@ def nights(bench: Bench, engine: sa.Engine, policy, size: str, reference: str) -
     )
 
 
+def _per_window(meta: dict) -> str:
+    """The summary's share of each window, beside its headline (the window showing the least)."""
+    shares = meta.get("units_published_pct_per_window")
+    if not shares:
+        return ""
+    each = ", ".join(f"{window} {pct}%" for window, pct in shares.items())
+    return f" (the window that shows the least; each window: {each})"
+
+
 def _turn_figures(build: planning.PlanningBuild) -> str:
     meta = build.metadata()
     figures = ", ".join(f"{k} {meta[k]}" for k in UTILITY_KEYS if k in meta)
     return (
         f"`{build.table.split('.')[1]}` against the tables published for {meta['audited_against_summary_of']}"
-        f" accounts for **{meta['units_published_pct']}%** of units, rows per level "
+        f" accounts for **{meta['units_published_pct']}%** of units{_per_window(meta)}, rows per level "
         f"{meta['rows_per_level']}, {meta['cells_merged_against_differencing']} cells merged, "
         f"{meta['cells_derivable_from_earlier_tables_alone']} derivable from earlier tables alone; "
         f"28-day errors: {figures}"
@@ -301,7 +310,8 @@ def shop(bench: Bench, orders: int, policy) -> sa.Engine:
         figures = ", ".join(f"{k} {meta[k]}" for k in UTILITY_KEYS if k in meta)
         bench.notes.append(
             f"{size} orders: `{build.table.split('.')[1]}` accounts for {meta['units_published']:,} of "
-            f"{meta['units_total']:,} units (**{meta['units_published_pct']}%**), rows per level "
+            f"{meta['units_total']:,} units (**{meta['units_published_pct']}%**){_per_window(meta)}, "
+            "rows per level "
             f"{meta['rows_per_level']}, {meta['cells_merged_against_differencing']} cells merged "
             f"against differencing; 28-day errors: {figures}."
         )
