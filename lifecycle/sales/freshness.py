@@ -73,6 +73,7 @@ _MERGED = sa.text("""
     WHERE table_name = :t AND as_of_date = :day AND merged_under = :rules
 """)
 _ANY = sa.text("SELECT signature FROM lifecycle.planning_builds WHERE table_name = :t")
+_DAY = sa.text("SELECT as_of_date FROM lifecycle.planning_builds WHERE table_name = :t")
 
 
 def source_signature(
@@ -105,6 +106,11 @@ def is_current(conn: Connection, table: str, day: date, signature: str | None) -
     if signature is None:
         return False
     return conn.execute(_STORED, {"t": table, "day": day}).scalar() == signature
+
+
+def built_for(conn: Connection, table: str) -> date | None:
+    """The Sunday `table` was last built for (None: never built)."""
+    return conn.execute(_DAY, {"t": table}).scalar()
 
 
 def merge_rules(src: Source) -> str:

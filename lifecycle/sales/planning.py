@@ -3,17 +3,20 @@
 analytics.weekly_demand: units per ISO week × sku × region over the last 13 complete weeks.
 analytics.product_line_summary: units per sku and product line over the last complete week, the
 last complete 28-day block and the last complete 84-day block up to its as_of_date (a Sunday),
-blocks counted from one Monday so that no two copies overlap (lifecycle/sales/blocks.py).
+blocks counted from one Monday so that no two copies overlap (lifecycle/sales/blocks.py). Its
+7-day window is the weekly table's newest week added up over its regions, derived once the
+weekly rows settle (lifecycle/sales/week_window.py).
 A cell under k customers is not withheld but rolled up its hierarchy (region → OTHER, sku → its
 product line's OTHER, line → OTHER), so units not visible at a fine grain are counted once,
 correctly, one level up (lifecycle/sales/rollup.py).
 
 Publishing several grains beside the daily table opens subtractions; each build then merges the
-cells that would leave a remainder under k (secondary suppression) until none is left. The summary
-is built first, against the daily table and its own windows, keeping its 28-day sku cells (a
-planner's per-sku totals) and merging the smaller partner instead; the weekly table is built
-second, against the daily table and the published summary, so that a remainder between a 28-day
-sku total and its weeks is closed by rolling up the smallest week, not the sku's 28-day total.
+cells that would leave a remainder under k (secondary suppression) until none is left. The summary's
+28- and 84-day windows are built first, against the daily table and each other, keeping the 28-day
+sku cells (a planner's per-sku totals) and merging the smaller partner instead; the weekly table is
+built second, against the daily table and those windows, so that a remainder between a 28-day sku
+total and its weeks is closed by rolling up the smallest week, not the sku's 28-day total; then
+the 7-day window, which adds up the weekly table's newest week, and what it lets a reader derive.
 Both are also audited against the rows earlier Sundays' tables first showed of each week and
 block in their span, which a reader who kept those copies can subtract from tonight's
 (lifecycle/sales/publications.py).
@@ -31,7 +34,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from lifecycle.policy import Policy
-from lifecycle.sales import blocks, derivable, freshness, publications, rollup, weekly_sums
+from lifecycle.sales import (
+    blocks,
+    derivable,
+    freshness,
+    publications,
+    rollup,
+    week_window,
+    weekly_sums,
+)
 from lifecycle.sales.catalogue import (
     UNLISTED,
     AmbiguousSkus,
@@ -46,6 +57,11 @@ from lifecycle.sales.utility import Utility, measure_utility
 
 WEEKS = 13
 WINDOWS = (7, 28, 84)  # fixed blocks, each a sum of whole shorter ones (lifecycle/sales/blocks.py)
+# The windows the summary build protects; the 7-day one is the weekly table's newest week added up
+# over its regions, derived once the weekly table is built (lifecycle/sales/week_window.py).
+BLOCK_WINDOWS = WINDOWS[1:]
+WEEK_WINDOW = WINDOWS[0]
+assert WEEK_WINDOW == week_window.DAYS
 MAX_ROUNDS = 100
 # Times the summary is rebuilt in one night for cells the weekly build finds it must move
 # (`build_planning_tables`); after the last, such a cell is counted as before (`_break_derivations`).
@@ -82,6 +98,7 @@ class PlanningBuild:
     units_total: int = 0
     units_published: int = 0
     units_per_window: dict[int, tuple[int, int]] = field(default_factory=dict)  # the summary's
+    units_per_week: dict[date, tuple[int, int]] = field(default_factory=dict)  # the weekly table's
     rows_per_level: dict[str, int] = field(default_factory=dict)
     cells_merged: int = 0
     cells_carried: int = 0  # of those, started from: the last build's (this week's or last)
@@ -121,6 +138,7 @@ class PlanningBuild:
                 if self.units_per_window
                 else {}
             ),
+            **_weakest_week(self.units_per_week),
             "cells_merged_against_differencing": self.cells_merged,
             "cells_carried_from_the_last_build": self.cells_carried,
             "suppression_rounds": self.rounds,
@@ -142,6 +160,20 @@ def _share(total: int, published: int) -> float:
 
 def _shares_per_window(units: dict[int, tuple[int, int]]) -> dict[str, float]:
     return {f"{days}d": round(100 * _share(*units[days]), 2) for days in sorted(units)}
+
+
+def _weakest_week(units: dict[date, tuple[int, int]]) -> dict[str, object]:
+    """The weekly table's week that shows the smallest share of its units, beside the table's
+    share over its 13 weeks: a week that lost its all row stays so for the 13 weeks it is shown
+    (a later copy may not be finer than the first), and the 13 weeks' share hid it (a week at 77%
+    on an 8,000-order shop whose table read 95.5%)."""
+    if not units:
+        return {}
+    week = min(units, key=lambda w: (_share(*units[w]), w))
+    return {
+        "weakest_week": week.isoformat(),
+        "weakest_week_units_published_pct": round(100 * _share(*units[week]), 2),
+    }
 
 
 def _window_showing_least(units: dict[int, tuple[int, int]]) -> tuple[int, int]:
@@ -648,19 +680,28 @@ def _break_derivations(
     return alone
 
 
-_UNITS_IN = sa.text("""  -- the span names only columns of sales_lines
-    SELECT coalesce(sum(l.units), 0) AS total,
+# Each week's units in a partition's span, and those a published row of it holds (every span is
+# made of whole ISO weeks). The span names only columns of sales_lines.
+_UNITS_PER_WEEK = """
+    SELECT l.week_start, sum(l.units) AS total,
            coalesce(sum(l.units) FILTER (WHERE a.line_id IS NOT NULL), 0) AS published
     FROM pg_temp.sales_lines l
     LEFT JOIN pg_temp.sales_assign a ON a.part = :p AND a.line_id = l.line_id
     WHERE {span}
-""")
+    GROUP BY l.week_start
+"""
 
 
 def _units(conn: Connection, part: rollup.Partition) -> tuple[int, int]:
-    sql = sa.text(_UNITS_IN.text.format(span=part.span))
-    total, published = conn.execute(sql, {"p": part.name}).one()
-    return int(total), int(published)
+    """(units, published units) of `part`'s span."""
+    weeks = _units_per_week(conn, part).values()
+    return sum(total for total, _ in weeks), sum(published for _, published in weeks)
+
+
+def _units_per_week(conn: Connection, part: rollup.Partition) -> dict[date, tuple[int, int]]:
+    sql = sa.text(_UNITS_PER_WEEK.format(span=part.span))
+    rows = conn.execute(sql, {"p": part.name})
+    return {week: (int(total), int(published)) for week, total, published in rows}
 
 
 def _levels(conn: Connection, table: str) -> dict[str, int]:
@@ -775,10 +816,10 @@ def build_planning_tables(
             _unchanged(conn, weekly, between)
         elif src is None:  # the summary is as published: its lines' rows are read back
             src = _begin(conn, policy, day, weekly)
-            windows = assign_published_summary(conn, day)
+            windows = assign_published_summary(conn, day, BLOCK_WINDOWS)
             _weekly(conn, src, day, weekly, weekly_signature, windows)
         else:  # the summary just built: its assignment is what it published
-            windows = [window_part(days) for days in WINDOWS]
+            windows = [window_part(days) for days in BLOCK_WINDOWS]
             extra: set[str] = set()
             for attempt in range(SUMMARY_REBUILDS + 1):
                 upstream = {w: set() for w in windows} if attempt < SUMMARY_REBUILDS else None
@@ -791,6 +832,8 @@ def build_planning_tables(
                     break
                 extra |= found  # the summary again, with them merged, then the weekly table
                 _summary(conn, src, day, summary, signature, frozenset(extra))
+        if summary.mode == "rebuilt" or weekly.mode == "rebuilt":
+            _write_week_window(conn, day, summary)
     weekly.seconds = time.perf_counter() - between
     return summary, weekly
 
@@ -807,14 +850,17 @@ def build_weekly_demand(engine: Engine, policy: Policy, as_of: datetime) -> Plan
         if current:
             return _unchanged(conn, build, started)
         src = _begin(conn, policy, day, build)
-        _weekly(conn, src, day, build, signature, assign_published_summary(conn, day))
+        windows = assign_published_summary(conn, day, BLOCK_WINDOWS)
+        _weekly(conn, src, day, build, signature, windows)
+        _write_week_window(conn, day, None)
     build.seconds = time.perf_counter() - started
     return build
 
 
 def build_product_line_summary(engine: Engine, policy: Policy, as_of: datetime) -> PlanningBuild:
     """Rebuilds analytics.product_line_summary alone (the nightly builds both together:
-    `build_planning_tables`, since the weekly table is merged against the summary)."""
+    `build_planning_tables`, since the weekly table is merged against the summary); its 7-day
+    window from the weekly table as published, when that is for the same Sunday."""
     started = time.perf_counter()
     day = window_end(last_complete_day(engine, policy, as_of))
     build = PlanningBuild(table=SUMMARY_TABLE, as_of_date=day)
@@ -824,6 +870,7 @@ def build_product_line_summary(engine: Engine, policy: Policy, as_of: datetime) 
         if current:
             return _unchanged(conn, build, started)
         _summary(conn, _begin(conn, policy, day, build), day, build, signature)
+        _write_week_window(conn, day, build)
     build.seconds = time.perf_counter() - started
     return build
 
@@ -838,24 +885,52 @@ def _weekly(
     upstream: dict[str, set[str]] | None = None,
 ) -> None:
     """analytics.weekly_demand for the 13 complete weeks up to `day`, from pg_temp.sales_lines,
-    rolled up and merged against the daily table and the summary's `windows` (as assigned);
-    `upstream`: see `_suppress`."""
+    rolled up and merged against the daily table and the summary's 28- and 84-day `windows` (as
+    assigned); `upstream`: see `_suppress`.
+
+    Once its rows settle, the summary's 7-day window is derived from its newest week
+    (lifecycle/sales/week_window.py) and what a reader derives from that window is audited
+    against every table; each remainder found moves a weekly row of the newest week up, and the
+    rows settle again, until none is found."""
     part = weekly_partition(day)
-    differences = assign_window_differences(conn, day)
+    _clear_week_window(conn)
+    differences = assign_window_differences(conn, day, BLOCK_WINDOWS)
     thin = _weeks_thin_beside_daily(conn, part, src.k)
     rules = freshness.merge_rules(src)
     carried = _weekly_merges_to_start_from(conn, day, build.audited_against, rules)
-    merged, build.rounds, build.given_away_before = _suppress(
-        conn,
-        [part],
-        [rollup.DAILY, *windows, *differences, *build.earlier_parts],
-        src.k,
-        sums=True,
-        forbidden_at_start=thin,
-        carried=carried - thin,
-        summed=assign_summary_sums(conn),
-        upstream=upstream,
-    )
+    summed = [name for name in assign_summary_sums(conn) if name not in _WEEK_WINDOW_SUMS]
+    fixed = [rollup.DAILY, *windows, *differences, *build.earlier_parts]
+    merged, build.rounds = carried - thin, 0
+    for _ in range(MAX_ROUNDS):
+        merged, rounds, build.given_away_before = _suppress(
+            conn,
+            [part],
+            fixed,
+            src.k,
+            sums=True,
+            forbidden_at_start=thin,
+            carried=merged,
+            summed=summed,
+            upstream=upstream,
+        )
+        build.rounds += rounds
+        derived = _assign_week_window(conn, day)
+        everything = [*derived, WEEKLY, *fixed, *summed]
+        found = rollup.audit(conn, everything, src.k, involving=set(derived))
+        if not found:
+            break
+        moved = _week_window_rows_to_move(conn, day, found, src.k) - merged
+        if not moved:
+            raise SalesError(
+                "a figure of the 7-day window leaves a remainder under k that no weekly row can "
+                "close; nothing was published (run `lifecycle guard` to see which)"
+            )
+        merged |= moved
+        _clear_week_window(conn)
+    else:
+        raise SalesError(
+            f"secondary suppression did not settle in {MAX_ROUNDS} rounds; nothing was published"
+        )
     build.cells_merged, build.cells_carried = len(merged), len(carried - thin)
     conn.execute(sa.text("DELETE FROM analytics.weekly_demand"))
     build.rows = conn.execute(
@@ -867,6 +942,7 @@ def _weekly(
     """)
     ).rowcount
     build.units_total, build.units_published = _units(conn, part)
+    build.units_per_week = _units_per_week(conn, part)
     build.rows_per_level = _levels(conn, "analytics.weekly_demand")
     build.utility = measure_utility(conn, day, weekly=part.name, summary=None, k=src.k)
     freshness.record(conn, WEEKLY_TABLE, day, signature, merged, rules)
@@ -928,13 +1004,15 @@ def _summary(
     signature: str | None,
     extra: frozenset[str] = frozenset(),
 ) -> None:
-    """analytics.product_line_summary (the last complete blocks of 7/28/84 days per sku and
-    product line up to `day`, the end of the last complete ISO week) from pg_temp.sales_lines,
-    merged so that it opens no subtraction against the daily table, between its windows or
-    against the earlier copies; its windows' assignment stays in pg_temp.sales_assign for the
-    weekly table to be merged against. `extra`: cells to merge from the start beside those
-    carried (what the weekly build found the summary must move)."""
-    parts = [window_partition(day, days) for days in WINDOWS]
+    """analytics.product_line_summary's 28- and 84-day windows (the last complete blocks of those
+    lengths per sku and product line up to `day`, the end of the last complete ISO week) from
+    pg_temp.sales_lines, merged so that they open no subtraction against the daily table, between
+    them or against the earlier copies; their assignment stays in pg_temp.sales_assign for the
+    weekly table to be merged against. The 7-day window is written after the weekly table
+    (`_write_week_window`). `extra`: cells to merge from the start beside those carried (what the
+    weekly build found the summary must move)."""
+    _clear_week_window(conn)
+    parts = [window_partition(day, days) for days in BLOCK_WINDOWS]
     rules = freshness.merge_rules(src)
     carried = _summary_merges_to_start_from(conn, day, build.audited_against, rules) | extra
     build.rows = 0
@@ -944,7 +1022,10 @@ def _summary(
         conn, parts, fixed, src.k, protected=window_part(28), carried=carried
     )
     for _ in range(MAX_ROUNDS):  # what a reader derives from its rows, against the rest
-        derived = [*assign_summary_sums(conn), *assign_window_differences(conn, day)]
+        derived = [
+            *assign_summary_sums(conn),
+            *assign_window_differences(conn, day, BLOCK_WINDOWS),
+        ]
         everything = [*derived, *window_names, *fixed]
         found = rollup.audit(conn, everything, src.k, involving=set(derived))
         if not found:
@@ -962,26 +1043,111 @@ def _summary(
         )
     build.cells_merged, build.cells_carried = len(merged), len(carried)
     conn.execute(sa.text("DELETE FROM analytics.product_line_summary"))
-    for days, part in zip(WINDOWS, parts, strict=True):
-        first, last = blocks.block_bounds(day, days)
-        build.rows += conn.execute(
-            sa.text(f"""
-            INSERT INTO analytics.product_line_summary (as_of_date, window_days, window_start,
-                window_end, level, product_line, sku, orders, units, revenue, units_share_pct,
-                customers)
-            SELECT :day, :days, :first, :last, level, product_line, sku, orders, units, revenue,
-                   CASE WHEN sum(units) OVER () > 0
-                        THEN round(100.0 * units / sum(units) OVER (), 2) END, customers
-            FROM ({_published_rows(part)}) r ORDER BY product_line, sku
-        """),
-            {"day": day, "days": days, "first": first, "last": last},
-        ).rowcount
+    build.units_per_window = {}
+    for days, part in zip(BLOCK_WINDOWS, parts, strict=True):
+        build.rows += _insert_window(conn, day, days, part)
         build.units_per_window[days] = _units(conn, part)
     build.units_total, build.units_published = _window_showing_least(build.units_per_window)
     build.rows_per_level = _levels(conn, "analytics.product_line_summary")
     build.utility = measure_utility(conn, day, weekly=None, summary=window_part(28), k=src.k)
     freshness.record(conn, SUMMARY_TABLE, day, signature, merged, rules)
     publications.record_summary(conn, day, lines_span(day)[0])
+
+
+def _insert_window(conn: Connection, day: date, days: int, part: rollup.Partition) -> int:
+    """Publishes one window of the summary from its assignment; returns the rows written."""
+    first, last = blocks.block_bounds(day, days)
+    return conn.execute(
+        sa.text(f"""
+        INSERT INTO analytics.product_line_summary (as_of_date, window_days, window_start,
+            window_end, level, product_line, sku, orders, units, revenue, units_share_pct,
+            customers)
+        SELECT :day, :days, :first, :last, level, product_line, sku, orders, units, revenue,
+               CASE WHEN sum(units) OVER () > 0
+                    THEN round(100.0 * units / sum(units) OVER (), 2) END, customers
+        FROM ({_published_rows(part)}) r ORDER BY product_line, sku
+    """),
+        {"day": day, "days": days, "first": first, "last": last},
+    ).rowcount
+
+
+def _clear_week_window(conn: Connection) -> None:
+    """Drops the 7-day window's assignment and what was derived from it: the summary and the
+    weekly table are merged against the windows they build, and the 7-day one is only derived
+    once the weekly rows settle (`_weekly`)."""
+    names = [window_part(WEEK_WINDOW), *_WEEK_WINDOW_SUMS, WINDOW_DIFFERENCES[0]]
+    conn.execute(
+        sa.text("DELETE FROM pg_temp.sales_assign WHERE part = ANY(CAST(:p AS text[]))"),
+        {"p": names},
+    )
+
+
+def _assign_week_window(conn: Connection, day: date) -> list[str]:
+    """Derives the 7-day window from the weekly rows as assigned (week_window.derive), with what a
+    reader derives from it: its sums and, where it ends a 28-day block, that block minus it.
+    Returns the partition names."""
+    week = window_end(day) - timedelta(days=WEEK_WINDOW - 1)
+    week_window.derive(conn, window_partition(day, WEEK_WINDOW), WEEKLY, week)
+    assign_summary_sums(conn)
+    return [
+        window_part(WEEK_WINDOW),
+        *_WEEK_WINDOW_SUMS,
+        *assign_window_differences(conn, day, WINDOWS[:2]),
+    ]
+
+
+def _week_window_rows_to_move(
+    conn: Connection, day: date, found: list[rollup.Remainder], k: int
+) -> set[str]:
+    """The weekly rows of the newest week to merge for the remainders that a figure derived from
+    the 7-day window leaves: the weekly row itself where it is one side of the pair (the outer
+    row moves up, or the partners inside it), else a weekly row under each derived row that has
+    to change (week_window.rows_to_change). A 28-day block minus the 7-day rows inside it changes
+    with the 7-day rows over its lines of the week, so its row is looked up in the 28-day window."""
+    merged: set[str] = set()
+    to_change: list[tuple[str, str]] = []
+    derived = {window_part(WEEK_WINDOW), *_WEEK_WINDOW_SUMS, WINDOW_DIFFERENCES[0]}
+    for r in found:
+        if r.outer == WEEKLY:
+            merged.add(r.outer_key)
+        elif r.inner == WEEKLY:
+            merged.update(r.partners_to_merge(k))
+        elif r.outer in derived:
+            to_change.append((r.outer, r.outer_key))
+        else:
+            to_change.extend((r.inner, key) for key in r.partners_to_merge(k))
+    lookup = {WINDOW_DIFFERENCES[0]: window_part(WINDOWS[1])}
+    rows = [(lookup.get(part, part), key) for part, key in to_change]
+    week = window_end(day) - timedelta(days=WEEK_WINDOW - 1)
+    return merged | week_window.rows_to_change(conn, WEEKLY, week, rows)
+
+
+def _write_week_window(conn: Connection, day: date, summary: PlanningBuild | None) -> None:
+    """Publishes the 7-day window derived from the weekly rows in the summary, when both tables
+    are built for `day` (a table built alone beside the other's copy of another Sunday leaves the
+    summary without it), and records the summary's rows again."""
+    if {freshness.built_for(conn, t) for t in (SUMMARY_TABLE, WEEKLY_TABLE)} != {day}:
+        return
+    part = window_partition(day, WEEK_WINDOW)
+    if not conn.execute(
+        sa.text("SELECT EXISTS (SELECT FROM pg_temp.sales_assign WHERE part = :p)"),
+        {"p": part.name},
+    ).scalar():  # not derived tonight: from the weekly rows as published
+        assign_published_weekly(conn, day)
+        _assign_week_window(conn, day)
+    conn.execute(
+        sa.text("DELETE FROM analytics.product_line_summary WHERE window_days = :days"),
+        {"days": WEEK_WINDOW},
+    )
+    rows = _insert_window(conn, day, WEEK_WINDOW, part)
+    publications.record_summary(conn, day, lines_span(day)[0])
+    if summary is not None and summary.mode == "rebuilt":
+        summary.rows += rows
+        summary.units_per_window[WEEK_WINDOW] = _units(conn, part)
+        summary.units_total, summary.units_published = _window_showing_least(
+            summary.units_per_window
+        )
+        summary.rows_per_level = _levels(conn, SUMMARY_TABLE)
 
 
 def assign_published_weekly(conn: Connection, day: date) -> None:
@@ -1027,6 +1193,9 @@ SUMMARY_SUMS = {
 }
 
 
+_WEEK_WINDOW_SUMS = [name for name, (days, _) in SUMMARY_SUMS.items() if days == WEEK_WINDOW]
+
+
 def _summary_sum_key(days: int, level: int) -> str:
     """SQL over a sales line: the key of its sum in a window of the summary (SUMMARY_SUMS)."""
     if level == 1:
@@ -1069,23 +1238,30 @@ WHERE a.part = :outer AND i.row_key IS NULL
 """)
 
 
+def _difference_part(shorter: int, longer: int) -> str:
+    return f"{window_part(longer)}_minus_{shorter}d"
+
+
 WINDOW_DIFFERENCES = [  # 28 - 7, 84 - 28
-    f"{window_part(longer)}_minus_{shorter}d"
-    for shorter, longer in zip(WINDOWS, WINDOWS[1:], strict=False)
+    _difference_part(shorter, longer) for shorter, longer in zip(WINDOWS, WINDOWS[1:], strict=False)
 ]
 
 
-def assign_window_differences(conn: Connection, day: date) -> list[str]:
+def assign_window_differences(
+    conn: Connection, day: date, windows: tuple[int, ...] = WINDOWS
+) -> list[str]:
     """Adds, as partitions, each window of the summary built for `day` minus the rows of the next
     shorter one inside its rows (from the windows' assignments): figures a reader derives by one
     subtraction, which a third table (the weekly one) can then be subtracted from. The weekly
     build merges against them as against a published table, so a week merged up is not left
     alone between a sku's 84- and 28-day totals and its other weeks. Only where the shorter
     window lies inside the longer (it ends the longer block); otherwise the two share no day and
-    the difference would be the longer window again. Returns the names added."""
+    the difference would be the longer window again. `windows`: the windows whose consecutive
+    pairs to add (the builds leave out the 7-day window until it is derived). Returns the names
+    added."""
     names = []
-    pairs = zip(WINDOWS, WINDOWS[1:], strict=False)
-    for name, (shorter, longer) in zip(WINDOW_DIFFERENCES, pairs, strict=True):
+    for shorter, longer in zip(windows, windows[1:], strict=False):
+        name = _difference_part(shorter, longer)
         conn.execute(sa.text("DELETE FROM pg_temp.sales_assign WHERE part = :p"), {"p": name})
         if blocks.block_end(day, shorter) != blocks.block_end(day, longer):
             continue
@@ -1138,11 +1314,13 @@ def assign_earlier_tables(
     return names
 
 
-def assign_published_summary(conn: Connection, day: date) -> list[str]:
+def assign_published_summary(
+    conn: Connection, day: date, windows: tuple[int, ...] = WINDOWS
+) -> list[str]:
     """Maps the lines to the rows analytics.product_line_summary publishes, one partition per
-    window; returns the partition names."""
+    window of `windows`; returns the partition names."""
     names = []
-    for days in WINDOWS:
+    for days in windows:
         part = window_partition(day, days)
         rollup.assign_published(
             conn,

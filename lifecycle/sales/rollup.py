@@ -36,7 +36,9 @@ OTHER = "OTHER"
 #    withheld (planning._spare_top_rows); the summary's line sums and window totals are audited,
 #    and its window differences against last week's copies (planning.SUMMARY_SUMS).
 # 6: the summary's windows are fixed blocks of 7, 28 and 84 days (lifecycle/sales/blocks.py).
-PROTECTION = "6"
+# 7: the summary's 7-day window is the weekly table's newest week added up over its regions
+#    (lifecycle/sales/week_window.py).
+PROTECTION = "7"
 
 
 def key_label(expr: str) -> str:

@@ -97,10 +97,12 @@ def test_nightly_refresh_shows_rows_protection_cost_preview_and_chart(engine, da
         # BJ's and GD's four buyers withheld (17 of 21 units). Asserting ZJ's week alone failed
         # every Monday.
         assert (weekly["rows"], weekly["units_published_pct"]) == (2, 80.95)
-        # Every window holds yesterday's published SH row and the four buyers withheld beside it:
-        # any summary row would give their units away by subtraction, so all are merged away.
+        # The 7-day window adds up the weekly table's week: the four buyers it withholds leave no
+        # sku or product line of the week whole, and no all row holds them, so it shows nothing
+        # (a row of it would give their units away beside the SH row). The longer blocks ended
+        # before yesterday's week.
         assert (summary["rows"], summary["units_published"]) == (0, 0)
-        assert summary["cells_merged_against_differencing"] > 0
+        assert summary["units_published_pct_per_window"]["7d"] == 0.0
     else:  # the windows end on the last complete week, before yesterday: only ZJ's five buyers
         assert (weekly["rows"], weekly["units_published_pct"]) == (1, 100.0)  # ZJ's week
         windows = [d for d in planning.WINDOWS if YESTERDAY - 10 * DAY > end - timedelta(days=d)]

@@ -65,9 +65,26 @@ def weekly_rows(engine, *published: tuple[date, str, str]) -> None:
             )
 
 
+def week_window_rows(engine, *skus: str) -> None:
+    """Adds 7-day sku rows of line tea to the summary as published for its Sunday (built alone,
+    it has none: its 7-day window adds up the weekly table's week, planted here like it); figures
+    are not read by the audit, only which rows exist."""
+    with engine.begin() as conn:
+        for sku in skus:
+            conn.execute(
+                sa.text("""INSERT INTO analytics.product_line_summary (as_of_date, window_days,
+                    window_start, window_end, level, product_line, sku, orders, units, revenue,
+                    units_share_pct, customers)
+                    SELECT max(as_of_date), 7, max(as_of_date) - 6, max(as_of_date), 'sku', 'tea',
+                           :sku, 3, 3, 30, NULL, 3
+                    FROM analytics.product_line_summary"""),
+                {"sku": sku},
+            )
+
+
 def true_summary(engine, policy, figure: str, where: str) -> list[tuple]:
-    """Builds the daily table and the summary alone (as the shop's lines give them); returns
-    (window, sku, `figure`) of the summary's rows `where`."""
+    """Builds the daily table and the summary alone (as the shop's lines give them: its 28- and
+    84-day windows); returns (window, sku, `figure`) of the summary's rows `where`."""
     daily.refresh(engine, policy, run_id="night", as_of=AS_OF)
     planning.build_product_line_summary(engine, policy, AS_OF)
     return rows(
@@ -78,15 +95,15 @@ def true_summary(engine, policy, figure: str, where: str) -> list[tuple]:
 
 
 def planted_chain(engine, policy, daily_row: bool = False) -> None:
-    """The shop's true summary, and a weekly table that shows X's two middle weeks but puts its
-    first and last weeks into the line's row (with Z, and with Y)."""
+    """The shop's true summary with a 7-day window showing X and Y (3 buyers each), and a weekly
+    table that shows X's two middle weeks but puts its first and last weeks into the line's row
+    (with Z, and with Y)."""
     chain_shop(engine, daily_row)
-    assert true_summary(engine, policy, "customers", "window_days IN (7, 28)") == [
-        (7, "X", 3),
-        (7, "Y", 3),
+    assert true_summary(engine, policy, "customers", "window_days = 28") == [
         (28, "X", 14 if daily_row else 11),
         (28, "Y", 3),
     ]
+    week_window_rows(engine, "X", "Y")
     weekly_rows(
         engine,
         (WEEKS[0], "product_line", "OTHER"),
@@ -262,7 +279,8 @@ def test_three_cells_derivable_only_together_are_caught(engine, policy_file):
             buy(conn, 50 + n, 11 + n, week + timedelta(days=2), "X", region)
         for day in range(4):  # Y: one buyer a day, withheld daily, a sku row weekly
             buy(conn, 60 + day, 21 + day, week + timedelta(days=day), "Y")
-    assert true_summary(engine, policy, "units", "window_days = 7") == [(7, "Y", 4)]
+    true_summary(engine, policy, "units", "window_days = 28")
+    week_window_rows(engine, "Y")  # as the weekly table's Y row adds up
     with engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM analytics.weekly_demand"))
         for level, sku, region in (
