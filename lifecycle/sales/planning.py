@@ -267,6 +267,7 @@ def _suppress(
     carried: set[str] | None = None,
     summed: list[str] | None = None,
     upstream: dict[str, set[str]] | None = None,
+    first_copy: str | None = None,
 ) -> tuple[set[str], int, int]:
     """Assigns the `moving` partitions, merging their cells upward until no remainder between
     any of them and the `fixed` ones covers fewer than k customers. Returns the cells merged
@@ -294,6 +295,15 @@ def _suppress(
     each with a set that receives the rows of theirs that a cell derivable without this build's
     rows needs (`_break_derivations`); the caller rebuilds them with those merged.
 
+    `first_copy` (the weekly build): the newest week, shown tonight for the first time. Each
+    round, while its lines that reach k in no row (not even its all row) have 1..k-1 buyers, its
+    smallest product lines are merged into its all row (`_top_up_under_k`), so that its first
+    copy withholds nothing it need not. A first copy that withholds lines keeps them withheld in
+    the twelve copies after it (a later copy may not be finer), and the next 28- and 84-day blocks
+    show them in their rows: on the night a block ended, a cell of those lines was derivable
+    through the block's all row, and the newest week's all row went to close it (the 8,000-order
+    shop's newest week and 7-day window at 76.8% of their units that night).
+
     When neither leaves a remainder, the exact audit (lifecycle.sales.derivable) looks for a cell
     under k that a longer chain of published rows derives; each one found merges a cell of the
     chain (`_break_derivations`), and the rounds go on until no audit finds anything. After the
@@ -319,6 +329,8 @@ def _suppress(
     for rounds in range(1, MAX_ROUNDS + 1):
         new: dict[str, set[str]] = {p.name: set() for p in moving}
         found = _top_up_for_totals(conn, moving, found, new, k)
+        if first_copy is not None:
+            _top_up_under_k(conn, moving, new, k, first_copy, forbidden)
         if sums:  # beside the pairs: does a sum of weekly rows leave a remainder?
             sums_found = weekly_sums.leaking_sums(conn, WEEKLY, moving[0].span, k, sum_scope)
             new[WEEKLY] |= _rows_to_merge_for_sums(conn, sums_found)
@@ -448,12 +460,18 @@ def _top_up_for_totals(
 
 
 def _top_up_under_k(
-    conn: Connection, moving: list[rollup.Partition], new: dict[str, set[str]], k: int
+    conn: Connection,
+    moving: list[rollup.Partition],
+    new: dict[str, set[str]],
+    k: int,
+    only: str | None = None,
+    merged: dict[str, set[str]] | None = None,
 ) -> None:
     """Adds to `new`, for each period whose withheld lines have 1..k-1 customers (a week's or a
     window's lines that reach k in no row, not even the top one), the smallest rows one level
     below its top row, as many as bring it to k: the top row then holds them and is published
-    (or, where it was merged, withholds them too)."""
+    (or, where it was merged, withholds them too). `only`: the one period to top up; `merged`:
+    the rows already merged, whose periods are left as they are."""
     for part in moving:
         sql = _WITHHELD.format(
             top=part.key(part.levels[-1]),
@@ -461,6 +479,10 @@ def _top_up_under_k(
             customers=counted_customers("l.customer_id", "l.units"),
         )
         for key, customers in conn.execute(sa.text(sql), {"p": part.name}).all():
+            if only is not None and key.partition("|")[0] != only:
+                continue
+            if merged is not None and key in merged[part.name]:
+                continue
             if 0 < customers < k:
                 new[part.name] |= _rows_to_reach_k(
                     _rows_below_top(conn, part, key, new), customers, k
@@ -912,6 +934,7 @@ def _weekly(
             carried=merged,
             summed=summed,
             upstream=upstream,
+            first_copy=weekly_span(day)[1].isoformat(),
         )
         build.rounds += rounds
         derived = _assign_week_window(conn, day)

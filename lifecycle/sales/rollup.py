@@ -37,7 +37,8 @@ OTHER = "OTHER"
 #    and its window differences against last week's copies (planning.SUMMARY_SUMS).
 # 6: the summary's windows are fixed blocks of 7, 28 and 84 days (lifecycle/sales/blocks.py).
 # 7: the summary's 7-day window is the weekly table's newest week added up over its regions
-#    (lifecycle/sales/week_window.py).
+#    (lifecycle/sales/week_window.py), and a week's first copy tops its all row up to k
+#    (planning._suppress).
 PROTECTION = "7"
 
 

@@ -80,3 +80,27 @@ def test_a_line_the_weekly_table_withholds_keeps_its_sku_and_line_from_the_windo
     assert summary.metadata()["units_published_pct_per_window"]["7d"] == 46.15  # 6 of 13
     assert weekly.metadata()["weakest_week_units_published_pct"] == 69.23  # 9 of 13
     assert differencing_remainders(engine, policy).passed
+
+
+def test_a_weeks_first_copy_tops_its_all_row_up_to_k_instead_of_withholding(engine, policy_file):
+    """k = 3, the week after the blocks end. Tea's three skus, one buyer each, make tea's OTHER
+    row (3 buyers); pet's one buyer reaches k in no row, not even the week's all row. Withheld in
+    the week's first copy, pet's units would stay withheld in its twelve later copies, and a later
+    28-day block showing them would open a cell of them (`planning._suppress`, `first_copy`); so
+    tea's row, the smallest product line, is merged into the all row, which then shows the whole
+    week, and the 7-day window with it."""
+    policy = k3_with_catalogue(policy_file)
+    week = WEEK + timedelta(weeks=1)
+    with engine.begin() as conn:
+        catalogue(conn, tea=["T1", "T2", "T3"], pet=["P1"])
+        for n, sku in enumerate(["T1", "T2", "T3"]):
+            add_sale(conn, 1 + n, 10 + n, noon(week + timedelta(days=n)), sku=sku)
+        add_sale(conn, 5, 30, noon(week + timedelta(days=4)), "BJ", "P1", 4)
+    as_of = AS_OF + timedelta(weeks=1)
+    daily.refresh(engine, policy, run_id="night", as_of=as_of)
+    summary, weekly = planning.build_planning_tables(engine, policy, as_of)
+    assert rows(engine, NEWEST_WEEK) == [("all", "OTHER", "OTHER", 7)]
+    assert (weekly.units_total, weekly.units_published) == (7, 7)
+    assert rows(engine, WINDOW) == [("all", "OTHER", "OTHER", 7)]
+    assert summary.metadata()["units_published_pct_per_window"]["7d"] == 100.0
+    assert differencing_remainders(engine, policy).passed
