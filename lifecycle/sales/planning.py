@@ -326,11 +326,15 @@ def _suppress(
     # The weekly table's all row of a week goes when its week's sum leaves a remainder against the
     # daily table, so only the summary's windows spare their top rows (`_spare_top_rows`).
     spared = {} if sums else {p.name: p for p in moving}
+    topped: dict[str, set[str]] = {p.name: set() for p in moving}  # merged to top up first_copy
     for rounds in range(1, MAX_ROUNDS + 1):
         new: dict[str, set[str]] = {p.name: set() for p in moving}
         found = _top_up_for_totals(conn, moving, found, new, k)
         if first_copy is not None:
+            before = {name: set(keys) for name, keys in new.items()}
             _top_up_under_k(conn, moving, new, k, first_copy, forbidden)
+            for name, keys in new.items():
+                topped[name] |= keys - before[name]
         if sums:  # beside the pairs: does a sum of weekly rows leave a remainder?
             sums_found = weekly_sums.leaking_sums(conn, WEEKLY, moving[0].span, k, sum_scope)
             new[WEEKLY] |= _rows_to_merge_for_sums(conn, sums_found)
@@ -361,9 +365,11 @@ def _suppress(
         # round and has not changed (rollup.scope_audit), so each later round costs what its
         # merges touch.
         for part in moving:
-            if new[part.name]:
+            undone = _undo_top_up(part, first_copy, topped[part.name], new, forbidden)
+            if new[part.name] or undone:
                 forbidden[part.name] |= new[part.name]
-                rollup.reassign(conn, part, k, forbidden[part.name], new[part.name])
+                moved = new[part.name] | undone
+                rollup.reassign(conn, part, k, forbidden[part.name], moved)
         if sums:  # the sums no moved line can change audited clean in this round
             sum_scope = weekly_sums.scope_after_moves(conn, WEEKLY, sums_found)
         if touched is not None:  # the exact audit reads again only what moved, in its groups
@@ -487,6 +493,32 @@ def _top_up_under_k(
                 new[part.name] |= _rows_to_reach_k(
                     _rows_below_top(conn, part, key, new), customers, k
                 )
+
+
+def _undo_top_up(
+    part: rollup.Partition,
+    first_copy: str | None,
+    topped: set[str],
+    new: dict[str, set[str]],
+    forbidden: dict[str, set[str]],
+) -> set[str]:
+    """Where the all row that the rows `topped` were merged into (`first_copy`'s, see `_suppress`)
+    is merged itself, takes those rows out of the merges and returns them: merged into a row that
+    is withheld, they would be withheld with it. The lines the top-up would have shown stay
+    withheld, and the rows are shown as without it. On a week whose one withheld buyer the 28-day
+    block showed withheld too, the topped-up all row held that buyer beside the product line's
+    rest that the block showed, so it left the buyer alone and went; with it went the product
+    line's rest (15 of 22 units shown became 9)."""
+    if not topped or first_copy is None:
+        return set()
+    merging = new[part.name] | forbidden[part.name]
+    if not any(_top_row(part, key) and key.startswith(first_copy + "|") for key in merging):
+        return set()
+    undone = set(topped)
+    topped.clear()
+    new[part.name] -= undone
+    forbidden[part.name] -= undone
+    return undone
 
 
 def _spare_top_rows(
