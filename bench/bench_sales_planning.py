@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sqlalchemy as sa  # noqa: E402
 
-from bench.harness import Bench, fresh_database, run_sql, vacuum_analyze  # noqa: E402
+from bench.harness import Bench, fresh_database, load_note, run_sql, vacuum_analyze  # noqa: E402
 from lifecycle import synthetic  # noqa: E402
 from lifecycle.policy import load_policy, parse_policy  # noqa: E402
 from lifecycle.sales import daily, dp, planning  # noqa: E402
@@ -346,10 +346,7 @@ def main() -> None:
     load_at_start = os.getloadavg()[0]
     for orders in (int(n) for n in args.shops.split(",")):
         engine = shop(bench, orders, policy)
-    bench.notes.append(
-        f"Load average {load_at_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, on "
-        f"{os.cpu_count()} cores shared with other work."
-    )
+    bench.notes.append(load_note(load_at_start))
     bench.write(engine)
 
 

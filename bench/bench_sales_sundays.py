@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sqlalchemy as sa  # noqa: E402
 
-from bench.harness import Bench, fresh_database, vacuum_analyze  # noqa: E402
+from bench.harness import Bench, fresh_database, load_note, vacuum_analyze  # noqa: E402
 from lifecycle import synthetic  # noqa: E402
 from lifecycle.policy import load_policy  # noqa: E402
 from lifecycle.sales import daily, planning  # noqa: E402
@@ -120,10 +120,7 @@ def main() -> None:
         for n in nights:
             guard = "passed" if n.guard else "FAILED"
             print(f"    {n.sunday} {n.windows} weekly {n.weekly}% ({n.weakest_week}%) {guard}")
-    bench.notes.append(
-        f"Load average {load_at_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, on "
-        f"{os.cpu_count()} cores shared with other work."
-    )
+    bench.notes.append(load_note(load_at_start))
     bench.write(engine)
 
 

@@ -7,6 +7,7 @@ them stay together.
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 import resource
@@ -125,6 +126,15 @@ class Bench:
             else text.rstrip() + "\n\n" + section + "\n"
         )
         RESULTS.write_text(text)
+
+
+def load_note(load_at_start: float) -> str:
+    """A note on the machine's load over a run: its 2 cores are shared with other work, which
+    moves single timings by tens of percent."""
+    return (
+        f"Load average {load_at_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, on "
+        f"{os.cpu_count()} cores shared with other work."
+    )
 
 
 def vacuum_analyze(engine: sa.Engine, *tables: str) -> None:
