@@ -1047,9 +1047,10 @@ def _merges_to_start_from(
     """The cells a build of `table` starts merged: those of this Sunday's last build; on a later
     Sunday, those the last earlier build merged in the periods tonight's table still shows
     (`still_shown`, over a key's first part: its week or window). A later copy of a week or block
-    then shows it as its first copy did or coarser, never finer, so the first copy is the finest
-    a reader holds: what the audits against first copies rely on (publications.py). It also saves
-    the rounds that would find those merges again."""
+    then shows it as its first copy did or coarser (for the weekly table, with the rows held by
+    `_rows_finer_than_first_copies`), so the first copy is the finest a reader holds: what the
+    audits against first copies rely on (publications.py). It also saves the rounds that would
+    find those merges again."""
     carried = freshness.carried_merges(conn, table, day, rules)
     if carried or earlier is None:
         return carried
