@@ -802,8 +802,8 @@ def _begin(conn: Connection, policy: Policy, day: date, *builds: PlanningBuild) 
     return src
 
 
-# The weekly rows that would hold a line below the level of its row in its week's first copy: for
-# each line the first copy showed, its keys at the levels under that row's.
+# The rows of a table that would hold a line below the level of its row in its week's or block's
+# first copy: for each line the first copy showed, its keys at the levels under that row's.
 _FINER_THAN_FIRST = """
 SELECT DISTINCT v.key FROM (
     SELECT l.*, f.level AS first_level
@@ -815,21 +815,26 @@ WHERE x.first_level > v.level
 """
 
 
-def _rows_finer_than_first_copies(conn: Connection, part: rollup.Partition) -> set[str]:
-    """The weekly rows not to publish from the first round: those that would show a line of a week
-    shown before finer than the week's first copy did. A later copy must be the first one or
-    coarser, and carrying the first copy's merges is not enough: a row under k then can reach k
-    tonight once other merges move lines up into it, and a line the first copy held in its
-    product line's or its week's all row then sits in that finer row. The first copy's row minus
-    tonight's rows inside it is then the rest of that row, and the build closed that by merging
-    the week's all row (on the 8,000-order shop a week fell to 79.8% of its units for eleven
-    Sundays). Forbidding every row at a level under a line's first-copy row keeps each line at
-    that level or above, and each row shown holds every line its labels match, as the guard reads
-    it (holding a line up without forbidding the row made the guard fail: the row's figures left
-    out a line it places there)."""
+def _rows_finer_than_first_copies(
+    conn: Connection, part: rollup.Partition, earlier: str, earlier_parts: list[str]
+) -> set[str]:
+    """The rows of `part` not to publish from the first round: those that would show a line of a
+    week or block shown before finer than its first copy (`earlier`, assign_earlier_tables) did;
+    none when no copy of it was published before (`earlier_parts`). A later copy must be the
+    first one or coarser, and carrying the first copy's merges is not enough: a row under k then
+    can reach k tonight (a late sale, or other merges moving lines up into it), and a line the
+    first copy held in its product line's or its period's all row then sits in that finer row.
+    The first copy's row minus tonight's rows inside it is then the rest of that row, and the
+    build closed that by merging the period's all row (on the 8,000-order shop a week fell to
+    79.8% of its units for eleven Sundays). Forbidding every row at a level under a line's
+    first-copy row keeps each line at that level or above, and each row shown holds every line its
+    labels match, as the guard reads it (holding a line up without forbidding the row made the
+    guard fail: the row's figures left out a line it places there)."""
+    if earlier not in earlier_parts:
+        return set()
     keys = ", ".join(f"({n}, {part.key(level)})" for n, level in enumerate(part.levels[:-1]))
     sql = _FINER_THAN_FIRST.format(span=part.span, keys=keys)
-    return {key for (key,) in conn.execute(sa.text(sql), {"earlier": earlier_part(None)})}
+    return {key for (key,) in conn.execute(sa.text(sql), {"earlier": earlier})}
 
 
 # The sku rows (region OTHER) of the weeks in which the daily table withheld lines of fewer than k
@@ -980,8 +985,7 @@ def _weekly(
     _clear_week_window(conn)
     differences = assign_window_differences(conn, day, BLOCK_WINDOWS)
     held = _weeks_thin_beside_daily(conn, part, src.k)  # rows never shown tonight
-    if earlier_part(None) in build.earlier_parts:
-        held |= _rows_finer_than_first_copies(conn, part)
+    held |= _rows_finer_than_first_copies(conn, part, earlier_part(None), build.earlier_parts)
     rules = freshness.merge_rules(src)
     carried = _weekly_merges_to_start_from(conn, day, build.audited_against, rules)
     summed = [name for name in assign_summary_sums(conn) if name not in _WEEK_WINDOW_SUMS]
@@ -1102,12 +1106,25 @@ def _summary(
     _clear_week_window(conn)
     parts = [window_partition(day, days) for days in BLOCK_WINDOWS]
     rules = freshness.merge_rules(src)
+    held = set().union(  # rows never shown tonight
+        *(
+            _rows_finer_than_first_copies(conn, part, earlier_part(days), build.earlier_parts)
+            for days, part in zip(BLOCK_WINDOWS, parts, strict=True)
+        )
+    )
     carried = _summary_merges_to_start_from(conn, day, build.audited_against, rules) | extra
+    carried -= held
     build.rows = 0
     fixed = [rollup.DAILY, *build.earlier_parts]
     window_names = [part.name for part in parts]
     merged, build.rounds, build.given_away_before = _suppress(
-        conn, parts, fixed, src.k, protected=window_part(28), carried=carried
+        conn,
+        parts,
+        fixed,
+        src.k,
+        protected=window_part(28),
+        forbidden_at_start=held,
+        carried=carried,
     )
     for _ in range(MAX_ROUNDS):  # what a reader derives from its rows, against the rest
         derived = [
@@ -1122,7 +1139,13 @@ def _summary(
         found = _top_up_for_totals(conn, parts, found, topped, src.k)
         merged |= set().union(*topped.values()) | _rows_to_merge_for_derived(conn, found, src.k)
         merged, rounds, build.given_away_before = _suppress(
-            conn, parts, fixed, src.k, protected=window_part(28), carried=merged
+            conn,
+            parts,
+            fixed,
+            src.k,
+            protected=window_part(28),
+            forbidden_at_start=held,
+            carried=merged,
         )
         build.rounds += rounds
     else:

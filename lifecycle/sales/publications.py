@@ -20,9 +20,9 @@ regions, never a figure) for every Sunday whose tables share a day with a later 
 and the next builds place their lines in the rows of each week's and each block's first copy, as
 a reader of the old copies can, and audit both tables against them as against tables they cannot
 change (planning.assign_earlier_tables). Later copies of a week or a block start from its
-earlier copy's merges, and the weekly build holds any row that would show a line below its row in
-the week's first copy (planning._rows_finer_than_first_copies), so the first copy is the finest a
-reader holds.
+earlier copy's merges, and both builds hold any row that would show a line below its row in the
+week's or the block's first copy (planning._rows_finer_than_first_copies), so the first copy is
+the finest a reader holds.
 
 The earlier rows are placed over today's lines. After a late order in their weeks they can derive
 a cell by themselves that the copy a reader kept does not; planning._break_derivations then hides
