@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import partial
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -1136,15 +1137,10 @@ def _summary(
     build.rows = 0
     fixed = [rollup.DAILY, *build.earlier_parts]
     window_names = [part.name for part in parts]
-    merged, build.rounds, build.given_away_before = _suppress(
-        conn,
-        parts,
-        fixed,
-        src.k,
-        protected=window_part(28),
-        forbidden_at_start=held,
-        carried=carried,
+    settle = partial(
+        _suppress, conn, parts, fixed, src.k, protected=window_part(28), forbidden_at_start=held
     )
+    merged, build.rounds, build.given_away_before = settle(carried=carried)
     for _ in range(MAX_ROUNDS):  # what a reader derives from its rows, against the rest
         derived = [
             *assign_summary_sums(conn),
@@ -1157,15 +1153,7 @@ def _summary(
         topped: dict[str, set[str]] = {part.name: set() for part in parts}
         found = _top_up_for_totals(conn, parts, found, topped, src.k)
         merged |= set().union(*topped.values()) | _rows_to_merge_for_derived(conn, found, src.k)
-        merged, rounds, build.given_away_before = _suppress(
-            conn,
-            parts,
-            fixed,
-            src.k,
-            protected=window_part(28),
-            forbidden_at_start=held,
-            carried=merged,
-        )
+        merged, rounds, build.given_away_before = settle(carried=merged)
         build.rounds += rounds
     else:
         raise SalesError(
