@@ -328,6 +328,7 @@ def _suppress(
     # daily table, so only the summary's windows spare their top rows (`_spare_top_rows`).
     spared = {} if sums else {p.name: p for p in moving}
     topped: dict[str, set[str]] = {p.name: set() for p in moving}  # merged to top up first_copy
+    newest_all = partial(_is_newest_all_row, moving[0], first_copy)
     for rounds in range(1, MAX_ROUNDS + 1):
         new: dict[str, set[str]] = {p.name: set() for p in moving}
         found = _top_up_for_totals(conn, moving, found, new, k)
@@ -342,9 +343,8 @@ def _suppress(
         if not found and not any(new.values()):  # is a cell derivable through a longer chain?
             leaks = derivable.small_derivable(conn, everything, k, touched)
             touched = set()
-            newest = (moving[0], first_copy) if first_copy is not None else None
             alone = _break_derivations(
-                leaks, everything, new, protected, seen_leaks, spared, upstream, newest
+                leaks, everything, new, protected, seen_leaks, spared, upstream, newest_all
             )
             if not any(new.values()):
                 return set().union(*(f - start for f in forbidden.values())), rounds, alone
@@ -356,10 +356,12 @@ def _suppress(
                 # The same remainder again: the partners merged last round moved up into a row
                 # still inside it (a week's sku_region cell into its sku row, both inside a
                 # 28-day line row). Merging one partner a round walked the 1M-order shop through
-                # 31 rounds; all of them at once leaves the remainder in a round or two.
-                new[r.inner].update(key for key, _ in r.partners)
+                # 31 rounds; all of them at once leaves the remainder in a round or two. All
+                # but the newest week's all row while others are left: their lines move up.
+                everyone = [key for key, _ in r.partners]
+                new[r.inner].update([x for x in everyone if not newest_all(r.inner, x)] or everyone)
             else:
-                new[r.inner].update(r.partners_to_merge(k))
+                new[r.inner].update(r.partners_to_merge(k, partial(newest_all, r.inner)))
             seen.add((r.outer, r.outer_key, r.inner, r.customers))
         _spare_top_rows(conn, list(spared.values()), new, k, spared_tops)
         # Only the lines the merges can move are assigned again (rollup.reassign), and only the
@@ -396,6 +398,15 @@ def _first_copy_top_row(part: rollup.Partition, first_copy: str | None, key: str
     """Whether `key` is the all row of `first_copy`, the week shown tonight for the first time
     (`_suppress`)."""
     return first_copy is not None and _top_row(part, key) and key.startswith(first_copy + "|")
+
+
+def _is_newest_all_row(week: rollup.Partition, first_copy: str | None, part: str, key: str) -> bool:
+    """Whether `key` of partition `part` is the all row of `first_copy` in the weekly partition
+    `week`: the row a merge takes last, since merging it withholds the rest of tonight's new
+    week in the weekly table and the 7-day window for the thirteen weeks it is shown, where a
+    smaller row merged instead moves its lines up, still shown (`_suppress`,
+    `_break_derivations`)."""
+    return part == week.name and _first_copy_top_row(week, first_copy, key)
 
 
 # The published rows one level below a top row, in its period, smallest first: what can be merged
@@ -655,28 +666,28 @@ def _break_derivations(
     seen: dict[tuple[object, ...], int],
     spared: dict[str, rollup.Partition],
     upstream: dict[str, set[str]] | None = None,
-    newest: tuple[rollup.Partition, str] | None = None,
+    newest_all: Callable[[str, str], bool] | None = None,
 ) -> int:
-    """Adds to `new` (the cells to merge, per movable partition) cells of each leak's
-    certificate, the published rows that combine to the small atom: what is subtracted to leave
-    the atom is what must change. The movable rows of the certificate are taken in this order:
-    those alongside the atom (derivable.Derivable.alongside: the same sku's weeks in the same
-    window block), else any but the atom's own rows, else its own; outside the `protected`
-    partition first; a `spared` partition's top row last (merging it withholds its lines:
-    `_spare_top_rows`); the all row of the weekly table's `newest` week (partition, Monday)
-    last as well: it is the week's first copy, the twelve copies after it may not be finer, and
-    the summary's 7-day window is that week added up, so merging it withholds the rest of the week
-    in both tables for thirteen weeks, where a product line's row of an older week merged instead
-    moves its lines into that week's all row, still shown (on the 20,000-order shop of seed 7,
-    the one night in 18 under 95%, its 7-day window at 88.0%, went to 100%; bench_sales_sundays);
-    the coarsest first (merging a region's row into its sku's row leaves the sku's week whole);
-    then the fewest lines. Another combination can remain, such as a sku's
-    91-day total minus its weeks in one window block when the merged week lay in the other, so a
-    leak found again (the same atom in the rows this build cannot move) merges twice as many as
-    the time before, all outside the `protected` partition while it has any: a certificate with
-    one such row (a 7-day row, after last week's 28-day row minus this week's) took the 28-day
-    total with it the second time, where moving the 7-day row further up closes the leak (on the
-    50k shop's week turn, 71.8% of the top-80% skus' 28-day totals exact instead of 69.0%).
+    """Adds to `new` (the cells to merge, per movable partition) cells of each leak's certificate,
+    the published rows that combine to the small atom: what is subtracted to leave the atom is what
+    must change. The movable rows of the certificate are taken in this order: those alongside the
+    atom (derivable.Derivable.alongside: the same sku's weeks in the same window block), else any
+    but the atom's own rows, else its own; outside the `protected` partition first; a `spared`
+    partition's top row last (merging it withholds its lines: `_spare_top_rows`); the all row of the
+    weekly table's newest week (`newest_all`, `_is_newest_all_row`) last as well: it is the week's
+    first copy, the twelve copies after it may not be finer, and the summary's 7-day window is that
+    week added up, so merging it withholds the rest of the week in both tables for thirteen weeks,
+    where a product line's row of an older week merged instead moves its lines into that week's all
+    row, still shown (on the 20,000-order shop of seed 7, the one night in 18 under 95%, its 7-day
+    window at 88.0%, went to 100%; bench_sales_sundays); the coarsest first (merging a region's row
+    into its sku's row leaves the sku's week whole); then the fewest lines. Another combination can
+    remain, such as a sku's 91-day total minus its weeks in one window block when the merged week
+    lay in the other, so a leak found again (the same atom in the rows this build cannot move)
+    merges twice as many as the time before, all outside the `protected` partition while it has any:
+    a certificate with one such row (a 7-day row, after last week's 28-day row minus this week's)
+    took the 28-day total with it the second time, where moving the 7-day row further up closes the
+    leak (on the 50k shop's week turn, 71.8% of the top-80% skus' 28-day totals exact instead of
+    69.0%).
 
     A certificate with no movable row that holds a row of the earlier tables (publications.py)
     places those tables' rows over today's lines: after a late order in their weeks they derive a
@@ -690,7 +701,14 @@ def _break_derivations(
     build: tonight's summary, fixed here) is the summary's to break: its row outside the 28-day
     window first, the coarsest, goes into `upstream` for the summary to be rebuilt with it merged;
     so does a summary row that holds the cell, where the certificate's fixed rows are last
-    week's.
+    week's. And when the rows a leak would take include the newest week's all row while its
+    certificate holds a row of tonight's summary, that summary row goes into `upstream` instead
+    and the all row stays: on the nights a 28-day block ends, a cell inside an older week's all
+    row is derived through the block's all row and stays derivable until one of the two goes.
+    The block's all row withholds leftovers of four weeks in one window for four Sundays (1.4%
+    of the 28-day window on the 20,000-order shop of seed 1); the week's, a tenth of the week in
+    two tables for thirteen (that shop's 7-day window at 91.9% and 90.3% on two such nights,
+    100% with the summary's row instead; bench_sales_sundays).
     The summary's own exact audit searches unions of three atoms within bounds
     (derivable.TRIPLE_REST) that depend on the rows it reduces: on a 5,000-order shop's week turn
     it missed a triple through its windows and last week's copies that the weekly build's larger
@@ -705,15 +723,7 @@ def _break_derivations(
         if not theirs and earlier:  # as below: tonight's rows that hold the cell instead
             theirs = [row for row in own if parts[row[0]] in (upstream or {})]
         if not movable and theirs and upstream is not None:  # tonight's summary must move
-            *_, part, key = max(
-                (
-                    parts[row[0]] != window_part(28),
-                    row[1].count(rollup.OTHER),
-                    parts[row[0]],
-                    row[1],
-                )
-                for row in theirs
-            )
+            part, key = _summary_row_to_merge(parts, theirs)
             upstream[part].add(key)
             continue
         if not movable and earlier:  # tonight's rows that hold the cell instead
@@ -724,11 +734,7 @@ def _break_derivations(
             (
                 parts[row[0]] != protected,
                 parts[row[0]] not in spared or not _top_row(spared[parts[row[0]]], row[1]),
-                not (
-                    newest is not None
-                    and parts[row[0]] == newest[0].name
-                    and _first_copy_top_row(newest[0], newest[1], row[1])
-                ),
+                not (newest_all is not None and newest_all(parts[row[0]], row[1])),
                 row[1].count(rollup.OTHER),
                 -lines,
                 parts[row[0]],
@@ -749,9 +755,24 @@ def _break_derivations(
         times = seen.get(identity, 0)
         seen[identity] = times + 1
         unprotected = [cell for cell in movable if cell[0]]
-        for *_, part, key in reversed((unprotected or movable)[-(2**times) :]):
+        taken = (unprotected or movable)[-(2**times) :]
+        if theirs and upstream is not None and not all(cell[2] for cell in taken):
+            part, key = _summary_row_to_merge(parts, theirs)  # the newest all row stays
+            upstream[part].add(key)
+            taken = [cell for cell in taken if cell[2]]
+        for *_, part, key in reversed(taken):
             new[part].add(key)
     return alone
+
+
+def _summary_row_to_merge(parts: list[str], rows: list[derivable.Row]) -> tuple[str, str]:
+    """(partition, key) of the summary row a derivable cell's certificate gives up when the
+    weekly build cannot, or should not, move one of its own (`_break_derivations`): outside the
+    28-day window first (the window a planner sums per sku), then the coarsest."""
+    *_, part, key = max(
+        (parts[n] != window_part(28), key.count(rollup.OTHER), parts[n], key) for n, key in rows
+    )
+    return part, key
 
 
 # Each week's units in a partition's span, and those a published row of it holds (every span is

@@ -16,6 +16,7 @@ sales line of the span) and pg_temp.sales_assign (partition, line, row key, leve
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -404,12 +405,14 @@ class Remainder:
     # merged to close the remainder.
     partners: tuple[tuple[str, int], ...] = ()
 
-    def partners_to_merge(self, k: int) -> list[str]:
+    def partners_to_merge(self, k: int, last: Callable[[str], bool] | None = None) -> list[str]:
         """The smallest partners whose customers, added to the remainder's, reach k: merging
         them closes the remainder unless they share customers (then the next round merges
-        more). Merging one a round took 31 rounds on the 1M-order shop, a week a round."""
+        more). Merging one a round took 31 rounds on the 1M-order shop, a week a round.
+        Partners `last` names are taken after every other, whatever their size: a row whose
+        merge withholds its lines rather than moving them up (planning._suppress)."""
         take, customers = [], self.customers
-        for key, n in self.partners:
+        for key, n in sorted(self.partners, key=lambda p: last is not None and last(p[0])):
             take.append(key)
             customers += n
             if customers >= k:

@@ -177,3 +177,15 @@ def test_a_remainder_merges_the_smallest_partners_its_customers_need_to_reach_k(
     assert r.partners_to_merge(3) == ["i1", "i2"]
     assert r.partners_to_merge(5) == ["i1", "i2", "i3"]
     assert r.partners_to_merge(2) == ["i1"]
+
+
+def test_a_partner_named_last_is_taken_after_every_other():
+    """The weekly build names the newest week's all row last (planning._is_newest_all_row): the
+    traced remainder of the 20,000-order shop took it as its smallest partner (5 buyers) and
+    withheld a tenth of the week, where the next one (8 buyers) moves its lines up, still shown.
+    It is still taken when the others do not reach k."""
+    r = rollup.Remainder("o", "o1", "i", "all", 3, (("all", 5), ("line", 8), ("sku", 13)))
+    newest = "all".__eq__
+    assert r.partners_to_merge(5) == ["all"]
+    assert r.partners_to_merge(5, newest) == ["line"]
+    assert r.partners_to_merge(30, newest) == ["line", "sku", "all"]

@@ -7,6 +7,7 @@ that block's all row, an older week's product-line row and the newest week's all
 from __future__ import annotations
 
 from datetime import date
+from functools import partial
 
 from lifecycle.sales import planning
 from lifecycle.sales.derivable import Atom, Derivable
@@ -14,32 +15,44 @@ from lifecycle.sales.derivable import Atom, Derivable
 NEWEST = "2026-07-06"
 OLDER_LINE_ROW = "2026-06-22|bath|OTHER|OTHER"
 NEWEST_ALL_ROW = f"{NEWEST}|OTHER|OTHER|OTHER"
+SUMMARY_ALL_ROW = "28|OTHER|OTHER|"
+WEEK = planning.weekly_partition(date(2026, 7, 12))
 PARTS = [planning.WEEKLY, planning.window_part(28)]
 LEAK = Derivable(
-    atom=Atom(keys=("2026-06-22|OTHER|OTHER|OTHER", "28|OTHER|OTHER|"), customers=2, lines=3),
-    certificate=(((0, OLDER_LINE_ROW), 8), ((0, NEWEST_ALL_ROW), 6), ((1, "28|OTHER|OTHER|"), 31)),
+    atom=Atom(keys=("2026-06-22|OTHER|OTHER|OTHER", SUMMARY_ALL_ROW), customers=2, lines=3),
+    certificate=(((0, OLDER_LINE_ROW), 8), ((0, NEWEST_ALL_ROW), 6), ((1, SUMMARY_ALL_ROW), 31)),
     alongside=frozenset({(0, OLDER_LINE_ROW), (0, NEWEST_ALL_ROW)}),
 )
 
 
-def merges(newest, times: int = 1) -> set[str]:
-    """The weekly rows merged after the same leak was found `times` times."""
+def merges(monday: str | None, times: int = 1, summary: bool = True) -> tuple[set[str], set[str]]:
+    """The weekly rows merged, and the summary rows sent back to be merged, after the same leak
+    was found `times` times, with `monday` the week shown tonight for the first time; `summary`:
+    whether tonight's summary can still be rebuilt (the weekly build's last attempt cannot)."""
     new: dict[str, set[str]] = {planning.WEEKLY: set()}
+    upstream = {planning.window_part(28): set()} if summary else None
+    newest_all = partial(planning._is_newest_all_row, WEEK, monday) if monday else None
     seen: dict = {}
     for _ in range(times):
-        planning._break_derivations(
-            [LEAK], PARTS, new, None, seen, {}, {planning.window_part(28): set()}, newest
-        )
-    return new[planning.WEEKLY]
+        planning._break_derivations([LEAK], PARTS, new, None, seen, {}, upstream, newest_all)
+    return new[planning.WEEKLY], set().union(*(upstream or {}).values())
 
 
 def test_the_newest_weeks_all_row_goes_last():
     """Coarsest first would withhold the rest of the newest week, in the weekly table and the
     7-day window, for the thirteen weeks it is shown; the older week's product-line row moves into
-    its week's all row instead, and the newest all row goes only when the same leak is found again
-    with nothing else left to take."""
-    week = planning.weekly_partition(date(2026, 7, 12))
-    assert merges(None) == {NEWEST_ALL_ROW}
-    assert merges((week, NEWEST)) == {OLDER_LINE_ROW}
-    assert merges((week, NEWEST), times=2) == {OLDER_LINE_ROW, NEWEST_ALL_ROW}
-    assert merges((week, "2026-06-29")) == {NEWEST_ALL_ROW}  # only the first copy's all row
+    its week's all row instead."""
+    assert merges(None) == ({NEWEST_ALL_ROW}, set())
+    assert merges(NEWEST) == ({OLDER_LINE_ROW}, set())
+    assert merges("2026-06-29") == ({NEWEST_ALL_ROW}, set())  # only the first copy's all row
+
+
+def test_found_again_the_summarys_row_goes_instead_of_the_newest_all_row():
+    """The second time the leak is found the doubling takes every row left, the newest all row
+    too; the certificate's 28-day all row goes back to the summary instead (four weeks' leftovers
+    in one window for four Sundays, against a tenth of the week for thirteen), and the all row
+    stays. Only when the summary can no longer be rebuilt does the all row go."""
+    assert merges(NEWEST, times=2) == ({OLDER_LINE_ROW}, {SUMMARY_ALL_ROW})
+    both = {OLDER_LINE_ROW, NEWEST_ALL_ROW}
+    assert merges(NEWEST, times=2, summary=False) == (both, set())
+    assert merges(None, times=2) == (both, set())  # no week shown for the first time: as before
