@@ -343,8 +343,9 @@ def _suppress(
         if not found and not any(new.values()):  # is a cell derivable through a longer chain?
             leaks = derivable.small_derivable(conn, everything, k, touched)
             touched = set()
+            weekly = (moving[0], first_copy) if first_copy is not None else None
             alone = _break_derivations(
-                leaks, everything, new, protected, seen_leaks, spared, upstream, newest_all
+                leaks, everything, new, protected, seen_leaks, spared, upstream, weekly
             )
             if not any(new.values()):
                 return set().union(*(f - start for f in forbidden.values())), rounds, alone
@@ -666,7 +667,7 @@ def _break_derivations(
     seen: dict[tuple[object, ...], int],
     spared: dict[str, rollup.Partition],
     upstream: dict[str, set[str]] | None = None,
-    newest_all: Callable[[str, str], bool] | None = None,
+    weekly: tuple[rollup.Partition, str] | None = None,
 ) -> int:
     """Adds to `new` (the cells to merge, per movable partition) cells of each leak's certificate,
     the published rows that combine to the small atom: what is subtracted to leave the atom is what
@@ -674,20 +675,20 @@ def _break_derivations(
     atom (derivable.Derivable.alongside: the same sku's weeks in the same window block), else any
     but the atom's own rows, else its own; outside the `protected` partition first; a `spared`
     partition's top row last (merging it withholds its lines: `_spare_top_rows`); the all row of the
-    weekly table's newest week (`newest_all`, `_is_newest_all_row`) last as well: it is the week's
-    first copy, the twelve copies after it may not be finer, and the summary's 7-day window is that
-    week added up, so merging it withholds the rest of the week in both tables for thirteen weeks,
-    where a product line's row of an older week merged instead moves its lines into that week's all
-    row, still shown (on the 20,000-order shop of seed 7, the one night in 18 under 95%, its 7-day
-    window at 88.0%, went to 100%; bench_sales_sundays); the coarsest first (merging a region's row
-    into its sku's row leaves the sku's week whole); then the fewest lines. Another combination can
-    remain, such as a sku's 91-day total minus its weeks in one window block when the merged week
-    lay in the other, so a leak found again (the same atom in the rows this build cannot move)
-    merges twice as many as the time before, all outside the `protected` partition while it has any:
-    a certificate with one such row (a 7-day row, after last week's 28-day row minus this week's)
-    took the 28-day total with it the second time, where moving the 7-day row further up closes the
-    leak (on the 50k shop's week turn, 71.8% of the top-80% skus' 28-day totals exact instead of
-    69.0%).
+    weekly table's newest week (`weekly`: the partition and that week's Monday) last as well: it is
+    the week's first copy, the twelve copies after it may not be finer, and the summary's 7-day
+    window is that week added up, so merging it withholds the rest of the week in both tables for
+    thirteen weeks, where a product line's row of an older week merged instead moves its lines into
+    that week's all row, still shown (on the 20,000-order shop of seed 7, the one night in 18 under
+    95%, its 7-day window at 88.0%, went to 100%; bench_sales_sundays); the coarsest first (merging
+    a region's row into its sku's row leaves the sku's week whole); then the fewest lines. Another
+    combination can remain, such as a sku's 91-day total minus its weeks in one window block when
+    the merged week lay in the other, so a leak found again (the same atom in the rows this build
+    cannot move) merges twice as many as the time before, all outside the `protected` partition
+    while it has any: a certificate with one such row (a 7-day row, after last week's 28-day row
+    minus this week's) took the 28-day total with it the second time, where moving the 7-day row
+    further up closes the leak (on the 50k shop's week turn, 71.8% of the top-80% skus' 28-day
+    totals exact instead of 69.0%).
 
     A certificate with no movable row that holds a row of the earlier tables (publications.py)
     places those tables' rows over today's lines: after a late order in their weeks they derive a
@@ -701,20 +702,22 @@ def _break_derivations(
     build: tonight's summary, fixed here) is the summary's to break: its row outside the 28-day
     window first, the coarsest, goes into `upstream` for the summary to be rebuilt with it merged;
     so does a summary row that holds the cell, where the certificate's fixed rows are last
-    week's. And when the rows a leak would take include the newest week's all row while its
-    certificate holds a row of tonight's summary, that summary row goes into `upstream` instead
-    and the all row stays: on the nights a 28-day block ends, a cell inside an older week's all
-    row is derived through the block's all row and stays derivable until one of the two goes.
-    The block's all row withholds leftovers of four weeks in one window for four Sundays (1.4%
-    of the 28-day window on the 20,000-order shop of seed 1); the week's, a tenth of the week in
-    two tables for thirteen (that shop's 7-day window at 91.9% and 90.3% on two such nights,
-    100% with the summary's row instead; bench_sales_sundays).
+    week's. And when the rows a leak would take include a week's all row while its certificate
+    holds a row of tonight's summary, that summary row goes into `upstream` instead and the all
+    row stays: on the nights a 28-day block ends, a cell inside a week's all row is derived
+    through the block's all row and stays derivable until one of them goes. The block's all row
+    withholds leftovers of four weeks in one window for the four Sundays it is shown (the 28-day
+    window at 97.3% on the 20,000-order shop of seed 1); a week's, a tenth of the week for the
+    thirteen, and of the 7-day window too when it is the newest (that shop's 7-day window at
+    91.9% and 90.3% on two such nights, an older week at 91.7% for twelve Sundays; 100% with the
+    summary's row instead; bench_sales_sundays).
     The summary's own exact audit searches unions of three atoms within bounds
     (derivable.TRIPLE_REST) that depend on the rows it reduces: on a 5,000-order shop's week turn
     it missed a triple through its windows and last week's copies that the weekly build's larger
     system found, and the weekly build, unable to move a row of it, counted it as given away
     before (the guard failed the night)."""
     alone = 0
+    week, monday = weekly if weekly is not None else (None, None)
     for leak in leaks:
         own = {row for atom in leak.atoms for row in atom.rows()}
         movable = [(row, lines) for row, lines in leak.certificate if parts[row[0]] in new]
@@ -734,7 +737,7 @@ def _break_derivations(
             (
                 parts[row[0]] != protected,
                 parts[row[0]] not in spared or not _top_row(spared[parts[row[0]]], row[1]),
-                not (newest_all is not None and newest_all(parts[row[0]], row[1])),
+                not (week is not None and _is_newest_all_row(week, monday, parts[row[0]], row[1])),
                 row[1].count(rollup.OTHER),
                 -lines,
                 parts[row[0]],
@@ -756,10 +759,11 @@ def _break_derivations(
         seen[identity] = times + 1
         unprotected = [cell for cell in movable if cell[0]]
         taken = (unprotected or movable)[-(2**times) :]
-        if theirs and upstream is not None and not all(cell[2] for cell in taken):
-            part, key = _summary_row_to_merge(parts, theirs)  # the newest all row stays
+        weeks_all = [c for c in taken if week and c[-2] == week.name and _top_row(week, c[-1])]
+        if weeks_all and theirs and upstream is not None:
+            part, key = _summary_row_to_merge(parts, theirs)  # the weeks' all rows stay
             upstream[part].add(key)
-            taken = [cell for cell in taken if cell[2]]
+            taken = [cell for cell in taken if cell not in weeks_all]
         for *_, part, key in reversed(taken):
             new[part].add(key)
     return alone

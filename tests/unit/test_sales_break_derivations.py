@@ -7,7 +7,6 @@ that block's all row, an older week's product-line row and the newest week's all
 from __future__ import annotations
 
 from datetime import date
-from functools import partial
 
 from lifecycle.sales import planning
 from lifecycle.sales.derivable import Atom, Derivable
@@ -31,10 +30,10 @@ def merges(monday: str | None, times: int = 1, summary: bool = True) -> tuple[se
     whether tonight's summary can still be rebuilt (the weekly build's last attempt cannot)."""
     new: dict[str, set[str]] = {planning.WEEKLY: set()}
     upstream = {planning.window_part(28): set()} if summary else None
-    newest_all = partial(planning._is_newest_all_row, WEEK, monday) if monday else None
+    weekly = (WEEK, monday) if monday else None
     seen: dict = {}
     for _ in range(times):
-        planning._break_derivations([LEAK], PARTS, new, None, seen, {}, upstream, newest_all)
+        planning._break_derivations([LEAK], PARTS, new, None, seen, {}, upstream, weekly)
     return new[planning.WEEKLY], set().union(*(upstream or {}).values())
 
 
@@ -44,7 +43,6 @@ def test_the_newest_weeks_all_row_goes_last():
     its week's all row instead."""
     assert merges(None) == ({NEWEST_ALL_ROW}, set())
     assert merges(NEWEST) == ({OLDER_LINE_ROW}, set())
-    assert merges("2026-06-29") == ({NEWEST_ALL_ROW}, set())  # only the first copy's all row
 
 
 def test_found_again_the_summarys_row_goes_instead_of_the_newest_all_row():
@@ -55,4 +53,13 @@ def test_found_again_the_summarys_row_goes_instead_of_the_newest_all_row():
     assert merges(NEWEST, times=2) == ({OLDER_LINE_ROW}, {SUMMARY_ALL_ROW})
     both = {OLDER_LINE_ROW, NEWEST_ALL_ROW}
     assert merges(NEWEST, times=2, summary=False) == (both, set())
-    assert merges(None, times=2) == (both, set())  # no week shown for the first time: as before
+    assert merges(None, times=2) == (both, set())  # no weekly table's rows known: as before
+
+
+def test_any_weeks_all_row_stays_while_the_summary_can_give_a_row_instead():
+    """Shown again, a week withholds what its all row withheld for the rest of its thirteen
+    weeks; the summary's 28-day all row, for the four Sundays of its block. So with tonight's
+    first copy another week (07-06's all row is then an ordinary week's, coarsest first), the
+    summary's row goes back at once and no weekly row is merged this time."""
+    assert merges("2026-06-29") == (set(), {SUMMARY_ALL_ROW})
+    assert merges("2026-06-29", summary=False) == ({NEWEST_ALL_ROW}, set())
