@@ -90,11 +90,13 @@ def shop_notes(orders: int, seed: int, nights: list[Night]) -> str:
         f"{n.sunday} ({', '.join(f'{k} {v}%' for k, v in n.under_target().items())})" for n in below
     )
     failed = [n.sunday for n in nights if not n.guard]
+    weak = sum(n.weakest_week < TARGET for n in nights)
     return (
         f"{orders:,} orders (seed {seed}), {len(nights)} Sundays from {nights[0].sunday}: lowest "
         f"share per summary window {lowest}; weekly table (13 weeks) lowest "
         f"{min(n.weekly for n in nights)}%, its weakest week lowest "
-        f"{min(n.weakest_week for n in nights)}%; **{len(below)}** of {len(nights)} nights with "
+        f"{min(n.weakest_week for n in nights)}% ({weak} nights with a week under "
+        f"{TARGET:.0f}%); **{len(below)}** of {len(nights)} nights with "
         f"a window or the weekly table under {TARGET:.0f}%{': ' + each if each else ''}; the "
         f"guard {'FAILED on ' + ', '.join(failed) if failed else 'passed every night'}; both "
         f"builds {sum(n.seconds for n in nights):.1f} s over the {len(nights)} nights (longest "
