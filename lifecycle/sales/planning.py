@@ -698,19 +698,19 @@ def _break_derivations(
     counted (returned) and tonight's tables are published, since it is in none of their rows.
     Without such a row nothing is published.
 
-    A certificate with no movable row that holds a row of an `upstream` partition (the weekly
-    build: tonight's summary, fixed here) is the summary's to break: its row outside the 28-day
-    window first, the coarsest, goes into `upstream` for the summary to be rebuilt with it merged;
-    so does a summary row that holds the cell, where the certificate's fixed rows are last
-    week's. And when the rows a leak would take include a week's all row while its certificate
-    holds a row of tonight's summary, that summary row goes into `upstream` instead and the all
-    row stays: on the nights a 28-day block ends, a cell inside a week's all row is derived
-    through the block's all row and stays derivable until one of them goes. The block's all row
-    withholds leftovers of four weeks in one window for the four Sundays it is shown (the 28-day
-    window at 97.3% on the 20,000-order shop of seed 1); a week's, a tenth of the week for the
-    thirteen, and of the 7-day window too when it is the newest (that shop's 7-day window at
-    91.9% and 90.3% on two such nights, an older week at 91.7% for twelve Sundays; 100% with the
-    summary's row instead; bench_sales_sundays).
+    A certificate with no movable row that holds a row of an `upstream` partition (the weekly build:
+    tonight's summary, fixed here) is the summary's to break: its row outside the 28-day window
+    first, the coarsest, goes into `upstream` for the summary to be rebuilt with it merged; so does
+    a summary row that holds the cell, where the certificate's fixed rows are last week's. And when
+    the rows a leak would take include a week's all row while its certificate holds a row of
+    tonight's summary (or, as above, a summary row holds the cell), that summary row goes into
+    `upstream` instead and the all row stays: on the nights a 28-day block ends, a cell inside a
+    week's all row is derived through the block's all row and stays derivable until one of them
+    goes. The block's all row withholds leftovers of four weeks in one window for the four Sundays
+    it is shown (the 28-day window at 97.3% on the 20,000-order shop of seed 1); a week's, a tenth
+    of the week for the thirteen, and of the 7-day window too when it is the newest (that shop's
+    7-day window at 91.9% and 90.3% on two such nights, an older week at 91.7% for twelve Sundays;
+    100% with the summary's row instead; bench_sales_sundays).
     The summary's own exact audit searches unions of three atoms within bounds
     (derivable.TRIPLE_REST) that depend on the rows it reduces: on a 5,000-order shop's week turn
     it missed a triple through its windows and last week's copies that the weekly build's larger
